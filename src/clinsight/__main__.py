@@ -1,0 +1,5 @@
+"""`python -m clinsight` runs the CLI."""
+
+from clinsight.cli import app
+
+app()

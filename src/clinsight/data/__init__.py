@@ -1,0 +1,1 @@
+"""Loaders: typed records from files, with checksums and clear errors."""

@@ -1,0 +1,70 @@
+"""The one exception tree of Clinsight.
+
+Domain code raises these; only the API layer maps them to HTTP.
+
+    ClinsightError
+    ├── ConfigurationError       settings are missing or unsafe
+    ├── DataError                input data is missing, corrupt or malformed
+    │   ├── DataNotFoundError        a dataset file is not in the data directory
+    │   ├── ChecksumError            a file's checksum does not match the official one
+    │   └── UnsupportedImageError    an image (or DICOM object) cannot be used
+    ├── ModelError               a model cannot be built, trained or run
+    └── RegistryError            the model registry cannot satisfy a request
+        ├── ModelNotFoundError       no model with that name, version or stage
+        └── IntegrityError           an artifact's sha256 does not match its record
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChecksumError",
+    "ClinsightError",
+    "ConfigurationError",
+    "DataError",
+    "DataNotFoundError",
+    "IntegrityError",
+    "ModelError",
+    "ModelNotFoundError",
+    "RegistryError",
+    "UnsupportedImageError",
+]
+
+
+class ClinsightError(Exception):
+    """Base class of every error Clinsight raises on purpose."""
+
+
+class ConfigurationError(ClinsightError):
+    """Settings are missing, inconsistent or unsafe for the chosen environment."""
+
+
+class DataError(ClinsightError):
+    """Input data is missing, corrupt or malformed."""
+
+
+class DataNotFoundError(DataError):
+    """A dataset file is not where Clinsight looks for it."""
+
+
+class ChecksumError(DataError):
+    """A file's checksum does not match the published one."""
+
+
+class UnsupportedImageError(DataError):
+    """An image file or DICOM object cannot be turned into pixels for a model."""
+
+
+class ModelError(ClinsightError):
+    """A model cannot be built, trained, exported or run."""
+
+
+class RegistryError(ClinsightError):
+    """The model registry cannot satisfy a request."""
+
+
+class ModelNotFoundError(RegistryError):
+    """No registered model matches the requested name, version or stage."""
+
+
+class IntegrityError(RegistryError):
+    """A registered artifact no longer matches the sha256 recorded for it."""

@@ -1,0 +1,1 @@
+"""Medical image models: preprocessing, augmentation, networks, training, explanation."""

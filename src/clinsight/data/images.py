@@ -1,0 +1,215 @@
+"""Image input for prediction: PNG, JPEG and DICOM, recognised by content and scaled to [0, 1].
+
+`read_image` sniffs the bytes (never the file name), decodes PNG and JPEG with
+Pillow and hands DICOM to `clinsight.data.dicom.read_dicom`. Every reader
+returns a `SourceImage`: float32 pixels in [0, 1] plus non-PHI technical facts.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageOps
+
+from clinsight.errors import DataError, DataNotFoundError, UnsupportedImageError
+
+__all__ = [
+    "ACCEPTED_FORMATS",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_PIXELS",
+    "ImageFormat",
+    "SourceImage",
+    "check_pixel_count",
+    "frame_index",
+    "read_image",
+    "read_source_bytes",
+    "sniff_image_format",
+]
+
+ImageFormat = Literal["png", "jpeg", "dicom"]
+ACCEPTED_FORMATS = "PNG, JPEG or DICOM (with or without the 128-byte preamble)"
+DEFAULT_MAX_PIXELS = 50_000_000
+DEFAULT_MAX_BYTES = 256 * 2**20
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SIGNATURE = b"\xff\xd8\xff"
+# A DICOM stream without preamble starts with a group 0x0002 (file meta) or
+# 0x0008 (identifying) element, stored little endian.
+_DICOM_FIRST_GROUPS = (b"\x02\x00", b"\x08\x00")
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """Decoded pixels ready for preprocessing, with technical (never patient) metadata.
+
+    `pixels` is (H, W) grey or (H, W, 3) RGB, float32, every value in [0, 1].
+    """
+
+    pixels: NDArray[np.float32]
+    format: str
+    metadata: dict[str, str]
+
+
+def read_source_bytes(source: Path | bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The bytes of `source`, refusing anything larger than `max_bytes` before reading it.
+
+    Raises:
+        DataNotFoundError: the path does not exist.
+        DataError: the path cannot be read (a folder, no permission).
+        UnsupportedImageError: the content is empty or larger than `max_bytes`.
+    """
+    if isinstance(source, Path):
+        try:
+            size = source.stat().st_size
+            if size > max_bytes:
+                raise UnsupportedImageError(_too_large(size, max_bytes))
+            data = source.read_bytes()
+        except FileNotFoundError as exc:
+            raise DataNotFoundError(f"image file {source} does not exist") from exc
+        except OSError as exc:
+            raise DataError(f"image file {source} cannot be read: {exc.strerror}") from exc
+    else:
+        data = bytes(source)
+    if len(data) > max_bytes:
+        raise UnsupportedImageError(_too_large(len(data), max_bytes))
+    if not data:
+        raise UnsupportedImageError(f"the image is empty (0 bytes); send a {ACCEPTED_FORMATS} file")
+    return data
+
+
+def sniff_image_format(data: bytes) -> ImageFormat:
+    """Which accepted format `data` holds, judged by its leading bytes.
+
+    Raises:
+        UnsupportedImageError: the content is empty or none of PNG, JPEG, DICOM.
+    """
+    if data.startswith(_PNG_SIGNATURE):
+        return "png"
+    if data.startswith(_JPEG_SIGNATURE):
+        return "jpeg"
+    if data[128:132] == b"DICM" or data.startswith(b"DICM") or data[:2] in _DICOM_FIRST_GROUPS:
+        return "dicom"
+    if not data:
+        raise UnsupportedImageError(f"the image is empty (0 bytes); send a {ACCEPTED_FORMATS} file")
+    raise UnsupportedImageError(
+        f"the content is not a recognised image ({len(data)} bytes with no PNG, JPEG or DICOM "
+        f"signature); Clinsight reads {ACCEPTED_FORMATS}"
+    )
+
+
+def frame_index(frame: int | None, frames: int, what: str) -> int:
+    """The 0-based frame to decode: `frame`, or the first one when `frame` is None.
+
+    Raises:
+        UnsupportedImageError: `frame` is outside 0..frames-1.
+    """
+    if frame is None:
+        return 0
+    if not 0 <= frame < frames:
+        raise UnsupportedImageError(
+            f"frame {frame} is out of range: {what} has {frames} frame(s), "
+            f"numbered 0 to {frames - 1}"
+        )
+    return frame
+
+
+def check_pixel_count(rows: int, columns: int, max_pixels: int) -> None:
+    """Refuse an image of more than `max_pixels` pixels per frame, before decoding it.
+
+    Raises:
+        UnsupportedImageError: rows x columns exceeds `max_pixels`.
+    """
+    if rows * columns > max_pixels:
+        raise UnsupportedImageError(
+            f"the image is {rows} x {columns} = {rows * columns} pixels, over the limit of "
+            f"{max_pixels} pixels; downsample it or raise max_pixels"
+        )
+
+
+def read_image(
+    source: Path | bytes,
+    *,
+    frame: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> SourceImage:
+    """Decode a PNG, JPEG or DICOM image (sniffed from its content) into [0, 1] pixels.
+
+    `frame` picks one frame of a multi-frame image (default: the first);
+    `max_pixels` caps rows x columns before any pixel is decoded.
+
+    Raises:
+        DataNotFoundError: `source` is a path that does not exist.
+        UnsupportedImageError: the content is empty, too large, not an accepted
+            format, malformed, not an image (DICOM SR, RT, SEG...) or `frame`
+            is out of range.
+    """
+    data = read_source_bytes(source, max_bytes=max_bytes)
+    kind = sniff_image_format(data)
+    if kind == "dicom":
+        # Imported here: clinsight.data.dicom builds on this module's SourceImage.
+        from clinsight.data.dicom import read_dicom
+
+        return read_dicom(data, frame=frame, max_pixels=max_pixels, max_bytes=max_bytes)
+    return _read_with_pillow(data, kind, frame=frame, max_pixels=max_pixels)
+
+
+def _read_with_pillow(
+    data: bytes, kind: ImageFormat, *, frame: int | None, max_pixels: int
+) -> SourceImage:
+    name = kind.upper()
+    try:
+        with Image.open(io.BytesIO(data), formats=[name]) as image:
+            width, height = image.size
+            # Pillow's own decompression-bomb limit stays in force when it is the stricter one.
+            limit = max_pixels
+            if Image.MAX_IMAGE_PIXELS is not None:
+                limit = min(limit, Image.MAX_IMAGE_PIXELS)
+            check_pixel_count(height, width, limit)
+            frames = int(getattr(image, "n_frames", 1))
+            index = frame_index(frame, frames, f"this {name} image")
+            image.seek(index)
+            mode = image.mode
+            oriented = ImageOps.exif_transpose(image) if kind == "jpeg" else image
+            pixels = _pillow_pixels(oriented)
+    except Image.DecompressionBombError as exc:
+        raise UnsupportedImageError(f"the {name} image is a decompression bomb: {exc}") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise UnsupportedImageError(
+            f"the {name} image is malformed or truncated ({exc}); re-export it from the source"
+        ) from exc
+    metadata = {
+        "mode": mode,
+        "rows": str(pixels.shape[0]),
+        "columns": str(pixels.shape[1]),
+        "frames": str(frames),
+        "frame": str(index),
+    }
+    return SourceImage(pixels=pixels, format=kind, metadata=metadata)
+
+
+def _pillow_pixels(image: Image.Image) -> NDArray[np.float32]:
+    """Grey modes stay (H, W); colour, palette and alpha modes become RGB (alpha dropped)."""
+    mode = image.mode
+    if mode == "1":
+        scaled = np.asarray(image, dtype=np.float64)
+    elif mode in ("L", "LA"):
+        scaled = np.asarray(image.convert("L"), dtype=np.float64) / 255.0
+    elif mode == "I" or mode.startswith("I;16"):
+        # PNG grey goes up to 16 bits; Pillow opens it as "I;16" (or "I" in older releases).
+        scaled = np.asarray(image, dtype=np.float64) / 65535.0
+    else:
+        scaled = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
+    return np.clip(scaled, 0.0, 1.0).astype(np.float32)
+
+
+def _too_large(size: int, max_bytes: int) -> str:
+    return (
+        f"the image is {size} bytes, over the limit of {max_bytes} bytes; "
+        "send a smaller file or raise max_bytes"
+    )

@@ -1,0 +1,1 @@
+"""Inference: ONNX Runtime sessions and predictors over registered models."""

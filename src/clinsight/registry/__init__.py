@@ -1,0 +1,1 @@
+"""Model registry: versioned ONNX/safetensors artifacts with cards, checksums and stages."""

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
@@ -36,6 +36,36 @@ class Settings(BaseSettings):
     allow_download: bool = Field(
         default=True, description="Download missing public datasets from their official URL."
     )
+    key_file: Path | None = Field(
+        default=None, description="PHI key ring file, mode 0600 (default: HOME/keys/data.key)."
+    )
+    files_dir: Path | None = Field(
+        default=None, description="Encrypted uploaded files (default: HOME/files)."
+    )
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="HS256 secret for access tokens (default: the token key in the key file).",
+    )
+    jwt_issuer: str = Field(default="clinsight", description="`iss` claim of access tokens.")
+    access_token_minutes: int = Field(default=15, ge=1, le=60, description="Access token life.")
+    session_idle_minutes: int = Field(
+        default=30, ge=1, description="A login session ends after this long without a refresh."
+    )
+    session_absolute_hours: int = Field(
+        default=12, ge=1, description="A login session ends this long after login, whatever."
+    )
+    break_glass_minutes: int = Field(
+        default=60, ge=1, le=24 * 60, description="How long a break-glass grant lasts."
+    )
+    login_max_failures_per_hour: int = Field(
+        default=100, ge=1, description="Failed logins allowed per account per hour."
+    )
+    password_hash_time_cost: int = Field(default=3, ge=1, description="Argon2id iterations.")
+    password_hash_memory_kib: int = Field(
+        default=65536, ge=8, description="Argon2id memory in KiB."
+    )
+    password_hash_parallelism: int = Field(default=4, ge=1, description="Argon2id lanes.")
 
     @property
     def resolved_data_dir(self) -> Path:
@@ -53,6 +83,16 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.home / 'clinsight.db'}"
+
+    @property
+    def resolved_key_file(self) -> Path:
+        """The PHI key ring file, defaulting to HOME/keys/data.key."""
+        return self.key_file if self.key_file is not None else self.home / "keys" / "data.key"
+
+    @property
+    def resolved_files_dir(self) -> Path:
+        """The folder of encrypted uploaded files, defaulting to HOME/files."""
+        return self.files_dir if self.files_dir is not None else self.home / "files"
 
 
 @lru_cache(maxsize=1)

@@ -9,23 +9,37 @@ Domain code raises these; only the API layer maps them to HTTP.
     │   ├── ChecksumError            a file's checksum does not match the official one
     │   └── UnsupportedImageError    an image (or DICOM object) cannot be used
     ├── ModelError               a model cannot be built, trained or run
-    └── RegistryError            the model registry cannot satisfy a request
-        ├── ModelNotFoundError       no model with that name, version or stage
-        └── IntegrityError           an artifact's sha256 does not match its record
+    ├── RegistryError            the model registry cannot satisfy a request
+    │   ├── ModelNotFoundError       no model with that name, version or stage
+    │   └── IntegrityError           an artifact's sha256 does not match its record
+    ├── StoreError               the persistent store cannot satisfy a request
+    │   ├── RecordNotFoundError      no record with that id
+    │   ├── DuplicateRecordError     a value that must be unique exists already
+    │   └── DecryptionError          a ciphertext cannot be decrypted (key missing or data altered)
+    └── AccessError              the caller may not do what they asked
+        ├── AuthenticationError      credentials or token missing, wrong, expired or revoked
+        └── PermissionDeniedError    authenticated, but the access policy denies the action
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AccessError",
+    "AuthenticationError",
     "ChecksumError",
     "ClinsightError",
     "ConfigurationError",
     "DataError",
     "DataNotFoundError",
+    "DecryptionError",
+    "DuplicateRecordError",
     "IntegrityError",
     "ModelError",
     "ModelNotFoundError",
+    "PermissionDeniedError",
+    "RecordNotFoundError",
     "RegistryError",
+    "StoreError",
     "UnsupportedImageError",
 ]
 
@@ -68,3 +82,31 @@ class ModelNotFoundError(RegistryError):
 
 class IntegrityError(RegistryError):
     """A registered artifact no longer matches the sha256 recorded for it."""
+
+
+class StoreError(ClinsightError):
+    """The persistent store (database, encrypted files, key ring) cannot satisfy a request."""
+
+
+class RecordNotFoundError(StoreError):
+    """No record with the requested id exists."""
+
+
+class DuplicateRecordError(StoreError):
+    """A value that must be unique (a username, a patient MRN) is already stored."""
+
+
+class DecryptionError(StoreError):
+    """A ciphertext cannot be decrypted: its key is not in the key ring or the data was altered."""
+
+
+class AccessError(ClinsightError):
+    """The caller may not do what they asked."""
+
+
+class AuthenticationError(AccessError):
+    """Credentials or a token are missing, wrong, expired or revoked."""
+
+
+class PermissionDeniedError(AccessError):
+    """The caller is authenticated, but the access policy denies the action."""

@@ -35,6 +35,7 @@ __all__ = [
     "EpochRecord",
     "TrainConfig",
     "TrainResult",
+    "data_fingerprint",
     "predict_logits",
     "train_image_model",
 ]
@@ -118,18 +119,6 @@ class _ArrayDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         if self.augment is not None:
             image = torch.as_tensor(self.augment(image)).clamp_(0.0, 1.0)
         return torch.from_numpy(self.preprocess.normalize(image)), self.targets[index]
-
-
-def _as_inputs(images: NDArray[np.uint8], preprocess: Preprocess) -> torch.Tensor:
-    """uint8 (N, H, W[, C]) → float (N, C, S, S) in [0, 1], resized to the spec."""
-    scaled = images.astype(np.float32) / 255.0
-    first = preprocess.geometry(scaled[0])
-    if first.shape[1:] == scaled.shape[1:3]:
-        arr = scaled[:, None] if scaled.ndim == 3 else np.moveaxis(scaled, -1, 1)
-        if arr.shape[1] != preprocess.spec.channels:
-            arr = np.stack([preprocess.geometry(img) for img in scaled])
-        return torch.from_numpy(np.ascontiguousarray(arr))
-    return torch.from_numpy(np.stack([preprocess.geometry(img) for img in scaled]))
 
 
 def _targets(labels: NDArray[np.int64], task: TaskType) -> torch.Tensor:
@@ -283,11 +272,12 @@ def train_image_model(
     loss_fn = _loss_fn(info.task, train_labels, config, info.num_classes)
     augment = build_augmentation(config.augment, data.size)
     train_set = _ArrayDataset(
-        _as_inputs(train_images, preprocess), _targets(train_labels, info.task), preprocess, augment
+        torch.from_numpy(preprocess.geometry_batch(train_images)),
+        _targets(train_labels, info.task),
+        preprocess,
+        augment,
     )
-    val_inputs = torch.from_numpy(
-        np.stack([preprocess.normalize(x) for x in _as_inputs(val_images, preprocess).numpy()])
-    )
+    val_inputs = torch.from_numpy(preprocess.batch(val_images))
     val_targets = _targets(val_labels, info.task)
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay

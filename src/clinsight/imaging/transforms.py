@@ -99,6 +99,19 @@ class Preprocess:
     def __call__(self, image: NDArray[Any]) -> NDArray[np.float32]:
         return self.normalize(self.geometry(image))
 
+    def geometry_batch(self, images: NDArray[np.uint8]) -> NDArray[np.float32]:
+        """uint8 images (N, H, W[, C]) → (N, C, S, S) in [0, 1], before normalisation."""
+        scaled = images.astype(np.float32) / 255.0
+        size, channels = self.spec.image_size, self.spec.channels
+        if scaled.shape[1:3] == (size, size) and (scaled.ndim == 3) == (channels == 1):
+            arr = scaled[:, None] if scaled.ndim == 3 else np.moveaxis(scaled, -1, 1)
+            return np.ascontiguousarray(arr)
+        return np.stack([self.geometry(image) for image in scaled])
+
+    def batch(self, images: NDArray[np.uint8]) -> NDArray[np.float32]:
+        """uint8 images (N, H, W[, C]) → normalised network input (N, C, S, S)."""
+        return (self.geometry_batch(images) - self.spec.mean) / self.spec.std
+
 
 @dataclass(frozen=True)
 class AugmentSpec:

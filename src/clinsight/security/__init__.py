@@ -1,0 +1,1 @@
+"""Authentication and authorization: Argon2id passwords, tokens, the access policy."""

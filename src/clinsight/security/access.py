@@ -1,0 +1,232 @@
+"""Deny-by-default authorization: role checks and the object-level patient policy.
+
+Policy (anything not listed is denied):
+
+- clinician: patients on their care team, or with an unexpired break-glass grant
+  they created with a reason (every access under it is flagged in the audit log);
+- admin: users, care-team assignments and models, but no patient record: PHI
+  needs a clinical relationship, and only clinicians can join a care team;
+- auditor: the audit log only.
+
+Every denial is written to the audit log and committed before the error is raised,
+so a rollback by the caller cannot erase it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import select, union
+from sqlalchemy.orm import Session
+
+from clinsight.config import Settings
+from clinsight.errors import DataError, PermissionDeniedError, RecordNotFoundError
+from clinsight.store import audit
+from clinsight.store.crypto import KeyRing
+from clinsight.store.tables import BreakGlassGrant, CareTeam, Patient, Role, new_id, utcnow
+
+__all__ = [
+    "MIN_BREAK_GLASS_REASON",
+    "BreakGlass",
+    "PatientAccess",
+    "Principal",
+    "accessible_patient_ids",
+    "can_access_patient",
+    "grant_break_glass",
+    "require_patient_access",
+    "require_role",
+]
+
+MIN_BREAK_GLASS_REASON = 10
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated user as the policy sees them."""
+
+    user_id: str
+    username: str
+    role: Role
+
+
+class PatientAccess(StrEnum):
+    """Why a clinician may open a patient's record."""
+
+    CARE_TEAM = "care_team"
+    BREAK_GLASS = "break_glass"
+
+
+@dataclass(frozen=True)
+class BreakGlass:
+    """A break-glass grant just created."""
+
+    id: str
+    patient_id: str
+    expires_at: datetime
+
+
+def _deny(
+    session: Session,
+    principal: Principal,
+    action: str,
+    message: str,
+    *,
+    resource_type: str,
+    patient_id: str | None = None,
+) -> PermissionDeniedError:
+    audit.append(
+        session,
+        action=action,
+        resource_type=resource_type,
+        outcome=audit.Outcome.DENIED,
+        actor_id=principal.user_id,
+        resource_id=patient_id,
+        patient_id=patient_id,
+        details={"role": str(principal.role)},
+    )
+    session.commit()
+    return PermissionDeniedError(message)
+
+
+def require_role(session: Session, principal: Principal, action: str, *allowed: Role) -> None:
+    """Allow `action` only to the `allowed` roles; audit and refuse anyone else.
+
+    Raises:
+        PermissionDeniedError: the principal's role is not allowed (the denial is committed).
+    """
+    if principal.role in allowed:
+        return
+    roles = ", ".join(sorted(str(role) for role in allowed))
+    raise _deny(
+        session,
+        principal,
+        action,
+        f"{action} needs the role {roles}; user {principal.username!r} is {principal.role}",
+        resource_type="role",
+    )
+
+
+def can_access_patient(
+    session: Session, principal: Principal, patient_id: str, *, now: datetime | None = None
+) -> PatientAccess | None:
+    """The basis on which `principal` may open this patient's record, or None (denied)."""
+    if principal.role is not Role.CLINICIAN:
+        return None
+    on_team = session.execute(
+        select(CareTeam.user_id).where(
+            CareTeam.user_id == principal.user_id, CareTeam.patient_id == patient_id
+        )
+    ).first()
+    if on_team is not None:
+        return PatientAccess.CARE_TEAM
+    grant = session.execute(
+        select(BreakGlassGrant.id).where(
+            BreakGlassGrant.user_id == principal.user_id,
+            BreakGlassGrant.patient_id == patient_id,
+            BreakGlassGrant.expires_at > (now or utcnow()),
+        )
+    ).first()
+    return PatientAccess.BREAK_GLASS if grant is not None else None
+
+
+def require_patient_access(
+    session: Session,
+    principal: Principal,
+    patient_id: str,
+    action: str,
+    *,
+    now: datetime | None = None,
+) -> PatientAccess:
+    """Allow `action` on a patient only under `can_access_patient`; audit and refuse otherwise.
+
+    Raises:
+        PermissionDeniedError: no care-team membership or live break-glass grant
+            (the denial is committed).
+    """
+    access = can_access_patient(session, principal, patient_id, now=now)
+    if access is not None:
+        return access
+    hint = (
+        "ask an administrator to add you to the care team, or use break-glass with a reason"
+        if principal.role is Role.CLINICIAN
+        else f"the {principal.role} role has no access to patient records"
+    )
+    raise _deny(
+        session,
+        principal,
+        action,
+        f"user {principal.username!r} may not open patient {patient_id}: {hint}",
+        resource_type="patient",
+        patient_id=patient_id,
+    )
+
+
+def accessible_patient_ids(
+    session: Session, principal: Principal, *, now: datetime | None = None
+) -> set[str]:
+    """Every patient `principal` may open now (empty for admins and auditors)."""
+    if principal.role is not Role.CLINICIAN:
+        return set()
+    team = select(CareTeam.patient_id).where(CareTeam.user_id == principal.user_id)
+    grants = select(BreakGlassGrant.patient_id).where(
+        BreakGlassGrant.user_id == principal.user_id,
+        BreakGlassGrant.expires_at > (now or utcnow()),
+    )
+    return set(session.execute(union(team, grants)).scalars())
+
+
+def grant_break_glass(
+    session: Session,
+    keyring: KeyRing,
+    settings: Settings,
+    principal: Principal,
+    patient_id: str,
+    reason: str,
+    *,
+    now: datetime | None = None,
+) -> BreakGlass:
+    """Give a clinician emergency access to a patient for `settings.break_glass_minutes`.
+
+    The reason is stored encrypted; the grant is flagged in the audit log. The caller
+    commits.
+
+    Raises:
+        PermissionDeniedError: the principal is not a clinician (the denial is committed).
+        DataError: the reason is shorter than `MIN_BREAK_GLASS_REASON` characters.
+        RecordNotFoundError: no patient has this id.
+    """
+    require_role(session, principal, "break_glass.grant", Role.CLINICIAN)
+    reason = reason.strip()
+    if len(reason) < MIN_BREAK_GLASS_REASON:
+        raise DataError(
+            f"break-glass needs a reason of at least {MIN_BREAK_GLASS_REASON} characters "
+            "saying why this emergency access is needed"
+        )
+    if session.get(Patient, patient_id) is None:
+        raise RecordNotFoundError(f"no patient with id {patient_id}; check the id")
+    now = now or utcnow()
+    grant = BreakGlassGrant(
+        id=new_id(),
+        user_id=principal.user_id,
+        patient_id=patient_id,
+        created_at=now,
+        expires_at=now + timedelta(minutes=settings.break_glass_minutes),
+    )
+    grant.reason_ct = keyring.encrypt_field(
+        reason, table="break_glass_grants", column="reason_ct", row_id=grant.id
+    )
+    session.add(grant)
+    audit.append(
+        session,
+        action="break_glass.grant",
+        resource_type="break_glass",
+        actor_id=principal.user_id,
+        resource_id=grant.id,
+        patient_id=patient_id,
+        details={"minutes": settings.break_glass_minutes},
+        break_glass=True,
+        at=now,
+    )
+    return BreakGlass(id=grant.id, patient_id=patient_id, expires_at=grant.expires_at)

@@ -1,0 +1,1 @@
+"""Use cases, one per module: each composes data, models, evaluation and the registry."""

@@ -1,0 +1,79 @@
+"""Use case: diagnose one image file with a registered model, optionally with a Grad-CAM map."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from clinsight.data.images import SourceImage, read_image
+from clinsight.imaging.explain import grad_cam, save_overlay
+from clinsight.inference.predictors import ImagePredictor, Prediction, load_torch_model
+
+__all__ = ["Diagnosis", "centre_square", "diagnose_image", "explain_prediction"]
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A calibrated finding for one image, with the technical facts of its source."""
+
+    prediction: Prediction
+    source: dict[str, str]
+    heatmap: Path | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "prediction": self.prediction.to_dict(),
+            "source": self.source,
+            "heatmap": str(self.heatmap) if self.heatmap else None,
+        }
+
+
+def centre_square(pixels: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The centred square the preprocessing keeps, so a heat map lines up with the image."""
+    height, width = pixels.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return pixels[top : top + side, left : left + side]
+
+
+def explain_prediction(
+    predictor: ImagePredictor, image: SourceImage, out_path: Path, class_index: int | None = None
+) -> Path:
+    """Grad-CAM overlay of the predicted (or given) class, written as a PNG.
+
+    Raises:
+        IntegrityError: the model's weights no longer match the registry manifest.
+        ModelError: the network cannot be rebuilt or explained.
+    """
+    network = load_torch_model(predictor.model)
+    network_input = torch.from_numpy(predictor.preprocess(image.pixels))[None]
+    cam = grad_cam(network, predictor.model.network_config.cam_layer, network_input, class_index)
+    return save_overlay(centre_square(image.pixels), cam, out_path)
+
+
+def diagnose_image(
+    predictor: ImagePredictor,
+    source: Path | bytes,
+    *,
+    frame: int | None = None,
+    heatmap_path: Path | None = None,
+) -> Diagnosis:
+    """Read a PNG, JPEG or DICOM image, predict it, and optionally save a Grad-CAM overlay.
+
+    Raises:
+        UnsupportedImageError: the file is not an image Clinsight can read (reason given).
+        DataNotFoundError: the path does not exist.
+        ModelError: inference or the explanation failed.
+    """
+    image = read_image(source, frame=frame)
+    prediction = predictor.predict(image.pixels)
+    heatmap = None
+    if heatmap_path is not None:
+        heatmap = explain_prediction(predictor, image, heatmap_path)
+    return Diagnosis(prediction=prediction, source=dict(image.metadata), heatmap=heatmap)

@@ -1,0 +1,217 @@
+"""Use case: train an image model on a MedMNIST dataset, evaluate it on the untouched test
+split (temperature fitted on validation), and register it with its card."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from clinsight.data.medmnist import MedMNISTSplits, Split, load_medmnist
+from clinsight.evaluation.report import EvaluationReport, evaluate_predictions
+from clinsight.imaging.training import (
+    ProgressCallback,
+    TrainConfig,
+    TrainResult,
+    predict_logits,
+    train_image_model,
+)
+from clinsight.imaging.transforms import Preprocess
+from clinsight.inference.runtime import OnnxClassifier
+from clinsight.registry.store import ModelVersion, get_model, register_model
+
+__all__ = [
+    "ImageTrainingOutcome",
+    "evaluate_registered_model",
+    "split_logits",
+    "summary_row",
+    "train_and_register",
+]
+
+LIMITATIONS = (
+    "Trained on low-resolution public research images; not validated on this site's "
+    "scanners, patients or prevalence. Re-evaluate before any clinical use.",
+    "The probability is calibrated on the validation split of the training data; "
+    "calibration may drift under dataset shift.",
+    "Decision support only: the finding must be confirmed by a qualified clinician.",
+)
+
+
+@dataclass(frozen=True)
+class ImageTrainingOutcome:
+    """What a training run produced: the trained network, its test evaluation, its version."""
+
+    train: TrainResult
+    report: EvaluationReport
+    model: ModelVersion | None
+    run_dir: Path
+
+
+def split_logits(
+    network: torch.nn.Module, data: MedMNISTSplits, preprocess: Preprocess, split: Split
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """PyTorch logits and labels of one split, preprocessed exactly as at inference."""
+    images, labels = data.split(split)
+    return predict_logits(network, torch.from_numpy(preprocess.batch(images))), labels
+
+
+def _labels_for_metrics(labels: NDArray[np.int64], multi_label: bool) -> NDArray[np.int64]:
+    return labels if multi_label else labels[:, 0]
+
+
+def _intended_use(data: MedMNISTSplits) -> str:
+    info = data.info
+    return (
+        f"Decision support for {info.description.lower()} ({info.modality}): suggests one of "
+        f"{', '.join(info.labels)} with a calibrated probability and a Grad-CAM heat map, for "
+        "review by a clinician. Not for autonomous diagnosis."
+    )
+
+
+def train_and_register(
+    data_dir: Path,
+    registry_dir: Path,
+    dataset: str,
+    config: TrainConfig,
+    *,
+    size: int = 28,
+    name: str | None = None,
+    run_dir: Path,
+    register: bool = True,
+    resume: bool = False,
+    n_bootstrap: int = 1000,
+    progress: ProgressCallback | None = None,
+) -> ImageTrainingOutcome:
+    """Train on `dataset`, evaluate on its test split, and (by default) register the model.
+
+    Nothing here looks at the test split before the model, its epoch and its temperature
+    are fixed. The run folder keeps the checkpoint, plots and `evaluation.json`.
+
+    Raises:
+        DataNotFoundError, ChecksumError: the dataset file is missing or corrupt.
+        ModelError: training or export failed.
+        RegistryError: the model could not be registered.
+    """
+    data = load_medmnist(data_dir, dataset, size)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = run_dir / "checkpoint"
+    if not resume and checkpoint.exists():
+        for stale in checkpoint.iterdir():
+            stale.unlink()
+    result = train_image_model(data, config, checkpoint_dir=checkpoint, progress=progress)
+    preprocess = Preprocess(result.preprocess)
+    multi_label = data.info.task.value == "multi-label"
+    val_logits, val_labels = split_logits(result.network, data, preprocess, Split.VAL)
+    test_logits, test_labels = split_logits(result.network, data, preprocess, Split.TEST)
+    report = evaluate_predictions(
+        _labels_for_metrics(test_labels, multi_label),
+        test_logits,
+        val_logits,
+        _labels_for_metrics(val_labels, multi_label),
+        data.info.task,
+        data.info.labels,
+        data.info.positive_index,
+        out_dir=run_dir,
+        n_bootstrap=n_bootstrap,
+        seed=config.seed,
+    )
+    training = {
+        "dataset": data.info.name,
+        "image_size": size,
+        "data_file_md5": data.md5,
+        "data_sha256": result.data_sha256,
+        "splits": {s.value: len(data.labels[s]) for s in Split},
+        "config": config.to_dict(),
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "stopped_because": result.stopped_because,
+        "seconds": round(result.seconds, 1),
+        "history": [asdict(record) for record in result.history],
+        "torch": torch.__version__,
+        "machine": f"{platform.machine()} {platform.system()}, {torch.get_num_threads()} threads",
+    }
+    (run_dir / "evaluation.json").write_text(
+        json.dumps({"training": training, "evaluation": report.to_dict()}, indent=2, default=str)
+    )
+    model = None
+    if register:
+        model = register_model(
+            registry_dir,
+            name=name or data.info.name,
+            network=result.network,
+            network_config=result.network_config,
+            preprocess=result.preprocess,
+            labels=data.info.labels,
+            task=data.info.task,
+            positive_index=data.info.positive_index,
+            temperature=report.temperature,
+            metrics=report.to_dict(),
+            training=training,
+            plots=list(report.plots.values()),
+            intended_use=_intended_use(data),
+            limitations=LIMITATIONS,
+        )
+    return ImageTrainingOutcome(train=result, report=report, model=model, run_dir=run_dir)
+
+
+def evaluate_registered_model(
+    data_dir: Path,
+    registry_dir: Path,
+    name: str,
+    *,
+    version: int | None = None,
+    stage: str | None = None,
+    dataset: str | None = None,
+    out_dir: Path | None = None,
+    threads: int = 1,
+    n_bootstrap: int = 1000,
+) -> tuple[ModelVersion, EvaluationReport]:
+    """Evaluate a registered model through ONNX Runtime on a dataset's test split.
+
+    The temperature is refitted on the validation split (it reproduces the registered one
+    for the model's own dataset), so a model can be re-checked or checked on another set.
+
+    Raises:
+        ModelNotFoundError, IntegrityError: the version is missing or altered.
+        DataNotFoundError, ChecksumError: the dataset file is missing or corrupt.
+    """
+    model = get_model(registry_dir, name, version, stage)
+    dataset_name = dataset or str(model.training.get("dataset", name))
+    size = int(model.training.get("image_size", 28))
+    data = load_medmnist(data_dir, dataset_name, size)
+    session = OnnxClassifier(model.onnx_path, threads=threads)
+    preprocess = Preprocess(model.preprocess)
+    multi_label = model.task.value == "multi-label"
+    logits: dict[Split, NDArray[np.float32]] = {}
+    for split in (Split.VAL, Split.TEST):
+        batch = preprocess.batch(data.split(split)[0])
+        logits[split] = np.concatenate(
+            [session.logits(batch[i : i + 256]) for i in range(0, len(batch), 256)]
+        )
+    report = evaluate_predictions(
+        _labels_for_metrics(data.labels[Split.TEST], multi_label),
+        logits[Split.TEST],
+        logits[Split.VAL],
+        _labels_for_metrics(data.labels[Split.VAL], multi_label),
+        model.task,
+        model.labels,
+        model.positive_index,
+        out_dir=out_dir,
+        n_bootstrap=n_bootstrap,
+    )
+    return model, report
+
+
+def summary_row(report: EvaluationReport) -> dict[str, Any]:
+    """The headline figures of a report (value and 95% interval), for tables."""
+    metrics = report.metrics
+    return {
+        name: {"value": metrics.values[name], "interval": metrics.intervals.get(name)}
+        for name in metrics.values
+    } | {"ece_before": report.ece_before, "ece_after": report.ece_after}

@@ -1,0 +1,1 @@
+"""The persistent store: encrypted PHI, predictions with provenance, feedback, audit chain."""

@@ -1,0 +1,188 @@
+"""Append-only, hash-chained audit log: who did what to which record, and whether it was allowed.
+
+Each entry's hash is the sha256 of the canonical JSON of its fields and the previous
+entry's hash, so editing, deleting or reordering any entry breaks the chain from
+there on. Appends lock the single `audit_head` row (SELECT ... FOR UPDATE on
+PostgreSQL; SQLite transactions already start with BEGIN IMMEDIATE), so concurrent
+writers extend the chain one at a time. Entries never hold PHI: only ids and codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from clinsight.errors import StoreError
+from clinsight.store.tables import AuditHead, AuditRow, utcnow
+
+__all__ = [
+    "GENESIS_HASH",
+    "AuditEntry",
+    "AuditVerification",
+    "Outcome",
+    "append",
+    "entry_hash",
+    "list_entries",
+    "verify",
+]
+
+GENESIS_HASH = "0" * 64
+PHI_KEYS = frozenset(
+    {"mrn", "name", "birth_date", "dob", "sex", "reason", "query", "filename", "path", "password"}
+)
+Scalar = str | int | float | bool | None
+
+
+class Outcome(StrEnum):
+    """How an audited action ended."""
+
+    SUCCESS = "success"
+    DENIED = "denied"
+    FAILURE = "failure"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit entry as stored."""
+
+    seq: int
+    at: datetime
+    actor_id: str | None
+    action: str
+    resource_type: str
+    resource_id: str | None
+    patient_id: str | None
+    outcome: str
+    details: dict[str, Scalar]
+    break_glass: bool
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class AuditVerification:
+    """The result of checking the whole chain; `first_bad_seq` names where it breaks."""
+
+    ok: bool
+    entries: int
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+
+def entry_hash(entry: AuditEntry) -> str:
+    """sha256 of the canonical JSON of every field but `hash` (`prev_hash` included)."""
+    fields = asdict(entry)
+    del fields["hash"]
+    fields["at"] = entry.at.isoformat(timespec="microseconds")
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _check_details(details: Mapping[str, Scalar]) -> dict[str, Scalar]:
+    for key, value in details.items():
+        if key.lower() in PHI_KEYS:
+            raise StoreError(f"audit detail {key!r} may hold PHI; record ids and codes only")
+        if not isinstance(value, str | int | float | bool) and value is not None:
+            raise StoreError(f"audit detail {key!r} must be a string, number, bool or None")
+    return dict(details)
+
+
+def append(
+    session: Session,
+    *,
+    action: str,
+    resource_type: str,
+    outcome: Outcome = Outcome.SUCCESS,
+    actor_id: str | None = None,
+    resource_id: str | None = None,
+    patient_id: str | None = None,
+    details: Mapping[str, Scalar] | None = None,
+    break_glass: bool = False,
+    at: datetime | None = None,
+) -> AuditEntry:
+    """Append one entry to the chain inside the caller's transaction (the caller commits).
+
+    Raises:
+        StoreError: a detail key looks like PHI or a value is not a scalar.
+    """
+    clean = _check_details(details or {})
+    head = session.execute(
+        select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+    ).one()
+    entry = AuditEntry(
+        seq=head.seq + 1,
+        at=at or utcnow(),
+        actor_id=actor_id,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        patient_id=patient_id,
+        outcome=str(outcome),
+        details=clean,
+        break_glass=break_glass,
+        prev_hash=head.hash,
+        hash="",
+    )
+    entry = AuditEntry(**{**asdict(entry), "hash": entry_hash(entry)})
+    session.execute(insert(AuditRow).values(**asdict(entry)))
+    session.execute(
+        update(AuditHead).where(AuditHead.id == 1).values(seq=entry.seq, hash=entry.hash)
+    )
+    return entry
+
+
+def _entry(row: Any) -> AuditEntry:
+    return AuditEntry(**{name: getattr(row, name) for name in AuditEntry.__dataclass_fields__})
+
+
+def _columns() -> list[Any]:
+    return [getattr(AuditRow, name) for name in AuditEntry.__dataclass_fields__]
+
+
+def verify(session: Session) -> AuditVerification:
+    """Recompute the whole chain and report the first entry that was edited, moved or removed."""
+    expected_seq, prev_hash = 1, GENESIS_HASH
+    rows = session.execute(
+        select(*_columns()).order_by(AuditRow.seq).execution_options(yield_per=1000)
+    )
+    for row in rows:
+        entry = _entry(row)
+        if entry.seq != expected_seq:
+            problem = f"entry {expected_seq} is missing (next stored entry is {entry.seq})"
+            return AuditVerification(False, expected_seq - 1, expected_seq, problem)
+        if entry_hash(entry) != entry.hash:
+            problem = f"entry {entry.seq} was altered: its content does not match its hash"
+            return AuditVerification(False, expected_seq - 1, entry.seq, problem)
+        if entry.prev_hash != prev_hash:
+            problem = f"entry {entry.seq} does not link to entry {entry.seq - 1}"
+            return AuditVerification(False, expected_seq - 1, entry.seq, problem)
+        expected_seq, prev_hash = expected_seq + 1, entry.hash
+    head = session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one()
+    if head.seq != expected_seq - 1 or head.hash != prev_hash:
+        problem = f"the chain head records entry {head.seq}, but the log ends at {expected_seq - 1}"
+        return AuditVerification(False, expected_seq - 1, expected_seq, problem)
+    return AuditVerification(True, expected_seq - 1)
+
+
+def list_entries(
+    session: Session,
+    *,
+    limit: int = 100,
+    before_seq: int | None = None,
+    patient_id: str | None = None,
+) -> list[AuditEntry]:
+    """Newest entries first, at most `limit` (capped at 100), optionally for one patient."""
+    query = select(*_columns()).order_by(AuditRow.seq.desc()).limit(max(1, min(limit, 100)))
+    if before_seq is not None:
+        query = query.where(AuditRow.seq < before_seq)
+    if patient_id is not None:
+        query = query.where(AuditRow.patient_id == patient_id)
+    return [_entry(row) for row in session.execute(query)]

@@ -1,0 +1,1 @@
+"""Alembic migrations of the Clinsight store, run by `clinsight.store.db.migrate`."""

@@ -1,0 +1,293 @@
+"""Studies (uploaded images, encrypted on disk) and what came of them: predictions, feedback.
+
+Like `store.repositories`, every function checks the access policy, encrypts or
+decrypts with the key ring and appends an audit entry; the caller commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from clinsight.errors import DataError, DecryptionError, RecordNotFoundError
+from clinsight.security.access import PatientAccess, require_patient_access
+from clinsight.store.crypto import read_encrypted_file, write_encrypted_file
+from clinsight.store.repositories import StoreContext
+from clinsight.store.tables import Feedback, Prediction, Study, Verdict, new_id
+
+__all__ = [
+    "FeedbackRecord",
+    "PredictionRecord",
+    "StudyRecord",
+    "add_study",
+    "list_predictions",
+    "list_studies",
+    "read_study",
+    "record_feedback",
+    "record_prediction",
+]
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """An uploaded image's metadata (its content is read with `read_study`)."""
+
+    id: str
+    patient_id: str
+    sha256: str
+    size_bytes: int
+    modality: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """A stored prediction with its full provenance."""
+
+    id: str
+    study_id: str
+    model_name: str
+    model_version: str
+    artifact_sha256: str
+    input_sha256: str
+    preprocessing: dict[str, Any]
+    label: str
+    probability: float
+    calibrated_confidence: float | None
+    user_id: str | None
+    latency_ms: float
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    """A clinician's verdict on a prediction, with the decrypted reason."""
+
+    id: str
+    prediction_id: str
+    user_id: str
+    verdict: Verdict
+    reason: str | None
+    override_label: str | None
+    created_at: datetime
+
+
+def _study_record(row: Study) -> StudyRecord:
+    return StudyRecord(
+        row.id, row.patient_id, row.sha256, row.size_bytes, row.modality, row.created_at
+    )
+
+
+def add_study(ctx: StoreContext, patient_id: str, content: bytes, *, modality: str) -> StudyRecord:
+    """Store an uploaded image encrypted on disk and record it for the patient.
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient.
+    """
+    access = require_patient_access(ctx.session, ctx.actor, patient_id, "study.create")
+    study_id = new_id()
+    blob_key = f"{study_id[:2]}/{study_id}.enc"
+    write_encrypted_file(ctx.keyring, ctx.files_dir / blob_key, content, file_id=study_id)
+    row = Study(
+        id=study_id,
+        patient_id=patient_id,
+        blob_key=blob_key,
+        sha256=hashlib.sha256(content).hexdigest(),
+        size_bytes=len(content),
+        modality=modality,
+        created_by=ctx.actor.user_id,
+    )
+    ctx.session.add(row)
+    ctx.session.flush()
+    ctx.audit(
+        "study.create",
+        "study",
+        resource_id=study_id,
+        patient_id=patient_id,
+        details={"modality": modality, "bytes": len(content)},
+        break_glass=access is PatientAccess.BREAK_GLASS,
+    )
+    return _study_record(row)
+
+
+def _load_study(ctx: StoreContext, study_id: str, action: str) -> tuple[Study, bool]:
+    row = ctx.session.get(Study, study_id)
+    if row is None:
+        raise RecordNotFoundError(f"no study with id {study_id}")
+    access = require_patient_access(ctx.session, ctx.actor, row.patient_id, action)
+    return row, access is PatientAccess.BREAK_GLASS
+
+
+def read_study(ctx: StoreContext, study_id: str) -> tuple[StudyRecord, bytes]:
+    """A study's metadata and decrypted content, checked against its sha256.
+
+    Raises:
+        RecordNotFoundError: no study has this id.
+        PermissionDeniedError: the actor may not open its patient.
+        DecryptionError: the file is missing or does not match its record.
+    """
+    row, glass = _load_study(ctx, study_id, "study.read")
+    content = read_encrypted_file(ctx.keyring, ctx.files_dir / row.blob_key, file_id=row.id)
+    if hashlib.sha256(content).hexdigest() != row.sha256:
+        raise DecryptionError(f"study {study_id} content does not match its recorded sha256")
+    ctx.audit(
+        "study.read", "study", resource_id=row.id, patient_id=row.patient_id, break_glass=glass
+    )
+    return _study_record(row), content
+
+
+def list_studies(ctx: StoreContext, patient_id: str) -> list[StudyRecord]:
+    """A patient's studies, newest first.
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient.
+    """
+    access = require_patient_access(ctx.session, ctx.actor, patient_id, "study.list")
+    rows = ctx.session.execute(
+        select(Study).where(Study.patient_id == patient_id).order_by(Study.created_at.desc())
+    ).scalars()
+    records = [_study_record(row) for row in rows]
+    ctx.audit(
+        "study.list",
+        "patient",
+        resource_id=patient_id,
+        patient_id=patient_id,
+        break_glass=access is PatientAccess.BREAK_GLASS,
+    )
+    return records
+
+
+def _prediction_record(row: Prediction) -> PredictionRecord:
+    return PredictionRecord(
+        **{name: getattr(row, name) for name in PredictionRecord.__dataclass_fields__}
+    )
+
+
+def record_prediction(
+    ctx: StoreContext,
+    study_id: str,
+    *,
+    model_name: str,
+    model_version: str,
+    artifact_sha256: str,
+    input_sha256: str,
+    preprocessing: dict[str, Any],
+    label: str,
+    probability: float,
+    calibrated_confidence: float | None,
+    latency_ms: float,
+) -> PredictionRecord:
+    """Store a prediction on a study with its provenance, made by the actor.
+
+    Raises:
+        RecordNotFoundError: no study has this id.
+        PermissionDeniedError: the actor may not open its patient.
+        DataError: a probability or confidence outside [0, 1].
+    """
+    row, glass = _load_study(ctx, study_id, "prediction.create")
+    for value in (probability, calibrated_confidence):
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise DataError(f"probabilities must lie in [0, 1], got {value}")
+    prediction = Prediction(
+        id=new_id(),
+        study_id=study_id,
+        model_name=model_name,
+        model_version=model_version,
+        artifact_sha256=artifact_sha256,
+        input_sha256=input_sha256,
+        preprocessing=preprocessing,
+        label=label,
+        probability=probability,
+        calibrated_confidence=calibrated_confidence,
+        user_id=ctx.actor.user_id,
+        latency_ms=latency_ms,
+    )
+    ctx.session.add(prediction)
+    ctx.session.flush()
+    ctx.audit(
+        "prediction.create",
+        "prediction",
+        resource_id=prediction.id,
+        patient_id=row.patient_id,
+        details={"model": model_name, "version": model_version},
+        break_glass=glass,
+    )
+    return _prediction_record(prediction)
+
+
+def list_predictions(ctx: StoreContext, study_id: str) -> list[PredictionRecord]:
+    """A study's predictions, newest first.
+
+    Raises:
+        RecordNotFoundError: no study has this id.
+        PermissionDeniedError: the actor may not open its patient.
+    """
+    row, glass = _load_study(ctx, study_id, "prediction.list")
+    rows = ctx.session.execute(
+        select(Prediction)
+        .where(Prediction.study_id == study_id)
+        .order_by(Prediction.created_at.desc())
+    ).scalars()
+    records = [_prediction_record(p) for p in rows]
+    ctx.audit(
+        "prediction.list",
+        "study",
+        resource_id=study_id,
+        patient_id=row.patient_id,
+        break_glass=glass,
+    )
+    return records
+
+
+def record_feedback(
+    ctx: StoreContext,
+    prediction_id: str,
+    verdict: Verdict,
+    *,
+    reason: str | None = None,
+    override_label: str | None = None,
+) -> FeedbackRecord:
+    """Store a clinician's verdict; an override needs a label and a reason (kept encrypted).
+
+    Raises:
+        RecordNotFoundError: no prediction has this id.
+        PermissionDeniedError: the actor may not open its patient.
+        DataError: an override without label or reason, or a label on a non-override.
+    """
+    prediction = ctx.session.get(Prediction, prediction_id)
+    if prediction is None:
+        raise RecordNotFoundError(f"no prediction with id {prediction_id}")
+    study, glass = _load_study(ctx, prediction.study_id, "feedback.create")
+    reason = reason.strip() if reason and reason.strip() else None
+    if verdict is Verdict.OVERRIDE and (not override_label or reason is None):
+        raise DataError("an override needs the corrected label and a reason")
+    if verdict is not Verdict.OVERRIDE and override_label is not None:
+        raise DataError("only an override carries a label; use verdict 'override'")
+    row = Feedback(
+        id=new_id(),
+        prediction_id=prediction_id,
+        user_id=ctx.actor.user_id,
+        verdict=str(verdict),
+        override_label=override_label,
+    )
+    if reason is not None:
+        row.reason_ct = ctx.keyring.encrypt_field(
+            reason, table="feedback", column="reason_ct", row_id=row.id
+        )
+    ctx.session.add(row)
+    ctx.session.flush()
+    ctx.audit(
+        "feedback.create",
+        "feedback",
+        resource_id=row.id,
+        patient_id=study.patient_id,
+        details={"verdict": str(verdict)},
+        break_glass=glass,
+    )
+    return FeedbackRecord(
+        row.id, prediction_id, row.user_id, verdict, reason, override_label, row.created_at
+    )

@@ -1,0 +1,197 @@
+"""Users, patients and care teams through the repositories: encryption, policy, audit."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TypeVar
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from clinsight.config import Settings
+from clinsight.errors import DataError, DuplicateRecordError, PermissionDeniedError
+from clinsight.store import audit
+from clinsight.store.repositories import (
+    PatientRecord,
+    StoreContext,
+    UserRecord,
+    assign_care_team,
+    create_patient,
+    create_user,
+    find_patient_id,
+    get_patient,
+    list_audit,
+    search_patients,
+)
+from clinsight.store.tables import Role
+from tests.store.conftest import PASSWORD, MakeContext, People
+
+T = TypeVar("T")
+
+
+def _ada(ctx: StoreContext, mrn: str = "MRN-4471", name: str = "Ada Lovelace") -> PatientRecord:
+    return create_patient(ctx, mrn=mrn, name=name, birth_date=date(1815, 12, 10), sex="Female")
+
+
+def committed(ctx: StoreContext, value: T) -> T:
+    """Commit the unit of work (SQLite lets one writer in at a time) and pass `value` on."""
+    ctx.session.commit()
+    return value
+
+
+def _actions(session: Session) -> list[tuple[str, str, str | None]]:
+    rows = session.execute(
+        sa.text("SELECT action, outcome, patient_id FROM audit_log ORDER BY seq")
+    )
+    return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def test_phi_is_ciphertext_in_the_raw_database(
+    people: People, context: MakeContext, sessions: sessionmaker[Session]
+) -> None:
+    ctx = context(people.alice)
+    patient = _ada(ctx)
+    ctx.session.commit()
+    assert patient.mrn == "MRN-4471"
+    assert patient.name == "Ada Lovelace"
+    assert (patient.birth_date, patient.sex) == (date(1815, 12, 10), "female")
+    with sessions() as session:
+        raw = " ".join(
+            repr(tuple(row))
+            for table in ("patients", "audit_log", "care_team")
+            for row in session.execute(sa.text(f"SELECT * FROM {table}"))
+        )
+    for plaintext in ("4471", "Lovelace", "Ada", "1815", "female"):
+        assert plaintext not in raw
+    assert raw.count("'v1:") == 4
+
+
+def test_clinician_finds_own_patients_by_mrn_and_name(people: People, context: MakeContext) -> None:
+    alice, bob = context(people.alice), context(people.bob)
+    ada = committed(alice, _ada(alice))
+    grace = committed(alice, _ada(alice, mrn="MRN-7", name="Grace Hopper"))
+    committed(bob, _ada(bob, mrn="MRN-8", name="Ada Byron"))
+    assert committed(alice, search_patients(alice, " mrn-4471")) == [ada]
+    assert committed(alice, search_patients(alice, "ada")) == [ada]
+    assert committed(alice, search_patients(alice)) == [ada, grace]
+    assert [p.name for p in committed(bob, search_patients(bob, "ADA"))] == ["Ada Byron"]
+    assert committed(bob, search_patients(bob, "MRN-4471")) == []
+    assert committed(bob, find_patient_id(bob, "mrn-4471")) == ada.id
+    assert committed(bob, find_patient_id(bob, "MRN-404")) is None
+    mine = {ada.id, grace.id}
+    listed = [a for a in _actions(alice.session) if a[0] == "patient.list" and a[2] in mine]
+    assert listed == [("patient.list", "success", ada.id)] * 3 + [
+        ("patient.list", "success", grace.id)
+    ]
+
+
+def test_reads_are_audited_and_denials_survive_rollback(
+    people: People, context: MakeContext, sessions: sessionmaker[Session]
+) -> None:
+    alice, bob = context(people.alice), context(people.bob)
+    ada = committed(alice, _ada(alice))
+    assert committed(alice, get_patient(alice, ada.id)) == ada
+    with pytest.raises(PermissionDeniedError, match=r"may not open patient .* break-glass"):
+        get_patient(bob, ada.id)
+    bob.session.rollback()
+    with sessions() as session:
+        assert _actions(session)[-3:] == [
+            ("patient.create", "success", ada.id),
+            ("patient.read", "success", ada.id),
+            ("patient.read", "denied", ada.id),
+        ]
+        assert audit.verify(session).ok
+
+
+def test_duplicate_mrn_and_invalid_patients_are_refused(
+    people: People, context: MakeContext
+) -> None:
+    ctx = context(people.alice)
+    _ada(ctx)
+    with pytest.raises(DuplicateRecordError, match="MRN exists"):
+        _ada(ctx, mrn=" mrn-4471 ", name="Someone Else")
+    with pytest.raises(DataError, match="sex must be one of female, male, other, unknown"):
+        create_patient(ctx, mrn="M1", name="X Y", birth_date=date(2000, 1, 1), sex="f")
+    with pytest.raises(DataError, match="needs an MRN"):
+        create_patient(ctx, mrn=" ", name="X Y", birth_date=date(2000, 1, 1), sex="male")
+
+
+@pytest.mark.parametrize("role", ["admin", "auditor"])
+def test_only_clinicians_create_patients(people: People, context: MakeContext, role: str) -> None:
+    with pytest.raises(PermissionDeniedError, match=f"needs the role clinician.*is {role}"):
+        _ada(context(getattr(people, role)))
+
+
+def test_admin_assigns_clinicians_to_care_team(people: People, context: MakeContext) -> None:
+    alice, bob, admin = context(people.alice), context(people.bob), context(people.admin)
+    ada = committed(alice, _ada(alice))
+    assign_care_team(admin, people.bob.user_id, ada.id)
+    committed(admin, assign_care_team(admin, people.bob.user_id, ada.id))
+    assert committed(bob, get_patient(bob, ada.id)) == ada
+    with pytest.raises(DataError, match="only active clinicians"):
+        assign_care_team(admin, people.auditor.user_id, ada.id)
+    admin.session.rollback()
+    with pytest.raises(PermissionDeniedError, match="needs the role admin"):
+        assign_care_team(bob, people.bob.user_id, ada.id)
+
+
+def test_create_user_rules(
+    people: People, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    admin = people.admin
+    with sessions() as session:
+        made = create_user(
+            session,
+            settings,
+            username=" Carol ",
+            password=PASSWORD,
+            role=Role.AUDITOR,
+            actor=admin,
+        )
+        assert made == UserRecord(made.id, "carol", Role.AUDITOR, True)
+        hashed = session.execute(sa.text("SELECT password_hash FROM users WHERE username='carol'"))
+        assert hashed.scalar().startswith("$argon2id$v=19$m=1024,t=1,p=1$")
+        with pytest.raises(DuplicateRecordError, match="'carol' is taken"):
+            create_user(
+                session,
+                settings,
+                username="CAROL",
+                password=PASSWORD,
+                role=Role.AUDITOR,
+                actor=admin,
+            )
+        with pytest.raises(DataError, match="12 to 256 characters"):
+            create_user(
+                session, settings, username="dave", password="short", role=Role.AUDITOR, actor=admin
+            )
+        with pytest.raises(DataError, match="must not be the username"):
+            create_user(
+                session,
+                settings,
+                username="davedavedave",
+                password="DaveDaveDave",
+                role=Role.AUDITOR,
+                actor=admin,
+            )
+        with pytest.raises(PermissionDeniedError, match=r"user\.create needs the role admin"):
+            create_user(
+                session,
+                settings,
+                username="eve",
+                password=PASSWORD,
+                role=Role.ADMIN,
+                actor=people.alice,
+            )
+
+
+def test_audit_listing_is_for_auditors_and_is_itself_audited(
+    people: People, context: MakeContext
+) -> None:
+    alice, auditor = context(people.alice), context(people.auditor)
+    ada = committed(alice, _ada(alice))
+    entries = committed(auditor, list_audit(auditor, patient_id=ada.id))
+    assert [(e.action, e.actor_id) for e in entries] == [("patient.create", people.alice.user_id)]
+    assert committed(auditor, list_audit(auditor, limit=1))[0].action == "audit.read"
+    with pytest.raises(PermissionDeniedError, match=r"audit\.read needs the role auditor"):
+        list_audit(alice)

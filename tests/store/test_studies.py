@@ -1,0 +1,159 @@
+"""Studies, predictions and feedback: encrypted files, provenance, policy and audit."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+
+from clinsight.config import Settings
+from clinsight.errors import DataError, DecryptionError, PermissionDeniedError, RecordNotFoundError
+from clinsight.store.repositories import StoreContext, create_patient
+from clinsight.store.studies import (
+    FeedbackRecord,
+    PredictionRecord,
+    add_study,
+    list_predictions,
+    list_studies,
+    read_study,
+    record_feedback,
+    record_prediction,
+)
+from clinsight.store.tables import Verdict
+from tests.store.conftest import MakeContext, People
+
+IMAGE = b"\x89PNG fake chest radiograph of Ada Lovelace"
+PROVENANCE = {
+    "model_name": "pneumonia-cnn",
+    "model_version": "3",
+    "artifact_sha256": "a" * 64,
+    "input_sha256": "b" * 64,
+    "preprocessing": {"size": 224, "normalise": "imagenet"},
+    "label": "pneumonia",
+    "probability": 0.91,
+    "calibrated_confidence": 0.87,
+    "latency_ms": 12.5,
+}
+
+
+def _study(ctx: StoreContext) -> tuple[str, str]:
+    patient = create_patient(
+        ctx, mrn="MRN-1", name="Ada Lovelace", birth_date=date(1815, 12, 10), sex="female"
+    )
+    study = add_study(ctx, patient.id, IMAGE, modality="CR")
+    ctx.session.commit()
+    return patient.id, study.id
+
+
+def test_study_is_encrypted_on_disk_and_reads_back(
+    people: People, context: MakeContext, settings: Settings
+) -> None:
+    ctx = context(people.alice)
+    patient_id, study_id = _study(ctx)
+    record, content = read_study(ctx, study_id)
+    assert content == IMAGE
+    assert (record.patient_id, record.modality, record.size_bytes) == (patient_id, "CR", len(IMAGE))
+    assert record.sha256 == hashlib.sha256(IMAGE).hexdigest()
+    files = list(settings.resolved_files_dir.rglob("*.enc"))
+    assert [f.name for f in files] == [f"{study_id}.enc"]
+    assert b"Lovelace" not in files[0].read_bytes()
+    assert list_studies(ctx, patient_id) == [record]
+
+
+def test_swapped_study_file_is_refused(
+    people: People, context: MakeContext, settings: Settings
+) -> None:
+    ctx = context(people.alice)
+    patient_id, first = _study(ctx)
+    second = add_study(ctx, patient_id, b"other", modality="DX").id
+    ctx.session.commit()
+    files = settings.resolved_files_dir
+    (files / first[:2] / f"{first}.enc").write_bytes(
+        (files / second[:2] / f"{second}.enc").read_bytes()
+    )
+    with pytest.raises(DecryptionError, match=f"file {first} fails authentication"):
+        read_study(ctx, first)
+
+
+def test_prediction_keeps_full_provenance(people: People, context: MakeContext) -> None:
+    ctx = context(people.alice)
+    _, study_id = _study(ctx)
+    made = record_prediction(ctx, study_id, **PROVENANCE)  # type: ignore[arg-type]
+    ctx.session.commit()
+    assert made == PredictionRecord(
+        id=made.id,
+        study_id=study_id,
+        user_id=people.alice.user_id,
+        created_at=made.created_at,
+        **PROVENANCE,  # type: ignore[arg-type]
+    )
+    assert list_predictions(ctx, study_id) == [made]
+    actions = ctx.session.execute(
+        sa.text("SELECT action, details FROM audit_log WHERE action = 'prediction.create'")
+    ).all()
+    assert len(actions) == 1
+    assert "pneumonia-cnn" in str(actions[0][1])
+    with pytest.raises(DataError, match=r"must lie in \[0, 1\], got 1.5"):
+        record_prediction(ctx, study_id, **{**PROVENANCE, "probability": 1.5})  # type: ignore[arg-type]
+
+
+def test_feedback_rules_and_encrypted_reason(people: People, context: MakeContext) -> None:
+    ctx = context(people.alice)
+    _, study_id = _study(ctx)
+    prediction = record_prediction(ctx, study_id, **PROVENANCE)  # type: ignore[arg-type]
+    agree = record_feedback(ctx, prediction.id, Verdict.AGREE)
+    override = record_feedback(
+        ctx,
+        prediction.id,
+        Verdict.OVERRIDE,
+        reason=" consolidation is atelectasis ",
+        override_label="normal",
+    )
+    ctx.session.commit()
+    assert (agree.verdict, agree.reason, agree.override_label) == (Verdict.AGREE, None, None)
+    assert override == FeedbackRecord(
+        override.id,
+        prediction.id,
+        people.alice.user_id,
+        Verdict.OVERRIDE,
+        "consolidation is atelectasis",
+        "normal",
+        override.created_at,
+    )
+    raw = ctx.session.execute(sa.text("SELECT id, reason_ct FROM feedback")).all()
+    reasons = dict(raw)
+    assert reasons[agree.id] is None
+    assert reasons[override.id].startswith("v1:")
+    assert "atelectasis" not in reasons[override.id]
+    with pytest.raises(DataError, match="override needs the corrected label and a reason"):
+        record_feedback(ctx, prediction.id, Verdict.OVERRIDE, override_label="normal")
+    with pytest.raises(DataError, match="only an override carries a label"):
+        record_feedback(ctx, prediction.id, Verdict.DISAGREE, reason="r", override_label="x")
+    with pytest.raises(RecordNotFoundError, match="no prediction with id nope"):
+        record_feedback(ctx, "nope", Verdict.AGREE)
+
+
+def test_other_clinicians_reach_no_study(people: People, context: MakeContext) -> None:
+    alice, bob = context(people.alice), context(people.bob)
+    patient_id, study_id = _study(alice)
+    prediction = record_prediction(alice, study_id, **PROVENANCE)  # type: ignore[arg-type]
+    alice.session.commit()
+    calls = [
+        lambda: add_study(bob, patient_id, b"x", modality="CR"),
+        lambda: read_study(bob, study_id),
+        lambda: list_studies(bob, patient_id),
+        lambda: record_prediction(bob, study_id, **PROVENANCE),  # type: ignore[arg-type]
+        lambda: list_predictions(bob, study_id),
+        lambda: record_feedback(bob, prediction.id, Verdict.AGREE),
+    ]
+    for call in calls:
+        with pytest.raises(PermissionDeniedError, match="may not open patient"):
+            call()
+    denied = bob.session.execute(
+        sa.text("SELECT count(*) FROM audit_log WHERE outcome = 'denied'")
+    ).scalar()
+    assert denied == len(calls)
+    with pytest.raises(RecordNotFoundError, match="no study with id nope"):
+        read_study(bob, "nope")

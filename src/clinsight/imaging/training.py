@@ -297,9 +297,9 @@ def train_image_model(
 
     budget = None if config.time_budget_minutes is None else config.time_budget_minutes * 60.0
     stopped = "epochs"
-    epoch = start_epoch
     for epoch in range(start_epoch, config.epochs):
-        if epoch >= planned:
+        over_budget = budget is not None and history and elapsed + history[-1].seconds > budget
+        if epoch >= planned or over_budget:
             stopped = "time budget"
             break
         if epoch - best_epoch >= config.patience and history:
@@ -335,9 +335,10 @@ def train_image_model(
         if val_auc > best_auc or (math.isnan(best_auc) and not math.isnan(val_auc)):
             best_auc, best_epoch = val_auc, epoch + 1
             best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
-        if budget is not None and epoch == start_epoch:
-            fit = start_epoch + int((budget - elapsed) // max(seconds, 1e-6)) + 1
-            planned = max(start_epoch + 1, min(planned, fit))
+        if budget is not None and epoch - start_epoch < 2:
+            # Size the cosine schedule to the budget; the second epoch shows the steady pace.
+            fit = epoch + 1 + int((budget - elapsed) // max(seconds, 1e-6))
+            planned = max(epoch + 1, min(config.epochs, fit))
         if checkpoint_dir is not None:
             meta = {
                 "history": [asdict(r) for r in history], "best_auc": best_auc,
@@ -346,8 +347,6 @@ def train_image_model(
             _save_checkpoint(checkpoint_dir, network, best_state, optimizer, meta)
         if progress is not None:
             progress(record, planned)
-    else:
-        epoch = config.epochs
     network.load_state_dict(best_state)
     network.eval()
     return TrainResult(

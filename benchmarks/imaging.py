@@ -1,0 +1,310 @@
+"""Image diagnosis benchmark: MedMNIST test figures (3 seeds) and single-thread inference speed.
+
+    python benchmarks/imaging.py                      # everything (about 50 minutes on 2 cores)
+    python benchmarks/imaging.py --datasets breastmnist --seeds 0
+    python benchmarks/imaging.py --inference-only     # reuse the trained pneumonia model
+
+Writes benchmarks/results/imaging.json and the imaging tables in benchmarks/README.md.
+Each finished run is saved at once, so an interrupted benchmark resumes where it stopped
+(pass --fresh to start over). Every choice (epoch, temperature, threshold 0.5) is made on the
+train and validation splits; the test split is only scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+from clinsight.config import get_settings
+from clinsight.data.medmnist import Split, load_medmnist
+from clinsight.evaluation.calibration import apply_temperature
+from clinsight.evaluation.metrics import roc_auc
+from clinsight.imaging.networks import count_macs
+from clinsight.imaging.training import TrainConfig
+from clinsight.imaging.transforms import AugmentSpec
+from clinsight.inference.predictors import load_torch_model
+from clinsight.inference.runtime import OnnxClassifier
+from clinsight.registry.store import ModelVersion, get_model
+from clinsight.services.training import split_logits, train_and_register
+from common import machine, read_results, update_readme_section, write_results
+
+RUNS = Path(__file__).resolve().parent / "runs"
+AUGMENT = AugmentSpec(
+    flip_prob=0.5, rotate_degrees=15.0, scale=0.15, translate=0.1, contrast_gamma=0.4,
+    intensity=0.15, noise_std=0.05, blur_prob=0.3,
+)  # fmt: skip
+CONFIGS: dict[str, tuple[TrainConfig, float]] = {
+    "pneumoniamnist": (
+        TrainConfig(
+            architecture="resnet18",
+            width=24,
+            epochs=40,
+            patience=12,
+            learning_rate=2e-3,
+            weight_decay=0.05,
+            label_smoothing=0.1,
+            augment=AUGMENT,
+        ),
+        12.0,
+    ),
+    "breastmnist": (
+        TrainConfig(
+            architecture="resnet18",
+            width=24,
+            epochs=80,
+            patience=25,
+            learning_rate=2e-3,
+            weight_decay=0.05,
+            label_smoothing=0.1,
+            augment=AUGMENT,
+        ),
+        10.0,
+    ),
+}
+PAPER = {
+    "pneumoniamnist": {"resnet18_28": {"accuracy": 0.854, "auc": 0.944},
+                       "best": {"accuracy": 0.946, "auc": 0.991}},
+    "breastmnist": {"resnet18_28": {"accuracy": 0.863, "auc": 0.901},
+                    "best": {"accuracy": 0.863, "auc": 0.919}},
+}  # fmt: skip
+TARGETS = {
+    "pneumoniamnist": {"accuracy": 0.90, "auc": 0.97},
+    "breastmnist": {"accuracy": 0.90, "auc": 0.93},
+}
+
+
+def run_seed(dataset: str, seed: int) -> dict[str, Any]:
+    """Train, evaluate and register one seed; return its figures and test probabilities."""
+    base, budget = CONFIGS[dataset]
+    config = TrainConfig(**(base.to_dict() | {"seed": seed, "time_budget_minutes": budget,
+                                              "augment": base.augment}))  # fmt: skip
+    settings = get_settings()
+
+    def show(record: Any, planned: int) -> None:
+        print(f"  {dataset} seed {seed} epoch {record.epoch}/{planned} loss "
+              f"{record.train_loss:.3f} val AUC {record.val_auc:.4f} ({record.seconds:.0f}s)",
+              flush=True)  # fmt: skip
+
+    outcome = train_and_register(
+        settings.resolved_data_dir, RUNS / "registry", dataset, config,
+        name=f"{dataset}-seed{seed}", run_dir=RUNS / f"{dataset}-seed{seed}", progress=show,
+    )  # fmt: skip
+    report, result = outcome.report, outcome.train
+    data = load_medmnist(settings.resolved_data_dir, dataset)
+    logits, labels = split_logits(result.network, data, _preprocess(outcome.model), Split.TEST)
+    probs = apply_temperature(logits, report.temperature, data.info.task)
+    positive = probs[:, data.info.positive_index]
+    return {
+        "seed": seed,
+        "values": report.metrics.values,
+        "intervals": report.metrics.intervals,
+        "ece_before": report.ece_before,
+        "ece_after": report.ece_after,
+        "temperature": report.temperature,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "stopped_because": result.stopped_because,
+        "train_minutes": round(result.seconds / 60, 2),
+        "model": f"{outcome.model.name} v{outcome.model.version}" if outcome.model else None,
+        "test_positive_probability": [round(float(p), 6) for p in positive],
+        "test_positive": [int(y == data.info.positive_index) for y in labels[:, 0]],
+    }
+
+
+def _preprocess(model: ModelVersion | None) -> Any:
+    from clinsight.imaging.transforms import Preprocess
+
+    assert model is not None
+    return Preprocess(model.preprocess)
+
+
+def mean_with_interval(runs: list[dict[str, Any]], n_boot: int = 2000) -> dict[str, Any]:
+    """Seed-mean accuracy and AUC with a paired test-set bootstrap 95% interval."""
+    y = np.asarray(runs[0]["test_positive"])
+    scores = np.asarray([r["test_positive_probability"] for r in runs])
+    rng = np.random.default_rng(0)
+
+    def figures(index: np.ndarray) -> tuple[float, float]:
+        acc = float(np.mean([np.mean((s[index] >= 0.5) == y[index]) for s in scores]))
+        auc = float(np.mean([roc_auc(y[index], s[index]) for s in scores]))
+        return acc, auc
+
+    point = figures(np.arange(len(y)))
+    boot = np.array([figures(rng.integers(0, len(y), len(y))) for _ in range(n_boot)])
+    boot = boot[~np.isnan(boot).any(axis=1)]
+    out: dict[str, Any] = {}
+    for column, name in enumerate(("accuracy", "auc")):
+        low, high = np.percentile(boot[:, column], [2.5, 97.5])
+        out[name] = {"mean": point[column], "interval": [float(low), float(high)]}
+    for key in ("ece_after", "ece_before", "train_minutes", "epochs_run"):
+        out[key] = statistics.fmean(float(r[key]) for r in runs)
+    return out
+
+
+def _rate(run: Callable[[], Any], images: int, min_seconds: float = 2.0) -> float:
+    """Median images per second over 5 trials of at least `min_seconds / 5` each."""
+    run()
+    rates = []
+    for _ in range(5):
+        count, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < min_seconds / 5:
+            run()
+            count += images
+        rates.append(count / elapsed)
+    return statistics.median(rates)
+
+
+def sgemm_gflops(n: int = 1024) -> float:
+    """Single-thread SGEMM throughput of this machine's BLAS (the ceiling)."""
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype=np.float32)
+    b = rng.random((n, n), dtype=np.float32)
+    with threadpool_limits(1):
+        per_second = _rate(lambda: a @ b, 1, min_seconds=3.0)
+    return 2 * n**3 * per_second / 1e9
+
+
+def inference(model: ModelVersion) -> dict[str, Any]:
+    """ONNX Runtime vs PyTorch eager, one thread, batch 1 and 64, beside the SGEMM ceiling."""
+    torch.set_num_threads(1)
+    spec = model.preprocess
+    shape = (spec.channels, spec.image_size, spec.image_size)
+    network = load_torch_model(model)
+    macs = count_macs(network, shape)
+    session = OnnxClassifier(model.onnx_path, threads=1)
+    ceiling = sgemm_gflops()
+    rows: dict[str, Any] = {"model": f"{model.name} v{model.version}",
+                            "architecture": model.network_config.to_dict(),
+                            "macs_per_image": macs, "sgemm_gflops": ceiling}  # fmt: skip
+    rng = np.random.default_rng(0)
+    for batch in (1, 64):
+        x = rng.standard_normal((batch, *shape), dtype=np.float32)
+        xt = torch.from_numpy(x)
+
+        def run_ort(x: np.ndarray = x) -> None:
+            session.logits(x)
+
+        def run_eager(xt: torch.Tensor = xt) -> None:
+            with torch.inference_mode():
+                network(xt)
+
+        ort_rate, eager_rate = _rate(run_ort, batch), _rate(run_eager, batch)
+        for runtime, rate in (("onnxruntime", ort_rate), ("pytorch_eager", eager_rate)):
+            gflops = 2 * macs * rate / 1e9
+            rows[f"{runtime}_batch{batch}"] = {
+                "images_per_second": rate, "gflops": gflops, "fraction_of_sgemm": gflops / ceiling,
+            }  # fmt: skip
+        rows[f"ort_over_eager_batch{batch}"] = ort_rate / eager_rate
+    return rows
+
+
+def _fmt(value: float, interval: list[float] | tuple[float, float] | None = None) -> str:
+    text = f"{value:.3f}"
+    return text + (f" ({interval[0]:.3f}–{interval[1]:.3f})" if interval else "")
+
+
+def readme_tables(results: dict[str, Any]) -> str:
+    """The Markdown tables for benchmarks/README.md."""
+    lines = [
+        "## Image diagnosis (MedMNIST, official test splits)",
+        "",
+        "`python benchmarks/imaging.py` — mean of 3 seeds with a paired test-set bootstrap 95% "
+        "interval; temperature fitted on validation; threshold 0.5; nothing chosen on test.",
+        "",
+        "| dataset | model | ACC | AUC | ECE after T (before) | train min | epochs | paper "
+        "ResNet-18 (28) ACC/AUC | paper best ACC/AUC |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset, entry in results.get("datasets", {}).items():
+        runs, mean = entry.get("runs", []), entry.get("mean")
+        paper = PAPER[dataset]
+        for run in runs:
+            lines.append(
+                f"| {dataset} seed {run['seed']} | {entry['architecture']} | "
+                f"{_fmt(run['values']['accuracy'], run['intervals']['accuracy'])} | "
+                f"{_fmt(run['values']['auc'], run['intervals']['auc'])} | "
+                f"{run['ece_after']:.3f} ({run['ece_before']:.3f}) | {run['train_minutes']:.1f} | "
+                f"{run['epochs_run']} (best {run['best_epoch']}) | | |"
+            )
+        if mean:
+            lines.append(
+                f"| **{dataset} mean** | {entry['architecture']} | "
+                f"**{_fmt(mean['accuracy']['mean'], mean['accuracy']['interval'])}** | "
+                f"**{_fmt(mean['auc']['mean'], mean['auc']['interval'])}** | "
+                f"{mean['ece_after']:.3f} ({mean['ece_before']:.3f}) | "
+                f"{mean['train_minutes']:.1f} | {mean['epochs_run']:.1f} | "
+                f"{paper['resnet18_28']['accuracy']:.3f} / {paper['resnet18_28']['auc']:.3f} | "
+                f"{paper['best']['accuracy']:.3f} / {paper['best']['auc']:.3f} |"
+            )
+    inf = results.get("inference")
+    if inf:
+        lines += [
+            "",
+            f"Inference, one thread, {inf['model']} ({inf['macs_per_image'] / 1e6:.1f} M "
+            f"multiply-adds per image); single-thread SGEMM ceiling "
+            f"{inf['sgemm_gflops']:.1f} GFLOP/s measured in the same run.",
+            "",
+            "| runtime | batch | images/s | GFLOP/s | of SGEMM |",
+            "|---|---|---|---|---|",
+        ]
+        for runtime in ("onnxruntime", "pytorch_eager"):
+            for batch in (1, 64):
+                row = inf[f"{runtime}_batch{batch}"]
+                lines.append(
+                    f"| {runtime} | {batch} | {row['images_per_second']:.0f} | "
+                    f"{row['gflops']:.1f} | {row['fraction_of_sgemm']:.0%} |"
+                )
+        lines.append(
+            f"\nONNX Runtime over eager: {inf['ort_over_eager_batch1']:.2f}x at batch 1, "
+            f"{inf['ort_over_eager_batch64']:.2f}x at batch 64."
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Run the requested parts and write the results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--inference-only", action="store_true")
+    parser.add_argument("--fresh", action="store_true", help="ignore earlier finished runs")
+    args = parser.parse_args()
+
+    results = {} if args.fresh else read_results("imaging")
+    results["machine"] = machine()
+    datasets = results.setdefault("datasets", {})
+    if not args.inference_only:
+        for dataset in args.datasets:
+            base, budget = CONFIGS[dataset]
+            entry = datasets.setdefault(dataset, {})
+            entry.update(
+                config=base.to_dict(), budget_minutes=budget, paper=PAPER[dataset],
+                targets=TARGETS[dataset], architecture=f"{base.architecture}-w{base.width}",
+            )  # fmt: skip
+            done = {run["seed"]: run for run in entry.get("runs", [])}
+            for seed in args.seeds:
+                if seed in done:
+                    continue
+                done[seed] = run_seed(dataset, seed)
+                entry["runs"] = [done[s] for s in sorted(done)]
+                write_results("imaging", results)
+            if len(done) >= 3:
+                entry["mean"] = mean_with_interval(entry["runs"])
+            write_results("imaging", results)
+    model = get_model(RUNS / "registry", "pneumoniamnist-seed0")
+    results["inference"] = inference(model)
+    write_results("imaging", results)
+    update_readme_section("imaging", readme_tables(results))
+    print(readme_tables(results))
+
+
+if __name__ == "__main__":
+    main()

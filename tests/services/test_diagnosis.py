@@ -1,0 +1,56 @@
+"""Diagnosis of real files: DICOM radiographs, PNG, a Grad-CAM overlay, clear rejections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clinsight.errors import UnsupportedImageError
+from clinsight.inference.predictors import ImagePredictor
+from clinsight.services.diagnosis import centre_square, diagnose_image
+from clinsight.services.training import ImageTrainingOutcome
+
+
+@pytest.fixture
+def predictor(trained: ImageTrainingOutcome) -> ImagePredictor:
+    assert trained.model is not None
+    return ImagePredictor(trained.model)
+
+
+def test_dicom_radiograph_gets_a_calibrated_finding_and_heat_map(
+    predictor: ImagePredictor, data_dir: Path, tmp_path: Path
+) -> None:
+    source = data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm"
+    result = diagnose_image(predictor, source, heatmap_path=tmp_path / "cam.png")
+    prediction = result.prediction
+    assert set(prediction.probabilities) == {"malignant", "normal, benign"}
+    assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert prediction.model_version == 1
+    assert result.source["modality"] == "CR"
+    assert result.heatmap is not None
+    with Image.open(result.heatmap) as overlay:
+        assert overlay.mode == "RGB"
+        assert overlay.size[0] == overlay.size[1] > 1000
+
+
+def test_png_bytes_predict_like_the_same_pixels(predictor: ImagePredictor, tmp_path: Path) -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, size=(64, 80), dtype=np.uint8)
+    path = tmp_path / "scan.png"
+    Image.fromarray(pixels).save(path)
+    from_file = diagnose_image(predictor, path).prediction
+    direct = predictor.predict(pixels.astype(np.float32) / 255.0)
+    assert from_file.probabilities == pytest.approx(direct.probabilities, abs=1e-6)
+    assert from_file.input_sha256 == direct.input_sha256
+
+
+def test_non_image_dicom_is_rejected(predictor: ImagePredictor, data_dir: Path) -> None:
+    with pytest.raises(UnsupportedImageError, match="Clinsight needs an image"):
+        diagnose_image(predictor, data_dir / "dicom" / "pydicom_data" / "liver.dcm")
+
+
+def test_centre_square_keeps_the_middle() -> None:
+    image = np.arange(12, dtype=np.float32).reshape(3, 4)
+    np.testing.assert_array_equal(centre_square(image), image[:, 0:3])

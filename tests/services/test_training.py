@@ -1,0 +1,48 @@
+"""Train → evaluate → register, and the registered model re-evaluated through ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clinsight.services.training import ImageTrainingOutcome, evaluate_registered_model
+from tests.conftest import _shared_data
+
+
+def test_outcome_is_registered_with_card_metrics_and_provenance(
+    trained: ImageTrainingOutcome,
+) -> None:
+    model = trained.model
+    assert model is not None
+    assert (model.name, model.version, str(model.stage)) == ("breastmnist", 1, "candidate")
+    assert model.labels == ("malignant", "normal, benign")
+    assert model.positive_index == 0
+    assert model.training["data_sha256"] == trained.train.data_sha256
+    assert model.training["splits"] == {"train": 546, "val": 78, "test": 156}
+    assert model.temperature == pytest.approx(trained.report.temperature)
+    card = model.card_path.read_text()
+    assert "malignant" in card
+    assert "95%" in card
+    saved = json.loads((trained.run_dir / "evaluation.json").read_text())
+    assert saved["evaluation"]["metrics"]["n"] == 156
+    for plot in ("roc.png", "reliability.png"):
+        assert (trained.run_dir / plot).stat().st_size > 1000
+
+
+def test_onnx_evaluation_reproduces_the_training_time_figures(
+    trained: ImageTrainingOutcome, tmp_path: Path
+) -> None:
+    assert trained.model is not None
+    registry = trained.model.path.parent.parent
+    model, report = evaluate_registered_model(
+        _shared_data(), registry, "breastmnist", out_dir=tmp_path, n_bootstrap=50
+    )
+    assert model.version == 1
+    for name, value in trained.report.metrics.values.items():
+        assert report.metrics.values[name] == pytest.approx(value, abs=1e-3, nan_ok=True)
+    assert report.temperature == pytest.approx(trained.report.temperature, rel=1e-3)
+    assert np.isfinite(report.ece_after)
+    assert (tmp_path / "roc.png").exists()

@@ -1,0 +1,118 @@
+"""The command line as a user meets it: help, a short real training run, the registry, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from clinsight import cli
+from clinsight.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables and messages on one line each, as in a wide terminal."""
+    monkeypatch.setattr(cli.console, "width", 300)
+    monkeypatch.setattr(cli.err_console, "width", 300)
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_help_lists_every_command_group() -> None:
+    code, out = _run("--help")
+    assert code == 0
+    for group in ("data", "train", "evaluate", "predict", "models"):
+        assert group in out
+
+
+def test_data_list_shows_what_is_present() -> None:
+    code, out = _run("data", "list")
+    assert code == 0
+    assert "pneumoniamnist" in out
+    assert "chestmnist" in out
+
+
+def test_fetch_of_an_absent_dataset_says_where_to_put_it() -> None:
+    code, out = _run("data", "fetch", "chestmnist")
+    assert code == 2
+    assert "chestmnist.npz" in out
+    assert "CLINSIGHT_ALLOW_DOWNLOAD" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("train", "image", "--dataset", "nosuchmnist"), "Unknown MedMNIST dataset"),
+        (("train", "image", "--dataset", "breastmnist", "--architecture", "vgg"), "vgg"),
+        (("train", "image", "--dataset", "breastmnist", "--bogus"), "No such option"),
+        (("models", "show", "nothing"), "No model named 'nothing'"),
+    ],
+)
+def test_bad_input_gets_an_actionable_error(args: tuple[str, ...], message: str) -> None:
+    code, out = _run(*args)
+    assert code == 2
+    assert message in out
+
+
+def test_train_register_promote_predict_and_roll_back(tmp_path: Path, data_dir: Path) -> None:
+    train = (
+        "train", "image", "--dataset", "breastmnist", "--architecture", "cnn", "--width", "4",
+        "--epochs", "1", "--train-subset", "64",
+    )  # fmt: skip
+    for run in ("a", "b"):
+        code, out = _run(*train, "--run-dir", str(tmp_path / run))
+        assert code == 0, out
+        assert "Registered" in out
+        assert "auc" in out
+    code, out = _run("models", "list")
+    assert code == 0
+    assert "breastmnist" in out
+    assert "candidate" in out
+    assert _run("models", "promote", "breastmnist", "1")[0] == 0
+    assert _run("models", "promote", "breastmnist", "2")[0] == 0
+    code, out = _run("models", "rollback", "breastmnist")
+    assert code == 0
+    assert "v1 is back in production" in out
+    code, out = _run("models", "history", "breastmnist")
+    assert code == 0
+    assert "production" in out
+    assert _run("models", "verify", "breastmnist", "2")[0] == 0
+    code, out = _run("models", "show", "breastmnist", "--stage", "production")
+    assert code == 0
+    assert "malignant" in out
+
+    dicom = data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm"
+    heatmap = tmp_path / "cam.png"
+    code, out = _run(
+        "predict", "image", str(dicom), "--model", "breastmnist", "--stage", "production",
+        "--heatmap", str(heatmap),
+    )  # fmt: skip
+    assert code == 0, out
+    assert "breastmnist v1" in out
+    assert heatmap.exists()
+
+    png = tmp_path / "scan.png"
+    Image.fromarray(np.full((32, 32), 128, dtype=np.uint8)).save(png)
+    code, out = _run("predict", "image", str(png), "--model", "breastmnist", "--json")
+    assert code == 0
+    assert '"model_version": 2' in out
+
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    code, out = _run("predict", "image", str(text), "--model", "breastmnist")
+    assert code == 2
+    assert "PNG, JPEG or DICOM" in out
+
+    code, out = _run("evaluate", "breastmnist", "--version", "1", "--out", str(tmp_path / "ev"))
+    assert code == 0
+    assert "accuracy" in out
+    assert (tmp_path / "ev" / "evaluation.json").exists()

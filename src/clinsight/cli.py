@@ -132,15 +132,21 @@ def train_image(
     size: Annotated[int, typer.Option(help="Image size of the dataset file: 28/64/128/224.")] = 28,
     architecture: Annotated[
         str, typer.Option(help=f"Network: {', '.join(sorted(ARCHITECTURES))}.")
-    ] = "resnet18",
-    width: Annotated[int, typer.Option(help="Channels of the first stage.")] = 24,
-    epochs: Annotated[int, typer.Option(help="Most epochs to run.")] = 40,
+    ] = TrainConfig.architecture,
+    width: Annotated[int, typer.Option(help="Channels of the first stage.")] = TrainConfig.width,
+    epochs: Annotated[int, typer.Option(help="Most epochs to run.")] = TrainConfig.epochs,
     time_budget: Annotated[
         float | None, typer.Option(help="Stop training after this many minutes.")
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Images per optimisation step.")] = 64,
-    learning_rate: Annotated[float, typer.Option(help="Peak AdamW learning rate.")] = 2e-3,
-    patience: Annotated[int, typer.Option(help="Epochs without better val AUC.")] = 10,
+    batch_size: Annotated[
+        int, typer.Option(help="Images per optimisation step.")
+    ] = TrainConfig.batch_size,
+    learning_rate: Annotated[
+        float, typer.Option(help="Peak AdamW learning rate.")
+    ] = TrainConfig.learning_rate,
+    patience: Annotated[
+        int, typer.Option(help="Epochs without better val AUC.")
+    ] = TrainConfig.patience,
     seed: Annotated[int, typer.Option(help="Random seed (runs are reproducible).")] = 0,
     name: Annotated[
         str | None, typer.Option(help="Registry name (default: the dataset name).")

@@ -66,6 +66,28 @@ class Settings(BaseSettings):
         default=65536, ge=8, description="Argon2id memory in KiB."
     )
     password_hash_parallelism: int = Field(default=4, ge=1, description="Argon2id lanes.")
+    default_model: str = Field(
+        default="pneumoniamnist", description="Registered model the service diagnoses with."
+    )
+    host: str = Field(default="127.0.0.1", description="Address `clinsight serve` listens on.")
+    port: int = Field(default=8443, ge=1, le=65535, description="HTTPS port of the service.")
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM certificate (default: a self-signed one in HOME/tls)."
+    )
+    tls_key_file: Path | None = Field(
+        default=None, description="PEM private key of the certificate (default: HOME/tls)."
+    )
+    admin_password: SecretStr | None = Field(
+        default=None,
+        min_length=12,
+        description="Password of the first admin account (default: generated, printed once).",
+    )
+    upload_max_bytes: int = Field(
+        default=64 * 2**20, ge=1024, description="Largest image upload accepted, in bytes."
+    )
+    upload_max_pixels: int = Field(
+        default=40_000_000, ge=1024, description="Largest decoded image accepted, in pixels."
+    )
 
     @property
     def resolved_data_dir(self) -> Path:
@@ -93,6 +115,17 @@ class Settings(BaseSettings):
     def resolved_files_dir(self) -> Path:
         """The folder of encrypted uploaded files, defaulting to HOME/files."""
         return self.files_dir if self.files_dir is not None else self.home / "files"
+
+
+    @property
+    def resolved_tls_cert_file(self) -> Path:
+        """The TLS certificate, defaulting to HOME/tls/cert.pem (self-signed on first run)."""
+        return self.tls_cert_file if self.tls_cert_file else self.home / "tls" / "cert.pem"
+
+    @property
+    def resolved_tls_key_file(self) -> Path:
+        """The TLS private key, defaulting to HOME/tls/key.pem (made with the certificate)."""
+        return self.tls_key_file if self.tls_key_file else self.home / "tls" / "key.pem"
 
 
 @lru_cache(maxsize=1)

@@ -46,12 +46,12 @@ class TrainConfig:
     """Hyper-parameters of one training run (all recorded in the model card)."""
 
     architecture: str = "resnet18"
-    width: int = 32
+    width: int = 24
     epochs: int = 40
     batch_size: int = 64
     learning_rate: float = 2e-3
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.0
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
     dropout: float = 0.1
     patience: int = 10
     time_budget_minutes: float | None = None

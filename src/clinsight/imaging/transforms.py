@@ -118,13 +118,13 @@ class AugmentSpec:
     """Training-time augmentation strengths (0 disables an augmentation)."""
 
     flip_prob: float = 0.5
-    rotate_degrees: float = 10.0
-    scale: float = 0.1
-    translate: float = 0.08
-    contrast_gamma: float = 0.3
-    intensity: float = 0.1
-    noise_std: float = 0.03
-    blur_prob: float = 0.2
+    rotate_degrees: float = 15.0
+    scale: float = 0.15
+    translate: float = 0.1
+    contrast_gamma: float = 0.4
+    intensity: float = 0.15
+    noise_std: float = 0.05
+    blur_prob: float = 0.3
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, recorded in the model card."""

@@ -1,0 +1,128 @@
+"""ConText assertion: triggers, scopes, terminations, pseudo-triggers, sections; dev-set F1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.language import Language
+
+import clinsight.nlp.sentences  # noqa: F401 - registers the factory
+from clinsight.data.notes import load_context_annotations
+from clinsight.errors import DataError
+from clinsight.nlp.assertion import (
+    ConTextComponent,
+    ContextRule,
+    Direction,
+    evaluate_assertion,
+    load_context_rules,
+    locate_condition,
+)
+
+
+@pytest.fixture(scope="module")
+def nlp() -> Language:
+    pipeline = spacy.blank("en")
+    pipeline.add_pipe("clinical_sentences")
+    pipeline.add_pipe("clinical_sections")
+    pipeline.add_pipe("clinical_context")
+    return pipeline
+
+
+def _assert(nlp: Language, text: str, *targets: str) -> list[dict[str, bool]]:
+    doc = nlp.make_doc(text)
+    doc.ents = [doc.char_span(*locate_condition(text, t), "PROBLEM") for t in targets]  # type: ignore[misc]
+    for _, component in nlp.pipeline:
+        doc = component(doc)
+    names = ("is_negated", "is_uncertain", "is_historical", "is_hypothetical", "is_family")
+    return [{n[3:]: e._.get(n) for n in names if e._.get(n)} for e in doc.ents]
+
+
+def test_negation_scope_and_termination(nlp: Language) -> None:
+    text = "No fever or chills, but reports cough. Cough is absent today? Pain resolved."
+    assert _assert(nlp, text, "fever", "chills", "reports cough") == [
+        {"negated": True},
+        {"negated": True},
+        {},
+    ]
+    assert _assert(nlp, "Cough is absent.", "cough") == [{"negated": True}]
+    assert _assert(nlp, "No  evidence of   PNEUMONIA.", "pneumonia") == [{"negated": True}]
+
+
+def test_pseudo_triggers_block_negation(nlp: Language) -> None:
+    assert _assert(nlp, "No change in the effusion.", "effusion") == [{}]
+    assert _assert(nlp, "Gram negative rods, not only sepsis.", "rods") == [{}]
+
+
+def test_uncertain_historical_hypothetical_family(nlp: Language) -> None:
+    assert _assert(nlp, "Possible pneumonia.", "pneumonia") == [{"uncertain": True}]
+    assert _assert(nlp, "History of MI, now with chest pain.", "MI", "chest pain") == [
+        {"historical": True},
+        {},
+    ]
+    assert _assert(nlp, "Return if fever develops.", "fever") == [{"hypothetical": True}]
+    assert _assert(nlp, "Mother had breast cancer.", "breast cancer") == [{"family": True}]
+    assert _assert(nlp, "She is a 45-year-old woman with asthma.", "asthma") == [{}]
+
+
+def test_section_context(nlp: Language) -> None:
+    text = "FAMILY HISTORY: Diabetes.\nPAST MEDICAL HISTORY: Gout.\nASSESSMENT: Gout flare."
+    assert _assert(nlp, text, "diabetes", "gout.", "gout flare") == [
+        {"family": True},
+        {"historical": True},
+        {},
+    ]
+    no_sections = spacy.blank("en")
+    no_sections.add_pipe("clinical_sentences")
+    no_sections.add_pipe("clinical_sections")
+    no_sections.add_pipe("clinical_context", config={"use_sections": False})
+    assert _assert(no_sections, "PMH: Gout.", "gout") == [{}]
+    assert _assert(nlp, "PMH: Gout.", "gout") == [{"historical": True}]
+
+
+def test_max_scope_and_custom_rules() -> None:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("clinical_sentences")
+    rules = [ContextRule("no", "NEGATED_EXISTENCE", Direction.FORWARD, max_scope=2)]
+    context = ConTextComponent(nlp, rules, use_sections=False)
+    doc = nlp("no cough or fever")
+    doc.ents = [doc.char_span(3, 8, "PROBLEM"), doc.char_span(12, 17, "PROBLEM")]  # type: ignore[list-item]
+    doc = context(doc)
+    assert [e._.is_negated for e in doc.ents] == [True, False]
+    assert [m.rule.literal for m in doc.ents[0]._.context_modifiers] == ["no"]
+    assert context.find_triggers(doc) == [(0, 1, rules[0])]
+
+
+def test_rule_file_errors(tmp_path: Path) -> None:
+    assert len(load_context_rules()) > 500
+    path = tmp_path / "r.json"
+    path.write_text(
+        json.dumps({"rules": [{"literal": "x", "category": "ODD", "direction": "FORWARD"}]})
+    )
+    with pytest.raises(DataError, match="has category 'ODD'"):
+        load_context_rules(path)
+    path.write_text(json.dumps({"rules": [{"literal": "x", "category": "ODD", "direction": "UP"}]}))
+    with pytest.raises(DataError, match="is invalid"):
+        load_context_rules(path)
+    path.write_text("{")
+    with pytest.raises(DataError, match=r"r\.json:1: invalid JSON"):
+        load_context_rules(path)
+
+
+def test_locate_condition_prefers_the_capitalised_non_heading_mention() -> None:
+    assert locate_condition("ALLERGIES:  He has no known ALLERGIES.", "allergies") == (28, 37)
+    assert locate_condition("chest  pain and CHEST PAIN", "chest pain") == (16, 26)
+    assert locate_condition("nothing here", "fever") is None
+
+
+def test_dev_set_beats_the_medspacy_reference(data_dir: Path, nlp: Language) -> None:
+    report = evaluate_assertion(nlp, load_context_annotations())
+    assert report.sentences == 1248
+    assert report.unlocated == 8
+    assert (report.negated.tp, report.negated.fp, report.negated.fn) == (242, 7, 3)
+    assert report.negated.f1 > 0.923
+    assert report.historical.f1 > 0.635
+    assert report.hypothetical.f1 > 0.691
+    assert report.other_experiencer.tp == 1

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from clinsight import cli
+from clinsight import cli_output
 from clinsight.cli import app
 
 runner = CliRunner()
@@ -18,8 +18,8 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tables and messages on one line each, as in a wide terminal."""
-    monkeypatch.setattr(cli.console, "width", 300)
-    monkeypatch.setattr(cli.err_console, "width", 300)
+    monkeypatch.setattr(cli_output.console, "width", 300)
+    monkeypatch.setattr(cli_output.err_console, "width", 300)
 
 
 def _run(*args: str) -> tuple[int, str]:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markdown import Markdown
 from rich.progress import (
     BarColumn,
@@ -21,6 +20,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from clinsight.cli_output import console, fail
+from clinsight.cli_serve import register_service_commands
 from clinsight.config import get_settings
 from clinsight.data.medmnist import CATALOGUE, dataset_info, fetch_medmnist, medmnist_path
 from clinsight.errors import ClinsightError
@@ -31,8 +32,6 @@ from clinsight.registry.stages import Stage
 
 __all__ = ["app"]
 
-console = Console()
-err_console = Console(stderr=True)
 
 app = typer.Typer(
     name="clinsight",
@@ -52,17 +51,12 @@ app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.add_typer(predict_app, name="predict")
 app.add_typer(models_app, name="models")
+register_service_commands(app)
 
 VersionOpt = Annotated[int | None, typer.Option("--version", "-v", help="Version number.")]
 StageOpt = Annotated[
     Stage | None, typer.Option(help="Pick the newest version at this stage instead.")
 ]
-
-
-def fail(error: ClinsightError | str) -> typer.Exit:
-    """Print an actionable error and return the exit to raise (status 2)."""
-    err_console.print(f"[bold red]Error:[/] {error}")
-    return typer.Exit(code=2)
 
 
 @data_app.command("list")

@@ -116,7 +116,6 @@ class Settings(BaseSettings):
         """The folder of encrypted uploaded files, defaulting to HOME/files."""
         return self.files_dir if self.files_dir is not None else self.home / "files"
 
-
     @property
     def resolved_tls_cert_file(self) -> Path:
         """The TLS certificate, defaulting to HOME/tls/cert.pem (self-signed on first run)."""

@@ -1,0 +1,140 @@
+"""The FastAPI application: REST API under /api/v1, the web UI, health, readiness and metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine, text
+
+from clinsight import __version__
+from clinsight.api.deps import AppState, ServiceMetrics, declared_roles
+from clinsight.api.problems import install_problem_handlers, problem_response
+from clinsight.api.routes import audit, auth, models, patients, studies, users
+from clinsight.config import Settings
+from clinsight.errors import ClinsightError, ConfigurationError
+from clinsight.security.tokens import TokenIssuer
+from clinsight.store.crypto import load_or_create_keyring
+from clinsight.store.db import create_db_engine, session_factory
+from clinsight.web.pages import STATIC_DIR
+from clinsight.web.pages import router as web_router
+
+__all__ = ["API_PREFIX", "check_routes_declare_roles", "create_app"]
+
+API_PREFIX = "/api/v1"
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Strict-Transport-Security": "max-age=31536000",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    ),
+}
+
+
+def check_routes_declare_roles(routers: Sequence[APIRouter], public: frozenset[str]) -> None:
+    """Deny by default: every API route outside `public` must declare its roles.
+
+    Raises:
+        ConfigurationError: a route under /api/v1 has no `require_roles` dependency.
+    """
+    for router in routers:
+        for route in router.routes:
+            if not isinstance(route, APIRoute):
+                continue
+            path = API_PREFIX + route.path
+            if path not in public and not declared_roles(route.dependant):
+                raise ConfigurationError(f"route {path} declares no roles; add require_roles")
+
+
+def _metrics_middleware(
+    metrics: ServiceMetrics,
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        metrics.request_seconds.labels(request.method, template, str(response.status_code)).observe(
+            time.perf_counter() - start
+        )
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    return observe
+
+
+def _operations_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/health")
+    def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok", "version": __version__}
+
+    @router.get("/ready", response_model=None)
+    def ready(request: Request) -> dict[str, str] | Response:
+        """Readiness: the database answers and the production model is loaded."""
+        state: AppState = request.app.state.clinsight
+        try:
+            with state.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            predictor = state.predictor()
+        except (ClinsightError, Exception) as exc:  # readiness reports any failure as 503
+            return problem_response(503, "Not ready", f"{type(exc).__name__}: {exc}")
+        model = predictor.model
+        return {"status": "ready", "model": f"{model.name}:{model.version}"}
+
+    @router.get("/metrics", response_class=Response)
+    def metrics(request: Request) -> Response:
+        """Prometheus metrics: request latency histograms, predictions by model version."""
+        state: AppState = request.app.state.clinsight
+        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
+    """The service for `settings` (the store must be migrated: see `services.bootstrap`).
+
+    Raises:
+        ConfigurationError: the key file is missing or unsafe, or a route declares no roles.
+    """
+    engine = engine or create_db_engine(settings=settings)
+    keyring = load_or_create_keyring(settings)
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        keyring=keyring,
+        issuer=TokenIssuer.from_settings(settings, keyring),
+        metrics=ServiceMetrics(),
+    )
+    app = FastAPI(
+        title="Clinsight",
+        version=__version__,
+        description="Clinical decision support: image diagnosis with provenance and audit.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.clinsight = state
+    install_problem_handlers(app)
+    app.middleware("http")(_metrics_middleware(state.metrics))
+    api_routers = [m.router for m in (auth, users, patients, studies, models, audit)]
+    check_routes_declare_roles(api_routers, auth.PUBLIC_PATHS)
+    for router in api_routers:
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(_operations_router())
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

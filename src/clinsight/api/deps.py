@@ -1,0 +1,191 @@
+"""Shared state of the running service and the typed dependencies routes declare.
+
+Deny by default: a route gets a principal only through `require_roles(...)`, which
+checks the role with `security.access.require_role` (denials are audited), and
+`create_app` refuses to start if any API route lacks it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from clinsight.config import Settings
+from clinsight.errors import AuthenticationError
+from clinsight.inference.predictors import ImagePredictor
+from clinsight.registry.stages import Stage
+from clinsight.registry.store import get_model
+from clinsight.security.access import Principal, require_role
+from clinsight.security.tokens import TokenIssuer
+from clinsight.store.crypto import KeyRing
+from clinsight.store.repositories import StoreContext
+from clinsight.store.tables import Role
+
+__all__ = [
+    "ROLE_MARKER",
+    "Admin",
+    "AnyUser",
+    "AppState",
+    "Auditor",
+    "Clinician",
+    "CurrentUser",
+    "DbSession",
+    "ServiceMetrics",
+    "State",
+    "StoreCtx",
+    "bearer_principal",
+    "declared_roles",
+    "get_db",
+    "get_state",
+    "require_roles",
+]
+
+ROLE_MARKER = "__clinsight_roles__"
+
+
+@dataclass
+class ServiceMetrics:
+    """Prometheus metrics of one app (own registry, so several apps can live in one process)."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.request_seconds = Histogram(
+            "clinsight_request_seconds",
+            "HTTP request latency by method, route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.predictions = Counter(
+            "clinsight_predictions_total",
+            "Predictions stored, by model name and version.",
+            ["model", "version"],
+            registry=self.registry,
+        )
+
+
+@dataclass
+class AppState:
+    """What every request shares: settings, database, keys, token issuer, models, metrics."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    keyring: KeyRing
+    issuer: TokenIssuer
+    metrics: ServiceMetrics
+    _predictors: dict[tuple[str, int], ImagePredictor] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def predictor(self, name: str | None = None, version: int | None = None) -> ImagePredictor:
+        """A cached predictor: `version` of `name`, else its production version.
+
+        The files are verified against the manifest when a version is first loaded.
+
+        Raises:
+            ModelNotFoundError: no such model, version or production version.
+            IntegrityError: the version's files were altered.
+            ModelError: the ONNX graph cannot be loaded.
+        """
+        name = name or self.settings.default_model
+        registry = self.settings.resolved_registry_dir
+        if version is None:
+            version = get_model(registry, name, stage=Stage.PRODUCTION, verify=False).version
+        key = (name, version)
+        with self._lock:
+            if key not in self._predictors:
+                model = get_model(registry, name, version, verify=True)
+                self._predictors[key] = ImagePredictor(model, threads=self.settings.threads or 1)
+            return self._predictors[key]
+
+
+def get_state(request: Request) -> AppState:
+    """The app's shared state."""
+    state: AppState = request.app.state.clinsight
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def get_db(state: State) -> Iterator[Session]:
+    """A database session for one request, closed (and rolled back if uncommitted) after it."""
+    with state.sessions() as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(get_db)]
+_bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/auth/token")
+
+
+def bearer_principal(
+    request: Request,
+    state: State,
+    session: DbSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The principal of the request's bearer access token.
+
+    Raises:
+        AuthenticationError: no token, or an expired, forged or revoked one.
+    """
+    if credentials is None:
+        raise AuthenticationError(
+            "this route needs an access token: send 'Authorization: Bearer <token>' "
+            "from POST /api/v1/auth/token"
+        )
+    principal = state.issuer.authenticate(session, credentials.credentials)
+    request.state.auth_session_id = state.issuer.decode_access_token(
+        credentials.credentials
+    ).session_id
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(bearer_principal)]
+
+
+def require_roles(*allowed: Role) -> Callable[..., Principal]:
+    """A dependency that admits only `allowed` roles (denials audited and committed)."""
+
+    def dependency(request: Request, principal: CurrentUser, session: DbSession) -> Principal:
+        route = request.scope.get("route")
+        action = f"{request.method} {getattr(route, 'path', request.url.path)}"
+        require_role(session, principal, action, *allowed)
+        return principal
+
+    setattr(dependency, ROLE_MARKER, allowed)
+    return dependency
+
+
+AnyUser = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.CLINICIAN, Role.AUDITOR))]
+Clinician = Annotated[Principal, Depends(require_roles(Role.CLINICIAN))]
+Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+Auditor = Annotated[Principal, Depends(require_roles(Role.AUDITOR))]
+
+
+def store_context(state: State, session: DbSession, principal: CurrentUser) -> StoreContext:
+    """The unit of work of this request for the authenticated principal."""
+    return StoreContext(session, state.keyring, state.settings.resolved_files_dir, principal)
+
+
+StoreCtx = Annotated[StoreContext, Depends(store_context)]
+
+
+def declared_roles(dependant: Any) -> list[tuple[Role, ...]]:
+    """Role sets declared anywhere in a route's dependency tree."""
+    found: list[tuple[Role, ...]] = []
+    call = getattr(dependant, "call", None)
+    if call is not None and hasattr(call, ROLE_MARKER):
+        found.append(getattr(call, ROLE_MARKER))
+    for sub in getattr(dependant, "dependencies", []):
+        found.extend(declared_roles(sub))
+    return found

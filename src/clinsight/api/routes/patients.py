@@ -1,0 +1,108 @@
+"""Patients: create, search, read with timeline, MRN lookup, care team, break-glass."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from clinsight.api.deps import Admin, Clinician, State, StoreCtx
+from clinsight.api.schemas import (
+    BreakGlassIn,
+    BreakGlassOut,
+    CareTeamIn,
+    PatientIn,
+    PatientLookupOut,
+    PatientOut,
+    PredictionOut,
+    StudyOut,
+    TimelineOut,
+    TimelineStudyOut,
+)
+from clinsight.security.access import grant_break_glass
+from clinsight.services.patients import patient_timeline
+from clinsight.store.repositories import (
+    assign_care_team,
+    create_patient,
+    find_patient_id,
+    search_patients,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/patients", tags=["patients"])
+Limit = Annotated[int, Query(ge=1, le=100, description="Page size (at most 100).")]
+
+
+@router.post("", response_model=PatientOut, status_code=201)
+def create(body: PatientIn, user: Clinician, ctx: StoreCtx) -> PatientOut:
+    """Register a patient; the creating clinician joins the care team."""
+    del user
+    record = create_patient(
+        ctx, mrn=body.mrn, name=body.name, birth_date=body.birth_date, sex=body.sex
+    )
+    ctx.session.commit()
+    return PatientOut.model_validate(record)
+
+
+@router.get("", response_model=list[PatientOut])
+def search(
+    user: Clinician,
+    ctx: StoreCtx,
+    q: Annotated[str, Query(max_length=200, description="MRN, or part of the name.")] = "",
+    limit: Limit = 50,
+) -> list[PatientOut]:
+    """The caller's patients (care team and break-glass) matching `q`, by name."""
+    del user
+    records = search_patients(ctx, q, limit=limit)
+    ctx.session.commit()
+    return [PatientOut.model_validate(r) for r in records]
+
+
+@router.get("/lookup", response_model=PatientLookupOut)
+def lookup(
+    user: Clinician, ctx: StoreCtx, mrn: Annotated[str, Query(min_length=1, max_length=64)]
+) -> PatientLookupOut:
+    """The id of the patient with this MRN (no PHI), e.g. to request break-glass access."""
+    del user
+    found = find_patient_id(ctx, mrn)
+    ctx.session.commit()
+    return PatientLookupOut(id=found)
+
+
+@router.get("/{patient_id}", response_model=TimelineOut)
+def read(patient_id: str, user: Clinician, ctx: StoreCtx) -> TimelineOut:
+    """A patient with the timeline of studies and predictions (care team or break-glass)."""
+    del user
+    timeline = patient_timeline(ctx, patient_id)
+    ctx.session.commit()
+    return TimelineOut(
+        patient=PatientOut.model_validate(timeline.patient),
+        studies=[
+            TimelineStudyOut(
+                study=StudyOut.model_validate(entry.study),
+                predictions=[PredictionOut.model_validate(p) for p in entry.predictions],
+            )
+            for entry in timeline.studies
+        ],
+    )
+
+
+@router.post("/{patient_id}/care-team", status_code=204)
+def add_to_care_team(patient_id: str, body: CareTeamIn, user: Admin, ctx: StoreCtx) -> None:
+    """Add a clinician to the patient's care team (admins)."""
+    del user
+    assign_care_team(ctx, body.user_id, patient_id)
+    ctx.session.commit()
+
+
+@router.post("/{patient_id}/break-glass", response_model=BreakGlassOut, status_code=201)
+def break_glass(
+    patient_id: str, body: BreakGlassIn, user: Clinician, ctx: StoreCtx, state: State
+) -> BreakGlassOut:
+    """Emergency access outside the care team: a reason is required, it expires, it is flagged."""
+    grant = grant_break_glass(
+        ctx.session, ctx.keyring, state.settings, user, patient_id, body.reason
+    )
+    ctx.session.commit()
+    return BreakGlassOut.model_validate(grant)

@@ -1,0 +1,112 @@
+"""Studies (image uploads), predictions on them, Grad-CAM heat maps and clinician feedback."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile
+
+from clinsight.api.deps import Clinician, State, StoreCtx
+from clinsight.api.schemas import FeedbackIn, FeedbackOut, PredictionOut, StudyOut
+from clinsight.data.images import ACCEPTED_FORMATS, sniff_image_format
+from clinsight.errors import UnsupportedImageError
+from clinsight.services.predictions import heatmap_png, predict_study, upload_study
+from clinsight.store.studies import list_predictions, list_studies, record_feedback
+
+__all__ = ["read_upload", "router"]
+
+router = APIRouter(tags=["studies"])
+PNG: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/png": {}}, "description": "Grad-CAM overlay (PNG)."}
+}
+
+
+def read_upload(file: UploadFile, max_bytes: int) -> bytes:
+    """The uploaded bytes, refusing oversize (413) and unknown formats (415) up front.
+
+    Raises:
+        HTTPException: 413 over `max_bytes`, 415 not PNG, JPEG or DICOM.
+    """
+    content = file.file.read(max_bytes + 1)
+    if len(content) > max_bytes:
+        raise HTTPException(
+            413, f"the upload is larger than {max_bytes} bytes; send a smaller image"
+        )
+    try:
+        sniff_image_format(content[:132])
+    except UnsupportedImageError as exc:
+        raise HTTPException(415, f"{exc}") from exc
+    return content
+
+
+@router.post("/patients/{patient_id}/studies", response_model=StudyOut, status_code=201)
+def upload(
+    patient_id: str,
+    user: Clinician,
+    ctx: StoreCtx,
+    state: State,
+    file: Annotated[UploadFile, File(description=f"The image: {ACCEPTED_FORMATS}.")],
+) -> StudyOut:
+    """Upload an image for a patient; it is decoded within the limits, then stored encrypted."""
+    del user
+    content = read_upload(file, state.settings.upload_max_bytes)
+    study = upload_study(ctx, patient_id, content, state.settings)
+    ctx.session.commit()
+    return StudyOut.model_validate(study)
+
+
+@router.get("/patients/{patient_id}/studies", response_model=list[StudyOut])
+def studies(patient_id: str, user: Clinician, ctx: StoreCtx) -> list[StudyOut]:
+    """A patient's studies, newest first."""
+    del user
+    records = list_studies(ctx, patient_id)
+    ctx.session.commit()
+    return [StudyOut.model_validate(r) for r in records]
+
+
+@router.post("/studies/{study_id}/predictions", response_model=PredictionOut, status_code=201)
+def predict(
+    study_id: str,
+    user: Clinician,
+    ctx: StoreCtx,
+    state: State,
+    model: Annotated[
+        str | None, Query(max_length=64, description="Model name (default: the service's).")
+    ] = None,
+) -> PredictionOut:
+    """Diagnose a study with the production model; stored with provenance and audited."""
+    del user
+    predictor = state.predictor(model)
+    record = predict_study(ctx, predictor, study_id)
+    ctx.session.commit()
+    state.metrics.predictions.labels(record.model_name, record.model_version).inc()
+    return PredictionOut.model_validate(record)
+
+
+@router.get("/studies/{study_id}/predictions", response_model=list[PredictionOut])
+def predictions(study_id: str, user: Clinician, ctx: StoreCtx) -> list[PredictionOut]:
+    """A study's predictions, newest first."""
+    del user
+    records = list_predictions(ctx, study_id)
+    ctx.session.commit()
+    return [PredictionOut.model_validate(r) for r in records]
+
+
+@router.get("/predictions/{prediction_id}/heatmap", response_class=Response, responses=PNG)
+def heatmap(prediction_id: str, user: Clinician, ctx: StoreCtx, state: State) -> Response:
+    """The Grad-CAM overlay of a prediction, computed on request with the model that made it."""
+    del user
+    png = heatmap_png(ctx, state.predictor, prediction_id)
+    ctx.session.commit()
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.post("/predictions/{prediction_id}/feedback", response_model=FeedbackOut, status_code=201)
+def feedback(prediction_id: str, body: FeedbackIn, user: Clinician, ctx: StoreCtx) -> FeedbackOut:
+    """Agree, disagree, or override with the corrected label and a reason."""
+    del user
+    record = record_feedback(
+        ctx, prediction_id, body.verdict, reason=body.reason, override_label=body.override_label
+    )
+    ctx.session.commit()
+    return FeedbackOut.model_validate(record)

@@ -1,0 +1,243 @@
+"""Request and response bodies of the REST API (pydantic), documented in the OpenAPI schema."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from clinsight.registry.stages import Stage
+from clinsight.store.tables import Role, Verdict
+
+__all__ = [
+    "AuditEntryOut",
+    "AuditVerificationOut",
+    "BreakGlassIn",
+    "BreakGlassOut",
+    "CareTeamIn",
+    "FeedbackIn",
+    "FeedbackOut",
+    "LoginIn",
+    "ModelOut",
+    "PatientIn",
+    "PatientLookupOut",
+    "PatientOut",
+    "PredictionOut",
+    "PromoteIn",
+    "RefreshIn",
+    "RollbackIn",
+    "StudyOut",
+    "TimelineOut",
+    "TimelineStudyOut",
+    "TokenOut",
+    "UserIn",
+    "UserOut",
+]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class LoginIn(BaseModel):
+    """Username and password."""
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class RefreshIn(BaseModel):
+    """A refresh token from a login or an earlier refresh (usable once)."""
+
+    refresh_token: str = Field(min_length=1, max_length=256)
+
+
+class TokenOut(BaseModel):
+    """An access token (bearer, short-lived) and its rotating refresh token."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 (the scheme name)
+    expires_at: datetime
+    refresh_token: str
+    refresh_expires_at: datetime
+
+
+class UserIn(BaseModel):
+    """A new account."""
+
+    username: str = Field(min_length=3, max_length=64)
+    password: str = Field(min_length=12, max_length=256)
+    role: Role
+
+
+class UserOut(_Out):
+    """An account (never its password hash)."""
+
+    id: str
+    username: str
+    role: Role
+    active: bool
+
+
+class PatientIn(BaseModel):
+    """A new patient's identifiers and demographics (stored encrypted)."""
+
+    mrn: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    birth_date: date
+    sex: Literal["female", "male", "other", "unknown"]
+
+
+class PatientOut(_Out):
+    """A patient's decrypted record."""
+
+    id: str
+    mrn: str
+    name: str
+    birth_date: date
+    sex: str
+    created_at: datetime
+
+
+class PatientLookupOut(BaseModel):
+    """The id of the patient with an MRN, or null."""
+
+    id: str | None
+
+
+class CareTeamIn(BaseModel):
+    """A clinician to add to the patient's care team."""
+
+    user_id: str = Field(min_length=1, max_length=36)
+
+
+class BreakGlassIn(BaseModel):
+    """Why emergency access to a patient outside the care team is needed."""
+
+    reason: str = Field(min_length=10, max_length=1000)
+
+
+class BreakGlassOut(_Out):
+    """A break-glass grant and when it expires."""
+
+    id: str
+    patient_id: str
+    expires_at: datetime
+
+
+class StudyOut(_Out):
+    """An uploaded image's metadata."""
+
+    id: str
+    patient_id: str
+    sha256: str
+    size_bytes: int
+    modality: str
+    created_at: datetime
+
+
+class PredictionOut(_Out):
+    """A prediction with its full provenance."""
+
+    id: str
+    study_id: str
+    model_name: str
+    model_version: str
+    artifact_sha256: str
+    input_sha256: str
+    preprocessing: dict[str, Any]
+    label: str
+    probability: float
+    calibrated_confidence: float | None
+    user_id: str | None
+    latency_ms: float
+    created_at: datetime
+
+
+class TimelineStudyOut(BaseModel):
+    """A study with its predictions."""
+
+    study: StudyOut
+    predictions: list[PredictionOut]
+
+
+class TimelineOut(BaseModel):
+    """A patient with every study and prediction, newest first."""
+
+    patient: PatientOut
+    studies: list[TimelineStudyOut]
+
+
+class FeedbackIn(BaseModel):
+    """A clinician's verdict; an override needs the corrected label and a reason."""
+
+    verdict: Verdict
+    reason: str | None = Field(default=None, max_length=2000)
+    override_label: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+class FeedbackOut(_Out):
+    """A stored verdict."""
+
+    id: str
+    prediction_id: str
+    user_id: str
+    verdict: Verdict
+    reason: str | None
+    override_label: str | None
+    created_at: datetime
+
+
+class ModelOut(BaseModel):
+    """A registered model version."""
+
+    name: str
+    version: int
+    stage: str
+    created: str
+    task: str
+    labels: list[str]
+    artifact_sha256: str
+    metrics: dict[str, Any]
+    card_markdown: str | None = None
+
+
+class PromoteIn(BaseModel):
+    """The stage to move a version to."""
+
+    stage: Stage
+    note: str = Field(default="", max_length=500)
+
+
+class RollbackIn(BaseModel):
+    """The version to put back into production (default: the previous one)."""
+
+    version: int | None = Field(default=None, ge=1)
+    note: str = Field(default="rollback", max_length=500)
+
+
+class AuditEntryOut(_Out):
+    """One audit-log entry (no PHI: ids and codes only)."""
+
+    seq: int
+    at: datetime
+    actor_id: str | None
+    action: str
+    resource_type: str
+    resource_id: str | None
+    patient_id: str | None
+    outcome: str
+    details: dict[str, str | int | float | bool | None]
+    break_glass: bool
+    prev_hash: str
+    hash: str
+
+
+class AuditVerificationOut(_Out):
+    """The result of recomputing the whole audit chain."""
+
+    ok: bool
+    entries: int
+    first_bad_seq: int | None
+    problem: str | None

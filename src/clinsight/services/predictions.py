@@ -1,0 +1,144 @@
+"""Use cases of the clinical service: accept an uploaded image, diagnose a study, explain it.
+
+Routes call these; these call `store` (access checks, encryption, audit) and the
+imaging side. The caller commits.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from clinsight.config import Settings
+from clinsight.data.images import SourceImage, read_image, sniff_image_format
+from clinsight.errors import RecordNotFoundError
+from clinsight.inference.predictors import ImagePredictor
+from clinsight.security.access import require_patient_access
+from clinsight.services.diagnosis import diagnose_image, explain_prediction
+from clinsight.store.repositories import StoreContext
+from clinsight.store.studies import (
+    PredictionRecord,
+    StudyRecord,
+    add_study,
+    read_study,
+    record_prediction,
+)
+from clinsight.store.tables import Prediction
+
+__all__ = [
+    "PredictionView",
+    "PredictorLookup",
+    "check_image",
+    "get_prediction",
+    "heatmap_png",
+    "predict_study",
+    "upload_study",
+]
+
+PredictorLookup = Callable[[str, int], ImagePredictor]
+
+
+@dataclass(frozen=True)
+class PredictionView:
+    """A stored prediction with the study it was made on."""
+
+    prediction: PredictionRecord
+    study: StudyRecord
+
+
+def check_image(content: bytes, settings: Settings) -> SourceImage:
+    """Decode an upload within the size and pixel limits, before anything is stored.
+
+    Raises:
+        UnsupportedImageError: not PNG, JPEG or DICOM, too large, truncated or corrupt.
+    """
+    sniff_image_format(content[:132])
+    return read_image(
+        content, max_pixels=settings.upload_max_pixels, max_bytes=settings.upload_max_bytes
+    )
+
+
+def upload_study(
+    ctx: StoreContext, patient_id: str, content: bytes, settings: Settings
+) -> StudyRecord:
+    """Check an uploaded image and store it encrypted as a study of the patient.
+
+    The access check comes first, so a denied caller learns nothing about the file.
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient.
+        UnsupportedImageError: the file is not a usable image (nothing is stored).
+    """
+    require_patient_access(ctx.session, ctx.actor, patient_id, "study.upload")
+    image = check_image(content, settings)
+    modality = image.metadata.get("modality") or image.format.upper()
+    return add_study(ctx, patient_id, content, modality=modality[:16])
+
+
+def predict_study(ctx: StoreContext, predictor: ImagePredictor, study_id: str) -> PredictionRecord:
+    """Diagnose a stored study and record the prediction with its provenance.
+
+    Raises:
+        RecordNotFoundError: no such study.
+        PermissionDeniedError: the actor may not open its patient.
+        UnsupportedImageError: the stored image cannot be decoded.
+        ModelError: inference failed.
+    """
+    _, content = read_study(ctx, study_id)
+    diagnosis = diagnose_image(predictor, content)
+    found = diagnosis.prediction
+    return record_prediction(
+        ctx,
+        study_id,
+        model_name=found.model_name,
+        model_version=str(found.model_version),
+        artifact_sha256=found.artifact_sha256,
+        input_sha256=found.input_sha256,
+        preprocessing=predictor.model.preprocess.to_dict(),
+        label=found.label,
+        probability=found.probability,
+        calibrated_confidence=found.positive_probability,
+        latency_ms=found.latency_ms,
+    )
+
+
+def _load(ctx: StoreContext, prediction_id: str) -> tuple[PredictionView, bytes]:
+    row = ctx.session.get(Prediction, prediction_id)
+    if row is None:
+        raise RecordNotFoundError(f"no prediction with id {prediction_id}; check the id")
+    study, content = read_study(ctx, row.study_id)
+    record = PredictionRecord(
+        **{name: getattr(row, name) for name in PredictionRecord.__dataclass_fields__}
+    )
+    return PredictionView(record, study), content
+
+
+def get_prediction(ctx: StoreContext, prediction_id: str) -> PredictionView:
+    """One prediction and its study, if the actor may open the patient (audited).
+
+    Raises:
+        RecordNotFoundError: no such prediction.
+        PermissionDeniedError: the actor may not open its patient.
+    """
+    return _load(ctx, prediction_id)[0]
+
+
+def heatmap_png(ctx: StoreContext, predictors: PredictorLookup, prediction_id: str) -> bytes:
+    """The Grad-CAM overlay of a prediction as PNG bytes, computed now with its own model.
+
+    Raises:
+        RecordNotFoundError: no such prediction.
+        PermissionDeniedError: the actor may not open its patient.
+        ModelNotFoundError: the model version that made it is no longer registered.
+        ModelError: the explanation failed.
+    """
+    view, content = _load(ctx, prediction_id)
+    record = view.prediction
+    predictor = predictors(record.model_name, int(record.model_version))
+    image = read_image(content)
+    label_index = predictor.model.labels.index(record.label)
+    with tempfile.TemporaryDirectory(prefix="clinsight-cam-") as folder:
+        path = explain_prediction(predictor, image, Path(folder) / "cam.png", label_index)
+        return path.read_bytes()

@@ -1,0 +1,306 @@
+"""Web pages: login, patients, patient timeline, upload → result, feedback, models, audit.
+
+Pages call the same services and store functions as the API, so access checks,
+encryption and audit are identical. Every form carries the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
+
+from clinsight.api.deps import AppState, get_db, get_state
+from clinsight.api.problems import status_for
+from clinsight.api.routes.studies import read_upload
+from clinsight.errors import AuthenticationError, ClinsightError
+from clinsight.registry.store import list_models
+from clinsight.security.passwords import authenticate
+from clinsight.services.patients import patient_timeline
+from clinsight.services.predictions import get_prediction, heatmap_png, predict_study, upload_study
+from clinsight.store import audit
+from clinsight.store.repositories import StoreContext, create_patient, list_audit, search_patients
+from clinsight.store.studies import record_feedback
+from clinsight.store.tables import Role, Verdict
+from clinsight.web.session import (
+    LOGIN_CSRF_COOKIE,
+    WebSession,
+    check_csrf,
+    clear_cookies,
+    new_login_csrf,
+    set_session_cookies,
+    web_session,
+)
+
+__all__ = ["STATIC_DIR", "TEMPLATES_DIR", "router"]
+
+WEB_DIR = Path(__file__).resolve().parent
+STATIC_DIR, TEMPLATES_DIR = WEB_DIR / "static", WEB_DIR / "templates"
+templates = Jinja2Templates(directory=TEMPLATES_DIR)
+router = APIRouter(include_in_schema=False)
+State = Annotated[AppState, Depends(get_state)]
+Db = Annotated[Session, Depends(get_db)]
+Csrf = Annotated[str, Form()]
+HOME = {Role.CLINICIAN: "/patients", Role.ADMIN: "/models", Role.AUDITOR: "/audit"}
+
+
+def _page(
+    request: Request, name: str, web: WebSession | None, status: int = 200, **values: Any
+) -> Response:
+    context = {"user": web.principal if web else None, "csrf": web.csrf if web else "", **values}
+    response = templates.TemplateResponse(request, name, context, status_code=status)
+    response.headers["Cache-Control"] = "no-store"
+    if web is not None and web.rotated is not None:
+        set_session_cookies(response, web.rotated)
+    return response
+
+
+def _redirect(url: str, web: WebSession | None = None) -> Response:
+    response = RedirectResponse(url, status_code=303)
+    if web is not None and web.rotated is not None:
+        set_session_cookies(response, web.rotated)
+    return response
+
+
+def _login_redirect() -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    clear_cookies(response)
+    return response
+
+
+def _ctx(state: AppState, session: Session, web: WebSession) -> StoreContext:
+    return StoreContext(session, state.keyring, state.settings.resolved_files_dir, web.principal)
+
+
+def _guard(request: Request, state: AppState, session: Session, call: Any) -> Response:
+    """Run a page for the logged-in user; domain errors become an error page."""
+    web = web_session(request, state, session)
+    if web is None:
+        return _login_redirect()
+    try:
+        result: Response = call(web, _ctx(state, session, web))
+        return result
+    except AuthenticationError as exc:
+        session.rollback()
+        return _page(request, "error.html", web, 401, message=str(exc))
+    except ClinsightError as exc:
+        session.rollback()
+        return _page(request, "error.html", web, status_for(exc)[0], message=str(exc))
+
+
+@router.get("/login")
+def login_form(request: Request) -> Response:
+    """The login page."""
+    token = new_login_csrf()
+    response = _page(request, "login.html", None, login_csrf=token)
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, secure=True, httponly=True, samesite="strict")
+    return response
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    state: State,
+    session: Db,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=256)],
+    csrf: Csrf,
+) -> Response:
+    """Check the password, start a session, set the cookies."""
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    error = "the form expired; try again"
+    if expected and expected == csrf:
+        try:
+            principal = authenticate(session, username, password, settings=state.settings)
+            pair = state.issuer.start_session(session, principal)
+            session.commit()
+            response = _redirect(HOME[principal.role])
+            set_session_cookies(response, pair)
+            response.delete_cookie(LOGIN_CSRF_COOKIE)
+            return response
+        except AuthenticationError as exc:
+            error = str(exc)
+    token = new_login_csrf()
+    response = _page(request, "login.html", None, 401, login_csrf=token, error=error)
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, secure=True, httponly=True, samesite="strict")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, state: State, session: Db, csrf: Csrf) -> Response:
+    """End the session at once and forget the cookies."""
+    web = web_session(request, state, session)
+    if web is not None:
+        check_csrf(state, web, csrf)
+        state.issuer.revoke_session(session, web.session_id)
+        session.commit()
+    return _login_redirect()
+
+
+@router.get("/")
+def home(request: Request, state: State, session: Db) -> Response:
+    """Each role's start page."""
+    return _guard(request, state, session, lambda web, ctx: _redirect(HOME[web.principal.role]))
+
+
+@router.get("/patients")
+def patients(request: Request, state: State, session: Db, q: str = "") -> Response:
+    """The clinician's patients, searchable by MRN or name."""
+
+    def page(web: WebSession, ctx: StoreContext) -> Response:
+        found = search_patients(ctx, q[:200])
+        session.commit()
+        return _page(request, "patients.html", web, patients=found, q=q)
+
+    return _guard(request, state, session, page)
+
+
+@router.post("/patients")
+def new_patient(
+    request: Request,
+    state: State,
+    session: Db,
+    csrf: Csrf,
+    mrn: Annotated[str, Form(max_length=64)],
+    name: Annotated[str, Form(max_length=200)],
+    birth_date: Annotated[date, Form()],
+    sex: Annotated[str, Form(max_length=16)],
+) -> Response:
+    """Register a patient and open their page."""
+
+    def page(web: WebSession, ctx: StoreContext) -> Response:
+        check_csrf(state, web, csrf)
+        record = create_patient(ctx, mrn=mrn, name=name, birth_date=birth_date, sex=sex)
+        session.commit()
+        return _redirect(f"/patients/{record.id}", web)
+
+    return _guard(request, state, session, page)
+
+
+@router.get("/patients/{patient_id}")
+def patient(request: Request, state: State, session: Db, patient_id: str) -> Response:
+    """A patient's timeline of studies and predictions, with the upload form."""
+
+    def page(web: WebSession, ctx: StoreContext) -> Response:
+        timeline = patient_timeline(ctx, patient_id)
+        session.commit()
+        return _page(request, "patient.html", web, timeline=timeline)
+
+    return _guard(request, state, session, page)
+
+
+@router.post("/patients/{patient_id}/studies")
+def upload(
+    request: Request,
+    state: State,
+    session: Db,
+    patient_id: str,
+    csrf: Csrf,
+    file: Annotated[UploadFile, File()],
+) -> Response:
+    """Store the uploaded image, diagnose it, and show the result."""
+
+    def page(web: WebSession, ctx: StoreContext) -> Response:
+        check_csrf(state, web, csrf)
+        try:
+            content = read_upload(file, state.settings.upload_max_bytes)
+        except Exception as exc:  # the API's 413/415 become a message on the page
+            return _page(request, "error.html", web, 415, message=str(getattr(exc, "detail", exc)))
+        study = upload_study(ctx, patient_id, content, state.settings)
+        session.commit()
+        record = predict_study(ctx, state.predictor(), study.id)
+        session.commit()
+        state.metrics.predictions.labels(record.model_name, record.model_version).inc()
+        return _redirect(f"/predictions/{record.id}", web)
+
+    return _guard(request, state, session, page)
+
+
+@router.get("/predictions/{prediction_id}")
+def result(request: Request, state: State, session: Db, prediction_id: str) -> Response:
+    """The finding: label, calibrated probability, model version and card, Grad-CAM overlay."""
+
+    def page(web: WebSession, ctx: StoreContext) -> Response:
+        view = get_prediction(ctx, prediction_id)
+        png = heatmap_png(ctx, state.predictor, prediction_id)
+        session.commit()
+        overlay = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        return _page(
+            request,
+            "result.html",
+            web,
+            view=view,
+            overlay=overlay,
+            saved=request.query_params.get("saved"),
+        )
+
+    return _guard(request, state, session, page)
+
+
+@router.post("/predictions/{prediction_id}/feedback")
+def feedback(
+    request: Request,
+    state: State,
+    session: Db,
+    prediction_id: str,
+    csrf: Csrf,
+    verdict: Annotated[Verdict, Form()],
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    override_label: Annotated[str, Form(max_length=128)] = "",
+) -> Response:
+    """Record the clinician's verdict and return to the result."""
+
+    def page(web: WebSession, ctx: StoreContext) -> Response:
+        check_csrf(state, web, csrf)
+        record_feedback(
+            ctx, prediction_id, verdict, reason=reason, override_label=override_label or None
+        )
+        session.commit()
+        return _redirect(f"/predictions/{prediction_id}?saved={verdict.value}", web)
+
+    return _guard(request, state, session, page)
+
+
+def _plots(folder: Path) -> list[tuple[str, str]]:
+    return [
+        (
+            png.stem.replace("_", " "),
+            "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode(),
+        )
+        for png in sorted((folder / "plots").glob("*.png"))
+    ]
+
+
+@router.get("/models")
+def models(request: Request, state: State, session: Db) -> Response:
+    """Registered models with their cards and ROC / reliability plots."""
+
+    def page(web: WebSession, ctx: StoreContext) -> Response:
+        registry = state.settings.resolved_registry_dir
+        versions = list_models(registry) if registry.is_dir() else []
+        cards = [
+            (m, m.card_path.read_text("utf-8") if m.card_path.is_file() else "", _plots(m.path))
+            for m in reversed(versions)
+        ]
+        return _page(request, "models.html", web, cards=cards)
+
+    return _guard(request, state, session, page)
+
+
+@router.get("/audit")
+def audit_page(request: Request, state: State, session: Db, before: int | None = None) -> Response:
+    """The audit log (auditors), newest first, with the chain verification."""
+
+    def page(web: WebSession, ctx: StoreContext) -> Response:
+        entries = list_audit(ctx, limit=100, before_seq=before)
+        check = audit.verify(session)
+        session.commit()
+        return _page(request, "audit.html", web, entries=entries, check=check)
+
+    return _guard(request, state, session, page)

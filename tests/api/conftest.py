@@ -1,0 +1,99 @@
+"""A bootstrapped service on a tmp SQLite store with a tiny production model, and its users."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from clinsight.api.app import create_app
+from clinsight.config import Settings, get_settings
+from clinsight.imaging.training import TrainConfig
+from clinsight.registry.stages import Stage
+from clinsight.registry.store import promote
+from clinsight.services.bootstrap import bootstrap
+from clinsight.services.training import train_and_register
+from clinsight.store.db import session_factory
+from clinsight.store.repositories import create_user
+from clinsight.store.tables import Role
+from tests.conftest import _shared_data
+
+PASSWORD = "correct horse battery"
+TINY = TrainConfig(
+    architecture="cnn", width=4, epochs=2, batch_size=32, threads=1, loader_workers=0,
+    train_subset=128,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry with a tiny BreastMNIST model in production (trained once per session)."""
+    data = _shared_data()
+    if not (data / "medmnist" / "breastmnist.npz").exists():
+        pytest.skip("BreastMNIST is not in the shared data directory")
+    root = tmp_path_factory.mktemp("api-model")
+    outcome = train_and_register(
+        data, root / "registry", "breastmnist", TINY, run_dir=root / "run", n_bootstrap=20
+    )
+    assert outcome.model is not None
+    promote(root / "registry", "breastmnist", outcome.model.version, Stage.PRODUCTION)
+    return root / "registry"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, tiny_registry: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Development settings in a fresh HOME, cheap Argon2, a copy of the tiny registry."""
+    registry = tmp_path / "registry"
+    shutil.copytree(tiny_registry, registry)
+    for name, value in {
+        "REGISTRY_DIR": str(registry),
+        "DEFAULT_MODEL": "breastmnist",
+        "PASSWORD_HASH_TIME_COST": "1",
+        "PASSWORD_HASH_MEMORY_KIB": "1024",
+        "PASSWORD_HASH_PARALLELISM": "1",
+        "ADMIN_PASSWORD": PASSWORD,
+        "THREADS": "1",
+    }.items():
+        monkeypatch.setenv(f"CLINSIGHT_{name}", value)
+    get_settings.cache_clear()
+    return get_settings()
+
+
+@dataclass(frozen=True)
+class Service:
+    """The app's client, its settings and the ids of its users."""
+
+    client: TestClient
+    settings: Settings
+    users: dict[str, str]
+
+    def login(self, username: str) -> dict[str, str]:
+        """Bearer headers for a user (password PASSWORD)."""
+        response = self.client.post(
+            "/api/v1/auth/token", json={"username": username, "password": PASSWORD}
+        )
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@pytest.fixture
+def service(settings: Settings) -> Iterator[Service]:
+    """The bootstrapped app with admin, two clinicians (alice, bob) and an auditor."""
+    result = bootstrap(settings)
+    users = {}
+    with session_factory(result.engine)() as session:
+        for name, role in [("alice", Role.CLINICIAN), ("bob", Role.CLINICIAN),
+                           ("auditor", Role.AUDITOR)]:  # fmt: skip
+            user = create_user(
+                session, settings, username=name, password=PASSWORD, role=role, actor=None
+            )
+            users[name] = user.id
+        session.commit()
+    app = create_app(settings, engine=result.engine)
+    with TestClient(app, base_url="https://testserver") as client:
+        yield Service(client, settings, users)
+    result.engine.dispose()

@@ -1,0 +1,229 @@
+"""The REST API end to end against a real SQLite store and a real (tiny) production model."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import jwt
+from sqlalchemy import func, select
+
+from clinsight.store.tables import AuditRow, Study, utcnow
+from tests.api.conftest import PASSWORD, Service
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PATIENT = {"mrn": "MRN-001", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
+
+
+def _patient(service: Service, headers: dict[str, str]) -> str:
+    response = service.client.post("/api/v1/patients", json=PATIENT, headers=headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def _count(service: Service, table: type) -> int:
+    state = service.client.app.state.clinsight  # type: ignore[attr-defined]
+    with state.sessions() as session:
+        return int(session.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def test_health_ready_metrics_and_openapi(service: Service) -> None:
+    client = service.client
+    assert client.get("/health").json()["status"] == "ok"
+    ready = client.get("/ready").json()
+    assert ready == {"status": "ready", "model": "breastmnist:1"}
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+    assert "/api/v1/studies/{study_id}/predictions" in paths
+    metrics = client.get("/metrics")
+    assert "clinsight_request_seconds_bucket" in metrics.text
+    assert client.get("/health").headers["x-frame-options"] == "DENY"
+
+
+def test_login_refresh_rotation_and_logout(service: Service) -> None:
+    client = service.client
+    body = {"username": "alice", "password": PASSWORD}
+    tokens = client.post("/api/v1/auth/token", json=body).json()
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert client.get("/api/v1/patients", headers=headers).json() == []
+    renewed = client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert renewed.status_code == 200
+    reused = client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert reused.status_code == 401
+    assert "already used" in reused.json()["detail"]
+    # reuse revoked the whole session: the renewed access token is dead too
+    dead = {"Authorization": f"Bearer {renewed.json()['access_token']}"}
+    assert client.get("/api/v1/patients", headers=dead).status_code == 401
+    fresh = service.login("alice")
+    assert client.post("/api/v1/auth/logout", headers=fresh).status_code == 204
+    after = client.get("/api/v1/patients", headers=fresh)
+    assert after.status_code == 401
+    assert after.json()["detail"] == "this session has ended; log in again"
+
+
+def test_wrong_password_and_unknown_user_get_the_same_problem(service: Service) -> None:
+    client = service.client
+    wrong = client.post("/api/v1/auth/token", json={"username": "alice", "password": "x" * 12})
+    ghost = client.post("/api/v1/auth/token", json={"username": "ghost", "password": "x" * 12})
+    assert wrong.status_code == ghost.status_code == 401
+    assert wrong.headers["content-type"] == "application/problem+json"
+    assert wrong.json()["detail"] == ghost.json()["detail"]
+
+
+def test_expired_and_missing_tokens_get_401_problem_json(service: Service) -> None:
+    state = service.client.app.state.clinsight  # type: ignore[attr-defined]
+    secret = state.keyring.token_key
+    now = utcnow() - timedelta(hours=1)
+    claims = {"iss": "clinsight", "sub": service.users["alice"], "role": "clinician",
+              "sid": "x", "jti": "y", "iat": int(now.timestamp()),
+              "exp": int((now + timedelta(minutes=15)).timestamp())}  # fmt: skip
+    expired = jwt.encode(claims, secret, algorithm="HS256")
+    response = service.client.get(
+        "/api/v1/patients", headers={"Authorization": f"Bearer {expired}"}
+    )
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == "access token expired; refresh it or log in again"
+    assert response.headers["www-authenticate"] == "Bearer"
+    missing = service.client.get("/api/v1/patients")
+    assert missing.status_code == 401
+    assert "Authorization: Bearer" in missing.json()["detail"]
+
+
+def test_roles_and_object_level_denials_are_refused_and_audited(service: Service) -> None:
+    client = service.client
+    alice, bob = service.login("alice"), service.login("bob")
+    admin, auditor = service.login("admin"), service.login("auditor")
+    patient_id = _patient(service, alice)
+    other = client.get(f"/api/v1/patients/{patient_id}", headers=bob)
+    assert other.status_code == 403
+    assert "care team" in other.json()["detail"]
+    assert client.get(f"/api/v1/patients/{patient_id}", headers=admin).status_code == 403
+    assert client.get("/api/v1/audit", headers=alice).status_code == 403
+    assert client.get("/api/v1/users", headers=auditor).status_code == 403
+    entries = client.get("/api/v1/audit", params={"limit": 100}, headers=auditor).json()
+    denied = [e for e in entries if e["outcome"] == "denied"]
+    assert {e["action"] for e in denied} == {
+        "patient.read", "GET /patients/{patient_id}", "GET /audit", "GET /users",
+    }  # fmt: skip
+    assert any(
+        e["action"] == "patient.read" and e["patient_id"] == patient_id
+        and e["actor_id"] == service.users["bob"] for e in denied
+    )  # fmt: skip
+    assert client.get("/api/v1/audit/verify", headers=auditor).json()["ok"] is True
+    # break-glass: a reason, an expiry, then access flagged in the audit log
+    short = client.post(f"/api/v1/patients/{patient_id}/break-glass", json={"reason": "now"},
+                        headers=bob)  # fmt: skip
+    assert short.status_code == 422
+    grant = client.post(
+        f"/api/v1/patients/{patient_id}/break-glass",
+        json={"reason": "unconscious in the emergency room"},
+        headers=bob,
+    )
+    assert grant.status_code == 201
+    assert client.get(f"/api/v1/patients/{patient_id}", headers=bob).status_code == 200
+    flagged = client.get("/api/v1/audit", params={"patient_id": patient_id}, headers=auditor)
+    assert any(e["break_glass"] and e["action"] == "patient.read" for e in flagged.json())
+
+
+def test_dicom_upload_prediction_heatmap_and_feedback(service: Service, data_dir: Path) -> None:
+    client = service.client
+    alice = service.login("alice")
+    patient_id = _patient(service, alice)
+    dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
+    study = client.post(f"/api/v1/patients/{patient_id}/studies", headers=alice,
+                        files={"file": ("x.dcm", dicom, "application/dicom")})  # fmt: skip
+    assert study.status_code == 201, study.text
+    assert study.json()["modality"] == "CR"
+    assert study.json()["size_bytes"] == len(dicom)
+    study_id = study.json()["id"]
+    made = client.post(f"/api/v1/studies/{study_id}/predictions", headers=alice)
+    assert made.status_code == 201, made.text
+    prediction = made.json()
+    assert prediction["model_name"] == "breastmnist"
+    assert prediction["model_version"] == "1"
+    assert prediction["label"] in {"malignant", "normal, benign"}
+    assert len(prediction["artifact_sha256"]) == len(prediction["input_sha256"]) == 64
+    assert prediction["user_id"] == service.users["alice"]
+    assert prediction["preprocessing"]["image_size"] == 28
+    listed = client.get(f"/api/v1/studies/{study_id}/predictions", headers=alice).json()
+    assert [p["id"] for p in listed] == [prediction["id"]]
+    heat = client.get(f"/api/v1/predictions/{prediction['id']}/heatmap", headers=alice)
+    assert heat.status_code == 200
+    assert heat.headers["content-type"] == "image/png"
+    assert heat.content.startswith(PNG_MAGIC)
+    bob = service.login("bob")
+    assert client.get(f"/api/v1/predictions/{prediction['id']}/heatmap",
+                      headers=bob).status_code == 403  # fmt: skip
+    override = client.post(f"/api/v1/predictions/{prediction['id']}/feedback", headers=alice,
+                           json={"verdict": "override"})  # fmt: skip
+    assert override.status_code == 422
+    assert override.json()["detail"] == "an override needs the corrected label and a reason"
+    agree = client.post(f"/api/v1/predictions/{prediction['id']}/feedback", headers=alice,
+                        json={"verdict": "agree"})  # fmt: skip
+    assert agree.status_code == 201
+    assert agree.json()["verdict"] == "agree"
+    metrics = client.get("/metrics").text
+    assert 'clinsight_predictions_total{model="breastmnist",version="1"} 1.0' in metrics
+    timeline = client.get(f"/api/v1/patients/{patient_id}", headers=alice).json()
+    assert timeline["patient"]["name"] == "Ada Lovelace"
+    assert timeline["studies"][0]["predictions"][0]["id"] == prediction["id"]
+
+
+def test_bad_uploads_are_refused_and_nothing_is_stored(service: Service, data_dir: Path) -> None:
+    client = service.client
+    alice = service.login("alice")
+    patient_id = _patient(service, alice)
+    url = f"/api/v1/patients/{patient_id}/studies"
+    text = client.post(url, headers=alice, files={"file": ("a.txt", b"hello world", "text/plain")})
+    assert text.status_code == 415
+    assert "not a recognised image" in text.json()["detail"]
+    truncated = data_dir / "dicom" / "pydicom_data" / "emri_small_jpeg_2k_lossless_too_short.dcm"
+    short = client.post(url, headers=alice, files={"file": ("t.dcm", truncated.read_bytes())})
+    assert short.status_code == 422
+    png = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()[:4000]
+    cut = client.post(url, headers=alice, files={"file": ("c.dcm", png)})
+    assert cut.status_code == 422
+    assert _count(service, Study) == 0
+    bob = service.login("bob")
+    denied = client.post(url, headers=bob, files={"file": ("a.png", PNG_MAGIC + b"0" * 10)})
+    assert denied.status_code == 403
+    assert _count(service, Study) == 0
+
+
+def test_pagination_cap_and_validation_problem(service: Service) -> None:
+    alice = service.login("alice")
+    response = service.client.get("/api/v1/patients", params={"limit": 101}, headers=alice)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["location"] == "query.limit"
+
+
+def test_admin_manages_users_care_team_and_models(service: Service) -> None:
+    client = service.client
+    admin, alice, bob = service.login("admin"), service.login("alice"), service.login("bob")
+    patient_id = _patient(service, alice)
+    carol = {"username": "carol", "password": PASSWORD, "role": "clinician"}
+    made = client.post("/api/v1/users", headers=admin, json=carol)
+    assert made.status_code == 201
+    dup = client.post("/api/v1/users", headers=admin, json=carol)
+    assert dup.status_code == 409
+    assigned = client.post(f"/api/v1/patients/{patient_id}/care-team", headers=admin,
+                           json={"user_id": service.users["bob"]})  # fmt: skip
+    assert assigned.status_code == 204
+    assert client.get(f"/api/v1/patients/{patient_id}", headers=bob).status_code == 200
+    models = client.get("/api/v1/models", headers=alice).json()
+    assert [(m["name"], m["version"], m["stage"]) for m in models] == [
+        ("breastmnist", 1, "production")
+    ]
+    card = client.get("/api/v1/models/breastmnist/1", headers=alice).json()
+    assert card["card_markdown"].startswith("#")
+    assert client.post("/api/v1/models/breastmnist/1/promote", headers=alice,
+                       json={"stage": "archived"}).status_code == 403  # fmt: skip
+    archived = client.post("/api/v1/models/breastmnist/1/promote", headers=admin,
+                           json={"stage": "archived"})  # fmt: skip
+    assert archived.json()["stage"] == "archived"
+    rolled = client.post("/api/v1/models/breastmnist/rollback", headers=admin, json={})
+    assert rolled.status_code == 200
+    assert rolled.json()["stage"] == "production"
+    missing = client.get("/api/v1/models/nope/1", headers=alice)
+    assert missing.status_code == 404
+    assert _count(service, AuditRow) > 0

@@ -1,0 +1,73 @@
+"""The server-rendered UI: login with CSRF, patients, upload → result, feedback, audit."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.api.conftest import PASSWORD, Service
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None
+    return found.group(1)
+
+
+def _login(service: Service, username: str) -> None:
+    form = service.client.get("/login")
+    response = service.client.post(
+        "/login",
+        data={"username": username, "password": PASSWORD, "csrf": _csrf(form.text)},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    cookie = response.headers.get_list("set-cookie")[0]
+    assert "HttpOnly" in cookie
+    assert "Secure" in cookie
+    assert "SameSite=strict" in cookie
+
+
+def test_login_needs_the_form_token_and_pages_need_a_session(service: Service) -> None:
+    client = service.client
+    assert client.get("/patients", follow_redirects=False).headers["location"] == "/login"
+    client.get("/login")
+    forged = client.post("/login", data={"username": "alice", "password": PASSWORD, "csrf": "x"})
+    assert forged.status_code == 401
+    assert "the form expired" in forged.text
+
+
+def test_clinician_flow_upload_to_result_and_feedback(service: Service, data_dir: Path) -> None:
+    client = service.client
+    _login(service, "alice")
+    page = client.get("/patients")
+    csrf = _csrf(page.text)
+    form = {"mrn": "M1", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
+    missing_token = client.post("/patients", data={**form, "csrf": "bad"})
+    assert missing_token.status_code == 401
+    made = client.post("/patients", data={**form, "csrf": csrf})
+    assert made.status_code == 200
+    assert "Ada Lovelace" in made.text
+    assert "No studies yet." in made.text
+    patient_url = str(made.url)
+    dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
+    result = client.post(f"{patient_url}/studies", data={"csrf": csrf},
+                         files={"file": ("x.dcm", dicom)})  # fmt: skip
+    assert result.status_code == 200
+    assert 'id="overlay" src="data:image/png;base64,' in result.text
+    assert "breastmnist v1" in result.text
+    saved = client.post(f"{result.url}/feedback", data={"verdict": "agree", "csrf": csrf})
+    assert "Feedback recorded: agree." in saved.text
+    timeline = client.get(patient_url)
+    assert "CR study" in timeline.text
+    assert client.get("/audit").status_code == 403
+    client.post("/logout", data={"csrf": csrf})
+    assert client.get("/patients", follow_redirects=False).status_code == 303
+
+
+def test_auditor_sees_the_verified_chain(service: Service) -> None:
+    _login(service, "auditor")
+    page = service.client.get("/audit")
+    assert page.status_code == 200
+    assert re.search(r"Hash chain intact: \d+ entries verified\.", page.text)
+    assert "auth.login" in page.text

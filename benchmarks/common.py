@@ -43,10 +43,12 @@ def read_results(name: str) -> dict[str, Any]:
 
 
 def write_results(name: str, data: dict[str, Any]) -> Path:
-    """Write `benchmarks/results/<name>.json` (pretty, stable key order)."""
+    """Write `benchmarks/results/<name>.json` (pretty, stable key order, atomic)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)
     return path
 
 

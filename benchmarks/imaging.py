@@ -13,6 +13,7 @@ train and validation splits; the test split is only scored.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import time
 from collections.abc import Callable
@@ -22,10 +23,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock
 from threadpoolctl import threadpool_limits
 
 from clinsight.config import get_settings
 from clinsight.data.medmnist import Split, load_medmnist
+from clinsight.errors import ModelNotFoundError
 from clinsight.evaluation.calibration import apply_temperature
 from clinsight.evaluation.metrics import roc_auc
 from clinsight.imaging.networks import count_macs
@@ -34,11 +37,11 @@ from clinsight.inference.predictors import load_torch_model
 from clinsight.inference.runtime import OnnxClassifier
 from clinsight.registry.store import ModelVersion, get_model
 from clinsight.services.training import split_logits, train_and_register
-from common import machine, read_results, update_readme_section, write_results
+from common import RESULTS, machine, read_results, update_readme_section, write_results
 
 RUNS = Path(__file__).resolve().parent / "runs"
 CONFIGS = {
-    "pneumoniamnist": TrainConfig(epochs=40, patience=12, time_budget_minutes=12.0),
+    "pneumoniamnist": TrainConfig(epochs=40, patience=12, time_budget_minutes=14.0),
     "breastmnist": TrainConfig(epochs=80, patience=25, time_budget_minutes=10.0),
 }
 PAPER = {
@@ -53,9 +56,9 @@ TARGETS = {
 }
 
 
-def run_seed(dataset: str, seed: int) -> dict[str, Any]:
+def run_seed(dataset: str, seed: int, threads: int = 0) -> dict[str, Any]:
     """Train, evaluate and register one seed; return its figures and test probabilities."""
-    config = replace(CONFIGS[dataset], seed=seed)
+    config = replace(CONFIGS[dataset], seed=seed, threads=threads)
     settings = get_settings()
 
     def show(record: Any, planned: int) -> None:
@@ -240,39 +243,57 @@ def readme_tables(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def save_run(dataset: str, run: dict[str, Any]) -> None:
+    """Merge one finished seed into results/imaging.json (safe with parallel processes)."""
+    with FileLock(RESULTS / "imaging.lock"):
+        results = read_results("imaging")
+        results["machine"] = machine()
+        base = CONFIGS[dataset]
+        entry = results.setdefault("datasets", {}).setdefault(dataset, {})
+        entry.update(
+            config=base.to_dict(), paper=PAPER[dataset], targets=TARGETS[dataset],
+            architecture=f"{base.architecture}-w{base.width}",
+        )  # fmt: skip
+        runs = {r["seed"]: r for r in entry.get("runs", [])} | {run["seed"]: run}
+        entry["runs"] = [runs[seed] for seed in sorted(runs)]
+        if len(runs) >= 3:
+            entry["mean"] = mean_with_interval(entry["runs"])
+        write_results("imaging", results)
+
+
 def main() -> None:
     """Run the requested parts and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=0, help="training threads (0 = all)")
     parser.add_argument("--inference-only", action="store_true")
-    parser.add_argument("--fresh", action="store_true", help="ignore earlier finished runs")
+    parser.add_argument("--no-inference", action="store_true")
+    parser.add_argument("--fresh", action="store_true", help="drop earlier results and runs")
     args = parser.parse_args()
 
-    results = {} if args.fresh else read_results("imaging")
-    results["machine"] = machine()
-    datasets = results.setdefault("datasets", {})
+    if args.fresh:
+        (RESULTS / "imaging.json").unlink(missing_ok=True)
+        shutil.rmtree(RUNS, ignore_errors=True)
     if not args.inference_only:
         for dataset in args.datasets:
-            base = CONFIGS[dataset]
-            entry = datasets.setdefault(dataset, {})
-            entry.update(
-                config=base.to_dict(), paper=PAPER[dataset], targets=TARGETS[dataset],
-                architecture=f"{base.architecture}-w{base.width}",
-            )  # fmt: skip
-            done = {run["seed"]: run for run in entry.get("runs", [])}
+            entry = read_results("imaging").get("datasets", {}).get(dataset, {})
+            done = {run["seed"] for run in entry.get("runs", [])}
             for seed in args.seeds:
-                if seed in done:
-                    continue
-                done[seed] = run_seed(dataset, seed)
-                entry["runs"] = [done[s] for s in sorted(done)]
+                if seed not in done:
+                    save_run(dataset, run_seed(dataset, seed, args.threads))
+    if not args.no_inference:
+        try:
+            model = get_model(RUNS / "registry", "pneumoniamnist-seed0")
+        except ModelNotFoundError:
+            print("No pneumoniamnist-seed0 model yet: inference figures skipped.")
+        else:
+            figures = inference(model)
+            with FileLock(RESULTS / "imaging.lock"):
+                results = read_results("imaging")
+                results["inference"] = figures
                 write_results("imaging", results)
-            if len(done) >= 3:
-                entry["mean"] = mean_with_interval(entry["runs"])
-            write_results("imaging", results)
-    model = get_model(RUNS / "registry", "pneumoniamnist-seed0")
-    results["inference"] = inference(model)
-    write_results("imaging", results)
+    results = read_results("imaging")
     update_readme_section("imaging", readme_tables(results))
     print(readme_tables(results))
 

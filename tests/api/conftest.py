@@ -24,7 +24,7 @@ from tests.conftest import _shared_data
 
 PASSWORD = "correct horse battery"
 TINY = TrainConfig(
-    architecture="cnn", width=4, epochs=2, batch_size=32, threads=1, loader_workers=0,
+    architecture="cnn", width=4, epochs=2, batch_size=32, threads=1,
     train_subset=128,
 )  # fmt: skip
 

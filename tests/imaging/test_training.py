@@ -15,7 +15,7 @@ from tests.imaging.synthetic import synthetic_splits
 
 MILD = AugmentSpec(rotate_degrees=5, scale=0.05, translate=0.05, contrast_gamma=0.1, intensity=0.05)
 FAST = {
-    "architecture": "cnn", "width": 4, "batch_size": 16, "threads": 1, "loader_workers": 0,
+    "architecture": "cnn", "width": 4, "batch_size": 16, "threads": 1,
     "augment": MILD, "label_smoothing": 0.0,
 }  # fmt: skip
 

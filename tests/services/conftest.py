@@ -9,7 +9,7 @@ from clinsight.services.training import ImageTrainingOutcome, train_and_register
 from tests.conftest import _shared_data
 
 TINY = TrainConfig(
-    architecture="cnn", width=4, epochs=2, batch_size=32, threads=1, loader_workers=0,
+    architecture="cnn", width=4, epochs=2, batch_size=32, threads=1,
     train_subset=128,
 )  # fmt: skip
 

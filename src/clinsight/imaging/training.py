@@ -12,19 +12,20 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from monai.transforms import Compose
 from monai.utils import set_determinism
 from numpy.typing import NDArray
 from safetensors.torch import load_file, save_file
 from sklearn.metrics import roc_auc_score
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 
 from clinsight.data.medmnist import MedMNISTSplits, Split, TaskType
 from clinsight.errors import ModelError
@@ -59,7 +60,6 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0
     train_subset: int | None = None
-    loader_workers: int = 1
     augment: AugmentSpec = field(default_factory=AugmentSpec)
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,27 +98,28 @@ class TrainResult:
 ProgressCallback = Callable[[EpochRecord, int], None]
 
 
-class _ArrayDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """(C, S, S) images in [0, 1] with optional augmentation, then normalisation."""
+@contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    """Run a block on `count` intra-op threads (small per-image ops are fastest on one)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
-    def __init__(
-        self,
-        images: torch.Tensor,
-        targets: torch.Tensor,
-        preprocess: Preprocess,
-        augment: Any | None,
-    ) -> None:
-        self.images, self.targets = images, targets
-        self.preprocess, self.augment = preprocess, augment
 
-    def __len__(self) -> int:
-        return len(self.images)
+def _augmented_epoch(
+    images: torch.Tensor, augment: Compose, preprocess: Preprocess
+) -> torch.Tensor:
+    """One epoch's augmented, normalised copy of the (N, C, S, S) training images in [0, 1].
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = self.images[index]
-        if self.augment is not None:
-            image = torch.as_tensor(self.augment(image)).clamp_(0.0, 1.0)
-        return torch.from_numpy(self.preprocess.normalize(image)), self.targets[index]
+    Done up front on one thread: per-image MONAI transforms are small operations that
+    several threads (or a loader process beside the training threads) only slow down.
+    """
+    with _torch_threads(1):
+        augmented = torch.stack([torch.as_tensor(augment(image)) for image in images])
+    return torch.from_numpy(preprocess.normalize(augmented.clamp_(0.0, 1.0)))
 
 
 def _targets(labels: NDArray[np.int64], task: TaskType) -> torch.Tensor:
@@ -271,12 +272,8 @@ def train_image_model(
     network = build_network(net_config)
     loss_fn = _loss_fn(info.task, train_labels, config, info.num_classes)
     augment = build_augmentation(config.augment, data.size)
-    train_set = _ArrayDataset(
-        torch.from_numpy(preprocess.geometry_batch(train_images)),
-        _targets(train_labels, info.task),
-        preprocess,
-        augment,
-    )
+    train_inputs = torch.from_numpy(preprocess.geometry_batch(train_images))
+    train_targets = _targets(train_labels, info.task)
     val_inputs = torch.from_numpy(preprocess.batch(val_images))
     val_targets = _targets(val_labels, info.task)
     optimizer = torch.optim.AdamW(
@@ -312,13 +309,15 @@ def train_image_model(
         _seed_everything(config.seed * 1000 + epoch)
         augment.set_random_state(seed=config.seed * 1000 + epoch)
         generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
-        loader = DataLoader(
-            train_set, batch_size=config.batch_size, shuffle=True, generator=generator,
-            drop_last=len(train_set) > config.batch_size, num_workers=config.loader_workers,
-        )  # fmt: skip
+        epoch_inputs = _augmented_epoch(train_inputs, augment, preprocess)
+        shuffled = torch.randperm(len(epoch_inputs), generator=generator)
+        size = config.batch_size
+        stop = len(shuffled) - len(shuffled) % size if len(shuffled) > size else len(shuffled)
         network.train()
         total, count = 0.0, 0
-        for inputs, targets in loader:
+        for start in range(0, stop, size):
+            batch = shuffled[start : start + size]
+            inputs, targets = epoch_inputs[batch], train_targets[batch]
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(network(inputs), targets)
             loss.backward()

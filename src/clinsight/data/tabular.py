@@ -1,0 +1,398 @@
+"""Tabular risk datasets: task specs, typed loaders and row-and-column input checks.
+
+Built-in tasks: Wisconsin diagnostic breast cancer (shipped with scikit-learn; the
+embedded default), UCI heart disease (Cleveland and any other site file in the same
+format) and Pima diabetes, read from ``<data_dir>/tabular``. Any other CSV is loaded
+with a small task spec (JSON or YAML) naming the target, its positive value, the
+feature types and units. Every loader returns a `TabularDataset` with the source's
+sha256, and bad input raises `DataError` naming the row and the column.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from clinsight.config import get_settings
+from clinsight.errors import DataError, DataNotFoundError
+
+__all__ = [
+    "DATASETS", "MISSING_TOKENS", "FeatureSpec", "FeatureType", "TabularDataset", "TaskSpec",
+    "coerce_features", "load_breast_cancer", "load_csv", "load_dataset", "load_pima",
+    "load_uci_heart", "sha256_of", "uci_heart_sites",
+]  # fmt: skip
+
+MISSING_TOKENS = frozenset({"", "?", "na", "n/a", "nan", "null", "none"})
+"""Cell texts read as a missing value (compared case-insensitively)."""
+
+_INTEGRAL_TEXT = re.compile(r"^[+-]?\d+\.0*$")
+
+
+class FeatureType(StrEnum):
+    """How a feature is encoded by the pipeline."""
+
+    NUMERIC = "numeric"
+    CATEGORICAL = "categorical"
+    BINARY = "binary"
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One model input: its type, unit and (for categorical features) allowed values."""
+
+    name: str
+    type: FeatureType
+    unit: str | None = None
+    categories: tuple[str, ...] | None = None
+    zero_is_missing: bool = False
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A binary risk task: which column is the outcome, which value is positive, the inputs."""
+
+    name: str
+    target: str
+    positive: str
+    positive_label: str
+    features: tuple[FeatureSpec, ...]
+    sex_column: str | None = None
+    age_column: str | None = None
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Input column names, in model order."""
+        return [f.name for f in self.features]
+
+    @property
+    def feature_types(self) -> dict[str, FeatureType]:
+        """Feature name → type."""
+        return {f.name: f.type for f in self.features}
+
+    @property
+    def units(self) -> dict[str, str | None]:
+        """Feature name → unit (None where unitless or unknown)."""
+        return {f.name: f.unit for f in self.features}
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> TaskSpec:
+        """Build a spec from parsed JSON/YAML (``features`` maps name → type or details).
+
+        Raises:
+            DataError: a required key is missing or a feature type is unknown.
+        """
+        for key in ("target", "positive", "features"):
+            if key not in data:
+                raise DataError(f"task spec lacks {key!r}; it needs target, positive, features.")
+        if not isinstance(data["features"], Mapping) or not data["features"]:
+            raise DataError("task spec 'features' must map each feature name to its type.")
+        features = []
+        for name, detail in data["features"].items():
+            entry = {"type": detail} if isinstance(detail, str) else dict(detail)
+            try:
+                kind = FeatureType(str(entry.get("type", "")).lower())
+            except ValueError:
+                raise DataError(
+                    f"task spec feature {name!r}: type {entry.get('type')!r} is not one of "
+                    f"{[t.value for t in FeatureType]}."
+                ) from None
+            cats = entry.get("categories")
+            cats = tuple(_category_label(c) for c in cats) if cats else None
+            zeros = bool(entry.get("zero_is_missing", False))
+            features.append(FeatureSpec(str(name), kind, entry.get("unit"), cats, zeros))
+        positive, target = _category_label(data["positive"]), str(data["target"])
+        label = str(data.get("positive_label", positive))
+        name = str(data.get("name", target))
+        sex, age = data.get("sex_column"), data.get("age_column")
+        return cls(name, target, positive, label, tuple(features), sex, age)
+
+    @classmethod
+    def from_file(cls, path: Path) -> TaskSpec:
+        """Read a spec from a ``.json``, ``.yaml`` or ``.yml`` file.
+
+        Raises:
+            DataNotFoundError: the file does not exist.
+            DataError: the file cannot be parsed or lacks a required key.
+        """
+        if not path.is_file():
+            raise DataNotFoundError(f"task spec {path} does not exist.")
+        text = path.read_text(encoding="utf-8")
+        try:
+            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise DataError(f"task spec {path} cannot be parsed: {exc}") from exc
+        if not isinstance(data, Mapping):
+            raise DataError(f"task spec {path} must hold a mapping at the top level.")
+        return cls.from_mapping(data)
+
+
+@dataclass(frozen=True)
+class TabularDataset:
+    """Typed features, a 0/1 outcome (1 = ``spec.positive_label``), and where they came from."""
+
+    X: pd.DataFrame
+    y: pd.Series
+    spec: TaskSpec
+    sha256: str
+    source: str
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def feature_types(self) -> dict[str, FeatureType]:
+        """Feature name → type."""
+        return self.spec.feature_types
+
+    @property
+    def units(self) -> dict[str, str | None]:
+        """Feature name → unit."""
+        return self.spec.units
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _category_label(value: object) -> str:
+    """Canonical text of a category: integral numbers lose their ``.0``."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int | float | np.number) and math.isfinite(float(value)):
+        number = float(value)
+        return str(int(number)) if number.is_integer() else str(number)
+    text = str(value).strip()
+    return text.split(".")[0] if _INTEGRAL_TEXT.match(text) else text
+
+
+def _is_missing(series: pd.Series) -> pd.Series:
+    text = series.astype(object).map(lambda v: "" if v is None else str(v).strip().lower())
+    return series.isna() | text.isin(MISSING_TOKENS)
+
+
+def _row_name(frame: pd.DataFrame, position: int, first_line: int | None) -> str:
+    if first_line is None:
+        return f"row {frame.index[position]!r}"
+    return f"row {position + 1} (line {position + first_line})"
+
+
+def coerce_features(
+    frame: pd.DataFrame, spec: TaskSpec, *, first_line: int | None = None
+) -> pd.DataFrame:
+    """Check and type the spec's feature columns: floats for numeric/binary, text for categories.
+
+    ``first_line`` is the file line of the first data row (rows are then named by line);
+    without it rows are named by their index label, as at prediction time.
+
+    Raises:
+        DataError: a feature column is absent, a numeric cell is not a number, a binary
+            cell is not 0/1, or a category is not among the spec's categories.
+    """
+    missing_cols = [name for name in spec.feature_names if name not in frame.columns]
+    if missing_cols:
+        raise DataError(
+            f"column {missing_cols[0]!r} is missing (task {spec.name!r} needs "
+            f"{missing_cols}); columns found: {list(frame.columns)}."
+        )
+    out: dict[str, pd.Series] = {}
+    for feat in spec.features:
+        raw = frame[feat.name]
+        missing = _is_missing(raw)
+        if feat.type is FeatureType.CATEGORICAL:
+            labels = raw.map(_category_label).astype(object).where(~missing, np.nan)
+            if feat.categories is not None:
+                unknown = ~missing & ~labels.isin(feat.categories)
+                if unknown.any():
+                    pos = int(np.flatnonzero(unknown.to_numpy())[0])
+                    raise DataError(
+                        f"{_row_name(frame, pos, first_line)}, column {feat.name!r}: unknown "
+                        f"category {labels.iloc[pos]!r}; expected one of {list(feat.categories)}."
+                    )
+            out[feat.name] = labels
+            continue
+        numbers = pd.to_numeric(raw.where(~missing, np.nan), errors="coerce").astype(float)
+        bad = ~missing & numbers.isna()
+        if feat.type is FeatureType.BINARY:
+            bad |= numbers.notna() & ~numbers.isin([0.0, 1.0])
+        if bad.any():
+            pos = int(np.flatnonzero(bad.to_numpy())[0])
+            expected = "0 or 1" if feat.type is FeatureType.BINARY else "a number"
+            raise DataError(
+                f"{_row_name(frame, pos, first_line)}, column {feat.name!r}: "
+                f"{raw.iloc[pos]!r} is not {expected}; correct it or leave the cell empty."
+            )
+        if feat.zero_is_missing:
+            numbers = numbers.mask(numbers == 0.0)
+        out[feat.name] = numbers
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _build(
+    raw: pd.DataFrame, spec: TaskSpec, source: str, sha256: str, first_line: int
+) -> TabularDataset:
+    if raw.empty:
+        raise DataError(f"{source} has no data rows; add at least one row under the header.")
+    if spec.target not in raw.columns:
+        raise DataError(
+            f"target column {spec.target!r} is missing from {source}; "
+            f"columns found: {list(raw.columns)}."
+        )
+    features = coerce_features(raw, spec, first_line=first_line)
+    target = raw[spec.target]
+    missing = _is_missing(target)
+    if missing.any():
+        pos = int(np.flatnonzero(missing.to_numpy())[0])
+        raise DataError(
+            f"{_row_name(raw, pos, first_line)}, column {spec.target!r}: the target is "
+            "missing; drop the row or fill in the outcome."
+        )
+    y = (target.map(_category_label) == spec.positive).astype(int).rename(spec.target)
+    zeroed = tuple(f.name for f in spec.features if f.zero_is_missing)
+    notes = (f"zeros read as missing in {list(zeroed)}",) if zeroed else ()
+    return TabularDataset(X=features, y=y, spec=spec, sha256=sha256, source=source, notes=notes)
+
+
+def _read_csv(path: Path, *, header: bool = True, names: list[str] | None = None) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataNotFoundError(f"{path} does not exist; place the file in the data directory.")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty; it needs a header row and data rows.")
+    try:
+        return pd.read_csv(
+            path, dtype=str, keep_default_na=False, skipinitialspace=True,
+            header=0 if header else None, names=names,
+        )  # fmt: skip
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} cannot be read as CSV: {exc}") from exc
+
+
+def load_csv(path: Path, spec: TaskSpec) -> TabularDataset:
+    """Load a user CSV (header row first) as the task the spec describes.
+
+    Raises:
+        DataNotFoundError: the file does not exist.
+        DataError: the file is empty or unreadable, the target column is absent, or a cell
+            is invalid (the message names its row, file line and column).
+    """
+    return _build(_read_csv(path), spec, str(path), sha256_of(path), first_line=2)
+
+
+def _tabular_dir(data_dir: Path | None, sub: str) -> Path:
+    base = data_dir if data_dir is not None else get_settings().resolved_data_dir
+    return base / "tabular" / sub
+
+
+def load_breast_cancer() -> TabularDataset:
+    """Wisconsin diagnostic breast cancer, 569 x 30; positive class = malignant.
+
+    scikit-learn codes malignant as 0; here ``y == 1`` means malignant.
+    """
+    from sklearn.datasets import load_breast_cancer as sk_load
+
+    bunch = sk_load(as_frame=True)
+    frame = bunch.frame.astype(object)
+    frame["diagnosis"] = np.where(bunch.target.to_numpy() == 0, "malignant", "benign")
+    names = [str(c) for c in bunch.feature_names]
+    features = tuple(FeatureSpec(n, FeatureType.NUMERIC) for n in names)
+    spec = TaskSpec("wdbc", "diagnosis", "malignant", "malignant", features)
+    csv = Path(str(resources.files("sklearn.datasets.data").joinpath("breast_cancer.csv")))
+    return _build(frame, spec, "sklearn:breast_cancer.csv", sha256_of(csv), first_line=2)
+
+
+_HEART_FEATURES = (
+    FeatureSpec("age", FeatureType.NUMERIC, "years"),
+    FeatureSpec("sex", FeatureType.BINARY, "1 = male"),
+    FeatureSpec("cp", FeatureType.CATEGORICAL, categories=("1", "2", "3", "4")),
+    FeatureSpec("trestbps", FeatureType.NUMERIC, "mm Hg"),
+    FeatureSpec("chol", FeatureType.NUMERIC, "mg/dL"),
+    FeatureSpec("fbs", FeatureType.BINARY, "1 = fasting glucose > 120 mg/dL"),
+    FeatureSpec("restecg", FeatureType.CATEGORICAL, categories=("0", "1", "2")),
+    FeatureSpec("thalach", FeatureType.NUMERIC, "beats/min"),
+    FeatureSpec("exang", FeatureType.BINARY, "1 = exercise-induced angina"),
+    FeatureSpec("oldpeak", FeatureType.NUMERIC, "mm"),
+    FeatureSpec("slope", FeatureType.CATEGORICAL, categories=("1", "2", "3")),
+    FeatureSpec("ca", FeatureType.NUMERIC, "vessels"),
+    FeatureSpec("thal", FeatureType.CATEGORICAL, categories=("3", "6", "7")),
+)
+
+
+def uci_heart_sites(data_dir: Path | None = None) -> list[str]:
+    """Sites with a ``processed.<site>.data`` file in ``<data_dir>/tabular/uci_heart``."""
+    folder = _tabular_dir(data_dir, "uci_heart")
+    return sorted(p.name.split(".")[1] for p in folder.glob("processed.*.data"))
+
+
+def load_uci_heart(site: str = "cleveland", data_dir: Path | None = None) -> TabularDataset:
+    """UCI heart disease, one site's processed file; ``?`` is missing, positive = ``num > 0``.
+
+    Raises:
+        DataNotFoundError: the site's file is not in the data directory.
+        DataError: a cell is malformed (named by row and column).
+    """
+    path = _tabular_dir(data_dir, "uci_heart") / f"processed.{site}.data"
+    raw = _read_csv(path, header=False, names=[f.name for f in _HEART_FEATURES] + ["num"])
+    num_spec = TaskSpec("num", "num", "1", "1", (FeatureSpec("num", FeatureType.NUMERIC),))
+    num = coerce_features(raw, num_spec, first_line=1)["num"]
+    raw["disease"] = np.where(num > 0, "1", np.where(num.isna(), "", "0"))
+    label = "heart disease (num > 0)"
+    spec = TaskSpec(f"uci_heart_{site}", "disease", "1", label, _HEART_FEATURES, "sex", "age")
+    return _build(raw, spec, str(path), sha256_of(path), first_line=1)
+
+
+_PIMA_ZERO_MISSING = {"Glucose", "BloodPressure", "SkinThickness", "Insulin", "BMI"}
+_PIMA_UNITS = {
+    "Pregnancies": "count", "Glucose": "mg/dL (2-h OGTT)", "BloodPressure": "mm Hg",
+    "SkinThickness": "mm", "Insulin": "µU/mL", "BMI": "kg/m²",
+    "DiabetesPedigreeFunction": None, "Age": "years",
+}  # fmt: skip
+
+
+def load_pima(data_dir: Path | None = None) -> TabularDataset:
+    """Pima Indians diabetes (768 women); zeros in glucose, BP, skin, insulin, BMI are missing.
+
+    Raises:
+        DataNotFoundError: ``tabular/pima/diabetes_kaggle_header.csv`` is not in the data dir.
+        DataError: a cell is malformed (named by row and column).
+    """
+    path = _tabular_dir(data_dir, "pima") / "diabetes_kaggle_header.csv"
+    features = tuple(
+        FeatureSpec(n, FeatureType.NUMERIC, u, zero_is_missing=n in _PIMA_ZERO_MISSING)
+        for n, u in _PIMA_UNITS.items()
+    )
+    spec = TaskSpec("pima", "Outcome", "1", "diabetes", features, age_column="Age")
+    return _build(_read_csv(path), spec, str(path), sha256_of(path), first_line=2)
+
+
+DATASETS = ("wdbc", "cleveland", "pima")
+"""Names `load_dataset` accepts."""
+
+
+def load_dataset(name: str = "wdbc", data_dir: Path | None = None) -> TabularDataset:
+    """Load a built-in dataset by name (``wdbc`` is the embedded default).
+
+    Raises:
+        DataError: the name is not one of `DATASETS`, or the file is malformed.
+        DataNotFoundError: the dataset's file is not in the data directory.
+    """
+    if name == "wdbc":
+        return load_breast_cancer()
+    if name == "cleveland":
+        return load_uci_heart("cleveland", data_dir)
+    if name == "pima":
+        return load_pima(data_dir)
+    raise DataError(f"unknown tabular dataset {name!r}; choose one of {list(DATASETS)}.")

@@ -20,6 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from clinsight.cli_nlp import register_nlp_commands
 from clinsight.cli_output import console, fail
 from clinsight.cli_serve import register_service_commands
 from clinsight.config import get_settings
@@ -52,6 +53,7 @@ app.add_typer(train_app, name="train")
 app.add_typer(predict_app, name="predict")
 app.add_typer(models_app, name="models")
 register_service_commands(app)
+register_nlp_commands(app)
 
 VersionOpt = Annotated[int | None, typer.Option("--version", "-v", help="Version number.")]
 StageOpt = Annotated[

@@ -56,9 +56,12 @@ class _InterruptedError(Exception):
     pass
 
 
-def test_resume_from_checkpoint_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ema_decay", [None, 0.9])
+def test_resume_from_checkpoint_matches_an_uninterrupted_run(
+    tmp_path: Path, ema_decay: float | None
+) -> None:
     data = synthetic_splits(TaskType.BINARY)
-    config = TrainConfig(**FAST, epochs=3, seed=1)
+    config = TrainConfig(**FAST, epochs=3, seed=1, ema_decay=ema_decay)
     straight = train_image_model(data, config)
 
     def stop_after_two(record: EpochRecord, planned: int) -> None:
@@ -98,3 +101,17 @@ def test_short_run_on_real_medmnist(data_dir: Path, dataset: str) -> None:
     result = train_image_model(data, TrainConfig(**FAST, epochs=1, train_subset=128))
     assert result.epochs_run == 1
     assert 0.0 <= result.history[0].val_auc <= 1.0
+
+
+def test_weight_average_is_what_gets_selected() -> None:
+    data = synthetic_splits(TaskType.BINARY, n=64)
+    plain = train_image_model(data, TrainConfig(**FAST, epochs=4, learning_rate=1e-2))
+    averaged = train_image_model(
+        data, TrainConfig(**FAST, epochs=4, learning_rate=1e-2, ema_decay=0.9)
+    )
+    assert max(r.val_auc for r in averaged.history) > 0.8
+    different = [
+        not torch.equal(a, b)
+        for a, b in zip(_weights(plain.network), _weights(averaged.network), strict=True)
+    ]
+    assert any(different)

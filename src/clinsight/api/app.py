@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 
 from clinsight import __version__
 from clinsight.api.deps import AppState, ServiceMetrics, declared_roles
-from clinsight.api.problems import install_problem_handlers, problem_response
+from clinsight.api.problems import PROBLEM_RESPONSES, install_problem_handlers, problem_response
 from clinsight.api.routes import audit, auth, models, patients, studies, users
 from clinsight.config import Settings
 from clinsight.errors import ClinsightError, ConfigurationError
@@ -133,8 +133,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     api_routers = [m.router for m in (auth, users, patients, studies, models, audit)]
     check_routes_declare_roles(api_routers, auth.PUBLIC_PATHS)
     for router in api_routers:
-        app.include_router(router, prefix=API_PREFIX)
-    app.include_router(_operations_router())
+        app.include_router(router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
+    app.include_router(_operations_router(), responses=PROBLEM_RESPONSES)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

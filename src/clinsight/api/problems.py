@@ -32,10 +32,49 @@ from clinsight.errors import (
     StoreError,
 )
 
-__all__ = ["PROBLEM_JSON", "install_problem_handlers", "problem_response", "status_for"]
+__all__ = [
+    "PROBLEM_JSON",
+    "PROBLEM_RESPONSES",
+    "install_problem_handlers",
+    "problem_response",
+    "status_for",
+]
 
 PROBLEM_JSON = "application/problem+json"
 logger = logging.getLogger(__name__)
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"location": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+# Documented on every API operation, so clients (and schemathesis) know each error's shape.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": text, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+    for status, text in {
+        400: "The body cannot be parsed (malformed JSON or form).",
+        401: "No, expired or revoked credentials.",
+        403: "The role or the care team does not allow it (audited).",
+        404: "No such record or model.",
+        409: "A unique value exists already, or a registry conflict.",
+        413: "The upload is too large.",
+        415: "The upload is not a recognised image.",
+        422: "The request does not match the schema, or the input is invalid.",
+        503: "The store or the model is unavailable.",
+    }.items()
+}
 
 # Most specific first: the first class the error is an instance of decides the status.
 STATUS_BY_ERROR: tuple[tuple[type[ClinsightError], int, str], ...] = (

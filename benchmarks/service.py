@@ -1,0 +1,194 @@
+"""Service benchmark: end-to-end prediction latency and throughput over loopback HTTPS.
+
+16 client threads each upload a 512x512 PNG and ask for a prediction (decode,
+preprocess, infer, store with provenance, audit); p50/p99 latency of that pair and
+the sustained rate of acknowledged predictions, all checked durable in the database
+afterwards, beside the raw ONNX Runtime rate of the same model in the same run. A
+full-size DICOM radiograph (1760x1760 JPEG 2000 CR) is reported separately.
+
+    .venv/bin/python benchmarks/service.py --seconds 60          # full run (lead)
+    .venv/bin/python benchmarks/service.py --seconds 3 --smoke   # a handful of requests
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from clinsight.config import Settings
+from clinsight.inference.runtime import OnnxClassifier
+from clinsight.registry.stages import Stage
+from clinsight.registry.store import get_model
+from clinsight.security.access import Principal
+from clinsight.services.bootstrap import bootstrap
+from clinsight.store.crypto import load_keyring
+from clinsight.store.db import session_factory
+from clinsight.store.repositories import StoreContext, create_patient, create_user
+from clinsight.store.tables import Role
+from common import machine, update_readme_section, write_results
+
+PASSWORD = "benchmark password 1"
+CLIENTS = 16
+DICOM = Path(__file__).resolve().parents[2] / "shared/data/dicom/pydicom_data/RG1_J2KI.dcm"
+
+
+def _png() -> bytes:
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (512, 512), dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _prepare(home: Path, registry: Path, model: str) -> tuple[dict[str, str], str]:
+    env = {"CLINSIGHT_HOME": str(home), "CLINSIGHT_REGISTRY_DIR": str(registry),
+           "CLINSIGHT_DEFAULT_MODEL": model, "CLINSIGHT_ADMIN_PASSWORD": PASSWORD}  # fmt: skip
+    settings = Settings(home=home, registry_dir=registry, default_model=model)
+    result = bootstrap(settings, train_model=False)
+    with session_factory(result.engine)() as session:
+        user = create_user(session, settings, username="bench", password=PASSWORD,
+                           role=Role.CLINICIAN, actor=None)  # fmt: skip
+        session.commit()
+        actor = Principal(user.id, user.username, user.role)
+        keyring = load_keyring(settings.resolved_key_file)
+        ctx = StoreContext(session, keyring, settings.resolved_files_dir, actor)
+        patient = create_patient(ctx, mrn="BENCH-1", name="Bench Mark",
+                                 birth_date=date(1970, 1, 1), sex="other")  # fmt: skip
+        session.commit()
+    result.engine.dispose()
+    return env, patient.id
+
+
+def _serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    full = {**os.environ, **env, "CLINSIGHT_PORT": str(port)}
+    command = [sys.executable, "-m", "clinsight", "serve", "--no-train"]
+    process = subprocess.Popen(
+        command, env=full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base = f"https://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(f"{base}/ready", verify=False, timeout=1).is_success:
+                return process, base
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit("the server did not become ready within 2 minutes")
+
+
+def _load(base: str, patient_id: str, content: bytes, name: str, seconds: float,
+          clients: int) -> dict[str, Any]:  # fmt: skip
+    latencies: list[float] = []
+    acked: list[str] = []
+    errors: list[int] = []
+    deadline = time.monotonic() + seconds
+
+    def client_loop() -> None:
+        with httpx.Client(base_url=base, verify=False, timeout=60) as client:
+            login = {"username": "bench", "password": PASSWORD}
+            token = client.post("/api/v1/auth/token", json=login).json()["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            while time.monotonic() < deadline:
+                start = time.perf_counter()
+                study = client.post(f"/api/v1/patients/{patient_id}/studies", headers=headers,
+                                    files={"file": (name, content)})  # fmt: skip
+                if study.status_code != 201:
+                    errors.append(study.status_code)
+                    continue
+                made = client.post(f"/api/v1/studies/{study.json()['id']}/predictions",
+                                   headers=headers)  # fmt: skip
+                if made.status_code != 201:
+                    errors.append(made.status_code)
+                    continue
+                latencies.append((time.perf_counter() - start) * 1000)
+                acked.append(made.json()["id"])
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=client_loop) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    ordered = sorted(latencies)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else float("nan")
+    return {"requests": len(acked), "errors": len(errors), "seconds": round(elapsed, 2),
+            "p50_ms": round(statistics.median(ordered), 1) if ordered else None,
+            "p99_ms": round(p99, 1), "per_second": round(len(acked) / elapsed, 1),
+            "acked_ids": acked}  # fmt: skip
+
+
+def _raw_onnx(registry: Path, model: str, seconds: float) -> float:
+    version = get_model(registry, model, stage=Stage.PRODUCTION, verify=True)
+    classifier = OnnxClassifier(version.onnx_path, threads=os.cpu_count() or 1)
+    spec = version.preprocess
+    batch = np.zeros((1, spec.channels, spec.image_size, spec.image_size), dtype=np.float32)
+    count, deadline = 0, time.monotonic() + seconds
+    start = time.monotonic()
+    while time.monotonic() < deadline:
+        classifier.logits(batch)
+        count += 1
+    return count / (time.monotonic() - start)
+
+
+def main() -> None:
+    """Run the benchmark and write results/service.json and the README table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--registry", type=Path, default=Settings().resolved_registry_dir)
+    parser.add_argument("--model", default=Settings().default_model)
+    parser.add_argument("--smoke", action="store_true", help="Check only; write no results.")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        env, patient_id = _prepare(Path(tmp), args.registry, args.model)
+        process, base = _serve(env)
+        try:
+            png = _load(base, patient_id, _png(), "x.png", args.seconds, CLIENTS)
+            dicom = _load(base, patient_id, DICOM.read_bytes(), "x.dcm", args.seconds / 2, 4)
+        finally:
+            process.terminate()
+            process.wait(30)
+        with sqlite3.connect(Path(tmp) / "clinsight.db") as connection:
+            stored = {r[0] for r in connection.execute("SELECT id FROM predictions")}
+    durable = all(i in stored for i in png.pop("acked_ids") + dicom.pop("acked_ids"))
+    raw = _raw_onnx(args.registry, args.model, min(args.seconds, 10.0))
+    results = {"machine": machine(), "model": args.model, "clients": CLIENTS,
+               "png_512": png, "dicom_1760_j2k": dicom, "all_acknowledged_durable": durable,
+               "raw_onnx_per_second": round(raw, 1)}  # fmt: skip
+    print(results)
+    if args.smoke:
+        return
+    write_results("service", results)
+    update_readme_section("service", "\n".join([
+        f"Service on loopback HTTPS, {CLIENTS} clients, model `{args.model}` "
+        f"({results['machine']['cpu']}, {results['machine']['cores']} cores):", "",
+        "| input | predictions | p50 ms | p99 ms | per second | durable |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+        f"| PNG 512x512 | {png['requests']} | {png['p50_ms']} | {png['p99_ms']} | "
+        f"{png['per_second']} | {durable} |",
+        f"| DICOM 1760x1760 J2K (4 clients) | {dicom['requests']} | {dicom['p50_ms']} | "
+        f"{dicom['p99_ms']} | {dicom['per_second']} | {durable} |", "",
+        f"Raw ONNX Runtime, same model, same run: {raw:.0f} inferences per second.",
+    ]))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""Access matrix: every route of the app x every role x own / other patient.
+
+`EXPECTED` is the policy written out: the status each role gets on each route, as a
+pair (own patient, other patient) on patient-scoped routes. The test enumerates
+`app.routes`, so a route added without an entry here fails it. Beyond the status,
+no response may carry PHI of a patient outside the caller's care team, and a refused
+request may change no clinical row (users, patients, care team, studies, predictions,
+feedback, break-glass grants).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute, iter_route_contexts
+from PIL import Image
+from sqlalchemy import func, select
+from starlette.routing import Mount, Route
+
+from clinsight.store.tables import (
+    BreakGlassGrant,
+    CareTeam,
+    Feedback,
+    Patient,
+    Prediction,
+    Study,
+    User,
+)
+from clinsight.web.session import ACCESS_COOKIE, REFRESH_COOKIE, csrf_token
+from tests.api.conftest import PASSWORD, Service, service, settings, tiny_registry
+
+__all__ = ["service", "settings", "tiny_registry"]
+
+ROLES = ("anonymous", "admin", "clinician", "auditor")
+USER_OF = {"admin": "admin", "clinician": "alice", "auditor": "auditor"}
+OWN = {"mrn": "MRN-OWN-1", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
+OTHER = {"mrn": "MRN-OTHER-9", "name": "Grace Hopper", "birth_date": "1906-12-09", "sex": "female"}
+CLINICAL = (User, Patient, CareTeam, Study, Prediction, Feedback, BreakGlassGrant)
+Outcome = int | tuple[int, int]
+
+# status per role: anonymous, admin, clinician, auditor; a pair is (own patient, other patient)
+EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
+    # public operations and documents
+    "GET /health": (200, 200, 200, 200),
+    "GET /ready": (200, 200, 200, 200),
+    "GET /metrics": (200, 200, 200, 200),
+    "GET /api/v1/openapi.json": (200, 200, 200, 200),
+    "GET /api/v1/docs": (200, 200, 200, 200),
+    "GET /docs/oauth2-redirect": (200, 200, 200, 200),
+    "GET /static": (200, 200, 200, 200),
+    # REST API
+    "POST /api/v1/auth/token": (200, 200, 200, 200),
+    "POST /api/v1/auth/refresh": (401, 200, 200, 200),
+    "POST /api/v1/auth/logout": (401, 204, 204, 204),
+    "POST /api/v1/users": (401, 201, 403, 403),
+    "GET /api/v1/users": (401, 200, 403, 403),
+    "POST /api/v1/patients": (401, 403, 201, 403),
+    "GET /api/v1/patients": (401, 403, 200, 403),
+    "GET /api/v1/patients/lookup": (401, 403, 200, 403),
+    "GET /api/v1/patients/{patient_id}": (401, 403, (200, 403), 403),
+    "POST /api/v1/patients/{patient_id}/care-team": (401, 204, 403, 403),
+    "POST /api/v1/patients/{patient_id}/break-glass": (401, 403, (201, 201), 403),
+    "POST /api/v1/patients/{patient_id}/studies": (401, 403, (201, 403), 403),
+    "GET /api/v1/patients/{patient_id}/studies": (401, 403, (200, 403), 403),
+    "POST /api/v1/studies/{study_id}/predictions": (401, 403, (201, 403), 403),
+    "GET /api/v1/studies/{study_id}/predictions": (401, 403, (200, 403), 403),
+    "GET /api/v1/predictions/{prediction_id}/heatmap": (401, 403, (200, 403), 403),
+    "POST /api/v1/predictions/{prediction_id}/feedback": (401, 403, (201, 403), 403),
+    "GET /api/v1/models": (401, 200, 200, 200),
+    "GET /api/v1/models/{name}/{version}": (401, 200, 200, 200),
+    "POST /api/v1/models/{name}/{version}/promote": (401, 200, 403, 403),
+    "POST /api/v1/models/{name}/rollback": (401, 404, 403, 403),
+    "GET /api/v1/audit": (401, 403, 403, 200),
+    "GET /api/v1/audit/verify": (401, 403, 403, 200),
+    # web UI: anonymous visitors are sent to the login page (303)
+    "GET /login": (200, 200, 200, 200),
+    "POST /login": (401, 401, 401, 401),
+    "POST /logout": (303, 303, 303, 303),
+    "GET /": (303, 303, 303, 303),
+    "GET /patients": (303, 403, 200, 403),
+    "POST /patients": (303, 403, 303, 403),
+    "GET /patients/{patient_id}": (303, 403, (200, 403), 403),
+    "POST /patients/{patient_id}/studies": (303, 403, (303, 403), 403),
+    "GET /predictions/{prediction_id}": (303, 403, (200, 403), 403),
+    "POST /predictions/{prediction_id}/feedback": (303, 403, (303, 403), 403),
+    "GET /models": (303, 200, 200, 200),
+    "GET /audit": (303, 403, 403, 200),
+}
+
+
+def _routes(app: Any) -> list[str]:
+    """'METHOD /path' for every route and mount of the app (HEAD aside), included routers too."""
+    keys = []
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, Mount):
+            keys.append(f"GET {context.path}")
+        elif isinstance(route, APIRoute | Route):
+            keys += [f"{m} {context.path}" for m in sorted(context.methods or ()) if m != "HEAD"]
+        else:
+            raise AssertionError(f"unknown route type {type(route).__name__}: add it to the test")
+    return keys
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (64, 64), 128).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@dataclass
+class World:
+    """Ids of the own (alice's) and other (bob's) patient records and helpers."""
+
+    service: Service
+    ids: dict[str, dict[str, str]]
+    counter: Iterator[int]
+
+    def tokens(self, username: str) -> dict[str, str]:
+        response = self.service.client.post(
+            "/api/v1/auth/token", json={"username": username, "password": PASSWORD}
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+
+def _records(service: Service, username: str, patient: dict[str, str]) -> dict[str, str]:
+    client = service.client
+    headers = service.login(username)
+    made = client.post("/api/v1/patients", json=patient, headers=headers)
+    patient_id = made.json()["id"]
+    study = client.post(f"/api/v1/patients/{patient_id}/studies", headers=headers,
+                        files={"file": ("x.png", _png(), "image/png")})  # fmt: skip
+    prediction = client.post(f"/api/v1/studies/{study.json()['id']}/predictions", headers=headers)
+    assert prediction.status_code == 201, prediction.text
+    return {
+        "patient_id": patient_id,
+        "study_id": study.json()["id"],
+        "prediction_id": prediction.json()["id"],
+        "name": "breastmnist",
+        "version": "1",
+    }
+
+
+@pytest.fixture
+def world(service: Service) -> World:
+    """Alice's patient (own) and Bob's patient (other), each with a study and a prediction."""
+    from clinsight.store.db import session_factory
+    from clinsight.store.repositories import create_user
+    from clinsight.store.tables import Role
+
+    state = service.client.app.state.clinsight  # type: ignore[attr-defined]
+    with session_factory(state.engine)() as session:
+        carol = create_user(session, service.settings, username="carol", password=PASSWORD,
+                            role=Role.CLINICIAN, actor=None)  # fmt: skip
+        session.commit()
+    service.users["carol"] = carol.id
+    ids = {"own": _records(service, "alice", OWN), "other": _records(service, "bob", OTHER)}
+    return World(service, ids, itertools.count())
+
+
+def _request(world: World, key: str, role: str, scope: str) -> tuple[int, str]:
+    """Send the request of `key` as `role` on the `scope` patient; status and body text."""
+    client, n = world.service.client, next(world.counter)
+    method, template = key.split(" ", 1)
+    path = template.format(**world.ids[scope]) if "{" in template else template
+    if key == "GET /static":
+        path = "/static/style.css"
+    tokens = world.tokens(USER_OF[role]) if role != "anonymous" else None
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"} if tokens else {}
+    web = not template.startswith(("/api/", "/health", "/ready", "/metrics", "/static"))
+    client.cookies.clear()
+    form = {"csrf": "forged"}  # anonymous: a well-formed form, so the refusal is the login check
+    if web and tokens:
+        headers = {}
+        client.cookies.set(ACCESS_COOKIE, tokens["access_token"])
+        client.cookies.set(REFRESH_COOKIE, tokens["refresh_token"])
+        state = client.app.state.clinsight  # type: ignore[attr-defined]
+        sid = state.issuer.decode_access_token(tokens["access_token"]).session_id
+        form["csrf"] = csrf_token(state, sid)
+    bodies: dict[str, dict[str, Any]] = {
+        "POST /api/v1/auth/token": {"json": {"username": "alice", "password": PASSWORD}},
+        "POST /api/v1/auth/refresh": {
+            "json": {"refresh_token": tokens["refresh_token"] if tokens else "x" * 43}
+        },
+        "POST /api/v1/users": {
+            "json": {"username": f"user{n}", "password": PASSWORD, "role": "clinician"}
+        },
+        "POST /api/v1/patients": {"json": {**OWN, "mrn": f"MRN-NEW-{n}"}},
+        "POST /api/v1/patients/{patient_id}/care-team": {
+            "json": {"user_id": world.service.users["carol"]}
+        },
+        "POST /api/v1/patients/{patient_id}/break-glass": {
+            "json": {"reason": "unconscious in the emergency room"}
+        },
+        "POST /api/v1/patients/{patient_id}/studies": {
+            "files": {"file": ("x.png", _png(), "image/png")}
+        },
+        "POST /api/v1/predictions/{prediction_id}/feedback": {"json": {"verdict": "agree"}},
+        "POST /api/v1/models/{name}/{version}/promote": {"json": {"stage": "production"}},
+        "POST /api/v1/models/{name}/rollback": {"json": {}},
+        "POST /login": {"data": {"username": "alice", "password": PASSWORD, "csrf": "wrong"}},
+        "POST /logout": {"data": form},
+        "POST /patients": {"data": {**form, **OWN, "mrn": f"MRN-WEB-{n}"}},
+        "POST /patients/{patient_id}/studies": {
+            "data": form,
+            "files": {"file": ("x.png", _png(), "image/png")},
+        },
+        "POST /predictions/{prediction_id}/feedback": {"data": {**form, "verdict": "agree"}},
+    }
+    params = {"mrn": OTHER["mrn"]} if key == "GET /api/v1/patients/lookup" else None
+    response = client.request(method, path, headers=headers, params=params,
+                              follow_redirects=False, **bodies.get(key, {}))  # fmt: skip
+    client.cookies.clear()
+    return response.status_code, response.text
+
+
+def _clinical_rows(world: World) -> dict[str, int]:
+    state = world.service.client.app.state.clinsight  # type: ignore[attr-defined]
+    with state.sessions() as session:
+        return {
+            t.__tablename__: int(session.execute(select(func.count()).select_from(t)).scalar_one())
+            for t in CLINICAL
+        }
+
+
+def test_every_route_has_an_entry_in_the_matrix(service: Service) -> None:
+    routes = _routes(service.client.app)
+    assert sorted(set(routes) - set(EXPECTED)) == [], "new routes need a row in EXPECTED"
+    assert sorted(set(EXPECTED) - set(routes)) == [], "EXPECTED lists routes the app lacks"
+
+
+def test_access_matrix_has_no_unauthorized_read_or_write(world: World) -> None:
+    keys = sorted(_routes(world.service.client.app), key=lambda k: "break-glass" in k)
+    checked, mismatches, leaks, writes = 0, [], [], []
+    for key in keys:
+        scoped = "{patient_id}" in key or "{study_id}" in key or "{prediction_id}" in key
+        for role, expected in zip(ROLES, EXPECTED[key], strict=True):
+            for scope in ("own", "other") if scoped else ("own",):
+                want = expected if isinstance(expected, int) else expected[scope == "other"]
+                before = _clinical_rows(world)
+                status, body = _request(world, key, role, scope)
+                checked += 1
+                if status != want:
+                    mismatches.append(f"{key} as {role} on {scope}: {status}, expected {want}")
+                if OTHER["name"] in body or OTHER["mrn"] in body:
+                    leaks.append(f"{key} as {role} on {scope} shows the other patient's PHI")
+                if role != "clinician" and OWN["name"] in body:
+                    leaks.append(f"{key} as {role} on {scope} shows PHI to a non-clinician")
+                if status in (401, 403) and _clinical_rows(world) != before:
+                    writes.append(f"{key} as {role} on {scope} was refused but wrote rows")
+    assert mismatches == [], "\n".join(mismatches)
+    assert leaks == []
+    assert writes == []
+    assert checked == 4 * len(EXPECTED) + 4 * sum(
+        1 for k in EXPECTED if "{patient_id}" in k or "_id}" in k
+    )

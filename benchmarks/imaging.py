@@ -42,7 +42,7 @@ from common import RESULTS, machine, read_results, update_readme_section, write_
 RUNS = Path(__file__).resolve().parent / "runs"
 CONFIGS = {
     "pneumoniamnist": TrainConfig(epochs=40, patience=12, time_budget_minutes=14.0),
-    "breastmnist": TrainConfig(epochs=80, patience=25, time_budget_minutes=10.0),
+    "breastmnist": TrainConfig(epochs=80, patience=25, time_budget_minutes=10.0, ema_decay=0.99),
 }
 PAPER = {
     "pneumoniamnist": {"resnet18_28": {"accuracy": 0.854, "auc": 0.944},
@@ -189,9 +189,10 @@ def readme_tables(results: dict[str, Any]) -> str:
     lines = [
         "## Image diagnosis (MedMNIST, official test splits)",
         "",
-        "`python benchmarks/imaging.py` — the `TrainConfig` default recipe; mean of 3 seeds "
-        "with a paired test-set bootstrap 95% "
-        "interval; temperature fitted on validation; threshold 0.5; nothing chosen on test.",
+        "`python benchmarks/imaging.py` — the `TrainConfig` default recipe (MONAI ResNet-18, "
+        "width 24, one training thread per seed; BreastMNIST adds weight averaging, "
+        "`ema_decay=0.99`); mean of 3 seeds with a paired test-set bootstrap 95% interval; "
+        "temperature fitted on validation; threshold 0.5; nothing chosen on test.",
         "",
         "| dataset | model | ACC | AUC | ECE after T (before) | train min | epochs | paper "
         "ResNet-18 (28) ACC/AUC | paper best ACC/AUC |",
@@ -218,6 +219,24 @@ def readme_tables(results: dict[str, Any]) -> str:
                 f"{paper['resnet18_28']['accuracy']:.3f} / {paper['resnet18_28']['auc']:.3f} | "
                 f"{paper['best']['accuracy']:.3f} / {paper['best']['auc']:.3f} |"
             )
+    lines.append("")
+    for dataset, entry in results.get("datasets", {}).items():
+        mean, target = entry.get("mean"), TARGETS[dataset]
+        if mean:
+            verdict = {
+                name: "met" if mean[name]["mean"] >= bar else "missed"
+                for name, bar in target.items()
+            } | {"ece": "met" if mean["ece_after"] <= 0.05 else "missed"}
+            lines.append(
+                f"- {dataset} targets (ACC ≥ {target['accuracy']}, AUC ≥ {target['auc']}, "
+                f"ECE ≤ 0.05): ACC {verdict['accuracy']}, AUC {verdict['auc']}, "
+                f"ECE {verdict['ece']}."
+            )
+    lines.append(
+        "- BreastMNIST recipe history: the first recipe (no weight averaging) scored ACC "
+        "0.850 / AUC 0.907 / ECE 0.071 (`results/imaging-breastmnist-recipe1.json`); weight "
+        "averaging was adopted on validation (mean val ACC 0.897 vs 0.876, AUC 0.930 vs 0.932)."
+    )
     inf = results.get("inference")
     if inf:
         lines += [

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from clinsight.config import get_settings
+from clinsight.imaging.training import TrainConfig
+from clinsight.services.training import ImageTrainingOutcome, train_and_register
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,3 +38,24 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+TINY_TRAINING = TrainConfig(
+    architecture="cnn", width=4, epochs=2, batch_size=32, threads=1, train_subset=128
+)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> ImageTrainingOutcome:
+    """BreastMNIST, 128 training images, 2 epochs, registered once per session (candidate).
+
+    It proves the pipeline, not the accuracy; tests that need it in production copy it.
+    """
+    data = _shared_data()
+    if not (data / "medmnist" / "breastmnist.npz").exists():
+        pytest.skip("BreastMNIST is not in the shared data directory")
+    root = tmp_path_factory.mktemp("trained")
+    return train_and_register(
+        data, root / "registry", "breastmnist", TINY_TRAINING, run_dir=root / "run",
+        n_bootstrap=50,
+    )  # fmt: skip

@@ -12,36 +12,25 @@ from fastapi.testclient import TestClient
 
 from clinsight.api.app import create_app
 from clinsight.config import Settings, get_settings
-from clinsight.imaging.training import TrainConfig
 from clinsight.registry.stages import Stage
 from clinsight.registry.store import promote
 from clinsight.services.bootstrap import bootstrap
-from clinsight.services.training import train_and_register
+from clinsight.services.training import ImageTrainingOutcome
 from clinsight.store.db import session_factory
 from clinsight.store.repositories import create_user
 from clinsight.store.tables import Role
-from tests.conftest import _shared_data
 
 PASSWORD = "correct horse battery"
-TINY = TrainConfig(
-    architecture="cnn", width=4, epochs=2, batch_size=32, threads=1,
-    train_subset=128,
-)  # fmt: skip
 
 
 @pytest.fixture(scope="session")
-def tiny_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A registry with a tiny BreastMNIST model in production (trained once per session)."""
-    data = _shared_data()
-    if not (data / "medmnist" / "breastmnist.npz").exists():
-        pytest.skip("BreastMNIST is not in the shared data directory")
-    root = tmp_path_factory.mktemp("api-model")
-    outcome = train_and_register(
-        data, root / "registry", "breastmnist", TINY, run_dir=root / "run", n_bootstrap=20
-    )
-    assert outcome.model is not None
-    promote(root / "registry", "breastmnist", outcome.model.version, Stage.PRODUCTION)
-    return root / "registry"
+def tiny_registry(trained: ImageTrainingOutcome, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session's tiny BreastMNIST registry with the model in production."""
+    assert trained.model is not None
+    registry = tmp_path_factory.mktemp("api-model") / "registry"
+    shutil.copytree(trained.model.path.parent.parent, registry)
+    promote(registry, "breastmnist", trained.model.version, Stage.PRODUCTION)
+    return registry
 
 
 @pytest.fixture

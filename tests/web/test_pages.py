@@ -71,3 +71,12 @@ def test_auditor_sees_the_verified_chain(service: Service) -> None:
     assert page.status_code == 200
     assert re.search(r"Hash chain intact: \d+ entries verified\.", page.text)
     assert "auth.login" in page.text
+
+
+def test_models_page_renders_each_card_as_html(service: Service) -> None:
+    _login(service, "alice")
+    page = service.client.get("/models")
+    assert page.status_code == 200
+    assert "<h1>Model card: breastmnist v1</h1>" in page.text
+    assert "<table>" in page.text
+    assert "| Field | Value |" not in page.text

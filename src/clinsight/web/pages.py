@@ -14,6 +14,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 from sqlalchemy.orm import Session
 
 from clinsight.api.deps import AppState, get_db, get_state
@@ -277,6 +279,12 @@ def _plots(folder: Path) -> list[tuple[str, str]]:
     ]
 
 
+def _card_html(path: Path) -> Markup:
+    """A model card's Markdown as HTML (raw HTML in the card is escaped, not rendered)."""
+    renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
+    return Markup(renderer.render(path.read_text("utf-8")))  # noqa: S704 (escaped by markdown-it)
+
+
 @router.get("/models")
 def models(request: Request, state: State, session: Db) -> Response:
     """Registered models with their cards and ROC / reliability plots."""
@@ -285,7 +293,7 @@ def models(request: Request, state: State, session: Db) -> Response:
         registry = state.settings.resolved_registry_dir
         versions = list_models(registry) if registry.is_dir() else []
         cards = [
-            (m, m.card_path.read_text("utf-8") if m.card_path.is_file() else "", _plots(m.path))
+            (m, _card_html(m.card_path) if m.card_path.is_file() else "", _plots(m.path))
             for m in reversed(versions)
         ]
         return _page(request, "models.html", web, cards=cards)

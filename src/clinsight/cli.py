@@ -22,6 +22,7 @@ from rich.table import Table
 
 from clinsight.cli_nlp import register_nlp_commands
 from clinsight.cli_output import console, fail
+from clinsight.cli_risk import register_risk_commands
 from clinsight.cli_serve import register_service_commands
 from clinsight.config import get_settings
 from clinsight.data.medmnist import CATALOGUE, dataset_info, fetch_medmnist, medmnist_path
@@ -54,6 +55,7 @@ app.add_typer(predict_app, name="predict")
 app.add_typer(models_app, name="models")
 register_service_commands(app)
 register_nlp_commands(app)
+register_risk_commands(app)
 
 VersionOpt = Annotated[int | None, typer.Option("--version", "-v", help="Version number.")]
 StageOpt = Annotated[
@@ -276,6 +278,8 @@ def predict_image(
     )
     if result.heatmap is not None:
         console.print(f"Grad-CAM overlay: {result.heatmap}")
+    for warning in result.warnings:
+        console.print(f"[bold yellow]Warning:[/] {warning}")
 
 
 @models_app.command("list")

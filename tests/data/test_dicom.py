@@ -133,6 +133,7 @@ DICOM_TABLE: list[tuple[str, Expected, str]] = [
 ]
 METADATA_KEYS = {
     "modality",
+    "body_part",
     "sop_class",
     "photometric",
     "transfer_syntax",

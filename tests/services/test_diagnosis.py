@@ -30,6 +30,13 @@ def test_dicom_radiograph_gets_a_calibrated_finding_and_heat_map(
     assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     assert prediction.model_version == 1
     assert result.source["modality"] == "CR"
+    assert result.source["body_part"] == "CHEST"
+    assert result.warnings == (
+        "The image is modality CR, but breastmnist was trained on ultrasound images (US): "
+        "the finding is unreliable for this image.",
+        "The image shows body part CHEST, but breastmnist was trained on BREAST images: "
+        "the finding is unreliable for this image.",
+    )
     assert result.heatmap is not None
     with Image.open(result.heatmap) as overlay:
         assert overlay.mode == "RGB"
@@ -44,6 +51,7 @@ def test_png_bytes_predict_like_the_same_pixels(predictor: ImagePredictor, tmp_p
     direct = predictor.predict(pixels.astype(np.float32) / 255.0)
     assert from_file.probabilities == pytest.approx(direct.probabilities, abs=1e-6)
     assert from_file.input_sha256 == direct.input_sha256
+    assert diagnose_image(predictor, path).warnings == ()
 
 
 def test_non_image_dicom_is_rejected(predictor: ImagePredictor, data_dir: Path) -> None:

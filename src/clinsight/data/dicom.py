@@ -130,6 +130,7 @@ def _read_dataset(dataset: Dataset, *, frame: int | None, max_pixels: int) -> So
     samples = int(dataset.get("SamplesPerPixel") or 1)
     metadata = {
         "modality": str(dataset.get("Modality", "")),
+        "body_part": str(dataset.get("BodyPartExamined", "")).strip().upper(),
         "sop_class": _sop_class_name(dataset),
         "photometric": photometric,
         "transfer_syntax": str(syntax.name),

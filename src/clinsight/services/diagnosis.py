@@ -11,19 +11,30 @@ import torch
 from numpy.typing import NDArray
 
 from clinsight.data.images import SourceImage, read_image
+from clinsight.data.medmnist import dataset_info
+from clinsight.errors import DataError
 from clinsight.imaging.explain import grad_cam, save_overlay
 from clinsight.inference.predictors import ImagePredictor, Prediction, load_torch_model
+from clinsight.registry.store import ModelVersion
 
-__all__ = ["Diagnosis", "centre_square", "diagnose_image", "explain_prediction"]
+__all__ = [
+    "Diagnosis",
+    "centre_square",
+    "diagnose_image",
+    "explain_prediction",
+    "suitability_warnings",
+]
 
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """A calibrated finding for one image, with the technical facts of its source."""
+    """A calibrated finding for one image, with the technical facts of its source and any
+    reason to doubt that the model fits the image."""
 
     prediction: Prediction
     source: dict[str, str]
     heatmap: Path | None
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -31,7 +42,33 @@ class Diagnosis:
             "prediction": self.prediction.to_dict(),
             "source": self.source,
             "heatmap": str(self.heatmap) if self.heatmap else None,
+            "warnings": list(self.warnings),
         }
+
+
+def suitability_warnings(model: ModelVersion, source: dict[str, str]) -> tuple[str, ...]:
+    """Warnings when the DICOM header says the image is not what the model was trained on.
+
+    Only DICOM carries modality and body part; PNG/JPEG inputs cannot be checked here.
+    """
+    try:
+        info = dataset_info(str(model.training.get("dataset", "")))
+    except DataError:
+        return ()
+    found: list[str] = []
+    modality, body_part = source.get("modality", ""), source.get("body_part", "")
+    if info.dicom_modalities and modality and modality not in info.dicom_modalities:
+        found.append(
+            f"The image is modality {modality}, but {model.name} was trained on "
+            f"{info.modality} images ({'/'.join(info.dicom_modalities)}): the finding is "
+            "unreliable for this image."
+        )
+    if info.body_parts and body_part and body_part not in info.body_parts:
+        found.append(
+            f"The image shows body part {body_part}, but {model.name} was trained on "
+            f"{'/'.join(info.body_parts)} images: the finding is unreliable for this image."
+        )
+    return tuple(found)
 
 
 def centre_square(pixels: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -76,4 +113,10 @@ def diagnose_image(
     heatmap = None
     if heatmap_path is not None:
         heatmap = explain_prediction(predictor, image, heatmap_path)
-    return Diagnosis(prediction=prediction, source=dict(image.metadata), heatmap=heatmap)
+    source_facts = dict(image.metadata)
+    return Diagnosis(
+        prediction=prediction,
+        source=source_facts,
+        heatmap=heatmap,
+        warnings=suitability_warnings(predictor.model, source_facts),
+    )

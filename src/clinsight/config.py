@@ -88,6 +88,20 @@ class Settings(BaseSettings):
     upload_max_pixels: int = Field(
         default=40_000_000, ge=1024, description="Largest decoded image accepted, in pixels."
     )
+    risk_model: str = Field(
+        default="pima-synthea", description="Registered risk model of CDS Hooks and risk pages."
+    )
+    risk_feature_spec: str = Field(
+        default="pima-synthea",
+        description="FHIR feature spec of the risk model: a built-in name or a JSON/YAML file.",
+    )
+    cds_hooks_issuers: dict[str, str] = Field(
+        default_factory=dict,
+        description="CDS Hooks: allow-listed EHR issuers (JWT iss) → JWKS file path or https URL.",
+    )
+    public_url: str | None = Field(
+        default=None, description="Public base URL (CDS Hooks JWT aud); default: the request's."
+    )
 
     @property
     def resolved_data_dir(self) -> Path:

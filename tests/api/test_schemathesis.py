@@ -40,7 +40,10 @@ def api(service: Service) -> tuple[schemathesis.BaseSchema, Service, dict[str, s
                         files={"file": ("x.png", _png(), "image/png")})  # fmt: skip
     made = client.post(f"/api/v1/studies/{study.json()['id']}/predictions", headers=alice)
     assert made.status_code == 201, made.text
+    note = client.post(f"/api/v1/patients/{patient.json()['id']}/notes", headers=alice,
+                       json={"text": "Asthma. No fever."})  # fmt: skip
     ids = {
+        "note_id": note.json()["id"],
         "patient_id": patient.json()["id"],
         "study_id": study.json()["id"],
         "prediction_id": made.json()["id"],
@@ -94,7 +97,7 @@ def _check_every_operation(
                 assert operation.body is None or not operation.body
             except (Exception, BaseExceptionGroup) as exc:  # report every operation at once
                 failures[f"{operation.label} ({mode.value})"] = f"{type(exc).__name__}: {exc}"
-    assert len(operations) == 26
+    assert len(operations) == 26 + 7 + 7  # + 7 clinical-notes, + 7 risk and CDS Hooks
     assert failures == {}, "\n\n".join(f"{k}: {v}" for k, v in failures.items())
 
 

@@ -26,6 +26,7 @@ from clinsight.store.tables import (
     BreakGlassGrant,
     CareTeam,
     Feedback,
+    Note,
     Patient,
     Prediction,
     Study,
@@ -40,7 +41,7 @@ ROLES = ("anonymous", "admin", "clinician", "auditor")
 USER_OF = {"admin": "admin", "clinician": "alice", "auditor": "auditor"}
 OWN = {"mrn": "MRN-OWN-1", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
 OTHER = {"mrn": "MRN-OTHER-9", "name": "Grace Hopper", "birth_date": "1906-12-09", "sex": "female"}
-CLINICAL = (User, Patient, CareTeam, Study, Prediction, Feedback, BreakGlassGrant)
+CLINICAL = (User, Patient, CareTeam, Study, Prediction, Feedback, BreakGlassGrant, Note)
 Outcome = int | tuple[int, int]
 
 # status per role: anonymous, admin, clinician, auditor; a pair is (own patient, other patient)
@@ -71,12 +72,27 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "GET /api/v1/studies/{study_id}/predictions": (401, 403, (200, 403), 403),
     "GET /api/v1/predictions/{prediction_id}/heatmap": (401, 403, (200, 403), 403),
     "POST /api/v1/predictions/{prediction_id}/feedback": (401, 403, (201, 403), 403),
+    "POST /api/v1/patients/{patient_id}/notes": (401, 403, (201, 403), 403),
+    "POST /api/v1/patients/{patient_id}/notes/file": (401, 403, (201, 403), 403),
+    "GET /api/v1/patients/{patient_id}/notes": (401, 403, (200, 403), 403),
+    "GET /api/v1/patients/{patient_id}/notes/search": (401, 403, (200, 403), 403),
+    "GET /api/v1/notes/{note_id}": (401, 403, (200, 403), 403),
+    "GET /api/v1/notes/{note_id}/fhir": (401, 403, (200, 403), 403),
+    "POST /api/v1/nlp/annotate": (401, 403, 200, 403),
     "GET /api/v1/models": (401, 200, 200, 200),
     "GET /api/v1/models/{name}/{version}": (401, 200, 200, 200),
     "POST /api/v1/models/{name}/{version}/promote": (401, 200, 403, 403),
     "POST /api/v1/models/{name}/rollback": (401, 404, 403, 403),
     "GET /api/v1/audit": (401, 403, 403, 200),
     "GET /api/v1/audit/verify": (401, 403, 403, 200),
+    "GET /api/v1/risk/models": (401, 200, 200, 200),
+    "POST /api/v1/patients/{patient_id}/risk": (401, 403, (404, 403), 403),  # no risk model
+    "POST /api/v1/risk/fhir": (401, 403, 422, 403),
+    # CDS Hooks: discovery is public; calls need an EHR's JWT, never a user token
+    "GET /cds-services": (200, 200, 200, 200),
+    "POST /cds-services/{service}": (401, 401, 401, 401),
+    "POST /cds-services/{service}/feedback": (401, 401, 401, 401),
+    "GET /cds-services/{service}/model-card/{version}": (404, 404, 404, 404),
     # web UI: anonymous visitors are sent to the login page (303)
     "GET /login": (200, 200, 200, 200),
     "POST /login": (401, 401, 401, 401),
@@ -88,6 +104,12 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "POST /patients/{patient_id}/studies": (303, 403, (303, 403), 403),
     "GET /predictions/{prediction_id}": (303, 403, (200, 403), 403),
     "POST /predictions/{prediction_id}/feedback": (303, 403, (303, 403), 403),
+    "GET /patients/{patient_id}/notes": (303, 403, (200, 403), 403),
+    "POST /patients/{patient_id}/notes": (303, 403, (303, 403), 403),
+    "GET /notes/{note_id}": (303, 403, (200, 403), 403),
+    "GET /notes/{note_id}/fhir": (303, 403, (200, 403), 403),
+    "GET /patients/{patient_id}/risk": (303, 403, (404, 403), 403),
+    "POST /patients/{patient_id}/risk": (303, 403, (404, 403), 403),
     "GET /models": (303, 200, 200, 200),
     "GET /audit": (303, 403, 403, 200),
 }
@@ -138,12 +160,16 @@ def _records(service: Service, username: str, patient: dict[str, str]) -> dict[s
                         files={"file": ("x.png", _png(), "image/png")})  # fmt: skip
     prediction = client.post(f"/api/v1/studies/{study.json()['id']}/predictions", headers=headers)
     assert prediction.status_code == 201, prediction.text
+    note = client.post(f"/api/v1/patients/{patient_id}/notes", headers=headers,
+                       json={"text": f"{patient['name']} has asthma. No fever."})  # fmt: skip
     return {
+        "note_id": note.json()["id"],
         "patient_id": patient_id,
         "study_id": study.json()["id"],
         "prediction_id": prediction.json()["id"],
         "name": "breastmnist",
         "version": "1",
+        "service": "pima-synthea-risk",
     }
 
 
@@ -202,6 +228,14 @@ def _request(world: World, key: str, role: str, scope: str) -> tuple[int, str]:
             "files": {"file": ("x.png", _png(), "image/png")}
         },
         "POST /api/v1/predictions/{prediction_id}/feedback": {"json": {"verdict": "agree"}},
+        "POST /api/v1/patients/{patient_id}/notes": {"json": {"text": "Asthma."}},
+        "POST /api/v1/patients/{patient_id}/notes/file": {
+            "files": {"file": ("n.txt", b"Asthma.", "text/plain")}
+        },
+        "POST /api/v1/nlp/annotate": {"json": {"text": "No fever."}},
+        "POST /api/v1/patients/{patient_id}/risk": {"json": {"inputs": {"Age": 50}}},
+        "POST /patients/{patient_id}/risk": {"data": {**form, "f_Age": "50"}},
+        "POST /patients/{patient_id}/notes": {"data": {**form, "text": "Asthma."}},
         "POST /api/v1/models/{name}/{version}/promote": {"json": {"stage": "production"}},
         "POST /api/v1/models/{name}/rollback": {"json": {}},
         "POST /login": {"data": {"username": "alice", "password": PASSWORD, "csrf": "wrong"}},
@@ -214,6 +248,8 @@ def _request(world: World, key: str, role: str, scope: str) -> tuple[int, str]:
         "POST /predictions/{prediction_id}/feedback": {"data": {**form, "verdict": "agree"}},
     }
     params = {"mrn": OTHER["mrn"]} if key == "GET /api/v1/patients/lookup" else None
+    if key.endswith("/notes/search"):
+        params = {"q": "asthma", "mode": "keyword"}
     response = client.request(method, path, headers=headers, params=params,
                               follow_redirects=False, **bodies.get(key, {}))  # fmt: skip
     client.cookies.clear()
@@ -240,6 +276,7 @@ def test_access_matrix_has_no_unauthorized_read_or_write(world: World) -> None:
     checked, mismatches, leaks, writes = 0, [], [], []
     for key in keys:
         scoped = "{patient_id}" in key or "{study_id}" in key or "{prediction_id}" in key
+        scoped = scoped or "{note_id}" in key
         for role, expected in zip(ROLES, EXPECTED[key], strict=True):
             for scope in ("own", "other") if scoped else ("own",):
                 want = expected if isinstance(expected, int) else expected[scope == "other"]

@@ -14,14 +14,18 @@ from sqlalchemy import Engine, text
 from clinsight import __version__
 from clinsight.api.deps import AppState, ServiceMetrics, declared_roles
 from clinsight.api.problems import PROBLEM_RESPONSES, install_problem_handlers, problem_response
-from clinsight.api.routes import audit, auth, models, patients, studies, users
+from clinsight.api.routes import audit, auth, models, notes, patients, studies, users
+from clinsight.api.routes.cds_hooks import router as cds_hooks_router
+from clinsight.api.routes.risk import router as risk_router
 from clinsight.config import Settings
 from clinsight.errors import ClinsightError, ConfigurationError
 from clinsight.security.tokens import TokenIssuer
 from clinsight.store.crypto import load_or_create_keyring
 from clinsight.store.db import create_db_engine, session_factory
+from clinsight.web.notes import router as notes_web_router
 from clinsight.web.pages import STATIC_DIR
 from clinsight.web.pages import router as web_router
+from clinsight.web.risk_pages import router as risk_web_router
 
 __all__ = ["API_PREFIX", "check_routes_declare_roles", "create_app"]
 
@@ -130,11 +134,15 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.clinsight = state
     install_problem_handlers(app)
     app.middleware("http")(_metrics_middleware(state.metrics))
-    api_routers = [m.router for m in (auth, users, patients, studies, models, audit)]
+    api_routers = [m.router for m in (auth, users, patients, studies, notes, models, audit)]
+    api_routers.append(risk_router)
     check_routes_declare_roles(api_routers, auth.PUBLIC_PATHS)
     for router in api_routers:
         app.include_router(router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     app.include_router(_operations_router(), responses=PROBLEM_RESPONSES)
+    app.include_router(cds_hooks_router, responses=PROBLEM_RESPONSES)
     app.include_router(web_router)
+    app.include_router(notes_web_router)
+    app.include_router(risk_web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

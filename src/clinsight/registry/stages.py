@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from clinsight.errors import IntegrityError
-from clinsight.registry.manifest import read_json, write_json
+from clinsight.registry.manifest import locked, read_json, write_json
 
 __all__ = [
     "STAGES_FILE",
     "Stage",
     "StageChange",
+    "change_stage",
+    "previous_production",
     "read_stages",
     "record_stage",
     "stage_history",
@@ -99,3 +101,40 @@ def stage_history(state: dict[str, Any]) -> list[StageChange]:
         )
         for entry in state["history"]
     ]
+
+
+def change_stage(root: Path, version: int, target: Stage, note: str) -> None:
+    """Under the model's lock, move `version` to `target`; entering production archives the
+    version in production before (at most one per name). No change is recorded if it is
+    already at `target`. Callers check that the version exists (and verify it) first.
+
+    Raises:
+        RegistryError: the lock is held by another process for over a minute.
+        IntegrityError: stages.json is malformed.
+    """
+    with locked(root):
+        state = read_stages(root)
+        if state["versions"].get(str(version), Stage.CANDIDATE.value) == target.value:
+            return
+        if target is Stage.PRODUCTION:
+            for other, other_stage in list(state["versions"].items()):
+                if other_stage == Stage.PRODUCTION.value and int(other) != version:
+                    record_stage(state, int(other), Stage.ARCHIVED, f"replaced by v{version}")
+        record_stage(state, version, target, note)
+        write_stages(root, state)
+
+
+def previous_production(root: Path) -> int | None:
+    """The version most recently in production that is not in production now (for rollback).
+
+    Raises:
+        IntegrityError: stages.json is malformed.
+    """
+    state = read_stages(root)
+    current = {int(v) for v, s in state["versions"].items() if s == Stage.PRODUCTION.value}
+    earlier = [
+        c.version
+        for c in stage_history(state)
+        if c.to_stage is Stage.PRODUCTION and c.version not in current
+    ]
+    return earlier[-1] if earlier else None

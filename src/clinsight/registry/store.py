@@ -45,6 +45,8 @@ from clinsight.registry.manifest import (
 from clinsight.registry.stages import (
     Stage,
     StageChange,
+    change_stage,
+    previous_production,
     read_stages,
     record_stage,
     stage_history,
@@ -334,16 +336,7 @@ def promote(
     """
     target = Stage(stage)
     get_model(registry_dir, name, version, verify=target is Stage.PRODUCTION)
-    root = Path(registry_dir) / name
-    with locked(root):
-        state = read_stages(root)
-        if state["versions"].get(str(version), Stage.CANDIDATE.value) != target.value:
-            if target is Stage.PRODUCTION:
-                for other, other_stage in list(state["versions"].items()):
-                    if other_stage == Stage.PRODUCTION.value and int(other) != version:
-                        record_stage(state, int(other), Stage.ARCHIVED, f"replaced by v{version}")
-            record_stage(state, version, target, note)
-            write_stages(root, state)
+    change_stage(Path(registry_dir) / name, version, target, note)
     return get_model(registry_dir, name, version, verify=False)
 
 
@@ -367,19 +360,11 @@ def rollback(
         IntegrityError: the version to restore fails verification.
     """
     if version is None:
-        changes = history(registry_dir, name)
-        current = [
-            v.version for v in list_models(registry_dir, name) if v.stage is Stage.PRODUCTION
-        ]
-        earlier = [
-            c.version
-            for c in changes
-            if c.to_stage is Stage.PRODUCTION and c.version not in current
-        ]
-        if not earlier:
+        list_models(registry_dir, name)
+        version = previous_production(Path(registry_dir) / name)
+        if version is None:
             raise ModelNotFoundError(
                 f"Model {name!r} has no earlier production version to roll back to; "
                 f"promote a version explicitly instead."
             )
-        version = earlier[-1]
     return promote(registry_dir, name, version, Stage.PRODUCTION, note=note)

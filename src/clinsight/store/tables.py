@@ -39,6 +39,7 @@ __all__ = [
     "BreakGlassGrant",
     "CareTeam",
     "Feedback",
+    "Note",
     "Patient",
     "Prediction",
     "RefreshToken",
@@ -179,6 +180,19 @@ class Study(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     modality: Mapped[str] = mapped_column(String(16))
     created_by: Mapped[str | None] = mapped_column(ID, ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Note(Base):
+    """A clinical note about a patient; the text is encrypted."""
+
+    __tablename__ = "notes"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    patient_id: Mapped[str] = mapped_column(ID, ForeignKey("patients.id"), index=True)
+    text_ct: Mapped[str] = mapped_column(Text, info=ENCRYPTED)
+    chars: Mapped[int] = mapped_column(Integer)
+    author_id: Mapped[str | None] = mapped_column(ID, ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -1,0 +1,141 @@
+"""Clinical notes: store (pasted or uploaded .txt), list, read with annotation, search a
+patient's notes, the FHIR Bundle of a note, and ad-hoc annotation without storage."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi.responses import JSONResponse
+
+from clinsight.api.deps import Clinician, StoreCtx
+from clinsight.api.note_schemas import (
+    AnnotationOut,
+    NoteDetailOut,
+    NoteIn,
+    NoteOut,
+    NoteSearchHitOut,
+)
+from clinsight.nlp.search import SearchMode
+from clinsight.services.notes import (
+    NoteReading,
+    note_fhir_bundle,
+    note_reading,
+    read_note,
+    read_text,
+    search_patient_notes,
+)
+from clinsight.store.notes import MAX_NOTE_CHARS, NoteRecord, add_note, list_notes
+
+__all__ = ["FHIR_JSON", "read_text_upload", "router"]
+
+router = APIRouter(tags=["notes"])
+FHIR_JSON = "application/fhir+json"
+MAX_UPLOAD_BYTES = 4 * MAX_NOTE_CHARS  # UTF-8 needs at most 4 bytes a character
+FHIR_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {FHIR_JSON: {}}, "description": "A FHIR R4B Bundle (collection)."}
+}
+
+
+def read_text_upload(file: UploadFile) -> str:
+    """The text of an uploaded plain-text note, refusing oversize (413) and non-text (415).
+
+    Raises:
+        HTTPException: 413 larger than the note limit, 415 not UTF-8 text.
+    """
+    content = file.file.read(MAX_UPLOAD_BYTES + 1)
+    if len(content) > MAX_UPLOAD_BYTES:
+        raise HTTPException(413, f"the file is larger than {MAX_UPLOAD_BYTES} bytes; split it")
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise HTTPException(415, "the file is not UTF-8 text; upload a plain .txt note") from None
+    if "\x00" in text:
+        raise HTTPException(415, "the file is binary, not a plain-text note; upload a .txt")
+    return text
+
+
+def _detail(note: NoteRecord, reading: NoteReading) -> NoteDetailOut:
+    return NoteDetailOut(
+        **NoteOut.of(note).model_dump(), text=note.text, annotation=AnnotationOut.of(reading)
+    )
+
+
+@router.post("/patients/{patient_id}/notes", response_model=NoteDetailOut, status_code=201)
+def create(patient_id: str, body: NoteIn, user: Clinician, ctx: StoreCtx) -> NoteDetailOut:
+    """Store a pasted note for a patient (encrypted) and return it annotated."""
+    del user
+    note = add_note(ctx, patient_id, body.text)
+    reading = note_reading(ctx, note)
+    ctx.session.commit()
+    return _detail(note, reading)
+
+
+@router.post("/patients/{patient_id}/notes/file", response_model=NoteDetailOut, status_code=201)
+def upload(
+    patient_id: str,
+    user: Clinician,
+    ctx: StoreCtx,
+    file: Annotated[UploadFile, File(description="The note as a UTF-8 .txt file.")],
+) -> NoteDetailOut:
+    """Store an uploaded plain-text note for a patient and return it annotated."""
+    del user
+    note = add_note(ctx, patient_id, read_text_upload(file))
+    reading = note_reading(ctx, note)
+    ctx.session.commit()
+    return _detail(note, reading)
+
+
+@router.get("/patients/{patient_id}/notes", response_model=list[NoteOut])
+def notes(patient_id: str, user: Clinician, ctx: StoreCtx) -> list[NoteOut]:
+    """A patient's notes, newest first (metadata; open a note for its text)."""
+    del user
+    records = list_notes(ctx, patient_id)
+    ctx.session.commit()
+    return [NoteOut.of(r) for r in records]
+
+
+@router.get("/patients/{patient_id}/notes/search", response_model=list[NoteSearchHitOut])
+def search(
+    patient_id: str,
+    user: Clinician,
+    ctx: StoreCtx,
+    q: Annotated[str, Query(min_length=1, max_length=500, description="What to look for.")],
+    mode: Annotated[SearchMode, Query(description="keyword (BM25), semantic or hybrid.")] = (
+        "hybrid"
+    ),
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> list[NoteSearchHitOut]:
+    """Search this patient's notes only, with highlighted snippets."""
+    del user
+    hits = search_patient_notes(ctx, patient_id, q, mode, limit)
+    ctx.session.commit()
+    return [NoteSearchHitOut.of(h) for h in hits]
+
+
+@router.get("/notes/{note_id}", response_model=NoteDetailOut)
+def read(note_id: str, user: Clinician, ctx: StoreCtx) -> NoteDetailOut:
+    """A note with its entities, problem list and de-identified version."""
+    del user
+    note, reading = read_note(ctx, note_id)
+    ctx.session.commit()
+    return _detail(note, reading)
+
+
+@router.get("/notes/{note_id}/fhir", response_class=JSONResponse, responses=FHIR_RESPONSE)
+def fhir(note_id: str, user: Clinician, ctx: StoreCtx) -> JSONResponse:
+    """The note as a FHIR R4B Bundle: its DocumentReference and the Conditions found in it."""
+    del user
+    bundle = note_fhir_bundle(ctx, note_id)
+    ctx.session.commit()
+    return JSONResponse(bundle, media_type=FHIR_JSON, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/nlp/annotate", response_model=AnnotationOut)
+def annotate(body: NoteIn, user: Clinician, ctx: StoreCtx) -> AnnotationOut:
+    """Annotate and de-identify text without storing it (the call is audited, not the text)."""
+    del user
+    reading = read_text(body.text)
+    ctx.audit("nlp.annotate", "text", details={"chars": len(body.text)})
+    ctx.session.commit()
+    return AnnotationOut.of(reading)

@@ -1,0 +1,259 @@
+"""CLI commands for risk models: train (and register), list, promote, explain one patient
+(feature values or a FHIR Bundle), validate on another site; wired by `register_risk_commands`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from clinsight.cli_output import console, fail
+from clinsight.config import get_settings
+from clinsight.errors import ClinsightError
+from clinsight.registry.stages import Stage
+
+__all__ = ["explain", "list_models", "promote", "register_risk_commands", "train", "validate"]
+
+NameOpt = Annotated[str, typer.Option("--name", help="Registered risk model name.")]
+VersionOpt = Annotated[
+    int | None, typer.Option("--version", help="Version (default: production, else newest).")
+]
+
+
+def train(
+    dataset: Annotated[
+        str | None, typer.Option(help="Built-in data set: wdbc, cleveland or pima.")
+    ] = None,
+    csv: Annotated[Path | None, typer.Option(help="Your CSV (header row first).")] = None,
+    spec: Annotated[
+        Path | None, typer.Option(help="Task spec of --csv (JSON/YAML: target, features).")
+    ] = None,
+    features: Annotated[
+        str | None, typer.Option(help="Comma-separated subset of features to train on.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Model name (default: the data set).")] = None,
+    candidates: Annotated[
+        str, typer.Option(help="Models compared: logistic, gradient_boosting, random_forest, …")
+    ] = "logistic,gradient_boosting,random_forest,ensemble",
+    folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
+    repeats: Annotated[int, typer.Option(min=1, help="Cross-validation repeats.")] = 3,
+    warning: Annotated[float, typer.Option(help="Risk at which cards warn.")] = 0.2,
+    critical: Annotated[float, typer.Option(help="Risk at which cards are critical.")] = 0.5,
+    production: Annotated[bool, typer.Option(help="Promote the new version.")] = False,
+) -> None:
+    """Select, calibrate and evaluate a risk model by repeated CV, and register it with its card."""
+    from clinsight.data.tabular import TaskSpec, load_csv, load_dataset
+    from clinsight.registry.tabular import promote_risk_model
+    from clinsight.services.risk_training import subset_features, train_risk_model
+
+    if (dataset is None) == (csv is None) or (csv is not None and spec is None):
+        raise fail("Give either --dataset NAME, or --csv FILE with --spec SPEC.")
+    settings = get_settings()
+    try:
+        data = (
+            load_dataset(dataset, settings.resolved_data_dir)
+            if dataset is not None
+            else load_csv(Path(str(csv)), TaskSpec.from_file(Path(str(spec))))
+        )
+        if features:
+            data = subset_features(data, [f.strip() for f in features.split(",") if f.strip()])
+        chosen = {c.strip(): {"model": c.strip()} for c in candidates.split(",") if c.strip()}
+        with console.status(f"Selecting and evaluating on {data.spec.name} ({len(data.X)} rows)…"):
+            outcome = train_risk_model(
+                data, registry_dir=settings.resolved_registry_dir,
+                name=name or (dataset or data.spec.name).lower(), candidates=chosen,
+                n_splits=folds, n_repeats=repeats,
+                thresholds={"warning": warning, "critical": critical},
+            )  # fmt: skip
+        version = outcome.version
+        if version is None:
+            raise fail("The model was not registered.")
+        if production:
+            version = promote_risk_model(
+                settings.resolved_registry_dir, version.name, version.version, Stage.PRODUCTION
+            )
+    except ClinsightError as exc:
+        raise fail(exc) from exc
+    table = Table(title=f"{version.name} v{version.version} ({version.stage})")
+    for column in ("candidate", "AUC (CV mean ± sd)", "Brier"):
+        table.add_column(column)
+    for score in outcome.selection.scores:
+        table.add_row(score.name, f"{score.auc_mean:.3f} ± {score.auc_std:.3f}",
+                      f"{score.brier_mean:.3f}")  # fmt: skip
+    console.print(table)
+    cv = outcome.metrics["cross_validation"]
+    console.print(
+        f"Chosen: {outcome.selection.best.name}, calibrated ({version.calibration}): AUC "
+        f"{cv['auc']['mean']:.3f}, Brier {cv['brier']['mean']:.3f}, ECE {cv['ece']['mean']:.3f}"
+    )
+    console.print(f"Card: {version.card_path}")
+
+
+def list_models() -> None:
+    """Registered risk model versions with their stage and cross-validated AUC."""
+    from clinsight.registry.tabular import list_risk_models
+
+    try:
+        versions = list_risk_models(get_settings().resolved_registry_dir)
+    except ClinsightError as exc:
+        raise fail(exc) from exc
+    table = Table(title="Risk models")
+    for column in ("name", "version", "stage", "features", "AUC (CV)", "created"):
+        table.add_column(column)
+    for v in versions:
+        auc = v.metrics.get("cross_validation", {}).get("auc", {}).get("mean")
+        table.add_row(v.name, str(v.version), str(v.stage), ", ".join(v.task.feature_names),
+                      "n/a" if auc is None else f"{auc:.3f}", v.created)  # fmt: skip
+    console.print(table)
+
+
+def promote(
+    name: Annotated[str, typer.Argument(help="Risk model name.")],
+    version: Annotated[int, typer.Argument(help="Version to move.")],
+    stage: Annotated[str, typer.Option(help="candidate, production or archived.")] = "production",
+) -> None:
+    """Move a risk model version to a stage (production archives the previous one)."""
+    from clinsight.registry.tabular import promote_risk_model
+
+    try:
+        moved = promote_risk_model(get_settings().resolved_registry_dir, name, version, stage)
+    except (ClinsightError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"{moved.name} v{moved.version} is now {moved.stage}.")
+
+
+def _values(pairs: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise fail(f"--value {pair!r} must be FEATURE=VALUE.")
+        try:
+            values[key.strip()] = float(raw)
+        except ValueError:
+            values[key.strip()] = raw.strip() or None
+    return values
+
+
+def explain(
+    name: NameOpt,
+    version: VersionOpt = None,
+    value: Annotated[
+        list[str] | None, typer.Option("--value", help="FEATURE=VALUE (repeat).")
+    ] = None,
+    fhir: Annotated[Path | None, typer.Option(help="A FHIR R4 patient Bundle.")] = None,
+    fhir_spec: Annotated[
+        str, typer.Option(help="Feature spec for --fhir: built-in name or file.")
+    ] = "pima-synthea",
+    as_of: Annotated[
+        str | None, typer.Option(help="Date the FHIR data is read at (YYYY-MM-DD; default now).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the FHIR RiskAssessment JSON.")
+    ] = False,
+) -> None:
+    """A patient's calibrated risk and the factors that pushed it up or down."""
+    from clinsight.data.fhir import read_bundle
+    from clinsight.data.fhir_features import BUILTIN_SPECS, FhirFeatureSpec
+    from clinsight.interop.fhir_out import risk_assessment, risk_assessment_json
+    from clinsight.services.risk import RiskPredictors, assess_features, assess_record
+
+    if (fhir is None) == (not value):
+        raise fail("Give the patient as --fhir BUNDLE or as --value FEATURE=VALUE pairs.")
+    try:
+        registry = get_settings().resolved_registry_dir
+        predictors = RiskPredictors(registry)
+        predictor = predictors.get(name, version, production_only=False)
+        subject = "Patient/unknown"
+        if fhir is not None:
+            spec = (
+                FhirFeatureSpec.builtin(fhir_spec)
+                if fhir_spec in BUILTIN_SPECS
+                else FhirFeatureSpec.from_file(Path(fhir_spec))
+            )
+            when = datetime.fromisoformat(as_of).replace(tzinfo=UTC) if as_of else None
+            record = read_bundle(fhir)
+            result = assess_record(predictor, record, spec, as_of=when)
+            subject = record.reference
+        else:
+            result = assess_features(predictor, _values(value or []))
+        assessment = risk_assessment(result, subject)
+    except ClinsightError as exc:
+        raise fail(exc) from exc
+    if as_json:
+        console.print_json(json.dumps(risk_assessment_json(assessment)))
+        return
+    model = result.model
+    console.print(
+        f"[bold]{model.task.positive_label}[/] risk {result.probability:.1%} ({result.level}) "
+        f"— {model.name} v{model.version}"
+    )
+    table = Table(title=f"Contributions ({result.explanation.method}, log-odds)")
+    for column in ("feature", "value", "push"):
+        table.add_column(column)
+    for item in result.explanation.contributions:
+        shown = "missing" if item.value is None else f"{item.value:.4g}" if isinstance(
+            item.value, float) else str(item.value)  # fmt: skip
+        table.add_row(item.feature, f"{shown} {item.unit or ''}".strip(), f"{item.log_odds:+.3f}")
+    console.print(table)
+    for missing in result.missing:
+        console.print(f"[yellow]Missing[/] {missing.feature}: {missing.reason}")
+
+
+def validate(
+    name: NameOpt,
+    site: Annotated[
+        str, typer.Option(help="CSV in the model's format (with outcome), or a UCI heart site.")
+    ],
+    version: VersionOpt = None,
+    fraction: Annotated[
+        float, typer.Option(help="Share of the site's rows used to recalibrate (0: none).")
+    ] = 0.2,
+) -> None:
+    """External validation on another site's labelled data, before and after recalibration."""
+    from clinsight.data.tabular import load_csv, load_uci_heart
+    from clinsight.services.risk import RiskPredictors
+    from clinsight.tabular.validation import external_validation
+
+    settings = get_settings()
+    try:
+        predictors = RiskPredictors(settings.resolved_registry_dir)
+        predictor = predictors.get(name, version, production_only=False)
+        path = Path(site)
+        data = (
+            load_csv(path, predictor.version.task)
+            if path.suffix in (".csv", ".txt") or path.is_file()
+            else load_uci_heart(site, settings.resolved_data_dir)
+        )
+        report = external_validation(
+            predictor.model, data.X[predictor.version.task.feature_names], data.y.to_numpy(),
+            site=path.stem if path.is_file() else site, recalibration_fraction=fraction,
+        )  # fmt: skip
+    except ClinsightError as exc:
+        raise fail(exc) from exc
+    table = Table(title=f"{name} on {report.site}")
+    for column in ("rows", "AUC", "Brier", "ECE", "slope"):
+        table.add_column(column)
+    rows = [("all rows, as shipped", report.before), ("rest, as shipped", report.before_on_rest),
+            ("rest, recalibrated", report.after_on_rest)]  # fmt: skip
+    for label, item in rows:
+        if item is not None:
+            auc = "n/a" if item.auc is None else f"{item.auc:.3f}"
+            table.add_row(f"{label} (n={item.n})", auc, f"{item.brier:.3f}", f"{item.ece:.3f}",
+                          f"{item.calibration_slope:.2f}")  # fmt: skip
+    console.print(table)
+
+
+def register_risk_commands(app: typer.Typer) -> None:
+    """Add the `risk` command group to the main CLI."""
+    group = typer.Typer(help="Risk models: train, list, promote, explain, validate.")
+    group.command("train")(train)
+    group.command("list")(list_models)
+    group.command("promote")(promote)
+    group.command("explain")(explain)
+    group.command("validate")(validate)
+    app.add_typer(group, name="risk")

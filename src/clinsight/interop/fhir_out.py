@@ -1,0 +1,107 @@
+"""FHIR R4 out: a risk assessment as a `RiskAssessment` resource, validated with fhir.resources.
+
+The prediction carries the calibrated probability (``probabilityDecimal``) and a qualitative
+risk from the model's thresholds; ``basis`` cites the resources the inputs came from (the
+observations of a FHIR record); ``method`` names the model, its version and artifact sha256;
+the note lists the top contributing factors and any missing inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from fhir.resources.R4B.riskassessment import RiskAssessment
+from pydantic import ValidationError
+
+from clinsight import __version__
+from clinsight.errors import DataError
+from clinsight.services.risk import RiskLevel, RiskResult
+
+__all__ = [
+    "MODEL_SYSTEM",
+    "QUALITATIVE_RISK",
+    "explanation_text",
+    "risk_assessment",
+    "risk_assessment_json",
+]
+
+MODEL_SYSTEM = "urn:clinsight:model"
+_RISK_SYSTEM = "http://terminology.hl7.org/CodeSystem/risk-probability"
+QUALITATIVE_RISK: dict[RiskLevel, tuple[str, str]] = {
+    "info": ("low", "Low likelihood"),
+    "warning": ("moderate", "Moderate likelihood"),
+    "critical": ("high", "High likelihood"),
+}
+
+
+def explanation_text(result: RiskResult, top: int = 3) -> str:
+    """The top contributing factors as one line, e.g. ``Glucose 148 mg/dL raised the risk``."""
+    parts = []
+    for item in result.explanation.top(top):
+        value = "missing" if item.value is None else _value(item.value, item.unit)
+        verb = "raised" if item.direction == "increases" else "lowered"
+        parts.append(f"{item.feature} {value} {verb} the risk")
+    return "; ".join(parts)
+
+
+def _value(value: Any, unit: str | None) -> str:
+    text = f"{value:.3g}" if isinstance(value, float) else str(value)
+    return f"{text} {unit}" if unit else text
+
+
+def risk_assessment(
+    result: RiskResult,
+    subject: str,
+    *,
+    occurrence: datetime | None = None,
+    encounter: str | None = None,
+) -> RiskAssessment:
+    """The `RiskAssessment` of `result` about `subject` (``Patient/<id>``), validated.
+
+    Raises:
+        DataError: the resource does not validate (e.g. a malformed subject reference).
+    """
+    model = result.model
+    missing = ", ".join(f"{m.feature} ({m.reason})" for m in result.missing)
+    note = f"Top factors: {explanation_text(result)}."
+    if missing:
+        note += f" Missing inputs (imputed by the model): {missing}."
+    code, display = QUALITATIVE_RISK[result.level]
+    resource: dict[str, Any] = {
+        "resourceType": "RiskAssessment",
+        "id": str(uuid.uuid4()),
+        "status": "final",
+        "subject": {"reference": subject},
+        "occurrenceDateTime": (occurrence or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "method": {
+            "coding": [{"system": MODEL_SYSTEM, "code": f"{model.name}/{model.version}",
+                        "display": f"Clinsight {model.name} v{model.version}"}],
+            "text": f"{model.name} v{model.version} (artifact sha256 {model.artifact_sha256}, "
+                    f"Clinsight {__version__})",
+        },
+        "basis": [{"reference": ref} for ref in result.basis],
+        "prediction": [{
+            "outcome": {"text": model.task.positive_label},
+            "probabilityDecimal": round(result.probability, 6),
+            "qualitativeRisk": {"coding": [{"system": _RISK_SYSTEM, "code": code,
+                                            "display": display}]},
+        }],
+        "note": [{"text": note}],
+    }  # fmt: skip
+    if encounter:
+        resource["encounter"] = {"reference": encounter}
+    if not resource["basis"]:
+        del resource["basis"]
+    try:
+        return RiskAssessment.model_validate(resource)
+    except ValidationError as exc:
+        raise DataError(f"the RiskAssessment does not validate: {exc}") from exc
+
+
+def risk_assessment_json(assessment: RiskAssessment) -> dict[str, Any]:
+    """The resource as plain JSON (no empty elements)."""
+    data: dict[str, Any] = json.loads(assessment.model_dump_json(exclude_none=True))
+    return data

@@ -1,0 +1,131 @@
+"""Use case: read a clinical note — entities with assertion, problem list, de-identified
+text — search a patient's notes, and hand a note out as FHIR.
+
+Stored notes go through `store.notes` (policy, encryption, audit); ad-hoc text is
+read without being stored. De-identification of a stored note uses the patient's
+secret key, so surrogates and date shifts agree across that patient's notes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from clinsight.errors import DataError
+from clinsight.interop.fhir_notes import note_bundle
+from clinsight.nlp.deid import DeidResult, deidentify
+from clinsight.nlp.pipeline import ClinicalEntity, NoteAnnotation, annotate_note
+from clinsight.nlp.search import NoteIndex, SearchHit, SearchMode
+from clinsight.security.access import PatientAccess, require_patient_access
+from clinsight.store.notes import MAX_NOTE_CHARS, NoteRecord, deid_key, get_note, list_notes
+from clinsight.store.repositories import StoreContext
+
+__all__ = [
+    "NoteHit",
+    "NoteReading",
+    "note_fhir_bundle",
+    "note_reading",
+    "read_note",
+    "read_text",
+    "search_patient_notes",
+]
+
+
+@dataclass(frozen=True)
+class NoteReading:
+    """What Clinsight read in a note: its annotation and its de-identified version."""
+
+    annotation: NoteAnnotation
+    deidentified: DeidResult
+
+    @property
+    def problems(self) -> list[ClinicalEntity]:
+        """The extracted problem list (present, possible or historical; one per concept)."""
+        return self.annotation.problem_list()
+
+
+@dataclass(frozen=True)
+class NoteHit:
+    """A note matching a search, with where and why it matched."""
+
+    note: NoteRecord
+    hit: SearchHit
+
+
+def read_text(text: str, *, key: str = "") -> NoteReading:
+    """Annotate and de-identify a text (nothing is stored); `key` keeps surrogates consistent.
+
+    Raises:
+        DataError: the text is blank or longer than `MAX_NOTE_CHARS` characters.
+    """
+    if not text.strip():
+        raise DataError("the note is empty; paste or upload its text")
+    if len(text) > MAX_NOTE_CHARS:
+        raise DataError(f"the note has {len(text)} characters, more than {MAX_NOTE_CHARS}")
+    return NoteReading(annotate_note(text), deidentify(text, key))
+
+
+def read_note(ctx: StoreContext, note_id: str) -> tuple[NoteRecord, NoteReading]:
+    """A stored note and its reading (the read is audited by the store).
+
+    Raises:
+        RecordNotFoundError: no note has this id.
+        PermissionDeniedError: the actor may not open its patient.
+    """
+    note = get_note(ctx, note_id)
+    return note, note_reading(ctx, note)
+
+
+def note_reading(ctx: StoreContext, note: NoteRecord) -> NoteReading:
+    """The reading of a note already read from the store, de-identified with its patient's key."""
+    return read_text(note.text, key=deid_key(ctx, note.patient_id))
+
+
+def search_patient_notes(
+    ctx: StoreContext,
+    patient_id: str,
+    query: str,
+    mode: SearchMode = "hybrid",
+    limit: int = 10,
+) -> list[NoteHit]:
+    """The patient's notes best matching `query`, best first; only that patient's notes are
+    searched. The search is audited with its mode and hit count, never the query.
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient.
+        DataError: blank query, unknown mode or `limit` below 1.
+        ModelError: the sentence-embedding model cannot be loaded (semantic, hybrid).
+    """
+    if not query.strip():
+        raise DataError("the search is empty; type what to look for")
+    access = require_patient_access(ctx.session, ctx.actor, patient_id, "note.search")
+    notes = {note.id: note for note in list_notes(ctx, patient_id)}
+    hits = NoteIndex({i: n.text for i, n in notes.items()}).search(query, mode, limit)
+    ctx.audit(
+        "note.search",
+        "patient",
+        resource_id=patient_id,
+        patient_id=patient_id,
+        details={"mode": mode, "hits": len(hits)},
+        break_glass=access is PatientAccess.BREAK_GLASS,
+    )
+    return [NoteHit(notes[hit.note_id], hit) for hit in hits]
+
+
+def note_fhir_bundle(ctx: StoreContext, note_id: str) -> dict[str, Any]:
+    """The note's FHIR R4B Bundle (DocumentReference + Conditions) as JSON-ready data.
+
+    Raises:
+        RecordNotFoundError: no note has this id.
+        PermissionDeniedError: the actor may not open its patient.
+    """
+    note = get_note(ctx, note_id)
+    bundle = note_bundle(
+        annotate_note(note.text),
+        note_id=note.id,
+        patient_id=note.patient_id,
+        created=note.created_at,
+        author_id=note.author_id,
+    )
+    data: dict[str, Any] = bundle.model_dump(mode="json", exclude_none=True)
+    return data

@@ -1,0 +1,210 @@
+"""Use case: assess a patient's risk with a registered risk model, explained and, for a stored
+patient, access-checked and audited.
+
+Inputs come as feature values (API, web form) or as a FHIR patient record mapped by a
+feature spec; missing inputs are listed with the result, never filled in here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from clinsight.data.fhir import PatientRecord
+from clinsight.data.fhir_features import ExtractedFeatures, FhirFeatureSpec, MissingFeature
+from clinsight.data.fhir_features import extract_features as extract_fhir_features
+from clinsight.data.tabular import coerce_features
+from clinsight.errors import DataError, ModelNotFoundError
+from clinsight.registry.stages import Stage
+from clinsight.registry.tabular import RiskModelVersion, get_risk_model, load_risk_model
+from clinsight.security.access import PatientAccess, require_patient_access
+from clinsight.store.repositories import StoreContext
+from clinsight.tabular.explain import Explanation, explain_patient
+from clinsight.tabular.models import RiskModel
+
+__all__ = [
+    "RiskLevel",
+    "RiskPredictor",
+    "RiskPredictors",
+    "RiskResult",
+    "assess_features",
+    "assess_record",
+    "assess_stored_patient",
+    "risk_level",
+]
+
+RiskLevel = Literal["info", "warning", "critical"]
+
+
+@dataclass(frozen=True)
+class RiskPredictor:
+    """A registered risk model version, loaded and checked once."""
+
+    version: RiskModelVersion
+    model: RiskModel
+
+
+@dataclass(frozen=True)
+class RiskResult:
+    """A calibrated risk, its level, the explanation, the inputs used and those missing."""
+
+    model: RiskModelVersion
+    probability: float
+    level: RiskLevel
+    explanation: Explanation
+    inputs: dict[str, float | str | None]
+    missing: tuple[MissingFeature, ...]
+    basis: tuple[str, ...]
+    input_sha256: str
+    latency_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (for the CLI and the API)."""
+        return {
+            "model": {"name": self.model.name, "version": self.model.version},
+            "probability": self.probability, "level": self.level,
+            "thresholds": self.model.thresholds, "inputs": self.inputs,
+            "missing": [{"feature": m.feature, "reason": m.reason} for m in self.missing],
+            "basis": list(self.basis), "explanation": self.explanation.to_dict(),
+            "input_sha256": self.input_sha256, "latency_ms": self.latency_ms,
+        }  # fmt: skip
+
+
+@dataclass
+class RiskPredictors:
+    """Loaded risk models by (name, version), the production version when none is named."""
+
+    registry_dir: Path
+    _cache: dict[tuple[str, int], RiskPredictor] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(
+        self, name: str, version: int | None = None, *, production_only: bool = True
+    ) -> RiskPredictor:
+        """The predictor of `version` of `name`; by default its production version (or, with
+        ``production_only=False`` and none in production, the newest).
+
+        Raises:
+            ModelNotFoundError: no such model, version, or production version.
+            IntegrityError: the artifact changed since registration or holds untrusted types.
+        """
+        if version is None:
+            try:
+                stage = Stage.PRODUCTION
+                version = get_risk_model(self.registry_dir, name, stage=stage, verify=False).version
+            except ModelNotFoundError:
+                if production_only:
+                    raise
+                version = get_risk_model(self.registry_dir, name, verify=False).version
+        key = (name, version)
+        with self._lock:
+            if key not in self._cache:
+                entry = get_risk_model(self.registry_dir, name, version, verify=True)
+                self._cache[key] = RiskPredictor(entry, load_risk_model(entry))
+            return self._cache[key]
+
+
+def risk_level(probability: float, thresholds: Mapping[str, float]) -> RiskLevel:
+    """``critical`` at or above the critical threshold, ``warning`` at or above the warning
+    one, else ``info`` (the thresholds are on the calibrated probability)."""
+    if probability >= thresholds["critical"]:
+        return "critical"
+    if probability >= thresholds["warning"]:
+        return "warning"
+    return "info"
+
+
+def _assess(predictor: RiskPredictor, extracted: ExtractedFeatures, start: float) -> RiskResult:
+    version = predictor.version
+    names = version.task.feature_names
+    if all(extracted.values.get(n) is None for n in names):
+        raise DataError(
+            f"none of the inputs of {version.name} ({', '.join(names)}) is available; "
+            "a risk would rest on imputed values only."
+        )
+    frame = coerce_features(extracted.frame()[names], version.task)
+    explanation = explain_patient(
+        predictor.model, frame, version.reference_frame, units=version.task.units
+    )
+    canonical = json.dumps(extracted.values, sort_keys=True, default=str)
+    probability = float(np.clip(explanation.probability, 0.0, 1.0))
+    return RiskResult(
+        model=version, probability=probability,
+        level=risk_level(probability, version.thresholds), explanation=explanation,
+        inputs=dict(extracted.values), missing=extracted.missing, basis=extracted.references,
+        input_sha256=hashlib.sha256(canonical.encode()).hexdigest(),
+        latency_ms=(time.perf_counter() - start) * 1000,
+    )  # fmt: skip
+
+
+def assess_features(predictor: RiskPredictor, values: Mapping[str, Any]) -> RiskResult:
+    """Assess a patient given as feature values (absent or None: missing).
+
+    Raises:
+        DataError: a value is invalid for its feature (named), a name is not a model
+            input, or no input is given at all.
+    """
+    start = time.perf_counter()
+    names = predictor.version.task.feature_names
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise DataError(f"{unknown[0]!r} is not an input of this model; inputs: {names}.")
+    clean = {n: values.get(n) for n in names}
+    missing = tuple(MissingFeature(n, "not given") for n in names if clean[n] is None)
+    extracted = ExtractedFeatures(clean, missing, {}, datetime.now().astimezone())
+    return _assess(predictor, extracted, start)
+
+
+def assess_record(
+    predictor: RiskPredictor,
+    record: PatientRecord,
+    spec: FhirFeatureSpec,
+    *,
+    as_of: datetime | None = None,
+) -> RiskResult:
+    """Assess a FHIR patient record, its features mapped by `spec` at `as_of` (default now).
+
+    Raises:
+        DataError: the mapped record supplies none of the model's inputs.
+    """
+    start = time.perf_counter()
+    names = predictor.version.task.feature_names
+    return _assess(predictor, extract_fhir_features(record, spec, names, as_of=as_of), start)
+
+
+def assess_stored_patient(
+    ctx: StoreContext,
+    predictors: RiskPredictors,
+    patient_id: str,
+    values: Mapping[str, Any],
+    *,
+    model: str,
+    version: int | None = None,
+) -> RiskResult:
+    """Assess a patient of the store with `version` of `model` (default: production): access
+    checked first, the assessment audited (no PHI in the audit entry: model, version and the
+    sha256 of the inputs). The caller commits.
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient.
+        ModelNotFoundError: no such model or version.
+        DataError: see `assess_features`.
+    """
+    access = require_patient_access(ctx.session, ctx.actor, patient_id, "risk.assess")
+    result = assess_features(predictors.get(model, version), values)
+    ctx.audit(
+        "risk.assess", "patient", resource_id=patient_id, patient_id=patient_id,
+        details={"model": result.model.name, "version": result.model.version,
+                 "input_sha256": result.input_sha256, "level": result.level},
+        break_glass=access is PatientAccess.BREAK_GLASS,
+    )  # fmt: skip
+    return result

@@ -1,0 +1,186 @@
+"""The clinical-notes API: store, list, read annotated, search, FHIR, ad-hoc annotation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+from fhir.resources.R4B.bundle import Bundle
+
+from tests.api.conftest import Service
+
+PATIENT = {"mrn": "MRN-N1", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
+NOTE = (
+    "Seen by Dr. John Smith on 03/14/2026. History of hypertension. Denies chest pain.\n"
+    "Possible pneumonia.\nFAMILY HISTORY: Mother had diabetes."
+)
+FOLLOW_UP = "Follow-up: asthma is controlled on an inhaler. No wheezing."
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _patient(service: Service, headers: dict[str, str], mrn: str = "MRN-N1") -> str:
+    made = service.client.post("/api/v1/patients", json={**PATIENT, "mrn": mrn}, headers=headers)
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def _audit(service: Service) -> list[dict[str, object]]:
+    auditor = service.login("auditor")
+    entries = service.client.get("/api/v1/audit", params={"limit": 100}, headers=auditor)
+    return list(reversed(entries.json()))
+
+
+def test_pasted_note_is_stored_annotated_and_listed(service: Service) -> None:
+    client, alice = service.client, service.login("alice")
+    patient_id = _patient(service, alice)
+    made = client.post(f"/api/v1/patients/{patient_id}/notes", json={"text": NOTE}, headers=alice)
+    assert made.status_code == 201, made.text
+    note = made.json()
+    assert (note["patient_id"], note["author_id"], note["chars"]) == (
+        patient_id, service.users["alice"], len(NOTE),
+    )  # fmt: skip
+    entities = [
+        (e["text"], e["assertion"], e["icd10_code"]) for e in note["annotation"]["entities"]
+    ]
+    assert entities == [
+        ("hypertension", "historical", "I10"),
+        ("chest pain", "negated", "R07.9"),
+        ("pneumonia", "possible", "J18.9"),
+        ("diabetes", "family", "E11.9"),
+    ]
+    problems = [(p["text"], p["icd10_code"]) for p in note["annotation"]["problem_list"]]
+    assert problems == [("hypertension", "I10"), ("pneumonia", "J18.9")]
+    deid = note["annotation"]["deidentified"]
+    assert "John Smith" not in deid
+    assert "03/14/2026" not in deid
+    assert [p["type"] for p in note["annotation"]["phi"]] == ["NAME", "DATE"]
+    read = client.get(f"/api/v1/notes/{note['id']}", headers=alice).json()
+    assert read == note  # same text, annotation and surrogates (per-patient key)
+    listed = client.get(f"/api/v1/patients/{patient_id}/notes", headers=alice).json()
+    assert [n["id"] for n in listed] == [note["id"]]
+    assert "text" not in listed[0]
+    actions = [(e["action"], e["resource_id"]) for e in _audit(service)]
+    assert ("note.create", note["id"]) in actions
+    assert ("note.read", note["id"]) in actions
+    assert ("note.list", patient_id) in actions
+
+
+def test_uploaded_txt_note_and_refused_uploads(service: Service) -> None:
+    client, alice = service.client, service.login("alice")
+    patient_id = _patient(service, alice)
+    url = f"/api/v1/patients/{patient_id}/notes/file"
+    made = client.post(url, files={"file": ("n.txt", FOLLOW_UP.encode())}, headers=alice)
+    assert made.status_code == 201, made.text
+    assert made.json()["text"] == FOLLOW_UP
+    binary = client.post(url, files={"file": ("n.txt", b"\x89PNG\x00\x01")}, headers=alice)
+    assert binary.status_code == 415
+    assert binary.headers["content-type"] == "application/problem+json"
+    latin = client.post(url, files={"file": ("n.txt", "café".encode("latin-1"))}, headers=alice)
+    assert latin.status_code == 415
+    assert "not UTF-8" in latin.json()["detail"]
+    empty = client.post(url, files={"file": ("n.txt", b"  \n")}, headers=alice)
+    assert empty.status_code == 422
+    assert "the note is empty" in empty.json()["detail"]
+    notes = client.get(f"/api/v1/patients/{patient_id}/notes", headers=alice).json()
+    assert len(notes) == 1
+
+
+def test_other_clinicians_and_other_roles_are_refused_and_audited(service: Service) -> None:
+    client, alice = service.client, service.login("alice")
+    bob, admin, auditor = service.login("bob"), service.login("admin"), service.login("auditor")
+    patient_id = _patient(service, alice)
+    note_id = client.post(
+        f"/api/v1/patients/{patient_id}/notes", json={"text": NOTE}, headers=alice
+    ).json()["id"]
+    requests = [
+        ("POST", f"/api/v1/patients/{patient_id}/notes", {"json": {"text": "x"}}),
+        ("GET", f"/api/v1/patients/{patient_id}/notes", {}),
+        ("GET", f"/api/v1/patients/{patient_id}/notes/search", {"params": {"q": "asthma"}}),
+        ("GET", f"/api/v1/notes/{note_id}", {}),
+        ("GET", f"/api/v1/notes/{note_id}/fhir", {}),
+    ]
+    for method, url, extra in requests:
+        refused = client.request(method, url, headers=bob, **extra)
+        assert refused.status_code == 403, (url, refused.text)
+        assert "care team" in refused.json()["detail"]
+        assert "Ada" not in refused.text
+        for other in (admin, auditor):
+            assert client.request(method, url, headers=other, **extra).status_code == 403
+    denied = [(e["action"], e["actor_id"]) for e in _audit(service) if e["outcome"] == "denied"]
+    bob_id = service.users["bob"]
+    assert [a for a, actor in denied if actor == bob_id] == [
+        "note.create", "note.list", "note.search", "note.read", "note.read",
+    ]  # fmt: skip
+    notes = client.get(f"/api/v1/patients/{patient_id}/notes", headers=alice).json()
+    assert [n["id"] for n in notes] == [note_id]
+
+
+def test_search_covers_only_that_patients_notes(service: Service) -> None:
+    client, alice = service.client, service.login("alice")
+    mine, theirs = _patient(service, alice, "MRN-A"), _patient(service, alice, "MRN-B")
+    ids = [
+        client.post(f"/api/v1/patients/{mine}/notes", json={"text": t}, headers=alice).json()["id"]
+        for t in (NOTE, FOLLOW_UP)
+    ]
+    client.post(f"/api/v1/patients/{theirs}/notes", json={"text": "Asthma attack."}, headers=alice)
+    url = f"/api/v1/patients/{mine}/notes/search"
+    hits = client.get(url, params={"q": "asthma inhaler", "mode": "keyword"}, headers=alice).json()
+    assert [h["note"]["id"] for h in hits] == [ids[1]]
+    assert hits[0]["snippet_html"] == (
+        "Follow-up: <mark>asthma</mark> is controlled on an <mark>inhaler</mark>. No wheezing."
+    )
+    assert hits[0]["highlights"] == [[11, 17], [38, 45]]
+    hybrid = client.get(url, params={"q": "lung infection", "mode": "hybrid"}, headers=alice)
+    assert hybrid.status_code == 200
+    assert {h["note"]["id"] for h in hybrid.json()} <= set(ids)
+    bad = client.get(url, params={"q": "x", "mode": "fuzzy"}, headers=alice)
+    assert bad.status_code == 422
+    search = [e for e in _audit(service) if e["action"] == "note.search"]
+    assert [e["details"] for e in search] == [
+        {"mode": "keyword", "hits": 1}, {"mode": "hybrid", "hits": len(hybrid.json())},
+    ]  # fmt: skip
+
+
+def test_fhir_bundle_of_a_note_validates(service: Service) -> None:
+    client, alice = service.client, service.login("alice")
+    patient_id = _patient(service, alice)
+    note_id = client.post(
+        f"/api/v1/patients/{patient_id}/notes", json={"text": NOTE}, headers=alice
+    ).json()["id"]
+    response = client.get(f"/api/v1/notes/{note_id}/fhir", headers=alice)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/fhir+json"
+    bundle = Bundle.model_validate(response.json())
+    resources = [e.resource for e in bundle.entry or []]
+    assert resources[0].id == note_id
+    assert resources[0].subject.reference == f"Patient/{patient_id}"
+    statuses = [(r.code.text, r.verificationStatus.coding[0].code) for r in resources[1:]]
+    assert statuses == [
+        ("hypertension", "confirmed"), ("chest pain", "refuted"), ("pneumonia", "unconfirmed"),
+    ]  # fmt: skip
+
+
+def test_adhoc_annotation_stores_nothing_and_needs_a_clinician(service: Service) -> None:
+    client = service.client
+    body = {"text": "No fever. Possible pneumonia."}
+    response = client.post("/api/v1/nlp/annotate", json=body, headers=service.login("alice"))
+    assert response.status_code == 200
+    assert [(e["text"], e["assertion"]) for e in response.json()["entities"]] == [
+        ("fever", "negated"), ("pneumonia", "possible"),
+    ]  # fmt: skip
+    assert client.post("/api/v1/nlp/annotate", json=body).status_code == 401
+    refused = client.post("/api/v1/nlp/annotate", json=body, headers=service.login("auditor"))
+    assert refused.status_code == 403
+    entries = [e for e in _audit(service) if e["action"] == "nlp.annotate"]
+    assert [e["details"] for e in entries] == [{"chars": len(body["text"])}]
+    too_long = client.post("/api/v1/nlp/annotate", json={"text": "x" * 100_001},
+                           headers=service.login("alice"))  # fmt: skip
+    assert too_long.status_code == 422

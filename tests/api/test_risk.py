@@ -1,0 +1,177 @@
+"""Risk over HTTP: a stored patient's risk (role- and patient-checked, audited), FHIR in/out,
+the risk web page with its explanation chart, and CDS Hooks with EHR-signed JWTs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from fhir.resources.R4B.riskassessment import RiskAssessment
+
+from clinsight.config import Settings, get_settings
+from tests.api.conftest import PASSWORD, Service
+from tests.interop.ehr import SigningEhr
+from tests.registry.risk_factory import (
+    copy_registry,
+    prefetch_for,
+    synthea_file,
+    train_pima_synthea,
+)
+
+PUBLIC = "https://clinsight.example.org"
+SERVICE_URL = f"{PUBLIC}/cds-services/pima-synthea-risk"
+CODES = ("2339-0", "8462-4", "39156-5")
+PATIENT = {"mrn": "MRN-RISK", "name": "Ada Lovelace", "birth_date": "1970-01-01", "sex": "female"}
+VALUES = {"Glucose": 150.0, "BloodPressure": 70.0, "BMI": 35.0, "Age": 52.0}
+
+
+@pytest.fixture(scope="module")
+def risk_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("api-risk")
+    train_pima_synthea(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def ehr() -> SigningEhr:
+    return SigningEhr.create()
+
+
+@pytest.fixture
+def settings(
+    settings: Settings, risk_registry: Path, ehr: SigningEhr, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Settings:  # fmt: skip
+    """The API settings plus the risk model in production and one trusted EHR."""
+    copy_registry(risk_registry / "_risk", settings.resolved_registry_dir / "_risk")
+    issuers = {ehr.issuer: str(ehr.write_jwks(tmp_path))}
+    monkeypatch.setenv("CLINSIGHT_CDS_HOOKS_ISSUERS", json.dumps(issuers))
+    monkeypatch.setenv("CLINSIGHT_PUBLIC_URL", PUBLIC)
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def _patient(service: Service, headers: dict[str, str]) -> str:
+    response = service.client.post("/api/v1/patients", json=PATIENT, headers=headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def test_a_clinician_assesses_a_patient_of_their_care_team(service: Service) -> None:
+    client = service.client
+    alice, bob, auditor = (service.login(u) for u in ("alice", "bob", "auditor"))
+    patient_id = _patient(service, alice)
+    url = f"/api/v1/patients/{patient_id}/risk"
+    response = client.post(url, json={"inputs": VALUES}, headers=alice)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == {"name": "pima-synthea", "version": 1}
+    assert body["level"] in ("info", "warning", "critical")
+    assert body["explanation"]["contributions"][0]["feature"] == "Glucose"
+    fhir = RiskAssessment.model_validate(body["fhir"])
+    assert fhir.subject.reference == f"Patient/{patient_id}"
+    assert float(fhir.prediction[0].probabilityDecimal) == pytest.approx(body["probability"])
+    assert client.post(url, json={"inputs": VALUES}, headers=bob).status_code == 403
+    assert client.post(url, json={"inputs": VALUES}, headers=auditor).status_code == 403
+    bad = client.post(url, json={"inputs": {"Insulin": 3}}, headers=alice)
+    assert bad.status_code == 422
+    assert "'Insulin' is not an input" in bad.json()["detail"]
+    entries = client.get("/api/v1/audit", params={"patient_id": patient_id}, headers=auditor)
+    actions = [(e["action"], e["outcome"]) for e in entries.json()]
+    assert ("risk.assess", "success") in actions
+    assert ("risk.assess", "denied") in actions
+    assert len(client.get("/api/v1/risk/models", headers=auditor).json()) == 1
+
+
+def test_a_fhir_bundle_in_gives_a_risk_assessment_out(service: Service) -> None:
+    alice = service.login("alice")
+    bundle = json.loads(synthea_file(2).read_text())
+    response = service.client.post("/api/v1/risk/fhir", json=bundle, headers=alice)
+    assert response.status_code == 200, response.text
+    resource = RiskAssessment.model_validate(response.json())
+    assert resource.method.coding[0].code == "pima-synthea/1"
+    not_fhir = service.client.post("/api/v1/risk/fhir", json={"resourceType": "Bundle",
+                                   "type": 3}, headers=alice)  # fmt: skip
+    assert not_fhir.status_code == 422
+
+
+def test_the_risk_page_draws_the_explanation(service: Service) -> None:
+    client = service.client
+    patient_id = _patient(service, service.login("alice"))
+    login = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+    assert login is not None
+    credentials = {"username": "alice", "password": PASSWORD, "csrf": login.group(1)}
+    assert client.post("/login", data=credentials).status_code == 200
+    form = client.get(f"/patients/{patient_id}/risk")
+    assert form.status_code == 200
+    assert 'name="f_Glucose"' in form.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf is not None
+    data = {"csrf": csrf.group(1), "f_Glucose": "150", "f_BMI": "35", "f_Age": "52"}
+    result = client.post(f"/patients/{patient_id}/risk", data=data)
+    assert result.status_code == 200, result.text
+    assert '<svg xmlns="http://www.w3.org/2000/svg"' in result.text
+    assert result.text.count("<rect ") == 4
+    assert "BloodPressure: not given" in result.text
+
+
+def _call(service: Service, token: str | None, prefetch: dict[str, object] | None) -> object:
+    body: dict[str, object] = {
+        "hook": "patient-view", "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "context": {"userId": "Practitioner/1", "patientId": "ignored"},
+    }  # fmt: skip
+    if prefetch is not None:
+        body["prefetch"] = prefetch
+        body["context"] = {"userId": "Practitioner/1", "patientId": prefetch["patient"]["id"]}  # type: ignore[index]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return service.client.post("/cds-services/pima-synthea-risk", json=body, headers=headers)
+
+
+def test_cds_hooks_discovery_call_feedback_and_model_card(
+    service: Service, ehr: SigningEhr
+) -> None:
+    client = service.client
+    (entry,) = client.get("/cds-services").json()["services"]
+    assert (entry["id"], entry["hook"]) == ("pima-synthea-risk", "patient-view")
+    prefetch = prefetch_for(synthea_file(2), CODES)
+    response = _call(service, ehr.token(SERVICE_URL, alg="ES384"), prefetch)
+    assert response.status_code == 200, response.text  # type: ignore[attr-defined]
+    (card,) = response.json()["cards"]  # type: ignore[attr-defined]
+    assert len(card["summary"]) < 140
+    assert card["indicator"] in ("info", "warning", "critical")
+    assert card["links"][0]["url"] == f"{SERVICE_URL}/model-card/1"
+    markdown = client.get("/cds-services/pima-synthea-risk/model-card/1")
+    assert markdown.text.startswith("# Model card: pima-synthea v1")
+    feedback = {"feedback": [{"card": card["uuid"], "outcome": "overridden",
+                              "overrideReason": {"reason": {"code": "not-relevant"}},
+                              "outcomeTimestamp": "2026-01-01T00:00:00Z"}]}  # fmt: skip
+    token = ehr.token(f"{SERVICE_URL}")
+    done = client.post("/cds-services/pima-synthea-risk/feedback", json=feedback,
+                       headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    assert done.status_code == 200
+    auditor = service.login("auditor")
+    entries = client.get("/api/v1/audit", params={"limit": 20}, headers=auditor).json()
+    assert {"cds.patient_view", "cds.feedback"} <= {e["action"] for e in entries}
+
+
+def test_cds_hooks_refuses_missing_prefetch_and_bad_tokens(
+    service: Service, ehr: SigningEhr
+) -> None:
+    prefetch = prefetch_for(synthea_file(2), CODES)
+    partial = {"patient": prefetch["patient"]}
+    missing = _call(service, ehr.token(SERVICE_URL), partial)
+    assert missing.status_code == 412  # type: ignore[attr-defined]
+    assert "observations" in missing.json()["detail"]  # type: ignore[attr-defined]
+    stranger = SigningEhr.create("https://stranger.example.org")
+    cases = {
+        "no token": None,
+        "wrong issuer": stranger.token(SERVICE_URL),
+        "expired": ehr.token(SERVICE_URL, age=600),
+        "bad signature": SigningEhr.create(ehr.issuer).token(SERVICE_URL),
+        "wrong audience": ehr.token(f"{PUBLIC}/cds-services/other"),
+    }
+    for case, token in cases.items():
+        response = _call(service, token, prefetch)
+        assert response.status_code == 401, case  # type: ignore[attr-defined]

@@ -1,0 +1,73 @@
+"""A small real risk model (Pima, the four features Synthea supplies) shared by the risk tests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clinsight.data.tabular import load_dataset
+from clinsight.registry.stages import Stage
+from clinsight.registry.tabular import RiskModelVersion, promote_risk_model
+from clinsight.services.risk_training import subset_features, train_risk_model
+from tests.conftest import _shared_data
+
+SYNTHEA = _shared_data() / "fhir" / "synthea-r4"
+PIMA_FHIR_FEATURES = ["Glucose", "BloodPressure", "BMI", "Age"]
+MODEL_NAME = "pima-synthea"
+LOGISTIC = {"logistic": {"model": "logistic"}}
+
+
+def train_pima_synthea(registry_dir: Path, *, production: bool = True) -> RiskModelVersion:
+    """Logistic regression on Pima's Glucose, BloodPressure, BMI, Age; 3-fold CV, one repeat."""
+    data_dir = _shared_data()
+    if not (data_dir / "tabular" / "pima").is_dir():
+        pytest.skip("Pima is not in the shared data directory")
+    data = subset_features(load_dataset("pima", data_dir), PIMA_FHIR_FEATURES)
+    outcome = train_risk_model(
+        data, registry_dir=registry_dir, name=MODEL_NAME, candidates=LOGISTIC,
+        n_splits=3, n_repeats=1,
+    )  # fmt: skip
+    assert outcome.version is not None
+    if not production:
+        return outcome.version
+    return promote_risk_model(registry_dir, MODEL_NAME, outcome.version.version, Stage.PRODUCTION)
+
+
+def copy_registry(source: Path, target: Path) -> Path:
+    """A private copy of a registry folder for one test."""
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    return target
+
+
+def synthea_file(index: int = 0) -> Path:
+    """One Synthea patient bundle (sorted by name)."""
+    if not SYNTHEA.is_dir():
+        pytest.skip("the Synthea bundles are not in the shared data directory")
+    return sorted(p for p in SYNTHEA.glob("*_*-*.json"))[index]
+
+
+def prefetch_for(bundle: Path, codes: tuple[str, ...]) -> dict[str, Any]:
+    """CDS Hooks prefetch as an EHR would send it: the Patient, and a searchset of the
+    observations whose code or a component code is in `codes` (``system|code``)."""
+    entries = json.loads(bundle.read_text())["entry"]
+    patient = next(e["resource"] for e in entries if e["resource"]["resourceType"] == "Patient")
+    wanted = {c.split("|")[-1] for c in codes}
+
+    def matches(resource: dict[str, Any]) -> bool:
+        found = {c["code"] for c in resource["code"]["coding"]}
+        for part in resource.get("component", []):
+            found |= {c["code"] for c in part["code"]["coding"]}
+        return bool(found & wanted)
+
+    observations = [
+        {"fullUrl": e["fullUrl"], "resource": e["resource"]}
+        for e in entries
+        if e["resource"]["resourceType"] == "Observation" and matches(e["resource"])
+    ]
+    searchset = {"resourceType": "Bundle", "type": "searchset", "total": len(observations),
+                 "entry": observations}  # fmt: skip
+    return {"patient": patient, "observations": searchset}

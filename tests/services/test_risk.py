@@ -1,0 +1,88 @@
+"""Assessing risk with a registered model: values or FHIR in, calibrated and explained out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from clinsight.data.fhir import read_bundle
+from clinsight.data.fhir_features import FhirFeatureSpec, MissingFeature
+from clinsight.errors import DataError, ModelNotFoundError
+from clinsight.services.risk import (
+    RiskPredictor,
+    RiskPredictors,
+    assess_features,
+    assess_record,
+    risk_level,
+)
+from tests.registry.risk_factory import MODEL_NAME, synthea_file, train_pima_synthea
+
+
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory: pytest.TempPathFactory) -> RiskPredictor:
+    root = tmp_path_factory.mktemp("risk-service")
+    train_pima_synthea(root)
+    return RiskPredictors(root).get(MODEL_NAME)
+
+
+def test_assessment_matches_the_model_and_adds_up(predictor: RiskPredictor) -> None:
+    values = {"Glucose": 148.0, "BloodPressure": 72.0, "BMI": 33.6, "Age": 50.0}
+    result = assess_features(predictor, values)
+    expected = predictor.model.predict_proba(pd.DataFrame({k: [v] for k, v in values.items()}))
+    assert result.probability == pytest.approx(expected[0, 1])
+    explanation = result.explanation
+    assert explanation.method == "linear-exact"
+    total = explanation.base_log_odds + sum(c.log_odds for c in explanation.contributions)
+    assert total == pytest.approx(explanation.log_odds)
+    assert explanation.contributions[0].feature == "Glucose"
+    assert explanation.contributions[0].direction == "increases"
+    assert explanation.contributions[0].unit == "mg/dL (2-h OGTT)"
+    assert result.level == risk_level(result.probability, {"warning": 0.2, "critical": 0.5})
+    assert result.missing == ()
+
+
+def test_missing_inputs_are_listed_and_text_numbers_accepted(predictor: RiskPredictor) -> None:
+    result = assess_features(predictor, {"Glucose": "120", "Age": 40})
+    assert result.missing == (
+        MissingFeature("BloodPressure", "not given"), MissingFeature("BMI", "not given"),
+    )  # fmt: skip
+    assert result.inputs == {"Glucose": "120", "BloodPressure": None, "BMI": None, "Age": 40}
+    assert [c.value for c in result.explanation.contributions if c.feature == "BMI"] == [None]
+
+
+def test_bad_inputs_are_refused_by_name(predictor: RiskPredictor) -> None:
+    with pytest.raises(DataError, match="'Insulin' is not an input of this model"):
+        assess_features(predictor, {"Insulin": 80})
+    with pytest.raises(DataError, match="column 'Glucose': 'high' is not a number"):
+        assess_features(predictor, {"Glucose": "high", "Age": 30})
+    with pytest.raises(DataError, match="none of the inputs of pima-synthea"):
+        assess_features(predictor, {})
+
+
+def test_levels_follow_the_calibrated_thresholds() -> None:
+    levels = {"warning": 0.2, "critical": 0.5}
+    assert [risk_level(p, levels) for p in (0.1, 0.2, 0.49, 0.5)] == [
+        "info", "warning", "warning", "critical",
+    ]  # fmt: skip
+
+
+def test_a_fhir_record_is_assessed_with_its_evidence(predictor: RiskPredictor) -> None:
+    record = read_bundle(synthea_file(2))
+    spec = FhirFeatureSpec.builtin("pima-synthea")
+    result = assess_record(predictor, record, spec, as_of=datetime(2019, 6, 1, tzinfo=UTC))
+    assert result.missing == ()
+    assert result.inputs["Glucose"] == pytest.approx(93.31648636794988)
+    assert result.basis == tuple(sorted(result.basis))
+    assert "Observation/aae5ffda-7cc0-4e25-8752-0a7fd7b73677" in result.basis
+    assert 0.0 < result.probability < 1.0
+
+
+def test_predictors_want_a_production_version_unless_told(tmp_path: Path) -> None:
+    train_pima_synthea(tmp_path, production=False)
+    predictors = RiskPredictors(tmp_path)
+    with pytest.raises(ModelNotFoundError, match="has no production version"):
+        predictors.get(MODEL_NAME)
+    assert predictors.get(MODEL_NAME, production_only=False).version.version == 1

@@ -160,6 +160,9 @@ def require_roles(*allowed: Role) -> Callable[..., Principal]:
         route = request.scope.get("route")
         action = f"{request.method} {getattr(route, 'path', request.url.path)}"
         require_role(session, principal, action, *allowed)
+        # End the authentication transaction here: on SQLite every transaction holds the
+        # write lock, and the route's own work (decoding, inference) must not run under it.
+        session.commit()
         return principal
 
     setattr(dependency, ROLE_MARKER, allowed)

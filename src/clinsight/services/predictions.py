@@ -1,7 +1,7 @@
 """Use cases of the clinical service: accept an uploaded image, diagnose a study, explain it.
 
 Routes call these; these call `store` (access checks, encryption, audit) and the
-imaging side. The caller commits.
+imaging side. The caller commits (`predict_study` also commits the study read first).
 """
 
 from __future__ import annotations
@@ -87,6 +87,9 @@ def predict_study(ctx: StoreContext, predictor: ImagePredictor, study_id: str) -
         ModelError: inference failed.
     """
     _, content = read_study(ctx, study_id)
+    # The read (and its audit entry) is committed before inference, so the store is not
+    # locked while the image is decoded and the model runs.
+    ctx.session.commit()
     diagnosis = diagnose_image(predictor, content)
     found = diagnosis.prediction
     return record_prediction(

@@ -114,7 +114,12 @@ def _shapley(
     background: pd.DataFrame,
     n_permutations: int,
     random_state: int,
-) -> tuple[float, dict[str, float]]:
+) -> tuple[float, dict[str, float], float]:
+    """Base value, per-feature Shapley values and the patient's own log-odds, from one batch.
+
+    The last coalition of every permutation takes all features from the patient, so the
+    patient's log-odds come out of the same model call (no separate pass).
+    """
     names = list(model.feature_types_)
     d, m = len(names), len(background)
     rng = np.random.default_rng(random_state)
@@ -140,7 +145,8 @@ def _shapley(
     for p, order in enumerate(orders):
         phi[order] += deltas[p]
     phi /= len(orders)
-    return float(values[0, 0]), {name: float(v) for name, v in zip(names, phi, strict=True)}
+    totals = {name: float(v) for name, v in zip(names, phi, strict=True)}
+    return float(values[0, 0]), totals, float(values[0, d])
 
 
 def explain_patient(
@@ -175,13 +181,13 @@ def explain_patient(
     if len(background) > max_background:
         background = background.sample(max_background, random_state=random_state)
     patient, background = patient[names], background[names]
-    log_odds = float(model.raw_log_odds(patient)[0])
     method: Literal["linear-exact", "shapley-permutation"]
     if isinstance(model.pipeline_.named_steps["model"], LogisticRegression):
+        log_odds = float(model.raw_log_odds(patient)[0])
         base, totals = _linear(model, patient, background)
         method = "linear-exact"
     else:
-        base, totals = _shapley(model, patient, background, n_permutations, random_state)
+        base, totals, log_odds = _shapley(model, patient, background, n_permutations, random_state)
         method = "shapley-permutation"
     unit_of = units or {}
     contributions = sorted(

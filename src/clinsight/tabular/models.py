@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 import numpy as np
@@ -30,7 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from clinsight.data.tabular import FeatureSpec, FeatureType, TaskSpec, coerce_features
 from clinsight.errors import DataError, ModelError
@@ -63,6 +64,16 @@ MODEL_NAMES: tuple[ModelName, ...] = (
 CalibrationMethod = Literal["sigmoid", "isotonic", "none"]
 
 
+@cache
+def _thread_pools() -> ThreadpoolController:
+    """The process's OpenMP and BLAS runtimes, found once (a scan costs milliseconds).
+
+    By the time a risk model fits or predicts, this module has imported scikit-learn and
+    LightGBM, so both OpenMP runtimes and the BLAS are already loaded and found here.
+    """
+    return ThreadpoolController()
+
+
 @contextmanager
 def limit_threads(n_threads: int) -> Iterator[None]:
     """Cap every OpenMP and BLAS thread pool in the process (all runtimes) to ``n_threads``.
@@ -72,7 +83,7 @@ def limit_threads(n_threads: int) -> Iterator[None]:
     """
     if n_threads < 1:
         raise ModelError(f"n_threads must be at least 1; got {n_threads}.")
-    with threadpool_limits(limits=n_threads):
+    with _thread_pools().limit(limits=n_threads):
         yield
 
 

@@ -55,6 +55,8 @@ from clinsight.registry.stages import (
 )
 
 __all__ = [
+    "NAME_PATTERN",
+    "SHA256_PATTERN",
     "ModelVersion",
     "Stage",
     "StageChange",
@@ -65,11 +67,12 @@ __all__ = [
     "register_model",
     "rollback",
     "verify",
+    "version_numbers",
 ]
 
 ONNX_FILE, WEIGHTS_FILE, MODEL_FILE = "model.onnx", "weights.safetensors", "model.json"
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ def _check_request(
     temperature: float,
     training: Mapping[str, Any],
 ) -> None:
-    if not _NAME.match(name):
+    if not NAME_PATTERN.match(name):
         raise RegistryError(
             f"Invalid model name {name!r}: use 1-64 lowercase letters, digits, '.', '_' or '-', "
             f"starting with a letter or digit."
@@ -141,7 +144,7 @@ def _check_request(
         raise ModelError(f"positive_index {positive_index} is outside 0..{len(labels) - 1}.")
     if not (math.isfinite(temperature) and temperature > 0):
         raise ModelError(f"Temperature must be a positive finite number, got {temperature}.")
-    if not _SHA256.match(str(training.get("data_sha256", ""))):
+    if not SHA256_PATTERN.match(str(training.get("data_sha256", ""))):
         raise RegistryError(
             "training['data_sha256'] must be the sha256 hex digest of the training data; "
             "every registered model carries it."
@@ -161,7 +164,8 @@ def _copy_plots(plots: Sequence[Path], folder: Path) -> list[str]:
     return [f"{folder.name}/{name}" for name in names]
 
 
-def _version_numbers(root: Path) -> list[int]:
+def version_numbers(root: Path) -> list[int]:
+    """The version numbers present under a model's folder, ascending."""
     return sorted(int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit())
 
 
@@ -208,7 +212,7 @@ def register_model(
                      "max_abs_diff_vs_torch": max_diff},
         }  # fmt: skip
         with locked(root):
-            versions = _version_numbers(root)
+            versions = version_numbers(root)
             version = versions[-1] + 1 if versions else 1
             record = json_ready({**record, "version": version, "created": utc_now()})
             write_json(staging / MODEL_FILE, record)
@@ -258,7 +262,7 @@ def list_models(registry_dir: Path, name: str | None = None) -> list[ModelVersio
     """
     registry_dir = Path(registry_dir)
     names = sorted(
-        p.name for p in registry_dir.iterdir() if p.is_dir() and _version_numbers(p)
+        p.name for p in registry_dir.iterdir() if p.is_dir() and version_numbers(p)
     ) if registry_dir.is_dir() else []  # fmt: skip
     if name is not None:
         if name not in names:
@@ -271,7 +275,7 @@ def list_models(registry_dir: Path, name: str | None = None) -> list[ModelVersio
     for model_name in names:
         root = registry_dir / model_name
         stages = read_stages(root)["versions"]
-        for number in _version_numbers(root):
+        for number in version_numbers(root):
             stage = Stage(stages.get(str(number), Stage.CANDIDATE))
             found.append(_load_version(root / str(number), stage))
     return found

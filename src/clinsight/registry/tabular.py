@@ -50,7 +50,7 @@ from clinsight.registry.stages import (
     utc_now,
     write_stages,
 )
-from clinsight.registry.store import _NAME, _SHA256, _version_numbers
+from clinsight.registry.store import NAME_PATTERN, SHA256_PATTERN, version_numbers
 from clinsight.tabular.models import RiskModel
 
 __all__ = [
@@ -153,7 +153,7 @@ def _root(registry_dir: Path, name: str | None = None) -> Path:
 
 
 def _check(name: str, model: RiskModel, task: TaskSpec, training: Mapping[str, Any]) -> None:
-    if not _NAME.match(name):
+    if not NAME_PATTERN.match(name):
         raise RegistryError(
             f"Invalid model name {name!r}: use 1-64 lowercase letters, digits, '.', '_' or '-', "
             f"starting with a letter or digit."
@@ -165,7 +165,7 @@ def _check(name: str, model: RiskModel, task: TaskSpec, training: Mapping[str, A
             f"The model's features {list(model.feature_types_)} differ from the task spec's "
             f"{task.feature_names}; register the spec the model was trained with."
         )
-    if not _SHA256.match(str(training.get("data_sha256", ""))):
+    if not SHA256_PATTERN.match(str(training.get("data_sha256", ""))):
         raise RegistryError(
             "training['data_sha256'] must be the sha256 hex digest of the training data; "
             "every registered model carries it."
@@ -235,7 +235,7 @@ def register_risk_model(
             "training": training, "intended_use": intended_use,
         }  # fmt: skip
         with locked(root):
-            versions = _version_numbers(root)
+            versions = version_numbers(root)
             version = versions[-1] + 1 if versions else 1
             record = json_ready({**record, "version": version, "created": utc_now()})
             write_json(staging / MODEL_FILE, record)
@@ -277,7 +277,7 @@ def list_risk_models(registry_dir: Path, name: str | None = None) -> list[RiskMo
     """
     base = _root(registry_dir)
     names = sorted(
-        p.name for p in base.iterdir() if p.is_dir() and _version_numbers(p)
+        p.name for p in base.iterdir() if p.is_dir() and version_numbers(p)
     ) if base.is_dir() else []  # fmt: skip
     if name is not None:
         if name not in names:
@@ -287,7 +287,7 @@ def list_risk_models(registry_dir: Path, name: str | None = None) -> list[RiskMo
     found = []
     for model_name in names:
         stages = read_stages(base / model_name)["versions"]
-        for number in _version_numbers(base / model_name):
+        for number in version_numbers(base / model_name):
             stage = Stage(stages.get(str(number), Stage.CANDIDATE))
             found.append(_load_version(base / model_name / str(number), stage))
     return found

@@ -27,7 +27,7 @@ from clinsight.services.notes import (
 )
 from clinsight.store.notes import MAX_NOTE_CHARS, add_note, list_notes
 from clinsight.store.repositories import StoreContext, get_patient
-from clinsight.web.pages import Csrf, Db, State, _guard, _page, _redirect
+from clinsight.web.pages import Csrf, Db, State, guard_page, redirect_to, render_page
 from clinsight.web.session import WebSession, check_csrf
 
 __all__ = ["ASSERTION_LEGEND", "deidentified_html", "entities_html", "router"]
@@ -90,7 +90,7 @@ def notes_page(
         search_mode: SearchMode = next((m for m in MODES if m == mode), "hybrid")
         hits = search_patient_notes(ctx, patient_id, q[:500], search_mode) if q.strip() else []
         session.commit()
-        return _page(
+        return render_page(
             request,
             "notes.html",
             web,
@@ -103,7 +103,7 @@ def notes_page(
             max_chars=MAX_NOTE_CHARS,
         )
 
-    return _guard(request, state, session, page)
+    return guard_page(request, state, session, page)
 
 
 @router.post("/patients/{patient_id}/notes")
@@ -125,14 +125,14 @@ def new_note(
             try:
                 body = read_text_upload(file)
             except HTTPException as exc:  # the API's 413/415 become a message on the page
-                return _page(request, "error.html", web, exc.status_code, message=exc.detail)
+                return render_page(request, "error.html", web, exc.status_code, message=exc.detail)
         if not body.strip():
             raise DataError("the note is empty; paste its text or choose a .txt file")
         note = add_note(ctx, patient_id, body)
         session.commit()
-        return _redirect(f"/notes/{note.id}", web)
+        return redirect_to(f"/notes/{note.id}", web)
 
-    return _guard(request, state, session, page)
+    return guard_page(request, state, session, page)
 
 
 @router.get("/notes/{note_id}")
@@ -142,7 +142,7 @@ def note_page(request: Request, state: State, session: Db, note_id: str) -> Resp
     def page(web: WebSession, ctx: StoreContext) -> Response:
         note, reading = read_note(ctx, note_id)
         session.commit()
-        return _page(
+        return render_page(
             request,
             "note.html",
             web,
@@ -153,7 +153,7 @@ def note_page(request: Request, state: State, session: Db, note_id: str) -> Resp
             legend=ASSERTION_LEGEND,
         )
 
-    return _guard(request, state, session, page)
+    return guard_page(request, state, session, page)
 
 
 @router.get("/notes/{note_id}/fhir")
@@ -169,4 +169,4 @@ def note_fhir(request: Request, state: State, session: Db, note_id: str) -> Resp
         }
         return JSONResponse(bundle, media_type=FHIR_JSON, headers=headers)
 
-    return _guard(request, state, session, page)
+    return guard_page(request, state, session, page)

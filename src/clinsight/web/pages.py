@@ -40,7 +40,14 @@ from clinsight.web.session import (
     web_session,
 )
 
-__all__ = ["STATIC_DIR", "TEMPLATES_DIR", "router"]
+__all__ = [
+    "STATIC_DIR",
+    "TEMPLATES_DIR",
+    "guard_page",
+    "redirect_to",
+    "render_page",
+    "router",
+]
 
 WEB_DIR = Path(__file__).resolve().parent
 STATIC_DIR, TEMPLATES_DIR = WEB_DIR / "static", WEB_DIR / "templates"
@@ -52,7 +59,7 @@ Csrf = Annotated[str, Form()]
 HOME = {Role.CLINICIAN: "/patients", Role.ADMIN: "/models", Role.AUDITOR: "/audit"}
 
 
-def _page(
+def render_page(
     request: Request, name: str, web: WebSession | None, status: int = 200, **values: Any
 ) -> Response:
     context = {"user": web.principal if web else None, "csrf": web.csrf if web else "", **values}
@@ -63,7 +70,7 @@ def _page(
     return response
 
 
-def _redirect(url: str, web: WebSession | None = None) -> Response:
+def redirect_to(url: str, web: WebSession | None = None) -> Response:
     response = RedirectResponse(url, status_code=303)
     if web is not None and web.rotated is not None:
         set_session_cookies(response, web.rotated)
@@ -80,7 +87,7 @@ def _ctx(state: AppState, session: Session, web: WebSession) -> StoreContext:
     return StoreContext(session, state.keyring, state.settings.resolved_files_dir, web.principal)
 
 
-def _guard(request: Request, state: AppState, session: Session, call: Any) -> Response:
+def guard_page(request: Request, state: AppState, session: Session, call: Any) -> Response:
     """Run a page for the logged-in user; domain errors become an error page."""
     web = web_session(request, state, session)
     if web is None:
@@ -90,17 +97,17 @@ def _guard(request: Request, state: AppState, session: Session, call: Any) -> Re
         return result
     except AuthenticationError as exc:
         session.rollback()
-        return _page(request, "error.html", web, 401, message=str(exc))
+        return render_page(request, "error.html", web, 401, message=str(exc))
     except ClinsightError as exc:
         session.rollback()
-        return _page(request, "error.html", web, status_for(exc)[0], message=str(exc))
+        return render_page(request, "error.html", web, status_for(exc)[0], message=str(exc))
 
 
 @router.get("/login")
 def login_form(request: Request) -> Response:
     """The login page."""
     token = new_login_csrf()
-    response = _page(request, "login.html", None, login_csrf=token)
+    response = render_page(request, "login.html", None, login_csrf=token)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, secure=True, httponly=True, samesite="strict")
     return response
 
@@ -122,14 +129,14 @@ def login(
             principal = authenticate(session, username, password, settings=state.settings)
             pair = state.issuer.start_session(session, principal)
             session.commit()
-            response = _redirect(HOME[principal.role])
+            response = redirect_to(HOME[principal.role])
             set_session_cookies(response, pair)
             response.delete_cookie(LOGIN_CSRF_COOKIE)
             return response
         except AuthenticationError as exc:
             error = str(exc)
     token = new_login_csrf()
-    response = _page(request, "login.html", None, 401, login_csrf=token, error=error)
+    response = render_page(request, "login.html", None, 401, login_csrf=token, error=error)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, secure=True, httponly=True, samesite="strict")
     return response
 
@@ -148,7 +155,9 @@ def logout(request: Request, state: State, session: Db, csrf: Csrf) -> Response:
 @router.get("/")
 def home(request: Request, state: State, session: Db) -> Response:
     """Each role's start page."""
-    return _guard(request, state, session, lambda web, ctx: _redirect(HOME[web.principal.role]))
+    return guard_page(
+        request, state, session, lambda web, ctx: redirect_to(HOME[web.principal.role])
+    )
 
 
 @router.get("/patients")
@@ -158,9 +167,9 @@ def patients(request: Request, state: State, session: Db, q: str = "") -> Respon
     def page(web: WebSession, ctx: StoreContext) -> Response:
         found = search_patients(ctx, q[:200])
         session.commit()
-        return _page(request, "patients.html", web, patients=found, q=q)
+        return render_page(request, "patients.html", web, patients=found, q=q)
 
-    return _guard(request, state, session, page)
+    return guard_page(request, state, session, page)
 
 
 @router.post("/patients")
@@ -180,9 +189,9 @@ def new_patient(
         check_csrf(state, web, csrf)
         record = create_patient(ctx, mrn=mrn, name=name, birth_date=birth_date, sex=sex)
         session.commit()
-        return _redirect(f"/patients/{record.id}", web)
+        return redirect_to(f"/patients/{record.id}", web)
 
-    return _guard(request, state, session, page)
+    return guard_page(request, state, session, page)
 
 
 @router.get("/patients/{patient_id}")
@@ -192,9 +201,9 @@ def patient(request: Request, state: State, session: Db, patient_id: str) -> Res
     def page(web: WebSession, ctx: StoreContext) -> Response:
         timeline = patient_timeline(ctx, patient_id)
         session.commit()
-        return _page(request, "patient.html", web, timeline=timeline)
+        return render_page(request, "patient.html", web, timeline=timeline)
 
-    return _guard(request, state, session, page)
+    return guard_page(request, state, session, page)
 
 
 @router.post("/patients/{patient_id}/studies")
@@ -213,15 +222,17 @@ def upload(
         try:
             content = read_upload(file, state.settings.upload_max_bytes)
         except Exception as exc:  # the API's 413/415 become a message on the page
-            return _page(request, "error.html", web, 415, message=str(getattr(exc, "detail", exc)))
+            return render_page(
+                request, "error.html", web, 415, message=str(getattr(exc, "detail", exc))
+            )
         study = upload_study(ctx, patient_id, content, state.settings)
         session.commit()
         record = predict_study(ctx, state.predictor(), study.id)
         session.commit()
         state.metrics.predictions.labels(record.model_name, record.model_version).inc()
-        return _redirect(f"/predictions/{record.id}", web)
+        return redirect_to(f"/predictions/{record.id}", web)
 
-    return _guard(request, state, session, page)
+    return guard_page(request, state, session, page)
 
 
 @router.get("/predictions/{prediction_id}")
@@ -233,7 +244,7 @@ def result(request: Request, state: State, session: Db, prediction_id: str) -> R
         png = heatmap_png(ctx, state.predictor, prediction_id)
         session.commit()
         overlay = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-        return _page(
+        return render_page(
             request,
             "result.html",
             web,
@@ -242,7 +253,7 @@ def result(request: Request, state: State, session: Db, prediction_id: str) -> R
             saved=request.query_params.get("saved"),
         )
 
-    return _guard(request, state, session, page)
+    return guard_page(request, state, session, page)
 
 
 @router.post("/predictions/{prediction_id}/feedback")
@@ -264,9 +275,9 @@ def feedback(
             ctx, prediction_id, verdict, reason=reason, override_label=override_label or None
         )
         session.commit()
-        return _redirect(f"/predictions/{prediction_id}?saved={verdict.value}", web)
+        return redirect_to(f"/predictions/{prediction_id}?saved={verdict.value}", web)
 
-    return _guard(request, state, session, page)
+    return guard_page(request, state, session, page)
 
 
 def _plots(folder: Path) -> list[tuple[str, str]]:
@@ -296,9 +307,9 @@ def models(request: Request, state: State, session: Db) -> Response:
             (m, _card_html(m.card_path) if m.card_path.is_file() else "", _plots(m.path))
             for m in reversed(versions)
         ]
-        return _page(request, "models.html", web, cards=cards)
+        return render_page(request, "models.html", web, cards=cards)
 
-    return _guard(request, state, session, page)
+    return guard_page(request, state, session, page)
 
 
 @router.get("/audit")
@@ -309,6 +320,6 @@ def audit_page(request: Request, state: State, session: Db, before: int | None =
         entries = list_audit(ctx, limit=100, before_seq=before)
         check = audit.verify(session)
         session.commit()
-        return _page(request, "audit.html", web, entries=entries, check=check)
+        return render_page(request, "audit.html", web, entries=entries, check=check)
 
-    return _guard(request, state, session, page)
+    return guard_page(request, state, session, page)

@@ -15,7 +15,7 @@ from clinsight.api.routes.risk import risk_runtime
 from clinsight.services.risk import RiskResult, assess_stored_patient
 from clinsight.store.repositories import StoreContext, get_patient
 from clinsight.tabular.explain import Explanation
-from clinsight.web.pages import Csrf, Db, State, _guard, _page
+from clinsight.web.pages import Csrf, Db, State, guard_page, render_page
 from clinsight.web.session import WebSession, check_csrf
 
 __all__ = ["contribution_chart", "router"]
@@ -68,14 +68,16 @@ def _form(request: Request, web: WebSession, ctx: StoreContext, patient_id: str,
     runtime = risk_runtime(request)
     predictor = runtime.predictors.get(runtime.service.model_name)
     chart = contribution_chart(result.explanation) if result else None
-    return _page(request, "risk.html", web, patient=patient, model=predictor.version,
+    return render_page(request, "risk.html", web, patient=patient, model=predictor.version,
                  result=result, chart=chart)  # fmt: skip
 
 
 @router.get("/patients/{patient_id}/risk")
 def risk_form(request: Request, state: State, session: Db, patient_id: str) -> Response:
     """The inputs of the configured risk model for this patient."""
-    return _guard(request, state, session, lambda web, ctx: _form(request, web, ctx, patient_id))
+    return guard_page(
+        request, state, session, lambda web, ctx: _form(request, web, ctx, patient_id)
+    )
 
 
 @router.post("/patients/{patient_id}/risk")
@@ -97,4 +99,4 @@ async def assess(request: Request, state: State, session: Db, patient_id: str,
         session.commit()
         return _form(request, web, ctx, patient_id, result)
 
-    return _guard(request, state, session, page)
+    return guard_page(request, state, session, page)

@@ -268,7 +268,9 @@ def list_models(registry_dir: Path, name: str | None = None) -> list[ModelVersio
         if name not in names:
             known = ", ".join(names) or "none"
             raise ModelNotFoundError(
-                f"No model named {name!r} in {registry_dir}; registered models: {known}."
+                f"No model named {name!r} in {registry_dir}; registered models: {known}. "
+                "Train one with `clinsight train image --dataset NAME` (or let "
+                "`clinsight serve` bootstrap the default model)."
             )
         names = [name]
     found = []

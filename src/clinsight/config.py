@@ -33,6 +33,12 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL (default: SQLite file in HOME)."
     )
     threads: int = Field(default=0, ge=0, description="CPU threads for torch/ORT; 0 = all cores.")
+    workers: int = Field(
+        default=1, ge=1, le=64, description="Service processes (one per core uses every core)."
+    )
+    request_threads: int = Field(
+        default=4, ge=1, le=256, description="Requests worked on at once (the rest queue)."
+    )
     allow_download: bool = Field(
         default=True, description="Download missing public datasets from their official URL."
     )

@@ -227,3 +227,33 @@ def test_admin_manages_users_care_team_and_models(service: Service) -> None:
     missing = client.get("/api/v1/models/nope/1", headers=alice)
     assert missing.status_code == 404
     assert _count(service, AuditRow) > 0
+
+
+def test_upload_and_diagnose_in_one_call(service: Service, data_dir: Path) -> None:
+    client = service.client
+    alice = service.login("alice")
+    patient_id = _patient(service, alice)
+    url = f"/api/v1/patients/{patient_id}/predictions"
+    dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
+    made = client.post(url, headers=alice, files={"file": ("x.dcm", dicom)})
+    assert made.status_code == 201, made.text
+    prediction = made.json()
+    # The test model reads breast ultrasound: a chest radiograph is flagged, not refused.
+    assert len(prediction["warnings"]) == 2
+    assert "body part CHEST" in prediction["warnings"][1]
+    studies = client.get(f"/api/v1/patients/{patient_id}/studies", headers=alice).json()
+    assert [s["id"] for s in studies] == [prediction["study_id"]]
+    assert studies[0]["modality"] == "CR"
+    listed = client.get(f"/api/v1/studies/{prediction['study_id']}/predictions", headers=alice)
+    assert listed.json()[0]["warnings"] == prediction["warnings"]
+    state = client.app.state.clinsight  # type: ignore[attr-defined]
+    with state.sessions() as session:
+        actions = session.execute(
+            select(AuditRow.action).where(AuditRow.patient_id == patient_id).order_by(AuditRow.seq)
+        ).scalars()
+        assert list(actions)[1:3] == ["study.create", "prediction.create"]
+    cut = client.post(url, headers=alice, files={"file": ("c.dcm", dicom[:4000])})
+    assert cut.status_code == 422
+    denied = client.post(url, headers=service.login("bob"), files={"file": ("x.dcm", dicom)})
+    assert denied.status_code == 403
+    assert _count(service, Study) == 1

@@ -66,3 +66,29 @@ def test_augmentation_is_reproducible_and_changes_the_image() -> None:
     assert torch.equal(a, b)
     assert a.shape == image.shape
     assert not torch.equal(a, image)
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (300, 300, 3), (61, 47)])
+def test_serving_resize_equals_monai_area_resize(shape: tuple[int, ...]) -> None:
+    from monai.transforms import Resize
+
+    spec = PreprocessSpec(image_size=28, channels=3 if len(shape) == 3 else 1, mean=0.5, std=0.25)
+    image = np.random.default_rng(1).random(shape, dtype=np.float32)
+    arr = to_channels_first(image, spec.channels)
+    side = min(arr.shape[1:])
+    top, left = (arr.shape[1] - side) // 2, (arr.shape[2] - side) // 2
+    square = arr[:, top : top + side, left : left + side]
+    expected = np.asarray(Resize(spatial_size=(28, 28), mode="area")(square))
+    np.testing.assert_array_equal(Preprocess(spec).geometry(image), expected)
+
+
+def test_serving_normalisation_equals_monai_normalize_intensity() -> None:
+    from monai.transforms import NormalizeIntensity
+
+    spec = PreprocessSpec(image_size=28, channels=1, mean=0.4, std=0.3)
+    arr = np.random.default_rng(2).random((1, 28, 28), dtype=np.float32)
+    expected = np.asarray(NormalizeIntensity(subtrahend=spec.mean, divisor=spec.std)(arr))
+    np.testing.assert_allclose(Preprocess(spec).normalize(arr), expected, rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(
+        Preprocess(spec).normalize(torch.from_numpy(arr)), Preprocess(spec).normalize(arr)
+    )

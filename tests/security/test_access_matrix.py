@@ -68,6 +68,7 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "POST /api/v1/patients/{patient_id}/break-glass": (401, 403, (201, 201), 403),
     "POST /api/v1/patients/{patient_id}/studies": (401, 403, (201, 403), 403),
     "GET /api/v1/patients/{patient_id}/studies": (401, 403, (200, 403), 403),
+    "POST /api/v1/patients/{patient_id}/predictions": (401, 403, (201, 403), 403),
     "POST /api/v1/studies/{study_id}/predictions": (401, 403, (201, 403), 403),
     "GET /api/v1/studies/{study_id}/predictions": (401, 403, (200, 403), 403),
     "GET /api/v1/predictions/{prediction_id}/heatmap": (401, 403, (200, 403), 403),
@@ -225,6 +226,9 @@ def _request(world: World, key: str, role: str, scope: str) -> tuple[int, str]:
             "json": {"reason": "unconscious in the emergency room"}
         },
         "POST /api/v1/patients/{patient_id}/studies": {
+            "files": {"file": ("x.png", _png(), "image/png")}
+        },
+        "POST /api/v1/patients/{patient_id}/predictions": {
             "files": {"file": ("x.png", _png(), "image/png")}
         },
         "POST /api/v1/predictions/{prediction_id}/feedback": {"json": {"verdict": "agree"}},

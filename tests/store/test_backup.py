@@ -29,7 +29,7 @@ from clinsight.store.repositories import StoreContext, create_patient
 from clinsight.store.studies import add_study, read_study, record_feedback, record_prediction
 from clinsight.store.tables import Base, Verdict
 from tests.store.conftest import MakeContext, People
-from tests.store.test_studies import PROVENANCE
+from tests.store.test_studies import DRAFT
 
 PATIENTS = [("MRN-1", "Ada Lovelace", "female"), ("MRN-2", "Alan Turing", "male")]
 
@@ -41,7 +41,7 @@ def _populate(people: People, context: MakeContext, keyring: KeyRing, settings: 
         patient = create_patient(ctx, mrn=mrn, name=name, birth_date=date(1815, 12, 10), sex=sex)
         for shot in range(2):
             study = add_study(ctx, patient.id, f"image {index}-{shot}".encode(), modality="CR")
-            made = record_prediction(ctx, study.id, **PROVENANCE)  # type: ignore[arg-type]
+            made = record_prediction(ctx, study.id, DRAFT)
             record_feedback(ctx, made.id, Verdict.OVERRIDE, reason="rib", override_label="normal")
     ctx.session.commit()
     grant_break_glass(ctx.session, keyring, settings, people.bob, patient.id, "emergency room now")

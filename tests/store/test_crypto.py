@@ -19,6 +19,7 @@ from clinsight.store.repositories import create_patient
 from clinsight.store.studies import add_study, read_study, record_feedback, record_prediction
 from clinsight.store.tables import Verdict
 from tests.store.conftest import MakeContext, People
+from tests.store.test_studies import DRAFT
 
 WHERE = {"table": "patients", "column": "name_ct", "row_id": "row-1"}
 
@@ -138,19 +139,7 @@ def test_rotation_reencrypts_every_column_and_file(
         ctx, mrn="MRN-7", name="Grace Hopper", birth_date=date(1906, 12, 9), sex="female"
     )
     study = add_study(ctx, patient.id, b"image bytes", modality="CR")
-    prediction = record_prediction(
-        ctx,
-        study.id,
-        model_name="m",
-        model_version="1",
-        artifact_sha256="a" * 64,
-        input_sha256="b" * 64,
-        preprocessing={},
-        label="normal",
-        probability=0.2,
-        calibrated_confidence=None,
-        latency_ms=3.0,
-    )
+    prediction = record_prediction(ctx, study.id, DRAFT)
     record_feedback(ctx, prediction.id, Verdict.OVERRIDE, reason="rib fracture", override_label="x")
     ctx.session.commit()
     old = crypto.load_keyring(settings.resolved_key_file)

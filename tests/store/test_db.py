@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from clinsight.errors import ConfigurationError
+from clinsight.errors import ConfigurationError, StoreError
 from clinsight.store import db
 from clinsight.store.tables import Base
 
@@ -34,7 +36,7 @@ def test_migrations_build_the_schema_from_empty(empty_engine: sa.Engine) -> None
     assert db.schema_revision(empty_engine) is None
     db.migrate(empty_engine)
     db.migrate(empty_engine)  # a second run is a no-op
-    assert db.schema_revision(empty_engine) == "0002"
+    assert db.schema_revision(empty_engine) == "0003"
     assert set(sa.inspect(empty_engine).get_table_names()) == TABLES
     with empty_engine.connect() as connection:
         head = connection.execute(sa.text("SELECT id, seq, hash FROM audit_head")).all()
@@ -96,3 +98,51 @@ def test_normalise_database_url(url: str, expected: str) -> None:
 def test_unsupported_backend_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="'mysql' is not supported"):
         db.normalise_database_url("mysql://u@h/d")
+
+
+def test_sqlite_writers_queue_on_the_gate_and_never_overlap(tmp_path: Path) -> None:
+    engine = db.create_db_engine(f"sqlite:///{tmp_path / 'gate.db'}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE log (who INTEGER, step INTEGER)")
+    inside: list[int] = []
+    overlaps: list[int] = []
+
+    def writer(who: int) -> None:
+        for step in range(20):
+            with engine.begin() as connection:
+                inside.append(who)
+                if len(inside) > 1:
+                    overlaps.append(who)
+                connection.exec_driver_sql(f"INSERT INTO log VALUES ({who}, {step})")
+                time.sleep(0.0005)
+                inside.remove(who)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM log").scalar_one() == 160
+    assert overlaps == []
+    assert (tmp_path / "gate.db-gate").exists()  # the lock file other processes queue on
+
+
+def test_a_writer_stuck_past_the_timeout_gets_a_clear_error(tmp_path: Path) -> None:
+    gate = db.WriteGate(timeout_s=0.2, lock_file=tmp_path / "x.db-gate")
+    gate.enter()
+    failed: list[Exception] = []
+
+    def late() -> None:
+        try:
+            gate.enter()
+        except StoreError as exc:
+            failed.append(exc)
+
+    waiter = threading.Thread(target=late)
+    waiter.start()
+    waiter.join()
+    assert "busy for 0 s; retry" in str(failed[0])
+    gate.leave()
+    gate.enter()  # free again once left
+    gate.leave()

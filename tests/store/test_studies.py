@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -13,8 +14,10 @@ from clinsight.errors import DataError, DecryptionError, PermissionDeniedError, 
 from clinsight.store.repositories import StoreContext, create_patient
 from clinsight.store.studies import (
     FeedbackRecord,
+    PredictionDraft,
     PredictionRecord,
     add_study,
+    add_study_with_prediction,
     list_predictions,
     list_studies,
     read_study,
@@ -36,6 +39,7 @@ PROVENANCE = {
     "calibrated_confidence": 0.87,
     "latency_ms": 12.5,
 }
+DRAFT = PredictionDraft(**PROVENANCE)  # type: ignore[arg-type]
 
 
 def _study(ctx: StoreContext) -> tuple[str, str]:
@@ -80,7 +84,7 @@ def test_swapped_study_file_is_refused(
 def test_prediction_keeps_full_provenance(people: People, context: MakeContext) -> None:
     ctx = context(people.alice)
     _, study_id = _study(ctx)
-    made = record_prediction(ctx, study_id, **PROVENANCE)  # type: ignore[arg-type]
+    made = record_prediction(ctx, study_id, DRAFT)
     ctx.session.commit()
     assert made == PredictionRecord(
         id=made.id,
@@ -96,13 +100,13 @@ def test_prediction_keeps_full_provenance(people: People, context: MakeContext) 
     assert len(actions) == 1
     assert "pneumonia-cnn" in str(actions[0][1])
     with pytest.raises(DataError, match=r"must lie in \[0, 1\], got 1.5"):
-        record_prediction(ctx, study_id, **{**PROVENANCE, "probability": 1.5})  # type: ignore[arg-type]
+        record_prediction(ctx, study_id, replace(DRAFT, probability=1.5))
 
 
 def test_feedback_rules_and_encrypted_reason(people: People, context: MakeContext) -> None:
     ctx = context(people.alice)
     _, study_id = _study(ctx)
-    prediction = record_prediction(ctx, study_id, **PROVENANCE)  # type: ignore[arg-type]
+    prediction = record_prediction(ctx, study_id, DRAFT)
     agree = record_feedback(ctx, prediction.id, Verdict.AGREE)
     override = record_feedback(
         ctx,
@@ -138,13 +142,13 @@ def test_feedback_rules_and_encrypted_reason(people: People, context: MakeContex
 def test_other_clinicians_reach_no_study(people: People, context: MakeContext) -> None:
     alice, bob = context(people.alice), context(people.bob)
     patient_id, study_id = _study(alice)
-    prediction = record_prediction(alice, study_id, **PROVENANCE)  # type: ignore[arg-type]
+    prediction = record_prediction(alice, study_id, DRAFT)
     alice.session.commit()
     calls = [
         lambda: add_study(bob, patient_id, b"x", modality="CR"),
         lambda: read_study(bob, study_id),
         lambda: list_studies(bob, patient_id),
-        lambda: record_prediction(bob, study_id, **PROVENANCE),  # type: ignore[arg-type]
+        lambda: record_prediction(bob, study_id, DRAFT),
         lambda: list_predictions(bob, study_id),
         lambda: record_feedback(bob, prediction.id, Verdict.AGREE),
     ]
@@ -157,3 +161,36 @@ def test_other_clinicians_reach_no_study(people: People, context: MakeContext) -
     assert denied == len(calls)
     with pytest.raises(RecordNotFoundError, match="no study with id nope"):
         read_study(bob, "nope")
+
+
+def test_study_and_prediction_stored_together(people: People, context: MakeContext) -> None:
+    ctx = context(people.alice)
+    patient_id, _ = _study(ctx)
+    warned = replace(DRAFT, warnings=("The image shows body part LEG, not CHEST.",))
+    study, made = add_study_with_prediction(ctx, patient_id, IMAGE, modality="CR", draft=warned)
+    ctx.session.commit()
+    assert made.study_id == study.id
+    assert made.warnings == list(warned.warnings)
+    assert list_predictions(ctx, study.id) == [made]
+    assert read_study(ctx, study.id)[1] == IMAGE
+    actions = ctx.session.execute(
+        sa.text("SELECT action FROM audit_log WHERE resource_id IN (:s, :p) ORDER BY seq"),
+        {"s": study.id, "p": made.id},
+    ).scalars()
+    assert list(actions) == ["study.create", "prediction.create", "prediction.list", "study.read"]
+
+
+def test_study_and_prediction_refused_together(people: People, context: MakeContext) -> None:
+    patient_id, _ = _study(context(people.alice))
+    bob = context(people.bob)
+    with pytest.raises(PermissionDeniedError):
+        add_study_with_prediction(bob, patient_id, IMAGE, modality="CR", draft=DRAFT)
+    with pytest.raises(DataError, match="must lie in"):
+        add_study_with_prediction(
+            context(people.alice), patient_id, IMAGE, modality="CR",
+            draft=replace(DRAFT, calibrated_confidence=-0.1),
+        )  # fmt: skip
+    counts = bob.session.execute(
+        sa.text("SELECT (SELECT count(*) FROM studies), (SELECT count(*) FROM predictions)")
+    ).one()
+    assert tuple(counts) == (1, 0)

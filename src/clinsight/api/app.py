@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import Engine, text
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clinsight import __version__
 from clinsight.api.deps import AppState, ServiceMetrics, declared_roles
@@ -27,7 +33,7 @@ from clinsight.web.pages import STATIC_DIR
 from clinsight.web.pages import router as web_router
 from clinsight.web.risk_pages import router as risk_web_router
 
-__all__ = ["API_PREFIX", "check_routes_declare_roles", "create_app"]
+__all__ = ["API_PREFIX", "ObserveMiddleware", "check_routes_declare_roles", "create_app"]
 
 API_PREFIX = "/api/v1"
 SECURITY_HEADERS = {
@@ -57,24 +63,37 @@ def check_routes_declare_roles(routers: Sequence[APIRouter], public: frozenset[s
                 raise ConfigurationError(f"route {path} declares no roles; add require_roles")
 
 
-def _metrics_middleware(
-    metrics: ServiceMetrics,
-) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        metrics.request_seconds.labels(request.method, template, str(response.status_code)).observe(
-            time.perf_counter() - start
-        )
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+class ObserveMiddleware:
+    """Pure ASGI middleware: request latency by route template and status into the metrics,
+    and the security headers on every response (a `BaseHTTPMiddleware` costs far more)."""
 
-    return observe
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            template = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.request_seconds.labels(scope["method"], template, str(status)).observe(
+                time.perf_counter() - start
+            )
 
 
 def _operations_router() -> APIRouter:
@@ -102,7 +121,11 @@ def _operations_router() -> APIRouter:
     def metrics(request: Request) -> Response:
         """Prometheus metrics: request latency histograms, predictions by model version."""
         state: AppState = request.app.state.clinsight
-        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        registry = state.metrics.registry
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # several workers: pool their files
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
 
@@ -123,7 +146,17 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         issuer=TokenIssuer.from_settings(settings, keyring),
         metrics=ServiceMetrics(),
     )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Few request threads: each holds the GIL for its Python work, and a thread that
+        # holds the store's write lock must get the GIL back quickly to release it.
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = settings.request_threads
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Clinsight",
         version=__version__,
         description="Clinical decision support: image diagnosis with provenance and audit.",
@@ -133,7 +166,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     )
     app.state.clinsight = state
     install_problem_handlers(app)
-    app.middleware("http")(_metrics_middleware(state.metrics))
+    app.add_middleware(ObserveMiddleware, metrics=state.metrics)
     api_routers = [m.router for m in (auth, users, patients, studies, notes, models, audit)]
     api_routers.append(risk_router)
     check_routes_declare_roles(api_routers, auth.PUBLIC_PATHS)

@@ -8,11 +8,13 @@ checks the role with `security.access.require_role` (denials are audited), and
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import Engine
@@ -21,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from clinsight.config import Settings
 from clinsight.errors import AuthenticationError
 from clinsight.inference.predictors import ImagePredictor
-from clinsight.registry.stages import Stage
+from clinsight.registry.stages import STAGES_FILE, Stage
 from clinsight.registry.store import get_model
 from clinsight.security.access import Principal, require_role
 from clinsight.security.tokens import TokenIssuer
@@ -84,6 +86,7 @@ class AppState:
     issuer: TokenIssuer
     metrics: ServiceMetrics
     _predictors: dict[tuple[str, int], ImagePredictor] = field(default_factory=dict)
+    _production: dict[str, tuple[tuple[int, int] | None, int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def predictor(self, name: str | None = None, version: int | None = None) -> ImagePredictor:
@@ -99,7 +102,7 @@ class AppState:
         name = name or self.settings.default_model
         registry = self.settings.resolved_registry_dir
         if version is None:
-            version = get_model(registry, name, stage=Stage.PRODUCTION, verify=False).version
+            version = self._production_version(registry, name)
         key = (name, version)
         with self._lock:
             if key not in self._predictors:
@@ -107,9 +110,24 @@ class AppState:
                 self._predictors[key] = ImagePredictor(model, threads=self.settings.threads or 1)
             return self._predictors[key]
 
+    def _production_version(self, registry: Path, name: str) -> int:
+        """The production version of `name`, re-read only when its stages file changes."""
+        try:  # stages.json is replaced atomically: a new inode and mtime on every change
+            info = (registry / name / STAGES_FILE).stat()
+            stamp: tuple[int, int] | None = (info.st_ino, info.st_mtime_ns)
+        except OSError:
+            stamp = None
+        cached = self._production.get(name)
+        if stamp is not None and cached is not None and cached[0] == stamp:
+            return cached[1]
+        version = get_model(registry, name, stage=Stage.PRODUCTION, verify=False).version
+        self._production[name] = (stamp, version)
+        return version
 
-def get_state(request: Request) -> AppState:
-    """The app's shared state."""
+
+async def get_state(request: Request) -> AppState:
+    """The app's shared state (async: cheap dependencies run on the event loop, not in a
+    worker thread, so a request makes fewer thread hand-offs)."""
     state: AppState = request.app.state.clinsight
     return state
 
@@ -117,8 +135,12 @@ def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
-def get_db(state: State) -> Iterator[Session]:
-    """A database session for one request, closed (and rolled back if uncommitted) after it."""
+async def get_db(state: State) -> AsyncIterator[Session]:
+    """A database session for one request, closed (and rolled back if uncommitted) after it.
+
+    Creating a session touches no connection, and routes end their transactions
+    themselves, so closing it here on the event loop does not block.
+    """
     with state.sessions() as session:
         yield session
 
@@ -144,6 +166,9 @@ def bearer_principal(
             "from POST /api/v1/auth/token"
         )
     principal = state.issuer.authenticate(session, credentials.credentials)
+    # End the (read-only) transaction in this thread: on SQLite it holds the store's write
+    # lock, which must never be held while the request waits for another worker thread.
+    session.commit()
     request.state.auth_session_id = state.issuer.decode_access_token(
         credentials.credentials
     ).session_id
@@ -153,17 +178,16 @@ def bearer_principal(
 CurrentUser = Annotated[Principal, Depends(bearer_principal)]
 
 
-def require_roles(*allowed: Role) -> Callable[..., Principal]:
+def require_roles(*allowed: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits only `allowed` roles (denials audited and committed)."""
 
-    def dependency(request: Request, principal: CurrentUser, session: DbSession) -> Principal:
+    async def dependency(request: Request, principal: CurrentUser, session: DbSession) -> Principal:
+        if principal.role in allowed:
+            return principal
         route = request.scope.get("route")
         action = f"{request.method} {getattr(route, 'path', request.url.path)}"
-        require_role(session, principal, action, *allowed)
-        # End the authentication transaction here: on SQLite every transaction holds the
-        # write lock, and the route's own work (decoding, inference) must not run under it.
-        session.commit()
-        return principal
+        await run_in_threadpool(require_role, session, principal, action, *allowed)
+        return principal  # not reached: require_role raises for this principal
 
     setattr(dependency, ROLE_MARKER, allowed)
     return dependency
@@ -175,7 +199,7 @@ Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 Auditor = Annotated[Principal, Depends(require_roles(Role.AUDITOR))]
 
 
-def store_context(state: State, session: DbSession, principal: CurrentUser) -> StoreContext:
+async def store_context(state: State, session: DbSession, principal: CurrentUser) -> StoreContext:
     """The unit of work of this request for the authenticated principal."""
     return StoreContext(session, state.keyring, state.settings.resolved_files_dir, principal)
 

@@ -153,6 +153,9 @@ class PredictionOut(_Out):
     user_id: str | None
     latency_ms: float
     created_at: datetime
+    warnings: list[str] = Field(
+        default_factory=list, description="Reasons to doubt that the model fits this image."
+    )
 
 
 class TimelineStudyOut(BaseModel):

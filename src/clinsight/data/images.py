@@ -197,15 +197,15 @@ def _pillow_pixels(image: Image.Image) -> NDArray[np.float32]:
     """Grey modes stay (H, W); colour, palette and alpha modes become RGB (alpha dropped)."""
     mode = image.mode
     if mode == "1":
-        scaled = np.asarray(image, dtype=np.float64)
-    elif mode in ("L", "LA"):
-        scaled = np.asarray(image.convert("L"), dtype=np.float64) / 255.0
-    elif mode == "I" or mode.startswith("I;16"):
+        return np.asarray(image, dtype=np.float32)
+    if mode == "I" or mode.startswith("I;16"):
         # PNG grey goes up to 16 bits; Pillow opens it as "I;16" (or "I" in older releases).
-        scaled = np.asarray(image, dtype=np.float64) / 65535.0
-    else:
-        scaled = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
-    return np.clip(scaled, 0.0, 1.0).astype(np.float32)
+        wide = np.asarray(image, dtype=np.float64) / 65535.0
+        return np.clip(wide, 0.0, 1.0).astype(np.float32)
+    if mode != "L":
+        image = image.convert("L" if mode == "LA" else "RGB")
+    # 8-bit: one float32 division keeps every value in [0, 1] exactly (255 / 255 == 1).
+    return np.asarray(image, dtype=np.uint8).astype(np.float32) / np.float32(255.0)
 
 
 def _too_large(size: int, max_bytes: int) -> str:

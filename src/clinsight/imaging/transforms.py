@@ -15,7 +15,6 @@ import torch
 from monai.transforms import (
     CenterSpatialCrop,
     Compose,
-    NormalizeIntensity,
     RandAdjustContrast,
     RandAffine,
     RandFlip,
@@ -23,7 +22,6 @@ from monai.transforms import (
     RandGaussianSmooth,
     RandScaleIntensity,
     RandShiftIntensity,
-    Resize,
 )
 from numpy.typing import NDArray
 
@@ -79,8 +77,6 @@ class Preprocess:
 
     def __init__(self, spec: PreprocessSpec) -> None:
         self.spec = spec
-        self._resize = Resize(spatial_size=(spec.image_size, spec.image_size), mode="area")
-        self._normalize = NormalizeIntensity(subtrahend=spec.mean, divisor=spec.std)
 
     def geometry(self, image: NDArray[Any]) -> NDArray[np.float32]:
         """Channel conversion, centre square crop and resize, before normalisation."""
@@ -89,12 +85,19 @@ class Preprocess:
         if arr.shape[1] != arr.shape[2]:
             arr = np.asarray(CenterSpatialCrop(roi_size=(side, side))(arr))
         if side != self.spec.image_size:
-            arr = np.asarray(self._resize(arr))
+            # Area resampling, as MONAI's Resize(mode="area") does, without its metadata
+            # tracking (which costs three times the resize itself at serving time).
+            size = (self.spec.image_size, self.spec.image_size)
+            batch = torch.from_numpy(np.ascontiguousarray(arr))[None]
+            arr = torch.nn.functional.interpolate(batch, size, mode="area")[0].numpy()
         return arr.astype(np.float32, copy=False)
 
     def normalize(self, arr: NDArray[np.float32] | torch.Tensor) -> NDArray[np.float32]:
-        """Intensity normalisation with the spec's mean and std."""
-        return np.asarray(self._normalize(arr), dtype=np.float32)
+        """Intensity normalisation with the spec's mean and std (MONAI NormalizeIntensity with
+        a fixed subtrahend and divisor, done in NumPy: its tensor wrapping costs more than
+        the arithmetic)."""
+        values = arr.numpy() if isinstance(arr, torch.Tensor) else arr
+        return np.asarray((values - self.spec.mean) / self.spec.std, dtype=np.float32)
 
     def __call__(self, image: NDArray[Any]) -> NDArray[np.float32]:
         return self.normalize(self.geometry(image))

@@ -139,6 +139,13 @@ def _fail(session: Session, user: User | None, cause: str, now: datetime) -> Aut
     return AuthenticationError(LOGIN_FAILED)
 
 
+def _load_user(session: Session, username: str, *, lock: bool) -> User | None:
+    query = select(User).where(User.username == normalise_username(username))
+    if lock:
+        query = query.with_for_update()
+    return session.execute(query.execution_options(populate_existing=True)).scalar_one_or_none()
+
+
 def authenticate(
     session: Session,
     username: str,
@@ -149,7 +156,10 @@ def authenticate(
 ) -> Principal:
     """Check a password login, with throttling, rehash-on-login and an audit entry.
 
-    Commits the session in every outcome, so failures are counted and audited.
+    The Argon2 check runs between two transactions, never inside one: on SQLite a
+    transaction holds the store's write lock, and a login must not stall every other
+    request for the tens of milliseconds Argon2 takes. Commits the session in every
+    outcome, so failures are counted and audited.
 
     Raises:
         AuthenticationError: with the same message for every kind of failure.
@@ -158,19 +168,24 @@ def authenticate(
     hasher = _settings_hasher(settings)
     policy = ThrottlePolicy(max_failures_per_hour=settings.login_max_failures_per_hour)
     now = now or utcnow()
-    user = session.execute(
-        select(User)
-        .where(User.username == normalise_username(username))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    seen = _load_user(session, username, lock=False)
+    usable = seen is not None and seen.active
+    locked = seen is not None and seen.locked_until is not None and now < seen.locked_until
+    seen_hash = seen.password_hash if seen is not None else None
+    session.commit()
+    verified = verify_password(
+        seen_hash if usable and not locked and seen_hash else _dummy_hash(hasher),
+        password,
+        settings,
+    )
+    user = _load_user(session, username, lock=True)
     if user is None or not user.active:
-        verify_password(_dummy_hash(hasher), password, settings)
         raise _fail(session, user, "unknown user" if user is None else "inactive", now)
-    if user.locked_until is not None and now < user.locked_until:
-        verify_password(_dummy_hash(hasher), password, settings)
+    if locked or (user.locked_until is not None and now < user.locked_until):
         raise _fail(session, user, "throttled", now)
-    if not verify_password(user.password_hash, password, settings):
+    if user.password_hash != seen_hash:  # changed meanwhile: check against the new one
+        verified = verify_password(user.password_hash, password, settings)
+    if not verified:
         if user.failure_window_start is None or now - user.failure_window_start >= WINDOW:
             user.failure_window_start, user.failed_logins = now, 0
         user.failed_logins += 1

@@ -96,19 +96,20 @@ def explain_prediction(
 
 def diagnose_image(
     predictor: ImagePredictor,
-    source: Path | bytes,
+    source: Path | bytes | SourceImage,
     *,
     frame: int | None = None,
     heatmap_path: Path | None = None,
 ) -> Diagnosis:
-    """Read a PNG, JPEG or DICOM image, predict it, and optionally save a Grad-CAM overlay.
+    """Read a PNG, JPEG or DICOM image (or take one already read), predict it, and
+    optionally save a Grad-CAM overlay.
 
     Raises:
         UnsupportedImageError: the file is not an image Clinsight can read (reason given).
         DataNotFoundError: the path does not exist.
         ModelError: inference or the explanation failed.
     """
-    image = read_image(source, frame=frame)
+    image = source if isinstance(source, SourceImage) else read_image(source, frame=frame)
     prediction = predictor.predict(image.pixels)
     heatmap = None
     if heatmap_path is not None:

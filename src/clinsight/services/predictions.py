@@ -1,7 +1,8 @@
 """Use cases of the clinical service: accept an uploaded image, diagnose a study, explain it.
 
 Routes call these; these call `store` (access checks, encryption, audit) and the
-imaging side. The caller commits (`predict_study` also commits the study read first).
+imaging side. The caller commits. Decoding and inference never run inside a database
+transaction: on SQLite every transaction holds the store's write lock.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from clinsight.data.images import SourceImage, read_image, sniff_image_format
 from clinsight.errors import RecordNotFoundError
 from clinsight.inference.predictors import ImagePredictor
 from clinsight.security.access import require_patient_access
-from clinsight.services.diagnosis import diagnose_image, explain_prediction
+from clinsight.services.diagnosis import Diagnosis, diagnose_image, explain_prediction
 from clinsight.store.repositories import StoreContext
 from clinsight.store.studies import (
+    PredictionDraft,
     PredictionRecord,
     StudyRecord,
     add_study,
+    add_study_with_prediction,
     read_study,
     record_prediction,
 )
@@ -31,6 +34,7 @@ __all__ = [
     "PredictionView",
     "PredictorLookup",
     "check_image",
+    "diagnose_upload",
     "get_prediction",
     "heatmap_png",
     "predict_study",
@@ -60,6 +64,10 @@ def check_image(content: bytes, settings: Settings) -> SourceImage:
     )
 
 
+def _modality(image: SourceImage) -> str:
+    return (image.metadata.get("modality") or image.format.upper())[:16]
+
+
 def upload_study(
     ctx: StoreContext, patient_id: str, content: bytes, settings: Settings
 ) -> StudyRecord:
@@ -72,9 +80,49 @@ def upload_study(
         UnsupportedImageError: the file is not a usable image (nothing is stored).
     """
     require_patient_access(ctx.session, ctx.actor, patient_id, "study.upload")
+    ctx.session.commit()
     image = check_image(content, settings)
-    modality = image.metadata.get("modality") or image.format.upper()
-    return add_study(ctx, patient_id, content, modality=modality[:16])
+    return add_study(ctx, patient_id, content, modality=_modality(image))
+
+
+def _draft(predictor: ImagePredictor, diagnosis: Diagnosis) -> PredictionDraft:
+    found = diagnosis.prediction
+    return PredictionDraft(
+        model_name=found.model_name,
+        model_version=str(found.model_version),
+        artifact_sha256=found.artifact_sha256,
+        input_sha256=found.input_sha256,
+        preprocessing=predictor.model.preprocess.to_dict(),
+        label=found.label,
+        probability=found.probability,
+        calibrated_confidence=found.positive_probability,
+        latency_ms=found.latency_ms,
+        warnings=diagnosis.warnings,
+    )
+
+
+def diagnose_upload(
+    ctx: StoreContext,
+    predictor: ImagePredictor,
+    patient_id: str,
+    content: bytes,
+    settings: Settings,
+) -> tuple[StudyRecord, PredictionRecord]:
+    """Upload and diagnose in one step: the image is decoded once, stored once, with its
+    prediction, both audited, in one transaction (the caller commits).
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient (checked first).
+        UnsupportedImageError: the file is not a usable image (nothing is stored).
+        ModelError: inference failed (nothing is stored).
+    """
+    require_patient_access(ctx.session, ctx.actor, patient_id, "prediction.create")
+    ctx.session.commit()
+    image = check_image(content, settings)
+    diagnosis = diagnose_image(predictor, image)
+    return add_study_with_prediction(
+        ctx, patient_id, content, modality=_modality(image), draft=_draft(predictor, diagnosis)
+    )
 
 
 def predict_study(ctx: StoreContext, predictor: ImagePredictor, study_id: str) -> PredictionRecord:
@@ -91,20 +139,7 @@ def predict_study(ctx: StoreContext, predictor: ImagePredictor, study_id: str) -
     # locked while the image is decoded and the model runs.
     ctx.session.commit()
     diagnosis = diagnose_image(predictor, content)
-    found = diagnosis.prediction
-    return record_prediction(
-        ctx,
-        study_id,
-        model_name=found.model_name,
-        model_version=str(found.model_version),
-        artifact_sha256=found.artifact_sha256,
-        input_sha256=found.input_sha256,
-        preprocessing=predictor.model.preprocess.to_dict(),
-        label=found.label,
-        probability=found.probability,
-        calibrated_confidence=found.positive_probability,
-        latency_ms=found.latency_ms,
-    )
+    return record_prediction(ctx, study_id, _draft(predictor, diagnosis))
 
 
 def _load(ctx: StoreContext, prediction_id: str) -> tuple[PredictionView, bytes]:

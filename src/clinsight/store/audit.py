@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from clinsight.errors import StoreError
@@ -39,6 +39,16 @@ PHI_KEYS = frozenset(
     {"mrn", "name", "birth_date", "dob", "sex", "reason", "query", "filename", "path", "password"}
 )
 Scalar = str | int | float | bool | None
+# Core statements on the tables, built once: appends sit on every request's path.
+_LOG: Table = AuditRow.__table__  # type: ignore[assignment]
+_HEAD: Table = AuditHead.__table__  # type: ignore[assignment]
+_READ_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_INSERT_ENTRY = insert(_LOG)
+_MOVE_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
 
 
 class Outcome(StrEnum):
@@ -114,9 +124,7 @@ def append(
         StoreError: a detail key looks like PHI or a value is not a scalar.
     """
     clean = _check_details(details or {})
-    head = session.execute(
-        select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
-    ).one()
+    head = session.execute(_READ_HEAD).one()
     entry = AuditEntry(
         seq=head.seq + 1,
         at=at or utcnow(),
@@ -132,10 +140,8 @@ def append(
         hash="",
     )
     entry = AuditEntry(**{**asdict(entry), "hash": entry_hash(entry)})
-    session.execute(insert(AuditRow).values(**asdict(entry)))
-    session.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(seq=entry.seq, hash=entry.hash)
-    )
+    session.execute(_INSERT_ENTRY, asdict(entry))
+    session.execute(_MOVE_HEAD, {"new_seq": entry.seq, "new_hash": entry.hash})
     return entry
 
 

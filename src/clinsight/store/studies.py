@@ -7,7 +7,7 @@ decrypts with the key ring and appends an audit entry; the caller commits.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,13 +17,15 @@ from clinsight.errors import DataError, DecryptionError, RecordNotFoundError
 from clinsight.security.access import PatientAccess, require_patient_access
 from clinsight.store.crypto import read_encrypted_file, write_encrypted_file
 from clinsight.store.repositories import StoreContext
-from clinsight.store.tables import Feedback, Prediction, Study, Verdict, new_id
+from clinsight.store.tables import Feedback, Prediction, Study, Verdict, new_id, utcnow
 
 __all__ = [
     "FeedbackRecord",
+    "PredictionDraft",
     "PredictionRecord",
     "StudyRecord",
     "add_study",
+    "add_study_with_prediction",
     "list_predictions",
     "list_studies",
     "read_study",
@@ -61,6 +63,29 @@ class PredictionRecord:
     user_id: str | None
     latency_ms: float
     created_at: datetime
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PredictionDraft:
+    """What a model said about a study and how, before it is stored."""
+
+    model_name: str
+    model_version: str
+    artifact_sha256: str
+    input_sha256: str
+    preprocessing: dict[str, Any]
+    label: str
+    probability: float
+    calibrated_confidence: float | None
+    latency_ms: float
+    warnings: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        """Raises DataError when a probability or confidence lies outside [0, 1]."""
+        for value in (self.probability, self.calibrated_confidence):
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise DataError(f"probabilities must lie in [0, 1], got {value}")
 
 
 @dataclass(frozen=True)
@@ -82,13 +107,9 @@ def _study_record(row: Study) -> StudyRecord:
     )
 
 
-def add_study(ctx: StoreContext, patient_id: str, content: bytes, *, modality: str) -> StudyRecord:
-    """Store an uploaded image encrypted on disk and record it for the patient.
-
-    Raises:
-        PermissionDeniedError: the actor may not open this patient.
-    """
-    access = require_patient_access(ctx.session, ctx.actor, patient_id, "study.create")
+def _insert_study(
+    ctx: StoreContext, patient_id: str, content: bytes, modality: str, glass: bool
+) -> StudyRecord:
     study_id = new_id()
     blob_key = f"{study_id[:2]}/{study_id}.enc"
     write_encrypted_file(ctx.keyring, ctx.files_dir / blob_key, content, file_id=study_id)
@@ -100,18 +121,46 @@ def add_study(ctx: StoreContext, patient_id: str, content: bytes, *, modality: s
         size_bytes=len(content),
         modality=modality,
         created_by=ctx.actor.user_id,
+        created_at=utcnow(),
     )
     ctx.session.add(row)
-    ctx.session.flush()
     ctx.audit(
         "study.create",
         "study",
         resource_id=study_id,
         patient_id=patient_id,
         details={"modality": modality, "bytes": len(content)},
-        break_glass=access is PatientAccess.BREAK_GLASS,
+        break_glass=glass,
     )
     return _study_record(row)
+
+
+def add_study(ctx: StoreContext, patient_id: str, content: bytes, *, modality: str) -> StudyRecord:
+    """Store an uploaded image encrypted on disk and record it for the patient.
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient.
+    """
+    access = require_patient_access(ctx.session, ctx.actor, patient_id, "study.create")
+    return _insert_study(ctx, patient_id, content, modality, access is PatientAccess.BREAK_GLASS)
+
+
+def add_study_with_prediction(
+    ctx: StoreContext, patient_id: str, content: bytes, *, modality: str, draft: PredictionDraft
+) -> tuple[StudyRecord, PredictionRecord]:
+    """Store an uploaded image and the prediction made on it in one unit of work.
+
+    One access check, both rows, both audit entries; the caller commits once.
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient.
+        DataError: a probability or confidence outside [0, 1].
+    """
+    draft.check()
+    access = require_patient_access(ctx.session, ctx.actor, patient_id, "prediction.create")
+    glass = access is PatientAccess.BREAK_GLASS
+    study = _insert_study(ctx, patient_id, content, modality, glass)
+    return study, _insert_prediction(ctx, study.id, patient_id, draft, glass)
 
 
 def _load_study(ctx: StoreContext, study_id: str, action: str) -> tuple[Study, bool]:
@@ -167,20 +216,30 @@ def _prediction_record(row: Prediction) -> PredictionRecord:
     )
 
 
-def record_prediction(
-    ctx: StoreContext,
-    study_id: str,
-    *,
-    model_name: str,
-    model_version: str,
-    artifact_sha256: str,
-    input_sha256: str,
-    preprocessing: dict[str, Any],
-    label: str,
-    probability: float,
-    calibrated_confidence: float | None,
-    latency_ms: float,
+def _insert_prediction(
+    ctx: StoreContext, study_id: str, patient_id: str, draft: PredictionDraft, glass: bool
 ) -> PredictionRecord:
+    fields = {name: getattr(draft, name) for name in PredictionDraft.__dataclass_fields__}
+    prediction = Prediction(
+        **{**fields, "warnings": list(draft.warnings)},
+        id=new_id(),
+        study_id=study_id,
+        user_id=ctx.actor.user_id,
+        created_at=utcnow(),
+    )
+    ctx.session.add(prediction)
+    ctx.audit(
+        "prediction.create",
+        "prediction",
+        resource_id=prediction.id,
+        patient_id=patient_id,
+        details={"model": draft.model_name, "version": draft.model_version},
+        break_glass=glass,
+    )
+    return _prediction_record(prediction)
+
+
+def record_prediction(ctx: StoreContext, study_id: str, draft: PredictionDraft) -> PredictionRecord:
     """Store a prediction on a study with its provenance, made by the actor.
 
     Raises:
@@ -189,34 +248,8 @@ def record_prediction(
         DataError: a probability or confidence outside [0, 1].
     """
     row, glass = _load_study(ctx, study_id, "prediction.create")
-    for value in (probability, calibrated_confidence):
-        if value is not None and not 0.0 <= value <= 1.0:
-            raise DataError(f"probabilities must lie in [0, 1], got {value}")
-    prediction = Prediction(
-        id=new_id(),
-        study_id=study_id,
-        model_name=model_name,
-        model_version=model_version,
-        artifact_sha256=artifact_sha256,
-        input_sha256=input_sha256,
-        preprocessing=preprocessing,
-        label=label,
-        probability=probability,
-        calibrated_confidence=calibrated_confidence,
-        user_id=ctx.actor.user_id,
-        latency_ms=latency_ms,
-    )
-    ctx.session.add(prediction)
-    ctx.session.flush()
-    ctx.audit(
-        "prediction.create",
-        "prediction",
-        resource_id=prediction.id,
-        patient_id=row.patient_id,
-        details={"model": model_name, "version": model_version},
-        break_glass=glass,
-    )
-    return _prediction_record(prediction)
+    draft.check()
+    return _insert_prediction(ctx, study_id, row.patient_id, draft, glass)
 
 
 def list_predictions(ctx: StoreContext, study_id: str) -> list[PredictionRecord]:

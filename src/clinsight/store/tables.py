@@ -214,6 +214,8 @@ class Prediction(Base):
     user_id: Mapped[str | None] = mapped_column(ID, ForeignKey("users.id"))
     latency_ms: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Reasons to doubt that the model fits the image (e.g. a DICOM of another body part).
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class Feedback(Base):

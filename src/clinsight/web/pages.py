@@ -25,7 +25,7 @@ from clinsight.errors import AuthenticationError, ClinsightError
 from clinsight.registry.store import list_models
 from clinsight.security.passwords import authenticate
 from clinsight.services.patients import patient_timeline
-from clinsight.services.predictions import get_prediction, heatmap_png, predict_study, upload_study
+from clinsight.services.predictions import diagnose_upload, get_prediction, heatmap_png
 from clinsight.store import audit
 from clinsight.store.repositories import StoreContext, create_patient, list_audit, search_patients
 from clinsight.store.studies import record_feedback
@@ -225,9 +225,7 @@ def upload(
             return render_page(
                 request, "error.html", web, 415, message=str(getattr(exc, "detail", exc))
             )
-        study = upload_study(ctx, patient_id, content, state.settings)
-        session.commit()
-        record = predict_study(ctx, state.predictor(), study.id)
+        _, record = diagnose_upload(ctx, state.predictor(), patient_id, content, state.settings)
         session.commit()
         state.metrics.predictions.labels(record.model_name, record.model_version).inc()
         return redirect_to(f"/predictions/{record.id}", web)

@@ -8,6 +8,7 @@ it lowered it, in log-odds.
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from markupsafe import Markup, escape
 
@@ -99,4 +100,6 @@ async def assess(request: Request, state: State, session: Db, patient_id: str,
         session.commit()
         return _form(request, web, ctx, patient_id, result)
 
-    return guard_page(request, state, session, page)
+    # The form is read on the event loop; the store and the model run in a worker thread.
+    response: Response = await run_in_threadpool(guard_page, request, state, session, page)
+    return response

@@ -10,7 +10,12 @@ from clinsight.api.deps import Clinician, State, StoreCtx
 from clinsight.api.schemas import FeedbackIn, FeedbackOut, PredictionOut, StudyOut
 from clinsight.data.images import ACCEPTED_FORMATS, sniff_image_format
 from clinsight.errors import UnsupportedImageError
-from clinsight.services.predictions import heatmap_png, predict_study, upload_study
+from clinsight.services.predictions import (
+    diagnose_upload,
+    heatmap_png,
+    predict_study,
+    upload_study,
+)
 from clinsight.store.studies import list_predictions, list_studies, record_feedback
 
 __all__ = ["read_upload", "router"]
@@ -53,6 +58,28 @@ def upload(
     study = upload_study(ctx, patient_id, content, state.settings)
     ctx.session.commit()
     return StudyOut.model_validate(study)
+
+
+@router.post("/patients/{patient_id}/predictions", response_model=PredictionOut, status_code=201)
+def upload_and_predict(
+    patient_id: str,
+    user: Clinician,
+    ctx: StoreCtx,
+    state: State,
+    file: Annotated[UploadFile, File(description=f"The image: {ACCEPTED_FORMATS}.")],
+    model: Annotated[
+        str | None, Query(max_length=64, description="Model name (default: the service's).")
+    ] = None,
+) -> PredictionOut:
+    """Upload an image and diagnose it in one call: the study and its prediction are stored
+    together (encrypted, with provenance, audited) or not at all."""
+    del user
+    content = read_upload(file, state.settings.upload_max_bytes)
+    predictor = state.predictor(model)
+    _, record = diagnose_upload(ctx, predictor, patient_id, content, state.settings)
+    ctx.session.commit()
+    state.metrics.predictions.labels(record.model_name, record.model_version).inc()
+    return PredictionOut.model_validate(record)
 
 
 @router.get("/patients/{patient_id}/studies", response_model=list[StudyOut])

@@ -146,3 +146,21 @@ def test_a_writer_stuck_past_the_timeout_gets_a_clear_error(tmp_path: Path) -> N
     gate.leave()
     gate.enter()  # free again once left
     gate.leave()
+
+
+def test_read_sessions_see_committed_rows_skip_the_gate_and_refuse_writes(tmp_path: Path) -> None:
+    engine = db.create_db_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+    reads, writes = db.read_session_factory(engine), db.session_factory(engine)
+    with writes() as writer, reads() as reader:
+        writer.execute(sa.text("INSERT INTO t VALUES (2)"))  # holds the write lock
+        assert reader.execute(sa.text("SELECT count(*) FROM t")).scalar_one() == 1
+        with pytest.raises(sa.exc.OperationalError, match="readonly"):
+            reader.execute(sa.text("INSERT INTO t VALUES (3)"))
+        writer.commit()
+    with writes() as writer:  # the same pooled connection writes again afterwards
+        writer.execute(sa.text("INSERT INTO t VALUES (4)"))
+        writer.commit()
+        assert writer.execute(sa.text("SELECT count(*) FROM t")).scalar_one() == 3

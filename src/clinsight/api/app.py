@@ -27,7 +27,7 @@ from clinsight.config import Settings
 from clinsight.errors import ClinsightError, ConfigurationError
 from clinsight.security.tokens import TokenIssuer
 from clinsight.store.crypto import load_or_create_keyring
-from clinsight.store.db import create_db_engine, session_factory
+from clinsight.store.db import create_db_engine, read_session_factory, session_factory
 from clinsight.web.notes import router as notes_web_router
 from clinsight.web.pages import STATIC_DIR
 from clinsight.web.pages import router as web_router
@@ -142,6 +142,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         settings=settings,
         engine=engine,
         sessions=session_factory(engine),
+        read_sessions=read_session_factory(engine),
         keyring=keyring,
         issuer=TokenIssuer.from_settings(settings, keyring),
         metrics=ServiceMetrics(),

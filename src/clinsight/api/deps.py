@@ -82,6 +82,7 @@ class AppState:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    read_sessions: sessionmaker[Session]
     keyring: KeyRing
     issuer: TokenIssuer
     metrics: ServiceMetrics
@@ -152,7 +153,6 @@ _bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/
 def bearer_principal(
     request: Request,
     state: State,
-    session: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The principal of the request's bearer access token.
@@ -165,10 +165,8 @@ def bearer_principal(
             "this route needs an access token: send 'Authorization: Bearer <token>' "
             "from POST /api/v1/auth/token"
         )
-    principal = state.issuer.authenticate(session, credentials.credentials)
-    # End the (read-only) transaction in this thread: on SQLite it holds the store's write
-    # lock, which must never be held while the request waits for another worker thread.
-    session.commit()
+    with state.read_sessions() as session:  # a snapshot read: no write lock on SQLite
+        principal = state.issuer.authenticate(session, credentials.credentials)
     request.state.auth_session_id = state.issuer.decode_access_token(
         credentials.credentials
     ).session_id

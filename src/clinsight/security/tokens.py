@@ -229,15 +229,20 @@ class TokenIssuer:
         """
         claims = self.decode_access_token(access_token)
         now = now or utcnow()
-        found = session.execute(
-            select(AuthSession, User)
+        found = session.execute(  # columns, not entities: this runs on every API request
+            select(
+                AuthSession.revoked_at,
+                AuthSession.absolute_expires_at,
+                User.id,
+                User.username,
+                User.role,
+                User.active,
+            )
             .join(User, AuthSession.user_id == User.id)
             .where(AuthSession.id == claims.session_id, User.id == claims.user_id)
-            .execution_options(populate_existing=True)
         ).one_or_none()
         if found is None:
             raise AuthenticationError("access token names no known session; log in again")
-        auth, user = found
-        if auth.revoked_at is not None or now >= auth.absolute_expires_at or not user.active:
+        if found.revoked_at is not None or now >= found.absolute_expires_at or not found.active:
             raise AuthenticationError("this session has ended; log in again")
-        return Principal(user_id=user.id, username=user.username, role=Role(user.role))
+        return Principal(user_id=found.id, username=found.username, role=Role(found.role))

@@ -3,7 +3,8 @@
 SQLite runs in WAL mode with synchronous=FULL, foreign keys on and a busy timeout,
 and every transaction starts with BEGIN IMMEDIATE: nearly every unit of work
 appends to the audit chain, so taking the write lock up front avoids deadlocks
-between readers that later write. The threads of one process queue for that lock on
+between readers that later write (sessions from `read_session_factory` only read, and
+skip the lock). The threads of one process queue for that lock on
 a `WriteGate` first: a waiting thread wakes the moment the lock is free, instead of
 polling SQLite's busy handler, whose sleeps grow to 100 ms and starve unlucky
 requests under load. PostgreSQL goes through psycopg 3.
@@ -35,12 +36,14 @@ __all__ = [
     "create_db_engine",
     "migrate",
     "normalise_database_url",
+    "read_session_factory",
     "schema_revision",
     "session_factory",
 ]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "clinsight_read_only"
 
 
 def normalise_database_url(url: str) -> str:
@@ -189,7 +192,13 @@ def _configure_sqlite(engine: Engine, gate: WriteGate) -> None:
     def _on_begin(connection: Connection) -> None:
         dbapi_connection = connection.connection.dbapi_connection
         assert isinstance(dbapi_connection, _GatedConnection)  # set at connect
-        dbapi_connection.begin_immediate()
+        if connection.get_execution_options().get(READ_ONLY):
+            # A snapshot read: no write lock, no queue; a write in it fails loudly.
+            dbapi_connection.execute("PRAGMA query_only=ON")
+            dbapi_connection.execute("BEGIN")
+        else:
+            dbapi_connection.execute("PRAGMA query_only=OFF")
+            dbapi_connection.begin_immediate()
 
 
 def create_db_engine(url: str | None = None, *, settings: Settings | None = None) -> Engine:
@@ -216,6 +225,13 @@ def create_db_engine(url: str | None = None, *, settings: Settings | None = None
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions bound to `engine` whose objects stay readable after commit."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reads only. On SQLite they read a snapshot without taking the write lock
+    (WAL readers never wait for writers) and refuse to write; on PostgreSQL they are
+    ordinary sessions."""
+    return sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
 def _alembic_config(connection: Connection) -> Config:

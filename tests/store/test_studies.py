@@ -194,3 +194,14 @@ def test_study_and_prediction_refused_together(people: People, context: MakeCont
         sa.text("SELECT (SELECT count(*) FROM studies), (SELECT count(*) FROM predictions)")
     ).one()
     assert tuple(counts) == (1, 0)
+
+
+def test_a_refused_study_leaves_no_file_behind(
+    people: People, context: MakeContext, settings: Settings
+) -> None:
+    patient_id, _ = _study(context(people.alice))
+    before = sorted(settings.resolved_files_dir.rglob("*.enc"))
+    bob = context(people.bob)
+    with pytest.raises(PermissionDeniedError):
+        add_study_with_prediction(bob, patient_id, IMAGE, modality="CR", draft=DRAFT)
+    assert sorted(settings.resolved_files_dir.rglob("*.enc")) == before

@@ -110,12 +110,23 @@ def _study_record(row: Study) -> StudyRecord:
     )
 
 
-def _insert_study(
-    ctx: StoreContext, patient_id: str, content: bytes, modality: str, glass: bool
-) -> StudyRecord:
+def _write_blob(ctx: StoreContext, content: bytes) -> tuple[str, str]:
+    """Encrypt and fsync a new study's file; its id and blob key."""
     study_id = new_id()
     blob_key = f"{study_id[:2]}/{study_id}.enc"
     write_encrypted_file(ctx.keyring, ctx.files_dir / blob_key, content, file_id=study_id)
+    return study_id, blob_key
+
+
+def _insert_study(
+    ctx: StoreContext,
+    patient_id: str,
+    content: bytes,
+    modality: str,
+    glass: bool,
+    blob: tuple[str, str] | None = None,
+) -> StudyRecord:
+    study_id, blob_key = blob or _write_blob(ctx, content)
     row: dict[str, Any] = {
         "id": study_id,
         "patient_id": patient_id,
@@ -155,17 +166,26 @@ def add_study_with_prediction(
 ) -> tuple[StudyRecord, PredictionRecord]:
     """Store an uploaded image and the prediction made on it in one unit of work.
 
-    One access check, both rows, both audit entries; the caller commits once.
+    One access check, both rows, both audit entries; the caller commits once (if that
+    commit fails, the encrypted file stays behind without a row, as after a crash).
 
     Raises:
         PermissionDeniedError: the actor may not open this patient.
         DataError: a probability or confidence outside [0, 1].
     """
     draft.check()
-    access = require_patient_access(ctx.session, ctx.actor, patient_id, "prediction.create")
-    glass = access is PatientAccess.BREAK_GLASS
-    study = _insert_study(ctx, patient_id, content, modality, glass)
-    return study, _insert_prediction(ctx, study.id, patient_id, draft, glass)
+    # Outside a transaction, the file (and its fsync) is written before the write lock is
+    # taken, and removed again if the rows cannot be added.
+    blob = None if ctx.session.in_transaction() else _write_blob(ctx, content)
+    try:
+        access = require_patient_access(ctx.session, ctx.actor, patient_id, "prediction.create")
+        glass = access is PatientAccess.BREAK_GLASS
+        study = _insert_study(ctx, patient_id, content, modality, glass, blob)
+        return study, _insert_prediction(ctx, study.id, patient_id, draft, glass)
+    except BaseException:
+        if blob is not None:
+            (ctx.files_dir / blob[1]).unlink(missing_ok=True)
+        raise
 
 
 def _load_study(ctx: StoreContext, study_id: str, action: str) -> tuple[Study, bool]:

@@ -1,7 +1,8 @@
 """Durability: SIGKILL the real HTTPS server during concurrent prediction writes, restart it.
 
 Each cycle starts `python -m clinsight serve` (SQLite, WAL, synchronous=FULL) on a free
-loopback port, lets several client threads create predictions, kills the server with
+loopback port, lets several client threads create predictions (half on a stored study,
+half uploading and diagnosing in one call), kills the server's whole process group with
 SIGKILL at a random moment, then checks that every acknowledged (201) prediction is in
 the database, `PRAGMA integrity_check` is ok and the audit chain verifies.
 """
@@ -47,8 +48,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _prepare(settings: Settings, tmp_path: Path) -> str:
-    """Bootstrap the store, add clinician alice and a patient with one PNG study."""
+def _prepare(settings: Settings, tmp_path: Path) -> tuple[str, str, bytes]:
+    """Bootstrap the store, add clinician alice and a patient with one PNG study; the
+    patient's id, the study's id and the PNG."""
     result = bootstrap(settings, train_model=False)
     image = tmp_path / "x.png"
     Image.new("L", (64, 64), 100).save(image)
@@ -65,14 +67,16 @@ def _prepare(settings: Settings, tmp_path: Path) -> str:
         study = add_study(ctx, patient.id, image.read_bytes(), modality="OT")
         session.commit()
     result.engine.dispose()
-    return study.id
+    return patient.id, study.id, image.read_bytes()
 
 
-def _start(port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CLINSIGHT_PORT": str(port), "CLINSIGHT_HOST": "127.0.0.1"}
+def _start(port: int, log: Path, workers: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CLINSIGHT_PORT": str(port), "CLINSIGHT_HOST": "127.0.0.1",
+           "CLINSIGHT_WORKERS": str(workers)}  # fmt: skip
     with log.open("ab") as out:
         process = subprocess.Popen([sys.executable, "-m", "clinsight", "serve", "--no-train"],
-                                   env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+                                   env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         try:
@@ -86,14 +90,24 @@ def _start(port: int, log: Path) -> subprocess.Popen[bytes]:
     raise AssertionError(f"server did not start: {log.read_text()[-2000:]}")
 
 
-def _writer(base: str, study_id: str, acked: list[str], stop: threading.Event) -> None:
+def _writer(
+    base: str, target: tuple[str, str, bytes], upload: bool, acked: list[str], stop: threading.Event
+) -> None:
+    patient_id, study_id, image = target
     with httpx.Client(base_url=base, verify=False, timeout=10) as client:
         try:
             login = {"username": "alice", "password": PASSWORD}
             token = client.post("/api/v1/auth/token", json=login).json()
             headers = {"Authorization": f"Bearer {token['access_token']}"}
             while not stop.is_set():
-                response = client.post(f"/api/v1/studies/{study_id}/predictions", headers=headers)
+                if upload:
+                    url = f"/api/v1/patients/{patient_id}/predictions"
+                    files = {"file": ("x.png", image)}
+                    response = client.post(url, headers=headers, files=files)
+                else:
+                    response = client.post(
+                        f"/api/v1/studies/{study_id}/predictions", headers=headers
+                    )
                 if response.status_code == 201:
                     acked.append(response.json()["id"])
         except (httpx.HTTPError, KeyError, ValueError):
@@ -115,24 +129,24 @@ def _check_store(settings: Settings, acked: list[str]) -> int:
     return len(stored)
 
 
-def _cycles(settings: Settings, tmp_path: Path, cycles: int) -> None:
-    study_id = _prepare(settings, tmp_path)
+def _cycles(settings: Settings, tmp_path: Path, cycles: int, workers: int) -> None:
+    target = _prepare(settings, tmp_path)
     rng = random.Random(20240611)
     total_acked: list[str] = []
     for _ in range(cycles):
         port = _free_port()
-        process = _start(port, tmp_path / "server.log")
+        process = _start(port, tmp_path / "server.log", workers)
         acked: list[str] = []
         stop = threading.Event()
         base = f"https://127.0.0.1:{port}"
         threads = [
-            threading.Thread(target=_writer, args=(base, study_id, acked, stop))
-            for _ in range(CLIENTS)
+            threading.Thread(target=_writer, args=(base, target, n % 2 == 0, acked, stop))
+            for n in range(CLIENTS)
         ]
         for thread in threads:
             thread.start()
         time.sleep(rng.uniform(0.5, 2.5))
-        os.kill(process.pid, signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGKILL)  # the server and any worker processes
         process.wait(10)
         stop.set()
         for thread in threads:
@@ -146,11 +160,12 @@ def _cycles(settings: Settings, tmp_path: Path, cycles: int) -> None:
 def test_sigkill_loses_no_acknowledged_prediction_3_cycles(
     settings: Settings, tmp_path: Path
 ) -> None:
-    _cycles(settings, tmp_path, 3)
+    _cycles(settings, tmp_path, 3, workers=1)
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
 def test_sigkill_loses_no_acknowledged_prediction_20_cycles(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, workers: int
 ) -> None:
-    _cycles(settings, tmp_path, 20)
+    _cycles(settings, tmp_path, 20, workers)

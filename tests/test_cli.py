@@ -34,6 +34,27 @@ def test_help_lists_every_command_group() -> None:
         assert group in out
 
 
+def test_train_help_explains_the_ensemble_option() -> None:
+    code, out = _run("train", "image", "--help")
+    assert code == 0
+    assert "--ensemble" in out
+    assert "deep ensemble" in " ".join(out.replace("│", " ").split())
+
+
+def test_an_ensemble_is_trained_registered_and_described(tmp_path: Path, data_dir: Path) -> None:
+    code, out = _run(
+        "train", "image", "--dataset", "breastmnist", "--architecture", "cnn", "--width", "4",
+        "--epochs", "1", "--train-subset", "64", "--ensemble", "2", "--run-dir", str(tmp_path),
+    )  # fmt: skip
+    assert code == 0, out
+    assert "Network 1/2 (seed 0): 1 epochs" in out
+    assert "Network 2/2 (seed 10000): 1 epochs" in out
+    assert "Ensemble of 2 networks: val AUC" in out
+    code, out = _run("models", "show", "breastmnist")
+    assert code == 0
+    assert "2 independently trained networks" in out
+
+
 def test_data_list_shows_what_is_present() -> None:
     code, out = _run("data", "list")
     assert code == 0
@@ -54,6 +75,7 @@ def test_fetch_of_an_absent_dataset_says_where_to_put_it() -> None:
         (("train", "image", "--dataset", "nosuchmnist"), "Unknown MedMNIST dataset"),
         (("train", "image", "--dataset", "breastmnist", "--architecture", "vgg"), "vgg"),
         (("train", "image", "--dataset", "breastmnist", "--bogus"), "No such option"),
+        (("train", "image", "--dataset", "breastmnist", "--ensemble", "0"), "equal to 1"),
         (("models", "show", "nothing"), "No model named 'nothing'"),
     ],
 )

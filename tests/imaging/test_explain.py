@@ -14,7 +14,7 @@ from torch import nn
 
 from clinsight.errors import DataError, ModelError, UnsupportedImageError
 from clinsight.imaging.explain import grad_cam, save_overlay
-from clinsight.imaging.networks import CompactCNN, NetworkConfig, build_network
+from clinsight.imaging.networks import CompactCNN, Ensemble, NetworkConfig, build_network
 
 
 @pytest.fixture(autouse=True)
@@ -159,3 +159,33 @@ def test_overlay_rejects_bad_input(
     with pytest.raises(error, match=match):
         save_overlay(source, cam, tmp_path / "o.png", alpha=alpha)
     assert not (tmp_path / "o.png").exists()
+
+
+def test_ensemble_map_has_the_image_shape_and_leaves_the_model_untouched() -> None:
+    config = NetworkConfig("resnet10", in_channels=1, num_classes=2, width=4, members=2)
+    model = build_network(config).eval()
+    cam = grad_cam(model, config.cam_layer, torch.rand(1, 1, 28, 28))
+    assert cam.shape == (28, 28)
+    assert cam.dtype == np.float32
+    assert cam.min() >= 0.0
+    assert cam.max() in (0.0, 1.0)
+    assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())
+
+
+def test_ensemble_map_is_the_rescaled_mean_of_its_members_maps() -> None:
+    members = [build_network(NetworkConfig("cnn", 1, 2, width=4)).eval() for _ in range(3)]
+    model = Ensemble(members).eval()
+    image = torch.rand(1, 1, 28, 28)
+    with torch.no_grad():
+        predicted = int(model(image).argmax())
+    for class_index in (0, 1):
+        maps = np.mean([grad_cam(m, "features", image, class_index) for m in members], axis=0)
+        expected = (maps - maps.min()) / (maps.max() - maps.min())
+        cam = grad_cam(model, "features", image, class_index)
+        np.testing.assert_allclose(cam, expected, rtol=0, atol=1e-5)
+    # By default every member's map is of the ensemble's predicted class.
+    assert grad_cam(model, "features", image) == pytest.approx(
+        grad_cam(model, "features", image, predicted)
+    )
+    with pytest.raises(ModelError, match="Ensemble has no layer 'layer4'"):
+        grad_cam(model, "layer4", image)

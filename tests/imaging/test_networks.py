@@ -7,7 +7,13 @@ import torch
 from torch import nn
 
 from clinsight.errors import ModelError
-from clinsight.imaging.networks import ARCHITECTURES, NetworkConfig, build_network, count_macs
+from clinsight.imaging.networks import (
+    ARCHITECTURES,
+    Ensemble,
+    NetworkConfig,
+    build_network,
+    count_macs,
+)
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
@@ -51,3 +57,34 @@ def test_compact_cnn_mac_count_is_stable() -> None:
 def test_invalid_configs_are_refused(config: NetworkConfig, match: str) -> None:
     with pytest.raises(ModelError, match=match):
         build_network(config)
+
+
+def test_ensemble_logits_are_the_mean_of_its_members() -> None:
+    torch.manual_seed(0)
+    network = build_network(NetworkConfig("cnn", 1, 3, width=4, members=2)).eval()
+    assert isinstance(network, Ensemble)
+    assert len(network.members) == 2
+    x = torch.rand(5, 1, 28, 28)
+    with torch.no_grad():
+        first, second = (member(x) for member in network.members)
+        logits = network(x)
+    assert not torch.allclose(first, second)
+    torch.testing.assert_close(logits, (first + second) / 2)
+    assert "members.1.features" in dict(network.named_modules())
+
+
+def test_ensemble_size_round_trips_and_old_configs_load_as_single_networks() -> None:
+    config = NetworkConfig("resnet10", 3, 2, width=4, members=3)
+    assert NetworkConfig.from_dict(config.to_dict()) == config
+    old = {"architecture": "cnn", "in_channels": 1, "num_classes": 2, "width": 4,
+           "dropout": 0.1, "extra": {}}  # fmt: skip
+    loaded = NetworkConfig.from_dict(old)
+    assert loaded.members == 1
+    assert not isinstance(build_network(loaded), Ensemble)
+
+
+def test_empty_ensembles_are_refused() -> None:
+    with pytest.raises(ModelError, match=r"members=0 \(>=1\)"):
+        build_network(NetworkConfig("cnn", 1, 2, members=0))
+    with pytest.raises(ModelError, match="at least one member"):
+        Ensemble([])

@@ -11,6 +11,7 @@ import pytest
 
 from clinsight.data.medmnist import TaskType
 from clinsight.evaluation.report import evaluate_predictions
+from clinsight.imaging.networks import NetworkConfig
 from clinsight.registry.cards import build_card, format_metric, render_card_markdown
 from tests.registry.factory import DATA_SHA256, METRICS, TRAINING, register_tiny, write_plot
 
@@ -124,3 +125,17 @@ def test_registered_card_files_agree(tmp_path: Path) -> None:
     assert card["plots"] == ["plots/calibration.png"]
     assert model.card_path.read_text() == render_card_markdown(card)
     assert "| test / auc | 0.912 (95% CI 0.89–0.931) |" in model.card_path.read_text()
+
+
+def test_card_states_the_ensemble_size(tmp_path: Path) -> None:
+    card = build_card(RECORD, artifact_sha256="0" * 64)  # written before ensembles existed
+    assert "| Ensemble | none (a single network) |" in render_card_markdown(card)
+    del card["model"]["ensemble_members"]  # as in risk models' cards: nothing to state
+    assert "Ensemble" not in render_card_markdown(card)
+    config = NetworkConfig("cnn", 1, 2, width=4, members=3)
+    model, _ = register_tiny(tmp_path / "reg", config=config)
+    card = json.loads((model.path / "card.json").read_text())
+    assert card["model"]["ensemble_members"] == 3
+    assert card["model"]["network"]["members"] == 3
+    text = model.card_path.read_text()
+    assert "| Ensemble | 3 independently trained networks; their logits are averaged |" in text

@@ -12,10 +12,12 @@ import torch
 from safetensors.torch import load_file
 
 from clinsight.errors import ModelError
-from clinsight.imaging.networks import ARCHITECTURES, NetworkConfig
+from clinsight.imaging.networks import ARCHITECTURES, Ensemble, NetworkConfig
 from clinsight.imaging.transforms import PreprocessSpec
+from clinsight.inference.predictors import load_torch_model
+from clinsight.inference.runtime import OnnxClassifier
 from clinsight.registry.export import EXPORT_TOLERANCE, export_onnx, save_weights
-from tests.registry.factory import IMAGE_SIZE, tiny_network
+from tests.registry.factory import IMAGE_SIZE, register_tiny, tiny_network
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
@@ -101,3 +103,32 @@ def test_dynamo_exporter_takes_over_when_the_legacy_one_fails(
     assert [i.name for i in graph.graph.input] == ["image"]
     assert [o.name for o in graph.graph.output] == ["logits"]
     assert graph.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+def test_ensemble_exports_as_one_graph_matching_pytorch(tmp_path: Path) -> None:
+    network = tiny_network(NetworkConfig("resnet10", 1, 2, width=4, members=3))
+    path = tmp_path / "model.onnx"
+    assert export_onnx(network, PreprocessSpec(IMAGE_SIZE, 1), path) <= EXPORT_TOLERANCE
+    graph = onnx.load(str(path))
+    assert [i.name for i in graph.graph.input] == ["image"]
+    assert [o.name for o in graph.graph.output] == ["logits"]
+    batch = torch.randn(7, 1, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(2))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (onnx_logits,) = session.run(["logits"], {"image": batch.numpy()})
+    with torch.no_grad():
+        torch_logits = network.eval()(batch).numpy()
+    np.testing.assert_allclose(onnx_logits, torch_logits, rtol=0, atol=1e-4)
+
+
+def test_registered_ensemble_reloads_as_the_same_ensemble(tmp_path: Path) -> None:
+    config = NetworkConfig("cnn", 1, 2, width=4, members=2)
+    model, network = register_tiny(tmp_path / "reg", config=config)
+    assert model.network_config.members == 2
+    loaded = load_torch_model(model)
+    assert isinstance(loaded, Ensemble)
+    batch = torch.rand(5, 1, IMAGE_SIZE, IMAGE_SIZE)
+    with torch.no_grad():
+        expected = network.eval()(batch).numpy()
+        torch.testing.assert_close(loaded(batch), torch.from_numpy(expected), rtol=0, atol=0)
+    onnx_logits = OnnxClassifier(model.onnx_path, threads=1).logits(batch.numpy())
+    np.testing.assert_allclose(onnx_logits, expected, rtol=0, atol=1e-4)

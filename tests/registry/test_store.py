@@ -50,7 +50,7 @@ def test_register_writes_a_complete_checksummed_folder(tmp_path: Path) -> None:
     assert record["training"]["data_sha256"] == DATA_SHA256
     assert record["network"] == {
         "architecture": "cnn", "in_channels": 1, "num_classes": 2, "width": 4,
-        "dropout": 0.1, "extra": {},
+        "dropout": 0.1, "extra": {}, "members": 1,
     }  # fmt: skip
     assert record["preprocess"] == {"image_size": 28, "channels": 1, "mean": 0.5, "std": 0.25}
     assert (record["task"], record["positive_index"], record["temperature"]) == ("binary", 1, 1.5)

@@ -6,12 +6,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from clinsight.data.images import read_image
 from clinsight.errors import UnsupportedImageError
-from clinsight.inference.predictors import ImagePredictor
+from clinsight.imaging.explain import grad_cam, save_overlay
+from clinsight.imaging.networks import Ensemble, NetworkConfig
+from clinsight.inference.predictors import ImagePredictor, load_torch_model
 from clinsight.services.diagnosis import centre_square, diagnose_image
 from clinsight.services.training import ImageTrainingOutcome
+from tests.registry.factory import register_tiny
 
 
 @pytest.fixture
@@ -62,3 +67,24 @@ def test_non_image_dicom_is_rejected(predictor: ImagePredictor, data_dir: Path) 
 def test_centre_square_keeps_the_middle() -> None:
     image = np.arange(12, dtype=np.float32).reshape(3, 4)
     np.testing.assert_array_equal(centre_square(image), image[:, 0:3])
+
+
+def test_a_registered_ensemble_gets_its_averaged_heat_map(tmp_path: Path) -> None:
+    config = NetworkConfig("resnet10", 1, 2, width=4, members=2)
+    model, _ = register_tiny(tmp_path / "reg", config=config)
+    pixels = np.random.default_rng(1).integers(0, 256, size=(40, 60), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "scan.png")
+    predictor = ImagePredictor(model)
+    result = diagnose_image(predictor, tmp_path / "scan.png", heatmap_path=tmp_path / "cam.png")
+    assert result.heatmap == tmp_path / "cam.png"
+
+    network = load_torch_model(model)
+    assert isinstance(network, Ensemble)
+    image = read_image(tmp_path / "scan.png")
+    network_input = torch.from_numpy(predictor.preprocess(image.pixels))[None]
+    cam = grad_cam(network, config.cam_layer, network_input)
+    assert cam.max() == pytest.approx(1.0)
+    expected = save_overlay(centre_square(image.pixels), cam, tmp_path / "expected.png")
+    with Image.open(result.heatmap) as overlay, Image.open(expected) as reference:
+        assert overlay.size == (40, 40)
+        assert np.array_equal(np.asarray(overlay), np.asarray(reference))

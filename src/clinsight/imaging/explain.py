@@ -1,9 +1,11 @@
 """Grad-CAM heat maps for single image predictions, and their overlay on the source image.
 
 The map comes from MONAI's `GradCAM` (Selvaraju et al., 2017) on the layer a network names
-in `NetworkConfig.cam_layer`. MONAI's wrapper registers hooks it never removes and may turn
-off `inplace` flags, so it runs on a private copy of the model: the caller's model is left
-exactly as it was, however many maps are drawn from it.
+in `NetworkConfig.cam_layer`; for a deep ensemble it is the mean of the members' maps, each
+taken on that layer of one member (`members.{i}.<layer>`) for the ensemble's class score.
+MONAI's wrapper registers hooks it never removes and may turn off `inplace` flags, so it runs
+on a private copy of the model: the caller's model is left exactly as it was, however many
+maps are drawn from it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from PIL import Image
 from torch import nn
 
 from clinsight.errors import DataError, ModelError, UnsupportedImageError
+from clinsight.imaging.networks import Ensemble
 
 __all__ = ["grad_cam", "save_overlay"]
 
@@ -38,7 +41,9 @@ def grad_cam(
     """Grad-CAM heat map (H, W) in [0, 1] of `class_index` (default: the predicted class).
 
     `image` is one preprocessed input (1, C, H, W) on the model's device; the map is upsampled
-    bilinearly to H x W. Where no region raises the class score the map is all zeros.
+    bilinearly to H x W. Where no region raises the class score the map is all zeros. For an
+    `Ensemble`, `layer` names the layer inside each member; the members' maps of the
+    ensemble's class score are averaged with equal weight and rescaled to [0, 1].
 
     Raises:
         UnsupportedImageError: `image` is not a (1, C, H, W) floating-point tensor.
@@ -49,8 +54,11 @@ def grad_cam(
             f"Grad-CAM explains one image at a time: pass a float tensor of shape (1, C, H, W); "
             f"got {tuple(image.shape)} {image.dtype}."
         )
+    layers = [layer]
+    if isinstance(model, Ensemble):
+        layers = [f"members.{i}.{layer}" for i in range(len(model.members))]
     modules = dict(model.named_modules())
-    if not layer or layer not in modules:
+    if not layer or any(name not in modules for name in layers):
         raise ModelError(
             f"{type(model).__name__} has no layer {layer!r}; use the network config's cam_layer."
         )
@@ -66,8 +74,13 @@ def grad_cam(
                     f"class_index {class_index} is out of range for a network with {outputs} "
                     "outputs."
                 )
-        cam = GradCAM(nn_module=private, target_layers=layer, postprocessing=_normalise)
-        heat = cam(x=x, class_idx=class_index)
+        maps = [
+            GradCAM(nn_module=private, target_layers=name, postprocessing=_normalise)(
+                x=x, class_idx=class_index
+            )
+            for name in layers
+        ]
+        heat = maps[0] if len(maps) == 1 else _normalise(torch.stack(maps).mean(dim=0))
     return np.asarray(heat.detach().cpu().numpy()[0, 0], dtype=np.float32)
 
 

@@ -1,12 +1,16 @@
-"""Image classification networks: a compact CNN and MONAI's CIFAR-style ResNets.
+"""Image classification networks: a compact CNN, MONAI's CIFAR-style ResNets, and deep
+ensembles of them.
 
 Every network maps a (N, C, H, W) float tensor to (N, num_classes) logits and names
-the layer Grad-CAM should look at in `NetworkConfig.cam_layer`.
+the layer Grad-CAM should look at in `NetworkConfig.cam_layer`. An `Ensemble` is one
+module whose logits are the mean of its members', so calibration, ONNX export and
+safetensors weights treat it like any single network.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -15,12 +19,22 @@ from torch import nn
 
 from clinsight.errors import ModelError
 
-__all__ = ["ARCHITECTURES", "CompactCNN", "NetworkConfig", "build_network", "count_macs"]
+__all__ = [
+    "ARCHITECTURES",
+    "CompactCNN",
+    "Ensemble",
+    "NetworkConfig",
+    "build_network",
+    "count_macs",
+]
 
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """Everything needed to rebuild a network before loading its weights."""
+    """Everything needed to rebuild a network before loading its weights.
+
+    `members` > 1 describes a deep ensemble of that many networks of this architecture.
+    """
 
     architecture: str
     in_channels: int
@@ -28,10 +42,12 @@ class NetworkConfig:
     width: int = 32
     dropout: float = 0.1
     extra: dict[str, Any] = field(default_factory=dict)
+    members: int = 1
 
     @property
     def cam_layer(self) -> str:
-        """Name of the module whose activations Grad-CAM uses."""
+        """Name of the module whose activations Grad-CAM uses (in an ensemble, the name
+        within each member: `members.{i}.<cam_layer>`)."""
         return ARCHITECTURES[self.architecture][1]
 
     def to_dict(self) -> dict[str, Any]:
@@ -40,7 +56,7 @@ class NetworkConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NetworkConfig:
-        """Inverse of `to_dict`."""
+        """Inverse of `to_dict`; entries written before ensembles existed get `members=1`."""
         return cls(**data)
 
 
@@ -79,6 +95,20 @@ class CompactCNN(nn.Module):
         return self.head(self.pool(self.features(x)))  # type: ignore[no-any-return]
 
 
+class Ensemble(nn.Module):
+    """A deep ensemble: independently trained networks whose logits are averaged."""
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise ModelError("An ensemble needs at least one member network.")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The mean of the members' logits for a batch of images."""
+        return torch.stack([member(x) for member in self.members]).mean(dim=0)
+
+
 def _monai_resnet(config: NetworkConfig, layers: list[int]) -> nn.Module:
     w = config.width
     network: nn.Module = ResNet(
@@ -115,12 +145,21 @@ def build_network(config: NetworkConfig) -> nn.Module:
     if config.architecture not in ARCHITECTURES:
         known = ", ".join(sorted(ARCHITECTURES))
         raise ModelError(f"Unknown architecture {config.architecture!r}; choose one of: {known}.")
-    if config.in_channels not in (1, 3) or config.num_classes < 1 or config.width < 1:
+    if (
+        config.in_channels not in (1, 3)
+        or config.num_classes < 1
+        or config.width < 1
+        or config.members < 1
+    ):
         raise ModelError(
             f"Invalid network sizes: in_channels={config.in_channels} (1 or 3), "
-            f"num_classes={config.num_classes} (>=1), width={config.width} (>=1)."
+            f"num_classes={config.num_classes} (>=1), width={config.width} (>=1), "
+            f"members={config.members} (>=1)."
         )
     builder = ARCHITECTURES[config.architecture][0]
+    if config.members > 1:
+        single = replace(config, members=1)
+        return Ensemble([builder(single) for _ in range(config.members)])
     return builder(config)  # type: ignore[no-any-return]
 
 

@@ -2,7 +2,8 @@
 
 AdamW with a cosine schedule sized to the epoch or time budget, class weighting for
 imbalance, MONAI augmentation, early stopping on validation AUC, checkpoints in
-safetensors (no pickle) so a run can resume where it stopped.
+safetensors (no pickle) so a run can resume where it stopped. A deep ensemble trains its
+member networks one after another, each as an independent seeded run.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import hashlib
 import json
 import math
 import random
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +32,16 @@ from torch import nn
 
 from clinsight.data.medmnist import MedMNISTSplits, Split, TaskType
 from clinsight.errors import ModelError
-from clinsight.imaging.networks import NetworkConfig, build_network
+from clinsight.imaging.networks import Ensemble, NetworkConfig, build_network
 from clinsight.imaging.transforms import AugmentSpec, Preprocess, PreprocessSpec, build_augmentation
 
 __all__ = [
     "EpochRecord",
+    "MemberSummary",
     "TrainConfig",
     "TrainResult",
     "data_fingerprint",
+    "member_seed",
     "predict_logits",
     "train_image_model",
 ]
@@ -45,7 +49,10 @@ __all__ = [
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters of one training run (all recorded in the model card)."""
+    """Hyper-parameters of one training run (all recorded in the model card).
+
+    `ensemble` > 1 trains that many networks (a deep ensemble) and averages their logits.
+    """
 
     architecture: str = "resnet18"
     width: int = 24
@@ -63,6 +70,7 @@ class TrainConfig:
     threads: int = 0
     train_subset: int | None = None
     augment: AugmentSpec = field(default_factory=AugmentSpec)
+    ensemble: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -71,7 +79,10 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """What one epoch did: losses, validation AUC and timing."""
+    """What one epoch of one network did: losses, validation AUC and timing.
+
+    `member` is the network's index in an ensemble (0 for a single network).
+    """
 
     epoch: int
     train_loss: float
@@ -79,11 +90,32 @@ class EpochRecord:
     val_auc: float
     learning_rate: float
     seconds: float
+    member: int = 0
+
+
+@dataclass(frozen=True)
+class MemberSummary:
+    """How one network of a run trained: its seed, selected epoch and why it stopped."""
+
+    member: int
+    seed: int
+    best_epoch: int
+    best_val_auc: float
+    epochs_run: int
+    seconds: float
+    stopped_because: str
 
 
 @dataclass
 class TrainResult:
-    """A trained network with everything needed to evaluate and register it."""
+    """A trained network with everything needed to evaluate and register it.
+
+    `history` holds every epoch of every member in training order. For an ensemble,
+    `epochs_run` and `seconds` are totals over its members, `best_epoch` is the members'
+    mean selected epoch (rounded) and `stopped_because` names each member's reason;
+    `members` has the per-network figures. `val_auc` is the returned network's
+    validation AUC (the ensemble's own, for an ensemble).
+    """
 
     network: nn.Module
     network_config: NetworkConfig
@@ -95,9 +127,12 @@ class TrainResult:
     seconds: float
     data_sha256: str
     stopped_because: str
+    members: tuple[MemberSummary, ...] = ()
+    val_auc: float = math.nan
 
 
 ProgressCallback = Callable[[EpochRecord, int], None]
+_MEMBER_SEED_STRIDE = 10_000
 
 
 @contextmanager
@@ -272,6 +307,28 @@ def data_fingerprint(data: MedMNISTSplits) -> str:
     return digest.hexdigest()
 
 
+def member_seed(seed: int, member: int) -> int:
+    """The seed of an ensemble's `member`: member 0 keeps the run's seed, so a single network
+    trains exactly as before ensembles existed; the others are spaced apart so the members
+    of runs with nearby seeds (0, 1, 2) never coincide."""
+    return seed + _MEMBER_SEED_STRIDE * member
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What every member trains and validates on, prepared once per run."""
+
+    task: TaskType
+    train: torch.Tensor
+    train_targets: torch.Tensor
+    val: torch.Tensor
+    val_labels: NDArray[np.int64]
+    val_targets: torch.Tensor
+    loss_fn: nn.Module
+    augment: Compose
+    preprocess: Preprocess
+
+
 def train_image_model(
     data: MedMNISTSplits,
     config: TrainConfig,
@@ -282,17 +339,23 @@ def train_image_model(
     """Train a classifier on the train split, selecting the epoch on validation AUC.
 
     The test split is never touched here. With `checkpoint_dir`, state is saved after
-    every epoch and a later call with the same directory resumes from it.
+    every epoch and a later call with the same directory resumes from it. With
+    `config.ensemble` = K > 1, K networks are trained one after another, network k seeded
+    by `member_seed(config.seed, k)`, each with its own early stopping and 1/K of the time
+    budget, and returned as one `Ensemble`. Resume works for ensembles too: each network
+    keeps its checkpoint in `checkpoint_dir / "member-k"`, so finished networks are
+    reloaded as they were and the interrupted one continues.
 
     Raises:
         ModelError: the configuration cannot be trained (bad sizes, empty data).
     """
+    if config.ensemble < 1:
+        raise ModelError(f"ensemble must be 1 or more networks; got {config.ensemble}.")
     info = data.info
     if config.threads:
         torch.set_num_threads(config.threads)
     _seed_everything(config.seed)
-    channels = info.channels
-    spec = PreprocessSpec(image_size=data.size, channels=channels)
+    spec = PreprocessSpec(image_size=data.size, channels=info.channels)
     preprocess = Preprocess(spec)
     train_images, train_labels = data.split(Split.TRAIN)
     if config.train_subset is not None:
@@ -304,15 +367,71 @@ def train_image_model(
         raise ModelError("Training needs a non-empty train and validation split.")
 
     net_config = NetworkConfig(
-        config.architecture, channels, info.num_classes, config.width, config.dropout
+        config.architecture, info.channels, info.num_classes, config.width, config.dropout
     )
+    inputs = _Inputs(
+        task=info.task,
+        train=torch.from_numpy(preprocess.geometry_batch(train_images)),
+        train_targets=_targets(train_labels, info.task),
+        val=torch.from_numpy(preprocess.batch(val_images)),
+        val_labels=val_labels,
+        val_targets=_targets(val_labels, info.task),
+        loss_fn=_loss_fn(info.task, train_labels, config, info.num_classes),
+        augment=build_augmentation(config.augment, data.size),
+        preprocess=preprocess,
+    )
+    networks: list[nn.Module] = []
+    history: list[EpochRecord] = []
+    summaries: list[MemberSummary] = []
+    for member in range(config.ensemble):
+        folder = checkpoint_dir
+        if checkpoint_dir is not None and config.ensemble > 1:
+            folder = checkpoint_dir / f"member-{member}"
+        network, records, summary = _train_member(
+            inputs, net_config, config, member, folder, progress
+        )
+        networks.append(network)
+        history.extend(records)
+        summaries.append(summary)
+    network = networks[0] if config.ensemble == 1 else Ensemble(networks).eval()
+    if config.ensemble > 1:
+        net_config = replace(net_config, members=config.ensemble)
+    return TrainResult(
+        network=network,
+        network_config=net_config,
+        preprocess=spec,
+        config=config,
+        history=history,
+        best_epoch=round(statistics.fmean(s.best_epoch for s in summaries)),
+        epochs_run=len(history),
+        seconds=sum(s.seconds for s in summaries),
+        data_sha256=data_fingerprint(data),
+        stopped_because=_stopped_because(summaries),
+        members=tuple(summaries),
+        val_auc=_auc(info.task, val_labels, predict_logits(network, inputs.val)),
+    )
+
+
+def _stopped_because(summaries: list[MemberSummary]) -> str:
+    """The shared reason the networks stopped, or each network's reason (numbered from 1)."""
+    reasons = [s.stopped_because for s in summaries]
+    if len(set(reasons)) == 1:
+        return reasons[0]
+    return "; ".join(f"network {s.member + 1}: {s.stopped_because}" for s in summaries)
+
+
+def _train_member(
+    inputs: _Inputs,
+    net_config: NetworkConfig,
+    config: TrainConfig,
+    member: int,
+    checkpoint_dir: Path | None,
+    progress: ProgressCallback | None,
+) -> tuple[nn.Module, list[EpochRecord], MemberSummary]:
+    """Train one network with its own seed, early stopping and share of the time budget."""
+    seed = member_seed(config.seed, member)
+    _seed_everything(seed)
     network = build_network(net_config)
-    loss_fn = _loss_fn(info.task, train_labels, config, info.num_classes)
-    augment = build_augmentation(config.augment, data.size)
-    train_inputs = torch.from_numpy(preprocess.geometry_batch(train_images))
-    train_targets = _targets(train_labels, info.task)
-    val_inputs = torch.from_numpy(preprocess.batch(val_images))
-    val_targets = _targets(val_labels, info.task)
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -333,7 +452,9 @@ def train_image_model(
         best_auc, best_epoch = meta["best_auc"], meta["best_epoch"]
         start_epoch, elapsed, planned = len(history), meta["seconds"], meta["planned"]
 
-    budget = None if config.time_budget_minutes is None else config.time_budget_minutes * 60.0
+    budget = None
+    if config.time_budget_minutes is not None:
+        budget = config.time_budget_minutes * 60.0 / config.ensemble
     stopped = "epochs"
     for epoch in range(start_epoch, config.epochs):
         over_budget = budget is not None and history and elapsed + history[-1].seconds > budget
@@ -347,10 +468,10 @@ def train_image_model(
         lr = _cosine_lr(config.learning_rate, epoch, planned)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        _seed_everything(config.seed * 1000 + epoch)
-        augment.set_random_state(seed=config.seed * 1000 + epoch)
-        generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
-        epoch_inputs = _augmented_epoch(train_inputs, augment, preprocess)
+        _seed_everything(seed * 1000 + epoch)
+        inputs.augment.set_random_state(seed=seed * 1000 + epoch)
+        generator = torch.Generator().manual_seed(seed * 1000 + epoch)
+        epoch_inputs = _augmented_epoch(inputs.train, inputs.augment, inputs.preprocess)
         shuffled = torch.randperm(len(epoch_inputs), generator=generator)
         size = config.batch_size
         stop = len(shuffled) - len(shuffled) % size if len(shuffled) > size else len(shuffled)
@@ -358,21 +479,23 @@ def train_image_model(
         total, count = 0.0, 0
         for start in range(0, stop, size):
             batch = shuffled[start : start + size]
-            inputs, targets = epoch_inputs[batch], train_targets[batch]
+            batch_inputs, targets = epoch_inputs[batch], inputs.train_targets[batch]
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(network(inputs), targets)
+            loss = inputs.loss_fn(network(batch_inputs), targets)
             loss.backward()
             optimizer.step()
             if average is not None:
                 average.update(network)
-            total += float(loss.detach()) * len(inputs)
-            count += len(inputs)
-        val_logits = predict_logits(evaluated, val_inputs)
-        val_loss = float(loss_fn(torch.from_numpy(val_logits), val_targets))
-        val_auc = _auc(info.task, val_labels, val_logits)
+            total += float(loss.detach()) * len(batch_inputs)
+            count += len(batch_inputs)
+        val_logits = predict_logits(evaluated, inputs.val)
+        val_loss = float(inputs.loss_fn(torch.from_numpy(val_logits), inputs.val_targets))
+        val_auc = _auc(inputs.task, inputs.val_labels, val_logits)
         seconds = time.perf_counter() - started
         elapsed += seconds
-        record = EpochRecord(epoch + 1, total / max(count, 1), val_loss, val_auc, lr, seconds)
+        record = EpochRecord(
+            epoch + 1, total / max(count, 1), val_loss, val_auc, lr, seconds, member
+        )
         history.append(record)
         if val_auc > best_auc or (math.isnan(best_auc) and not math.isnan(val_auc)):
             best_auc, best_epoch = val_auc, epoch + 1
@@ -391,18 +514,9 @@ def train_image_model(
             progress(record, planned)
     network.load_state_dict(best_state)
     network.eval()
-    return TrainResult(
-        network=network,
-        network_config=net_config,
-        preprocess=spec,
-        config=config,
-        history=history,
-        best_epoch=best_epoch,
-        epochs_run=len(history),
-        seconds=elapsed,
-        data_sha256=data_fingerprint(data),
-        stopped_because=stopped,
-    )
+    best = float(best_auc) if math.isfinite(best_auc) else math.nan  # no epoch had an AUC
+    summary = MemberSummary(member, seed, best_epoch, best, len(history), elapsed, stopped)
+    return network, history, summary
 
 
 def _cosine_lr(base: float, epoch: int, planned: int) -> float:

@@ -66,6 +66,7 @@ def build_card(
             "version": record["version"],
             "created": record["created"],
             "architecture": record["network"]["architecture"],
+            "ensemble_members": int(record["network"].get("members", 1)),
             "network": record["network"],
             "artifact_sha256": artifact_sha256,
         },
@@ -82,6 +83,16 @@ def build_card(
         "limitations": [*_default_limitations(record), *limitations],
         "plots": list(plots),
     }
+
+
+def _ensemble_rows(model: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The image network's ensemble size (risk models' cards have none to state)."""
+    members = model.get("ensemble_members")
+    if members is None:
+        return []
+    if members == 1:
+        return [("Ensemble", "none (a single network)")]
+    return [("Ensemble", f"{members} independently trained networks; their logits are averaged")]
 
 
 def _number(value: Any) -> str:
@@ -153,6 +164,7 @@ def render_card_markdown(card: Mapping[str, Any]) -> str:
             [
                 ("Created", model["created"]),
                 ("Architecture", model["architecture"]),
+                *_ensemble_rows(model),
                 ("Task", outputs["task"]),
                 ("Labels", ", ".join(outputs["labels"])),
                 ("Positive label", outputs["positive_label"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -101,9 +102,8 @@ def train_and_register(
     data = load_medmnist(data_dir, dataset, size)
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = run_dir / "checkpoint"
-    if not resume and checkpoint.exists():
-        for stale in checkpoint.iterdir():
-            stale.unlink()
+    if not resume:
+        shutil.rmtree(checkpoint, ignore_errors=True)  # an ensemble keeps one folder per network
     result = train_image_model(data, config, checkpoint_dir=checkpoint, progress=progress)
     preprocess = Preprocess(result.preprocess)
     multi_label = data.info.task.value == "multi-label"
@@ -132,6 +132,8 @@ def train_and_register(
         "best_epoch": result.best_epoch,
         "stopped_because": result.stopped_because,
         "seconds": round(result.seconds, 1),
+        "networks": [asdict(member) for member in result.members],
+        "val_auc": result.val_auc,
         "history": [asdict(record) for record in result.history],
         "torch": torch.__version__,
         "machine": f"{platform.machine()} {platform.system()}, {torch.get_num_threads()} threads",

@@ -8,9 +8,7 @@ member networks one after another, each as an independent seeded run.
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import json
 import math
 import random
 import statistics
@@ -26,12 +24,16 @@ import torch
 from monai.transforms import Compose
 from monai.utils import set_determinism
 from numpy.typing import NDArray
-from safetensors.torch import load_file, save_file
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from clinsight.data.medmnist import MedMNISTSplits, Split, TaskType
 from clinsight.errors import ModelError
+from clinsight.imaging.checkpoints import (
+    WeightAverage,
+    load_checkpoint,
+    save_checkpoint,
+)
 from clinsight.imaging.networks import Ensemble, NetworkConfig, build_network
 from clinsight.imaging.transforms import AugmentSpec, Preprocess, PreprocessSpec, build_augmentation
 
@@ -211,90 +213,11 @@ def predict_logits(
     return np.concatenate(outputs) if outputs else np.zeros((0, 0), dtype=np.float32)
 
 
-class _WeightAverage:
-    """Exponential moving average of a network's weights and BatchNorm statistics.
-
-    On small datasets the epoch-to-epoch validation AUC swings widely; the averaged
-    network is smoother, so it is what gets validated, selected and registered.
-    """
-
-    def __init__(self, network: nn.Module, decay: float) -> None:
-        self.network = copy.deepcopy(network)
-        self.decay = decay
-        self.updates = 0
-
-    @torch.no_grad()
-    def update(self, network: nn.Module) -> None:
-        """Fold the current weights in (with a warm-up so early steps count less)."""
-        self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        current = network.state_dict()
-        for name, average in self.network.state_dict().items():
-            if average.dtype.is_floating_point:
-                average.mul_(decay).add_(current[name].detach(), alpha=1 - decay)
-            else:
-                average.copy_(current[name])
-
-
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)  # MONAI draws from the global state
     torch.manual_seed(seed)
     set_determinism(seed=seed)
-
-
-def _checkpoint_paths(folder: Path) -> tuple[Path, Path]:
-    return folder / "checkpoint.safetensors", folder / "checkpoint.json"
-
-
-def _save_checkpoint(
-    folder: Path,
-    network: nn.Module,
-    best_state: dict[str, torch.Tensor],
-    optimizer: torch.optim.Optimizer,
-    meta: dict[str, Any],
-    average: _WeightAverage | None,
-) -> None:
-    tensors = {f"model.{k}": v.detach().clone() for k, v in network.state_dict().items()}
-    tensors |= {f"best.{k}": v.clone() for k, v in best_state.items()}
-    if average is not None:
-        tensors |= {f"ema.{k}": v.clone() for k, v in average.network.state_dict().items()}
-        meta = meta | {"ema_updates": average.updates}
-    opt_state = optimizer.state_dict()
-    for index, state in opt_state["state"].items():
-        for key, value in state.items():
-            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).clone()
-    meta = meta | {"param_groups": opt_state["param_groups"]}
-    weights, info = _checkpoint_paths(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(weights.with_suffix(".tmp")))
-    weights.with_suffix(".tmp").replace(weights)
-    info.write_text(json.dumps(meta, default=str))
-
-
-def _load_checkpoint(
-    folder: Path,
-    network: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    average: _WeightAverage | None,
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-    weights, info = _checkpoint_paths(folder)
-    if not (weights.exists() and info.exists()):
-        return None
-    tensors = load_file(str(weights))
-    meta: dict[str, Any] = json.loads(info.read_text())
-    network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
-    if average is not None:
-        average.network.load_state_dict({k[4:]: v for k, v in tensors.items() if k[:4] == "ema."})
-        average.updates = int(meta.pop("ema_updates", 0))
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta.pop("param_groups")})
-    return best, meta
 
 
 def data_fingerprint(data: MedMNISTSplits) -> str:
@@ -435,7 +358,7 @@ def _train_member(
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
-    average = None if config.ema_decay is None else _WeightAverage(network, config.ema_decay)
+    average = None if config.ema_decay is None else WeightAverage(network, config.ema_decay)
     evaluated = network if average is None else average.network
     best_state = {k: v.detach().clone() for k, v in evaluated.state_dict().items()}
     history: list[EpochRecord] = []
@@ -444,7 +367,7 @@ def _train_member(
     loaded = (
         None
         if checkpoint_dir is None
-        else _load_checkpoint(checkpoint_dir, network, optimizer, average)
+        else load_checkpoint(checkpoint_dir, network, optimizer, average)
     )
     if loaded is not None:
         best_state, meta = loaded
@@ -509,7 +432,7 @@ def _train_member(
                 "history": [asdict(r) for r in history], "best_auc": best_auc,
                 "best_epoch": best_epoch, "seconds": elapsed, "planned": planned,
             }  # fmt: skip
-            _save_checkpoint(checkpoint_dir, network, best_state, optimizer, meta, average)
+            save_checkpoint(checkpoint_dir, network, best_state, optimizer, meta, average)
         if progress is not None:
             progress(record, planned)
     network.load_state_dict(best_state)

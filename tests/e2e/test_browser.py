@@ -87,6 +87,7 @@ def test_clinician_gets_a_diagnosis_in_the_browser(server: str, data_dir: Path) 
         page.wait_for_selector("#overlay", timeout=60_000)
         label = page.inner_text("#label")
         probability = page.inner_text("#probability")
+        warnings = page.locator(".warning").all_inner_texts()
         page.screenshot(path=str(ARTIFACTS / "3-result.png"), full_page=True)
         page.click("#agree")
         page.wait_for_selector("text=Feedback recorded: agree.")
@@ -94,4 +95,9 @@ def test_clinician_gets_a_diagnosis_in_the_browser(server: str, data_dir: Path) 
         browser.close()
     assert label in {"malignant", "normal, benign"}
     assert probability.endswith("%")
+    # The test model reads breast ultrasound: a chest radiograph is flagged on the page.
+    assert [w.split(",")[0] for w in warnings] == [
+        "The image is modality CR",
+        "The image shows body part CHEST",
+    ]
     assert loaded > 0

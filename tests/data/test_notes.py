@@ -19,6 +19,7 @@ from clinsight.data.notes import (
     nlp_data_path,
     read_conll,
     read_pubtator,
+    split_context_annotations,
     split_mtsamples,
 )
 from clinsight.errors import DataError, DataNotFoundError
@@ -41,6 +42,40 @@ def test_context_annotations_real_file(data_dir: Path) -> None:
     assert sum(r.temporality is Temporality.HYPOTHETICAL for r in rows) == 36
     assert sum(r.temporality is Temporality.HISTORICAL for r in rows) == 148
     assert [r.condition for r in rows if r.experiencer == "other"] == ["colon polyps"]
+
+
+def _row(line: int, sentence: str) -> ContextAnnotation:
+    return ContextAnnotation(line, "x", sentence, False, Temporality.RECENT, "patient")
+
+
+def test_context_split_is_by_sentence_hash_and_stable() -> None:
+    # SHA-256 positions: "Denies chest pain." 0.148, "Mother had breast cancer." 0.287,
+    # "No fever." 0.303, "History of MI." 0.350, "HYPERTENSION." 0.785
+    rows = [
+        _row(2, "No fever."),
+        _row(3, "HYPERTENSION."),
+        _row(4, "Denies chest pain."),
+        _row(5, "  Denies chest pain. "),
+        _row(6, "Mother had breast cancer."),
+        _row(7, "History of MI."),
+    ]
+    tuning, held_out = split_context_annotations(rows, held_out_fraction=0.3)
+    assert [r.line for r in held_out] == [4, 5, 6]
+    assert [r.line for r in tuning] == [2, 3, 7]
+    assert [r.line for r in split_context_annotations(rows, 0.31)[1]] == [2, 4, 5, 6]
+    assert split_context_annotations(rows[::-1], 0.3)[1] == held_out[::-1]
+    with pytest.raises(ValueError, match=r"held_out_fraction must be in \(0, 1\), got 1\.0"):
+        split_context_annotations(rows, 1.0)
+
+
+def test_context_split_of_the_real_file(data_dir: Path) -> None:
+    rows = load_context_annotations()
+    tuning, held_out = split_context_annotations(rows)
+    assert (len(tuning), len(held_out)) == (890, 358)
+    assert not {r.sentence.strip() for r in tuning} & {r.sentence.strip() for r in held_out}
+    assert sorted(r.line for r in tuning + held_out) == [r.line for r in rows]
+    assert sum(r.temporality is Temporality.HISTORICAL for r in held_out) == 32
+    assert sum(r.negated for r in held_out) == 71
 
 
 def test_not_particular_is_hypothetical_and_errors_name_the_line(tmp_path: Path) -> None:

@@ -84,11 +84,16 @@ def test_train_ner_smoke_and_reload(data_dir: Path, tmp_path: Path) -> None:
     train = load_ner_corpus("bc5cdr", "train")[:20]
     losses: list[float] = []
     nlp = train_ner(
-        train, epochs=3, batch_size=10, max_steps=4, progress=lambda e, loss: losses.append(loss)
+        train,
+        epochs=3,
+        batch_size=10,
+        max_steps=4,
+        progress=lambda e, loss, f1: losses.append(loss),
     )
     assert nlp.pipe_names == ["ner"]
     assert set(nlp.get_pipe("ner").labels) == {"Chemical", "Disease"}  # type: ignore[attr-defined]
     assert len(losses) == 2
+    assert nlp.meta["training"] == {"epochs_run": 2, "kept_epoch": 2, "devel_f1": None}
     assert all(loss > 0 for loss in losses)
     nlp.to_disk(tmp_path / "ner")
     assert load_ner(tmp_path / "ner").pipe_names == ["ner"]
@@ -96,3 +101,28 @@ def test_train_ner_smoke_and_reload(data_dir: Path, tmp_path: Path) -> None:
         load_ner(tmp_path / "missing")
     with pytest.raises(ModelError, match="at least one B-/I- tagged entity"):
         train_ner([TaggedSentence(("a",), ("O",))])
+
+
+def test_train_ner_keeps_the_best_devel_epoch(data_dir: Path) -> None:
+    train = load_ner_corpus("bc5cdr", "train")[:40]
+    devel = train[:20]
+    scores: list[float] = []
+    nlp = train_ner(
+        train,
+        devel=devel,
+        epochs=14,
+        patience=5,
+        batch_size=8,
+        average_weights=True,
+        progress=lambda epoch, loss, f1: scores.append(f1 or 0.0),
+    )
+    best = max(scores)
+    assert best > 0.5
+    meta = nlp.meta["training"]
+    assert meta["kept_epoch"] == scores.index(best) + 1
+    assert meta["epochs_run"] == len(scores)
+    assert meta["devel_f1"] == round(best, 4)
+    assert evaluate_ner(nlp, devel)["ALL"].f1 == pytest.approx(best)
+    # the first epochs find no entity: two epochs without a better devel F1 end the training
+    stalled = train_ner(train, devel=devel, epochs=14, patience=2, batch_size=8)
+    assert stalled.meta["training"] == {"epochs_run": 3, "kept_epoch": 1, "devel_f1": 0.0}

@@ -7,6 +7,7 @@ and a malformed one `DataError` naming the path and the line.
 from __future__ import annotations
 
 import csv
+import hashlib
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ __all__ = [
     "nlp_data_path",
     "read_conll",
     "read_pubtator",
+    "split_context_annotations",
     "split_mtsamples",
 ]
 
@@ -173,6 +175,30 @@ def load_context_annotations(path: Path | None = None) -> list[ContextAnnotation
                 )
             )
     return rows
+
+
+def split_context_annotations(
+    rows: Sequence[ContextAnnotation], held_out_fraction: float = 0.3
+) -> tuple[list[ContextAnnotation], list[ContextAnnotation]]:
+    """Split annotations into a rule-tuning part and a held-out part, by sentence text.
+
+    A row is held out when the SHA-256 of its (stripped) sentence falls in the lowest
+    `held_out_fraction` of the hash range, so the split is the same on every run and
+    machine, every row of one sentence lands on the same side, and adding rows to the
+    file moves none of the others.
+
+    Raises:
+        ValueError: `held_out_fraction` is not strictly between 0 and 1.
+    """
+    if not 0.0 < held_out_fraction < 1.0:
+        raise ValueError(f"held_out_fraction must be in (0, 1), got {held_out_fraction}.")
+    cut = held_out_fraction * 2**64
+    tuning: list[ContextAnnotation] = []
+    held_out: list[ContextAnnotation] = []
+    for row in rows:
+        digest = hashlib.sha256(row.sentence.strip().encode("utf-8")).digest()
+        (held_out if int.from_bytes(digest[:8], "big") < cut else tuning).append(row)
+    return tuning, held_out
 
 
 def load_mtsamples(path: Path | None = None) -> list[MTSample]:

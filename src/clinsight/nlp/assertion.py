@@ -5,7 +5,9 @@ scope: the rest of the sentence after a FORWARD trigger, the part before a
 BACKWARD one, both for BIDIRECTIONAL, cut at the first TERMINATE phrase (``but``,
 ``however``, ...) or after `max_scope` tokens. PSEUDO phrases ("no change",
 "gram negative") block the shorter triggers they contain. Section defaults
-(family history → family, past medical history → historical) add to the triggers.
+(family history → family, past medical history → historical) add to the triggers, and
+outside any section a bare problem-list line naming a chronic condition ("HYPERTENSION.")
+is historical: a past-history entry whose heading was lost.
 Each entity gets the Span attributes `is_negated`, `is_uncertain`,
 `is_historical`, `is_hypothetical`, `is_family` and `context_modifiers`.
 """
@@ -34,8 +36,10 @@ __all__ = [
     "ContextRule",
     "Direction",
     "Modifier",
+    "ProblemListRule",
     "evaluate_assertion",
     "load_context_rules",
+    "load_problem_list_rule",
     "locate_condition",
 ]
 
@@ -126,17 +130,62 @@ def load_context_rules(path: Path | None = None) -> list[ContextRule]:
     return rules
 
 
+@dataclass(frozen=True)
+class ProblemListRule:
+    """Category given to a bare problem-list line that names a chronic condition."""
+
+    category: str
+    chronic_conditions: tuple[str, ...]
+    current_cues: tuple[str, ...] = ()
+
+
+def load_problem_list_rule(path: Path | None = None) -> ProblemListRule | None:
+    """The `problem_list` entry of `rules/context.json` (or of `path`), None if it has none.
+
+    Raises:
+        DataError: the file is missing, or the entry has an unknown category or no conditions.
+    """
+    entry = load_rules("context", path).get("problem_list")
+    if entry is None:
+        return None
+    category = entry.get("category")
+    if category not in ATTRIBUTES or not entry.get("chronic_conditions"):
+        raise DataError(
+            f"ConText problem_list needs a category of {', '.join(ATTRIBUTES)} and a non-empty "
+            f"chronic_conditions list, got category {category!r}."
+        )
+    return ProblemListRule(
+        category,
+        tuple(c.strip().lower() for c in entry["chronic_conditions"]),
+        tuple(c.strip().lower() for c in entry.get("current_cues", ())),
+    )
+
+
 class ConTextComponent:
-    """spaCy component that asserts `doc.ents` with ConText rules and section defaults."""
+    """spaCy component that asserts `doc.ents` with ConText rules and section defaults.
+
+    Without `rules`, the packaged triggers and problem-list rule are used; with `rules`,
+    only the `problem_list` rule passed (if any).
+    """
 
     def __init__(
-        self, nlp: Language, rules: Sequence[ContextRule] | None = None, use_sections: bool = True
+        self,
+        nlp: Language,
+        rules: Sequence[ContextRule] | None = None,
+        use_sections: bool = True,
+        problem_list: ProblemListRule | None = None,
     ) -> None:
         self.rules = list(rules) if rules is not None else load_context_rules()
+        self.problem_list = problem_list if rules is not None else load_problem_list_rule()
         self.use_sections = use_sections
+        self._chronic: set[tuple[str, ...]] = set()
+        self._current: set[tuple[str, ...]] = set()
+        if self.problem_list is not None:
+            self._chronic = {_words(nlp, c) for c in self.problem_list.chronic_conditions}
+            self._current = {_words(nlp, c) for c in self.problem_list.current_cues}
         self._index: dict[str, list[tuple[tuple[str, ...], ContextRule]]] = {}
         for rule in self.rules:
-            words = tuple(t.lower_ for t in nlp.make_doc(rule.literal) if not t.is_space)
+            words = _words(nlp, rule.literal)
             if words:
                 self._index.setdefault(words[0], []).append((words, rule))
         for entries in self._index.values():
@@ -190,22 +239,52 @@ class ConTextComponent:
             inside = [t for t in triggers if sent.start <= t[0] < sent.end]
             modifiers = self._modifiers(sent, inside)
             for target in targets:
-                self._assert(target, modifiers)
+                self._assert(target, sent, modifiers)
         return doc
 
-    def _assert(self, target: Span, modifiers: Iterable[Modifier]) -> None:
+    def _assert(self, target: Span, sent: Span, modifiers: Iterable[Modifier]) -> None:
         applied = tuple(m for m in modifiers if m.modifies(target))
         for attribute in ATTRIBUTES.values():
             target._.set(attribute, False)
         for modifier in applied:
             target._.set(ATTRIBUTES[modifier.rule.category], True)
+        section = None
         if self.use_sections and target.doc._.sections is not None:
             section = section_of(target)
             if section is not None and target.start_char >= section.body_start:
                 for attribute, value in section.attributes.items():
                     if value:
                         target._.set(attribute, True)
+        if (
+            section is None
+            and self.problem_list is not None
+            and self.is_chronic_entry(target, sent)
+        ):
+            target._.set(ATTRIBUTES[self.problem_list.category], True)
         target._.set("context_modifiers", applied)
+
+    def is_chronic_entry(self, target: Span, sent: Span) -> bool:
+        """Whether `target` is all of its sentence (but an optional list number) and names a
+        chronic condition without a cue of a current finding."""
+        words = [t for t in sent if not (t.is_punct or t.is_space)]
+        outside = [t for t in words if not target.start <= t.i < target.end]
+        if outside and not (outside == words[:1] and words[0].like_num):
+            return False
+        lowers = [t.lower_ for t in target if not t.is_space]
+        return _contains(lowers, self._chronic) and not _contains(lowers, self._current)
+
+
+def _words(nlp: Language, phrase: str) -> tuple[str, ...]:
+    return tuple(t.lower_ for t in nlp.make_doc(phrase) if not t.is_space)
+
+
+def _contains(words: Sequence[str], phrases: set[tuple[str, ...]]) -> bool:
+    """Whether one of `phrases` occurs as consecutive items of `words`."""
+    return any(
+        tuple(words[i : i + len(phrase)]) == phrase
+        for phrase in phrases
+        for i in range(len(words) - len(phrase) + 1)
+    )
 
 
 def _limit(sent: Span, origin: int, bound: int, max_scope: int | None, *, forward: bool) -> int:

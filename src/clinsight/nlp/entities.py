@@ -37,7 +37,7 @@ __all__ = [
 
 ENTITY_LABELS = ("PROBLEM", "MEDICATION", "PROCEDURE", "TEST", "ANATOMY")
 
-ProgressCallback = Callable[[int, float], None]
+ProgressCallback = Callable[[int, float, float | None], None]
 
 
 def entity_patterns(path: Path | None = None) -> list[dict[str, Any]]:
@@ -91,23 +91,33 @@ def tagged_to_doc(nlp: Language, sentence: TaggedSentence) -> Doc:
 def train_ner(
     train: Sequence[TaggedSentence],
     *,
+    devel: Sequence[TaggedSentence] | None = None,
     epochs: int = 10,
+    patience: int | None = None,
     batch_size: int = 32,
     dropout: float = 0.2,
+    embed_size: int = 2000,
+    average_weights: bool = False,
     max_steps: int | None = None,
     seed: int = 0,
     progress: ProgressCallback | None = None,
 ) -> Language:
     """Train a blank-English spaCy NER on BIO-tagged sentences (seeded, CPU).
 
-    `progress(epoch, loss)` is called after each epoch. `max_steps` caps the number
-    of updates (for smoke tests).
+    With `devel`, the strict F1 on it is measured after each epoch and the weights of the
+    best epoch are kept; training stops early after `patience` epochs without a better
+    one. `embed_size` is the number of rows of the hashed word-embedding table;
+    `average_weights` keeps a running average of the weights (Polyak averaging) and
+    uses it for scoring and for the returned model. `nlp.meta["training"]` records the
+    epochs run and the one kept. `progress(epoch, loss, devel_f1)` is called after each
+    epoch (`devel_f1` None without `devel`). `max_steps` caps the number of updates (for
+    smoke tests).
 
     Raises:
         ModelError: `train` is empty or holds no entity.
     """
     nlp = spacy.blank("en")
-    ner = nlp.add_pipe("ner")
+    ner = nlp.add_pipe("ner", config={"model": {"tok2vec": {"embed_size": embed_size}}})
     examples = [Example(Doc(nlp.vocab, words=list(s.tokens)), tagged_to_doc(nlp, s)) for s in train]
     labels = sorted({e.label_ for ex in examples for e in ex.reference.ents})
     if not labels:
@@ -116,21 +126,43 @@ def train_ner(
         ner.add_label(label)  # type: ignore[attr-defined]
     fix_random_seed(seed)
     optimizer = nlp.initialize(lambda: examples)
+    if average_weights:
+        optimizer.averages = {}
     rng = random.Random(seed)
-    steps = 0
-    for epoch in range(epochs):
+    steps, epochs_run, best_f1, best_epoch, best_weights = 0, 0, -1.0, 0, b""
+    while epochs_run < epochs and (max_steps is None or steps < max_steps):
         rng.shuffle(examples)
         losses: dict[str, float] = {}
         for first in range(0, len(examples), batch_size):
-            batch = examples[first : first + batch_size]
-            nlp.update(batch, drop=dropout, sgd=optimizer, losses=losses)
+            nlp.update(
+                examples[first : first + batch_size], drop=dropout, sgd=optimizer, losses=losses
+            )
             steps += 1
             if max_steps is not None and steps >= max_steps:
                 break
+        epochs_run += 1
+        devel_f1 = None
+        if devel is not None:
+            with nlp.use_params(optimizer.averages or {}):
+                devel_f1 = evaluate_ner(nlp, devel)["ALL"].f1
+                if devel_f1 > best_f1:
+                    best_f1, best_epoch, best_weights = devel_f1, epochs_run, nlp.to_bytes()
         if progress is not None:
-            progress(epoch, float(losses.get("ner", 0.0)))
-        if max_steps is not None and steps >= max_steps:
+            progress(epochs_run - 1, float(losses.get("ner", 0.0)), devel_f1)
+        if devel is not None and patience is not None and epochs_run - best_epoch >= patience:
             break
+    if devel is None:
+        best_epoch = epochs_run
+        if optimizer.averages:
+            with nlp.use_params(optimizer.averages):
+                best_weights = nlp.to_bytes()
+    if best_weights:
+        nlp.from_bytes(best_weights)
+    nlp.meta["training"] = {
+        "epochs_run": epochs_run,
+        "kept_epoch": best_epoch,
+        "devel_f1": round(best_f1, 4) if devel is not None else None,
+    }
     return nlp
 
 

@@ -170,7 +170,7 @@ def test_study_and_prediction_stored_together(people: People, context: MakeConte
     study, made = add_study_with_prediction(ctx, patient_id, IMAGE, modality="CR", draft=warned)
     ctx.session.commit()
     assert made.study_id == study.id
-    assert made.warnings == list(warned.warnings)
+    assert made.warnings == warned.warnings
     assert list_predictions(ctx, study.id) == [made]
     assert read_study(ctx, study.id)[1] == IMAGE
     actions = ctx.session.execute(

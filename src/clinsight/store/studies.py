@@ -7,7 +7,7 @@ decrypts with the key ring and appends an audit entry; the caller commits.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -50,26 +50,6 @@ class StudyRecord:
 
 
 @dataclass(frozen=True)
-class PredictionRecord:
-    """A stored prediction with its full provenance."""
-
-    id: str
-    study_id: str
-    model_name: str
-    model_version: str
-    artifact_sha256: str
-    input_sha256: str
-    preprocessing: dict[str, Any]
-    label: str
-    probability: float
-    calibrated_confidence: float | None
-    user_id: str | None
-    latency_ms: float
-    created_at: datetime
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
 class PredictionDraft:
     """What a model said about a study and how, before it is stored."""
 
@@ -89,6 +69,16 @@ class PredictionDraft:
         for value in (self.probability, self.calibrated_confidence):
             if value is not None and not 0.0 <= value <= 1.0:
                 raise DataError(f"probabilities must lie in [0, 1], got {value}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PredictionRecord(PredictionDraft):
+    """A stored prediction with its full provenance: the draft, who made it, when, on what."""
+
+    id: str
+    study_id: str
+    user_id: str | None
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -236,9 +226,8 @@ def list_studies(ctx: StoreContext, patient_id: str) -> list[StudyRecord]:
 
 
 def _prediction_record(row: Prediction) -> PredictionRecord:
-    return PredictionRecord(
-        **{name: getattr(row, name) for name in PredictionRecord.__dataclass_fields__}
-    )
+    fields = {name: getattr(row, name) for name in PredictionRecord.__dataclass_fields__}
+    return PredictionRecord(**{**fields, "warnings": tuple(row.warnings or ())})
 
 
 def _insert_prediction(
@@ -247,7 +236,6 @@ def _insert_prediction(
     fields = {name: getattr(draft, name) for name in PredictionDraft.__dataclass_fields__}
     row = {
         **fields,
-        "warnings": list(draft.warnings),
         "id": new_id(),
         "study_id": study_id,
         "user_id": ctx.actor.user_id,

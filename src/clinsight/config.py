@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -34,7 +35,7 @@ class Settings(BaseSettings):
     )
     threads: int = Field(default=0, ge=0, description="CPU threads for torch/ORT; 0 = all cores.")
     workers: int = Field(
-        default=1, ge=1, le=64, description="Service processes (one per core uses every core)."
+        default=0, ge=0, le=64, description="Service processes; 0 = one per core (at most 8)."
     )
     request_threads: int = Field(
         default=4, ge=1, le=256, description="Requests worked on at once (the rest queue)."
@@ -108,6 +109,11 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         default=None, description="Public base URL (CDS Hooks JWT aud); default: the request's."
     )
+
+    @property
+    def resolved_workers(self) -> int:
+        """Service processes to start: `workers`, or one per core (at most 8)."""
+        return self.workers or min(os.cpu_count() or 1, 8)
 
     @property
     def resolved_data_dir(self) -> Path:

@@ -1,9 +1,9 @@
 """Run the service over HTTPS with Uvicorn (the app factory is `api.app.create_app`).
 
-With `workers` > 1 Uvicorn starts that many processes (each its own interpreter, so
-Python work runs on every core); they share the store, the key ring and the registry,
-get the settings through the environment, and pool their Prometheus metrics in a
-folder under HOME.
+With more than one worker (by default one per core) Uvicorn starts that many
+processes, each its own interpreter, so Python work runs on every core; they share the
+store, the key ring and the registry, get the settings through the environment, and pool
+their Prometheus metrics in a folder under HOME.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def run_server(settings: Settings, certificate: Path, private_key: Path) -> None
         "server_header": False,
         "timeout_graceful_shutdown": 10,
     }
-    if settings.workers == 1:
+    if settings.resolved_workers == 1:
         uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
         return
     metrics_dir = settings.home / "metrics"
@@ -63,7 +63,7 @@ def run_server(settings: Settings, certificate: Path, private_key: Path) -> None
     uvicorn.run(
         "clinsight.serve:app_from_environment",
         factory=True,
-        workers=settings.workers,
+        workers=settings.resolved_workers,
         **common,  # type: ignore[arg-type]
     )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -77,6 +77,9 @@ class AuditEntry:
     hash: str
 
 
+_FIELD_NAMES = tuple(AuditEntry.__dataclass_fields__)
+
+
 @dataclass(frozen=True)
 class AuditVerification:
     """The result of checking the whole chain; `first_bad_seq` names where it breaks."""
@@ -89,11 +92,19 @@ class AuditVerification:
 
 def entry_hash(entry: AuditEntry) -> str:
     """sha256 of the canonical JSON of every field but `hash` (`prev_hash` included)."""
-    fields = asdict(entry)
+    fields = _fields(entry)
     del fields["hash"]
     fields["at"] = entry.at.isoformat(timespec="microseconds")
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _fields(entry: AuditEntry) -> dict[str, Any]:
+    """The entry's fields as a dict (a shallow copy: `dataclasses.asdict` deep-copies, and
+    an append sits on every request's path)."""
+    fields = {name: getattr(entry, name) for name in _FIELD_NAMES}
+    fields["details"] = dict(entry.details)
+    return fields
 
 
 def _check_details(details: Mapping[str, Scalar]) -> dict[str, Scalar]:
@@ -139,8 +150,8 @@ def append(
         prev_hash=head.hash,
         hash="",
     )
-    entry = AuditEntry(**{**asdict(entry), "hash": entry_hash(entry)})
-    session.execute(_INSERT_ENTRY, asdict(entry))
+    entry = replace(entry, hash=entry_hash(entry))
+    session.execute(_INSERT_ENTRY, _fields(entry))
     session.execute(_MOVE_HEAD, {"new_seq": entry.seq, "new_hash": entry.hash})
     return entry
 

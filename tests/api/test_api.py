@@ -257,3 +257,14 @@ def test_upload_and_diagnose_in_one_call(service: Service, data_dir: Path) -> No
     denied = client.post(url, headers=service.login("bob"), files={"file": ("x.dcm", dicom)})
     assert denied.status_code == 403
     assert _count(service, Study) == 1
+
+
+def test_a_malformed_model_name_is_a_client_error(service: Service) -> None:
+    alice = service.login("alice")
+    patient_id = _patient(service, alice)
+    for bad in ("bad\x00name", "../../etc", "UPPER"):
+        response = service.client.post(
+            f"/api/v1/patients/{patient_id}/predictions", params={"model": bad}, headers=alice,
+            files={"file": ("x.png", b"\x89PNG\r\n\x1a\n" + b"0" * 64)},
+        )  # fmt: skip
+        assert 400 <= response.status_code < 500, (bad, response.text)

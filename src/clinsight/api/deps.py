@@ -24,7 +24,7 @@ from clinsight.config import Settings
 from clinsight.errors import AuthenticationError
 from clinsight.inference.predictors import ImagePredictor
 from clinsight.registry.stages import STAGES_FILE, Stage
-from clinsight.registry.store import get_model
+from clinsight.registry.store import NAME_PATTERN, get_model
 from clinsight.security.access import Principal, require_role
 from clinsight.security.tokens import TokenIssuer
 from clinsight.store.crypto import KeyRing
@@ -113,11 +113,13 @@ class AppState:
 
     def _production_version(self, registry: Path, name: str) -> int:
         """The production version of `name`, re-read only when its stages file changes."""
-        try:  # stages.json is replaced atomically: a new inode and mtime on every change
-            info = (registry / name / STAGES_FILE).stat()
-            stamp: tuple[int, int] | None = (info.st_ino, info.st_mtime_ns)
-        except OSError:
-            stamp = None
+        stamp: tuple[int, int] | None = None
+        if NAME_PATTERN.match(name):  # anything else is refused by get_model below
+            try:  # stages.json is replaced atomically: a new inode and mtime on every change
+                info = (registry / name / STAGES_FILE).stat()
+                stamp = (info.st_ino, info.st_mtime_ns)
+            except OSError:
+                stamp = None
         cached = self._production.get(name)
         if stamp is not None and cached is not None and cached[0] == stamp:
             return cached[1]

@@ -62,7 +62,8 @@ def test_phi_is_ciphertext_in_the_raw_database(
             for table in ("patients", "audit_log", "care_team")
             for row in session.execute(sa.text(f"SELECT * FROM {table}"))
         )
-    for plaintext in ("4471", "Lovelace", "Ada", "1815", "female"):
+    # Whole values: a bare "1815" or "4471" turns up by chance in hex hashes and uuids.
+    for plaintext in ("MRN-4471", "Lovelace", "Ada", "1815-12-10", "female"):
         assert plaintext not in raw
     assert raw.count("'v1:") == 4
 

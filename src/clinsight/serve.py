@@ -25,6 +25,7 @@ from clinsight.services.bootstrap import check_production
 __all__ = ["app_from_environment", "export_settings", "run_server", "service_url"]
 
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+WORKER_STARTUP_S = 120
 
 
 def service_url(settings: Settings) -> str:
@@ -64,6 +65,10 @@ def run_server(settings: Settings, certificate: Path, private_key: Path) -> None
         "clinsight.serve:app_from_environment",
         factory=True,
         workers=settings.resolved_workers,
+        # A worker imports PyTorch, ONNX Runtime and the app before it answers the
+        # supervisor's health check; on a busy 2-core machine that takes longer than
+        # Uvicorn's default 5 s, after which it kills and restarts the worker for ever.
+        timeout_worker_healthcheck=WORKER_STARTUP_S,
         **common,  # type: ignore[arg-type]
     )
 

@@ -14,6 +14,7 @@ from clinsight.nlp.entities import (
     ENTITY_LABELS,
     add_entity_ruler,
     entity_patterns,
+    entity_scores,
     evaluate_ner,
     load_ner,
     tagged_to_doc,
@@ -78,6 +79,22 @@ def test_evaluate_ner_is_strict_entity_level() -> None:
     scores = evaluate_ner(nlp, gold)
     assert scores["Disease"] == Scores(tp=1, fp=1, fn=1)
     assert scores["ALL"] == Scores(tp=1, fp=1, fn=1)
+
+
+def test_entity_scores_count_exact_spans_per_label() -> None:
+    nlp = spacy.blank("en")
+    words = ("cisplatin", "renal", "failure", "and", "anemia")
+    gold = tagged_to_doc(
+        nlp, TaggedSentence(words, ("B-Chemical", "B-Disease", "I-Disease", "O", "B-Disease"))
+    )
+    predicted = tagged_to_doc(
+        nlp, TaggedSentence(words, ("B-Disease", "O", "B-Disease", "O", "B-Disease"))
+    )
+    assert entity_scores([(gold, predicted), (gold, gold)]) == {
+        "ALL": Scores(tp=4, fp=2, fn=2),
+        "Chemical": Scores(tp=1, fp=0, fn=1),
+        "Disease": Scores(tp=3, fp=2, fn=1),
+    }
 
 
 def test_train_ner_smoke_and_reload(data_dir: Path, tmp_path: Path) -> None:

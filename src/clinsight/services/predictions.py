@@ -25,6 +25,7 @@ from clinsight.store.studies import (
     StudyRecord,
     add_study,
     add_study_with_prediction,
+    prediction_record,
     read_study,
     record_prediction,
 )
@@ -35,7 +36,7 @@ __all__ = [
     "PredictorLookup",
     "check_image",
     "diagnose_upload",
-    "get_prediction",
+    "explained_prediction",
     "heatmap_png",
     "predict_study",
     "upload_study",
@@ -147,24 +148,14 @@ def _load(ctx: StoreContext, prediction_id: str) -> tuple[PredictionView, bytes]
     if row is None:
         raise RecordNotFoundError(f"no prediction with id {prediction_id}; check the id")
     study, content = read_study(ctx, row.study_id)
-    record = PredictionRecord(
-        **{name: getattr(row, name) for name in PredictionRecord.__dataclass_fields__}
-    )
-    return PredictionView(record, study), content
+    return PredictionView(prediction_record(row), study), content
 
 
-def get_prediction(ctx: StoreContext, prediction_id: str) -> PredictionView:
-    """One prediction and its study, if the actor may open the patient (audited).
-
-    Raises:
-        RecordNotFoundError: no such prediction.
-        PermissionDeniedError: the actor may not open its patient.
-    """
-    return _load(ctx, prediction_id)[0]
-
-
-def heatmap_png(ctx: StoreContext, predictors: PredictorLookup, prediction_id: str) -> bytes:
-    """The Grad-CAM overlay of a prediction as PNG bytes, computed now with its own model.
+def explained_prediction(
+    ctx: StoreContext, predictors: PredictorLookup, prediction_id: str
+) -> tuple[PredictionView, bytes]:
+    """A prediction, its study and its Grad-CAM overlay as PNG bytes, computed now with the
+    model that made it; the study is read (decrypted, audited) once.
 
     Raises:
         RecordNotFoundError: no such prediction.
@@ -179,4 +170,9 @@ def heatmap_png(ctx: StoreContext, predictors: PredictorLookup, prediction_id: s
     label_index = predictor.model.labels.index(record.label)
     with tempfile.TemporaryDirectory(prefix="clinsight-cam-") as folder:
         path = explain_prediction(predictor, image, Path(folder) / "cam.png", label_index)
-        return path.read_bytes()
+        return view, path.read_bytes()
+
+
+def heatmap_png(ctx: StoreContext, predictors: PredictorLookup, prediction_id: str) -> bytes:
+    """The Grad-CAM overlay of a prediction as PNG bytes (see `explained_prediction`)."""
+    return explained_prediction(ctx, predictors, prediction_id)[1]

@@ -141,6 +141,7 @@ class _GatedConnection(sqlite3.Connection):
 
     gate: WriteGate | None = None
     inside = False
+    query_only = False
 
     def begin_immediate(self) -> None:
         if self.gate is not None:
@@ -192,12 +193,13 @@ def _configure_sqlite(engine: Engine, gate: WriteGate) -> None:
     def _on_begin(connection: Connection) -> None:
         dbapi_connection = connection.connection.dbapi_connection
         assert isinstance(dbapi_connection, _GatedConnection)  # set at connect
-        if connection.get_execution_options().get(READ_ONLY):
-            # A snapshot read: no write lock, no queue; a write in it fails loudly.
-            dbapi_connection.execute("PRAGMA query_only=ON")
+        read_only = bool(connection.get_execution_options().get(READ_ONLY))
+        if read_only != dbapi_connection.query_only:  # switch only when the mode changes
+            dbapi_connection.execute(f"PRAGMA query_only={'ON' if read_only else 'OFF'}")
+            dbapi_connection.query_only = read_only
+        if read_only:  # a snapshot read: no write lock, no queue; a write in it fails loudly
             dbapi_connection.execute("BEGIN")
         else:
-            dbapi_connection.execute("PRAGMA query_only=OFF")
             dbapi_connection.begin_immediate()
 
 

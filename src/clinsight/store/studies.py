@@ -28,6 +28,7 @@ __all__ = [
     "add_study_with_prediction",
     "list_predictions",
     "list_studies",
+    "prediction_record",
     "read_study",
     "record_feedback",
     "record_prediction",
@@ -225,7 +226,8 @@ def list_studies(ctx: StoreContext, patient_id: str) -> list[StudyRecord]:
     return records
 
 
-def _prediction_record(row: Prediction) -> PredictionRecord:
+def prediction_record(row: Prediction) -> PredictionRecord:
+    """A stored prediction row as a record (warnings as a tuple, as in its draft)."""
     fields = {name: getattr(row, name) for name in PredictionRecord.__dataclass_fields__}
     return PredictionRecord(**{**fields, "warnings": tuple(row.warnings or ())})
 
@@ -279,7 +281,7 @@ def list_predictions(ctx: StoreContext, study_id: str) -> list[PredictionRecord]
         .where(Prediction.study_id == study_id)
         .order_by(Prediction.created_at.desc())
     ).scalars()
-    records = [_prediction_record(p) for p in rows]
+    records = [prediction_record(p) for p in rows]
     ctx.audit(
         "prediction.list",
         "study",

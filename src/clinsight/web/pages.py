@@ -25,7 +25,7 @@ from clinsight.errors import AuthenticationError, ClinsightError
 from clinsight.registry.store import list_models
 from clinsight.security.passwords import authenticate
 from clinsight.services.patients import patient_timeline
-from clinsight.services.predictions import diagnose_upload, get_prediction, heatmap_png
+from clinsight.services.predictions import diagnose_upload, explained_prediction
 from clinsight.store import audit
 from clinsight.store.repositories import StoreContext, create_patient, list_audit, search_patients
 from clinsight.store.studies import record_feedback
@@ -238,8 +238,7 @@ def result(request: Request, state: State, session: Db, prediction_id: str) -> R
     """The finding: label, calibrated probability, model version and card, Grad-CAM overlay."""
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
-        view = get_prediction(ctx, prediction_id)
-        png = heatmap_png(ctx, state.predictor, prediction_id)
+        view, png = explained_prediction(ctx, state.predictor, prediction_id)
         session.commit()
         overlay = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
         return render_page(

@@ -138,3 +138,17 @@ def test_train_register_promote_predict_and_roll_back(tmp_path: Path, data_dir: 
     assert code == 0
     assert "accuracy" in out
     assert (tmp_path / "ev" / "evaluation.json").exists()
+
+
+def test_a_malformed_setting_is_named_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from clinsight.config import get_settings
+
+    monkeypatch.setenv("CLINSIGHT_WORKERS", "abc")
+    get_settings.cache_clear()
+    try:
+        code, output = _run("data", "list")
+    finally:
+        get_settings.cache_clear()
+    assert code == 2
+    assert "CLINSIGHT_WORKERS='abc'" in output
+    assert "fix or unset the variable" in output

@@ -41,6 +41,17 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _check_settings() -> None:
+    """Refuse to run any command with malformed CLINSIGHT_ settings, saying which."""
+    try:
+        get_settings()
+    except ClinsightError as exc:
+        raise fail(exc) from exc
+
+
 data_app = typer.Typer(
     help="Find and fetch the public datasets Clinsight trains on.", no_args_is_help=True
 )

@@ -7,8 +7,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from clinsight.errors import ConfigurationError
 
 __all__ = ["Settings", "get_settings"]
 
@@ -155,5 +157,16 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings (cached; tests call `get_settings.cache_clear()`)."""
-    return Settings()
+    """The process-wide settings (cached; tests call `get_settings.cache_clear()`).
+
+    Raises:
+        ConfigurationError: a CLINSIGHT_ variable holds a value of the wrong kind.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CLINSIGHT_{'_'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigurationError(f"{problems}; fix or unset the variable") from exc

@@ -28,6 +28,7 @@ from clinsight.errors import ClinsightError, ConfigurationError
 from clinsight.security.tokens import TokenIssuer
 from clinsight.store.crypto import load_or_create_keyring
 from clinsight.store.db import create_db_engine, read_session_factory, session_factory
+from clinsight.store.uploads import UploadRecorder
 from clinsight.web.notes import router as notes_web_router
 from clinsight.web.pages import STATIC_DIR
 from clinsight.web.pages import router as web_router
@@ -138,14 +139,16 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     """
     engine = engine or create_db_engine(settings=settings)
     keyring = load_or_create_keyring(settings)
+    sessions, read_sessions = session_factory(engine), read_session_factory(engine)
     state = AppState(
         settings=settings,
         engine=engine,
-        sessions=session_factory(engine),
-        read_sessions=read_session_factory(engine),
+        sessions=sessions,
+        read_sessions=read_sessions,
         keyring=keyring,
         issuer=TokenIssuer.from_settings(settings, keyring),
         metrics=ServiceMetrics(),
+        uploads=UploadRecorder(sessions, read_sessions, keyring, settings.resolved_files_dir),
     )
 
     @asynccontextmanager
@@ -155,6 +158,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = settings.request_threads
         yield
+        await anyio.to_thread.run_sync(state.uploads.close)
 
     app = FastAPI(
         lifespan=lifespan,

@@ -30,6 +30,7 @@ from clinsight.security.tokens import TokenIssuer
 from clinsight.store.crypto import KeyRing
 from clinsight.store.repositories import StoreContext
 from clinsight.store.tables import Role
+from clinsight.store.uploads import UploadRecorder
 
 __all__ = [
     "ROLE_MARKER",
@@ -86,6 +87,7 @@ class AppState:
     keyring: KeyRing
     issuer: TokenIssuer
     metrics: ServiceMetrics
+    uploads: UploadRecorder
     _predictors: dict[tuple[str, int], ImagePredictor] = field(default_factory=dict)
     _production: dict[str, tuple[tuple[int, int] | None, int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select, union
+from sqlalchemy import bindparam, select, union
 from sqlalchemy.orm import Session
 
 from clinsight.config import Settings
@@ -35,6 +35,7 @@ __all__ = [
     "accessible_patient_ids",
     "can_access_patient",
     "grant_break_glass",
+    "patient_denial",
     "require_patient_access",
     "require_role",
 ]
@@ -76,8 +77,15 @@ def _deny(
     resource_type: str,
     patient_id: str | None = None,
 ) -> PermissionDeniedError:
-    audit.append(
-        session,
+    audit.append_many(session, [_denial(principal, action, resource_type, patient_id)])
+    session.commit()
+    return PermissionDeniedError(message)
+
+
+def _denial(
+    principal: Principal, action: str, resource_type: str, patient_id: str | None
+) -> audit.AuditEvent:
+    return audit.AuditEvent(
         action=action,
         resource_type=resource_type,
         outcome=audit.Outcome.DENIED,
@@ -86,8 +94,6 @@ def _deny(
         patient_id=patient_id,
         details={"role": str(principal.role)},
     )
-    session.commit()
-    return PermissionDeniedError(message)
 
 
 def require_role(session: Session, principal: Principal, action: str, *allowed: Role) -> None:
@@ -108,27 +114,41 @@ def require_role(session: Session, principal: Principal, action: str, *allowed: 
     )
 
 
+# Built once: the patient check runs on every request that opens a record.
+_ON_CARE_TEAM = select(CareTeam.user_id).where(
+    CareTeam.user_id == bindparam("user_id"), CareTeam.patient_id == bindparam("patient_id")
+)
+_LIVE_GRANT = select(BreakGlassGrant.id).where(
+    BreakGlassGrant.user_id == bindparam("user_id"),
+    BreakGlassGrant.patient_id == bindparam("patient_id"),
+    BreakGlassGrant.expires_at > bindparam("now"),
+)
+
+
 def can_access_patient(
     session: Session, principal: Principal, patient_id: str, *, now: datetime | None = None
 ) -> PatientAccess | None:
     """The basis on which `principal` may open this patient's record, or None (denied)."""
     if principal.role is not Role.CLINICIAN:
         return None
-    on_team = session.execute(
-        select(CareTeam.user_id).where(
-            CareTeam.user_id == principal.user_id, CareTeam.patient_id == patient_id
-        )
-    ).first()
-    if on_team is not None:
+    who = {"user_id": principal.user_id, "patient_id": patient_id}
+    if session.execute(_ON_CARE_TEAM, who).first() is not None:
         return PatientAccess.CARE_TEAM
-    grant = session.execute(
-        select(BreakGlassGrant.id).where(
-            BreakGlassGrant.user_id == principal.user_id,
-            BreakGlassGrant.patient_id == patient_id,
-            BreakGlassGrant.expires_at > (now or utcnow()),
-        )
-    ).first()
+    grant = session.execute(_LIVE_GRANT, {**who, "now": now or utcnow()}).first()
     return PatientAccess.BREAK_GLASS if grant is not None else None
+
+
+def patient_denial(
+    principal: Principal, patient_id: str, action: str
+) -> tuple[audit.AuditEvent, PermissionDeniedError]:
+    """The audit entry and the error for refusing `action` on a patient (nothing written)."""
+    hint = (
+        "ask an administrator to add you to the care team, or use break-glass with a reason"
+        if principal.role is Role.CLINICIAN
+        else f"the {principal.role} role has no access to patient records"
+    )
+    message = f"user {principal.username!r} may not open patient {patient_id}: {hint}"
+    return _denial(principal, action, "patient", patient_id), PermissionDeniedError(message)
 
 
 def require_patient_access(
@@ -148,19 +168,10 @@ def require_patient_access(
     access = can_access_patient(session, principal, patient_id, now=now)
     if access is not None:
         return access
-    hint = (
-        "ask an administrator to add you to the care team, or use break-glass with a reason"
-        if principal.role is Role.CLINICIAN
-        else f"the {principal.role} role has no access to patient records"
-    )
-    raise _deny(
-        session,
-        principal,
-        action,
-        f"user {principal.username!r} may not open patient {patient_id}: {hint}",
-        resource_type="patient",
-        patient_id=patient_id,
-    )
+    event, error = patient_denial(principal, patient_id, action)
+    audit.append_many(session, [event])
+    session.commit()
+    raise error
 
 
 def accessible_patient_ids(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from clinsight.config import Settings
@@ -30,6 +30,19 @@ __all__ = ["AccessClaims", "TokenIssuer", "TokenPair"]
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "jti", "sub", "sid", "role"]
+# Columns, not entities, built once: this runs on every API request.
+_SESSION_OF_TOKEN = (
+    select(
+        AuthSession.revoked_at,
+        AuthSession.absolute_expires_at,
+        User.id,
+        User.username,
+        User.role,
+        User.active,
+    )
+    .join(User, AuthSession.user_id == User.id)
+    .where(AuthSession.id == bindparam("session_id"), User.id == bindparam("user_id"))
+)
 
 
 @dataclass(frozen=True)
@@ -238,18 +251,8 @@ class TokenIssuer:
             AuthenticationError: ended or unknown session, or inactive user.
         """
         now = now or utcnow()
-        found = session.execute(  # columns, not entities: this runs on every API request
-            select(
-                AuthSession.revoked_at,
-                AuthSession.absolute_expires_at,
-                User.id,
-                User.username,
-                User.role,
-                User.active,
-            )
-            .join(User, AuthSession.user_id == User.id)
-            .where(AuthSession.id == claims.session_id, User.id == claims.user_id)
-        ).one_or_none()
+        ids = {"session_id": claims.session_id, "user_id": claims.user_id}
+        found = session.execute(_SESSION_OF_TOKEN, ids).one_or_none()
         if found is None:
             raise AuthenticationError("access token names no known session; log in again")
         if found.revoked_at is not None or now >= found.absolute_expires_at or not found.active:

@@ -16,20 +16,22 @@ from clinsight.config import Settings
 from clinsight.data.images import SourceImage, read_image, sniff_image_format
 from clinsight.errors import RecordNotFoundError
 from clinsight.inference.predictors import ImagePredictor
-from clinsight.security.access import require_patient_access
+from clinsight.security.access import Principal, require_patient_access
 from clinsight.services.diagnosis import Diagnosis, diagnose_image, explain_prediction
 from clinsight.store.repositories import StoreContext
 from clinsight.store.studies import (
     PredictionDraft,
     PredictionRecord,
+    StagedUpload,
+    StoredUpload,
     StudyRecord,
     add_study,
-    add_study_with_prediction,
     prediction_record,
     read_study,
     record_prediction,
 )
 from clinsight.store.tables import Prediction
+from clinsight.store.uploads import UploadRecorder
 
 __all__ = [
     "PredictionView",
@@ -39,6 +41,7 @@ __all__ = [
     "explained_prediction",
     "heatmap_png",
     "predict_study",
+    "stage_diagnosis",
     "upload_study",
 ]
 
@@ -102,28 +105,47 @@ def _draft(predictor: ImagePredictor, diagnosis: Diagnosis) -> PredictionDraft:
     )
 
 
-def diagnose_upload(
-    ctx: StoreContext,
+def stage_diagnosis(
+    uploads: UploadRecorder,
+    actor: Principal,
     predictor: ImagePredictor,
     patient_id: str,
     content: bytes,
     settings: Settings,
-) -> tuple[StudyRecord, PredictionRecord]:
-    """Upload and diagnose in one step: the image is decoded once, stored once, with its
-    prediction, both audited, in one transaction (the caller commits).
+) -> StagedUpload:
+    """The work of a one-call diagnosis before anything is recorded: the access check, then
+    decode once, infer, and write the encrypted file (`uploads.record` stores the rows).
 
     Raises:
         PermissionDeniedError: the actor may not open this patient (checked first).
         UnsupportedImageError: the file is not a usable image (nothing is stored).
         ModelError: inference failed (nothing is stored).
     """
-    require_patient_access(ctx.session, ctx.actor, patient_id, "prediction.create")
-    ctx.session.commit()
+    uploads.check_access(actor, patient_id)
     image = check_image(content, settings)
     diagnosis = diagnose_image(predictor, image)
-    return add_study_with_prediction(
-        ctx, patient_id, content, modality=_modality(image), draft=_draft(predictor, diagnosis)
-    )
+    return uploads.stage(actor, patient_id, content, modality=_modality(image),
+                         draft=_draft(predictor, diagnosis))  # fmt: skip
+
+
+def diagnose_upload(
+    uploads: UploadRecorder,
+    actor: Principal,
+    predictor: ImagePredictor,
+    patient_id: str,
+    content: bytes,
+    settings: Settings,
+) -> StoredUpload:
+    """Upload and diagnose in one step: the study and its prediction are recorded together,
+    both audited, in one (possibly shared) transaction, committed before this returns.
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient.
+        UnsupportedImageError: the file is not a usable image (nothing is stored).
+        ModelError: inference failed (nothing is stored).
+    """
+    staged = stage_diagnosis(uploads, actor, predictor, patient_id, content, settings)
+    return uploads.record(staged).result()
 
 
 def predict_study(ctx: StoreContext, predictor: ImagePredictor, study_id: str) -> PredictionRecord:

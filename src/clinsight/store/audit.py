@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -26,9 +26,11 @@ from clinsight.store.tables import AuditHead, AuditRow, utcnow
 __all__ = [
     "GENESIS_HASH",
     "AuditEntry",
+    "AuditEvent",
     "AuditVerification",
     "Outcome",
     "append",
+    "append_many",
     "entry_hash",
     "list_entries",
     "verify",
@@ -116,6 +118,58 @@ def _check_details(details: Mapping[str, Scalar]) -> dict[str, Scalar]:
     return dict(details)
 
 
+@dataclass(frozen=True)
+class AuditEvent:
+    """An entry to append: what happened, before it has its place in the chain."""
+
+    action: str
+    resource_type: str
+    outcome: Outcome = Outcome.SUCCESS
+    actor_id: str | None = None
+    resource_id: str | None = None
+    patient_id: str | None = None
+    details: Mapping[str, Scalar] | None = None
+    break_glass: bool = False
+    at: datetime | None = None
+
+
+def append_many(session: Session, events: Sequence[AuditEvent]) -> list[AuditEntry]:
+    """Append entries in order inside the caller's transaction (the caller commits): one
+    read and one move of the chain's head and one multi-row insert, however many.
+
+    Raises:
+        StoreError: a detail key looks like PHI or a value is not a scalar.
+    """
+    if not events:
+        return []
+    checked = [_check_details(event.details or {}) for event in events]
+    head = session.execute(_READ_HEAD).one()
+    seq, prev_hash, now = head.seq, head.hash, utcnow()
+    entries = []
+    for event, details in zip(events, checked, strict=True):
+        seq += 1
+        entry = AuditEntry(
+            seq=seq,
+            at=event.at or now,
+            actor_id=event.actor_id,
+            action=event.action,
+            resource_type=event.resource_type,
+            resource_id=event.resource_id,
+            patient_id=event.patient_id,
+            outcome=str(event.outcome),
+            details=details,
+            break_glass=event.break_glass,
+            prev_hash=prev_hash,
+            hash="",
+        )
+        entry = replace(entry, hash=entry_hash(entry))
+        entries.append(entry)
+        prev_hash = entry.hash
+    session.execute(_INSERT_ENTRY, [_fields(entry) for entry in entries])
+    session.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev_hash})
+    return entries
+
+
 def append(
     session: Session,
     *,
@@ -134,26 +188,10 @@ def append(
     Raises:
         StoreError: a detail key looks like PHI or a value is not a scalar.
     """
-    clean = _check_details(details or {})
-    head = session.execute(_READ_HEAD).one()
-    entry = AuditEntry(
-        seq=head.seq + 1,
-        at=at or utcnow(),
-        actor_id=actor_id,
-        action=action,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        patient_id=patient_id,
-        outcome=str(outcome),
-        details=clean,
-        break_glass=break_glass,
-        prev_hash=head.hash,
-        hash="",
+    event = AuditEvent(
+        action, resource_type, outcome, actor_id, resource_id, patient_id, details, break_glass, at
     )
-    entry = replace(entry, hash=entry_hash(entry))
-    session.execute(_INSERT_ENTRY, _fields(entry))
-    session.execute(_MOVE_HEAD, {"new_seq": entry.seq, "new_hash": entry.hash})
-    return entry
+    return append_many(session, [event])[0]
 
 
 def _entry(row: Any) -> AuditEntry:

@@ -7,15 +7,26 @@ decrypts with the key ring and appends an audit entry; the caller commits.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
 
-from clinsight.errors import DataError, DecryptionError, RecordNotFoundError
-from clinsight.security.access import PatientAccess, require_patient_access
-from clinsight.store.crypto import read_encrypted_file, write_encrypted_file
+from clinsight.errors import DataError, DecryptionError, PermissionDeniedError, RecordNotFoundError
+from clinsight.security.access import (
+    PatientAccess,
+    Principal,
+    can_access_patient,
+    patient_denial,
+    require_patient_access,
+)
+from clinsight.store import audit
+from clinsight.store.audit import AuditEvent
+from clinsight.store.crypto import KeyRing, read_encrypted_file, write_encrypted_file
 from clinsight.store.repositories import StoreContext
 from clinsight.store.tables import Feedback, Prediction, Study, Verdict, new_id, utcnow
 
@@ -23,6 +34,8 @@ __all__ = [
     "FeedbackRecord",
     "PredictionDraft",
     "PredictionRecord",
+    "StagedUpload",
+    "StoredUpload",
     "StudyRecord",
     "add_study",
     "add_study_with_prediction",
@@ -32,6 +45,8 @@ __all__ = [
     "read_study",
     "record_feedback",
     "record_prediction",
+    "record_uploads",
+    "stage_upload",
 ]
 
 _INSERT_STUDY = insert(Study.__table__)  # type: ignore[arg-type]
@@ -101,45 +116,106 @@ def _study_record(row: Study) -> StudyRecord:
     )
 
 
-def _write_blob(ctx: StoreContext, content: bytes) -> tuple[str, str]:
+@dataclass(frozen=True)
+class StagedUpload:
+    """A diagnosed upload whose encrypted file is on disk (fsynced), not yet recorded."""
+
+    actor: Principal
+    patient_id: str
+    study_id: str
+    file: Path
+    blob_key: str
+    sha256: str
+    size_bytes: int
+    modality: str
+    draft: PredictionDraft
+
+    def discard(self) -> None:
+        """Remove the file of an upload that will not be recorded."""
+        self.file.unlink(missing_ok=True)
+
+
+StoredUpload = tuple[StudyRecord, PredictionRecord]
+
+
+def _write_blob(keyring: KeyRing, files_dir: Path, content: bytes) -> tuple[str, str]:
     """Encrypt and fsync a new study's file; its id and blob key."""
     study_id = new_id()
     blob_key = f"{study_id[:2]}/{study_id}.enc"
-    write_encrypted_file(ctx.keyring, ctx.files_dir / blob_key, content, file_id=study_id)
+    write_encrypted_file(keyring, files_dir / blob_key, content, file_id=study_id)
     return study_id, blob_key
 
 
-def _insert_study(
-    ctx: StoreContext,
+def stage_upload(
+    keyring: KeyRing,
+    files_dir: Path,
+    actor: Principal,
     patient_id: str,
     content: bytes,
+    *,
     modality: str,
-    glass: bool,
-    blob: tuple[str, str] | None = None,
-) -> StudyRecord:
-    study_id, blob_key = blob or _write_blob(ctx, content)
-    row: dict[str, Any] = {
-        "id": study_id,
-        "patient_id": patient_id,
-        "blob_key": blob_key,
-        "sha256": hashlib.sha256(content).hexdigest(),
-        "size_bytes": len(content),
-        "modality": modality,
-        "created_by": ctx.actor.user_id,
-        "created_at": utcnow(),
-    }
-    # A Core insert: the unit of work would cost more than the rest of the store's part
-    # of a prediction request.
-    ctx.session.execute(_INSERT_STUDY, row)
-    ctx.audit(
+    draft: PredictionDraft,
+) -> StagedUpload:
+    """Write an uploaded image's encrypted file before its rows are recorded (no lock held).
+
+    Raises:
+        DataError: a probability or confidence outside [0, 1] (nothing is written).
+    """
+    draft.check()
+    study_id, blob_key = _write_blob(keyring, files_dir, content)
+    sha256 = hashlib.sha256(content).hexdigest()
+    return StagedUpload(
+        actor, patient_id, study_id, files_dir / blob_key, blob_key, sha256, len(content),
+        modality, draft,
+    )  # fmt: skip
+
+
+def _study_row(
+    study_id: str, patient_id: str, blob_key: str, content: tuple[str, int], modality: str,
+    actor: Principal,
+) -> dict[str, Any]:  # fmt: skip
+    sha256, size_bytes = content
+    return {"id": study_id, "patient_id": patient_id, "blob_key": blob_key, "sha256": sha256,
+            "size_bytes": size_bytes, "modality": modality, "created_by": actor.user_id,
+            "created_at": utcnow()}  # fmt: skip
+
+
+def _study_event(row: dict[str, Any], glass: bool) -> AuditEvent:
+    return AuditEvent(
         "study.create",
         "study",
-        resource_id=study_id,
-        patient_id=patient_id,
-        details={"modality": modality, "bytes": len(content)},
+        actor_id=row["created_by"],
+        resource_id=row["id"],
+        patient_id=row["patient_id"],
+        details={"modality": row["modality"], "bytes": row["size_bytes"]},
         break_glass=glass,
     )
+
+
+def _prediction_row(study_id: str, draft: PredictionDraft, actor: Principal) -> dict[str, Any]:
+    fields = {name: getattr(draft, name) for name in PredictionDraft.__dataclass_fields__}
+    return {**fields, "id": new_id(), "study_id": study_id, "user_id": actor.user_id,
+            "created_at": utcnow()}  # fmt: skip
+
+
+def _prediction_event(row: dict[str, Any], patient_id: str, glass: bool) -> AuditEvent:
+    return AuditEvent(
+        "prediction.create",
+        "prediction",
+        actor_id=row["user_id"],
+        resource_id=row["id"],
+        patient_id=patient_id,
+        details={"model": row["model_name"], "version": row["model_version"]},
+        break_glass=glass,
+    )
+
+
+def _study_from(row: dict[str, Any]) -> StudyRecord:
     return StudyRecord(**{name: row[name] for name in StudyRecord.__dataclass_fields__})
+
+
+def _prediction_from(row: dict[str, Any]) -> PredictionRecord:
+    return PredictionRecord(**{name: row[name] for name in PredictionRecord.__dataclass_fields__})
 
 
 def add_study(ctx: StoreContext, patient_id: str, content: bytes, *, modality: str) -> StudyRecord:
@@ -149,34 +225,80 @@ def add_study(ctx: StoreContext, patient_id: str, content: bytes, *, modality: s
         PermissionDeniedError: the actor may not open this patient.
     """
     access = require_patient_access(ctx.session, ctx.actor, patient_id, "study.create")
-    return _insert_study(ctx, patient_id, content, modality, access is PatientAccess.BREAK_GLASS)
+    study_id, blob_key = _write_blob(ctx.keyring, ctx.files_dir, content)
+    digest = (hashlib.sha256(content).hexdigest(), len(content))
+    row = _study_row(study_id, patient_id, blob_key, digest, modality, ctx.actor)
+    # Core statements: the unit of work would cost more than the rest of the store's part
+    # of a prediction request.
+    ctx.session.execute(_INSERT_STUDY, row)
+    audit.append_many(ctx.session, [_study_event(row, access is PatientAccess.BREAK_GLASS)])
+    return _study_from(row)
+
+
+def record_uploads(
+    session: Session, uploads: Sequence[StagedUpload]
+) -> list[StoredUpload | PermissionDeniedError]:
+    """Record staged uploads, each a study with its prediction, in the caller's transaction
+    (the caller commits): one multi-row insert per table and one audit append for all.
+
+    Each upload's actor is checked against its patient here, inside the transaction; a
+    refused one gets a denial entry and its error in its place in the result (the caller
+    discards its file).
+    """
+    studies: list[dict[str, Any]] = []
+    predictions: list[dict[str, Any]] = []
+    events: list[AuditEvent] = []
+    results: list[StoredUpload | PermissionDeniedError] = []
+    for upload in uploads:
+        access = can_access_patient(session, upload.actor, upload.patient_id)
+        if access is None:
+            event, error = patient_denial(upload.actor, upload.patient_id, "prediction.create")
+            events.append(event)
+            results.append(error)
+            continue
+        glass = access is PatientAccess.BREAK_GLASS
+        digest = (upload.sha256, upload.size_bytes)
+        study = _study_row(upload.study_id, upload.patient_id, upload.blob_key, digest,
+                           upload.modality, upload.actor)  # fmt: skip
+        prediction = _prediction_row(upload.study_id, upload.draft, upload.actor)
+        studies.append(study)
+        predictions.append(prediction)
+        events += [
+            _study_event(study, glass),
+            _prediction_event(prediction, upload.patient_id, glass),
+        ]
+        results.append((_study_from(study), _prediction_from(prediction)))
+    if studies:
+        session.execute(_INSERT_STUDY, studies)
+        session.execute(_INSERT_PREDICTION, predictions)
+    audit.append_many(session, events)
+    return results
 
 
 def add_study_with_prediction(
     ctx: StoreContext, patient_id: str, content: bytes, *, modality: str, draft: PredictionDraft
-) -> tuple[StudyRecord, PredictionRecord]:
+) -> StoredUpload:
     """Store an uploaded image and the prediction made on it in one unit of work.
 
     One access check, both rows, both audit entries; the caller commits once (if that
     commit fails, the encrypted file stays behind without a row, as after a crash).
 
     Raises:
-        PermissionDeniedError: the actor may not open this patient.
+        PermissionDeniedError: the actor may not open this patient (the denial is committed).
         DataError: a probability or confidence outside [0, 1].
     """
-    draft.check()
-    # Outside a transaction, the file (and its fsync) is written before the write lock is
-    # taken, and removed again if the rows cannot be added.
-    blob = None if ctx.session.in_transaction() else _write_blob(ctx, content)
+    upload = stage_upload(ctx.keyring, ctx.files_dir, ctx.actor, patient_id, content,
+                          modality=modality, draft=draft)  # fmt: skip
     try:
-        access = require_patient_access(ctx.session, ctx.actor, patient_id, "prediction.create")
-        glass = access is PatientAccess.BREAK_GLASS
-        study = _insert_study(ctx, patient_id, content, modality, glass, blob)
-        return study, _insert_prediction(ctx, study.id, patient_id, draft, glass)
+        [result] = record_uploads(ctx.session, [upload])
     except BaseException:
-        if blob is not None:
-            (ctx.files_dir / blob[1]).unlink(missing_ok=True)
+        upload.discard()
         raise
+    if isinstance(result, PermissionDeniedError):
+        ctx.session.commit()
+        upload.discard()
+        raise result
+    return result
 
 
 def _load_study(ctx: StoreContext, study_id: str, action: str) -> tuple[Study, bool]:
@@ -235,24 +357,10 @@ def prediction_record(row: Prediction) -> PredictionRecord:
 def _insert_prediction(
     ctx: StoreContext, study_id: str, patient_id: str, draft: PredictionDraft, glass: bool
 ) -> PredictionRecord:
-    fields = {name: getattr(draft, name) for name in PredictionDraft.__dataclass_fields__}
-    row = {
-        **fields,
-        "id": new_id(),
-        "study_id": study_id,
-        "user_id": ctx.actor.user_id,
-        "created_at": utcnow(),
-    }
+    row = _prediction_row(study_id, draft, ctx.actor)
     ctx.session.execute(_INSERT_PREDICTION, row)
-    ctx.audit(
-        "prediction.create",
-        "prediction",
-        resource_id=row["id"],
-        patient_id=patient_id,
-        details={"model": draft.model_name, "version": draft.model_version},
-        break_glass=glass,
-    )
-    return PredictionRecord(**{name: row[name] for name in PredictionRecord.__dataclass_fields__})
+    audit.append_many(ctx.session, [_prediction_event(row, patient_id, glass)])
+    return _prediction_from(row)
 
 
 def record_prediction(ctx: StoreContext, study_id: str, draft: PredictionDraft) -> PredictionRecord:

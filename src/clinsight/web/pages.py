@@ -225,8 +225,10 @@ def upload(
             return render_page(
                 request, "error.html", web, 415, message=str(getattr(exc, "detail", exc))
             )
-        _, record = diagnose_upload(ctx, state.predictor(), patient_id, content, state.settings)
-        session.commit()
+        session.commit()  # the upload is recorded by the store's writer, not in this session
+        _, record = diagnose_upload(
+            state.uploads, web.principal, state.predictor(), patient_id, content, state.settings
+        )
         state.metrics.predictions.labels(record.model_name, record.model_version).inc()
         return redirect_to(f"/predictions/{record.id}", web)
 

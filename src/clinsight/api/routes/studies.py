@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
 
 from clinsight.api.deps import Clinician, State, StoreCtx
 from clinsight.api.schemas import FeedbackIn, FeedbackOut, PredictionOut, StudyOut
 from clinsight.data.images import ACCEPTED_FORMATS, sniff_image_format
 from clinsight.errors import UnsupportedImageError
 from clinsight.services.predictions import (
-    diagnose_upload,
     heatmap_png,
     predict_study,
+    stage_diagnosis,
     upload_study,
 )
-from clinsight.store.studies import list_predictions, list_studies, record_feedback
+from clinsight.store.studies import StagedUpload, list_predictions, list_studies, record_feedback
 
 __all__ = ["read_upload", "router"]
 
@@ -61,10 +63,9 @@ def upload(
 
 
 @router.post("/patients/{patient_id}/predictions", response_model=PredictionOut, status_code=201)
-def upload_and_predict(
+async def upload_and_predict(
     patient_id: str,
     user: Clinician,
-    ctx: StoreCtx,
     state: State,
     file: Annotated[UploadFile, File(description=f"The image: {ACCEPTED_FORMATS}.")],
     model: Annotated[
@@ -73,11 +74,16 @@ def upload_and_predict(
 ) -> PredictionOut:
     """Upload an image and diagnose it in one call: the study and its prediction are stored
     together (encrypted, with provenance, audited) or not at all."""
-    del user
-    content = read_upload(file, state.settings.upload_max_bytes)
-    predictor = state.predictor(model)
-    _, record = diagnose_upload(ctx, predictor, patient_id, content, state.settings)
-    ctx.session.commit()
+
+    def stage() -> StagedUpload:
+        content = read_upload(file, state.settings.upload_max_bytes)
+        predictor = state.predictor(model)
+        return stage_diagnosis(state.uploads, user, predictor, patient_id, content, state.settings)
+
+    # Decoding and inference run in a worker thread; the rows wait for the store's next
+    # group commit without holding one.
+    staged = await run_in_threadpool(stage)
+    _, record = await asyncio.wrap_future(state.uploads.record(staged))
     state.metrics.predictions.labels(record.model_name, record.model_version).inc()
     return PredictionOut.model_validate(record)
 

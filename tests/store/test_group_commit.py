@@ -1,0 +1,189 @@
+"""Group commit: many threads' writes share transactions, each caller gets its own outcome."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from clinsight.config import Settings
+from clinsight.errors import DataError, PermissionDeniedError
+from clinsight.store import audit
+from clinsight.store.crypto import KeyRing
+from clinsight.store.group_commit import GroupCommit
+from clinsight.store.repositories import create_patient
+from clinsight.store.studies import StagedUpload, record_uploads
+from clinsight.store.uploads import UploadRecorder
+from tests.store.conftest import MakeContext, People
+from tests.store.test_studies import DRAFT, IMAGE
+
+THREADS = 12
+
+
+def _note_writer(batches: list[int]) -> Callable[[Session, Sequence[str]], list[str | Exception]]:
+    def write(session: Session, items: Sequence[str]) -> list[str | Exception]:
+        batches.append(len(items))
+        if "bad" in items:  # the whole batch fails, as on a constraint violation
+            raise DataError("a bad item")
+        out: list[str | Exception] = []
+        for item in items:
+            if item.startswith("refuse"):
+                out.append(PermissionDeniedError(f"refused {item}"))
+                continue
+            audit.append(session, action="note", resource_type="test", resource_id=item)
+            out.append(item.upper())
+        return out
+
+    return write
+
+
+def _recorded(sessions: sessionmaker[Session]) -> list[str]:
+    with sessions() as session:
+        rows = session.execute(sa.text("SELECT resource_id FROM audit_log WHERE action='note'"))
+        return sorted(rows.scalars())
+
+
+def _submit_together(writer: GroupCommit[str, str], items: list[str]) -> dict[str, object]:
+    outcomes: dict[str, object] = {}
+    start = threading.Barrier(len(items))
+
+    def run(item: str) -> None:
+        start.wait()
+        try:
+            outcomes[item] = writer.submit(item).result(timeout=30)
+        except Exception as exc:
+            outcomes[item] = exc
+
+    threads = [threading.Thread(target=run, args=(item,)) for item in items]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def test_concurrent_items_share_transactions_and_each_gets_its_result(
+    sessions: sessionmaker[Session],
+) -> None:
+    batches: list[int] = []
+    writer: GroupCommit[str, str] = GroupCommit(sessions, _note_writer(batches))
+    items = [f"item-{n}" for n in range(THREADS)] + ["refuse-1"]
+    outcomes = _submit_together(writer, items)
+    writer.close()
+    assert {k: v for k, v in outcomes.items() if k != "refuse-1"} == {
+        f"item-{n}": f"ITEM-{n}" for n in range(THREADS)
+    }
+    assert isinstance(outcomes["refuse-1"], PermissionDeniedError)
+    assert sum(batches) == len(items)
+    assert len(batches) < len(items), "no two writes shared a transaction"
+    assert _recorded(sessions) == sorted(f"item-{n}" for n in range(THREADS))
+    with sessions() as session:
+        assert audit.verify(session).ok
+
+
+def test_a_failing_batch_is_retried_item_by_item(sessions: sessionmaker[Session]) -> None:
+    batches: list[int] = []
+    writer: GroupCommit[str, str] = GroupCommit(sessions, _note_writer(batches))
+    outcomes = _submit_together(writer, ["a", "bad", "b", "c"])
+    writer.close()
+    assert isinstance(outcomes.pop("bad"), DataError)
+    assert outcomes == {"a": "A", "b": "B", "c": "C"}
+    assert _recorded(sessions) == ["a", "b", "c"]
+
+
+def test_close_writes_what_is_queued_then_refuses(sessions: sessionmaker[Session]) -> None:
+    writer: GroupCommit[str, str] = GroupCommit(sessions, _note_writer([]))
+    futures = [writer.submit(f"q{n}") for n in range(5)]
+    writer.close()
+    assert [f.result(timeout=0) for f in futures] == [f"Q{n}" for n in range(5)]
+    with pytest.raises(RuntimeError, match="closed"):
+        writer.submit("late")
+
+
+def _recorder(
+    sessions: sessionmaker[Session], keyring: KeyRing, settings: Settings
+) -> UploadRecorder:
+    return UploadRecorder(sessions, sessions, keyring, settings.resolved_files_dir)
+
+
+def test_upload_recorder_stores_studies_predictions_and_audit(
+    people: People,
+    context: MakeContext,
+    sessions: sessionmaker[Session],
+    keyring: KeyRing,
+    settings: Settings,
+) -> None:
+    ctx = context(people.alice)
+    patient = create_patient(ctx, mrn="M-1", name="Ada", birth_date=date(1815, 1, 1), sex="female")
+    ctx.session.commit()
+    uploads = _recorder(sessions, keyring, settings)
+    uploads.check_access(people.alice, patient.id)
+    staged = [
+        uploads.stage(people.alice, patient.id, IMAGE, modality="CR", draft=DRAFT) for _ in range(3)
+    ]
+    stored = [future.result(timeout=30) for future in map(uploads.record, staged)]
+    uploads.close()
+    assert [study.id for study, _ in stored] == [s.study_id for s in staged]
+    assert all(made.study_id == study.id for study, made in stored)
+    with sessions() as session:
+        counts = session.execute(
+            sa.text("SELECT (SELECT count(*) FROM studies), (SELECT count(*) FROM predictions)")
+        ).one()
+        actions = session.execute(sa.text("SELECT action FROM audit_log ORDER BY seq")).scalars()
+        assert tuple(counts) == (3, 3)
+        assert list(actions).count("prediction.create") == 3
+        assert audit.verify(session).ok
+    assert all(s.file.is_file() for s in staged)
+
+
+def test_upload_recorder_refuses_a_stranger_and_removes_the_file(
+    people: People,
+    context: MakeContext,
+    sessions: sessionmaker[Session],
+    keyring: KeyRing,
+    settings: Settings,
+) -> None:
+    ctx = context(people.alice)
+    patient = create_patient(ctx, mrn="M-2", name="Bea", birth_date=date(1990, 1, 1), sex="female")
+    ctx.session.commit()
+    uploads = _recorder(sessions, keyring, settings)
+    with pytest.raises(PermissionDeniedError, match="may not open patient"):
+        uploads.check_access(people.bob, patient.id)
+    # Staged while allowed, refused when recorded (e.g. taken off the care team meanwhile).
+    staged: StagedUpload = uploads.stage(people.bob, patient.id, IMAGE, modality="CR", draft=DRAFT)
+    with pytest.raises(PermissionDeniedError):
+        uploads.record(staged).result(timeout=30)
+    uploads.close()
+    assert not staged.file.exists()
+    with sessions() as session:
+        denied = session.execute(
+            sa.text("SELECT count(*) FROM audit_log WHERE outcome = 'denied'")
+        ).scalar_one()
+        studies = session.execute(sa.text("SELECT count(*) FROM studies")).scalar_one()
+    assert (denied, studies) == (2, 0)
+
+
+def test_record_uploads_checks_each_actor_in_one_transaction(
+    people: People,
+    context: MakeContext,
+    sessions: sessionmaker[Session],
+    keyring: KeyRing,
+    settings: Settings,
+) -> None:
+    ctx = context(people.alice)
+    patient = create_patient(ctx, mrn="M-3", name="Cy", birth_date=date(1970, 1, 1), sex="male")
+    ctx.session.commit()
+    uploads = _recorder(sessions, keyring, settings)
+    mine = uploads.stage(people.alice, patient.id, IMAGE, modality="CR", draft=DRAFT)
+    theirs = uploads.stage(people.bob, patient.id, IMAGE, modality="CR", draft=DRAFT)
+    with sessions() as session:
+        results = record_uploads(session, [theirs, mine, theirs])
+        session.commit()
+    assert isinstance(results[0], PermissionDeniedError)
+    assert isinstance(results[2], PermissionDeniedError)
+    assert not isinstance(results[1], PermissionDeniedError)
+    assert results[1][0].id == mine.study_id

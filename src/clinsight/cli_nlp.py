@@ -1,21 +1,36 @@
 """CLI commands for clinical notes: annotate (entities, assertion, problem list, de-identified
-text) and classify (medical specialty), wired into `cli.py` by `register_nlp_commands`."""
+text), classify (medical specialty), and the trained NER models of the note pipeline
+(train-ner, list-ner, promote-ner, rollback-ner); wired into `cli.py` by
+`register_nlp_commands`."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from clinsight.cli_output import console, fail
+from clinsight.config import get_settings
 from clinsight.errors import ClinsightError
 from clinsight.nlp.pipeline import NoteAnnotation
+from clinsight.nlp.trained_ner import NerBackend
+from clinsight.registry.stages import Stage
 
-__all__ = ["annotate", "classify", "register_nlp_commands"]
+__all__ = [
+    "annotate",
+    "classify",
+    "list_ner",
+    "promote_ner",
+    "register_nlp_commands",
+    "rollback_ner",
+    "train_ner",
+]
+
+NameArg = Annotated[str, typer.Argument(help="Registered NER model name.")]
 
 FilesArg = Annotated[list[Path], typer.Argument(help="Plain-text note files (UTF-8).")]
 
@@ -36,10 +51,11 @@ def _read_notes(paths: list[Path]) -> list[str]:
 
 def _annotation_dict(note: NoteAnnotation, deid: str | None) -> dict[str, object]:
     return {
+        "ner_models": list(note.ner_models),
         "entities": [
             {"text": e.text, "label": e.label, "start": e.start, "end": e.end,
              "assertion": e.assertion, "section": e.section,
-             "icd10": e.icd10.code if e.icd10 else None}
+             "icd10": e.icd10.code if e.icd10 else None, "source": e.source}
             for e in note.entities
         ],
         "problem_list": [
@@ -57,29 +73,45 @@ def annotate(
         str, typer.Option(help="Per-patient secret that keeps surrogates consistent.")
     ] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    ner: Annotated[
+        bool,
+        typer.Option(
+            "--ner/--no-ner",
+            help="Use the NER models in production in the registry beside the vocabulary "
+            "rules (default), or the rules only.",
+        ),
+    ] = True,
 ) -> None:
     """Find problems, medications, procedures and tests with their assertion and ICD-10-CM code."""
     from clinsight.nlp.deid import deidentify
-    from clinsight.nlp.pipeline import annotate_notes
+    from clinsight.nlp.pipeline import annotate_notes, default_pipeline
+    from clinsight.services.notes import note_pipeline
 
     texts = _read_notes(files)
+    try:
+        nlp = note_pipeline() if ner else default_pipeline()
+    except ClinsightError as exc:
+        raise fail(exc) from exc
     columns = (TextColumn("Annotating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("notes", total=len(texts))
         notes = list(
-            annotate_notes(texts, progress=lambda done: progress.update(task, completed=done))
+            annotate_notes(texts, nlp, progress=lambda done: progress.update(task, completed=done))
         )
+    if not as_json:
+        used = ", ".join(notes[0].ner_models) if notes and notes[0].ner_models else None
+        console.print(f"[bold]NER models:[/] {used or 'none (vocabulary rules only)'}")
     for path, note in zip(files, notes, strict=True):
         clean = deidentify(note.text, key).text if deid else None
         if as_json:
             console.print_json(json.dumps({"file": str(path)} | _annotation_dict(note, clean)))
             continue
         table = Table(title=f"{path.name}: {len(note.entities)} entities")
-        for column in ("text", "label", "assertion", "section", "ICD-10-CM"):
+        for column in ("text", "label", "assertion", "section", "ICD-10-CM", "found by"):
             table.add_column(column)
         for e in note.entities:
             code = f"{e.icd10.code} {e.icd10.description}" if e.icd10 else ""
-            table.add_row(e.text, e.label, e.assertion, e.section or "", code)
+            table.add_row(e.text, e.label, e.assertion, e.section or "", code, e.source)
         console.print(table)
         problems = ", ".join(e.text for e in note.problem_list()) or "none found"
         console.print(f"[bold]Problem list:[/] {problems}")
@@ -112,9 +144,162 @@ def classify(
         raise fail(exc) from exc
 
 
+def _f1(scores: dict[str, Any]) -> str:
+    f1 = scores["f1"]
+    return f"{f1['value']:.3f} ({f1['low']:.3f}–{f1['high']:.3f})"
+
+
+def train_ner(
+    corpus: Annotated[
+        str, typer.Option(help="ncbi_disease or bc5cdr (CoNLL files in DATA_DIR/nlp/CORPUS/conll).")
+    ],
+    backend: Annotated[
+        str, typer.Option(help="minilm (fine-tuned MiniLM-L6, best) or spacy (CNN, faster).")
+    ] = NerBackend.MINILM.value,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Most epochs (default: minilm 8, spacy 12).")
+    ] = None,
+    time_budget: Annotated[
+        float | None, typer.Option(min=0, help="Stop training after this many minutes.")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="PyTorch threads (default: CLINSIGHT_THREADS).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Registry name (default: CORPUS-BACKEND).")
+    ] = None,
+    train_subset: Annotated[
+        int | None, typer.Option(min=1, help="Train on only this many sentences (quick trials).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (runs are reproducible).")] = 0,
+    promote: Annotated[
+        bool, typer.Option("--promote", help="Put the new version into production.")
+    ] = False,
+) -> None:
+    """Train an NER model (best devel epoch kept), score its test split, register it with a card."""
+    import torch
+
+    from clinsight.services.ner_training import RECIPES, load_ner_splits, train_and_register_ner
+
+    if backend not in tuple(NerBackend):
+        raise fail(f"Unknown --backend {backend!r}; use {' or '.join(NerBackend)}.")
+    settings = get_settings()
+    if threads or settings.threads:
+        torch.set_num_threads(threads or settings.threads)
+    try:
+        splits = load_ner_splits(corpus, train_subset=train_subset)
+    except ClinsightError as exc:
+        raise fail(exc) from exc
+    planned = epochs or RECIPES[NerBackend(backend)]["epochs"]
+    label = f"{corpus} ({backend})"
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task(f"Training {label}", total=planned)
+
+        def on_epoch(epoch: int, loss: float, devel_f1: float | None) -> None:
+            scored = "" if devel_f1 is None else f" · devel F1 {devel_f1:.4f}"
+            progress.update(
+                task, completed=epoch + 1,
+                description=f"Training {label} · epoch {epoch + 1} · loss {loss:.4g}{scored}",
+            )  # fmt: skip
+
+        try:
+            version = train_and_register_ner(
+                settings.resolved_registry_dir, splits, backend, name=name, epochs=epochs,
+                time_budget_s=None if time_budget is None else time_budget * 60, seed=seed,
+                promote=promote, progress=on_epoch,
+            )  # fmt: skip
+        except ClinsightError as exc:
+            raise fail(exc) from exc
+    run = version.training
+    console.print(
+        f"Trained {run['epochs_run']} epochs on {run['train_sentences']} sentences in "
+        f"{run['train_seconds'] / 60:.1f} min (kept epoch {run['kept_epoch']}, stopped by "
+        f"{run['stopped_by'] or 'the epoch limit'})."
+    )
+    table = Table(title=f"{version.name} v{version.version}: strict entity F1 (95% CI)")
+    for column in ("label", "devel F1", "test precision", "test recall", "test F1"):
+        table.add_column(column)
+    devel, test = version.metrics["devel"], version.metrics["test"]
+    for key, scores in test.items():
+        shown = devel.get(key)
+        table.add_row(key, _f1(shown) if shown else "n/a", f"{scores['precision']:.3f}",
+                      f"{scores['recall']:.3f}", _f1(scores))  # fmt: skip
+    console.print(table)
+    console.print(
+        f"[green]Registered[/] {version.name} v{version.version} (stage {version.stage}); "
+        f"card: {version.card_path}"
+    )
+    if version.stage is not Stage.PRODUCTION:
+        console.print(f"Use it in the note pipeline: clinsight nlp promote-ner {version.name} "
+                      f"{version.version}")  # fmt: skip
+
+
+def list_ner() -> None:
+    """Registered NER model versions with their stage and test F1 (production ones read notes)."""
+    from clinsight.registry.ner import list_ner_models
+
+    try:
+        versions = list_ner_models(get_settings().resolved_registry_dir)
+    except ClinsightError as exc:
+        raise fail(exc) from exc
+    if not versions:
+        console.print("No NER models registered yet: run `clinsight nlp train-ner --corpus ...`.")
+        return
+    table = Table(title="NER models")
+    for column in (
+        "name",
+        "version",
+        "stage",
+        "backend",
+        "corpus",
+        "test F1 (all labels)",
+        "created",
+    ):
+        table.add_column(column)
+    for v in versions:
+        overall = v.metrics.get("test", {}).get("ALL")
+        table.add_row(v.name, str(v.version), str(v.stage), str(v.backend), v.corpus,
+                      _f1(overall) if overall else "n/a", v.created)  # fmt: skip
+    console.print(table)
+
+
+def promote_ner(
+    name: NameArg,
+    version: Annotated[int, typer.Argument(help="Version to move.")],
+    stage: Annotated[Stage, typer.Option(help="Target stage.")] = Stage.PRODUCTION,
+    note: Annotated[str, typer.Option(help="Why (kept in the stage history).")] = "",
+) -> None:
+    """Move an NER model version to a stage (production archives the previous one)."""
+    from clinsight.registry.ner import promote_ner_model
+
+    try:
+        moved = promote_ner_model(
+            get_settings().resolved_registry_dir, name, version, stage, note=note
+        )
+    except ClinsightError as exc:
+        raise fail(exc) from exc
+    console.print(f"[green]{moved.source} is now {moved.stage}.[/]")
+
+
+def rollback_ner(name: NameArg) -> None:
+    """Put the previous production version of an NER model back into production."""
+    from clinsight.registry.ner import rollback_ner_model
+
+    try:
+        restored = rollback_ner_model(get_settings().resolved_registry_dir, name)
+    except ClinsightError as exc:
+        raise fail(exc) from exc
+    console.print(f"[green]{restored.source} is back in production.[/]")
+
+
 def register_nlp_commands(app: typer.Typer) -> None:
     """Add the `nlp` command group to the main CLI."""
-    group = typer.Typer(help="Clinical notes: entities, assertion, de-identification.")
+    group = typer.Typer(help="Clinical notes: entities, assertion, de-identification, NER models.")
     group.command("annotate")(annotate)
     group.command("classify")(classify)
+    group.command("train-ner")(train_ner)
+    group.command("list-ner")(list_ner)
+    group.command("promote-ner")(promote_ner)
+    group.command("rollback-ner")(rollback_ner)
     app.add_typer(group, name="nlp")

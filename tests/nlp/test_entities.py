@@ -110,7 +110,9 @@ def test_train_ner_smoke_and_reload(data_dir: Path, tmp_path: Path) -> None:
     assert nlp.pipe_names == ["ner"]
     assert set(nlp.get_pipe("ner").labels) == {"Chemical", "Disease"}  # type: ignore[attr-defined]
     assert len(losses) == 2
-    assert nlp.meta["training"] == {"epochs_run": 2, "kept_epoch": 2, "devel_f1": None}
+    assert nlp.meta["training"] == {
+        "epochs_run": 2, "kept_epoch": 2, "devel_f1": None, "steps": 4, "stopped_by": "max_steps",
+    }  # fmt: skip
     assert all(loss > 0 for loss in losses)
     nlp.to_disk(tmp_path / "ner")
     assert load_ner(tmp_path / "ner").pipe_names == ["ner"]
@@ -142,4 +144,15 @@ def test_train_ner_keeps_the_best_devel_epoch(data_dir: Path) -> None:
     assert evaluate_ner(nlp, devel)["ALL"].f1 == pytest.approx(best)
     # the first epochs find no entity: two epochs without a better devel F1 end the training
     stalled = train_ner(train, devel=devel, epochs=14, patience=2, batch_size=8)
-    assert stalled.meta["training"] == {"epochs_run": 3, "kept_epoch": 1, "devel_f1": 0.0}
+    assert stalled.meta["training"] == {
+        "epochs_run": 3, "kept_epoch": 1, "devel_f1": 0.0, "steps": 15, "stopped_by": "patience",
+    }  # fmt: skip
+
+
+def test_train_ner_stops_after_the_update_that_passes_the_time_budget(data_dir: Path) -> None:
+    train = load_ner_corpus("bc5cdr", "train")[:20]
+    nlp = train_ner(train, devel=train[:5], epochs=5, batch_size=10, time_budget=0.0)
+    meta = nlp.meta["training"]
+    assert (meta["steps"], meta["epochs_run"], meta["kept_epoch"], meta["stopped_by"]) == (
+        1, 1, 1, "time_budget",
+    )  # fmt: skip

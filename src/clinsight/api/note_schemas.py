@@ -31,7 +31,7 @@ class NoteIn(BaseModel):
 
 
 class EntityOut(BaseModel):
-    """An entity found in the note: where, what kind, its assertion and ICD-10-CM code."""
+    """An entity found in the note: where, what kind, its assertion, ICD-10-CM code and source."""
 
     text: str
     label: str
@@ -41,6 +41,9 @@ class EntityOut(BaseModel):
     assertion: Assertion
     icd10_code: str | None
     icd10_description: str | None
+    source: str = Field(
+        description='What found it: "vocabulary" (rules) or an NER model as "NAME vVERSION".'
+    )
 
     @classmethod
     def of(cls, entity: ClinicalEntity) -> EntityOut:
@@ -55,6 +58,7 @@ class EntityOut(BaseModel):
             assertion=entity.assertion,
             icd10_code=code.code if code else None,
             icd10_description=code.description if code else None,
+            source=entity.source,
         )
 
 
@@ -67,12 +71,16 @@ class PhiOut(BaseModel):
 
 
 class AnnotationOut(BaseModel):
-    """Entities with assertion, the problem list, and the de-identified text."""
+    """Entities with assertion, the problem list, the de-identified text, and the trained NER
+    models that read the note beside the vocabulary rules."""
 
     entities: list[EntityOut]
     problem_list: list[EntityOut]
     deidentified: str
     phi: list[PhiOut]
+    ner_models: list[str] = Field(
+        description='Registered NER model versions used ("NAME vVERSION"); empty: rules only.'
+    )
 
     @classmethod
     def of(cls, reading: NoteReading) -> AnnotationOut:
@@ -82,6 +90,7 @@ class AnnotationOut(BaseModel):
             problem_list=[EntityOut.of(e) for e in reading.problems],
             deidentified=reading.deidentified.text,
             phi=[PhiOut(start=p.start, end=p.end, type=p.type) for p in reading.deidentified.phi],
+            ner_models=list(reading.annotation.ner_models),
         )
 
 

@@ -11,6 +11,7 @@ transformer NER of `transformer_ner`).
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,7 @@ def train_ner(
     embed_size: int = 2000,
     average_weights: bool = False,
     max_steps: int | None = None,
+    time_budget: float | None = None,
     seed: int = 0,
     progress: ProgressCallback | None = None,
 ) -> Language:
@@ -110,10 +112,12 @@ def train_ner(
     best epoch are kept; training stops early after `patience` epochs without a better
     one. `embed_size` is the number of rows of the hashed word-embedding table;
     `average_weights` keeps a running average of the weights (Polyak averaging) and
-    uses it for scoring and for the returned model. `nlp.meta["training"]` records the
-    epochs run and the one kept. `progress(epoch, loss, devel_f1)` is called after each
-    epoch (`devel_f1` None without `devel`). `max_steps` caps the number of updates (for
-    smoke tests).
+    uses it for scoring and for the returned model. Training also stops after the update
+    that reaches `max_steps` updates (for smoke tests) or passes `time_budget` seconds;
+    that part-epoch is scored like the others. `progress(epoch, loss, devel_f1)` is
+    called after each epoch (`devel_f1` None without `devel`). `nlp.meta["training"]`
+    records the epochs run, the one kept, the updates made and what stopped training
+    early (None, "patience", "max_steps" or "time_budget").
 
     Raises:
         ModelError: `train` is empty or holds no entity.
@@ -131,8 +135,10 @@ def train_ner(
     if average_weights:
         optimizer.averages = {}
     rng = random.Random(seed)
+    start = time.perf_counter()
     steps, epochs_run, best_f1, best_epoch, best_weights = 0, 0, -1.0, 0, b""
-    while epochs_run < epochs and (max_steps is None or steps < max_steps):
+    stopped_by = None
+    while epochs_run < epochs and stopped_by is None:
         rng.shuffle(examples)
         losses: dict[str, float] = {}
         for first in range(0, len(examples), batch_size):
@@ -141,6 +147,10 @@ def train_ner(
             )
             steps += 1
             if max_steps is not None and steps >= max_steps:
+                stopped_by = "max_steps"
+            elif time_budget is not None and time.perf_counter() - start >= time_budget:
+                stopped_by = "time_budget"
+            if stopped_by is not None:
                 break
         epochs_run += 1
         devel_f1 = None
@@ -152,7 +162,7 @@ def train_ner(
         if progress is not None:
             progress(epochs_run - 1, float(losses.get("ner", 0.0)), devel_f1)
         if devel is not None and patience is not None and epochs_run - best_epoch >= patience:
-            break
+            stopped_by = "patience"
     if devel is None:
         best_epoch = epochs_run
         if optimizer.averages:
@@ -164,6 +174,8 @@ def train_ner(
         "epochs_run": epochs_run,
         "kept_epoch": best_epoch,
         "devel_f1": round(best_f1, 4) if devel is not None else None,
+        "steps": steps,
+        "stopped_by": stopped_by,
     }
     return nlp
 

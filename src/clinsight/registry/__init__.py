@@ -1,1 +1,2 @@
-"""Model registry: versioned ONNX/safetensors artifacts with cards, checksums and stages."""
+"""Model registry: versioned artifacts with cards, checksums and stages — image models
+(ONNX/safetensors, `store`), risk models (skops, `tabular`) and NER models (`ner`)."""

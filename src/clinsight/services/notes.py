@@ -4,18 +4,34 @@ text — search a patient's notes, and hand a note out as FHIR.
 Stored notes go through `store.notes` (policy, encryption, audit); ad-hoc text is
 read without being stored. De-identification of a stored note uses the patient's
 secret key, so surrogates and date shifts agree across that patient's notes.
+
+Notes are read by `note_pipeline`: the vocabulary rules plus every NER model in
+production in the configured registry, rebuilt when a production version changes
+(the rules alone while none is in production). Each annotation names those models.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from spacy.language import Language
+
+from clinsight.config import get_settings
 from clinsight.errors import DataError
 from clinsight.interop.fhir_notes import note_bundle
 from clinsight.nlp.deid import DeidResult, deidentify
-from clinsight.nlp.pipeline import ClinicalEntity, NoteAnnotation, annotate_note
+from clinsight.nlp.pipeline import (
+    ClinicalEntity,
+    NoteAnnotation,
+    annotate_note,
+    build_pipeline,
+    default_pipeline,
+)
 from clinsight.nlp.search import NoteIndex, SearchHit, SearchMode
+from clinsight.registry.ner import load_ner_model, production_ner_models, production_stamp
 from clinsight.security.access import PatientAccess, require_patient_access
 from clinsight.store.notes import MAX_NOTE_CHARS, NoteRecord, deid_key, get_note, list_notes
 from clinsight.store.repositories import StoreContext
@@ -24,6 +40,7 @@ __all__ = [
     "NoteHit",
     "NoteReading",
     "note_fhir_bundle",
+    "note_pipeline",
     "note_reading",
     "read_note",
     "read_text",
@@ -44,6 +61,43 @@ class NoteReading:
         return self.annotation.problem_list()
 
 
+@dataclass
+class _PipelineCache:
+    """The pipeline last built, for which registry, stages fingerprint and production versions."""
+
+    registry: Path | None = None
+    stamp: tuple[tuple[str, int, int], ...] = ()
+    versions: tuple[tuple[str, int], ...] = ()
+    nlp: Language | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_cache = _PipelineCache()
+
+
+def note_pipeline(registry_dir: Path | None = None) -> Language:
+    """The note pipeline: vocabulary rules plus every production NER model of the registry
+    (default: the configured one), cached per process and rebuilt when the production
+    versions change; the rules-only pipeline while no NER model is in production.
+
+    Raises:
+        IntegrityError: a production NER model's files changed since registration.
+        ModelError: a production NER model cannot be loaded.
+    """
+    registry = registry_dir or get_settings().resolved_registry_dir
+    stamp = production_stamp(registry)
+    with _cache.lock:
+        if _cache.nlp is not None and (_cache.registry, _cache.stamp) == (registry, stamp):
+            return _cache.nlp
+        production = production_ner_models(registry)
+        versions = tuple((v.name, v.version) for v in production)
+        if _cache.nlp is None or (_cache.registry, _cache.versions) != (registry, versions):
+            models = [load_ner_model(v) for v in production]
+            _cache.nlp = build_pipeline(ner_models=models) if models else default_pipeline()
+        _cache.registry, _cache.stamp, _cache.versions = registry, stamp, versions
+        return _cache.nlp
+
+
 @dataclass(frozen=True)
 class NoteHit:
     """A note matching a search, with where and why it matched."""
@@ -62,7 +116,7 @@ def read_text(text: str, *, key: str = "") -> NoteReading:
         raise DataError("the note is empty; paste or upload its text")
     if len(text) > MAX_NOTE_CHARS:
         raise DataError(f"the note has {len(text)} characters, more than {MAX_NOTE_CHARS}")
-    return NoteReading(annotate_note(text), deidentify(text, key))
+    return NoteReading(annotate_note(text, note_pipeline()), deidentify(text, key))
 
 
 def read_note(ctx: StoreContext, note_id: str) -> tuple[NoteRecord, NoteReading]:
@@ -121,7 +175,7 @@ def note_fhir_bundle(ctx: StoreContext, note_id: str) -> dict[str, Any]:
     """
     note = get_note(ctx, note_id)
     bundle = note_bundle(
-        annotate_note(note.text),
+        annotate_note(note.text, note_pipeline()),
         note_id=note.id,
         patient_id=note.patient_id,
         created=note.created_at,

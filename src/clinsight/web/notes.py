@@ -1,6 +1,6 @@
 """Web pages of clinical notes: a patient's notes with paste/upload and search, and one note
-read back with entities coloured by assertion, the coded problem list and the
-de-identified version.
+read back with entities coloured by assertion, the coded problem list, the trained NER
+models that read it, and the de-identified version.
 
 Pages use the same services as the API (`services.notes`), so policy, encryption
 and audit are identical; forms carry the session's CSRF token.
@@ -18,7 +18,7 @@ from markupsafe import Markup
 from clinsight.api.routes.notes import FHIR_JSON, read_text_upload
 from clinsight.errors import DataError
 from clinsight.nlp.deid import DeidResult
-from clinsight.nlp.pipeline import ClinicalEntity
+from clinsight.nlp.pipeline import VOCABULARY_SOURCE, ClinicalEntity
 from clinsight.nlp.search import SearchMode
 from clinsight.services.notes import (
     note_fhir_bundle,
@@ -45,11 +45,13 @@ MODES: tuple[SearchMode, ...] = ("hybrid", "keyword", "semantic")
 
 
 def entities_html(text: str, entities: tuple[ClinicalEntity, ...]) -> Markup:
-    """The note HTML-escaped, each entity in a ``<mark class="a-ASSERTION">`` with a tooltip."""
+    """The note HTML-escaped, each entity in a ``<mark class="a-ASSERTION">`` with a tooltip
+    (kind, assertion, code and, for an entity of a trained NER model, that model)."""
     pieces, cursor = [], 0
     for e in sorted(entities, key=lambda e: e.start):
         code = f" · ICD-10-CM {e.icd10.code} {e.icd10.description}" if e.icd10 else ""
-        title = html.escape(f"{e.label.lower()} · {e.assertion}{code}", quote=True)
+        model = f" · found by {e.source}" if e.source != VOCABULARY_SOURCE else ""
+        title = html.escape(f"{e.label.lower()} · {e.assertion}{code}{model}", quote=True)
         pieces += [
             html.escape(text[cursor : e.start]),
             f'<mark class="a-{e.assertion}" title="{title}">{html.escape(e.text)}</mark>',

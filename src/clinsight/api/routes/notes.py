@@ -133,9 +133,11 @@ def fhir(note_id: str, user: Clinician, ctx: StoreCtx) -> JSONResponse:
 
 @router.post("/nlp/annotate", response_model=AnnotationOut)
 def annotate(body: NoteIn, user: Clinician, ctx: StoreCtx) -> AnnotationOut:
-    """Annotate and de-identify text without storing it (the call is audited, not the text)."""
+    """Annotate and de-identify text without storing it (the call is audited with the NER
+    model versions used, not the text)."""
     del user
     reading = read_text(body.text)
-    ctx.audit("nlp.annotate", "text", details={"chars": len(body.text)})
+    models = ", ".join(reading.annotation.ner_models)
+    ctx.audit("nlp.annotate", "text", details={"chars": len(body.text), "ner_models": models})
     ctx.session.commit()
     return AnnotationOut.of(reading)

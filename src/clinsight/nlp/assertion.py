@@ -192,7 +192,10 @@ class ConTextComponent:
             entries.sort(key=lambda item: -len(item[0]))
 
     def find_triggers(self, doc: Doc) -> list[tuple[int, int, ContextRule]]:
-        """Non-overlapping trigger matches `(start, end, rule)`, longest and PSEUDO first."""
+        """Non-overlapping trigger matches `(start, end, rule)`, longest and PSEUDO first.
+
+        Rules sharing one literal (``in the past`` FORWARD and BACKWARD) all match its span.
+        """
         tokens = [t for t in doc if not t.is_space]
         lowers = [t.lower_ for t in tokens]
         found: list[tuple[int, int, int, ContextRule]] = []
@@ -203,12 +206,14 @@ class ConTextComponent:
                     found.append((i, i + n, n, rule))
         found.sort(key=lambda m: (m[3].direction is not Direction.PSEUDO, -m[2], m[0]))
         taken = [False] * len(tokens)
+        kept_spans: set[tuple[int, int]] = set()
         kept: list[tuple[int, int, ContextRule]] = []
         for start, end, _, rule in found:
-            if any(taken[start:end]):
+            if any(taken[start:end]) and (start, end) not in kept_spans:
                 continue
             taken[start:end] = [True] * (end - start)
             if rule.direction is not Direction.PSEUDO:
+                kept_spans.add((start, end))
                 kept.append((tokens[start].i, tokens[end - 1].i + 1, rule))
         return sorted(kept, key=lambda m: m[0])
 

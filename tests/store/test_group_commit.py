@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 
 import pytest
@@ -104,29 +104,34 @@ def test_close_writes_what_is_queued_then_refuses(sessions: sessionmaker[Session
         writer.submit("late")
 
 
-def _recorder(
-    sessions: sessionmaker[Session], keyring: KeyRing, settings: Settings
-) -> UploadRecorder:
-    return UploadRecorder(sessions, sessions, keyring, settings.resolved_files_dir)
-
-
-def test_upload_recorder_stores_studies_predictions_and_audit(
-    people: People,
-    context: MakeContext,
-    sessions: sessionmaker[Session],
-    keyring: KeyRing,
-    settings: Settings,
-) -> None:
+@pytest.fixture
+def alices_patient(people: People, context: MakeContext) -> str:
+    """A patient on alice's care team (she created the record)."""
     ctx = context(people.alice)
     patient = create_patient(ctx, mrn="M-1", name="Ada", birth_date=date(1815, 1, 1), sex="female")
     ctx.session.commit()
-    uploads = _recorder(sessions, keyring, settings)
-    uploads.check_access(people.alice, patient.id)
+    return patient.id
+
+
+@pytest.fixture
+def uploads(
+    sessions: sessionmaker[Session], keyring: KeyRing, settings: Settings
+) -> Iterator[UploadRecorder]:
+    """An upload recorder on the test database (reads and writes on one factory)."""
+    recorder = UploadRecorder(sessions, sessions, keyring, settings.resolved_files_dir)
+    yield recorder
+    recorder.close()
+
+
+def test_upload_recorder_stores_studies_predictions_and_audit(
+    people: People, sessions: sessionmaker[Session], uploads: UploadRecorder, alices_patient: str
+) -> None:
+    patient_id = alices_patient
+    uploads.check_access(people.alice, patient_id)
     staged = [
-        uploads.stage(people.alice, patient.id, IMAGE, modality="CR", draft=DRAFT) for _ in range(3)
+        uploads.stage(people.alice, patient_id, IMAGE, modality="CR", draft=DRAFT) for _ in range(3)
     ]
     stored = [future.result(timeout=30) for future in map(uploads.record, staged)]
-    uploads.close()
     assert [study.id for study, _ in stored] == [s.study_id for s in staged]
     assert all(made.study_id == study.id for study, made in stored)
     with sessions() as session:
@@ -141,23 +146,15 @@ def test_upload_recorder_stores_studies_predictions_and_audit(
 
 
 def test_upload_recorder_refuses_a_stranger_and_removes_the_file(
-    people: People,
-    context: MakeContext,
-    sessions: sessionmaker[Session],
-    keyring: KeyRing,
-    settings: Settings,
+    people: People, sessions: sessionmaker[Session], uploads: UploadRecorder, alices_patient: str
 ) -> None:
-    ctx = context(people.alice)
-    patient = create_patient(ctx, mrn="M-2", name="Bea", birth_date=date(1990, 1, 1), sex="female")
-    ctx.session.commit()
-    uploads = _recorder(sessions, keyring, settings)
+    patient_id = alices_patient
     with pytest.raises(PermissionDeniedError, match="may not open patient"):
-        uploads.check_access(people.bob, patient.id)
+        uploads.check_access(people.bob, patient_id)
     # Staged while allowed, refused when recorded (e.g. taken off the care team meanwhile).
-    staged: StagedUpload = uploads.stage(people.bob, patient.id, IMAGE, modality="CR", draft=DRAFT)
+    staged: StagedUpload = uploads.stage(people.bob, patient_id, IMAGE, modality="CR", draft=DRAFT)
     with pytest.raises(PermissionDeniedError):
         uploads.record(staged).result(timeout=30)
-    uploads.close()
     assert not staged.file.exists()
     with sessions() as session:
         denied = session.execute(
@@ -168,18 +165,11 @@ def test_upload_recorder_refuses_a_stranger_and_removes_the_file(
 
 
 def test_record_uploads_checks_each_actor_in_one_transaction(
-    people: People,
-    context: MakeContext,
-    sessions: sessionmaker[Session],
-    keyring: KeyRing,
-    settings: Settings,
+    people: People, sessions: sessionmaker[Session], uploads: UploadRecorder, alices_patient: str
 ) -> None:
-    ctx = context(people.alice)
-    patient = create_patient(ctx, mrn="M-3", name="Cy", birth_date=date(1970, 1, 1), sex="male")
-    ctx.session.commit()
-    uploads = _recorder(sessions, keyring, settings)
-    mine = uploads.stage(people.alice, patient.id, IMAGE, modality="CR", draft=DRAFT)
-    theirs = uploads.stage(people.bob, patient.id, IMAGE, modality="CR", draft=DRAFT)
+    patient_id = alices_patient
+    mine = uploads.stage(people.alice, patient_id, IMAGE, modality="CR", draft=DRAFT)
+    theirs = uploads.stage(people.bob, patient_id, IMAGE, modality="CR", draft=DRAFT)
     with sessions() as session:
         results = record_uploads(session, [theirs, mine, theirs])
         session.commit()

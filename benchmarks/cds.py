@@ -22,7 +22,6 @@ import json
 import os
 import socket
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -40,6 +39,7 @@ from clinsight.data.fhir import PatientRecord, read_bundle
 from clinsight.data.fhir_features import FhirFeatureSpec
 from clinsight.data.tabular import load_dataset
 from clinsight.errors import DataError
+from clinsight.interop.cds_client import SigningEhr, prefetch_for
 from clinsight.interop.fhir_out import risk_assessment, risk_assessment_json
 from clinsight.registry.stages import Stage
 from clinsight.registry.tabular import promote_risk_model
@@ -52,9 +52,6 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 MODEL, MODEL_LR = "pima-synthea", "pima-synthea-lr"
 FEATURES = ["Glucose", "BloodPressure", "BMI", "Age"]
 ISSUER = "https://ehr.benchmark.local"
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.interop.ehr import SigningEhr  # noqa: E402
-from tests.registry.risk_factory import prefetch_for  # noqa: E402
 
 
 def _train(registry: Path, name: str, logistic_only: bool, repeats: int) -> str:

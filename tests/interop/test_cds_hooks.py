@@ -9,6 +9,7 @@ import pytest
 
 from clinsight.data.fhir_features import FhirFeatureSpec
 from clinsight.errors import AuthenticationError, ConfigurationError, DataError
+from clinsight.interop.cds_client import SigningEhr, prefetch_for
 from clinsight.interop.cds_hooks import (
     CdsJwtVerifier,
     CdsService,
@@ -18,8 +19,7 @@ from clinsight.interop.cds_hooks import (
     record_from_prefetch,
 )
 from clinsight.services.risk import RiskPredictors, assess_features
-from tests.interop.ehr import SigningEhr
-from tests.registry.risk_factory import MODEL_NAME, prefetch_for, synthea_file, train_pima_synthea
+from tests.registry.risk_factory import MODEL_NAME, synthea_file, train_pima_synthea
 
 AUD = "https://clinsight.example.org/cds-services/pima-synthea-risk"
 SERVICE = CdsService(

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -48,26 +46,3 @@ def synthea_file(index: int = 0) -> Path:
     if not SYNTHEA.is_dir():
         pytest.skip("the Synthea bundles are not in the shared data directory")
     return sorted(p for p in SYNTHEA.glob("*_*-*.json"))[index]
-
-
-def prefetch_for(bundle: Path, codes: tuple[str, ...]) -> dict[str, Any]:
-    """CDS Hooks prefetch as an EHR would send it: the Patient, and a searchset of the
-    observations whose code or a component code is in `codes` (``system|code``)."""
-    entries = json.loads(bundle.read_text())["entry"]
-    patient = next(e["resource"] for e in entries if e["resource"]["resourceType"] == "Patient")
-    wanted = {c.split("|")[-1] for c in codes}
-
-    def matches(resource: dict[str, Any]) -> bool:
-        found = {c["code"] for c in resource["code"]["coding"]}
-        for part in resource.get("component", []):
-            found |= {c["code"] for c in part["code"]["coding"]}
-        return bool(found & wanted)
-
-    observations = [
-        {"fullUrl": e["fullUrl"], "resource": e["resource"]}
-        for e in entries
-        if e["resource"]["resourceType"] == "Observation" and matches(e["resource"])
-    ]
-    searchset = {"resourceType": "Bundle", "type": "searchset", "total": len(observations),
-                 "entry": observations}  # fmt: skip
-    return {"patient": patient, "observations": searchset}

@@ -115,7 +115,7 @@ def test_stages_promotion_rollback_and_production_models(registry: Path, data_di
         rollback_ner_model(registry, "tiny-minilm")
     with pytest.raises(ModelNotFoundError, match=r"No NER model named 'nope'.*train-ner"):
         get_ner_model(registry, "nope")
-    with pytest.raises(ModelNotFoundError, match=r"has no version 9; it has v1 \(candidate\)"):
+    with pytest.raises(ModelNotFoundError, match=r"has no version 9; it has: v1 \(candidate\)"):
         get_ner_model(registry, "tiny-minilm", 9)
 
 
@@ -123,10 +123,10 @@ def test_register_refuses_bad_names_and_a_missing_data_sha256(
     tmp_path: Path, data_dir: Path
 ) -> None:
     model = tiny_spacy(data_dir)
-    with pytest.raises(RegistryError, match="'Bad Name' cannot name an NER model"):
+    with pytest.raises(RegistryError, match="Invalid model name 'Bad Name'"):
         register_ner_model(tmp_path, name="Bad Name", model=model, corpus="c", metrics={},
                            training={"data_sha256": "0" * 64})  # fmt: skip
-    with pytest.raises(RegistryError, match=r"needs training\['data_sha256'\]"):
+    with pytest.raises(RegistryError, match=r"training\['data_sha256'\] must be the sha256"):
         register_ner_model(tmp_path, name="ok", model=model, corpus="c", metrics={}, training={})
     assert list_ner_models(tmp_path) == []
 

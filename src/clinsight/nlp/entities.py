@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from clinsight.nlp import Scores, load_rules
 
 __all__ = [
     "ENTITY_LABELS",
+    "StepBudget",
     "add_entity_ruler",
     "entity_patterns",
     "entity_scores",
@@ -41,6 +43,26 @@ __all__ = [
 ENTITY_LABELS = ("PROBLEM", "MEDICATION", "PROCEDURE", "TEST", "ANATOMY")
 
 ProgressCallback = Callable[[int, float, float | None], None]
+
+
+@dataclass
+class StepBudget:
+    """The update budget of an NER training run (spaCy or transformer): training stops
+    after the update that reaches `max_steps` or ends `time_budget` seconds after the start."""
+
+    max_steps: int | None
+    time_budget: float | None
+    steps: int = 0
+    start: float = field(default_factory=time.perf_counter)
+
+    def spend(self) -> str | None:
+        """Count one update; what stops training ("max_steps", "time_budget") or None."""
+        self.steps += 1
+        if self.max_steps is not None and self.steps >= self.max_steps:
+            return "max_steps"
+        if self.time_budget is not None and time.perf_counter() - self.start >= self.time_budget:
+            return "time_budget"
+        return None
 
 
 def entity_patterns(path: Path | None = None) -> list[dict[str, Any]]:
@@ -135,8 +157,8 @@ def train_ner(
     if average_weights:
         optimizer.averages = {}
     rng = random.Random(seed)
-    start = time.perf_counter()
-    steps, epochs_run, best_f1, best_epoch, best_weights = 0, 0, -1.0, 0, b""
+    budget = StepBudget(max_steps, time_budget)
+    epochs_run, best_f1, best_epoch, best_weights = 0, -1.0, 0, b""
     stopped_by = None
     while epochs_run < epochs and stopped_by is None:
         rng.shuffle(examples)
@@ -145,11 +167,7 @@ def train_ner(
             nlp.update(
                 examples[first : first + batch_size], drop=dropout, sgd=optimizer, losses=losses
             )
-            steps += 1
-            if max_steps is not None and steps >= max_steps:
-                stopped_by = "max_steps"
-            elif time_budget is not None and time.perf_counter() - start >= time_budget:
-                stopped_by = "time_budget"
+            stopped_by = budget.spend()
             if stopped_by is not None:
                 break
         epochs_run += 1
@@ -174,7 +192,7 @@ def train_ner(
         "epochs_run": epochs_run,
         "kept_epoch": best_epoch,
         "devel_f1": round(best_f1, 4) if devel is not None else None,
-        "steps": steps,
+        "steps": budget.steps,
         "stopped_by": stopped_by,
     }
     return nlp

@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import random
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from clinsight.nlp.embeddings import (
     switch_hugging_face_offline,
     verified_model_dir,
 )
-from clinsight.nlp.entities import ProgressCallback, entity_scores, tagged_to_doc
+from clinsight.nlp.entities import ProgressCallback, StepBudget, entity_scores, tagged_to_doc
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -316,8 +315,8 @@ def train_transformer_ner(
     optimizer = _optimizer(ner.model, learning_rate, weight_decay)
     schedule = _linear_warmup_decay(optimizer, round(warmup_fraction * planned), planned)
     rng = random.Random(seed)
-    start = time.perf_counter()
-    steps, epochs_run, best_f1, best_epoch = 0, 0, -1.0, 0
+    budget = StepBudget(max_steps, time_budget)
+    epochs_run, best_f1, best_epoch = 0, -1.0, 0
     best_weights: dict[str, torch.Tensor] = {}
     stopped_by = None
     while epochs_run < epochs and stopped_by is None:
@@ -333,11 +332,7 @@ def train_transformer_ner(
             schedule.step()
             optimizer.zero_grad()
             losses.append(loss.item())
-            steps += 1
-            if max_steps is not None and steps >= max_steps:
-                stopped_by = "max_steps"
-            elif time_budget is not None and time.perf_counter() - start >= time_budget:
-                stopped_by = "time_budget"
+            stopped_by = budget.spend()
             if stopped_by is not None:
                 break
         epochs_run += 1
@@ -355,7 +350,7 @@ def train_transformer_ner(
         "epochs_run": epochs_run,
         "kept_epoch": best_epoch if devel is not None else epochs_run,
         "devel_f1": round(best_f1, 4) if devel is not None else None,
-        "steps": steps,
+        "steps": budget.steps,
         "planned_steps": planned,
         "stopped_by": stopped_by,
         "longest_sentence_pieces": max(lengths),

@@ -9,15 +9,13 @@ Layout, beside the image models (``_risk`` cannot be an image model's name)::
                       thresholds, reference sample for explanations, metrics, training
         card.json  card.md  manifest.json (sha256 of every file; artifact = model.skops)
 
-Versions, the staging folder, locks, manifests and stages work as for image models
-(`registry.store`, `registry.stages`). Loading refuses any type stored in the artifact that
+Versions, the staging folder, locks, manifests and stages work as for every kind
+(`registry.versions`). Loading refuses any type stored in the artifact that
 is not in `TRUSTED_TYPES`, so a tampered file cannot make the loader build arbitrary objects.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,30 +25,15 @@ import pandas as pd
 import skops.io as sio
 
 from clinsight.data.tabular import FeatureType, TaskSpec
-from clinsight.errors import IntegrityError, ModelNotFoundError, RegistryError
-from clinsight.registry.cards import render_card_markdown
-from clinsight.registry.manifest import (
-    MANIFEST_FILE,
-    json_ready,
-    locked,
-    read_json,
-    sha256_file,
-    verify_manifest,
-    write_json,
-    write_manifest,
+from clinsight.errors import IntegrityError, RegistryError
+from clinsight.registry.manifest import verify_manifest
+from clinsight.registry.versions import (
+    ModelKind,
+    RegisteredVersion,
+    check_registration,
+    publish_version,
+    staging_folder,
 )
-from clinsight.registry.stages import (
-    Stage,
-    StageChange,
-    change_stage,
-    previous_production,
-    read_stages,
-    record_stage,
-    stage_history,
-    utc_now,
-    write_stages,
-)
-from clinsight.registry.store import NAME_PATTERN, SHA256_PATTERN, version_numbers
 from clinsight.tabular.models import RiskModel
 
 __all__ = [
@@ -66,7 +49,7 @@ __all__ = [
     "rollback_risk_model",
 ]
 
-RISK_ROOT, SKOPS_FILE, MODEL_FILE = "_risk", "model.skops", "model.json"
+RISK_ROOT, SKOPS_FILE = "_risk", "model.skops"
 TRUSTED_TYPES: frozenset[str] = frozenset(
     {
         "clinsight.tabular.models.RiskModel",
@@ -92,26 +75,13 @@ DEFAULT_THRESHOLDS = {"warning": 0.2, "critical": 0.5}
 
 
 @dataclass(frozen=True)
-class RiskModelVersion:
+class RiskModelVersion(RegisteredVersion):
     """A registered risk model version, as read from its folder (the estimator loads lazily)."""
 
-    name: str
-    version: int
-    path: Path
-    stage: Stage
     task: TaskSpec
     calibration: str
     thresholds: dict[str, float]
     reference: dict[str, list[Any]]
-    metrics: dict[str, Any]
-    training: dict[str, Any]
-    created: str
-    artifact_sha256: str
-
-    @property
-    def card_path(self) -> Path:
-        """The Markdown model card."""
-        return self.path / "card.md"
 
     @property
     def reference_frame(self) -> pd.DataFrame:
@@ -147,28 +117,33 @@ def _task_dict(task: TaskSpec) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _root(registry_dir: Path, name: str | None = None) -> Path:
-    base = Path(registry_dir) / RISK_ROOT
-    return base if name is None else base / name
+def _from_record(record: dict[str, Any], common: dict[str, Any]) -> RiskModelVersion:
+    return RiskModelVersion(
+        **common, task=TaskSpec.from_mapping(record["task"]), calibration=record["calibration"],
+        thresholds=dict(record["thresholds"]), reference=dict(record["reference"]),
+    )  # fmt: skip
 
 
-def _check(name: str, model: RiskModel, task: TaskSpec, training: Mapping[str, Any]) -> None:
-    if not NAME_PATTERN.match(name):
-        raise RegistryError(
-            f"Invalid model name {name!r}: use 1-64 lowercase letters, digits, '.', '_' or '-', "
-            f"starting with a letter or digit."
-        )
+_KIND = ModelKind(
+    noun="risk model",
+    folder=RISK_ROOT,
+    build=_from_record,
+    unknown="No risk model named {name!r}; registered: {known}.",
+)
+list_risk_models = _KIND.versions
+get_risk_model = _KIND.get
+promote_risk_model = _KIND.promote
+risk_history = _KIND.history
+rollback_risk_model = _KIND.rollback
+
+
+def _check(model: RiskModel, task: TaskSpec) -> None:
     if not hasattr(model, "feature_types_"):
         raise RegistryError("Fit the RiskModel before registering it.")
     if list(model.feature_types_) != task.feature_names:
         raise RegistryError(
             f"The model's features {list(model.feature_types_)} differ from the task spec's "
             f"{task.feature_names}; register the spec the model was trained with."
-        )
-    if not SHA256_PATTERN.match(str(training.get("data_sha256", ""))):
-        raise RegistryError(
-            "training['data_sha256'] must be the sha256 hex digest of the training data; "
-            "every registered model carries it."
         )
 
 
@@ -218,15 +193,13 @@ def register_risk_model(
             missing training['data_sha256'], thresholds not 0 < warning <= critical < 1,
             or non-JSON metrics/training values.
     """
-    _check(name, model, task, training)
+    check_registration(name, training)
+    _check(model, task)
     levels = dict(thresholds or DEFAULT_THRESHOLDS)
     if not 0 < levels.get("warning", -1) <= levels.get("critical", -1) < 1:
         raise RegistryError(f"thresholds need 0 < warning <= critical < 1; got {levels}.")
-    root = _root(registry_dir, name)
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
-    try:
-        staging.chmod(0o755)
+    root = _KIND.root(registry_dir, name)
+    with staging_folder(root) as staging:
         sio.dump(model, staging / SKOPS_FILE)
         record: dict[str, Any] = {
             "format": 1, "kind": "risk", "name": name, "task": _task_dict(task),
@@ -234,93 +207,10 @@ def register_risk_model(
             "reference": {k: list(v) for k, v in reference.items()}, "metrics": metrics,
             "training": training, "intended_use": intended_use,
         }  # fmt: skip
-        with locked(root):
-            versions = version_numbers(root)
-            version = versions[-1] + 1 if versions else 1
-            record = json_ready({**record, "version": version, "created": utc_now()})
-            write_json(staging / MODEL_FILE, record)
-            card = _risk_card(record, sha256_file(staging / SKOPS_FILE), limitations)
-            write_json(staging / "card.json", card)
-            (staging / "card.md").write_text(render_card_markdown(card), encoding="utf-8")
-            write_manifest(staging, SKOPS_FILE)
-            staging.rename(root / str(version))
-            state = read_stages(root)
-            record_stage(state, version, Stage.CANDIDATE, "registered")
-            write_stages(root, state)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        version = publish_version(
+            root, staging, record, SKOPS_FILE, lambda r, sha: _risk_card(r, sha, limitations)
+        )
     return get_risk_model(registry_dir, name, version, verify=False)
-
-
-def _load_version(folder: Path, stage: Stage) -> RiskModelVersion:
-    record = read_json(folder / MODEL_FILE)
-    manifest = read_json(folder / MANIFEST_FILE)
-    try:
-        task = TaskSpec.from_mapping(record["task"])
-        return RiskModelVersion(
-            name=record["name"], version=int(folder.name), path=folder, stage=stage, task=task,
-            calibration=record["calibration"], thresholds=dict(record["thresholds"]),
-            reference=dict(record["reference"]), metrics=record["metrics"],
-            training=record["training"], created=record["created"],
-            artifact_sha256=manifest["artifact_sha256"],
-        )  # fmt: skip
-    except (KeyError, TypeError, ValueError) as exc:
-        raise IntegrityError(f"{folder / MODEL_FILE} is malformed ({exc!r}).") from exc
-
-
-def list_risk_models(registry_dir: Path, name: str | None = None) -> list[RiskModelVersion]:
-    """Every registered risk model version (of `name`, if given), by name then version.
-
-    Raises:
-        ModelNotFoundError: `name` is given but not registered.
-        IntegrityError: a version's model.json or manifest is missing or malformed.
-    """
-    base = _root(registry_dir)
-    names = sorted(
-        p.name for p in base.iterdir() if p.is_dir() and version_numbers(p)
-    ) if base.is_dir() else []  # fmt: skip
-    if name is not None:
-        if name not in names:
-            known = ", ".join(names) or "none"
-            raise ModelNotFoundError(f"No risk model named {name!r}; registered: {known}.")
-        names = [name]
-    found = []
-    for model_name in names:
-        stages = read_stages(base / model_name)["versions"]
-        for number in version_numbers(base / model_name):
-            stage = Stage(stages.get(str(number), Stage.CANDIDATE))
-            found.append(_load_version(base / model_name / str(number), stage))
-    return found
-
-
-def get_risk_model(
-    registry_dir: Path,
-    name: str,
-    version: int | None = None,
-    stage: Stage | str | None = None,
-    *,
-    verify: bool = True,
-) -> RiskModelVersion:
-    """One version of `name`: by number, else the newest at `stage`, else the newest.
-
-    Raises:
-        ModelNotFoundError: no such name, version, or version at that stage.
-        IntegrityError: with `verify`, a file is missing, added or changed since registration.
-    """
-    versions = list_risk_models(registry_dir, name)
-    wanted = Stage(stage) if stage is not None else None
-    matches = [
-        v
-        for v in versions
-        if (version is None or v.version == version) and (wanted is None or v.stage == wanted)
-    ]
-    if not matches:
-        listing = ", ".join(f"v{v.version} ({v.stage})" for v in versions)
-        what = f"version {version}" if version is not None else f"{wanted} version"
-        raise ModelNotFoundError(f"Risk model {name!r} has no {what}; it has: {listing}.")
-    if verify:
-        verify_manifest(matches[-1].path)
-    return matches[-1]
 
 
 def load_risk_model(version: RiskModelVersion) -> RiskModel:
@@ -342,41 +232,3 @@ def load_risk_model(version: RiskModelVersion) -> RiskModel:
     if not isinstance(model, RiskModel):
         raise IntegrityError(f"{path} holds a {type(model).__name__}, not a RiskModel.")
     return model
-
-
-def promote_risk_model(
-    registry_dir: Path, name: str, version: int, stage: Stage | str, *, note: str = ""
-) -> RiskModelVersion:
-    """Move a version to `stage`; promoting to production archives the current production one.
-
-    Raises:
-        ModelNotFoundError: no such name or version.
-        IntegrityError: the version fails verification on its way to production.
-    """
-    target = Stage(stage)
-    get_risk_model(registry_dir, name, version, verify=target is Stage.PRODUCTION)
-    change_stage(_root(registry_dir, name), version, target, note)
-    return get_risk_model(registry_dir, name, version, verify=False)
-
-
-def risk_history(registry_dir: Path, name: str) -> list[StageChange]:
-    """The stage changes of risk model `name`, oldest first.
-
-    Raises:
-        ModelNotFoundError: `name` is not registered.
-    """
-    list_risk_models(registry_dir, name)
-    return stage_history(read_stages(_root(registry_dir, name)))
-
-
-def rollback_risk_model(registry_dir: Path, name: str) -> RiskModelVersion:
-    """Put the previous production version of `name` back into production.
-
-    Raises:
-        ModelNotFoundError: no such model or no earlier production version.
-    """
-    list_risk_models(registry_dir, name)
-    version = previous_production(_root(registry_dir, name))
-    if version is None:
-        raise ModelNotFoundError(f"Risk model {name!r} has no earlier production version.")
-    return promote_risk_model(registry_dir, name, version, Stage.PRODUCTION, note="rollback")

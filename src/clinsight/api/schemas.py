@@ -16,10 +16,12 @@ __all__ = [
     "BreakGlassIn",
     "BreakGlassOut",
     "CareTeamIn",
+    "F1Out",
     "FeedbackIn",
     "FeedbackOut",
     "LoginIn",
     "ModelOut",
+    "NerModelOut",
     "PatientIn",
     "PatientLookupOut",
     "PatientOut",
@@ -202,6 +204,30 @@ class ModelOut(BaseModel):
     task: str
     labels: list[str]
     artifact_sha256: str
+    metrics: dict[str, Any]
+    card_markdown: str | None = None
+
+
+class F1Out(BaseModel):
+    """A strict entity-level F1 with its 95 % bootstrap interval over sentences."""
+
+    value: float
+    low: float
+    high: float
+
+
+class NerModelOut(BaseModel):
+    """A registered NER model version, with its test F1 per label (``ALL``: overall)."""
+
+    name: str
+    version: int
+    stage: str
+    created: str
+    backend: str
+    corpus: str
+    labels: list[str]
+    artifact_sha256: str
+    test_f1: dict[str, F1Out]
     metrics: dict[str, Any]
     card_markdown: str | None = None
 

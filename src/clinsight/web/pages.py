@@ -20,8 +20,10 @@ from sqlalchemy.orm import Session
 
 from clinsight.api.deps import AppState, get_db, get_state
 from clinsight.api.problems import status_for
+from clinsight.api.routes.models import ner_test_f1
 from clinsight.api.routes.studies import read_upload
 from clinsight.errors import AuthenticationError, ClinsightError
+from clinsight.registry.ner import list_ner_models
 from clinsight.registry.store import list_models
 from clinsight.security.passwords import authenticate
 from clinsight.services.patients import patient_timeline
@@ -297,7 +299,8 @@ def _card_html(path: Path) -> Markup:
 
 @router.get("/models")
 def models(request: Request, state: State, session: Db) -> Response:
-    """Registered models with their cards and ROC / reliability plots."""
+    """Registered image models with their cards and ROC / reliability plots, then the NER
+    models the note pipeline can use, with their test F1 per label and cards."""
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
         registry = state.settings.resolved_registry_dir
@@ -306,7 +309,11 @@ def models(request: Request, state: State, session: Db) -> Response:
             (m, _card_html(m.card_path) if m.card_path.is_file() else "", _plots(m.path))
             for m in reversed(versions)
         ]
-        return render_page(request, "models.html", web, cards=cards)
+        ner = [
+            (m, ner_test_f1(m), _card_html(m.card_path) if m.card_path.is_file() else "")
+            for m in reversed(list_ner_models(registry))
+        ]
+        return render_page(request, "models.html", web, cards=cards, ner=ner)
 
     return guard_page(request, state, session, page)
 

@@ -78,6 +78,21 @@ def test_file_envelope_round_trip(tmp_path: Path) -> None:
         ring.decrypt_bytes(b"plain", file_id="study-1")
 
 
+def test_a_new_file_is_written_in_place_and_never_over_another(tmp_path: Path) -> None:
+    ring = KeyRing.generate()
+    path = tmp_path / "cd" / "study.enc"
+    crypto.write_encrypted_file(ring, path, b"new pixels", file_id="study-3", new=True)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["study.enc"]  # no temporary
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert crypto.read_encrypted_file(ring, path, file_id="study-3") == b"new pixels"
+    with pytest.raises(FileExistsError):
+        crypto.write_encrypted_file(ring, path, b"other", file_id="study-3", new=True)
+    assert crypto.read_encrypted_file(ring, path, file_id="study-3") == b"new pixels"
+    crypto.write_encrypted_file(ring, path, b"replaced", file_id="study-3")  # atomic replace
+    assert crypto.read_encrypted_file(ring, path, file_id="study-3") == b"replaced"
+
+
 def test_blind_index_is_keyed_and_normalised() -> None:
     ring = KeyRing.generate()
     assert ring.blind_index(" mrn-0001 ") == ring.blind_index("MRN-0001")

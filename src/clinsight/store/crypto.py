@@ -41,6 +41,7 @@ __all__ = [
     "rotate_key",
     "save_keyring",
     "write_encrypted_file",
+    "write_new_private_file",
     "write_private_file",
 ]
 
@@ -174,8 +175,18 @@ def file_key_id(blob: bytes) -> str:
     return blob[len(FILE_MAGIC) + 1 : len(FILE_MAGIC) + 1 + size].decode("ascii")
 
 
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder, so that a name created or renamed in it survives a power cut."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_private_file(path: Path, data: bytes) -> None:
-    """Write `data` atomically to `path` with mode 0600 (parent folder 0700 when created)."""
+    """Write `data` atomically to `path` with mode 0600 (parent folder 0700 when created);
+    the file and its folder are fsynced before this returns."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -185,8 +196,26 @@ def write_private_file(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        _sync_folder(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_new_private_file(path: Path, data: bytes) -> None:
+    """Create `path`, which must not exist yet, with mode 0600 (parent folder 0700 when
+    created): written in place (no temporary file, no rename), the file and its folder
+    fsynced before this returns. A crash midway leaves a partial file that nothing names.
+
+    Raises:
+        FileExistsError: `path` exists.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    _sync_folder(path.parent)
 
 
 def save_keyring(keyring: KeyRing, path: Path) -> None:
@@ -256,9 +285,20 @@ def rotate_key(path: Path) -> KeyRing:
     return keyring
 
 
-def write_encrypted_file(keyring: KeyRing, path: Path, data: bytes, *, file_id: str) -> None:
-    """Encrypt `data` for `file_id` and write it atomically with mode 0600."""
-    write_private_file(path, keyring.encrypt_bytes(data, file_id=file_id))
+def write_encrypted_file(
+    keyring: KeyRing, path: Path, data: bytes, *, file_id: str, new: bool = False
+) -> None:
+    """Encrypt `data` for `file_id` and write it with mode 0600, durably: replacing `path`
+    atomically, or, when `new`, creating it (see `write_new_private_file`).
+
+    Raises:
+        FileExistsError: `new` and `path` exists.
+    """
+    blob = keyring.encrypt_bytes(data, file_id=file_id)
+    if new:
+        write_new_private_file(path, blob)
+    else:
+        write_private_file(path, blob)
 
 
 def read_encrypted_file(keyring: KeyRing, path: Path, *, file_id: str) -> bytes:

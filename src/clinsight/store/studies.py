@@ -142,7 +142,7 @@ def _write_blob(keyring: KeyRing, files_dir: Path, content: bytes) -> tuple[str,
     """Encrypt and fsync a new study's file; its id and blob key."""
     study_id = new_id()
     blob_key = f"{study_id[:2]}/{study_id}.enc"
-    write_encrypted_file(keyring, files_dir / blob_key, content, file_id=study_id)
+    write_encrypted_file(keyring, files_dir / blob_key, content, file_id=study_id, new=True)
     return study_id, blob_key
 
 

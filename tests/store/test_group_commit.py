@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from clinsight.config import Settings
 from clinsight.errors import DataError, PermissionDeniedError
+from clinsight.security.access import Principal
 from clinsight.store import audit
 from clinsight.store.crypto import KeyRing
 from clinsight.store.group_commit import GroupCommit
 from clinsight.store.repositories import create_patient
-from clinsight.store.studies import StagedUpload, record_uploads
+from clinsight.store.studies import StagedUpload, record_uploads, stage_upload
 from clinsight.store.uploads import UploadRecorder
 from tests.store.conftest import MakeContext, People
 from tests.store.test_studies import DRAFT, IMAGE
@@ -104,6 +105,12 @@ def test_close_writes_what_is_queued_then_refuses(sessions: sessionmaker[Session
         writer.submit("late")
 
 
+def _stage(uploads: UploadRecorder, actor: Principal, patient_id: str) -> StagedUpload:
+    """A radiograph's file written for `actor`, ready to record."""
+    return stage_upload(uploads.keyring, uploads.files_dir, actor, patient_id, IMAGE,
+                        modality="CR", draft=DRAFT)  # fmt: skip
+
+
 @pytest.fixture
 def alices_patient(people: People, context: MakeContext) -> str:
     """A patient on alice's care team (she created the record)."""
@@ -128,9 +135,7 @@ def test_upload_recorder_stores_studies_predictions_and_audit(
 ) -> None:
     patient_id = alices_patient
     uploads.check_access(people.alice, patient_id)
-    staged = [
-        uploads.stage(people.alice, patient_id, IMAGE, modality="CR", draft=DRAFT) for _ in range(3)
-    ]
+    staged = [_stage(uploads, people.alice, patient_id) for _ in range(3)]
     stored = [future.result(timeout=30) for future in map(uploads.record, staged)]
     assert [study.id for study, _ in stored] == [s.study_id for s in staged]
     assert all(made.study_id == study.id for study, made in stored)
@@ -152,7 +157,7 @@ def test_upload_recorder_refuses_a_stranger_and_removes_the_file(
     with pytest.raises(PermissionDeniedError, match="may not open patient"):
         uploads.check_access(people.bob, patient_id)
     # Staged while allowed, refused when recorded (e.g. taken off the care team meanwhile).
-    staged: StagedUpload = uploads.stage(people.bob, patient_id, IMAGE, modality="CR", draft=DRAFT)
+    staged = _stage(uploads, people.bob, patient_id)
     with pytest.raises(PermissionDeniedError):
         uploads.record(staged).result(timeout=30)
     assert not staged.file.exists()
@@ -168,8 +173,8 @@ def test_record_uploads_checks_each_actor_in_one_transaction(
     people: People, sessions: sessionmaker[Session], uploads: UploadRecorder, alices_patient: str
 ) -> None:
     patient_id = alices_patient
-    mine = uploads.stage(people.alice, patient_id, IMAGE, modality="CR", draft=DRAFT)
-    theirs = uploads.stage(people.bob, patient_id, IMAGE, modality="CR", draft=DRAFT)
+    mine = _stage(uploads, people.alice, patient_id)
+    theirs = _stage(uploads, people.bob, patient_id)
     with sessions() as session:
         results = record_uploads(session, [theirs, mine, theirs])
         session.commit()

@@ -29,6 +29,7 @@ from clinsight.store.studies import (
     prediction_record,
     read_study,
     record_prediction,
+    stage_upload,
 )
 from clinsight.store.tables import Prediction
 from clinsight.store.uploads import UploadRecorder
@@ -124,8 +125,8 @@ def stage_diagnosis(
     uploads.check_access(actor, patient_id)
     image = check_image(content, settings)
     diagnosis = diagnose_image(predictor, image)
-    return uploads.stage(actor, patient_id, content, modality=_modality(image),
-                         draft=_draft(predictor, diagnosis))  # fmt: skip
+    return stage_upload(uploads.keyring, uploads.files_dir, actor, patient_id, content,
+                        modality=_modality(image), draft=_draft(predictor, diagnosis))  # fmt: skip
 
 
 def diagnose_upload(

@@ -1,8 +1,9 @@
 """The store's side of one-call diagnosis under load: cheap access checks, grouped writes.
 
-`UploadRecorder` checks a clinician's access on a read snapshot (no write lock), writes
-the encrypted image file in the caller's thread, and records the study, its prediction
-and their audit entries through a `GroupCommit` writer, so that uploads arriving
+`UploadRecorder` checks a clinician's access on a read snapshot (no write lock); the
+caller writes the encrypted image file in its own thread (`store.studies.stage_upload`
+with the recorder's key ring and files folder); the recorder then records the study, its
+prediction and their audit entries through a `GroupCommit` writer, so that uploads arriving
 together share one transaction. The access check is repeated inside that transaction.
 """
 
@@ -16,13 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from clinsight.security.access import Principal, can_access_patient, require_patient_access
 from clinsight.store.crypto import KeyRing
 from clinsight.store.group_commit import GroupCommit
-from clinsight.store.studies import (
-    PredictionDraft,
-    StagedUpload,
-    StoredUpload,
-    record_uploads,
-    stage_upload,
-)
+from clinsight.store.studies import StagedUpload, StoredUpload, record_uploads
 
 __all__ = ["UploadRecorder"]
 
@@ -41,8 +36,8 @@ class UploadRecorder:
     ) -> None:
         self._sessions = sessions
         self._read_sessions = read_sessions
-        self._keyring = keyring
-        self._files_dir = files_dir
+        self.keyring = keyring
+        self.files_dir = files_dir
         self._writer: GroupCommit[StagedUpload, StoredUpload] = GroupCommit(
             sessions, record_uploads, name="upload-writer"
         )
@@ -60,23 +55,6 @@ class UploadRecorder:
         if not allowed:
             with self._sessions() as session:
                 require_patient_access(session, actor, patient_id, ACTION)  # audits, raises
-
-    def stage(
-        self,
-        actor: Principal,
-        patient_id: str,
-        content: bytes,
-        *,
-        modality: str,
-        draft: PredictionDraft,
-    ) -> StagedUpload:
-        """Write the upload's encrypted file (see `store.studies.stage_upload`).
-
-        Raises:
-            DataError: a probability or confidence outside [0, 1] (nothing is written).
-        """
-        return stage_upload(self._keyring, self._files_dir, actor, patient_id, content,
-                            modality=modality, draft=draft)  # fmt: skip
 
     def record(self, upload: StagedUpload) -> Future[StoredUpload]:
         """Record a staged upload; the future completes once it is committed. If it is not

@@ -23,7 +23,6 @@ from clinsight.store.studies import (
     PredictionDraft,
     PredictionRecord,
     StagedUpload,
-    StoredUpload,
     StudyRecord,
     add_study,
     prediction_record,
@@ -38,7 +37,6 @@ __all__ = [
     "PredictionView",
     "PredictorLookup",
     "check_image",
-    "diagnose_upload",
     "explained_prediction",
     "heatmap_png",
     "predict_study",
@@ -127,26 +125,6 @@ def stage_diagnosis(
     diagnosis = diagnose_image(predictor, image)
     return stage_upload(uploads.keyring, uploads.files_dir, actor, patient_id, content,
                         modality=_modality(image), draft=_draft(predictor, diagnosis))  # fmt: skip
-
-
-def diagnose_upload(
-    uploads: UploadRecorder,
-    actor: Principal,
-    predictor: ImagePredictor,
-    patient_id: str,
-    content: bytes,
-    settings: Settings,
-) -> StoredUpload:
-    """Upload and diagnose in one step: the study and its prediction are recorded together,
-    both audited, in one (possibly shared) transaction, committed before this returns.
-
-    Raises:
-        PermissionDeniedError: the actor may not open this patient.
-        UnsupportedImageError: the file is not a usable image (nothing is stored).
-        ModelError: inference failed (nothing is stored).
-    """
-    staged = stage_diagnosis(uploads, actor, predictor, patient_id, content, settings)
-    return uploads.record(staged).result()
 
 
 def predict_study(ctx: StoreContext, predictor: ImagePredictor, study_id: str) -> PredictionRecord:

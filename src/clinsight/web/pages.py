@@ -27,7 +27,7 @@ from clinsight.registry.ner import list_ner_models
 from clinsight.registry.store import list_models
 from clinsight.security.passwords import authenticate
 from clinsight.services.patients import patient_timeline
-from clinsight.services.predictions import diagnose_upload, explained_prediction
+from clinsight.services.predictions import explained_prediction, stage_diagnosis
 from clinsight.store import audit
 from clinsight.store.repositories import StoreContext, create_patient, list_audit, search_patients
 from clinsight.store.studies import record_feedback
@@ -228,9 +228,10 @@ def upload(
                 request, "error.html", web, 415, message=str(getattr(exc, "detail", exc))
             )
         session.commit()  # the upload is recorded by the store's writer, not in this session
-        _, record = diagnose_upload(
+        staged = stage_diagnosis(
             state.uploads, web.principal, state.predictor(), patient_id, content, state.settings
         )
+        _, record = state.uploads.record(staged).result()
         state.metrics.predictions.labels(record.model_name, record.model_version).inc()
         return redirect_to(f"/predictions/{record.id}", web)
 

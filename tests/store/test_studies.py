@@ -17,12 +17,13 @@ from clinsight.store.studies import (
     PredictionDraft,
     PredictionRecord,
     add_study,
-    add_study_with_prediction,
     list_predictions,
     list_studies,
     read_study,
     record_feedback,
     record_prediction,
+    record_uploads,
+    stage_upload,
 )
 from clinsight.store.tables import Verdict
 from tests.store.conftest import MakeContext, People
@@ -163,12 +164,22 @@ def test_other_clinicians_reach_no_study(people: People, context: MakeContext) -
         read_study(bob, "nope")
 
 
+def _record_one(ctx: StoreContext, patient_id: str, draft: PredictionDraft) -> object:
+    """Stage an upload as `ctx.actor` and record it in `ctx`'s transaction (not committed)."""
+    staged = stage_upload(ctx.keyring, ctx.files_dir, ctx.actor, patient_id, IMAGE,
+                          modality="CR", draft=draft)  # fmt: skip
+    [result] = record_uploads(ctx.session, [staged])
+    return result
+
+
 def test_study_and_prediction_stored_together(people: People, context: MakeContext) -> None:
     ctx = context(people.alice)
     patient_id, _ = _study(ctx)
     warned = replace(DRAFT, warnings=("The image shows body part LEG, not CHEST.",))
-    study, made = add_study_with_prediction(ctx, patient_id, IMAGE, modality="CR", draft=warned)
+    result = _record_one(ctx, patient_id, warned)
     ctx.session.commit()
+    assert isinstance(result, tuple)
+    study, made = result
     assert made.study_id == study.id
     assert made.warnings == warned.warnings
     assert list_predictions(ctx, study.id) == [made]
@@ -180,28 +191,24 @@ def test_study_and_prediction_stored_together(people: People, context: MakeConte
     assert list(actions) == ["study.create", "prediction.create", "prediction.list", "study.read"]
 
 
-def test_study_and_prediction_refused_together(people: People, context: MakeContext) -> None:
+def test_study_and_prediction_refused_together(
+    people: People, context: MakeContext, settings: Settings
+) -> None:
     patient_id, _ = _study(context(people.alice))
+    files = sorted(settings.resolved_files_dir.rglob("*.enc"))
     bob = context(people.bob)
-    with pytest.raises(PermissionDeniedError):
-        add_study_with_prediction(bob, patient_id, IMAGE, modality="CR", draft=DRAFT)
-    with pytest.raises(DataError, match="must lie in"):
-        add_study_with_prediction(
-            context(people.alice), patient_id, IMAGE, modality="CR",
-            draft=replace(DRAFT, calibrated_confidence=-0.1),
-        )  # fmt: skip
+    assert isinstance(_record_one(bob, patient_id, DRAFT), PermissionDeniedError)
+    bob.session.commit()  # the denial's audit entry
+    with pytest.raises(DataError, match="must lie in"):  # checked before any file is written
+        _record_one(context(people.alice), patient_id,
+                    replace(DRAFT, calibrated_confidence=-0.1))  # fmt: skip
     counts = bob.session.execute(
         sa.text("SELECT (SELECT count(*) FROM studies), (SELECT count(*) FROM predictions)")
     ).one()
     assert tuple(counts) == (1, 0)
-
-
-def test_a_refused_study_leaves_no_file_behind(
-    people: People, context: MakeContext, settings: Settings
-) -> None:
-    patient_id, _ = _study(context(people.alice))
-    before = sorted(settings.resolved_files_dir.rglob("*.enc"))
-    bob = context(people.bob)
-    with pytest.raises(PermissionDeniedError):
-        add_study_with_prediction(bob, patient_id, IMAGE, modality="CR", draft=DRAFT)
-    assert sorted(settings.resolved_files_dir.rglob("*.enc")) == before
+    denied = bob.session.execute(
+        sa.text("SELECT count(*) FROM audit_log WHERE outcome = 'denied'")
+    ).scalar()
+    assert denied == 1
+    # bob's file is the caller's to discard (the upload recorder does); none for the bad draft
+    assert len(sorted(settings.resolved_files_dir.rglob("*.enc"))) == len(files) + 1

@@ -38,7 +38,6 @@ __all__ = [
     "StoredUpload",
     "StudyRecord",
     "add_study",
-    "add_study_with_prediction",
     "list_predictions",
     "list_studies",
     "prediction_record",
@@ -249,8 +248,12 @@ def record_uploads(
     predictions: list[dict[str, Any]] = []
     events: list[AuditEvent] = []
     results: list[StoredUpload | PermissionDeniedError] = []
+    checked: dict[tuple[Principal, str], PatientAccess | None] = {}  # one query per pair
     for upload in uploads:
-        access = can_access_patient(session, upload.actor, upload.patient_id)
+        pair = (upload.actor, upload.patient_id)
+        if pair not in checked:
+            checked[pair] = can_access_patient(session, upload.actor, upload.patient_id)
+        access = checked[pair]
         if access is None:
             event, error = patient_denial(upload.actor, upload.patient_id, "prediction.create")
             events.append(event)
@@ -273,32 +276,6 @@ def record_uploads(
         session.execute(_INSERT_PREDICTION, predictions)
     audit.append_many(session, events)
     return results
-
-
-def add_study_with_prediction(
-    ctx: StoreContext, patient_id: str, content: bytes, *, modality: str, draft: PredictionDraft
-) -> StoredUpload:
-    """Store an uploaded image and the prediction made on it in one unit of work.
-
-    One access check, both rows, both audit entries; the caller commits once (if that
-    commit fails, the encrypted file stays behind without a row, as after a crash).
-
-    Raises:
-        PermissionDeniedError: the actor may not open this patient (the denial is committed).
-        DataError: a probability or confidence outside [0, 1].
-    """
-    upload = stage_upload(ctx.keyring, ctx.files_dir, ctx.actor, patient_id, content,
-                          modality=modality, draft=draft)  # fmt: skip
-    try:
-        [result] = record_uploads(ctx.session, [upload])
-    except BaseException:
-        upload.discard()
-        raise
-    if isinstance(result, PermissionDeniedError):
-        ctx.session.commit()
-        upload.discard()
-        raise result
-    return result
 
 
 def _load_study(ctx: StoreContext, study_id: str, action: str) -> tuple[Study, bool]:

@@ -2,19 +2,26 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: run test lint typecheck bench clean
 
-$(STAMP): pyproject.toml constraints.txt
+# The service's own dependencies: all that `make run` needs.
+$(RUNTIME): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	touch $(RUNTIME)
+
+# Plus the tools of the test suite (pytest, ruff, mypy, Playwright, schemathesis).
+$(STAMP): $(RUNTIME)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 ## run: create .venv, install, prepare the embedded default and start the service
-run: $(STAMP)
+run: $(RUNTIME)
 	$(BIN)/clinsight serve
 
 ## test: create .venv, install, lint, type-check and run the whole suite (slow checks excluded)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 
@@ -151,13 +152,24 @@ def test_upload_recorder_stores_studies_predictions_and_audit(
 
 
 def test_upload_recorder_refuses_a_stranger_and_removes_the_file(
-    people: People, sessions: sessionmaker[Session], uploads: UploadRecorder, alices_patient: str
+    people: People,
+    sessions: sessionmaker[Session],
+    uploads: UploadRecorder,
+    alices_patient: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     patient_id = alices_patient
     with pytest.raises(PermissionDeniedError, match="may not open patient"):
         uploads.check_access(people.bob, patient_id)
     # Staged while allowed, refused when recorded (e.g. taken off the care team meanwhile).
     staged = _stage(uploads, people.bob, patient_id)
+    discard = StagedUpload.discard
+
+    def slow_discard(self: StagedUpload) -> None:  # the refusal must wait for the removal
+        time.sleep(0.2)
+        discard(self)
+
+    monkeypatch.setattr(StagedUpload, "discard", slow_discard)
     with pytest.raises(PermissionDeniedError):
         uploads.record(staged).result(timeout=30)
     assert not staged.file.exists()

@@ -64,17 +64,25 @@ class UploadRecorder:
             RuntimeError: the recorder was closed (the file is removed).
         """
         try:
-            future = self._writer.submit(upload)
+            committed = self._writer.submit(upload)
         except RuntimeError:
             upload.discard()
             raise
+        answer: Future[StoredUpload] = Future()
 
-        def discard_unless_recorded(done: Future[StoredUpload]) -> None:
-            if done.exception() is not None:
+        def settle(done: Future[StoredUpload]) -> None:
+            # The caller is answered only after the file of a failed upload is gone.
+            error = done.exception()
+            if error is None:
+                answer.set_result(done.result())
+                return
+            try:
                 upload.discard()
+            finally:
+                answer.set_exception(error)
 
-        future.add_done_callback(discard_unless_recorded)
-        return future
+        committed.add_done_callback(settle)
+        return answer
 
     def close(self) -> None:
         """Record what is queued, then stop the writer thread."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -194,3 +196,31 @@ def test_record_uploads_checks_each_actor_in_one_transaction(
     assert isinstance(results[2], PermissionDeniedError)
     assert not isinstance(results[1], PermissionDeniedError)
     assert results[1][0].id == mine.study_id
+
+
+def test_a_caller_who_gives_up_neither_stops_the_commit_nor_the_writer(
+    people: People,
+    sessions: sessionmaker[Session],
+    uploads: UploadRecorder,
+    alices_patient: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # As when a client disconnects while its request awaits the commit.
+    uploads.check_access(people.alice, alices_patient)
+    first, second = (_stage(uploads, people.alice, alices_patient) for _ in range(2))
+
+    async def give_up() -> None:
+        waiting = asyncio.ensure_future(asyncio.wrap_future(uploads.record(first)))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    asyncio.run(give_up())
+    study, _ = uploads.record(second).result(timeout=30)  # the writer still writes
+    assert study.id == second.study_id
+    with sessions() as session:
+        studies = session.execute(sa.text("SELECT id FROM studies")).scalars()
+        assert set(studies) == {first.study_id, second.study_id}
+    assert first.file.is_file()
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]

@@ -68,6 +68,7 @@ class GroupCommit(Generic[Item, Result]):
             RuntimeError: the writer was closed.
         """
         pending: _Pending[Item, Result] = _Pending(item)
+        pending.future.set_running_or_notify_cancel()  # once queued, it is written: no cancel
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"{self._name} is closed; the service is shutting down")

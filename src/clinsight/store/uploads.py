@@ -69,6 +69,7 @@ class UploadRecorder:
             upload.discard()
             raise
         answer: Future[StoredUpload] = Future()
+        answer.set_running_or_notify_cancel()  # a caller who gives up cannot stop the commit
 
         def settle(done: Future[StoredUpload]) -> None:
             # The caller is answered only after the file of a failed upload is gone.

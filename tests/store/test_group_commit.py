@@ -99,6 +99,19 @@ def test_a_failing_batch_is_retried_item_by_item(sessions: sessionmaker[Session]
     assert _recorded(sessions) == ["a", "b", "c"]
 
 
+def test_a_fault_of_the_write_itself_fails_its_callers_and_the_writer_goes_on(
+    sessions: sessionmaker[Session],
+) -> None:
+    def write(session: Session, items: Sequence[str]) -> list[str | Exception]:
+        return [] if "short" in items else [item.upper() for item in items]
+
+    writer: GroupCommit[str, str] = GroupCommit(sessions, write)
+    with pytest.raises(ValueError, match="shorter"):  # one result missing
+        writer.submit("short").result(timeout=30)
+    assert writer.submit("next").result(timeout=30) == "NEXT"
+    writer.close()
+
+
 def test_close_writes_what_is_queued_then_refuses(sessions: sessionmaker[Session]) -> None:
     writer: GroupCommit[str, str] = GroupCommit(sessions, _note_writer([]))
     futures = [writer.submit(f"q{n}") for n in range(5)]

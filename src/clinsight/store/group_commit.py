@@ -103,7 +103,13 @@ class GroupCommit(Generic[Item, Result]):
                     stopping = True
                     break
                 batch.append(more)
-            self._commit(batch, alone_on_failure=len(batch) > 1)
+            try:
+                self._commit(batch, alone_on_failure=len(batch) > 1)
+            except Exception as exc:  # a fault of the writer itself: fail its callers, go on
+                log.exception("%s: a batch of %d could not be answered", self._name, len(batch))
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
 
     def _commit(self, batch: list[_Pending[Item, Result]], *, alone_on_failure: bool) -> None:
         try:

@@ -139,8 +139,10 @@ def test_bad_csv_names_row_and_column(tmp_path: Path, body: str, message: str) -
 
 
 def test_missing_file_and_bad_spec(tmp_path: Path) -> None:
-    with pytest.raises(DataNotFoundError, match="does not exist"):
+    with pytest.raises(DataNotFoundError, match="does not exist; check the path"):
         load_csv(tmp_path / "absent.csv", TaskSpec.from_mapping(SPEC))
+    with pytest.raises(DataError, match=r'e\.g\. \{"Glucose": "numeric"'):
+        TaskSpec.from_mapping({"target": "y", "positive": 1, "features": ["a"]})
     with pytest.raises(DataError, match="task spec lacks 'positive'"):
         TaskSpec.from_mapping({"target": "y", "features": {"a": "numeric"}})
     with pytest.raises(DataError, match="type 'text' is not one of"):

@@ -97,7 +97,11 @@ class TaskSpec:
             if key not in data:
                 raise DataError(f"task spec lacks {key!r}; it needs target, positive, features.")
         if not isinstance(data["features"], Mapping) or not data["features"]:
-            raise DataError("task spec 'features' must map each feature name to its type.")
+            raise DataError(
+                "task spec 'features' must map each feature name to its type, e.g. "
+                '{"Glucose": "numeric", "Sex": "binary"}; '
+                f"types: {[t.value for t in FeatureType]}."
+            )
         features = []
         for name, detail in data["features"].items():
             entry = {"type": detail} if isinstance(detail, str) else dict(detail)
@@ -267,9 +271,15 @@ def _build(
     return TabularDataset(X=features, y=y, spec=spec, sha256=sha256, source=source, notes=notes)
 
 
-def _read_csv(path: Path, *, header: bool = True, names: list[str] | None = None) -> pd.DataFrame:
+def _read_csv(
+    path: Path,
+    *,
+    header: bool = True,
+    names: list[str] | None = None,
+    missing_hint: str = "place the file in the data directory",
+) -> pd.DataFrame:
     if not path.is_file():
-        raise DataNotFoundError(f"{path} does not exist; place the file in the data directory.")
+        raise DataNotFoundError(f"{path} does not exist; {missing_hint}.")
     if path.stat().st_size == 0:
         raise DataError(f"{path} is empty; it needs a header row and data rows.")
     try:
@@ -289,7 +299,8 @@ def load_csv(path: Path, spec: TaskSpec) -> TabularDataset:
         DataError: the file is empty or unreadable, the target column is absent, or a cell
             is invalid (the message names its row, file line and column).
     """
-    return _build(_read_csv(path), spec, str(path), sha256_of(path), first_line=2)
+    raw = _read_csv(path, missing_hint="check the path and the folder you run from")
+    return _build(raw, spec, str(path), sha256_of(path), first_line=2)
 
 
 def _tabular_dir(data_dir: Path | None, sub: str) -> Path:

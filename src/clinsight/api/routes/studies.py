@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Future
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile
@@ -18,7 +19,7 @@ from clinsight.services.predictions import (
     stage_diagnosis,
     upload_study,
 )
-from clinsight.store.studies import StagedUpload, list_predictions, list_studies, record_feedback
+from clinsight.store.studies import StoredUpload, list_predictions, list_studies, record_feedback
 
 __all__ = ["read_upload", "router"]
 
@@ -75,15 +76,19 @@ async def upload_and_predict(
     """Upload an image and diagnose it in one call: the study and its prediction are stored
     together (encrypted, with provenance, audited) or not at all."""
 
-    def stage() -> StagedUpload:
+    def stage_and_submit() -> Future[StoredUpload]:
         content = read_upload(file, state.settings.upload_max_bytes)
         predictor = state.predictor(model)
-        return stage_diagnosis(state.uploads, user, predictor, patient_id, content, state.settings)
+        staged = stage_diagnosis(state.uploads, user, predictor, patient_id, content,
+                                 state.settings)  # fmt: skip
+        # Submitted in the same thread as the file was written: a request cancelled
+        # meanwhile (shutdown, a client gone) still has its file recorded or removed.
+        return state.uploads.record(staged)
 
     # Decoding and inference run in a worker thread; the rows wait for the store's next
     # group commit without holding one.
-    staged = await run_in_threadpool(stage)
-    _, record = await asyncio.wrap_future(state.uploads.record(staged))
+    committed = await run_in_threadpool(stage_and_submit)
+    _, record = await asyncio.wrap_future(committed)
     state.metrics.predictions.labels(record.model_name, record.model_version).inc()
     return PredictionOut.model_validate(record)
 

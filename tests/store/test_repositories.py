@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from clinsight.config import Settings
 from clinsight.errors import DataError, DuplicateRecordError, PermissionDeniedError
-from clinsight.store import audit
+from clinsight.store import audit, repositories
 from clinsight.store.repositories import (
     PatientRecord,
     StoreContext,
@@ -116,6 +116,24 @@ def test_duplicate_mrn_and_invalid_patients_are_refused(
         create_patient(ctx, mrn="M1", name="X Y", birth_date=date(2000, 1, 1), sex="f")
     with pytest.raises(DataError, match="needs an MRN"):
         create_patient(ctx, mrn=" ", name="X Y", birth_date=date(2000, 1, 1), sex="male")
+
+
+def test_a_duplicate_mrn_committed_after_the_check_is_still_a_duplicate(
+    people: People, context: MakeContext, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite lets one writer in at a time: two creators never pass the check")
+    rival = context(people.alice)
+    new_id = repositories.new_id
+
+    def rival_commits_first() -> str:  # called right after the duplicate check
+        monkeypatch.setattr(repositories, "new_id", new_id)
+        committed(rival, _ada(rival))
+        return new_id()
+
+    monkeypatch.setattr(repositories, "new_id", rival_commits_first)
+    with pytest.raises(DuplicateRecordError, match="MRN exists"):
+        _ada(context(people.alice))
 
 
 @pytest.mark.parametrize("role", ["admin", "auditor"])

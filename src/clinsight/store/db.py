@@ -24,16 +24,18 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from clinsight.config import Settings, get_settings
-from clinsight.errors import ConfigurationError, StoreError
+from clinsight.errors import ConfigurationError, DuplicateRecordError, StoreError
 
 __all__ = [
     "MIGRATIONS_DIR",
     "WriteGate",
     "create_db_engine",
+    "flush_unique",
     "migrate",
     "normalise_database_url",
     "read_session_factory",
@@ -227,6 +229,29 @@ def create_db_engine(url: str | None = None, *, settings: Settings | None = None
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions bound to `engine` whose objects stay readable after commit."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def flush_unique(session: Session, duplicate: str) -> None:
+    """Flush the new rows; a unique constraint they break becomes `DuplicateRecordError`.
+
+    Check-then-insert is not enough on PostgreSQL, where two transactions can both pass
+    the check; the constraint decides, and the loser gets the same answer as a plain
+    duplicate.
+
+    Raises:
+        DuplicateRecordError: a unique constraint refused the rows (message `duplicate`).
+    """
+    try:
+        session.flush()
+    except sa_exc.IntegrityError as exc:
+        if not _is_unique_violation(exc):
+            raise
+        raise DuplicateRecordError(duplicate) from exc
+
+
+def _is_unique_violation(exc: sa_exc.IntegrityError) -> bool:
+    state = getattr(exc.orig, "sqlstate", None)  # psycopg
+    return state == "23505" or "UNIQUE constraint failed" in str(exc.orig)
 
 
 def read_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -28,6 +28,7 @@ from clinsight.security.access import (
 from clinsight.security.passwords import check_new_password, hash_password, normalise_username
 from clinsight.store import audit
 from clinsight.store.crypto import KeyRing
+from clinsight.store.db import flush_unique
 from clinsight.store.tables import CareTeam, Patient, Role, User, new_id
 
 __all__ = [
@@ -110,8 +111,9 @@ def create_user(
         require_role(session, actor, "user.create", Role.ADMIN)
     check_new_password(username, password)
     name = normalise_username(username)
+    taken = f"username {name!r} is taken; choose another"
     if session.execute(select(User.id).where(User.username == name)).first() is not None:
-        raise DuplicateRecordError(f"username {name!r} is taken; choose another")
+        raise DuplicateRecordError(taken)
     user = User(
         id=new_id(),
         username=name,
@@ -121,6 +123,7 @@ def create_user(
         failed_logins=0,
     )
     session.add(user)
+    flush_unique(session, taken)
     audit.append(
         session,
         action="user.create",
@@ -164,8 +167,9 @@ def create_patient(
     if sex not in SEXES:
         raise DataError(f"sex must be one of {', '.join(sorted(SEXES))}, not {sex!r}")
     index = ctx.keyring.blind_index(mrn)
+    exists = "a patient with this MRN exists; search for it instead"
     if ctx.session.execute(select(Patient.id).where(Patient.mrn_index == index)).first():
-        raise DuplicateRecordError("a patient with this MRN exists; search for it instead")
+        raise DuplicateRecordError(exists)
     patient = Patient(id=new_id(), mrn_index=index, created_by=ctx.actor.user_id)
     values = {
         "mrn_ct": mrn,
@@ -177,7 +181,7 @@ def create_patient(
         token = ctx.keyring.encrypt_field(plain, table="patients", column=column, row_id=patient.id)
         setattr(patient, column, token)
     ctx.session.add(patient)
-    ctx.session.flush()  # no ORM relationships, so the patient row must exist first
+    flush_unique(ctx.session, exists)  # no ORM relationships: the row must exist first
     ctx.session.add(CareTeam(user_id=ctx.actor.user_id, patient_id=patient.id))
     ctx.session.flush()
     ctx.audit("patient.create", "patient", resource_id=patient.id, patient_id=patient.id)

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from clinsight.config import Settings
 from clinsight.errors import DataError, DecryptionError, PermissionDeniedError, RecordNotFoundError
+from clinsight.store import audit
 from clinsight.store.repositories import StoreContext, create_patient
 from clinsight.store.studies import (
     FeedbackRecord,
@@ -65,6 +66,22 @@ def test_study_is_encrypted_on_disk_and_reads_back(
     assert [f.name for f in files] == [f"{study_id}.enc"]
     assert b"Lovelace" not in files[0].read_bytes()
     assert list_studies(ctx, patient_id) == [record]
+
+
+def test_a_study_whose_rows_fail_leaves_no_file(
+    people: People, context: MakeContext, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = context(people.alice)
+    patient_id, _ = _study(ctx)
+    before = set(settings.resolved_files_dir.rglob("*.enc"))
+
+    def lost_connection(*args: object, **kwargs: object) -> None:
+        raise sa.exc.OperationalError("INSERT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(audit, "append_many", lost_connection)
+    with pytest.raises(sa.exc.OperationalError):
+        add_study(ctx, patient_id, b"second image", modality="CR")
+    assert set(settings.resolved_files_dir.rglob("*.enc")) == before
 
 
 def test_swapped_study_file_is_refused(

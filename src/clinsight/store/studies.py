@@ -218,19 +218,26 @@ def _prediction_from(row: dict[str, Any]) -> PredictionRecord:
 
 
 def add_study(ctx: StoreContext, patient_id: str, content: bytes, *, modality: str) -> StudyRecord:
-    """Store an uploaded image encrypted on disk and record it for the patient.
+    """Store an uploaded image encrypted on disk, record it for the patient and commit.
+
+    If the rows cannot be committed, the file is removed again.
 
     Raises:
-        PermissionDeniedError: the actor may not open this patient.
+        PermissionDeniedError: the actor may not open this patient (the denial is committed).
     """
     access = require_patient_access(ctx.session, ctx.actor, patient_id, "study.create")
     study_id, blob_key = _write_blob(ctx.keyring, ctx.files_dir, content)
     digest = (hashlib.sha256(content).hexdigest(), len(content))
     row = _study_row(study_id, patient_id, blob_key, digest, modality, ctx.actor)
-    # Core statements: the unit of work would cost more than the rest of the store's part
-    # of a prediction request.
-    ctx.session.execute(_INSERT_STUDY, row)
-    audit.append_many(ctx.session, [_study_event(row, access is PatientAccess.BREAK_GLASS)])
+    try:
+        # Core statements: the unit of work would cost more than the rest of the store's
+        # part of a prediction request.
+        ctx.session.execute(_INSERT_STUDY, row)
+        audit.append_many(ctx.session, [_study_event(row, access is PatientAccess.BREAK_GLASS)])
+        ctx.session.commit()
+    except BaseException:
+        (ctx.files_dir / blob_key).unlink(missing_ok=True)
+        raise
     return _study_from(row)
 
 

@@ -58,8 +58,7 @@ def upload(
     """Upload an image for a patient; it is decoded within the limits, then stored encrypted."""
     del user
     content = read_upload(file, state.settings.upload_max_bytes)
-    study = upload_study(ctx, patient_id, content, state.settings)
-    ctx.session.commit()
+    study = upload_study(ctx, patient_id, content, state.settings)  # committed
     return StudyOut.model_validate(study)
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import httpx
 import pytest
 import torch
 from fhir.resources.R4B.bundle import Bundle
 
-from tests.api.conftest import Service
+import clinsight.services.notes as notes_service
+from clinsight.errors import ModelError
+from tests.api.conftest import PASSWORD, Service
 
 PATIENT = {"mrn": "MRN-N1", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
 NOTE = (
@@ -184,3 +189,111 @@ def test_adhoc_annotation_stores_nothing_and_needs_a_clinician(service: Service)
     too_long = client.post("/api/v1/nlp/annotate", json={"text": "x" * 100_001},
                            headers=service.login("alice"))  # fmt: skip
     assert too_long.status_code == 422
+
+
+def _held(
+    real: Callable[..., Any], reached: threading.Event, release: threading.Event
+) -> Callable[..., Any]:
+    """`real`, waiting for `release` once `reached` is set (never longer than a minute)."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        reached.set()
+        release.wait(timeout=60)
+        return real(*args, **kwargs)
+
+    return wrapper
+
+
+@pytest.mark.parametrize("request_kind", ["create", "upload", "read", "fhir", "search"])
+def test_a_write_is_not_blocked_while_notes_are_read(
+    service: Service, monkeypatch: pytest.MonkeyPatch, request_kind: str
+) -> None:
+    # The NLP (or the search) of the request waits until a login, which writes to the
+    # store, is done: on SQLite the login would wait for the store's write lock if the
+    # request held it meanwhile.
+    client, alice = service.client, service.login("alice")
+    patient_id = _patient(service, alice)
+    note_id = client.post(
+        f"/api/v1/patients/{patient_id}/notes", json={"text": NOTE}, headers=alice
+    ).json()["id"]
+    reached, release = threading.Event(), threading.Event()
+    if request_kind == "search":
+        held = _held(notes_service.NoteIndex.search, reached, release)
+        monkeypatch.setattr(notes_service.NoteIndex, "search", held)
+    else:
+        monkeypatch.setattr(
+            notes_service, "annotate_note", _held(notes_service.annotate_note, reached, release)
+        )
+    patient_url = f"/api/v1/patients/{patient_id}/notes"
+    send: Callable[[], httpx.Response] = {
+        "create": lambda: client.post(patient_url, json={"text": FOLLOW_UP}, headers=alice),
+        "upload": lambda: client.post(
+            f"{patient_url}/file", files={"file": ("n.txt", FOLLOW_UP.encode())}, headers=alice
+        ),
+        "read": lambda: client.get(f"/api/v1/notes/{note_id}", headers=alice),
+        "fhir": lambda: client.get(f"/api/v1/notes/{note_id}/fhir", headers=alice),
+        "search": lambda: client.get(
+            f"{patient_url}/search", params={"q": "hypertension", "mode": "keyword"}, headers=alice
+        ),
+    }[request_kind]
+    answers: dict[str, httpx.Response] = {}
+
+    def run(name: str, call: Callable[[], httpx.Response]) -> threading.Thread:
+        thread = threading.Thread(target=lambda: answers.__setitem__(name, call()), daemon=True)
+        thread.start()
+        return thread
+
+    reader = run("notes", send)
+    try:
+        assert reached.wait(timeout=60), "the request never reached the NLP"
+        body = {"username": "bob", "password": PASSWORD}
+        writer = run("login", lambda: client.post("/api/v1/auth/token", json=body))
+        writer.join(timeout=10)  # a bound, not a wait: the login returns at once
+        login_blocked = writer.is_alive()
+    finally:
+        release.set()
+    reader.join(timeout=60)
+    writer.join(timeout=60)
+    assert not login_blocked, "the login waited for the store while a note was read"
+    assert answers["login"].status_code == 200, answers["login"].text
+    answer, stores = answers["notes"], request_kind in ("create", "upload")
+    assert answer.status_code == (201 if stores else 200), answer.text
+    expected = {
+        "create": ("note.create", answer.json()["id"] if stores else None),
+        "upload": ("note.create", answer.json()["id"] if stores else None),
+        "read": ("note.read", note_id),
+        "fhir": ("note.read", note_id),
+        "search": ("note.search", patient_id),
+    }[request_kind]
+    assert expected in [(e["action"], e["resource_id"]) for e in _audit(service)]
+
+
+def test_a_note_is_stored_only_once_read_and_refusals_come_first(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, alice, bob = service.client, service.login("alice"), service.login("bob")
+    patient_id = _patient(service, alice)
+    url = f"/api/v1/patients/{patient_id}/notes"
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ModelError("the NER model cannot be run")
+
+    monkeypatch.setattr(notes_service, "annotate_note", broken)
+    failed = client.post(url, json={"text": NOTE}, headers=alice)
+    assert failed.status_code == 503
+    assert client.get(url, headers=alice).json() == []  # nothing stored
+    assert not [e for e in _audit(service) if e["action"] == "note.create"]
+    # the store's refusals come first, as when the note was stored before it was read
+    for text in (NOTE, "  "):
+        refused = client.post(url, json={"text": text}, headers=bob)
+        assert refused.status_code == 403, refused.text
+    blank = client.post(url, json={"text": "  "}, headers=alice)
+    assert (blank.status_code, blank.json()["detail"]) == (
+        422, "the note is empty; paste or upload its text",
+    )  # fmt: skip
+    long = client.post(f"{url}/file", files={"file": ("n.txt", b"x" * 100_001)}, headers=alice)
+    assert (long.status_code, long.json()["detail"]) == (
+        422, "the note has 100001 characters, more than 100000; split it up",
+    )  # fmt: skip
+    denied = [(e["action"], e["actor_id"]) for e in _audit(service) if e["outcome"] == "denied"]
+    assert [a for a, actor in denied if actor == service.users["bob"]] == ["note.create"] * 2

@@ -39,11 +39,15 @@ from clinsight.store.repositories import StoreContext
 __all__ = [
     "NoteHit",
     "NoteReading",
+    "NotesToSearch",
+    "fhir_bundle_of",
     "note_fhir_bundle",
     "note_pipeline",
     "note_reading",
+    "notes_to_search",
     "read_note",
     "read_text",
+    "search_notes",
     "search_patient_notes",
 ]
 
@@ -135,6 +139,59 @@ def note_reading(ctx: StoreContext, note: NoteRecord) -> NoteReading:
     return read_text(note.text, key=deid_key(ctx, note.patient_id))
 
 
+@dataclass(frozen=True)
+class NotesToSearch:
+    """A patient's notes read for a search (the access checked, the read audited)."""
+
+    patient_id: str
+    notes: dict[str, NoteRecord]
+    access: PatientAccess
+
+
+def notes_to_search(ctx: StoreContext, patient_id: str, query: str) -> NotesToSearch:
+    """The first half of `search_patient_notes`: check the query and the actor's access
+    and read the patient's notes; `search_notes` then needs nothing more from the store,
+    so the caller may commit in between and leave the store unlocked during the search.
+
+    Raises:
+        DataError: blank query.
+        PermissionDeniedError: the actor may not open this patient.
+    """
+    if not query.strip():
+        raise DataError("the search is empty; type what to look for")
+    access = require_patient_access(ctx.session, ctx.actor, patient_id, "note.search")
+    notes = {note.id: note for note in list_notes(ctx, patient_id)}
+    return NotesToSearch(patient_id, notes, access)
+
+
+def search_notes(
+    ctx: StoreContext,
+    found: NotesToSearch,
+    query: str,
+    mode: SearchMode = "hybrid",
+    limit: int = 10,
+) -> list[NoteHit]:
+    """The second half of `search_patient_notes`: search the notes read by
+    `notes_to_search`, best first, and audit the search with its mode and hit count, never
+    the query (the caller commits).
+
+    Raises:
+        DataError: unknown mode or `limit` below 1.
+        ModelError: the sentence-embedding model cannot be loaded (semantic, hybrid).
+    """
+    texts = {i: n.text for i, n in found.notes.items()}
+    hits = NoteIndex(texts).search(query, mode, limit)
+    ctx.audit(
+        "note.search",
+        "patient",
+        resource_id=found.patient_id,
+        patient_id=found.patient_id,
+        details={"mode": mode, "hits": len(hits)},
+        break_glass=found.access is PatientAccess.BREAK_GLASS,
+    )
+    return [NoteHit(found.notes[hit.note_id], hit) for hit in hits]
+
+
 def search_patient_notes(
     ctx: StoreContext,
     patient_id: str,
@@ -150,20 +207,7 @@ def search_patient_notes(
         DataError: blank query, unknown mode or `limit` below 1.
         ModelError: the sentence-embedding model cannot be loaded (semantic, hybrid).
     """
-    if not query.strip():
-        raise DataError("the search is empty; type what to look for")
-    access = require_patient_access(ctx.session, ctx.actor, patient_id, "note.search")
-    notes = {note.id: note for note in list_notes(ctx, patient_id)}
-    hits = NoteIndex({i: n.text for i, n in notes.items()}).search(query, mode, limit)
-    ctx.audit(
-        "note.search",
-        "patient",
-        resource_id=patient_id,
-        patient_id=patient_id,
-        details={"mode": mode, "hits": len(hits)},
-        break_glass=access is PatientAccess.BREAK_GLASS,
-    )
-    return [NoteHit(notes[hit.note_id], hit) for hit in hits]
+    return search_notes(ctx, notes_to_search(ctx, patient_id, query), query, mode, limit)
 
 
 def note_fhir_bundle(ctx: StoreContext, note_id: str) -> dict[str, Any]:
@@ -173,7 +217,11 @@ def note_fhir_bundle(ctx: StoreContext, note_id: str) -> dict[str, Any]:
         RecordNotFoundError: no note has this id.
         PermissionDeniedError: the actor may not open its patient.
     """
-    note = get_note(ctx, note_id)
+    return fhir_bundle_of(get_note(ctx, note_id))
+
+
+def fhir_bundle_of(note: NoteRecord) -> dict[str, Any]:
+    """The FHIR R4B Bundle of a note already read from the store (nothing more is read)."""
     bundle = note_bundle(
         annotate_note(note.text, note_pipeline()),
         note_id=note.id,

@@ -17,7 +17,15 @@ from clinsight.security.access import PatientAccess, require_patient_access
 from clinsight.store.repositories import StoreContext
 from clinsight.store.tables import Note, Patient, new_id
 
-__all__ = ["MAX_NOTE_CHARS", "NoteRecord", "add_note", "deid_key", "get_note", "list_notes"]
+__all__ = [
+    "MAX_NOTE_CHARS",
+    "NoteRecord",
+    "add_note",
+    "check_new_note",
+    "deid_key",
+    "get_note",
+    "list_notes",
+]
 
 MAX_NOTE_CHARS = 100_000
 
@@ -44,8 +52,8 @@ def deid_key(ctx: StoreContext, patient_id: str) -> str:
     return ctx.keyring.blind_index(f"deid:{patient_id}")
 
 
-def add_note(ctx: StoreContext, patient_id: str, text: str) -> NoteRecord:
-    """Store a note for a patient, written by the actor, its text encrypted.
+def check_new_note(ctx: StoreContext, patient_id: str, text: str) -> PatientAccess:
+    """Refuse a note that `add_note` would refuse, before any work is spent on it.
 
     Raises:
         PermissionDeniedError: the actor may not open this patient (the denial is committed).
@@ -61,6 +69,16 @@ def add_note(ctx: StoreContext, patient_id: str, text: str) -> NoteRecord:
         raise DataError(
             f"the note has {len(text)} characters, more than {MAX_NOTE_CHARS}; split it up"
         )
+    return access
+
+
+def add_note(ctx: StoreContext, patient_id: str, text: str) -> NoteRecord:
+    """Store a note for a patient, written by the actor, its text encrypted.
+
+    Raises:
+        As `check_new_note`.
+    """
+    access = check_new_note(ctx, patient_id, text)
     note_id = new_id()
     row = Note(
         id=note_id,

@@ -1,5 +1,11 @@
 """Clinical notes: store (pasted or uploaded .txt), list, read with annotation, search a
-patient's notes, the FHIR Bundle of a note, and ad-hoc annotation without storage."""
+patient's notes, the FHIR Bundle of a note, and ad-hoc annotation without storage.
+
+On SQLite a request's first query takes the store's write lock (BEGIN IMMEDIATE) until
+its commit, so the reading of notes (NER, de-identification, search) runs with no
+transaction open: the access check and its audit entry are committed before it, and a
+new note is annotated before it is stored.
+"""
 
 from __future__ import annotations
 
@@ -19,13 +25,22 @@ from clinsight.api.note_schemas import (
 from clinsight.nlp.search import SearchMode
 from clinsight.services.notes import (
     NoteReading,
-    note_fhir_bundle,
+    fhir_bundle_of,
     note_reading,
-    read_note,
+    notes_to_search,
     read_text,
-    search_patient_notes,
+    search_notes,
 )
-from clinsight.store.notes import MAX_NOTE_CHARS, NoteRecord, add_note, list_notes
+from clinsight.store.notes import (
+    MAX_NOTE_CHARS,
+    NoteRecord,
+    add_note,
+    check_new_note,
+    deid_key,
+    get_note,
+    list_notes,
+)
+from clinsight.store.repositories import StoreContext
 
 __all__ = ["FHIR_JSON", "read_text_upload", "router"]
 
@@ -61,14 +76,22 @@ def _detail(note: NoteRecord, reading: NoteReading) -> NoteDetailOut:
     )
 
 
+def _store_note(ctx: StoreContext, patient_id: str, text: str) -> NoteDetailOut:
+    """Refuse what the store would refuse, annotate with no transaction open, then store
+    the note and commit: the write lock is held only for the checks and the insert."""
+    check_new_note(ctx, patient_id, text)
+    ctx.session.commit()
+    reading = read_text(text, key=deid_key(ctx, patient_id))
+    note = add_note(ctx, patient_id, text)
+    ctx.session.commit()
+    return _detail(note, reading)
+
+
 @router.post("/patients/{patient_id}/notes", response_model=NoteDetailOut, status_code=201)
 def create(patient_id: str, body: NoteIn, user: Clinician, ctx: StoreCtx) -> NoteDetailOut:
     """Store a pasted note for a patient (encrypted) and return it annotated."""
     del user
-    note = add_note(ctx, patient_id, body.text)
-    reading = note_reading(ctx, note)
-    ctx.session.commit()
-    return _detail(note, reading)
+    return _store_note(ctx, patient_id, body.text)
 
 
 @router.post("/patients/{patient_id}/notes/file", response_model=NoteDetailOut, status_code=201)
@@ -80,10 +103,7 @@ def upload(
 ) -> NoteDetailOut:
     """Store an uploaded plain-text note for a patient and return it annotated."""
     del user
-    note = add_note(ctx, patient_id, read_text_upload(file))
-    reading = note_reading(ctx, note)
-    ctx.session.commit()
-    return _detail(note, reading)
+    return _store_note(ctx, patient_id, read_text_upload(file))
 
 
 @router.get("/patients/{patient_id}/notes", response_model=list[NoteOut])
@@ -108,7 +128,9 @@ def search(
 ) -> list[NoteSearchHitOut]:
     """Search this patient's notes only, with highlighted snippets."""
     del user
-    hits = search_patient_notes(ctx, patient_id, q, mode, limit)
+    found = notes_to_search(ctx, patient_id, q)
+    ctx.session.commit()  # the access check and the read's audit entry, before the search
+    hits = search_notes(ctx, found, q, mode, limit)
     ctx.session.commit()
     return [NoteSearchHitOut.of(h) for h in hits]
 
@@ -117,17 +139,18 @@ def search(
 def read(note_id: str, user: Clinician, ctx: StoreCtx) -> NoteDetailOut:
     """A note with its entities, problem list and de-identified version."""
     del user
-    note, reading = read_note(ctx, note_id)
-    ctx.session.commit()
-    return _detail(note, reading)
+    note = get_note(ctx, note_id)
+    ctx.session.commit()  # the access check and its audit entry, before the NLP
+    return _detail(note, note_reading(ctx, note))
 
 
 @router.get("/notes/{note_id}/fhir", response_class=JSONResponse, responses=FHIR_RESPONSE)
 def fhir(note_id: str, user: Clinician, ctx: StoreCtx) -> JSONResponse:
     """The note as a FHIR R4B Bundle: its DocumentReference and the Conditions found in it."""
     del user
-    bundle = note_fhir_bundle(ctx, note_id)
-    ctx.session.commit()
+    note = get_note(ctx, note_id)
+    ctx.session.commit()  # the access check and its audit entry, before the NLP
+    bundle = fhir_bundle_of(note)
     return JSONResponse(bundle, media_type=FHIR_JSON, headers={"Cache-Control": "no-store"})
 
 

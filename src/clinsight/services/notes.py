@@ -39,15 +39,11 @@ from clinsight.store.repositories import StoreContext
 __all__ = [
     "NoteHit",
     "NoteReading",
-    "NotesToSearch",
-    "fhir_bundle_of",
     "note_fhir_bundle",
     "note_pipeline",
     "note_reading",
-    "notes_to_search",
     "read_note",
     "read_text",
-    "search_notes",
     "search_patient_notes",
 ]
 
@@ -124,72 +120,21 @@ def read_text(text: str, *, key: str = "") -> NoteReading:
 
 
 def read_note(ctx: StoreContext, note_id: str) -> tuple[NoteRecord, NoteReading]:
-    """A stored note and its reading (the read is audited by the store).
+    """A stored note and its reading. The read and its audit entry are committed before the
+    NLP, which runs with no transaction open (on SQLite the write lock stays free).
 
     Raises:
         RecordNotFoundError: no note has this id.
         PermissionDeniedError: the actor may not open its patient.
     """
     note = get_note(ctx, note_id)
+    ctx.session.commit()
     return note, note_reading(ctx, note)
 
 
 def note_reading(ctx: StoreContext, note: NoteRecord) -> NoteReading:
     """The reading of a note already read from the store, de-identified with its patient's key."""
     return read_text(note.text, key=deid_key(ctx, note.patient_id))
-
-
-@dataclass(frozen=True)
-class NotesToSearch:
-    """A patient's notes read for a search (the access checked, the read audited)."""
-
-    patient_id: str
-    notes: dict[str, NoteRecord]
-    access: PatientAccess
-
-
-def notes_to_search(ctx: StoreContext, patient_id: str, query: str) -> NotesToSearch:
-    """The first half of `search_patient_notes`: check the query and the actor's access
-    and read the patient's notes; `search_notes` then needs nothing more from the store,
-    so the caller may commit in between and leave the store unlocked during the search.
-
-    Raises:
-        DataError: blank query.
-        PermissionDeniedError: the actor may not open this patient.
-    """
-    if not query.strip():
-        raise DataError("the search is empty; type what to look for")
-    access = require_patient_access(ctx.session, ctx.actor, patient_id, "note.search")
-    notes = {note.id: note for note in list_notes(ctx, patient_id)}
-    return NotesToSearch(patient_id, notes, access)
-
-
-def search_notes(
-    ctx: StoreContext,
-    found: NotesToSearch,
-    query: str,
-    mode: SearchMode = "hybrid",
-    limit: int = 10,
-) -> list[NoteHit]:
-    """The second half of `search_patient_notes`: search the notes read by
-    `notes_to_search`, best first, and audit the search with its mode and hit count, never
-    the query (the caller commits).
-
-    Raises:
-        DataError: unknown mode or `limit` below 1.
-        ModelError: the sentence-embedding model cannot be loaded (semantic, hybrid).
-    """
-    texts = {i: n.text for i, n in found.notes.items()}
-    hits = NoteIndex(texts).search(query, mode, limit)
-    ctx.audit(
-        "note.search",
-        "patient",
-        resource_id=found.patient_id,
-        patient_id=found.patient_id,
-        details={"mode": mode, "hits": len(hits)},
-        break_glass=found.access is PatientAccess.BREAK_GLASS,
-    )
-    return [NoteHit(found.notes[hit.note_id], hit) for hit in hits]
 
 
 def search_patient_notes(
@@ -200,14 +145,29 @@ def search_patient_notes(
     limit: int = 10,
 ) -> list[NoteHit]:
     """The patient's notes best matching `query`, best first; only that patient's notes are
-    searched. The search is audited with its mode and hit count, never the query.
+    searched. The search is audited with its mode and hit count, never the query (the
+    caller commits); the read is committed before the search, as in `read_note`.
 
     Raises:
         PermissionDeniedError: the actor may not open this patient.
         DataError: blank query, unknown mode or `limit` below 1.
         ModelError: the sentence-embedding model cannot be loaded (semantic, hybrid).
     """
-    return search_notes(ctx, notes_to_search(ctx, patient_id, query), query, mode, limit)
+    if not query.strip():
+        raise DataError("the search is empty; type what to look for")
+    access = require_patient_access(ctx.session, ctx.actor, patient_id, "note.search")
+    notes = {note.id: note for note in list_notes(ctx, patient_id)}
+    ctx.session.commit()  # the access check and the read's audit entry, before the search
+    hits = NoteIndex({i: n.text for i, n in notes.items()}).search(query, mode, limit)
+    ctx.audit(
+        "note.search",
+        "patient",
+        resource_id=patient_id,
+        patient_id=patient_id,
+        details={"mode": mode, "hits": len(hits)},
+        break_glass=access is PatientAccess.BREAK_GLASS,
+    )
+    return [NoteHit(notes[hit.note_id], hit) for hit in hits]
 
 
 def note_fhir_bundle(ctx: StoreContext, note_id: str) -> dict[str, Any]:
@@ -217,11 +177,8 @@ def note_fhir_bundle(ctx: StoreContext, note_id: str) -> dict[str, Any]:
         RecordNotFoundError: no note has this id.
         PermissionDeniedError: the actor may not open its patient.
     """
-    return fhir_bundle_of(get_note(ctx, note_id))
-
-
-def fhir_bundle_of(note: NoteRecord) -> dict[str, Any]:
-    """The FHIR R4B Bundle of a note already read from the store (nothing more is read)."""
+    note = get_note(ctx, note_id)
+    ctx.session.commit()  # the read and its audit entry, before the NLP
     bundle = note_bundle(
         annotate_note(note.text, note_pipeline()),
         note_id=note.id,

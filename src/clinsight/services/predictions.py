@@ -156,7 +156,7 @@ def explained_prediction(
     ctx: StoreContext, predictors: PredictorLookup, prediction_id: str
 ) -> tuple[PredictionView, bytes]:
     """A prediction, its study and its Grad-CAM overlay as PNG bytes, computed now with the
-    model that made it; the study is read (decrypted, audited) once.
+    model that made it; the study is read (decrypted, audited and committed) once.
 
     Raises:
         RecordNotFoundError: no such prediction.
@@ -165,6 +165,7 @@ def explained_prediction(
         ModelError: the explanation failed.
     """
     view, content = _load(ctx, prediction_id)
+    ctx.session.commit()  # the read and its audit entry: no lock held during Grad-CAM
     record = view.prediction
     predictor = predictors(record.model_name, int(record.model_version))
     image = read_image(content)

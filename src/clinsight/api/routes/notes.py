@@ -3,8 +3,8 @@ patient's notes, the FHIR Bundle of a note, and ad-hoc annotation without storag
 
 On SQLite a request's first query takes the store's write lock (BEGIN IMMEDIATE) until
 its commit, so the reading of notes (NER, de-identification, search) runs with no
-transaction open: the access check and its audit entry are committed before it, and a
-new note is annotated before it is stored.
+transaction open: the access check and its audit entry are committed before it (in
+`services.notes`), and a new note is annotated before it is stored.
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ from clinsight.api.note_schemas import (
 from clinsight.nlp.search import SearchMode
 from clinsight.services.notes import (
     NoteReading,
-    fhir_bundle_of,
-    note_reading,
-    notes_to_search,
+    note_fhir_bundle,
+    read_note,
     read_text,
-    search_notes,
+    search_patient_notes,
 )
 from clinsight.store.notes import (
     MAX_NOTE_CHARS,
@@ -37,7 +36,6 @@ from clinsight.store.notes import (
     add_note,
     check_new_note,
     deid_key,
-    get_note,
     list_notes,
 )
 from clinsight.store.repositories import StoreContext
@@ -128,9 +126,7 @@ def search(
 ) -> list[NoteSearchHitOut]:
     """Search this patient's notes only, with highlighted snippets."""
     del user
-    found = notes_to_search(ctx, patient_id, q)
-    ctx.session.commit()  # the access check and the read's audit entry, before the search
-    hits = search_notes(ctx, found, q, mode, limit)
+    hits = search_patient_notes(ctx, patient_id, q, mode, limit)
     ctx.session.commit()
     return [NoteSearchHitOut.of(h) for h in hits]
 
@@ -139,18 +135,15 @@ def search(
 def read(note_id: str, user: Clinician, ctx: StoreCtx) -> NoteDetailOut:
     """A note with its entities, problem list and de-identified version."""
     del user
-    note = get_note(ctx, note_id)
-    ctx.session.commit()  # the access check and its audit entry, before the NLP
-    return _detail(note, note_reading(ctx, note))
+    note, reading = read_note(ctx, note_id)
+    return _detail(note, reading)
 
 
 @router.get("/notes/{note_id}/fhir", response_class=JSONResponse, responses=FHIR_RESPONSE)
 def fhir(note_id: str, user: Clinician, ctx: StoreCtx) -> JSONResponse:
     """The note as a FHIR R4B Bundle: its DocumentReference and the Conditions found in it."""
     del user
-    note = get_note(ctx, note_id)
-    ctx.session.commit()  # the access check and its audit entry, before the NLP
-    bundle = fhir_bundle_of(note)
+    bundle = note_fhir_bundle(ctx, note_id)
     return JSONResponse(bundle, media_type=FHIR_JSON, headers={"Cache-Control": "no-store"})
 
 

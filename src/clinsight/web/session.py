@@ -58,7 +58,8 @@ def check_csrf(state: AppState, web: WebSession, submitted: str) -> None:
     Raises:
         AuthenticationError: missing or wrong token (reload the page and submit again).
     """
-    if not hmac.compare_digest(csrf_token(state, web.session_id), submitted or ""):
+    expected = csrf_token(state, web.session_id).encode()
+    if not hmac.compare_digest(expected, (submitted or "").encode("utf-8", "replace")):
         raise AuthenticationError("the form's security token is invalid; reload and try again")
 
 

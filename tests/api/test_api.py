@@ -6,8 +6,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import jwt
+import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
+import clinsight.api.routes.patients as patient_routes
 from clinsight.store.tables import AuditRow, Study, utcnow
 from tests.api.conftest import PASSWORD, Service
 
@@ -67,6 +71,24 @@ def test_wrong_password_and_unknown_user_get_the_same_problem(service: Service) 
     assert wrong.status_code == ghost.status_code == 401
     assert wrong.headers["content-type"] == "application/problem+json"
     assert wrong.json()["detail"] == ghost.json()["detail"]
+
+
+def test_a_database_that_does_not_answer_gets_503_problem_json(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = service.login("alice")
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise OperationalError("SELECT", {}, Exception("could not connect to server"))
+
+    monkeypatch.setattr(patient_routes, "search_patients", unreachable)
+    quiet = TestClient(service.client.app, base_url="https://testserver",
+                       raise_server_exceptions=False)  # fmt: skip
+    answer = quiet.get("/api/v1/patients", headers=alice)
+    assert answer.status_code == 503
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["retry-after"] == "5"
+    assert "the database did not answer" in answer.json()["detail"]
 
 
 def test_expired_and_missing_tokens_get_401_problem_json(service: Service) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clinsight.errors import (
@@ -157,6 +158,18 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("database unavailable on %s: %s", request.url.path, exc)
+    return problem_response(
+        503,
+        "Store unavailable",
+        "the database did not answer (unreachable, busy or out of space), so the request "
+        "was not completed; try again shortly or tell the admin if it persists",
+        instance=request.url.path,
+        headers={"Retry-After": "5"},
+    )
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unexpected %s on %s", type(exc).__name__, request.url.path)
     return problem_response(
@@ -172,4 +185,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ClinsightError, _clinsight_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(OperationalError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -110,8 +110,8 @@ def _operations_router() -> APIRouter:
         """Readiness: the database answers and the production model is loaded."""
         state: AppState = request.app.state.clinsight
         try:
-            with state.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
+            with state.read_sessions() as session:  # no write lock: never queues behind one
+                session.execute(text("SELECT 1"))
             predictor = state.predictor()
         except (ClinsightError, Exception) as exc:  # readiness reports any failure as 503
             return problem_response(503, "Not ready", f"{type(exc).__name__}: {exc}")

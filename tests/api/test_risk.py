@@ -146,6 +146,11 @@ def test_cds_hooks_discovery_call_feedback_and_model_card(
     done = client.post("/cds-services/pima-synthea-risk/feedback", json=feedback,
                        headers={"Authorization": f"Bearer {token}"})  # fmt: skip
     assert done.status_code == 200
+    for reason in ("not relevant", {"reason": "not relevant"}):  # not a Coding: refused, 422
+        bad = {"feedback": [{**feedback["feedback"][0], "overrideReason": reason}]}
+        signed = {"Authorization": f"Bearer {ehr.token(SERVICE_URL)}"}
+        refused = client.post("/cds-services/pima-synthea-risk/feedback", json=bad, headers=signed)
+        assert refused.status_code == 422, refused.text
     auditor = service.login("auditor")
     entries = client.get("/api/v1/audit", params={"limit": 20}, headers=auditor).json()
     assert {"cds.patient_view", "cds.feedback"} <= {e["action"] for e in entries}

@@ -116,7 +116,10 @@ def feedback(
         outcome = item.get("outcome") if isinstance(item, dict) else None
         if outcome not in ("accepted", "overridden") or not item.get("card"):
             raise DataError("each feedback item needs 'card' and outcome accepted or overridden.")
-        reason = (item.get("overrideReason") or {}).get("reason") or {}
+        override = item.get("overrideReason") or {}
+        reason = override.get("reason") or {} if isinstance(override, dict) else None
+        if not isinstance(reason, dict):
+            raise DataError("'overrideReason' must be an object whose 'reason' is a Coding.")
         audit.append(
             session, action="cds.feedback", resource_type="cds_card",
             resource_id=str(item["card"])[:64],

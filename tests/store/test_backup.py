@@ -140,6 +140,32 @@ def test_restore_drill_matches_every_row_and_file(
             restore_backup(target_settings, target, tmp_path / "backup")
 
 
+def test_a_file_removed_while_the_backup_copies_is_left_out(
+    engine: sa.Engine, people: People, context: MakeContext, keyring: KeyRing,
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    _populate(people, context, keyring, settings)
+    refused = settings.resolved_files_dir / "ab" / "refused-upload.enc"  # staged, no row
+    refused.parent.mkdir(exist_ok=True)
+    refused.write_bytes(b"never recorded")
+    patterns = shutil.ignore_patterns
+
+    def listed_then_removed(*globs: str) -> Any:  # the copy has listed the folder
+        ignore = patterns(*globs)
+
+        def service_removes_it_meanwhile(folder: str, names: list[str]) -> set[str]:
+            if Path(folder) == refused.parent:
+                refused.unlink(missing_ok=True)
+            return ignore(folder, names)
+
+        return service_removes_it_meanwhile
+
+    monkeypatch.setattr(shutil, "ignore_patterns", listed_then_removed)
+    report = create_backup(settings, engine, tmp_path / "backup")
+    assert report.files == 4 + 2
+    assert not (tmp_path / "backup" / "files" / "ab" / "refused-upload.enc").exists()
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [

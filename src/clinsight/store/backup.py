@@ -145,7 +145,18 @@ def _export_postgres(engine: Engine, folder: Path) -> dict[str, dict[str, Any]]:
 
 def _copy_tree(source: Path, target: Path) -> None:
     if source.is_dir():
-        shutil.copytree(source, target, ignore=shutil.ignore_patterns(".*.tmp", "*.lock"))
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns(".*.tmp", "*.lock"),
+                        copy_function=_copy_if_present)  # fmt: skip
+
+
+def _copy_if_present(source: str, target: str) -> None:
+    """Copy a file unless it was removed meanwhile: the service removes the file of an
+    upload it refused or could not record, which no snapshot names."""
+    try:
+        shutil.copy2(source, target)
+    except FileNotFoundError:
+        if Path(source).exists():  # the target's folder is what is missing
+            raise
 
 
 def _listed_files(folder: Path) -> dict[str, str]:

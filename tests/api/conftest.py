@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -86,3 +89,47 @@ def service(settings: Settings) -> Iterator[Service]:
     with TestClient(app, base_url="https://testserver") as client:
         yield Service(client, settings, users)
     result.engine.dispose()
+
+
+class HeldStep:
+    """A slow step of a request (NLP, Grad-CAM) made to wait while a write is tried."""
+
+    def __init__(self) -> None:
+        self.reached, self.release = threading.Event(), threading.Event()
+
+    def wrap(self, real: Callable[..., Any]) -> Callable[..., Any]:
+        """`real`, waiting for the release once reached (never longer than a minute)."""
+
+        def held(*args: Any, **kwargs: Any) -> Any:
+            self.reached.set()
+            self.release.wait(timeout=60)
+            return real(*args, **kwargs)
+
+        return held
+
+    def write_meanwhile(
+        self, service: Service, send: Callable[[], httpx.Response]
+    ) -> tuple[bool, httpx.Response]:
+        """Send the request; while its step is held, log bob in (a write to the store).
+        Whether that login was blocked, and the request's answer once released."""
+        answers: dict[str, httpx.Response] = {}
+
+        def run(name: str, call: Callable[[], httpx.Response]) -> threading.Thread:
+            thread = threading.Thread(target=lambda: answers.__setitem__(name, call()),
+                                      daemon=True)  # fmt: skip
+            thread.start()
+            return thread
+
+        request = run("request", send)
+        try:
+            assert self.reached.wait(timeout=60), "the request never reached the held step"
+            body = {"username": "bob", "password": PASSWORD}
+            login = run("login", lambda: service.client.post("/api/v1/auth/token", json=body))
+            login.join(timeout=10)  # a bound, not a wait: the login returns at once
+            blocked = login.is_alive()
+        finally:
+            self.release.set()
+        request.join(timeout=60)
+        login.join(timeout=60)
+        assert answers["login"].status_code == 200, answers["login"].text
+        return blocked, answers["request"]

@@ -12,8 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 import clinsight.api.routes.patients as patient_routes
+import clinsight.services.predictions as predictions_service
 from clinsight.store.tables import AuditRow, Study, utcnow
-from tests.api.conftest import PASSWORD, Service
+from tests.api.conftest import PASSWORD, HeldStep, Service
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PATIENT = {"mrn": "MRN-001", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
@@ -192,6 +193,27 @@ def test_dicom_upload_prediction_heatmap_and_feedback(service: Service, data_dir
     timeline = client.get(f"/api/v1/patients/{patient_id}", headers=alice).json()
     assert timeline["patient"]["name"] == "Ada Lovelace"
     assert timeline["studies"][0]["predictions"][0]["id"] == prediction["id"]
+
+
+def test_a_write_is_not_blocked_while_a_heat_map_is_computed(
+    service: Service, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Grad-CAM waits until a login (which writes to the store) is done: on SQLite the
+    # login would wait for the store's write lock if the heat-map request held it.
+    client, alice = service.client, service.login("alice")
+    patient_id = _patient(service, alice)
+    dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
+    made = client.post(f"/api/v1/patients/{patient_id}/predictions", headers=alice,
+                       files={"file": ("x.dcm", dicom)})  # fmt: skip
+    assert made.status_code == 201, made.text
+    step = HeldStep()
+    monkeypatch.setattr(
+        predictions_service, "explain_prediction", step.wrap(predictions_service.explain_prediction)
+    )
+    url = f"/api/v1/predictions/{made.json()['id']}/heatmap"
+    blocked, answer = step.write_meanwhile(service, lambda: client.get(url, headers=alice))
+    assert not blocked, "the login waited for the store while Grad-CAM ran"
+    assert answer.content.startswith(PNG_MAGIC)
 
 
 def test_bad_uploads_are_refused_and_nothing_is_stored(service: Service, data_dir: Path) -> None:

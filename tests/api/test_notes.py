@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,7 +12,7 @@ from fhir.resources.R4B.bundle import Bundle
 
 import clinsight.services.notes as notes_service
 from clinsight.errors import ModelError
-from tests.api.conftest import PASSWORD, Service
+from tests.api.conftest import HeldStep, Service
 
 PATIENT = {"mrn": "MRN-N1", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
 NOTE = (
@@ -191,19 +190,6 @@ def test_adhoc_annotation_stores_nothing_and_needs_a_clinician(service: Service)
     assert too_long.status_code == 422
 
 
-def _held(
-    real: Callable[..., Any], reached: threading.Event, release: threading.Event
-) -> Callable[..., Any]:
-    """`real`, waiting for `release` once `reached` is set (never longer than a minute)."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        reached.set()
-        release.wait(timeout=60)
-        return real(*args, **kwargs)
-
-    return wrapper
-
-
 @pytest.mark.parametrize("request_kind", ["create", "upload", "read", "fhir", "search"])
 def test_a_write_is_not_blocked_while_notes_are_read(
     service: Service, monkeypatch: pytest.MonkeyPatch, request_kind: str
@@ -216,14 +202,13 @@ def test_a_write_is_not_blocked_while_notes_are_read(
     note_id = client.post(
         f"/api/v1/patients/{patient_id}/notes", json={"text": NOTE}, headers=alice
     ).json()["id"]
-    reached, release = threading.Event(), threading.Event()
+    step = HeldStep()
     if request_kind == "search":
-        held = _held(notes_service.NoteIndex.search, reached, release)
-        monkeypatch.setattr(notes_service.NoteIndex, "search", held)
-    else:
         monkeypatch.setattr(
-            notes_service, "annotate_note", _held(notes_service.annotate_note, reached, release)
+            notes_service.NoteIndex, "search", step.wrap(notes_service.NoteIndex.search)
         )
+    else:
+        monkeypatch.setattr(notes_service, "annotate_note", step.wrap(notes_service.annotate_note))
     patient_url = f"/api/v1/patients/{patient_id}/notes"
     send: Callable[[], httpx.Response] = {
         "create": lambda: client.post(patient_url, json={"text": FOLLOW_UP}, headers=alice),
@@ -236,27 +221,9 @@ def test_a_write_is_not_blocked_while_notes_are_read(
             f"{patient_url}/search", params={"q": "hypertension", "mode": "keyword"}, headers=alice
         ),
     }[request_kind]
-    answers: dict[str, httpx.Response] = {}
-
-    def run(name: str, call: Callable[[], httpx.Response]) -> threading.Thread:
-        thread = threading.Thread(target=lambda: answers.__setitem__(name, call()), daemon=True)
-        thread.start()
-        return thread
-
-    reader = run("notes", send)
-    try:
-        assert reached.wait(timeout=60), "the request never reached the NLP"
-        body = {"username": "bob", "password": PASSWORD}
-        writer = run("login", lambda: client.post("/api/v1/auth/token", json=body))
-        writer.join(timeout=10)  # a bound, not a wait: the login returns at once
-        login_blocked = writer.is_alive()
-    finally:
-        release.set()
-    reader.join(timeout=60)
-    writer.join(timeout=60)
-    assert not login_blocked, "the login waited for the store while a note was read"
-    assert answers["login"].status_code == 200, answers["login"].text
-    answer, stores = answers["notes"], request_kind in ("create", "upload")
+    blocked, answer = step.write_meanwhile(service, send)
+    assert not blocked, "the login waited for the store while a note was read"
+    stores = request_kind in ("create", "upload")
     assert answer.status_code == (201 if stores else 200), answer.text
     expected = {
         "create": ("note.create", answer.json()["id"] if stores else None),

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from clinsight.config import Settings
 from clinsight.errors import DataError, DuplicateRecordError, PermissionDeniedError
 from clinsight.store import audit, repositories
+from clinsight.store.db import flush_unique
 from clinsight.store.repositories import (
     PatientRecord,
     StoreContext,
@@ -24,7 +25,7 @@ from clinsight.store.repositories import (
     list_audit,
     search_patients,
 )
-from clinsight.store.tables import Role
+from clinsight.store.tables import Role, User, new_id
 from tests.store.conftest import PASSWORD, MakeContext, People
 
 T = TypeVar("T")
@@ -134,6 +135,17 @@ def test_a_duplicate_mrn_committed_after_the_check_is_still_a_duplicate(
     monkeypatch.setattr(repositories, "new_id", rival_commits_first)
     with pytest.raises(DuplicateRecordError, match="MRN exists"):
         _ada(context(people.alice))
+
+
+def test_flush_unique_names_a_unique_violation_a_duplicate(
+    people: People, sessions: sessionmaker[Session]
+) -> None:
+    del people  # alice exists
+    with sessions() as session:
+        session.add(User(id=new_id(), username="alice", role="clinician", password_hash="x",
+                         active=True, failed_logins=0))  # fmt: skip
+        with pytest.raises(DuplicateRecordError, match="alice is taken"):
+            flush_unique(session, "alice is taken")
 
 
 @pytest.mark.parametrize("role", ["admin", "auditor"])

@@ -250,8 +250,9 @@ def flush_unique(session: Session, duplicate: str) -> None:
 
 
 def _is_unique_violation(exc: sa_exc.IntegrityError) -> bool:
-    state = getattr(exc.orig, "sqlstate", None)  # psycopg
-    return state == "23505" or "UNIQUE constraint failed" in str(exc.orig)
+    if getattr(exc.orig, "sqlstate", None) == "23505":  # psycopg: unique_violation
+        return True
+    return getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_UNIQUE"
 
 
 def read_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -41,7 +41,8 @@ class GroupCommit(Generic[Item, Result]):
 
     `write(session, items)` adds the rows of `items` in the session's transaction and
     returns one result per item, or an exception for an item refused on its own (the
-    refusal's rows, e.g. its audit entry, are committed with the batch).
+    refusal's rows, e.g. its audit entry, are committed with the batch). `on_failure(item)`
+    runs for each item not recorded (refused or failed) before its caller is answered.
     """
 
     def __init__(
@@ -51,9 +52,11 @@ class GroupCommit(Generic[Item, Result]):
         *,
         max_batch: int = 64,
         name: str = "group-commit",
+        on_failure: Callable[[Item], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._write = write
+        self._on_failure = on_failure
         self._max_batch = max_batch
         self._name = name
         self._queue: queue.SimpleQueue[_Pending[Item, Result] | None] = queue.SimpleQueue()
@@ -109,7 +112,7 @@ class GroupCommit(Generic[Item, Result]):
                 log.exception("%s: a batch of %d could not be answered", self._name, len(batch))
                 for pending in batch:
                     if not pending.future.done():
-                        pending.future.set_exception(exc)
+                        self._fail(pending, exc)
 
     def _commit(self, batch: list[_Pending[Item, Result]], *, alone_on_failure: bool) -> None:
         try:
@@ -123,10 +126,20 @@ class GroupCommit(Generic[Item, Result]):
                 for pending in batch:
                     self._commit([pending], alone_on_failure=False)
             else:
-                batch[0].future.set_exception(exc)
+                self._fail(batch[0], exc)
             return
         for pending, result in zip(batch, results, strict=True):
             if isinstance(result, Exception):
-                pending.future.set_exception(result)
+                self._fail(pending, result)
             else:
                 pending.future.set_result(result)
+
+    def _fail(self, pending: _Pending[Item, Result], error: BaseException) -> None:
+        """Answer a caller whose item was not recorded, after `on_failure` has run."""
+        try:
+            if self._on_failure is not None:
+                self._on_failure(pending.item)
+        except Exception:
+            log.exception("%s: cleaning up an item that was not recorded failed", self._name)
+        finally:
+            pending.future.set_exception(error)

@@ -24,6 +24,10 @@ __all__ = ["UploadRecorder"]
 ACTION = "prediction.create"
 
 
+def _discard(upload: StagedUpload) -> None:
+    upload.discard()  # looked up per call: tests slow it down to check the order
+
+
 class UploadRecorder:
     """Records diagnosed uploads for many request threads (see the module docstring)."""
 
@@ -39,7 +43,7 @@ class UploadRecorder:
         self.keyring = keyring
         self.files_dir = files_dir
         self._writer: GroupCommit[StagedUpload, StoredUpload] = GroupCommit(
-            sessions, record_uploads, name="upload-writer"
+            sessions, record_uploads, name="upload-writer", on_failure=_discard
         )
 
     def check_access(self, actor: Principal, patient_id: str) -> None:
@@ -58,32 +62,16 @@ class UploadRecorder:
 
     def record(self, upload: StagedUpload) -> Future[StoredUpload]:
         """Record a staged upload; the future completes once it is committed. If it is not
-        recorded (refused, or the store failed), its file is removed.
+        recorded (refused, or the store failed), its file is removed before it completes.
 
         Raises:
             RuntimeError: the recorder was closed (the file is removed).
         """
         try:
-            committed = self._writer.submit(upload)
+            return self._writer.submit(upload)
         except RuntimeError:
             upload.discard()
             raise
-        answer: Future[StoredUpload] = Future()
-        answer.set_running_or_notify_cancel()  # a caller who gives up cannot stop the commit
-
-        def settle(done: Future[StoredUpload]) -> None:
-            # The caller is answered only after the file of a failed upload is gone.
-            error = done.exception()
-            if error is None:
-                answer.set_result(done.result())
-                return
-            try:
-                upload.discard()
-            finally:
-                answer.set_exception(error)
-
-        committed.add_done_callback(settle)
-        return answer
 
     def close(self) -> None:
         """Record what is queued, then stop the writer thread."""

@@ -117,7 +117,7 @@ def feedback(
         if outcome not in ("accepted", "overridden") or not item.get("card"):
             raise DataError("each feedback item needs 'card' and outcome accepted or overridden.")
         override = item.get("overrideReason") or {}
-        reason = override.get("reason") or {} if isinstance(override, dict) else None
+        reason = (override.get("reason") or {}) if isinstance(override, dict) else None
         if not isinstance(reason, dict):
             raise DataError("'overrideReason' must be an object whose 'reason' is a Coding.")
         audit.append(

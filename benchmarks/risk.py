@@ -41,10 +41,10 @@ from clinsight.config import get_settings
 from clinsight.data.medmnist import TaskType
 from clinsight.data.tabular import TabularDataset, load_dataset, load_uci_heart, uci_heart_sites
 from clinsight.evaluation.calibration import brier_score, expected_calibration_error
+from clinsight.evaluation.external import external_validation
 from clinsight.evaluation.metrics import roc_auc
 from clinsight.evaluation.subgroups import subgroup_reports
 from clinsight.tabular.models import limit_threads, select_model
-from clinsight.tabular.validation import external_validation
 from common import machine, update_readme_section, write_results
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from clinsight.config import get_settings
+from clinsight.data.tabular import TabularDataset, load_uci_heart
 from clinsight.imaging.training import TrainConfig
 from clinsight.services.training import ImageTrainingOutcome, train_and_register
 
@@ -59,3 +60,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> ImageTrainingOutcome:
         data, root / "registry", "breastmnist", TINY_TRAINING, run_dir=root / "run",
         n_bootstrap=50,
     )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def cleveland(data_dir: Path) -> TabularDataset:
+    """UCI heart disease, Cleveland: 303 patients, 13 typed features."""
+    return load_uci_heart("cleveland", data_dir)

@@ -216,8 +216,8 @@ def validate(
 ) -> None:
     """External validation on another site's labelled data, before and after recalibration."""
     from clinsight.data.tabular import load_csv, load_uci_heart
+    from clinsight.evaluation.external import external_validation
     from clinsight.services.risk import RiskPredictors
-    from clinsight.tabular.validation import external_validation
 
     settings = get_settings()
     try:

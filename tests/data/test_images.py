@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clinsight.data.images import read_image, sniff_image_format
+from clinsight.data.images import read_image
+from clinsight.data.source import sniff_image_format
 from clinsight.errors import DataNotFoundError, UnsupportedImageError
 
 

@@ -1,18 +1,10 @@
-"""Cleveland heart data, loaded once for the tabular tests."""
+"""The Cleveland spec's categories for the tabular tests (the data: tests/conftest.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from clinsight.data.tabular import TabularDataset, load_uci_heart
-
-
-@pytest.fixture(scope="session")
-def cleveland(data_dir: Path) -> TabularDataset:
-    """UCI heart disease, Cleveland: 303 patients, 13 typed features."""
-    return load_uci_heart("cleveland", data_dir)
+from clinsight.data.tabular import TabularDataset
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ from pydicom.uid import (
     SegmentationStorage,
 )
 
-from clinsight.data.images import (
+from clinsight.data.source import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
     SourceImage,

@@ -25,8 +25,8 @@ import jwt
 from clinsight.data.fhir import PatientRecord, parse_bundle
 from clinsight.data.fhir_features import FhirFeatureSpec
 from clinsight.errors import AuthenticationError, ConfigurationError, DataError
+from clinsight.inference.risk import RiskResult
 from clinsight.interop.fhir_out import explanation_text
-from clinsight.services.risk import RiskResult
 
 __all__ = [
     "ALGORITHMS",

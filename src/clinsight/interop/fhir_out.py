@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from clinsight import __version__
 from clinsight.errors import DataError
-from clinsight.services.risk import RiskLevel, RiskResult
+from clinsight.inference.risk import RiskLevel, RiskResult
 
 __all__ = [
     "MODEL_SYSTEM",

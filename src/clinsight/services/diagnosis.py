@@ -10,8 +10,9 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from clinsight.data.images import SourceImage, read_image
+from clinsight.data.images import read_image
 from clinsight.data.medmnist import dataset_info
+from clinsight.data.source import SourceImage
 from clinsight.errors import DataError
 from clinsight.imaging.explain import grad_cam, save_overlay
 from clinsight.inference.predictors import ImagePredictor, Prediction, load_torch_model

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clinsight.config import Settings
-from clinsight.data.images import SourceImage, read_image, sniff_image_format
+from clinsight.data.images import read_image
+from clinsight.data.source import SourceImage, sniff_image_format
 from clinsight.errors import RecordNotFoundError
 from clinsight.inference.predictors import ImagePredictor
 from clinsight.security.access import Principal, require_patient_access

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -24,25 +24,21 @@ from clinsight.data.fhir_features import ExtractedFeatures, FhirFeatureSpec, Mis
 from clinsight.data.fhir_features import extract_features as extract_fhir_features
 from clinsight.data.tabular import coerce_features
 from clinsight.errors import DataError, ModelNotFoundError
+from clinsight.inference.risk import RiskResult, risk_level
 from clinsight.registry.stages import Stage
 from clinsight.registry.tabular import RiskModelVersion, get_risk_model, load_risk_model
 from clinsight.security.access import PatientAccess, require_patient_access
 from clinsight.store.repositories import StoreContext
-from clinsight.tabular.explain import Explanation, explain_patient
+from clinsight.tabular.explain import explain_patient
 from clinsight.tabular.models import RiskModel
 
 __all__ = [
-    "RiskLevel",
     "RiskPredictor",
     "RiskPredictors",
-    "RiskResult",
     "assess_features",
     "assess_record",
     "assess_stored_patient",
-    "risk_level",
 ]
-
-RiskLevel = Literal["info", "warning", "critical"]
 
 
 @dataclass(frozen=True)
@@ -51,32 +47,6 @@ class RiskPredictor:
 
     version: RiskModelVersion
     model: RiskModel
-
-
-@dataclass(frozen=True)
-class RiskResult:
-    """A calibrated risk, its level, the explanation, the inputs used and those missing."""
-
-    model: RiskModelVersion
-    probability: float
-    level: RiskLevel
-    explanation: Explanation
-    inputs: dict[str, float | str | None]
-    missing: tuple[MissingFeature, ...]
-    basis: tuple[str, ...]
-    input_sha256: str
-    latency_ms: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (for the CLI and the API)."""
-        return {
-            "model": {"name": self.model.name, "version": self.model.version},
-            "probability": self.probability, "level": self.level,
-            "thresholds": self.model.thresholds, "inputs": self.inputs,
-            "missing": [{"feature": m.feature, "reason": m.reason} for m in self.missing],
-            "basis": list(self.basis), "explanation": self.explanation.to_dict(),
-            "input_sha256": self.input_sha256, "latency_ms": self.latency_ms,
-        }  # fmt: skip
 
 
 @dataclass
@@ -111,16 +81,6 @@ class RiskPredictors:
                 entry = get_risk_model(self.registry_dir, name, version, verify=True)
                 self._cache[key] = RiskPredictor(entry, load_risk_model(entry))
             return self._cache[key]
-
-
-def risk_level(probability: float, thresholds: Mapping[str, float]) -> RiskLevel:
-    """``critical`` at or above the critical threshold, ``warning`` at or above the warning
-    one, else ``info`` (the thresholds are on the calibrated probability)."""
-    if probability >= thresholds["critical"]:
-        return "critical"
-    if probability >= thresholds["warning"]:
-        return "warning"
-    return "info"
 
 
 def _assess(predictor: RiskPredictor, extracted: ExtractedFeatures, start: float) -> RiskResult:

@@ -13,7 +13,8 @@ from fastapi.responses import Response
 from markupsafe import Markup, escape
 
 from clinsight.api.routes.risk import risk_runtime
-from clinsight.services.risk import RiskResult, assess_stored_patient
+from clinsight.inference.risk import RiskResult
+from clinsight.services.risk import assess_stored_patient
 from clinsight.store.repositories import StoreContext, get_patient
 from clinsight.tabular.explain import Explanation
 from clinsight.web.pages import Csrf, Db, State, guard_page, render_page

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from clinsight.api.deps import Clinician, State, StoreCtx
 from clinsight.api.schemas import FeedbackIn, FeedbackOut, PredictionOut, StudyOut
-from clinsight.data.images import ACCEPTED_FORMATS, sniff_image_format
+from clinsight.data.source import ACCEPTED_FORMATS, sniff_image_format
 from clinsight.errors import UnsupportedImageError
 from clinsight.services.predictions import (
     heatmap_png,

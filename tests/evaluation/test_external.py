@@ -8,13 +8,13 @@ import pytest
 
 from clinsight.data.tabular import TabularDataset
 from clinsight.errors import DataError
-from clinsight.tabular.models import RiskModel
-from clinsight.tabular.validation import (
+from clinsight.evaluation.external import (
     RecalibratedModel,
     external_validation,
     fit_logistic_calibration,
     validation_report,
 )
+from clinsight.tabular.models import RiskModel
 
 
 def _miscalibrated(a: float, b: float, n: int = 20000) -> tuple[np.ndarray, np.ndarray]:

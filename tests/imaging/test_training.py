@@ -24,10 +24,9 @@ from clinsight.imaging.transforms import AugmentSpec, Preprocess
 from tests.imaging.synthetic import synthetic_splits
 
 MILD = AugmentSpec(rotate_degrees=5, scale=0.05, translate=0.05, contrast_gamma=0.1, intensity=0.05)
-FAST = {
-    "architecture": "cnn", "width": 4, "batch_size": 16, "threads": 1,
-    "augment": MILD, "label_smoothing": 0.0,
-}  # fmt: skip
+FAST = TrainConfig(
+    architecture="cnn", width=4, batch_size=16, threads=1, augment=MILD, label_smoothing=0.0
+)
 
 
 @pytest.mark.parametrize(
@@ -41,7 +40,7 @@ FAST = {
 )
 def test_each_task_type_trains_and_learns(task: TaskType, channels: int, classes: int) -> None:
     data = synthetic_splits(task, channels, classes, n=64)
-    result = train_image_model(data, TrainConfig(**FAST, epochs=6, learning_rate=1e-2))
+    result = train_image_model(data, replace(FAST, epochs=6, learning_rate=1e-2))
     assert result.epochs_run == 6
     assert result.network_config.num_classes == classes
     assert result.preprocess.channels == channels
@@ -56,7 +55,7 @@ def _weights(network: torch.nn.Module) -> list[torch.Tensor]:
 
 def test_same_seed_gives_identical_weights() -> None:
     data = synthetic_splits(TaskType.BINARY)
-    config = TrainConfig(**FAST, epochs=2, seed=3)
+    config = replace(FAST, epochs=2, seed=3)
     first = _weights(train_image_model(data, config).network)
     second = _weights(train_image_model(data, config).network)
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
@@ -71,7 +70,7 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(
     tmp_path: Path, ema_decay: float | None
 ) -> None:
     data = synthetic_splits(TaskType.BINARY)
-    config = TrainConfig(**FAST, epochs=3, seed=1, ema_decay=ema_decay)
+    config = replace(FAST, epochs=3, seed=1, ema_decay=ema_decay)
     straight = train_image_model(data, config)
 
     def stop_after_two(record: EpochRecord, planned: int) -> None:
@@ -91,10 +90,10 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(
 
 def test_early_stopping_and_time_budget() -> None:
     data = synthetic_splits(TaskType.BINARY)
-    stopped = train_image_model(data, TrainConfig(**FAST, epochs=30, patience=1))
+    stopped = train_image_model(data, replace(FAST, epochs=30, patience=1))
     assert stopped.stopped_because == "early stopping"
     assert stopped.epochs_run < 30
-    budget = train_image_model(data, TrainConfig(**FAST, epochs=30, time_budget_minutes=1e-4))
+    budget = train_image_model(data, replace(FAST, epochs=30, time_budget_minutes=1e-4))
     assert budget.stopped_because == "time budget"
     assert budget.epochs_run == 1
 
@@ -102,23 +101,21 @@ def test_early_stopping_and_time_budget() -> None:
 def test_empty_training_split_is_refused() -> None:
     data = synthetic_splits(TaskType.BINARY)
     with pytest.raises(ModelError, match="non-empty train"):
-        train_image_model(data, TrainConfig(**FAST, train_subset=0))
+        train_image_model(data, replace(FAST, train_subset=0))
 
 
 @pytest.mark.parametrize("dataset", ["pneumoniamnist", "breastmnist"])
 def test_short_run_on_real_medmnist(data_dir: Path, dataset: str) -> None:
     data = load_medmnist(data_dir, dataset)
-    result = train_image_model(data, TrainConfig(**FAST, epochs=1, train_subset=128))
+    result = train_image_model(data, replace(FAST, epochs=1, train_subset=128))
     assert result.epochs_run == 1
     assert 0.0 <= result.history[0].val_auc <= 1.0
 
 
 def test_weight_average_is_what_gets_selected() -> None:
     data = synthetic_splits(TaskType.BINARY, n=64)
-    plain = train_image_model(data, TrainConfig(**FAST, epochs=4, learning_rate=1e-2))
-    averaged = train_image_model(
-        data, TrainConfig(**FAST, epochs=4, learning_rate=1e-2, ema_decay=0.9)
-    )
+    plain = train_image_model(data, replace(FAST, epochs=4, learning_rate=1e-2))
+    averaged = train_image_model(data, replace(FAST, epochs=4, learning_rate=1e-2, ema_decay=0.9))
     assert max(r.val_auc for r in averaged.history) > 0.8
     different = [
         not torch.equal(a, b)
@@ -129,7 +126,7 @@ def test_weight_average_is_what_gets_selected() -> None:
 
 def test_ensemble_trains_independent_members_and_averages_their_logits() -> None:
     data = synthetic_splits(TaskType.BINARY, n=64)
-    config = TrainConfig(**FAST, epochs=3, seed=2, learning_rate=1e-2)
+    config = replace(FAST, epochs=3, seed=2, learning_rate=1e-2)
     single = train_image_model(data, config)
     result = train_image_model(data, replace(config, ensemble=2))
     network = result.network
@@ -161,9 +158,7 @@ def test_ensemble_trains_independent_members_and_averages_their_logits() -> None
 
 def test_ensemble_members_split_the_time_budget() -> None:
     data = synthetic_splits(TaskType.BINARY)
-    result = train_image_model(
-        data, TrainConfig(**FAST, epochs=30, time_budget_minutes=1e-4, ensemble=3)
-    )
+    result = train_image_model(data, replace(FAST, epochs=30, time_budget_minutes=1e-4, ensemble=3))
     assert [m.epochs_run for m in result.members] == [1, 1, 1]
     assert result.stopped_because == "time budget"
     assert result.epochs_run == 3
@@ -171,7 +166,7 @@ def test_ensemble_members_split_the_time_budget() -> None:
 
 def test_ensemble_resumes_each_member_from_its_checkpoint(tmp_path: Path) -> None:
     data = synthetic_splits(TaskType.BINARY)
-    config = TrainConfig(**FAST, epochs=2, seed=1, ema_decay=0.9, ensemble=2)
+    config = replace(FAST, epochs=2, seed=1, ema_decay=0.9, ensemble=2)
     straight = train_image_model(data, config)
 
     def stop_in_second_member(record: EpochRecord, planned: int) -> None:
@@ -198,4 +193,4 @@ def test_ensemble_resumes_each_member_from_its_checkpoint(tmp_path: Path) -> Non
 def test_ensemble_of_no_networks_is_refused() -> None:
     data = synthetic_splits(TaskType.BINARY)
     with pytest.raises(ModelError, match="ensemble must be 1 or more networks; got 0"):
-        train_image_model(data, TrainConfig(**FAST, ensemble=0))
+        train_image_model(data, replace(FAST, ensemble=0))

@@ -11,12 +11,12 @@ import pytest
 from clinsight.data.fhir import read_bundle
 from clinsight.data.fhir_features import FhirFeatureSpec, MissingFeature
 from clinsight.errors import DataError, ModelNotFoundError
+from clinsight.inference.risk import risk_level
 from clinsight.services.risk import (
     RiskPredictor,
     RiskPredictors,
     assess_features,
     assess_record,
-    risk_level,
 )
 from tests.registry.risk_factory import MODEL_NAME, synthea_file, train_pima_synthea
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from clinsight.api.app import create_app
+from clinsight.app import create_app
 from clinsight.config import Settings, get_settings
 from clinsight.registry.stages import Stage
 from clinsight.registry.store import promote

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from clinsight.api.app import create_app
+from clinsight.app import create_app
 from clinsight.config import Settings
 from clinsight.services.bootstrap import bootstrap
 from tests.api.conftest import PASSWORD, settings, tiny_registry

@@ -24,16 +24,18 @@ $(STAMP): $(RUNTIME)
 run: $(RUNTIME)
 	$(BIN)/clinsight serve
 
-## test: create .venv, install, lint, type-check and run the whole suite (slow checks excluded)
+## test: create .venv, install, lint, type-check, check the import layers and run the whole suite (slow checks excluded)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -33,7 +33,7 @@ import httpx
 import uvicorn
 from fhir.resources.R4B.riskassessment import RiskAssessment
 
-from clinsight.api.app import create_app
+from clinsight.app import create_app
 from clinsight.config import Settings
 from clinsight.data.fhir import PatientRecord, read_bundle
 from clinsight.data.fhir_features import FhirFeatureSpec

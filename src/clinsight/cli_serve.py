@@ -13,10 +13,10 @@ from clinsight.cli_output import console, err_console, fail
 from clinsight.config import get_settings
 from clinsight.errors import ClinsightError
 from clinsight.imaging.training import EpochRecord
+from clinsight.security.records import create_user
 from clinsight.store import audit
 from clinsight.store.crypto import load_keyring, reencrypt_all, rotate_key
 from clinsight.store.db import create_db_engine, migrate, session_factory
-from clinsight.store.repositories import create_user
 from clinsight.store.tables import Role
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Run the service over HTTPS with Uvicorn (the app factory is `api.app.create_app`).
+"""Run the service over HTTPS with Uvicorn (the app factory is `clinsight.app.create_app`).
 
 With more than one worker (by default one per core) Uvicorn starts that many
 processes, each its own interpreter, so Python work runs on every core; they share the
@@ -17,7 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from clinsight.api.app import create_app
+from clinsight.app import create_app
 from clinsight.config import Settings
 from clinsight.errors import ConfigurationError
 from clinsight.services.bootstrap import check_production

@@ -13,14 +13,14 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from clinsight.api.app import create_app
+from clinsight.app import create_app
 from clinsight.config import Settings, get_settings
 from clinsight.registry.stages import Stage
 from clinsight.registry.store import promote
+from clinsight.security.records import create_user
 from clinsight.services.bootstrap import bootstrap
 from clinsight.services.training import ImageTrainingOutcome
 from clinsight.store.db import session_factory
-from clinsight.store.repositories import create_user
 from clinsight.store.tables import Role
 
 PASSWORD = "correct horse battery"

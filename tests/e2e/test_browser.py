@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from clinsight.api.app import create_app
+from clinsight.app import create_app
 from clinsight.config import Settings
 from clinsight.services.bootstrap import bootstrap
 from tests.api.conftest import PASSWORD, settings, tiny_registry
@@ -35,8 +35,8 @@ def _free_port() -> int:
 @pytest.fixture
 def server(settings: Settings) -> Iterator[str]:
     """The bootstrapped service over HTTPS on a free loopback port."""
+    from clinsight.security.records import create_user
     from clinsight.store.db import session_factory
-    from clinsight.store.repositories import create_user
     from clinsight.store.tables import Role
 
     result = bootstrap(settings)

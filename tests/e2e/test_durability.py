@@ -27,12 +27,13 @@ from PIL import Image
 
 from clinsight.config import Settings
 from clinsight.security.access import Principal
+from clinsight.security.clinical import add_study
+from clinsight.security.records import create_patient, create_user
 from clinsight.services.bootstrap import bootstrap
 from clinsight.store import audit
 from clinsight.store.crypto import load_keyring
 from clinsight.store.db import create_db_engine, session_factory
-from clinsight.store.repositories import StoreContext, create_patient, create_user
-from clinsight.store.studies import add_study
+from clinsight.store.repositories import StoreContext
 from clinsight.store.tables import Role
 from tests.api.conftest import PASSWORD, settings, tiny_registry
 

@@ -17,8 +17,8 @@ from clinsight.security.access import (
     grant_break_glass,
     require_role,
 )
+from clinsight.security.records import create_patient, get_patient
 from clinsight.store.crypto import KeyRing
-from clinsight.store.repositories import create_patient, get_patient
 from clinsight.store.tables import BreakGlassGrant, CareTeam, Role, utcnow
 from tests.store.conftest import MakeContext, People
 

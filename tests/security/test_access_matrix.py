@@ -181,8 +181,8 @@ def _records(service: Service, username: str, patient: dict[str, str]) -> dict[s
 @pytest.fixture
 def world(service: Service) -> World:
     """Alice's patient (own) and Bob's patient (other), each with a study and a prediction."""
+    from clinsight.security.records import create_user
     from clinsight.store.db import session_factory
-    from clinsight.store.repositories import create_user
     from clinsight.store.tables import Role
 
     state = service.client.app.state.clinsight  # type: ignore[attr-defined]

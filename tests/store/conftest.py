@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from clinsight.config import Settings, get_settings
 from clinsight.security.access import Principal
+from clinsight.security.records import create_user
 from clinsight.store import db
 from clinsight.store.crypto import KeyRing, load_or_create_keyring
-from clinsight.store.repositories import StoreContext, create_user
+from clinsight.store.repositories import StoreContext
 from clinsight.store.tables import Role
 
 POSTGRES_URL = os.environ.get(

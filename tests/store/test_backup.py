@@ -21,12 +21,13 @@ from clinsight.cli import app
 from clinsight.config import Settings, get_settings
 from clinsight.errors import ConfigurationError, StoreError
 from clinsight.security.access import grant_break_glass
+from clinsight.security.clinical import add_study, read_study, record_feedback, record_prediction
+from clinsight.security.records import create_patient
 from clinsight.security.tokens import TokenIssuer
 from clinsight.store import audit, db
 from clinsight.store.backup import MANIFEST, create_backup, restore_backup, table_digests
 from clinsight.store.crypto import KeyRing, load_keyring, load_or_create_keyring
-from clinsight.store.repositories import StoreContext, create_patient
-from clinsight.store.studies import add_study, read_study, record_feedback, record_prediction
+from clinsight.store.repositories import StoreContext
 from clinsight.store.tables import Base, Verdict
 from tests.store.conftest import MakeContext, People
 from tests.store.test_studies import DRAFT

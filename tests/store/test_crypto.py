@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from clinsight.config import Settings
 from clinsight.errors import ConfigurationError, DecryptionError
+from clinsight.security.clinical import add_study, read_study, record_feedback, record_prediction
+from clinsight.security.records import create_patient
 from clinsight.store import crypto
 from clinsight.store.crypto import KeyRing
-from clinsight.store.repositories import create_patient
-from clinsight.store.studies import add_study, read_study, record_feedback, record_prediction
 from clinsight.store.tables import Verdict
 from tests.store.conftest import MakeContext, People
 from tests.store.test_studies import DRAFT

@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from clinsight.config import Settings
 from clinsight.errors import DataError, PermissionDeniedError
-from clinsight.security.access import Principal
+from clinsight.security.access import UPLOAD_POLICY, Principal
+from clinsight.security.records import create_patient
 from clinsight.store import audit
 from clinsight.store.crypto import KeyRing
 from clinsight.store.group_commit import GroupCommit
-from clinsight.store.repositories import create_patient
 from clinsight.store.studies import StagedUpload, record_uploads, stage_upload
 from clinsight.store.uploads import UploadRecorder
 from tests.store.conftest import MakeContext, People
@@ -141,7 +141,9 @@ def uploads(
     sessions: sessionmaker[Session], keyring: KeyRing, settings: Settings
 ) -> Iterator[UploadRecorder]:
     """An upload recorder on the test database (reads and writes on one factory)."""
-    recorder = UploadRecorder(sessions, sessions, keyring, settings.resolved_files_dir)
+    recorder = UploadRecorder(
+        sessions, sessions, keyring, settings.resolved_files_dir, policy=UPLOAD_POLICY
+    )
     yield recorder
     recorder.close()
 
@@ -203,7 +205,7 @@ def test_record_uploads_checks_each_actor_in_one_transaction(
     mine = _stage(uploads, people.alice, patient_id)
     theirs = _stage(uploads, people.bob, patient_id)
     with sessions() as session:
-        results = record_uploads(session, [theirs, mine, theirs])
+        results = record_uploads(session, [theirs, mine, theirs], policy=UPLOAD_POLICY)
         session.commit()
     assert isinstance(results[0], PermissionDeniedError)
     assert isinstance(results[2], PermissionDeniedError)

@@ -9,9 +9,11 @@ import sqlalchemy as sa
 
 from clinsight.config import Settings
 from clinsight.errors import DataError, DecryptionError, PermissionDeniedError, RecordNotFoundError
+from clinsight.security.clinical import add_note, get_note, list_notes
+from clinsight.security.records import create_patient
 from clinsight.store import crypto
-from clinsight.store.notes import MAX_NOTE_CHARS, add_note, deid_key, get_note, list_notes
-from clinsight.store.repositories import StoreContext, create_patient
+from clinsight.store.notes import MAX_NOTE_CHARS, deid_key
+from clinsight.store.repositories import StoreContext
 from clinsight.store.tables import AuditRow, Note
 from tests.store.conftest import MakeContext, People
 

@@ -11,12 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from clinsight.config import Settings
 from clinsight.errors import DataError, DuplicateRecordError, PermissionDeniedError
-from clinsight.store import audit, repositories
-from clinsight.store.db import flush_unique
-from clinsight.store.repositories import (
-    PatientRecord,
-    StoreContext,
-    UserRecord,
+from clinsight.security.records import (
     assign_care_team,
     create_patient,
     create_user,
@@ -25,6 +20,9 @@ from clinsight.store.repositories import (
     list_audit,
     search_patients,
 )
+from clinsight.store import audit, repositories
+from clinsight.store.db import flush_unique
+from clinsight.store.repositories import PatientRecord, StoreContext, UserRecord
 from clinsight.store.tables import Role, User, new_id
 from tests.store.conftest import PASSWORD, MakeContext, People
 

@@ -11,18 +11,22 @@ import sqlalchemy as sa
 
 from clinsight.config import Settings
 from clinsight.errors import DataError, DecryptionError, PermissionDeniedError, RecordNotFoundError
-from clinsight.store import audit
-from clinsight.store.repositories import StoreContext, create_patient
-from clinsight.store.studies import (
-    FeedbackRecord,
-    PredictionDraft,
-    PredictionRecord,
+from clinsight.security.access import UPLOAD_POLICY
+from clinsight.security.clinical import (
     add_study,
     list_predictions,
     list_studies,
     read_study,
     record_feedback,
     record_prediction,
+)
+from clinsight.security.records import create_patient
+from clinsight.store import audit
+from clinsight.store.repositories import StoreContext
+from clinsight.store.studies import (
+    FeedbackRecord,
+    PredictionDraft,
+    PredictionRecord,
     record_uploads,
     stage_upload,
 )
@@ -185,7 +189,7 @@ def _record_one(ctx: StoreContext, patient_id: str, draft: PredictionDraft) -> o
     """Stage an upload as `ctx.actor` and record it in `ctx`'s transaction (not committed)."""
     staged = stage_upload(ctx.keyring, ctx.files_dir, ctx.actor, patient_id, IMAGE,
                           modality="CR", draft=draft)  # fmt: skip
-    [result] = record_uploads(ctx.session, [staged])
+    [result] = record_uploads(ctx.session, [staged], policy=UPLOAD_POLICY)
     return result
 
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from clinsight.registry.ner import NerModelVersion
 from clinsight.registry.stages import Stage
 from clinsight.store.tables import Role, Verdict
 
@@ -35,6 +36,7 @@ __all__ = [
     "TokenOut",
     "UserIn",
     "UserOut",
+    "ner_test_f1",
 ]
 
 
@@ -214,6 +216,13 @@ class F1Out(BaseModel):
     value: float
     low: float
     high: float
+
+
+def ner_test_f1(model: NerModelVersion) -> dict[str, F1Out]:
+    """The test-split F1 (with interval) of each label of an NER version, then ``ALL``."""
+    test: dict[str, Any] = model.metrics.get("test", {})
+    ordered = sorted(test.items(), key=lambda item: item[0] == "ALL")
+    return {label: F1Out(**scores["f1"]) for label, scores in ordered if "f1" in scores}
 
 
 class NerModelOut(BaseModel):

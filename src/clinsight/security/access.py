@@ -8,15 +8,15 @@ Policy (anything not listed is denied):
   needs a clinical relationship, and only clinicians can join a care team;
 - auditor: the audit log only.
 
-Every denial is written to the audit log and committed before the error is raised,
-so a rollback by the caller cannot erase it.
+Every denial is written to the audit log and committed before the error is raised
+(`store.audit.record_denial`), so a rollback by the caller cannot erase it. Nothing else
+here commits: the service that runs the use case owns the transaction.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from sqlalchemy import bindparam, select, union
 from sqlalchemy.orm import Session
@@ -24,11 +24,14 @@ from sqlalchemy.orm import Session
 from clinsight.config import Settings
 from clinsight.errors import DataError, PermissionDeniedError, RecordNotFoundError
 from clinsight.store import audit
+from clinsight.store.actors import PatientAccess, Principal
 from clinsight.store.crypto import KeyRing
+from clinsight.store.studies import UploadPolicy
 from clinsight.store.tables import BreakGlassGrant, CareTeam, Patient, Role, new_id, utcnow
 
 __all__ = [
     "MIN_BREAK_GLASS_REASON",
+    "UPLOAD_POLICY",
     "BreakGlass",
     "PatientAccess",
     "Principal",
@@ -41,22 +44,6 @@ __all__ = [
 ]
 
 MIN_BREAK_GLASS_REASON = 10
-
-
-@dataclass(frozen=True)
-class Principal:
-    """An authenticated user as the policy sees them."""
-
-    user_id: str
-    username: str
-    role: Role
-
-
-class PatientAccess(StrEnum):
-    """Why a clinician may open a patient's record."""
-
-    CARE_TEAM = "care_team"
-    BREAK_GLASS = "break_glass"
 
 
 @dataclass(frozen=True)
@@ -77,8 +64,7 @@ def _deny(
     resource_type: str,
     patient_id: str | None = None,
 ) -> PermissionDeniedError:
-    audit.append_many(session, [_denial(principal, action, resource_type, patient_id)])
-    session.commit()
+    audit.record_denial(session, [_denial(principal, action, resource_type, patient_id)])
     return PermissionDeniedError(message)
 
 
@@ -169,9 +155,12 @@ def require_patient_access(
     if access is not None:
         return access
     event, error = patient_denial(principal, patient_id, action)
-    audit.append_many(session, [event])
-    session.commit()
+    audit.record_denial(session, [event])
     raise error
+
+
+UPLOAD_POLICY = UploadPolicy(access=can_access_patient, denial=patient_denial)
+"""The patient policy, as the store's grouped upload writer applies it."""
 
 
 def accessible_patient_ids(

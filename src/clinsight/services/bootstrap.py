@@ -23,10 +23,10 @@ from clinsight.errors import ConfigurationError, ModelNotFoundError
 from clinsight.imaging.training import ProgressCallback, TrainConfig
 from clinsight.registry.stages import Stage
 from clinsight.registry.store import get_model, promote
+from clinsight.security.records import create_user
 from clinsight.services.training import train_and_register
 from clinsight.store.crypto import load_or_create_keyring, write_private_file
 from clinsight.store.db import create_db_engine, migrate, session_factory
-from clinsight.store.repositories import create_user
 from clinsight.store.tables import Role, User
 
 __all__ = [

@@ -33,15 +33,19 @@ from clinsight.nlp.pipeline import (
 from clinsight.nlp.search import NoteIndex, SearchHit, SearchMode
 from clinsight.registry.ner import load_ner_model, production_ner_models, production_stamp
 from clinsight.security.access import PatientAccess, require_patient_access
-from clinsight.store.notes import MAX_NOTE_CHARS, NoteRecord, deid_key, get_note, list_notes
+from clinsight.security.clinical import add_note, check_new_note, get_note, list_notes
+from clinsight.store.notes import MAX_NOTE_CHARS, NoteRecord, deid_key
 from clinsight.store.repositories import StoreContext
 
 __all__ = [
     "NoteHit",
     "NoteReading",
+    "annotate_text",
+    "create_note",
     "note_fhir_bundle",
     "note_pipeline",
     "note_reading",
+    "patient_notes",
     "read_note",
     "read_text",
     "search_patient_notes",
@@ -145,8 +149,8 @@ def search_patient_notes(
     limit: int = 10,
 ) -> list[NoteHit]:
     """The patient's notes best matching `query`, best first; only that patient's notes are
-    searched. The search is audited with its mode and hit count, never the query (the
-    caller commits); the read is committed before the search, as in `read_note`.
+    searched. The search is audited with its mode and hit count, never the query; the read
+    is committed before the search, as in `read_note`, and the search's entry after it.
 
     Raises:
         PermissionDeniedError: the actor may not open this patient.
@@ -167,6 +171,7 @@ def search_patient_notes(
         details={"mode": mode, "hits": len(hits)},
         break_glass=access is PatientAccess.BREAK_GLASS,
     )
+    ctx.session.commit()
     return [NoteHit(notes[hit.note_id], hit) for hit in hits]
 
 
@@ -188,3 +193,44 @@ def note_fhir_bundle(ctx: StoreContext, note_id: str) -> dict[str, Any]:
     )
     data: dict[str, Any] = bundle.model_dump(mode="json", exclude_none=True)
     return data
+
+
+def create_note(ctx: StoreContext, patient_id: str, text: str) -> tuple[NoteRecord, NoteReading]:
+    """Store a note for a patient and read it; the one use case behind the API and the web.
+
+    What the store would refuse is refused first and that check committed, so the NLP runs
+    with no transaction open (on SQLite the write lock stays free); then the note is
+    stored and committed.
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient (the denial is committed).
+        RecordNotFoundError: no patient has this id.
+        DataError: the text is blank or too long.
+    """
+    check_new_note(ctx, patient_id, text)
+    ctx.session.commit()
+    reading = read_text(text, key=deid_key(ctx, patient_id))
+    note = add_note(ctx, patient_id, text)
+    ctx.session.commit()
+    return note, reading
+
+
+def patient_notes(ctx: StoreContext, patient_id: str) -> list[NoteRecord]:
+    """A patient's notes, newest first; the read and its audit entry are committed.
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient (the denial is committed).
+    """
+    notes = list_notes(ctx, patient_id)
+    ctx.session.commit()
+    return notes
+
+
+def annotate_text(ctx: StoreContext, text: str) -> NoteReading:
+    """Annotate and de-identify text without storing it; the call is audited (with the NER
+    model versions used, never the text) and committed."""
+    reading = read_text(text)
+    models = ", ".join(reading.annotation.ner_models)
+    ctx.audit("nlp.annotate", "text", details={"chars": len(text), "ner_models": models})
+    ctx.session.commit()
+    return reading

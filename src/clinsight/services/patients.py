@@ -1,17 +1,34 @@
-"""Use cases around a patient: the timeline a clinician reads, and the accounts admins manage."""
+"""Use cases around a patient: register, find, read (with the timeline), care team and
+break-glass, and the accounts admins manage. The API and the web call these same
+functions; each commits its own work (a refusal is committed by the policy)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import select
 
-from clinsight.security.access import require_role
-from clinsight.store.repositories import PatientRecord, StoreContext, UserRecord, get_patient
-from clinsight.store.studies import PredictionRecord, StudyRecord, list_predictions, list_studies
+from clinsight.config import Settings
+from clinsight.security import records
+from clinsight.security.access import BreakGlass, grant_break_glass, require_role
+from clinsight.security.clinical import list_predictions, list_studies
+from clinsight.store.repositories import PatientRecord, StoreContext, UserRecord
+from clinsight.store.studies import PredictionRecord, StudyRecord
 from clinsight.store.tables import Role, User
 
-__all__ = ["PatientTimeline", "StudyEntry", "list_users", "patient_timeline"]
+__all__ = [
+    "PatientTimeline",
+    "StudyEntry",
+    "add_care_team_member",
+    "find_patient",
+    "list_users",
+    "open_break_glass",
+    "patient_timeline",
+    "read_patient",
+    "register_patient",
+    "search_patients",
+]
 
 
 @dataclass(frozen=True)
@@ -31,18 +48,95 @@ class PatientTimeline:
 
 
 def patient_timeline(ctx: StoreContext, patient_id: str) -> PatientTimeline:
-    """The patient and their studies with predictions (each read audited by the store).
+    """The patient and their studies with predictions (each read audited and committed).
 
     Raises:
         PermissionDeniedError: the actor may not open this patient.
         RecordNotFoundError: no such patient.
     """
-    patient = get_patient(ctx, patient_id)
+    patient = records.get_patient(ctx, patient_id)
     entries = [
         StudyEntry(study, list_predictions(ctx, study.id))
         for study in list_studies(ctx, patient_id)
     ]
+    ctx.session.commit()
     return PatientTimeline(patient, entries)
+
+
+def register_patient(
+    ctx: StoreContext, *, mrn: str, name: str, birth_date: date, sex: str
+) -> PatientRecord:
+    """Register a patient (clinicians); the creator joins the care team. Committed.
+
+    Raises:
+        PermissionDeniedError: the actor is not a clinician.
+        DataError: empty MRN or name, or an unknown sex.
+        DuplicateRecordError: a patient with this MRN exists.
+    """
+    record = records.create_patient(ctx, mrn=mrn, name=name, birth_date=birth_date, sex=sex)
+    ctx.session.commit()
+    return record
+
+
+def read_patient(ctx: StoreContext, patient_id: str) -> PatientRecord:
+    """A patient's record (care team or break-glass); the read's audit entry is committed.
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient.
+        RecordNotFoundError: no such patient.
+    """
+    record = records.get_patient(ctx, patient_id)
+    ctx.session.commit()
+    return record
+
+
+def search_patients(ctx: StoreContext, query: str = "", *, limit: int = 100) -> list[PatientRecord]:
+    """The actor's patients matching `query`, by name (see `security.records`). Committed.
+
+    Raises:
+        PermissionDeniedError: the actor is not a clinician.
+    """
+    found = records.search_patients(ctx, query, limit=limit)
+    ctx.session.commit()
+    return found
+
+
+def find_patient(ctx: StoreContext, mrn: str) -> str | None:
+    """The id of the patient with this MRN, without PHI (clinicians). Committed.
+
+    Raises:
+        PermissionDeniedError: the actor is not a clinician.
+    """
+    found = records.find_patient_id(ctx, mrn)
+    ctx.session.commit()
+    return found
+
+
+def add_care_team_member(ctx: StoreContext, user_id: str, patient_id: str) -> None:
+    """Add a clinician to a patient's care team (admins; idempotent). Committed.
+
+    Raises:
+        PermissionDeniedError: the actor is not an admin.
+        RecordNotFoundError: no such user or patient.
+        DataError: the user is not an active clinician.
+    """
+    records.assign_care_team(ctx, user_id, patient_id)
+    ctx.session.commit()
+
+
+def open_break_glass(
+    ctx: StoreContext, settings: Settings, patient_id: str, reason: str
+) -> BreakGlass:
+    """Grant the acting clinician emergency access to a patient (flagged, expiring). Committed.
+
+    Raises:
+        PermissionDeniedError: the actor is not a clinician.
+        DataError: the reason is too short.
+        RecordNotFoundError: no such patient.
+    """
+    grant = grant_break_glass(ctx.session, ctx.keyring, settings, ctx.actor, patient_id, reason)
+    ctx.session.commit()
+    return grant
 
 
 def list_users(ctx: StoreContext, *, limit: int = 100) -> list[UserRecord]:

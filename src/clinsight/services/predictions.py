@@ -1,8 +1,9 @@
 """Use cases of the clinical service: accept an uploaded image, diagnose a study, explain it.
 
-Routes call these; these call `store` (access checks, encryption, audit) and the
-imaging side. The caller commits. Decoding and inference never run inside a database
-transaction: on SQLite every transaction holds the store's write lock.
+Routes and pages call these; these call `security.clinical` (access checks, then the
+store's encryption and audit) and the imaging side, and commit. Decoding and inference
+never run inside a database transaction: on SQLite every transaction holds the store's
+write lock.
 """
 
 from __future__ import annotations
@@ -18,30 +19,42 @@ from clinsight.data.source import SourceImage, sniff_image_format
 from clinsight.errors import RecordNotFoundError
 from clinsight.inference.predictors import ImagePredictor
 from clinsight.security.access import Principal, require_patient_access
+from clinsight.security.clinical import (
+    add_study,
+    list_predictions,
+    list_studies,
+    read_study,
+    record_feedback,
+    record_prediction,
+)
 from clinsight.services.diagnosis import Diagnosis, diagnose_image, explain_prediction
 from clinsight.store.repositories import StoreContext
 from clinsight.store.studies import (
+    FeedbackRecord,
     PredictionDraft,
     PredictionRecord,
     StagedUpload,
+    StoredUpload,
     StudyRecord,
-    add_study,
+    discard_study_file,
     prediction_record,
-    read_study,
-    record_prediction,
     stage_upload,
 )
-from clinsight.store.tables import Prediction
+from clinsight.store.tables import Prediction, Verdict
 from clinsight.store.uploads import UploadRecorder
 
 __all__ = [
     "PredictionView",
     "PredictorLookup",
     "check_image",
+    "diagnose_upload",
     "explained_prediction",
+    "give_feedback",
     "heatmap_png",
+    "patient_studies",
     "predict_study",
     "stage_diagnosis",
+    "study_predictions",
     "upload_study",
 ]
 
@@ -75,9 +88,10 @@ def _modality(image: SourceImage) -> str:
 def upload_study(
     ctx: StoreContext, patient_id: str, content: bytes, settings: Settings
 ) -> StudyRecord:
-    """Check an uploaded image and store it encrypted as a study of the patient.
+    """Check an uploaded image and store it encrypted as a study of the patient; commits.
 
-    The access check comes first, so a denied caller learns nothing about the file.
+    The access check comes first, so a denied caller learns nothing about the file. If the
+    rows cannot be committed, the file is removed again.
 
     Raises:
         PermissionDeniedError: the actor may not open this patient.
@@ -86,7 +100,13 @@ def upload_study(
     require_patient_access(ctx.session, ctx.actor, patient_id, "study.upload")
     ctx.session.commit()
     image = check_image(content, settings)
-    return add_study(ctx, patient_id, content, modality=_modality(image))
+    study = add_study(ctx, patient_id, content, modality=_modality(image))
+    try:
+        ctx.session.commit()
+    except BaseException:
+        discard_study_file(ctx, study.id)
+        raise
+    return study
 
 
 def _draft(predictor: ImagePredictor, diagnosis: Diagnosis) -> PredictionDraft:
@@ -129,7 +149,7 @@ def stage_diagnosis(
 
 
 def predict_study(ctx: StoreContext, predictor: ImagePredictor, study_id: str) -> PredictionRecord:
-    """Diagnose a stored study and record the prediction with its provenance.
+    """Diagnose a stored study and record the prediction with its provenance; commits.
 
     Raises:
         RecordNotFoundError: no such study.
@@ -142,7 +162,9 @@ def predict_study(ctx: StoreContext, predictor: ImagePredictor, study_id: str) -
     # locked while the image is decoded and the model runs.
     ctx.session.commit()
     diagnosis = diagnose_image(predictor, content)
-    return record_prediction(ctx, study_id, _draft(predictor, diagnosis))
+    record = record_prediction(ctx, study_id, _draft(predictor, diagnosis))
+    ctx.session.commit()
+    return record
 
 
 def _load(ctx: StoreContext, prediction_id: str) -> tuple[PredictionView, bytes]:
@@ -179,3 +201,70 @@ def explained_prediction(
 def heatmap_png(ctx: StoreContext, predictors: PredictorLookup, prediction_id: str) -> bytes:
     """The Grad-CAM overlay of a prediction as PNG bytes (see `explained_prediction`)."""
     return explained_prediction(ctx, predictors, prediction_id)[1]
+
+
+def diagnose_upload(
+    ctx: StoreContext,
+    uploads: UploadRecorder,
+    predictor: ImagePredictor,
+    patient_id: str,
+    content: bytes,
+    settings: Settings,
+) -> StoredUpload:
+    """Diagnose an upload and record it with its prediction; waits for the commit.
+
+    The request's own transaction is ended first: the rows are written by the store's
+    group-commit writer, which on SQLite needs the write lock this session may hold.
+
+    Raises:
+        As `stage_diagnosis`; RuntimeError: the recorder was closed.
+    """
+    ctx.session.commit()
+    staged = stage_diagnosis(uploads, ctx.actor, predictor, patient_id, content, settings)
+    return uploads.record(staged).result()
+
+
+def patient_studies(ctx: StoreContext, patient_id: str) -> list[StudyRecord]:
+    """A patient's studies, newest first; the read's audit entry is committed.
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient.
+    """
+    records = list_studies(ctx, patient_id)
+    ctx.session.commit()
+    return records
+
+
+def study_predictions(ctx: StoreContext, study_id: str) -> list[PredictionRecord]:
+    """A study's predictions, newest first; the read's audit entry is committed.
+
+    Raises:
+        RecordNotFoundError: no such study.
+        PermissionDeniedError: the actor may not open its patient.
+    """
+    records = list_predictions(ctx, study_id)
+    ctx.session.commit()
+    return records
+
+
+def give_feedback(
+    ctx: StoreContext,
+    prediction_id: str,
+    verdict: Verdict,
+    *,
+    reason: str | None = None,
+    override_label: str | None = None,
+) -> FeedbackRecord:
+    """Record a clinician's verdict on a prediction (an override needs a label and a
+    reason). Committed.
+
+    Raises:
+        RecordNotFoundError: no such prediction.
+        PermissionDeniedError: the actor may not open its patient.
+        DataError: an override without label or reason, or a label on a non-override.
+    """
+    record = record_feedback(
+        ctx, prediction_id, verdict, reason=reason, override_label=override_label
+    )
+    ctx.session.commit()
+    return record

@@ -152,7 +152,7 @@ def assess_stored_patient(
 ) -> RiskResult:
     """Assess a patient of the store with `version` of `model` (default: production): access
     checked first, the assessment audited (no PHI in the audit entry: model, version and the
-    sha256 of the inputs). The caller commits.
+    sha256 of the inputs) and committed.
 
     Raises:
         PermissionDeniedError: the actor may not open this patient.
@@ -167,4 +167,5 @@ def assess_stored_patient(
                  "input_sha256": result.input_sha256, "level": result.level},
         break_glass=access is PatientAccess.BREAK_GLASS,
     )  # fmt: skip
+    ctx.session.commit()
     return result

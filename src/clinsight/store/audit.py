@@ -33,6 +33,7 @@ __all__ = [
     "append_many",
     "entry_hash",
     "list_entries",
+    "record_denial",
     "verify",
 ]
 
@@ -192,6 +193,17 @@ def append(
         action, resource_type, outcome, actor_id, resource_id, patient_id, details, break_glass, at
     )
     return append_many(session, [event])[0]
+
+
+def record_denial(session: Session, events: Sequence[AuditEvent]) -> None:
+    """Append refused-access entries and commit them at once.
+
+    The one commit the store makes on a caller's session, and on purpose: the refusal is
+    raised right after, and the caller's rollback of its unit of work must not erase the
+    record that someone tried to open what they may not.
+    """
+    append_many(session, events)
+    session.commit()  # a recorded denial outlives the refused unit of work (see above)
 
 
 def _entry(row: Any) -> AuditEntry:

@@ -8,6 +8,11 @@ answered only after the commit that made its rows durable.
 
 If a batch fails as a whole (a constraint, a lost connection), nothing of it was
 committed; each item is then written alone, so one bad item fails only its own caller.
+
+This is the one place where the store commits work of its own: the transaction belongs
+to the writer thread, shared by requests that each hand over an item and wait, so no
+request's service can own it. It is a store-internal transaction mechanism, not a way
+around the rule that services commit.
 """
 
 from __future__ import annotations

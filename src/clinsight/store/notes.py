@@ -1,8 +1,8 @@
 """Clinical notes of a patient: stored encrypted, read back only by those who may open the patient.
 
-Like `store.repositories`, every function checks the access policy, encrypts or
-decrypts with the key ring and appends an audit entry (ids and sizes only, never
-text); the caller commits.
+Like `store.repositories`, every function encrypts or decrypts with the key ring and
+appends an audit entry (ids and sizes only, never text); the access checks run first in
+`security.clinical`, and the service commits.
 """
 
 from __future__ import annotations
@@ -13,18 +13,18 @@ from datetime import datetime
 from sqlalchemy import select
 
 from clinsight.errors import DataError, RecordNotFoundError
-from clinsight.security.access import PatientAccess, require_patient_access
 from clinsight.store.repositories import StoreContext
 from clinsight.store.tables import Note, Patient, new_id
 
 __all__ = [
     "MAX_NOTE_CHARS",
     "NoteRecord",
-    "add_note",
-    "check_new_note",
     "deid_key",
-    "get_note",
-    "list_notes",
+    "insert_note",
+    "note_patient_id",
+    "read_note",
+    "read_notes",
+    "validate_note",
 ]
 
 MAX_NOTE_CHARS = 100_000
@@ -52,15 +52,13 @@ def deid_key(ctx: StoreContext, patient_id: str) -> str:
     return ctx.keyring.blind_index(f"deid:{patient_id}")
 
 
-def check_new_note(ctx: StoreContext, patient_id: str, text: str) -> PatientAccess:
-    """Refuse a note that `add_note` would refuse, before any work is spent on it.
+def validate_note(ctx: StoreContext, patient_id: str, text: str) -> None:
+    """Refuse a note that `insert_note` would refuse, before any work is spent on it.
 
     Raises:
-        PermissionDeniedError: the actor may not open this patient (the denial is committed).
         RecordNotFoundError: no patient has this id.
         DataError: the text is blank or longer than `MAX_NOTE_CHARS` characters.
     """
-    access = require_patient_access(ctx.session, ctx.actor, patient_id, "note.create")
     if ctx.session.get(Patient, patient_id) is None:
         raise RecordNotFoundError(f"no patient with id {patient_id}")
     if not text.strip():
@@ -69,16 +67,15 @@ def check_new_note(ctx: StoreContext, patient_id: str, text: str) -> PatientAcce
         raise DataError(
             f"the note has {len(text)} characters, more than {MAX_NOTE_CHARS}; split it up"
         )
-    return access
 
 
-def add_note(ctx: StoreContext, patient_id: str, text: str) -> NoteRecord:
+def insert_note(ctx: StoreContext, patient_id: str, text: str, *, break_glass: bool) -> NoteRecord:
     """Store a note for a patient, written by the actor, its text encrypted.
 
     Raises:
-        As `check_new_note`.
+        As `validate_note`.
     """
-    access = check_new_note(ctx, patient_id, text)
+    validate_note(ctx, patient_id, text)
     note_id = new_id()
     row = Note(
         id=note_id,
@@ -95,42 +92,50 @@ def add_note(ctx: StoreContext, patient_id: str, text: str) -> NoteRecord:
         resource_id=note_id,
         patient_id=patient_id,
         details={"chars": len(text)},
-        break_glass=access is PatientAccess.BREAK_GLASS,
+        break_glass=break_glass,
     )
     return NoteRecord(note_id, patient_id, row.author_id, text, row.created_at)
 
 
-def get_note(ctx: StoreContext, note_id: str) -> NoteRecord:
-    """A note with its text, if the actor may open its patient.
+def note_patient_id(ctx: StoreContext, note_id: str) -> str:
+    """The id of the patient a note belongs to (no PHI, not audited: the check comes next).
 
     Raises:
         RecordNotFoundError: no note has this id.
-        PermissionDeniedError: the actor may not open its patient (the denial is committed).
+    """
+    patient_id = ctx.session.execute(select(Note.patient_id).where(Note.id == note_id)).scalar()
+    if patient_id is None:
+        raise RecordNotFoundError(f"no note with id {note_id}")
+    return patient_id
+
+
+def read_note(ctx: StoreContext, note_id: str, *, break_glass: bool) -> NoteRecord:
+    """A note with its text; `break_glass` flags the read's audit entry.
+
+    Raises:
+        RecordNotFoundError: no note has this id.
         DecryptionError: the stored text was altered or moved.
     """
     row = ctx.session.get(Note, note_id)
     if row is None:
         raise RecordNotFoundError(f"no note with id {note_id}")
-    access = require_patient_access(ctx.session, ctx.actor, row.patient_id, "note.read")
     record = _record(ctx, row)
     ctx.audit(
         "note.read",
         "note",
         resource_id=note_id,
         patient_id=row.patient_id,
-        break_glass=access is PatientAccess.BREAK_GLASS,
+        break_glass=break_glass,
     )
     return record
 
 
-def list_notes(ctx: StoreContext, patient_id: str) -> list[NoteRecord]:
+def read_notes(ctx: StoreContext, patient_id: str, *, break_glass: bool) -> list[NoteRecord]:
     """A patient's notes with their text, newest first (one audit entry for the list).
 
     Raises:
-        PermissionDeniedError: the actor may not open this patient (the denial is committed).
         DecryptionError: a stored text was altered or moved.
     """
-    access = require_patient_access(ctx.session, ctx.actor, patient_id, "note.list")
     rows = ctx.session.execute(
         select(Note).where(Note.patient_id == patient_id).order_by(Note.created_at.desc(), Note.id)
     ).scalars()
@@ -141,6 +146,6 @@ def list_notes(ctx: StoreContext, patient_id: str) -> list[NoteRecord]:
         resource_id=patient_id,
         patient_id=patient_id,
         details={"count": len(records)},
-        break_glass=access is PatientAccess.BREAK_GLASS,
+        break_glass=break_glass,
     )
     return records

@@ -1,8 +1,9 @@
 """Typed store operations on users, patients, care teams and the audit log.
 
-PHI goes in and out only through here and `store.studies`. Every function checks
-the access policy (`security.access`), encrypts or decrypts PHI with the key ring,
-and appends an audit entry; the caller commits. Records come back as frozen
+PHI goes in and out only through here, `store.notes` and `store.studies`. Every function
+encrypts or decrypts PHI with the key ring and appends an audit entry; none decides who
+may act and none commits. The access checks run first, in `security.records`, which
+calls these; the service running the use case commits. Records come back as frozen
 dataclasses with plaintext, never as ORM rows.
 """
 
@@ -16,17 +17,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from clinsight.config import Settings
 from clinsight.errors import DataError, DuplicateRecordError, RecordNotFoundError
-from clinsight.security.access import (
-    PatientAccess,
-    Principal,
-    accessible_patient_ids,
-    require_patient_access,
-    require_role,
-)
-from clinsight.security.passwords import check_new_password, hash_password, normalise_username
 from clinsight.store import audit
+from clinsight.store.actors import Principal
 from clinsight.store.crypto import KeyRing
 from clinsight.store.db import flush_unique
 from clinsight.store.tables import CareTeam, Patient, Role, User, new_id
@@ -36,12 +29,12 @@ __all__ = [
     "PatientRecord",
     "StoreContext",
     "UserRecord",
-    "assign_care_team",
-    "create_patient",
-    "create_user",
-    "find_patient_id",
-    "get_patient",
-    "list_audit",
+    "add_patient",
+    "add_to_care_team",
+    "add_user",
+    "lookup_patient_id",
+    "read_audit",
+    "read_patient",
     "search_patients",
 ]
 
@@ -91,26 +84,15 @@ class PatientRecord:
     created_at: datetime
 
 
-def create_user(
-    session: Session,
-    settings: Settings,
-    *,
-    username: str,
-    password: str,
-    role: Role,
-    actor: Principal | None,
+def add_user(
+    session: Session, *, username: str, password_hash: str, role: Role, actor: Principal | None
 ) -> UserRecord:
-    """Create an account; `actor` must be an admin (None only for the first-run bootstrap).
+    """Record an account whose name is normalised and whose password is already hashed.
 
     Raises:
-        PermissionDeniedError: the actor is not an admin.
-        DataError: the username or password breaks the account rules.
         DuplicateRecordError: the username is taken.
     """
-    if actor is not None:
-        require_role(session, actor, "user.create", Role.ADMIN)
-    check_new_password(username, password)
-    name = normalise_username(username)
+    name = username
     taken = f"username {name!r} is taken; choose another"
     if session.execute(select(User.id).where(User.username == name)).first() is not None:
         raise DuplicateRecordError(taken)
@@ -118,7 +100,7 @@ def create_user(
         id=new_id(),
         username=name,
         role=str(role),
-        password_hash=hash_password(password, settings),
+        password_hash=password_hash,
         active=True,
         failed_logins=0,
     )
@@ -150,17 +132,15 @@ def _decrypt_patient(keyring: KeyRing, row: Patient) -> PatientRecord:
     )
 
 
-def create_patient(
+def add_patient(
     ctx: StoreContext, *, mrn: str, name: str, birth_date: date, sex: str
 ) -> PatientRecord:
-    """Register a patient (clinicians only); the creator joins the care team.
+    """Register a patient; the creator joins the care team.
 
     Raises:
-        PermissionDeniedError: the actor is not a clinician.
         DataError: empty MRN or name, or a sex other than female, male, other, unknown.
         DuplicateRecordError: a patient with this MRN exists.
     """
-    require_role(ctx.session, ctx.actor, "patient.create", Role.CLINICIAN)
     mrn, name, sex = mrn.strip(), " ".join(name.split()), sex.strip().lower()
     if not mrn or not name or len(mrn) > 64:
         raise DataError("a patient needs an MRN (1-64 characters) and a name")
@@ -188,13 +168,12 @@ def create_patient(
     return _decrypt_patient(ctx.keyring, patient)
 
 
-def get_patient(ctx: StoreContext, patient_id: str) -> PatientRecord:
-    """A patient's record, if the actor may open it.
+def read_patient(ctx: StoreContext, patient_id: str, *, break_glass: bool) -> PatientRecord:
+    """A patient's record; `break_glass` flags the read's audit entry.
 
     Raises:
-        PermissionDeniedError: the access policy denies it (the denial is committed).
+        RecordNotFoundError: no patient has this id.
     """
-    access = require_patient_access(ctx.session, ctx.actor, patient_id, "patient.read")
     row = ctx.session.get(Patient, patient_id)
     if row is None:
         raise RecordNotFoundError(f"no patient with id {patient_id}")
@@ -203,35 +182,27 @@ def get_patient(ctx: StoreContext, patient_id: str) -> PatientRecord:
         "patient",
         resource_id=patient_id,
         patient_id=patient_id,
-        break_glass=access is PatientAccess.BREAK_GLASS,
+        break_glass=break_glass,
     )
     return _decrypt_patient(ctx.keyring, row)
 
 
-def find_patient_id(ctx: StoreContext, mrn: str) -> str | None:
-    """The id of the patient with this MRN, without PHI (clinicians; e.g. before break-glass).
-
-    Raises:
-        PermissionDeniedError: the actor is not a clinician.
-    """
-    require_role(ctx.session, ctx.actor, "patient.lookup", Role.CLINICIAN)
+def lookup_patient_id(ctx: StoreContext, mrn: str) -> str | None:
+    """The id of the patient with this MRN, without PHI (e.g. before break-glass)."""
     index = ctx.keyring.blind_index(mrn)
     found = ctx.session.execute(select(Patient.id).where(Patient.mrn_index == index)).scalar()
     ctx.audit("patient.lookup", "patient", patient_id=found, details={"found": found is not None})
     return found
 
 
-def search_patients(ctx: StoreContext, query: str = "", *, limit: int = 100) -> list[PatientRecord]:
-    """The actor's patients whose MRN equals `query` or whose name contains it, by name.
+def search_patients(
+    ctx: StoreContext, allowed: set[str], query: str = "", *, limit: int = 100
+) -> list[PatientRecord]:
+    """The `allowed` patients whose MRN equals `query` or whose name contains it, by name.
 
-    Only the care team and break-glass patients are decrypted and searched; each
-    returned patient gets an audit entry.
-
-    Raises:
-        PermissionDeniedError: the actor is not a clinician.
+    Only the `allowed` patients are decrypted and searched; each returned patient gets an
+    audit entry.
     """
-    require_role(ctx.session, ctx.actor, "patient.search", Role.CLINICIAN)
-    allowed = accessible_patient_ids(ctx.session, ctx.actor)
     rows = ctx.session.execute(select(Patient).where(Patient.id.in_(allowed))).scalars()
     needle, index = query.strip().casefold(), ctx.keyring.blind_index(query)
     matches = []
@@ -246,15 +217,13 @@ def search_patients(ctx: StoreContext, query: str = "", *, limit: int = 100) -> 
     return matches
 
 
-def assign_care_team(ctx: StoreContext, user_id: str, patient_id: str) -> None:
-    """Add a clinician to a patient's care team (admins only; idempotent).
+def add_to_care_team(ctx: StoreContext, user_id: str, patient_id: str) -> None:
+    """Add a clinician to a patient's care team (idempotent).
 
     Raises:
-        PermissionDeniedError: the actor is not an admin.
         RecordNotFoundError: no such user or patient.
         DataError: the user is not an active clinician.
     """
-    require_role(ctx.session, ctx.actor, "care_team.assign", Role.ADMIN)
     user = ctx.session.get(User, user_id)
     if user is None or ctx.session.get(Patient, patient_id) is None:
         raise RecordNotFoundError("no such user or patient; check both ids")
@@ -267,19 +236,14 @@ def assign_care_team(ctx: StoreContext, user_id: str, patient_id: str) -> None:
     ctx.audit("care_team.assign", "care_team", resource_id=user_id, patient_id=patient_id)
 
 
-def list_audit(
+def read_audit(
     ctx: StoreContext,
     *,
     limit: int = 100,
     before_seq: int | None = None,
     patient_id: str | None = None,
 ) -> list[audit.AuditEntry]:
-    """Audit entries newest first, at most 100 (auditors only; the read is itself audited).
-
-    Raises:
-        PermissionDeniedError: the actor is not an auditor.
-    """
-    require_role(ctx.session, ctx.actor, "audit.read", Role.AUDITOR)
+    """Audit entries newest first, at most 100 (the read is itself audited)."""
     entries = audit.list_entries(
         ctx.session, limit=limit, before_seq=before_seq, patient_id=patient_id
     )

@@ -1,13 +1,14 @@
 """Studies (uploaded images, encrypted on disk) and what came of them: predictions, feedback.
 
-Like `store.repositories`, every function checks the access policy, encrypts or
-decrypts with the key ring and appends an audit entry; the caller commits.
+Like `store.repositories`, every function encrypts or decrypts with the key ring and
+appends an audit entry; the access checks run first in `security.clinical` (or, for the
+grouped uploads, through the `UploadPolicy` the recorder is given), and the caller commits.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,14 +18,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from clinsight.errors import DataError, DecryptionError, PermissionDeniedError, RecordNotFoundError
-from clinsight.security.access import (
-    PatientAccess,
-    Principal,
-    can_access_patient,
-    patient_denial,
-    require_patient_access,
-)
 from clinsight.store import audit
+from clinsight.store.actors import PatientAccess, Principal
 from clinsight.store.audit import AuditEvent
 from clinsight.store.crypto import KeyRing, read_encrypted_file, write_encrypted_file
 from clinsight.store.repositories import StoreContext
@@ -37,15 +32,19 @@ __all__ = [
     "StagedUpload",
     "StoredUpload",
     "StudyRecord",
-    "add_study",
-    "list_predictions",
-    "list_studies",
+    "UploadPolicy",
+    "discard_study_file",
+    "insert_feedback",
+    "insert_prediction",
+    "insert_study",
+    "prediction_patient_id",
     "prediction_record",
+    "read_predictions",
+    "read_studies",
     "read_study",
-    "record_feedback",
-    "record_prediction",
     "record_uploads",
     "stage_upload",
+    "study_patient_id",
 ]
 
 _INSERT_STUDY = insert(Study.__table__)  # type: ignore[arg-type]
@@ -137,10 +136,23 @@ class StagedUpload:
 StoredUpload = tuple[StudyRecord, PredictionRecord]
 
 
+@dataclass(frozen=True)
+class UploadPolicy:
+    """The access policy `record_uploads` applies inside its transaction, given from above
+    (`security.access.UPLOAD_POLICY`): the store records decisions, it does not make them."""
+
+    access: Callable[[Session, Principal, str], PatientAccess | None]
+    denial: Callable[[Principal, str, str], tuple[AuditEvent, PermissionDeniedError]]
+
+
+def _blob_key(study_id: str) -> str:
+    return f"{study_id[:2]}/{study_id}.enc"
+
+
 def _write_blob(keyring: KeyRing, files_dir: Path, content: bytes) -> tuple[str, str]:
     """Encrypt and fsync a new study's file; its id and blob key."""
     study_id = new_id()
-    blob_key = f"{study_id[:2]}/{study_id}.enc"
+    blob_key = _blob_key(study_id)
     write_encrypted_file(keyring, files_dir / blob_key, content, file_id=study_id, new=True)
     return study_id, blob_key
 
@@ -217,15 +229,14 @@ def _prediction_from(row: dict[str, Any]) -> PredictionRecord:
     return PredictionRecord(**{name: row[name] for name in PredictionRecord.__dataclass_fields__})
 
 
-def add_study(ctx: StoreContext, patient_id: str, content: bytes, *, modality: str) -> StudyRecord:
-    """Store an uploaded image encrypted on disk, record it for the patient and commit.
+def insert_study(
+    ctx: StoreContext, patient_id: str, content: bytes, *, modality: str, break_glass: bool
+) -> StudyRecord:
+    """Store an uploaded image encrypted on disk and record it for the patient (the caller
+    commits, and calls `discard_study_file` if that fails).
 
-    If the rows cannot be committed, the file is removed again.
-
-    Raises:
-        PermissionDeniedError: the actor may not open this patient (the denial is committed).
+    If the rows cannot be written, the file is removed again.
     """
-    access = require_patient_access(ctx.session, ctx.actor, patient_id, "study.create")
     study_id, blob_key = _write_blob(ctx.keyring, ctx.files_dir, content)
     digest = (hashlib.sha256(content).hexdigest(), len(content))
     row = _study_row(study_id, patient_id, blob_key, digest, modality, ctx.actor)
@@ -233,21 +244,25 @@ def add_study(ctx: StoreContext, patient_id: str, content: bytes, *, modality: s
         # Core statements: the unit of work would cost more than the rest of the store's
         # part of a prediction request.
         ctx.session.execute(_INSERT_STUDY, row)
-        audit.append_many(ctx.session, [_study_event(row, access is PatientAccess.BREAK_GLASS)])
-        ctx.session.commit()
+        audit.append_many(ctx.session, [_study_event(row, break_glass)])
     except BaseException:
         (ctx.files_dir / blob_key).unlink(missing_ok=True)
         raise
     return _study_from(row)
 
 
+def discard_study_file(ctx: StoreContext, study_id: str) -> None:
+    """Remove the file of a study whose rows were not committed."""
+    (ctx.files_dir / _blob_key(study_id)).unlink(missing_ok=True)
+
+
 def record_uploads(
-    session: Session, uploads: Sequence[StagedUpload]
+    session: Session, uploads: Sequence[StagedUpload], *, policy: UploadPolicy
 ) -> list[StoredUpload | PermissionDeniedError]:
     """Record staged uploads, each a study with its prediction, in the caller's transaction
     (the caller commits): one multi-row insert per table and one audit append for all.
 
-    Each upload's actor is checked against its patient here, inside the transaction; a
+    Each upload's actor is checked against its patient under `policy`, inside the transaction; a
     refused one gets a denial entry and its error in its place in the result (the caller
     discards its file).
     """
@@ -259,10 +274,10 @@ def record_uploads(
     for upload in uploads:
         pair = (upload.actor, upload.patient_id)
         if pair not in checked:
-            checked[pair] = can_access_patient(session, upload.actor, upload.patient_id)
+            checked[pair] = policy.access(session, upload.actor, upload.patient_id)
         access = checked[pair]
         if access is None:
-            event, error = patient_denial(upload.actor, upload.patient_id, "prediction.create")
+            event, error = policy.denial(upload.actor, upload.patient_id, "prediction.create")
             events.append(event)
             results.append(error)
             continue
@@ -285,23 +300,42 @@ def record_uploads(
     return results
 
 
-def _load_study(ctx: StoreContext, study_id: str, action: str) -> tuple[Study, bool]:
+def _load_study(ctx: StoreContext, study_id: str) -> Study:
     row = ctx.session.get(Study, study_id)
     if row is None:
         raise RecordNotFoundError(f"no study with id {study_id}")
-    access = require_patient_access(ctx.session, ctx.actor, row.patient_id, action)
-    return row, access is PatientAccess.BREAK_GLASS
+    return row
 
 
-def read_study(ctx: StoreContext, study_id: str) -> tuple[StudyRecord, bytes]:
+def study_patient_id(ctx: StoreContext, study_id: str) -> str:
+    """The id of the patient a study belongs to (no PHI, not audited: the check comes next).
+
+    Raises:
+        RecordNotFoundError: no study has this id.
+    """
+    return _load_study(ctx, study_id).patient_id
+
+
+def prediction_patient_id(ctx: StoreContext, prediction_id: str) -> str:
+    """The id of the patient a prediction was made for (no PHI, not audited).
+
+    Raises:
+        RecordNotFoundError: no prediction has this id.
+    """
+    prediction = ctx.session.get(Prediction, prediction_id)
+    if prediction is None:
+        raise RecordNotFoundError(f"no prediction with id {prediction_id}")
+    return study_patient_id(ctx, prediction.study_id)
+
+
+def read_study(ctx: StoreContext, study_id: str, *, break_glass: bool) -> tuple[StudyRecord, bytes]:
     """A study's metadata and decrypted content, checked against its sha256.
 
     Raises:
         RecordNotFoundError: no study has this id.
-        PermissionDeniedError: the actor may not open its patient.
         DecryptionError: the file is missing or does not match its record.
     """
-    row, glass = _load_study(ctx, study_id, "study.read")
+    row, glass = _load_study(ctx, study_id), break_glass
     content = read_encrypted_file(ctx.keyring, ctx.files_dir / row.blob_key, file_id=row.id)
     if hashlib.sha256(content).hexdigest() != row.sha256:
         raise DecryptionError(f"study {study_id} content does not match its recorded sha256")
@@ -311,13 +345,8 @@ def read_study(ctx: StoreContext, study_id: str) -> tuple[StudyRecord, bytes]:
     return _study_record(row), content
 
 
-def list_studies(ctx: StoreContext, patient_id: str) -> list[StudyRecord]:
-    """A patient's studies, newest first.
-
-    Raises:
-        PermissionDeniedError: the actor may not open this patient.
-    """
-    access = require_patient_access(ctx.session, ctx.actor, patient_id, "study.list")
+def read_studies(ctx: StoreContext, patient_id: str, *, break_glass: bool) -> list[StudyRecord]:
+    """A patient's studies, newest first."""
     rows = ctx.session.execute(
         select(Study).where(Study.patient_id == patient_id).order_by(Study.created_at.desc())
     ).scalars()
@@ -327,7 +356,7 @@ def list_studies(ctx: StoreContext, patient_id: str) -> list[StudyRecord]:
         "patient",
         resource_id=patient_id,
         patient_id=patient_id,
-        break_glass=access is PatientAccess.BREAK_GLASS,
+        break_glass=break_glass,
     )
     return records
 
@@ -347,27 +376,29 @@ def _insert_prediction(
     return _prediction_from(row)
 
 
-def record_prediction(ctx: StoreContext, study_id: str, draft: PredictionDraft) -> PredictionRecord:
+def insert_prediction(
+    ctx: StoreContext, study_id: str, draft: PredictionDraft, *, break_glass: bool
+) -> PredictionRecord:
     """Store a prediction on a study with its provenance, made by the actor.
 
     Raises:
         RecordNotFoundError: no study has this id.
-        PermissionDeniedError: the actor may not open its patient.
         DataError: a probability or confidence outside [0, 1].
     """
-    row, glass = _load_study(ctx, study_id, "prediction.create")
+    row = _load_study(ctx, study_id)
     draft.check()
-    return _insert_prediction(ctx, study_id, row.patient_id, draft, glass)
+    return _insert_prediction(ctx, study_id, row.patient_id, draft, break_glass)
 
 
-def list_predictions(ctx: StoreContext, study_id: str) -> list[PredictionRecord]:
+def read_predictions(
+    ctx: StoreContext, study_id: str, *, break_glass: bool
+) -> list[PredictionRecord]:
     """A study's predictions, newest first.
 
     Raises:
         RecordNotFoundError: no study has this id.
-        PermissionDeniedError: the actor may not open its patient.
     """
-    row, glass = _load_study(ctx, study_id, "prediction.list")
+    row, glass = _load_study(ctx, study_id), break_glass
     rows = ctx.session.execute(
         select(Prediction)
         .where(Prediction.study_id == study_id)
@@ -384,25 +415,22 @@ def list_predictions(ctx: StoreContext, study_id: str) -> list[PredictionRecord]
     return records
 
 
-def record_feedback(
+def insert_feedback(
     ctx: StoreContext,
     prediction_id: str,
     verdict: Verdict,
     *,
     reason: str | None = None,
     override_label: str | None = None,
+    break_glass: bool,
 ) -> FeedbackRecord:
     """Store a clinician's verdict; an override needs a label and a reason (kept encrypted).
 
     Raises:
         RecordNotFoundError: no prediction has this id.
-        PermissionDeniedError: the actor may not open its patient.
         DataError: an override without label or reason, or a label on a non-override.
     """
-    prediction = ctx.session.get(Prediction, prediction_id)
-    if prediction is None:
-        raise RecordNotFoundError(f"no prediction with id {prediction_id}")
-    study, glass = _load_study(ctx, prediction.study_id, "feedback.create")
+    patient_id, glass = prediction_patient_id(ctx, prediction_id), break_glass
     reason = reason.strip() if reason and reason.strip() else None
     if verdict is Verdict.OVERRIDE and (not override_label or reason is None):
         raise DataError("an override needs the corrected label and a reason")
@@ -425,7 +453,7 @@ def record_feedback(
         "feedback.create",
         "feedback",
         resource_id=row.id,
-        patient_id=study.patient_id,
+        patient_id=patient_id,
         details={"verdict": str(verdict)},
         break_glass=glass,
     )

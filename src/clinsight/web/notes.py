@@ -15,18 +15,21 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from markupsafe import Markup
 
-from clinsight.api.routes.notes import FHIR_JSON, read_text_upload
+from clinsight.api.uploads import FHIR_JSON, read_text_upload
 from clinsight.errors import DataError
 from clinsight.nlp.deid import DeidResult
 from clinsight.nlp.pipeline import VOCABULARY_SOURCE, ClinicalEntity
 from clinsight.nlp.search import SearchMode
 from clinsight.services.notes import (
+    create_note,
     note_fhir_bundle,
+    patient_notes,
     read_note,
     search_patient_notes,
 )
-from clinsight.store.notes import MAX_NOTE_CHARS, add_note, list_notes
-from clinsight.store.repositories import StoreContext, get_patient
+from clinsight.services.patients import read_patient
+from clinsight.store.notes import MAX_NOTE_CHARS
+from clinsight.store.repositories import StoreContext
 from clinsight.web.pages import Csrf, Db, State, guard_page, redirect_to, render_page
 from clinsight.web.session import WebSession, check_csrf
 
@@ -87,11 +90,10 @@ def notes_page(
     """A patient's notes, the paste/upload form and the search box with highlighted snippets."""
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
-        patient = get_patient(ctx, patient_id)
-        notes = list_notes(ctx, patient_id)
+        patient = read_patient(ctx, patient_id)
+        notes = patient_notes(ctx, patient_id)
         search_mode: SearchMode = next((m for m in MODES if m == mode), "hybrid")
         hits = search_patient_notes(ctx, patient_id, q[:500], search_mode) if q.strip() else []
-        session.commit()
         return render_page(
             request,
             "notes.html",
@@ -130,8 +132,7 @@ def new_note(
                 return render_page(request, "error.html", web, exc.status_code, message=exc.detail)
         if not body.strip():
             raise DataError("the note is empty; paste its text or choose a .txt file")
-        note = add_note(ctx, patient_id, body)
-        session.commit()
+        note, _ = create_note(ctx, patient_id, body)
         return redirect_to(f"/notes/{note.id}", web)
 
     return guard_page(request, state, session, page)
@@ -143,7 +144,6 @@ def note_page(request: Request, state: State, session: Db, note_id: str) -> Resp
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
         note, reading = read_note(ctx, note_id)
-        session.commit()
         return render_page(
             request,
             "note.html",
@@ -164,7 +164,6 @@ def note_fhir(request: Request, state: State, session: Db, note_id: str) -> Resp
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
         bundle = note_fhir_bundle(ctx, note_id)
-        session.commit()
         headers = {
             "Cache-Control": "no-store",
             "Content-Disposition": f'attachment; filename="note-{note_id}.fhir.json"',

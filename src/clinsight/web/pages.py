@@ -20,17 +20,16 @@ from sqlalchemy.orm import Session
 
 from clinsight.api.deps import AppState, get_db, get_state
 from clinsight.api.problems import status_for
-from clinsight.api.routes.models import ner_test_f1
-from clinsight.api.routes.studies import read_upload
+from clinsight.api.schemas import ner_test_f1
+from clinsight.api.uploads import read_upload
 from clinsight.errors import AuthenticationError, ClinsightError
 from clinsight.registry.ner import list_ner_models
 from clinsight.registry.store import list_models
 from clinsight.security.passwords import authenticate
-from clinsight.services.patients import patient_timeline
-from clinsight.services.predictions import explained_prediction, stage_diagnosis
-from clinsight.store import audit
-from clinsight.store.repositories import StoreContext, create_patient, list_audit, search_patients
-from clinsight.store.studies import record_feedback
+from clinsight.services.audit import audit_entries, verify_audit_chain
+from clinsight.services.patients import patient_timeline, register_patient, search_patients
+from clinsight.services.predictions import diagnose_upload, explained_prediction, give_feedback
+from clinsight.store.repositories import StoreContext
 from clinsight.store.tables import Role, Verdict
 from clinsight.web.session import (
     LOGIN_CSRF_COOKIE,
@@ -168,7 +167,6 @@ def patients(request: Request, state: State, session: Db, q: str = "") -> Respon
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
         found = search_patients(ctx, q[:200])
-        session.commit()
         return render_page(request, "patients.html", web, patients=found, q=q)
 
     return guard_page(request, state, session, page)
@@ -189,8 +187,7 @@ def new_patient(
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
         check_csrf(state, web, csrf)
-        record = create_patient(ctx, mrn=mrn, name=name, birth_date=birth_date, sex=sex)
-        session.commit()
+        record = register_patient(ctx, mrn=mrn, name=name, birth_date=birth_date, sex=sex)
         return redirect_to(f"/patients/{record.id}", web)
 
     return guard_page(request, state, session, page)
@@ -202,7 +199,6 @@ def patient(request: Request, state: State, session: Db, patient_id: str) -> Res
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
         timeline = patient_timeline(ctx, patient_id)
-        session.commit()
         return render_page(request, "patient.html", web, timeline=timeline)
 
     return guard_page(request, state, session, page)
@@ -227,11 +223,9 @@ def upload(
             return render_page(
                 request, "error.html", web, 415, message=str(getattr(exc, "detail", exc))
             )
-        session.commit()  # the upload is recorded by the store's writer, not in this session
-        staged = stage_diagnosis(
-            state.uploads, web.principal, state.predictor(), patient_id, content, state.settings
+        _, record = diagnose_upload(
+            ctx, state.uploads, state.predictor(), patient_id, content, state.settings
         )
-        _, record = state.uploads.record(staged).result()
         state.metrics.predictions.labels(record.model_name, record.model_version).inc()
         return redirect_to(f"/predictions/{record.id}", web)
 
@@ -244,7 +238,6 @@ def result(request: Request, state: State, session: Db, prediction_id: str) -> R
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
         view, png = explained_prediction(ctx, state.predictor, prediction_id)
-        session.commit()
         overlay = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
         return render_page(
             request,
@@ -273,10 +266,9 @@ def feedback(
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
         check_csrf(state, web, csrf)
-        record_feedback(
+        give_feedback(
             ctx, prediction_id, verdict, reason=reason, override_label=override_label or None
         )
-        session.commit()
         return redirect_to(f"/predictions/{prediction_id}?saved={verdict.value}", web)
 
     return guard_page(request, state, session, page)
@@ -324,9 +316,8 @@ def audit_page(request: Request, state: State, session: Db, before: int | None =
     """The audit log (auditors), newest first, with the chain verification."""
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
-        entries = list_audit(ctx, limit=100, before_seq=before)
-        check = audit.verify(session)
-        session.commit()
+        entries = audit_entries(ctx, limit=100, before_seq=before)
+        check = verify_audit_chain(ctx, audited=False)
         return render_page(request, "audit.html", web, entries=entries, check=check)
 
     return guard_page(request, state, session, page)

@@ -12,10 +12,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from markupsafe import Markup, escape
 
-from clinsight.api.routes.risk import risk_runtime
+from clinsight.api.risk_runtime import risk_runtime
 from clinsight.inference.risk import RiskResult
+from clinsight.services.patients import read_patient
 from clinsight.services.risk import assess_stored_patient
-from clinsight.store.repositories import StoreContext, get_patient
+from clinsight.store.repositories import StoreContext
 from clinsight.tabular.explain import Explanation
 from clinsight.web.pages import Csrf, Db, State, guard_page, render_page
 from clinsight.web.session import WebSession, check_csrf
@@ -65,8 +66,7 @@ def contribution_chart(explanation: Explanation) -> Markup:
 
 def _form(request: Request, web: WebSession, ctx: StoreContext, patient_id: str,
           result: RiskResult | None = None) -> Response:  # fmt: skip
-    patient = get_patient(ctx, patient_id)
-    ctx.session.commit()
+    patient = read_patient(ctx, patient_id)
     runtime = risk_runtime(request)
     predictor = runtime.predictors.get(runtime.service.model_name)
     chart = contribution_chart(result.explanation) if result else None
@@ -98,7 +98,6 @@ async def assess(request: Request, state: State, session: Db, patient_id: str,
         }
         model = runtime.service.model_name
         result = assess_stored_patient(ctx, runtime.predictors, patient_id, values, model=model)
-        session.commit()
         return _form(request, web, ctx, patient_id, result)
 
     # The form is read on the event loop; the store and the model run in a worker thread.

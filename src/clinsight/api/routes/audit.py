@@ -8,8 +8,7 @@ from fastapi import APIRouter, Query
 
 from clinsight.api.deps import Auditor, StoreCtx
 from clinsight.api.schemas import AuditEntryOut, AuditVerificationOut
-from clinsight.store import audit
-from clinsight.store.repositories import list_audit
+from clinsight.services.audit import audit_entries, verify_audit_chain
 
 __all__ = ["router"]
 
@@ -26,16 +25,13 @@ def entries(
 ) -> list[AuditEntryOut]:
     """Audit entries newest first; page with `before_seq` (this read is audited too)."""
     del user
-    found = list_audit(ctx, limit=limit, before_seq=before_seq, patient_id=patient_id)
-    ctx.session.commit()
+    found = audit_entries(ctx, limit=limit, before_seq=before_seq, patient_id=patient_id)
     return [AuditEntryOut.model_validate(e) for e in found]
 
 
 @router.get("/verify", response_model=AuditVerificationOut)
 def verify_chain(user: Auditor, ctx: StoreCtx) -> AuditVerificationOut:
     """Recompute the hash chain and report the first entry edited, moved or removed."""
-    result = audit.verify(ctx.session)
-    ctx.audit("audit.verify", "audit", details={"ok": result.ok, "entries": result.entries})
-    ctx.session.commit()
     del user
+    result = verify_audit_chain(ctx)
     return AuditVerificationOut.model_validate(result)

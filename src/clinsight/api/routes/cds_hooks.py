@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from clinsight.api.deps import DbSession
 from clinsight.api.problems import problem_response
-from clinsight.api.routes.risk import RiskRuntime, Runtime
+from clinsight.api.risk_runtime import RiskRuntime, Runtime
 from clinsight.errors import AuthenticationError, DataError, RecordNotFoundError
 from clinsight.interop.cds_hooks import (
     CdsCaller,

@@ -3,13 +3,11 @@ for image models (``/models``) and NER models (``/models/ner``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
 from clinsight.api.deps import Admin, AnyUser, DbSession, State
-from clinsight.api.schemas import F1Out, ModelOut, NerModelOut, PromoteIn, RollbackIn
+from clinsight.api.schemas import ModelOut, NerModelOut, PromoteIn, RollbackIn, ner_test_f1
 from clinsight.registry.ner import (
     NerModelVersion,
     get_ner_model,
@@ -22,7 +20,7 @@ from clinsight.registry.versions import RegisteredVersion
 from clinsight.security.access import Principal
 from clinsight.store import audit
 
-__all__ = ["model_out", "ner_model_out", "ner_test_f1", "router"]
+__all__ = ["model_out", "ner_model_out", "router"]
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -47,13 +45,6 @@ def model_out(model: ModelVersion, *, card: bool = False) -> ModelOut:
         metrics=model.metrics,
         card_markdown=text,
     )
-
-
-def ner_test_f1(model: NerModelVersion) -> dict[str, F1Out]:
-    """The test-split F1 (with interval) of each label of an NER version, then ``ALL``."""
-    test: dict[str, Any] = model.metrics.get("test", {})
-    ordered = sorted(test.items(), key=lambda item: item[0] == "ALL")
-    return {label: F1Out(**scores["f1"]) for label, scores in ordered if "f1" in scores}
 
 
 def ner_model_out(model: NerModelVersion, *, card: bool = False) -> NerModelOut:

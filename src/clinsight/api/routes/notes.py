@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import JSONResponse
 
 from clinsight.api.deps import Clinician, StoreCtx
@@ -22,50 +22,25 @@ from clinsight.api.note_schemas import (
     NoteOut,
     NoteSearchHitOut,
 )
+from clinsight.api.uploads import FHIR_JSON, read_text_upload
 from clinsight.nlp.search import SearchMode
 from clinsight.services.notes import (
     NoteReading,
+    annotate_text,
+    create_note,
     note_fhir_bundle,
+    patient_notes,
     read_note,
-    read_text,
     search_patient_notes,
 )
-from clinsight.store.notes import (
-    MAX_NOTE_CHARS,
-    NoteRecord,
-    add_note,
-    check_new_note,
-    deid_key,
-    list_notes,
-)
-from clinsight.store.repositories import StoreContext
+from clinsight.store.notes import NoteRecord
 
-__all__ = ["FHIR_JSON", "read_text_upload", "router"]
+__all__ = ["router"]
 
 router = APIRouter(tags=["notes"])
-FHIR_JSON = "application/fhir+json"
-MAX_UPLOAD_BYTES = 4 * MAX_NOTE_CHARS  # UTF-8 needs at most 4 bytes a character
 FHIR_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {FHIR_JSON: {}}, "description": "A FHIR R4B Bundle (collection)."}
 }
-
-
-def read_text_upload(file: UploadFile) -> str:
-    """The text of an uploaded plain-text note, refusing oversize (413) and non-text (415).
-
-    Raises:
-        HTTPException: 413 larger than the note limit, 415 not UTF-8 text.
-    """
-    content = file.file.read(MAX_UPLOAD_BYTES + 1)
-    if len(content) > MAX_UPLOAD_BYTES:
-        raise HTTPException(413, f"the file is larger than {MAX_UPLOAD_BYTES} bytes; split it")
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise HTTPException(415, "the file is not UTF-8 text; upload a plain .txt note") from None
-    if "\x00" in text:
-        raise HTTPException(415, "the file is binary, not a plain-text note; upload a .txt")
-    return text
 
 
 def _detail(note: NoteRecord, reading: NoteReading) -> NoteDetailOut:
@@ -74,22 +49,11 @@ def _detail(note: NoteRecord, reading: NoteReading) -> NoteDetailOut:
     )
 
 
-def _store_note(ctx: StoreContext, patient_id: str, text: str) -> NoteDetailOut:
-    """Refuse what the store would refuse, annotate with no transaction open, then store
-    the note and commit: the write lock is held only for the checks and the insert."""
-    check_new_note(ctx, patient_id, text)
-    ctx.session.commit()
-    reading = read_text(text, key=deid_key(ctx, patient_id))
-    note = add_note(ctx, patient_id, text)
-    ctx.session.commit()
-    return _detail(note, reading)
-
-
 @router.post("/patients/{patient_id}/notes", response_model=NoteDetailOut, status_code=201)
 def create(patient_id: str, body: NoteIn, user: Clinician, ctx: StoreCtx) -> NoteDetailOut:
     """Store a pasted note for a patient (encrypted) and return it annotated."""
     del user
-    return _store_note(ctx, patient_id, body.text)
+    return _detail(*create_note(ctx, patient_id, body.text))
 
 
 @router.post("/patients/{patient_id}/notes/file", response_model=NoteDetailOut, status_code=201)
@@ -101,15 +65,14 @@ def upload(
 ) -> NoteDetailOut:
     """Store an uploaded plain-text note for a patient and return it annotated."""
     del user
-    return _store_note(ctx, patient_id, read_text_upload(file))
+    return _detail(*create_note(ctx, patient_id, read_text_upload(file)))
 
 
 @router.get("/patients/{patient_id}/notes", response_model=list[NoteOut])
 def notes(patient_id: str, user: Clinician, ctx: StoreCtx) -> list[NoteOut]:
     """A patient's notes, newest first (metadata; open a note for its text)."""
     del user
-    records = list_notes(ctx, patient_id)
-    ctx.session.commit()
+    records = patient_notes(ctx, patient_id)
     return [NoteOut.of(r) for r in records]
 
 
@@ -127,7 +90,6 @@ def search(
     """Search this patient's notes only, with highlighted snippets."""
     del user
     hits = search_patient_notes(ctx, patient_id, q, mode, limit)
-    ctx.session.commit()
     return [NoteSearchHitOut.of(h) for h in hits]
 
 
@@ -152,8 +114,4 @@ def annotate(body: NoteIn, user: Clinician, ctx: StoreCtx) -> AnnotationOut:
     """Annotate and de-identify text without storing it (the call is audited with the NER
     model versions used, not the text)."""
     del user
-    reading = read_text(body.text)
-    models = ", ".join(reading.annotation.ner_models)
-    ctx.audit("nlp.annotate", "text", details={"chars": len(body.text), "ner_models": models})
-    ctx.session.commit()
-    return AnnotationOut.of(reading)
+    return AnnotationOut.of(annotate_text(ctx, body.text))

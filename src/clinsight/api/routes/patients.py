@@ -19,12 +19,12 @@ from clinsight.api.schemas import (
     TimelineOut,
     TimelineStudyOut,
 )
-from clinsight.security.access import grant_break_glass
-from clinsight.services.patients import patient_timeline
-from clinsight.store.repositories import (
-    assign_care_team,
-    create_patient,
-    find_patient_id,
+from clinsight.services.patients import (
+    add_care_team_member,
+    find_patient,
+    open_break_glass,
+    patient_timeline,
+    register_patient,
     search_patients,
 )
 
@@ -38,10 +38,9 @@ Limit = Annotated[int, Query(ge=1, le=100, description="Page size (at most 100).
 def create(body: PatientIn, user: Clinician, ctx: StoreCtx) -> PatientOut:
     """Register a patient; the creating clinician joins the care team."""
     del user
-    record = create_patient(
+    record = register_patient(
         ctx, mrn=body.mrn, name=body.name, birth_date=body.birth_date, sex=body.sex
     )
-    ctx.session.commit()
     return PatientOut.model_validate(record)
 
 
@@ -55,7 +54,6 @@ def search(
     """The caller's patients (care team and break-glass) matching `q`, by name."""
     del user
     records = search_patients(ctx, q, limit=limit)
-    ctx.session.commit()
     return [PatientOut.model_validate(r) for r in records]
 
 
@@ -65,8 +63,7 @@ def lookup(
 ) -> PatientLookupOut:
     """The id of the patient with this MRN (no PHI), e.g. to request break-glass access."""
     del user
-    found = find_patient_id(ctx, mrn)
-    ctx.session.commit()
+    found = find_patient(ctx, mrn)
     return PatientLookupOut(id=found)
 
 
@@ -75,7 +72,6 @@ def read(patient_id: str, user: Clinician, ctx: StoreCtx) -> TimelineOut:
     """A patient with the timeline of studies and predictions (care team or break-glass)."""
     del user
     timeline = patient_timeline(ctx, patient_id)
-    ctx.session.commit()
     return TimelineOut(
         patient=PatientOut.model_validate(timeline.patient),
         studies=[
@@ -92,8 +88,7 @@ def read(patient_id: str, user: Clinician, ctx: StoreCtx) -> TimelineOut:
 def add_to_care_team(patient_id: str, body: CareTeamIn, user: Admin, ctx: StoreCtx) -> None:
     """Add a clinician to the patient's care team (admins)."""
     del user
-    assign_care_team(ctx, body.user_id, patient_id)
-    ctx.session.commit()
+    add_care_team_member(ctx, body.user_id, patient_id)
 
 
 @router.post("/{patient_id}/break-glass", response_model=BreakGlassOut, status_code=201)
@@ -101,8 +96,6 @@ def break_glass(
     patient_id: str, body: BreakGlassIn, user: Clinician, ctx: StoreCtx, state: State
 ) -> BreakGlassOut:
     """Emergency access outside the care team: a reason is required, it expires, it is flagged."""
-    grant = grant_break_glass(
-        ctx.session, ctx.keyring, state.settings, user, patient_id, body.reason
-    )
-    ctx.session.commit()
+    del user
+    grant = open_break_glass(ctx, state.settings, patient_id, body.reason)
     return BreakGlassOut.model_validate(grant)

@@ -6,45 +6,30 @@ import asyncio
 from concurrent.futures import Future
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile
+from fastapi import APIRouter, File, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from clinsight.api.deps import Clinician, State, StoreCtx
 from clinsight.api.schemas import FeedbackIn, FeedbackOut, PredictionOut, StudyOut
-from clinsight.data.source import ACCEPTED_FORMATS, sniff_image_format
-from clinsight.errors import UnsupportedImageError
+from clinsight.api.uploads import read_upload
+from clinsight.data.source import ACCEPTED_FORMATS
 from clinsight.services.predictions import (
+    give_feedback,
     heatmap_png,
+    patient_studies,
     predict_study,
     stage_diagnosis,
+    study_predictions,
     upload_study,
 )
-from clinsight.store.studies import StoredUpload, list_predictions, list_studies, record_feedback
+from clinsight.store.studies import StoredUpload
 
-__all__ = ["read_upload", "router"]
+__all__ = ["router"]
 
 router = APIRouter(tags=["studies"])
 PNG: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/png": {}}, "description": "Grad-CAM overlay (PNG)."}
 }
-
-
-def read_upload(file: UploadFile, max_bytes: int) -> bytes:
-    """The uploaded bytes, refusing oversize (413) and unknown formats (415) up front.
-
-    Raises:
-        HTTPException: 413 over `max_bytes`, 415 not PNG, JPEG or DICOM.
-    """
-    content = file.file.read(max_bytes + 1)
-    if len(content) > max_bytes:
-        raise HTTPException(
-            413, f"the upload is larger than {max_bytes} bytes; send a smaller image"
-        )
-    try:
-        sniff_image_format(content[:132])
-    except UnsupportedImageError as exc:
-        raise HTTPException(415, f"{exc}") from exc
-    return content
 
 
 @router.post("/patients/{patient_id}/studies", response_model=StudyOut, status_code=201)
@@ -96,8 +81,7 @@ async def upload_and_predict(
 def studies(patient_id: str, user: Clinician, ctx: StoreCtx) -> list[StudyOut]:
     """A patient's studies, newest first."""
     del user
-    records = list_studies(ctx, patient_id)
-    ctx.session.commit()
+    records = patient_studies(ctx, patient_id)
     return [StudyOut.model_validate(r) for r in records]
 
 
@@ -115,7 +99,6 @@ def predict(
     del user
     predictor = state.predictor(model)
     record = predict_study(ctx, predictor, study_id)
-    ctx.session.commit()
     state.metrics.predictions.labels(record.model_name, record.model_version).inc()
     return PredictionOut.model_validate(record)
 
@@ -124,8 +107,7 @@ def predict(
 def predictions(study_id: str, user: Clinician, ctx: StoreCtx) -> list[PredictionOut]:
     """A study's predictions, newest first."""
     del user
-    records = list_predictions(ctx, study_id)
-    ctx.session.commit()
+    records = study_predictions(ctx, study_id)
     return [PredictionOut.model_validate(r) for r in records]
 
 
@@ -134,7 +116,6 @@ def heatmap(prediction_id: str, user: Clinician, ctx: StoreCtx, state: State) ->
     """The Grad-CAM overlay of a prediction, computed on request with the model that made it."""
     del user
     png = heatmap_png(ctx, state.predictor, prediction_id)
-    ctx.session.commit()
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
@@ -142,8 +123,7 @@ def heatmap(prediction_id: str, user: Clinician, ctx: StoreCtx, state: State) ->
 def feedback(prediction_id: str, body: FeedbackIn, user: Clinician, ctx: StoreCtx) -> FeedbackOut:
     """Agree, disagree, or override with the corrected label and a reason."""
     del user
-    record = record_feedback(
+    record = give_feedback(
         ctx, prediction_id, body.verdict, reason=body.reason, override_label=body.override_label
     )
-    ctx.session.commit()
     return FeedbackOut.model_validate(record)

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 
 from clinsight.api.deps import Admin, State, StoreCtx
 from clinsight.api.schemas import UserIn, UserOut
+from clinsight.security.records import create_user
 from clinsight.services.patients import list_users
-from clinsight.store.repositories import create_user
 
 __all__ = ["router"]
 

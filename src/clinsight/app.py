@@ -1,4 +1,8 @@
-"""The FastAPI application: REST API under /api/v1, the web UI, health, readiness and metrics."""
+"""The ASGI application: REST API under /api/v1, the web UI, health, readiness and metrics.
+
+It sits above both `api` and `web` (and below the CLI): it assembles their routers, the
+middleware and the shared state, so neither of them needs to import the other's routes.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from clinsight.api.routes.cds_hooks import router as cds_hooks_router
 from clinsight.api.routes.risk import router as risk_router
 from clinsight.config import Settings
 from clinsight.errors import ClinsightError, ConfigurationError
+from clinsight.security.access import UPLOAD_POLICY
 from clinsight.security.tokens import TokenIssuer
 from clinsight.store.crypto import load_or_create_keyring
 from clinsight.store.db import create_db_engine, read_session_factory, session_factory
@@ -148,7 +153,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         keyring=keyring,
         issuer=TokenIssuer.from_settings(settings, keyring),
         metrics=ServiceMetrics(),
-        uploads=UploadRecorder(sessions, read_sessions, keyring, settings.resolved_files_dir),
+        uploads=UploadRecorder(
+            sessions, read_sessions, keyring, settings.resolved_files_dir, policy=UPLOAD_POLICY
+        ),
     )
 
     @asynccontextmanager

@@ -34,9 +34,7 @@ from clinsight.store.db import create_db_engine, session_factory
 from clinsight.store.repositories import StoreContext, create_patient, create_user
 from clinsight.store.studies import add_study
 from clinsight.store.tables import Role
-from tests.api.conftest import PASSWORD, settings, tiny_registry
-
-__all__ = ["settings", "tiny_registry"]
+from tests.support.service import PASSWORD
 
 CLIENTS = 4
 START_TIMEOUT_S = 90.0

@@ -13,7 +13,7 @@ from clinsight.store import crypto
 from clinsight.store.notes import MAX_NOTE_CHARS, add_note, deid_key, get_note, list_notes
 from clinsight.store.repositories import StoreContext, create_patient
 from clinsight.store.tables import AuditRow, Note
-from tests.store.conftest import MakeContext, People
+from tests.support.store import MakeContext, People
 
 TEXT = "Ada Lovelace, seen 2026-01-02. Denies chest pain. History of asthma."
 

@@ -26,7 +26,7 @@ from clinsight.store.repositories import (
     search_patients,
 )
 from clinsight.store.tables import Role, User, new_id
-from tests.store.conftest import PASSWORD, MakeContext, People
+from tests.support.store import PASSWORD, MakeContext, People
 
 T = TypeVar("T")
 

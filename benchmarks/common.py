@@ -1,17 +1,28 @@
-"""Shared plumbing of the benchmark scripts: results JSON and the tables in README.md."""
+"""Shared plumbing of the benchmark scripts: results JSON and the tables in README.md.
+
+Every results file carries a `provenance` block (git revision and dirty flag, command
+line, machine), added by `write_results`, so a figure can be traced to the code and the
+run that produced it.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["RESULTS", "machine", "read_results", "update_readme_section", "write_results"]
+from clinsight.files import write_text_atomic
+
+__all__ = [
+    "RESULTS", "machine", "provenance", "read_results", "update_readme_section", "write_results",
+]  # fmt: skip
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -36,6 +47,28 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=BENCH, capture_output=True, text=True, check=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+def provenance() -> dict[str, Any]:
+    """Where a result comes from: git revision (None outside a checkout) and whether the
+    working tree had uncommitted changes, the command line, and the machine."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git_revision": _git("rev-parse", "HEAD"),
+        "git_dirty": None if status is None else bool(status),
+        "command": [sys.executable, *sys.argv],
+        "machine": machine(),
+    }
+
+
 def read_results(name: str) -> dict[str, Any]:
     """The current results file of a benchmark (empty if none yet)."""
     path = RESULTS / f"{name}.json"
@@ -43,12 +76,12 @@ def read_results(name: str) -> dict[str, Any]:
 
 
 def write_results(name: str, data: dict[str, Any]) -> Path:
-    """Write `benchmarks/results/<name>.json` (pretty, stable key order, atomic)."""
+    """Write `benchmarks/results/<name>.json` (pretty, stable key order, durable and atomic)
+    with a fresh `provenance` block (see `provenance`) beside `data`."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
+    document = {**data, "provenance": provenance()}
+    write_text_atomic(path, json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
     return path
 
 
@@ -62,4 +95,4 @@ def update_readme_section(name: str, markdown: str) -> None:
         text = before + block + rest.split(end, 1)[1]
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
-    README.write_text(text)
+    write_text_atomic(README, text)

@@ -234,7 +234,8 @@ def readme_tables(results: dict[str, Any]) -> str:
         "For an ensemble, train minutes are the total and epochs are listed per network.",
         "",
         "| dataset | model | ACC | AUC | ECE after T (before) | train min | epochs | paper "
-        "ResNet-18 (28) ACC/AUC | paper best ACC/AUC |",
+        "ResNet-18 (28) ACC/AUC (quoted, not measured here) | paper best ACC/AUC (quoted, "
+        "not measured here) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for dataset, entry in results.get("datasets", {}).items():

@@ -190,8 +190,8 @@ def readme_section(results: dict[str, Any]) -> str:
 
 def _table(results: dict[str, Any]) -> list[str]:
     lines = [
-        "| dataset | method | AUC (mean ± sd) | reference AUC | Brier | ECE "
-        "| sens@0.5 | spec@0.5 |",
+        "| dataset | method | AUC (mean ± sd) | reference AUC (quoted, not measured here) "
+        "| Brier | ECE | sens@0.5 | spec@0.5 |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for dataset, res in results["datasets"].items():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,19 +11,13 @@ from clinsight.config import get_settings
 from clinsight.data.tabular import TabularDataset, load_uci_heart
 from clinsight.imaging.training import TrainConfig
 from clinsight.services.training import ImageTrainingOutcome, train_and_register
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _shared_data() -> Path:
-    env = os.environ.get("CLINSIGHT_DATA_DIR")
-    return Path(env) if env else ROOT.parent / "shared" / "data"
+from tests.support.data import shared_data
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The real data directory; tests needing a file skip only if the whole folder is absent."""
-    path = _shared_data()
+    path = shared_data()
     if not path.is_dir():
         pytest.skip(f"shared data directory {path} is not present")
     return path
@@ -34,7 +27,7 @@ def data_dir() -> Path:
 def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test gets its own HOME and registry; the data directory stays the shared one."""
     monkeypatch.setenv("CLINSIGHT_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("CLINSIGHT_DATA_DIR", str(_shared_data()))
+    monkeypatch.setenv("CLINSIGHT_DATA_DIR", str(shared_data()))
     monkeypatch.setenv("CLINSIGHT_ALLOW_DOWNLOAD", "0")
     get_settings.cache_clear()
     yield
@@ -52,7 +45,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> ImageTrainingOutcome:
 
     It proves the pipeline, not the accuracy; tests that need it in production copy it.
     """
-    data = _shared_data()
+    data = shared_data()
     if not (data / "medmnist" / "breastmnist.npz").exists():
         pytest.skip("BreastMNIST is not in the shared data directory")
     root = tmp_path_factory.mktemp("trained")

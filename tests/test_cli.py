@@ -7,42 +7,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from clinsight import cli_output
-from clinsight.cli import app
+from tests.support.cli import run_cli, wide_console
 
-runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tables and messages on one line each, as in a wide terminal."""
-    monkeypatch.setattr(cli_output.console, "width", 300)
-    monkeypatch.setattr(cli_output.err_console, "width", 300)
-
-
-def _run(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.output
+__all__ = ["wide_console"]  # the autouse fixture: a wide terminal
 
 
 def test_help_lists_every_command_group() -> None:
-    code, out = _run("--help")
+    code, out = run_cli("--help")
     assert code == 0
     for group in ("data", "train", "evaluate", "predict", "models"):
         assert group in out
 
 
 def test_train_help_explains_the_ensemble_option() -> None:
-    code, out = _run("train", "image", "--help")
+    code, out = run_cli("train", "image", "--help")
     assert code == 0
     assert "--ensemble" in out
     assert "deep ensemble" in " ".join(out.replace("│", " ").split())
 
 
 def test_an_ensemble_is_trained_registered_and_described(tmp_path: Path, data_dir: Path) -> None:
-    code, out = _run(
+    code, out = run_cli(
         "train", "image", "--dataset", "breastmnist", "--architecture", "cnn", "--width", "4",
         "--epochs", "1", "--train-subset", "64", "--ensemble", "2", "--run-dir", str(tmp_path),
     )  # fmt: skip
@@ -50,20 +36,20 @@ def test_an_ensemble_is_trained_registered_and_described(tmp_path: Path, data_di
     assert "Network 1/2 (seed 0): 1 epochs" in out
     assert "Network 2/2 (seed 10000): 1 epochs" in out
     assert "Ensemble of 2 networks: val AUC" in out
-    code, out = _run("models", "show", "breastmnist")
+    code, out = run_cli("models", "show", "breastmnist")
     assert code == 0
     assert "2 independently trained networks" in out
 
 
 def test_data_list_shows_what_is_present() -> None:
-    code, out = _run("data", "list")
+    code, out = run_cli("data", "list")
     assert code == 0
     assert "pneumoniamnist" in out
     assert "chestmnist" in out
 
 
 def test_fetch_of_an_absent_dataset_says_where_to_put_it() -> None:
-    code, out = _run("data", "fetch", "chestmnist")
+    code, out = run_cli("data", "fetch", "chestmnist")
     assert code == 2
     assert "chestmnist.npz" in out
     assert "CLINSIGHT_ALLOW_DOWNLOAD" in out
@@ -80,7 +66,7 @@ def test_fetch_of_an_absent_dataset_says_where_to_put_it() -> None:
     ],
 )
 def test_bad_input_gets_an_actionable_error(args: tuple[str, ...], message: str) -> None:
-    code, out = _run(*args)
+    code, out = run_cli(*args)
     assert code == 2
     assert message in out
 
@@ -91,30 +77,30 @@ def test_train_register_promote_predict_and_roll_back(tmp_path: Path, data_dir: 
         "--epochs", "1", "--train-subset", "64",
     )  # fmt: skip
     for run in ("a", "b"):
-        code, out = _run(*train, "--run-dir", str(tmp_path / run))
+        code, out = run_cli(*train, "--run-dir", str(tmp_path / run))
         assert code == 0, out
         assert "Registered" in out
         assert "auc" in out
-    code, out = _run("models", "list")
+    code, out = run_cli("models", "list")
     assert code == 0
     assert "breastmnist" in out
     assert "candidate" in out
-    assert _run("models", "promote", "breastmnist", "1")[0] == 0
-    assert _run("models", "promote", "breastmnist", "2")[0] == 0
-    code, out = _run("models", "rollback", "breastmnist")
+    assert run_cli("models", "promote", "breastmnist", "1")[0] == 0
+    assert run_cli("models", "promote", "breastmnist", "2")[0] == 0
+    code, out = run_cli("models", "rollback", "breastmnist")
     assert code == 0
     assert "v1 is back in production" in out
-    code, out = _run("models", "history", "breastmnist")
+    code, out = run_cli("models", "history", "breastmnist")
     assert code == 0
     assert "production" in out
-    assert _run("models", "verify", "breastmnist", "2")[0] == 0
-    code, out = _run("models", "show", "breastmnist", "--stage", "production")
+    assert run_cli("models", "verify", "breastmnist", "2")[0] == 0
+    code, out = run_cli("models", "show", "breastmnist", "--stage", "production")
     assert code == 0
     assert "malignant" in out
 
     dicom = data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm"
     heatmap = tmp_path / "cam.png"
-    code, out = _run(
+    code, out = run_cli(
         "predict", "image", str(dicom), "--model", "breastmnist", "--stage", "production",
         "--heatmap", str(heatmap),
     )  # fmt: skip
@@ -124,17 +110,17 @@ def test_train_register_promote_predict_and_roll_back(tmp_path: Path, data_dir: 
 
     png = tmp_path / "scan.png"
     Image.fromarray(np.full((32, 32), 128, dtype=np.uint8)).save(png)
-    code, out = _run("predict", "image", str(png), "--model", "breastmnist", "--json")
+    code, out = run_cli("predict", "image", str(png), "--model", "breastmnist", "--json")
     assert code == 0
     assert '"model_version": 2' in out
 
     text = tmp_path / "notes.txt"
     text.write_text("not an image")
-    code, out = _run("predict", "image", str(text), "--model", "breastmnist")
+    code, out = run_cli("predict", "image", str(text), "--model", "breastmnist")
     assert code == 2
     assert "PNG, JPEG or DICOM" in out
 
-    code, out = _run("evaluate", "breastmnist", "--version", "1", "--out", str(tmp_path / "ev"))
+    code, out = run_cli("evaluate", "breastmnist", "--version", "1", "--out", str(tmp_path / "ev"))
     assert code == 0
     assert "accuracy" in out
     assert (tmp_path / "ev" / "evaluation.json").exists()
@@ -146,7 +132,7 @@ def test_a_malformed_setting_is_named_not_a_traceback(monkeypatch: pytest.Monkey
     monkeypatch.setenv("CLINSIGHT_WORKERS", "abc")
     get_settings.cache_clear()
     try:
-        code, output = _run("data", "list")
+        code, output = run_cli("data", "list")
     finally:
         get_settings.cache_clear()
     assert code == 2

@@ -5,33 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner
-
-from clinsight import cli_output
-from clinsight.cli import app
 from clinsight.config import get_settings
 from clinsight.registry.stages import Stage
 from clinsight.registry.tabular import get_risk_model
-from tests.registry.risk_factory import synthea_file
+from tests.support.cli import run_cli, wide_console
+from tests.support.risk_models import synthea_file
 
-runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tables and messages on one line each, as in a wide terminal."""
-    monkeypatch.setattr(cli_output.console, "width", 300)
-    monkeypatch.setattr(cli_output.err_console, "width", 300)
-
-
-def _run(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.output
+__all__ = ["wide_console"]  # the autouse fixture: a wide terminal
 
 
 def test_train_list_promote_explain_on_values_and_fhir() -> None:
-    code, out = _run(
+    code, out = run_cli(
         "risk", "train", "--dataset", "pima", "--features", "Glucose,BloodPressure,BMI,Age",
         "--name", "pima-synthea", "--candidates", "logistic", "--folds", "3", "--repeats", "1",
     )  # fmt: skip
@@ -40,17 +24,17 @@ def test_train_list_promote_explain_on_values_and_fhir() -> None:
     assert "Chosen: logistic, calibrated (sigmoid): AUC 0.8" in out
     registry = get_settings().resolved_registry_dir
     assert get_risk_model(registry, "pima-synthea", 1).stage is Stage.CANDIDATE
-    code, out = _run("risk", "list")
+    code, out = run_cli("risk", "list")
     assert code == 0
     assert "Glucose, BloodPressure, BMI, Age" in out
-    code, out = _run("risk", "promote", "pima-synthea", "1")
+    code, out = run_cli("risk", "promote", "pima-synthea", "1")
     assert (code, out.strip()) == (0, "pima-synthea v1 is now production.")
-    code, out = _run("risk", "explain", "--name", "pima-synthea", "--value", "Glucose=160",
+    code, out = run_cli("risk", "explain", "--name", "pima-synthea", "--value", "Glucose=160",
                      "--value", "Age=50")  # fmt: skip
     assert code == 0, out
     assert "diabetes risk" in out
     assert "Missing BloodPressure: not given" in out
-    code, out = _run("risk", "explain", "--name", "pima-synthea", "--fhir",
+    code, out = run_cli("risk", "explain", "--name", "pima-synthea", "--fhir",
                      str(synthea_file(2)), "--as-of", "2019-06-01", "--json")  # fmt: skip
     assert code == 0, out
     resource = json.loads(out)
@@ -59,29 +43,29 @@ def test_train_list_promote_explain_on_values_and_fhir() -> None:
 
 
 def test_validate_on_a_site_csv_recalibrates(tmp_path: Path, data_dir: Path) -> None:
-    code, out = _run("risk", "train", "--dataset", "pima", "--features", "Glucose,BMI,Age",
+    code, out = run_cli("risk", "train", "--dataset", "pima", "--features", "Glucose,BMI,Age",
                      "--candidates", "logistic", "--folds", "3", "--repeats", "1")  # fmt: skip
     assert code == 0, out
     lines = (data_dir / "tabular" / "pima" / "diabetes_kaggle_header.csv").read_text().splitlines()
     site = tmp_path / "site-b.csv"
     site.write_text("\n".join([lines[0], *lines[-300:]]) + "\n")
-    code, out = _run("risk", "validate", "--name", "pima", "--site", str(site))
+    code, out = run_cli("risk", "validate", "--name", "pima", "--site", str(site))
     assert code == 0, out
     assert "pima on site-b" in out
     assert "all rows, as shipped (n=300)" in out
     assert "rest, recalibrated (n=240)" in out
-    code, out = _run("risk", "validate", "--name", "pima", "--site", "switzerland")
+    code, out = run_cli("risk", "validate", "--name", "pima", "--site", "switzerland")
     assert code == 2
     assert "processed.switzerland.data does not exist" in out
 
 
 def test_bad_requests_fail_with_a_clear_message() -> None:
-    code, out = _run("risk", "train")
+    code, out = run_cli("risk", "train")
     assert (code, "Give either --dataset NAME, or --csv FILE with --spec SPEC." in out) == (2, True)
-    code, out = _run("risk", "train", "--dataset", "pima", "--features", "Insulinx")
+    code, out = run_cli("risk", "train", "--dataset", "pima", "--features", "Insulinx")
     assert code == 2
     assert "'Insulinx' is not a feature of pima" in out
-    code, out = _run("risk", "explain", "--name", "nope", "--value", "a=1")
+    code, out = run_cli("risk", "explain", "--name", "nope", "--value", "a=1")
     assert code == 2
     assert "No risk model named 'nope'" in out
 
@@ -97,13 +81,13 @@ def test_train_on_a_user_csv_with_its_task_spec(tmp_path: Path, data_dir: Path) 
         "  Glucose: {type: numeric, unit: mg/dL, zero_is_missing: true}\n"
         "  BMI: {type: numeric, unit: kg/m2, zero_is_missing: true}\n  Age: numeric\n"
     )
-    code, out = _run("risk", "train", "--csv", str(csv), "--spec", str(spec), "--candidates",
+    code, out = run_cli("risk", "train", "--csv", str(csv), "--spec", str(spec), "--candidates",
                      "logistic", "--folds", "3", "--repeats", "1")  # fmt: skip
     assert code == 0, out
     assert "clinic-diabetes v1 (candidate)" in out
     version = get_risk_model(get_settings().resolved_registry_dir, "clinic-diabetes", 1)
     assert version.task.units == {"Glucose": "mg/dL", "BMI": "kg/m2", "Age": None}
     csv.write_text(source.replace("\n6,148,", "\n6,high,", 1))
-    code, out = _run("risk", "train", "--csv", str(csv), "--spec", str(spec))
+    code, out = run_cli("risk", "train", "--csv", str(csv), "--spec", str(spec))
     assert code == 2
     assert "row 1 (line 2), column 'Glucose': 'high' is not a number" in out

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from clinsight.errors import ConfigurationError
 
@@ -166,7 +167,19 @@ def get_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"CLINSIGHT_{'_'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"
+            f"CLINSIGHT_{'_'.join(map(str, e['loc'])).upper()}={_shown(e)}: {e['msg']}"
             for e in exc.errors()
         )
         raise ConfigurationError(f"{problems}; fix or unset the variable") from exc
+    except SettingsError as exc:  # a JSON-valued variable that is not JSON
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = f"CLINSIGHT_{found.group(1).upper()}" if found else "a CLINSIGHT_ variable"
+        raise ConfigurationError(f"{name} is not valid JSON; fix or unset the variable") from exc
+
+
+def _shown(error: Any) -> str:
+    """The offending input for a message; a secret's value is never shown."""
+    field = Settings.model_fields.get(str(error["loc"][0])) if error["loc"] else None
+    if field is not None and "SecretStr" in str(field.annotation):
+        return "'***'"
+    return repr(error.get("input"))

@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 import clinsight.api.routes.patients as patient_routes
 import clinsight.services.predictions as predictions_service
 from clinsight.store.tables import AuditRow, Study, utcnow
-from tests.api.conftest import PASSWORD, HeldStep, Service
+from tests.support.service import PASSWORD, HeldStep, Service
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PATIENT = {"mrn": "MRN-001", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}

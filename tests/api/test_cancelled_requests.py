@@ -16,7 +16,7 @@ from sqlalchemy import select
 import clinsight.api.routes.studies as studies_routes
 import clinsight.services.predictions as predictions
 from clinsight.store.tables import Study
-from tests.api.conftest import Service
+from tests.support.service import Service
 
 
 def test_an_upload_cancelled_while_its_image_is_staged_is_recorded_not_orphaned(

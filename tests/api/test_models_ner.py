@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.api.conftest import Service
-from tests.api.test_notes import _one_thread
-from tests.nlp.ner_factory import NOTE, register_tiny, tiny_spacy
+from tests.support.ner_models import NOTE, register_tiny, tiny_spacy
+from tests.support.service import Service, one_torch_thread
 
-__all__ = ["_one_thread"]  # the autouse fixture: torch on one thread
+__all__ = ["one_torch_thread"]  # the autouse fixture: torch on one thread
 
 
 def test_ner_models_are_listed_with_their_test_f1(service: Service, data_dir: Path) -> None:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-import torch
 from fhir.resources.R4B.bundle import Bundle
 
 import clinsight.services.notes as notes_service
 from clinsight.errors import ModelError
-from tests.api.conftest import HeldStep, Service
+from tests.support.service import HeldStep, Service, one_torch_thread
+
+__all__ = ["one_torch_thread"]  # the autouse fixture: torch on one thread
 
 PATIENT = {"mrn": "MRN-N1", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
 NOTE = (
@@ -20,14 +21,6 @@ NOTE = (
     "Possible pneumonia.\nFAMILY HISTORY: Mother had diabetes."
 )
 FOLLOW_UP = "Follow-up: asthma is controlled on an inhaler. No wheezing."
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _patient(service: Service, headers: dict[str, str], mrn: str = "MRN-N1") -> str:

@@ -13,13 +13,11 @@ from clinsight.errors import IntegrityError
 from clinsight.registry.ner import promote_ner_model
 from clinsight.registry.stages import Stage
 from clinsight.services.notes import note_pipeline, read_text
-from tests.api.conftest import Service
-from tests.api.test_notes import _one_thread
-from tests.nlp.ner_factory import NOTE, register_tiny, tiny_spacy
-from tests.web.test_notes_pages import _patient_url
-from tests.web.test_pages import _login
+from tests.support.ner_models import NOTE, register_tiny, tiny_spacy
+from tests.support.service import Service, one_torch_thread
+from tests.support.web import web_login, web_patient
 
-__all__ = ["_one_thread"]  # the autouse fixture: torch on one thread
+__all__ = ["one_torch_thread"]  # the autouse fixture: torch on one thread
 
 
 def _found(entities: list[dict[str, str]]) -> set[tuple[str, str, str]]:
@@ -68,8 +66,8 @@ def test_api_and_web_report_the_ner_model_versions(service: Service, data_dir: P
     audit = client.get("/api/v1/audit", params={"limit": 5}, headers=service.login("auditor"))
     details = [e["details"] for e in audit.json() if e["action"] == "nlp.annotate"]
     assert details == [{"chars": len(NOTE), "ner_models": "ncbi-tiny v1"}]
-    _login(service, "alice")
-    patient, csrf = _patient_url(service)
+    web_login(service, "alice")
+    patient, csrf = web_patient(service)
     page = client.post(f"{patient}/notes", data={"text": NOTE, "csrf": csrf})
     assert page.status_code == 200
     assert (

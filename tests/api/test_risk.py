@@ -12,8 +12,8 @@ from fhir.resources.R4B.riskassessment import RiskAssessment
 
 from clinsight.config import Settings, get_settings
 from clinsight.interop.cds_client import SigningEhr, prefetch_for
-from tests.api.conftest import PASSWORD, Service
-from tests.registry.risk_factory import copy_registry, synthea_file, train_pima_synthea
+from tests.support.risk_models import copy_registry, synthea_file, train_pima_synthea
+from tests.support.service import PASSWORD, Service
 
 PUBLIC = "https://clinsight.example.org"
 SERVICE_URL = f"{PUBLIC}/cds-services/pima-synthea-risk"

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from PIL import Image
 
-from tests.api.conftest import PASSWORD, Service
+from tests.support.service import PASSWORD, Service
 
 CHECKED = {"fast": 10, "slow": 100}
 

@@ -10,7 +10,7 @@ import pytest
 
 from clinsight.data.fhir import parse_bundle, read_bundle
 from clinsight.errors import DataError, DataNotFoundError
-from tests.registry.risk_factory import SYNTHEA, synthea_file
+from tests.support.risk_models import SYNTHEA, synthea_file
 
 
 def test_a_synthea_bundle_becomes_a_typed_record() -> None:

@@ -11,7 +11,7 @@ import pytest
 from clinsight.data.fhir import CodedItem, FhirObservation, PatientRecord, read_bundle
 from clinsight.data.fhir_features import FhirFeatureSpec, MissingFeature, extract_features
 from clinsight.errors import DataError, DataNotFoundError
-from tests.registry.risk_factory import synthea_file
+from tests.support.risk_models import synthea_file
 
 AS_OF = datetime(2020, 1, 1, tzinfo=UTC)
 

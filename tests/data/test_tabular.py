@@ -20,10 +20,10 @@ from clinsight.data.tabular import (
     load_dataset,
     load_pima,
     load_uci_heart,
-    sha256_of,
     uci_heart_sites,
 )
 from clinsight.errors import DataError, DataNotFoundError
+from clinsight.files import sha256_file
 
 SPEC = {
     "name": "toy",
@@ -65,7 +65,7 @@ def test_cleveland_reads_question_marks_as_missing(data_dir: Path) -> None:
     assert data.X.loc[0, "chol"] == 233.0
     assert data.units["trestbps"] == "mm Hg"
     assert data.spec.sex_column == "sex"
-    assert data.sha256 == sha256_of(data_dir / "tabular/uci_heart/processed.cleveland.data")
+    assert data.sha256 == sha256_file(data_dir / "tabular/uci_heart/processed.cleveland.data")
     assert uci_heart_sites(data_dir) == ["cleveland"]
 
 

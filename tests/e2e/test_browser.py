@@ -2,63 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-import uvicorn
+from tests.support.browser import ARTIFACTS, BROWSER, CHROMIUM
+from tests.support.service import PASSWORD
 
-from clinsight.app import create_app
-from clinsight.config import Settings
-from clinsight.services.bootstrap import bootstrap
-from tests.api.conftest import PASSWORD, settings, tiny_registry
-
-__all__ = ["settings", "tiny_registry"]
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def server(settings: Settings) -> Iterator[str]:
-    """The bootstrapped service over HTTPS on a free loopback port."""
-    from clinsight.security.records import create_user
-    from clinsight.store.db import session_factory
-    from clinsight.store.tables import Role
-
-    result = bootstrap(settings)
-    with session_factory(result.engine)() as session:
-        create_user(session, settings, username="alice", password=PASSWORD,
-                    role=Role.CLINICIAN, actor=None)  # fmt: skip
-        session.commit()
-    port = _free_port()
-    config = uvicorn.Config(create_app(settings, engine=result.engine), host="127.0.0.1",
-                            port=port, ssl_certfile=str(result.certificate),
-                            ssl_keyfile=str(result.private_key), log_level="warning")  # fmt: skip
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not instance.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert instance.started, "the server did not start within 20 s"
-    yield f"https://localhost:{port}"
-    instance.should_exit = True
-    thread.join(10)
-    result.engine.dispose()
+pytestmark = BROWSER
 
 
 def test_clinician_gets_a_diagnosis_in_the_browser(server: str, data_dir: Path) -> None:

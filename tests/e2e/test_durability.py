@@ -35,9 +35,7 @@ from clinsight.store.crypto import load_keyring
 from clinsight.store.db import create_db_engine, session_factory
 from clinsight.store.repositories import StoreContext
 from clinsight.store.tables import Role
-from tests.api.conftest import PASSWORD, settings, tiny_registry
-
-__all__ = ["settings", "tiny_registry"]
+from tests.support.service import PASSWORD
 
 CLIENTS = 4
 START_TIMEOUT_S = 90.0

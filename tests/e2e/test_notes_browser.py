@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.api.conftest import PASSWORD, settings, tiny_registry
-from tests.e2e.test_browser import ARTIFACTS, CHROMIUM, pytestmark, server
+from tests.support.browser import ARTIFACTS, BROWSER, CHROMIUM
+from tests.support.service import PASSWORD
 
-__all__ = ["pytestmark", "server", "settings", "tiny_registry"]
+pytestmark = BROWSER
 
 NOTE = (
     "Seen by Dr. John Smith on 03/14/2026.\nHistory of hypertension. Denies chest pain.\n"

@@ -21,7 +21,7 @@ from clinsight.imaging.training import (
     train_image_model,
 )
 from clinsight.imaging.transforms import AugmentSpec, Preprocess
-from tests.imaging.synthetic import synthetic_splits
+from tests.support.synthetic import synthetic_splits
 
 MILD = AugmentSpec(rotate_degrees=5, scale=0.05, translate=0.05, contrast_gamma=0.1, intensity=0.05)
 FAST = TrainConfig(

@@ -17,7 +17,7 @@ from clinsight.imaging.transforms import Preprocess
 from clinsight.inference.predictors import ImagePredictor, load_torch_model
 from clinsight.registry.stages import Stage
 from clinsight.registry.store import get_model, promote
-from tests.registry.factory import register_tiny
+from tests.support.image_models import register_tiny
 
 
 @pytest.mark.parametrize(

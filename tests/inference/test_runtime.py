@@ -12,7 +12,7 @@ import torch
 from clinsight.errors import ModelError
 from clinsight.imaging.networks import NetworkConfig
 from clinsight.inference.runtime import OnnxClassifier
-from tests.registry.factory import register_tiny
+from tests.support.image_models import register_tiny
 
 
 def test_session_options_and_shapes(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from clinsight.interop.cds_hooks import (
     record_from_prefetch,
 )
 from clinsight.services.risk import RiskPredictors, assess_features
-from tests.registry.risk_factory import MODEL_NAME, synthea_file, train_pima_synthea
+from tests.support.risk_models import MODEL_NAME, synthea_file, train_pima_synthea
 
 AUD = "https://clinsight.example.org/cds-services/pima-synthea-risk"
 SERVICE = CdsService(

@@ -17,7 +17,7 @@ from clinsight.interop.fhir_out import (
     risk_assessment_json,
 )
 from clinsight.services.risk import RiskPredictor, RiskPredictors, assess_features, assess_record
-from tests.registry.risk_factory import MODEL_NAME, synthea_file, train_pima_synthea
+from tests.support.risk_models import MODEL_NAME, synthea_file, train_pima_synthea
 
 WHEN = datetime(2019, 6, 1, tzinfo=UTC)
 

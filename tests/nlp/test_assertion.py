@@ -214,20 +214,3 @@ def test_dev_set_figures_on_the_tuning_part(data_dir: Path, nlp: Language) -> No
     assert (tuned.negated.tp, tuned.negated.fp, tuned.negated.fn) == (171, 6, 3)
     assert (tuned.historical.tp, tuned.historical.fp, tuned.historical.fn) == (96, 7, 20)
     assert (tuned.hypothetical.tp, tuned.hypothetical.fp, tuned.hypothetical.fn) == (24, 0, 2)
-
-
-def test_dev_set_figures_on_the_whole_file_and_held_out_part(data_dir: Path, nlp: Language) -> None:
-    rows = load_context_annotations()
-    report = evaluate_assertion(nlp, rows)
-    assert (report.sentences, report.unlocated, report.other_experiencer.tp) == (1248, 8, 1)
-    assert (report.negated.tp, report.negated.fp, report.negated.fn) == (242, 7, 3)
-    assert (report.historical.tp, report.historical.fp, report.historical.fn) == (119, 11, 29)
-    assert report.hypothetical.f1 >= 0.85
-    tuning, held_out = split_context_annotations(rows)
-    tuned = evaluate_assertion(nlp, tuning)
-    held = evaluate_assertion(nlp, held_out)
-    assert (held.historical.tp, held.historical.fp, held.historical.fn) == (23, 4, 9)
-    for part in (report, tuned, held):
-        assert part.negated.f1 >= 0.96
-        assert part.hypothetical.f1 > 0.691
-        assert part.historical.f1 > 0.635

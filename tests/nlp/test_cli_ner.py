@@ -11,14 +11,14 @@ import pytest
 from clinsight.config import get_settings
 from clinsight.registry.ner import get_ner_model
 from clinsight.registry.stages import Stage
-from tests.nlp.ner_factory import NOTE, register_tiny, tiny_spacy
-from tests.test_cli_risk import _run, wide_console
+from tests.support.cli import run_cli, wide_console
+from tests.support.ner_models import NOTE, register_tiny, tiny_spacy
 
 __all__ = ["wide_console"]  # the autouse fixture: tables on one line, as in a wide terminal
 
 
 def test_train_ner_registers_scores_and_promotes(data_dir: Path) -> None:
-    code, out = _run(
+    code, out = run_cli(
         "nlp", "train-ner", "--corpus", "ncbi_disease", "--backend", "spacy", "--epochs", "1",
         "--train-subset", "40", "--threads", "1", "--promote",
     )  # fmt: skip
@@ -30,25 +30,25 @@ def test_train_ner_registers_scores_and_promotes(data_dir: Path) -> None:
     assert version.stage is Stage.PRODUCTION
     assert (version.training["devel_sentences"], version.training["test_sentences"]) == (923, 940)
     assert len(version.training["data_files_sha256"]["test"]) == 64
-    code, out = _run("nlp", "list-ner")
+    code, out = run_cli("nlp", "list-ner")
     assert code == 0
     assert "│ ncbi_disease-spacy │ 1       │ production │ spacy   │ ncbi_disease │" in out
 
 
 def test_train_ner_explains_wrong_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    code, out = _run("nlp", "train-ner", "--corpus", "i2b2", "--backend", "spacy")
+    code, out = run_cli("nlp", "train-ner", "--corpus", "i2b2", "--backend", "spacy")
     assert (code, out.strip()) == (
         2, "Error: Unknown NER corpus 'i2b2'; choose one of: ncbi_disease, bc5cdr.",
     )  # fmt: skip
-    code, out = _run("nlp", "train-ner", "--corpus", "bc5cdr", "--backend", "bert")
+    code, out = run_cli("nlp", "train-ner", "--corpus", "bc5cdr", "--backend", "bert")
     assert (code, out.strip()) == (2, "Error: Unknown --backend 'bert'; use spacy or minilm.")
     monkeypatch.setenv("CLINSIGHT_DATA_DIR", str(tmp_path / "data"))
     get_settings.cache_clear()
-    code, out = _run("nlp", "train-ner", "--corpus", "bc5cdr", "--backend", "spacy")
+    code, out = run_cli("nlp", "train-ner", "--corpus", "bc5cdr", "--backend", "spacy")
     assert code == 2
     assert "bc5cdr/conll/train.tsv does not exist; put the clinical-text data under" in out
     assert "or set CLINSIGHT_DATA_DIR" in out
-    code, out = _run("nlp", "promote-ner", "nope", "1")
+    code, out = run_cli("nlp", "promote-ner", "nope", "1")
     assert code == 2
     assert "No NER model named 'nope'; registered: none." in out
 
@@ -58,28 +58,32 @@ def test_annotate_uses_the_production_ner_models_unless_told_not_to(
 ) -> None:
     note = tmp_path / "note.txt"
     note.write_text(NOTE, encoding="utf-8")
-    code, out = _run("nlp", "annotate", str(note))
+    code, out = run_cli("nlp", "annotate", str(note))
     assert code == 0, out
     assert "NER models: none (vocabulary rules only)" in out
     registry = get_settings().resolved_registry_dir
     register_tiny(registry, tiny_spacy(data_dir), data_dir, name="tiny", promote=False)
-    code, out = _run("nlp", "promote-ner", "tiny", "1")
+    code, out = run_cli("nlp", "promote-ner", "tiny", "1")
     assert (code, out.strip()) == (0, "tiny v1 is now production.")
-    code, out = _run("nlp", "annotate", str(note), "--json")
+    code, out = run_cli("nlp", "annotate", str(note), "--json")
     assert code == 0, out
     result = json.loads(out)
     assert result["ner_models"] == ["tiny v1"]
     found = [(e["text"], e["assertion"], e["source"]) for e in result["entities"]]
     assert ("myotonic dystrophy", "negated", "tiny v1") in found
     assert ("hypertension", "present", "vocabulary") in found
-    code, out = _run("nlp", "annotate", str(note))
+    code, out = run_cli("nlp", "annotate", str(note))
     assert "NER models: tiny v1" in out
     assert "│ myotonic dystrophy        │ PROBLEM │ negated   │" in out
-    code, out = _run("nlp", "annotate", str(note), "--no-ner", "--json")
+    code, out = run_cli("nlp", "annotate", str(note), "--no-ner", "--json")
     assert json.loads(out)["ner_models"] == []
     assert "myotonic dystrophy" not in {e["text"] for e in json.loads(out)["entities"]}
     register_tiny(registry, tiny_spacy(data_dir), data_dir, name="tiny")  # v2 in production
-    assert json.loads(_run("nlp", "annotate", str(note), "--json")[1])["ner_models"] == ["tiny v2"]
-    code, out = _run("nlp", "rollback-ner", "tiny")
+    assert json.loads(run_cli("nlp", "annotate", str(note), "--json")[1])["ner_models"] == [
+        "tiny v2"
+    ]
+    code, out = run_cli("nlp", "rollback-ner", "tiny")
     assert (code, out.strip()) == (0, "tiny v1 is back in production.")
-    assert json.loads(_run("nlp", "annotate", str(note), "--json")[1])["ner_models"] == ["tiny v1"]
+    assert json.loads(run_cli("nlp", "annotate", str(note), "--json")[1])["ner_models"] == [
+        "tiny v1"
+    ]

@@ -22,7 +22,7 @@ from clinsight.nlp.trained_ner import (
     score_trained_ner,
     tag_words,
 )
-from tests.nlp.ner_factory import NOTE, tiny_minilm, tiny_sentences, tiny_spacy
+from tests.support.ner_models import NOTE, tiny_minilm, tiny_sentences, tiny_spacy
 
 
 def _rows(note_text: str, *models: TrainedNER) -> list[tuple[str, str, str, str]]:

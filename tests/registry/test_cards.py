@@ -13,7 +13,7 @@ from clinsight.data.medmnist import TaskType
 from clinsight.evaluation.report import evaluate_predictions
 from clinsight.imaging.networks import NetworkConfig
 from clinsight.registry.cards import build_card, format_metric, render_card_markdown
-from tests.registry.factory import DATA_SHA256, METRICS, TRAINING, register_tiny, write_plot
+from tests.support.image_models import DATA_SHA256, METRICS, TRAINING, register_tiny, write_plot
 
 RECORD: dict[str, Any] = {
     "name": "pneumonia",

@@ -17,7 +17,7 @@ from clinsight.imaging.transforms import PreprocessSpec
 from clinsight.inference.predictors import load_torch_model
 from clinsight.inference.runtime import OnnxClassifier
 from clinsight.registry.export import EXPORT_TOLERANCE, export_onnx, save_weights
-from tests.registry.factory import IMAGE_SIZE, register_tiny, tiny_network
+from tests.support.image_models import IMAGE_SIZE, register_tiny, tiny_network
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))

@@ -25,7 +25,7 @@ from clinsight.registry.ner import (
 from clinsight.registry.stages import Stage
 from clinsight.registry.store import list_models
 from clinsight.services.ner_training import NerSplits, sentences_sha256, train_and_register_ner
-from tests.nlp.ner_factory import register_tiny, tiny_minilm, tiny_sentences, tiny_spacy
+from tests.support.ner_models import register_tiny, tiny_minilm, tiny_sentences, tiny_spacy
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from clinsight.registry.store import (
     rollback,
     verify,
 )
-from tests.registry.factory import DATA_SHA256, TRAINING, register_tiny, write_plot
+from tests.support.image_models import DATA_SHA256, TRAINING, register_tiny, write_plot
 
 
 def _sha(path: Path) -> str:

@@ -24,8 +24,8 @@ from clinsight.registry.tabular import (
 )
 from clinsight.services.risk_training import reference_sample, subset_features
 from clinsight.tabular.models import RiskModel
-from tests.conftest import _shared_data
-from tests.registry.risk_factory import MODEL_NAME, PIMA_FHIR_FEATURES, train_pima_synthea
+from tests.support.data import shared_data
+from tests.support.risk_models import MODEL_NAME, PIMA_FHIR_FEATURES, train_pima_synthea
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_card_reports_cv_metrics_with_intervals_subgroups_and_limitations(regist
 
 
 def test_loaded_model_predicts_like_the_trained_one(registry: Path) -> None:
-    data = subset_features(load_dataset("pima", _shared_data()), PIMA_FHIR_FEATURES)
+    data = subset_features(load_dataset("pima", shared_data()), PIMA_FHIR_FEATURES)
     model = load_risk_model(get_risk_model(registry, MODEL_NAME, 1))
     refit = RiskModel(**model.get_params()).fit(data.X, data.y.to_numpy())
     np.testing.assert_allclose(
@@ -77,7 +77,7 @@ def test_loaded_model_predicts_like_the_trained_one(registry: Path) -> None:
 
 
 def test_reference_sample_holds_quantiles_not_patients(registry: Path) -> None:
-    data = subset_features(load_dataset("pima", _shared_data()), PIMA_FHIR_FEATURES)
+    data = subset_features(load_dataset("pima", shared_data()), PIMA_FHIR_FEATURES)
     sample = reference_sample(data.X, data.spec, size=5)
     assert sample["Age"] == pytest.approx(
         data.X["Age"].quantile([0.1, 0.3, 0.5, 0.7, 0.9]).tolist()
@@ -106,7 +106,7 @@ class HomeMadeClassifier(LogisticRegression):  # type: ignore[misc]
 
 
 def test_an_artifact_with_an_untrusted_type_is_not_loaded(tmp_path: Path) -> None:
-    data = subset_features(load_dataset("pima", _shared_data()), PIMA_FHIR_FEATURES)
+    data = subset_features(load_dataset("pima", shared_data()), PIMA_FHIR_FEATURES)
     model = RiskModel(feature_types=data.feature_types, model=HomeMadeClassifier())
     model.fit(data.X.head(200), data.y.to_numpy()[:200])
     version = register_risk_model(
@@ -122,7 +122,7 @@ def test_an_artifact_with_an_untrusted_type_is_not_loaded(tmp_path: Path) -> Non
 
 def test_registration_refuses_bad_requests(registry: Path, tmp_path: Path) -> None:
     model = load_risk_model(get_risk_model(registry, MODEL_NAME, 1))
-    data = subset_features(load_dataset("pima", _shared_data()), PIMA_FHIR_FEATURES)
+    data = subset_features(load_dataset("pima", shared_data()), PIMA_FHIR_FEATURES)
     common = {"model": model, "reference": {}, "metrics": {}, "intended_use": "test"}
     good = {"data_sha256": data.sha256}
     with pytest.raises(RegistryError, match="Invalid model name 'Bad Name'"):

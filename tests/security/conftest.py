@@ -1,6 +1,6 @@
 """The security tests use the store fixtures (a migrated database on both backends)."""
 
-from tests.store.conftest import (  # noqa: F401
+from tests.support.store import (  # noqa: F401 (fixtures)
     context,
     empty_engine,
     engine,

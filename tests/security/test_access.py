@@ -20,7 +20,7 @@ from clinsight.security.access import (
 from clinsight.security.records import create_patient, get_patient
 from clinsight.store.crypto import KeyRing
 from clinsight.store.tables import BreakGlassGrant, CareTeam, Role, utcnow
-from tests.store.conftest import MakeContext, People
+from tests.support.store import MakeContext, People
 
 REASON = "unconscious in the emergency department"
 

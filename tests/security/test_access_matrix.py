@@ -33,7 +33,7 @@ from clinsight.store.tables import (
     User,
 )
 from clinsight.web.session import ACCESS_COOKIE, REFRESH_COOKIE, csrf_token
-from tests.api.conftest import PASSWORD, Service, service, settings, tiny_registry
+from tests.support.service import PASSWORD, Service, service, settings, tiny_registry
 
 __all__ = ["service", "settings", "tiny_registry"]
 

@@ -13,7 +13,7 @@ from clinsight.errors import AuthenticationError
 from clinsight.security import passwords
 from clinsight.security.passwords import LOGIN_FAILED, ThrottlePolicy, authenticate, next_lock
 from clinsight.store.tables import User
-from tests.store.conftest import PASSWORD, People
+from tests.support.store import PASSWORD, People
 
 T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 

@@ -15,7 +15,7 @@ from clinsight.errors import AuthenticationError, ConfigurationError
 from clinsight.security.tokens import TokenIssuer, TokenPair
 from clinsight.store.crypto import KeyRing
 from clinsight.store.tables import Role, utcnow
-from tests.store.conftest import People
+from tests.support.store import People
 
 
 @pytest.fixture

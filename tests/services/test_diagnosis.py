@@ -16,7 +16,7 @@ from clinsight.imaging.networks import Ensemble, NetworkConfig
 from clinsight.inference.predictors import ImagePredictor, load_torch_model
 from clinsight.services.diagnosis import centre_square, diagnose_image
 from clinsight.services.training import ImageTrainingOutcome
-from tests.registry.factory import register_tiny
+from tests.support.image_models import register_tiny
 
 
 @pytest.fixture

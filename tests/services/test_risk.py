@@ -18,7 +18,7 @@ from clinsight.services.risk import (
     assess_features,
     assess_record,
 )
-from tests.registry.risk_factory import MODEL_NAME, synthea_file, train_pima_synthea
+from tests.support.risk_models import MODEL_NAME, synthea_file, train_pima_synthea
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from clinsight.services.training import ImageTrainingOutcome, evaluate_registered_model
-from tests.conftest import _shared_data
+from tests.support.data import shared_data
 
 
 def test_outcome_is_registered_with_card_metrics_and_provenance(
@@ -38,7 +38,7 @@ def test_onnx_evaluation_reproduces_the_training_time_figures(
     assert trained.model is not None
     registry = trained.model.path.parent.parent
     model, report = evaluate_registered_model(
-        _shared_data(), registry, "breastmnist", out_dir=tmp_path, n_bootstrap=50
+        shared_data(), registry, "breastmnist", out_dir=tmp_path, n_bootstrap=50
     )
     assert model.version == 1
     for name, value in trained.report.metrics.values.items():

@@ -29,8 +29,7 @@ from clinsight.store.backup import MANIFEST, create_backup, restore_backup, tabl
 from clinsight.store.crypto import KeyRing, load_keyring, load_or_create_keyring
 from clinsight.store.repositories import StoreContext
 from clinsight.store.tables import Base, Verdict
-from tests.store.conftest import MakeContext, People
-from tests.store.test_studies import DRAFT
+from tests.support.store import DRAFT, MakeContext, People
 
 PATIENTS = [("MRN-1", "Ada Lovelace", "female"), ("MRN-2", "Alan Turing", "male")]
 

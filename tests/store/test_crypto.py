@@ -18,8 +18,7 @@ from clinsight.security.records import create_patient
 from clinsight.store import crypto
 from clinsight.store.crypto import KeyRing
 from clinsight.store.tables import Verdict
-from tests.store.conftest import MakeContext, People
-from tests.store.test_studies import DRAFT
+from tests.support.store import DRAFT, MakeContext, People
 
 WHERE = {"table": "patients", "column": "name_ct", "row_id": "row-1"}
 

@@ -22,8 +22,7 @@ from clinsight.store.crypto import KeyRing
 from clinsight.store.group_commit import GroupCommit
 from clinsight.store.studies import StagedUpload, record_uploads, stage_upload
 from clinsight.store.uploads import UploadRecorder
-from tests.store.conftest import MakeContext, People
-from tests.store.test_studies import DRAFT, IMAGE
+from tests.support.store import DRAFT, IMAGE, MakeContext, People
 
 THREADS = 12
 

@@ -14,7 +14,7 @@ from clinsight.errors import PermissionDeniedError
 from clinsight.security.clinical import add_note, add_study, list_notes
 from clinsight.security.records import create_patient
 from clinsight.store.tables import AuditRow, CareTeam, Note, Patient, Study
-from tests.store.conftest import MakeContext, People
+from tests.support.store import MakeContext, People
 
 
 def _count(ctx_session: sa.orm.Session, table: type) -> int:

@@ -15,7 +15,7 @@ from clinsight.store import crypto
 from clinsight.store.notes import MAX_NOTE_CHARS, deid_key
 from clinsight.store.repositories import StoreContext
 from clinsight.store.tables import AuditRow, Note
-from tests.store.conftest import MakeContext, People
+from tests.support.store import MakeContext, People
 
 TEXT = "Ada Lovelace, seen 2026-01-02. Denies chest pain. History of asthma."
 

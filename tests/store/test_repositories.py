@@ -24,7 +24,7 @@ from clinsight.store import audit, repositories
 from clinsight.store.db import flush_unique
 from clinsight.store.repositories import PatientRecord, StoreContext, UserRecord
 from clinsight.store.tables import Role, User, new_id
-from tests.store.conftest import PASSWORD, MakeContext, People
+from tests.support.store import PASSWORD, MakeContext, People
 
 T = TypeVar("T")
 

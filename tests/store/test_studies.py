@@ -31,21 +31,7 @@ from clinsight.store.studies import (
     stage_upload,
 )
 from clinsight.store.tables import Verdict
-from tests.store.conftest import MakeContext, People
-
-IMAGE = b"\x89PNG fake chest radiograph of Ada Lovelace"
-PROVENANCE = {
-    "model_name": "pneumonia-cnn",
-    "model_version": "3",
-    "artifact_sha256": "a" * 64,
-    "input_sha256": "b" * 64,
-    "preprocessing": {"size": 224, "normalise": "imagenet"},
-    "label": "pneumonia",
-    "probability": 0.91,
-    "calibrated_confidence": 0.87,
-    "latency_ms": 12.5,
-}
-DRAFT = PredictionDraft(**PROVENANCE)  # type: ignore[arg-type]
+from tests.support.store import DRAFT, IMAGE, PROVENANCE, MakeContext, People
 
 
 def _study(ctx: StoreContext) -> tuple[str, str]:

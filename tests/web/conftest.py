@@ -1,5 +1,5 @@
-"""The web tests reuse the API service fixtures."""
+"""The web tests use the API service fixtures."""
 
-from tests.api.conftest import service, settings, tiny_registry
+from tests.support.service import service, settings, tiny_registry
 
 __all__ = ["service", "settings", "tiny_registry"]

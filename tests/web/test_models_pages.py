@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.api.conftest import Service
-from tests.nlp.ner_factory import register_tiny, tiny_spacy
-from tests.web.test_pages import _login
+from tests.support.ner_models import register_tiny, tiny_spacy
+from tests.support.service import Service
+from tests.support.web import web_login
 
 
 def test_models_page_lists_ner_models_with_f1_and_card(service: Service, data_dir: Path) -> None:
     registry = service.settings.resolved_registry_dir
     version = register_tiny(registry, tiny_spacy(data_dir), data_dir, name="ncbi-tiny")
-    _login(service, "auditor")
+    web_login(service, "auditor")
     page = service.client.get("/models")
     assert page.status_code == 200
     assert "<h1>Model card: breastmnist v1</h1>" in page.text
@@ -36,7 +36,7 @@ def test_models_page_lists_ner_models_with_f1_and_card(service: Service, data_di
 
 
 def test_models_page_says_when_no_ner_model_is_registered(service: Service) -> None:
-    _login(service, "alice")
+    web_login(service, "alice")
     page = service.client.get("/models")
     assert page.status_code == 200
     assert '<h2 id="ner-models">NER models</h2>\n\n<p>No NER model is registered yet.</p>' in (

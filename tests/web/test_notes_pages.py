@@ -5,29 +5,19 @@ from __future__ import annotations
 
 import re
 
-from tests.api.conftest import Service
-from tests.web.test_pages import _csrf, _login
+from tests.support.service import Service
+from tests.support.web import web_login, web_patient
 
 NOTE = (
     "Seen by Dr. John Smith on 03/14/2026. History of hypertension. Denies chest pain.\n"
     "Possible pneumonia.\nFAMILY HISTORY: Mother had diabetes."
 )
-PATIENT = {"mrn": "M1", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
-
-
-def _patient_url(service: Service) -> tuple[str, str]:
-    page = service.client.get("/patients")
-    csrf = _csrf(page.text)
-    made = service.client.post("/patients", data={**PATIENT, "csrf": csrf})
-    assert made.status_code == 200
-    assert 'id="notes-link"' in made.text
-    return str(made.url.path), csrf
 
 
 def test_paste_a_note_and_read_it_highlighted_coded_and_deidentified(service: Service) -> None:
     client = service.client
-    _login(service, "alice")
-    patient, csrf = _patient_url(service)
+    web_login(service, "alice")
+    patient, csrf = web_patient(service)
     assert "No notes yet." in client.get(f"{patient}/notes").text
     forged = client.post(f"{patient}/notes", data={"text": NOTE, "csrf": "bad"})
     assert forged.status_code == 401
@@ -60,8 +50,8 @@ def test_paste_a_note_and_read_it_highlighted_coded_and_deidentified(service: Se
 
 def test_upload_a_txt_note_and_search_with_highlighted_snippets(service: Service) -> None:
     client = service.client
-    _login(service, "alice")
-    patient, csrf = _patient_url(service)
+    web_login(service, "alice")
+    patient, csrf = web_patient(service)
     note = b"Follow-up: asthma is controlled on an inhaler. No wheezing."
     uploaded = client.post(f"{patient}/notes", data={"csrf": csrf},
                            files={"file": ("visit.txt", note, "text/plain")})  # fmt: skip
@@ -83,11 +73,11 @@ def test_upload_a_txt_note_and_search_with_highlighted_snippets(service: Service
 
 def test_another_clinician_cannot_open_the_notes(service: Service) -> None:
     client = service.client
-    _login(service, "alice")
-    patient, csrf = _patient_url(service)
+    web_login(service, "alice")
+    patient, csrf = web_patient(service)
     note_url = client.post(f"{patient}/notes", data={"text": NOTE, "csrf": csrf}).url.path
     client.cookies.clear()
-    _login(service, "bob")
+    web_login(service, "bob")
     for url in (f"{patient}/notes", note_url, f"{note_url}/fhir"):
         refused = client.get(url)
         assert refused.status_code == 403

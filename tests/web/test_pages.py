@@ -5,27 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.api.conftest import PASSWORD, Service
-
-
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found is not None
-    return found.group(1)
-
-
-def _login(service: Service, username: str) -> None:
-    form = service.client.get("/login")
-    response = service.client.post(
-        "/login",
-        data={"username": username, "password": PASSWORD, "csrf": _csrf(form.text)},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303
-    cookie = response.headers.get_list("set-cookie")[0]
-    assert "HttpOnly" in cookie
-    assert "Secure" in cookie
-    assert "SameSite=strict" in cookie
+from tests.support.service import PASSWORD, Service
+from tests.support.web import form_csrf, web_login
 
 
 def test_login_needs_the_form_token_and_pages_need_a_session(service: Service) -> None:
@@ -39,9 +20,9 @@ def test_login_needs_the_form_token_and_pages_need_a_session(service: Service) -
 
 def test_clinician_flow_upload_to_result_and_feedback(service: Service, data_dir: Path) -> None:
     client = service.client
-    _login(service, "alice")
+    web_login(service, "alice")
     page = client.get("/patients")
-    csrf = _csrf(page.text)
+    csrf = form_csrf(page.text)
     form = {"mrn": "M1", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
     for wrong in ("bad", "bäd"):  # a non-ASCII token is just as wrong, not a server error
         assert client.post("/patients", data={**form, "csrf": wrong}).status_code == 401
@@ -66,7 +47,7 @@ def test_clinician_flow_upload_to_result_and_feedback(service: Service, data_dir
 
 
 def test_auditor_sees_the_verified_chain(service: Service) -> None:
-    _login(service, "auditor")
+    web_login(service, "auditor")
     page = service.client.get("/audit")
     assert page.status_code == 200
     assert re.search(r"Hash chain intact: \d+ entries verified\.", page.text)
@@ -74,7 +55,7 @@ def test_auditor_sees_the_verified_chain(service: Service) -> None:
 
 
 def test_models_page_renders_each_card_as_html(service: Service) -> None:
-    _login(service, "alice")
+    web_login(service, "alice")
     page = service.client.get("/models")
     assert page.status_code == 200
     assert "<h1>Model card: breastmnist v1</h1>" in page.text

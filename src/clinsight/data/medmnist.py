@@ -8,8 +8,6 @@ official md5 before use.
 from __future__ import annotations
 
 import hashlib
-import shutil
-import tempfile
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from clinsight.errors import ChecksumError, DataError, DataNotFoundError
+from clinsight.files import atomic_writer
 
 __all__ = [
     "CATALOGUE",
@@ -298,14 +297,13 @@ def _download(url: str, target: Path, progress: ProgressCallback | None) -> None
     try:
         with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 (fixed https URL)
             total = int(response.headers.get("Content-Length") or 0)
-            with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
+            with atomic_writer(target) as tmp:
                 done = 0
                 for chunk in iter(lambda: response.read(1 << 20), b""):
                     tmp.write(chunk)
                     done += len(chunk)
                     if progress is not None:
                         progress(done, total)
-        shutil.move(tmp.name, target)
     except OSError as exc:
         raise DataNotFoundError(
             f"Could not download {url} ({exc}). Without internet access, copy the file to "

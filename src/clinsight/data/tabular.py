@@ -10,7 +10,6 @@ sha256, and bad input raises `DataError` naming the row and the column.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -27,11 +26,12 @@ import yaml
 
 from clinsight.config import get_settings
 from clinsight.errors import DataError, DataNotFoundError
+from clinsight.files import sha256_file
 
 __all__ = [
     "DATASETS", "MISSING_TOKENS", "FeatureSpec", "FeatureType", "TabularDataset", "TaskSpec",
     "coerce_features", "load_breast_cancer", "load_csv", "load_dataset", "load_pima",
-    "load_uci_heart", "sha256_of", "uci_heart_sites",
+    "load_uci_heart", "uci_heart_sites",
 ]  # fmt: skip
 
 MISSING_TOKENS = frozenset({"", "?", "na", "n/a", "nan", "null", "none"})
@@ -164,15 +164,6 @@ class TabularDataset:
         return self.spec.units
 
 
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _category_label(value: object) -> str:
     """Canonical text of a category: integral numbers lose their ``.0``."""
     if isinstance(value, bool):
@@ -300,7 +291,7 @@ def load_csv(path: Path, spec: TaskSpec) -> TabularDataset:
             is invalid (the message names its row, file line and column).
     """
     raw = _read_csv(path, missing_hint="check the path and the folder you run from")
-    return _build(raw, spec, str(path), sha256_of(path), first_line=2)
+    return _build(raw, spec, str(path), sha256_file(path), first_line=2)
 
 
 def _tabular_dir(data_dir: Path | None, sub: str) -> Path:
@@ -322,7 +313,7 @@ def load_breast_cancer() -> TabularDataset:
     features = tuple(FeatureSpec(n, FeatureType.NUMERIC) for n in names)
     spec = TaskSpec("wdbc", "diagnosis", "malignant", "malignant", features)
     csv = Path(str(resources.files("sklearn.datasets.data").joinpath("breast_cancer.csv")))
-    return _build(frame, spec, "sklearn:breast_cancer.csv", sha256_of(csv), first_line=2)
+    return _build(frame, spec, "sklearn:breast_cancer.csv", sha256_file(csv), first_line=2)
 
 
 _HEART_FEATURES = (
@@ -362,7 +353,7 @@ def load_uci_heart(site: str = "cleveland", data_dir: Path | None = None) -> Tab
     raw["disease"] = np.where(num > 0, "1", np.where(num.isna(), "", "0"))
     label = "heart disease (num > 0)"
     spec = TaskSpec(f"uci_heart_{site}", "disease", "1", label, _HEART_FEATURES, "sex", "age")
-    return _build(raw, spec, str(path), sha256_of(path), first_line=1)
+    return _build(raw, spec, str(path), sha256_file(path), first_line=1)
 
 
 _PIMA_ZERO_MISSING = {"Glucose", "BloodPressure", "SkinThickness", "Insulin", "BMI"}
@@ -386,7 +377,7 @@ def load_pima(data_dir: Path | None = None) -> TabularDataset:
         for n, u in _PIMA_UNITS.items()
     )
     spec = TaskSpec("pima", "Outcome", "1", "diabetes", features, age_column="Age")
-    return _build(_read_csv(path), spec, str(path), sha256_of(path), first_line=2)
+    return _build(_read_csv(path), spec, str(path), sha256_file(path), first_line=2)
 
 
 DATASETS = ("wdbc", "cleveland", "pima")

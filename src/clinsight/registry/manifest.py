@@ -1,4 +1,4 @@
-"""Safe files for the registry: sha256 manifests, atomic JSON writes and folder locks.
+"""Safe files for the registry: sha256 manifests, durable atomic JSON writes and folder locks.
 
 A manifest lists the sha256 of every file in a folder (but itself) and names the
 artifact whose sha256 identifies the model. Verification fails on any missing,
@@ -8,11 +8,8 @@ writers of one model across processes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from enum import Enum
@@ -23,13 +20,13 @@ import filelock
 import numpy as np
 
 from clinsight.errors import IntegrityError, RegistryError
+from clinsight.files import sha256_file, write_text_atomic
 
 __all__ = [
     "MANIFEST_FILE",
     "json_ready",
     "locked",
     "read_json",
-    "sha256_file",
     "verify_manifest",
     "write_json",
     "write_manifest",
@@ -56,12 +53,6 @@ def locked(folder: Path) -> Iterator[None]:
         ) from None
 
 
-def sha256_file(path: Path) -> str:
-    """The sha256 hex digest of a file."""
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def json_ready(value: Any) -> Any:
     """`value` as plain JSON types: numpy values converted, NaN and infinities as null.
 
@@ -86,12 +77,12 @@ def json_ready(value: Any) -> Any:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically: a temporary file in the same folder, then a rename."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-        json.dump(data, tmp, indent=2, allow_nan=False)
-        tmp.write("\n")
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, path)
+    """Write JSON (mode 0644) durably and atomically (see `clinsight.files`).
+
+    Raises:
+        ValueError: `data` holds NaN or an infinity.
+    """
+    write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def read_json(path: Path) -> Any:

@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from clinsight.errors import IntegrityError, ModelNotFoundError, RegistryError
+from clinsight.files import sha256_file
 from clinsight.registry.cards import render_card_markdown
 from clinsight.registry.manifest import (
     MANIFEST_FILE,
     json_ready,
     locked,
     read_json,
-    sha256_file,
     verify_manifest,
     write_json,
     write_manifest,

@@ -24,9 +24,9 @@ import torch
 
 from clinsight.data.notes import TaggedSentence, load_ner_corpus, nlp_data_path
 from clinsight.errors import ModelError
+from clinsight.files import sha256_file
 from clinsight.nlp.entities import ProgressCallback, train_ner
 from clinsight.nlp.trained_ner import NerBackend, NerModel, score_trained_ner
-from clinsight.registry.manifest import sha256_file
 from clinsight.registry.ner import NerModelVersion, promote_ner_model, register_ner_model
 from clinsight.registry.stages import Stage
 

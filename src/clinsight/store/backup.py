@@ -37,7 +37,7 @@ from sqlalchemy import Engine, Table, create_engine, delete, insert, inspect, se
 from clinsight import __version__
 from clinsight.config import Settings
 from clinsight.errors import StoreError
-from clinsight.registry.manifest import sha256_file
+from clinsight.files import sha256_file
 from clinsight.store import audit
 from clinsight.store.crypto import key_usage, load_keyring, write_private_file
 from clinsight.store.db import migrate, schema_revision, session_factory

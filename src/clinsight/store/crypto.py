@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from clinsight.config import Settings
 from clinsight.errors import ConfigurationError, DecryptionError
+from clinsight.files import sync_folder, write_bytes_atomic
 from clinsight.store.tables import Base, Study, encrypted_columns
 
 __all__ = [
@@ -175,30 +176,11 @@ def file_key_id(blob: bytes) -> str:
     return blob[len(FILE_MAGIC) + 1 : len(FILE_MAGIC) + 1 + size].decode("ascii")
 
 
-def _sync_folder(folder: Path) -> None:
-    """fsync a folder, so that a name created or renamed in it survives a power cut."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_private_file(path: Path, data: bytes) -> None:
     """Write `data` atomically to `path` with mode 0600 (parent folder 0700 when created);
     the file and its folder are fsynced before this returns."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        _sync_folder(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_bytes_atomic(path, data, mode=0o600)
 
 
 def write_new_private_file(path: Path, data: bytes) -> None:
@@ -215,7 +197,7 @@ def write_new_private_file(path: Path, data: bytes) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
-    _sync_folder(path.parent)
+    sync_folder(path.parent)
 
 
 def save_keyring(keyring: KeyRing, path: Path) -> None:

@@ -11,9 +11,9 @@ from clinsight.data.tabular import load_dataset
 from clinsight.registry.stages import Stage
 from clinsight.registry.tabular import RiskModelVersion, promote_risk_model
 from clinsight.services.risk_training import subset_features, train_risk_model
-from tests.conftest import _shared_data
+from tests.support.data import shared_data
 
-SYNTHEA = _shared_data() / "fhir" / "synthea-r4"
+SYNTHEA = shared_data() / "fhir" / "synthea-r4"
 PIMA_FHIR_FEATURES = ["Glucose", "BloodPressure", "BMI", "Age"]
 MODEL_NAME = "pima-synthea"
 LOGISTIC = {"logistic": {"model": "logistic"}}
@@ -21,7 +21,7 @@ LOGISTIC = {"logistic": {"model": "logistic"}}
 
 def train_pima_synthea(registry_dir: Path, *, production: bool = True) -> RiskModelVersion:
     """Logistic regression on Pima's Glucose, BloodPressure, BMI, Age; 3-fold CV, one repeat."""
-    data_dir = _shared_data()
+    data_dir = shared_data()
     if not (data_dir / "tabular" / "pima").is_dir():
         pytest.skip("Pima is not in the shared data directory")
     data = subset_features(load_dataset("pima", data_dir), PIMA_FHIR_FEATURES)

@@ -1,0 +1,81 @@
+"""The production gate: default secrets and missing key or TLS files are refused outside
+development, with every problem named at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from clinsight.config import Settings
+from clinsight.errors import ConfigurationError
+from clinsight.services.bootstrap import check_production
+
+SECRET = SecretStr("s" * 32)
+
+
+def _production(home: Path, **overrides: Any) -> Settings:
+    return Settings(_env_file=None, environment="production", home=home, **overrides)
+
+
+def _safe(home: Path) -> Settings:
+    key, cert, private = home / "data.key", home / "cert.pem", home / "key.pem"
+    for path in (key, cert, private):
+        path.write_text("x")
+    return _production(
+        home, jwt_secret=SECRET, key_file=key, tls_cert_file=cert, tls_key_file=private
+    )
+
+
+def test_development_passes_with_every_default(tmp_path: Path) -> None:
+    check_production(Settings(_env_file=None, environment="development", home=tmp_path))
+
+
+def test_production_with_every_default_names_every_problem(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        check_production(_production(tmp_path))
+    assert str(caught.value) == (
+        "production settings are unsafe: set CLINSIGHT_JWT_SECRET to a random value of at "
+        f"least 32 characters; the key file {tmp_path / 'keys' / 'data.key'} is missing "
+        "(CLINSIGHT_KEY_FILE); HTTPS needs CLINSIGHT_TLS_CERT_FILE and CLINSIGHT_TLS_KEY_FILE"
+    )
+
+
+def test_production_with_a_secret_key_file_and_tls_files_passes(tmp_path: Path) -> None:
+    check_production(_safe(tmp_path))
+
+
+def test_production_without_the_jwt_secret_is_refused(tmp_path: Path) -> None:
+    settings = _safe(tmp_path).model_copy(update={"jwt_secret": None})
+    with pytest.raises(ConfigurationError) as caught:
+        check_production(settings)
+    assert str(caught.value) == (
+        "production settings are unsafe: set CLINSIGHT_JWT_SECRET to a random value of at "
+        "least 32 characters"
+    )
+
+
+def test_production_with_only_one_tls_file_configured_is_refused(tmp_path: Path) -> None:
+    settings = _safe(tmp_path).model_copy(update={"tls_key_file": None})
+    with pytest.raises(ConfigurationError) as caught:
+        check_production(settings)
+    assert str(caught.value) == (
+        "production settings are unsafe: HTTPS needs CLINSIGHT_TLS_CERT_FILE and "
+        "CLINSIGHT_TLS_KEY_FILE"
+    )
+
+
+def test_production_with_configured_files_that_do_not_exist_is_refused(tmp_path: Path) -> None:
+    safe = _safe(tmp_path)
+    (tmp_path / "data.key").unlink()
+    (tmp_path / "cert.pem").unlink()
+    (tmp_path / "key.pem").unlink()
+    with pytest.raises(ConfigurationError) as caught:
+        check_production(safe)
+    assert str(caught.value) == (
+        f"production settings are unsafe: the key file {tmp_path / 'data.key'} is missing "
+        f"(CLINSIGHT_KEY_FILE); TLS file {tmp_path / 'cert.pem'} does not exist; "
+        f"TLS file {tmp_path / 'key.pem'} does not exist"
+    )

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from clinsight import files
+from clinsight.errors import DataError, DataNotFoundError
 from clinsight.files import (
     atomic_writer,
+    read_mapping_file,
     sha256_file,
     sync_folder,
     write_bytes_atomic,
@@ -32,6 +34,7 @@ def _write_then_fail(target: Path, data: bytes, error: Exception) -> None:
 def test_public_names_are_exactly_the_helpers() -> None:
     assert sorted(files.__all__) == [
         "atomic_writer",
+        "read_mapping_file",
         "sha256_file",
         "sync_folder",
         "write_bytes_atomic",
@@ -134,3 +137,32 @@ def test_sync_folder_accepts_a_folder_and_refuses_a_missing_one(tmp_path: Path) 
     sync_folder(tmp_path)
     with pytest.raises(FileNotFoundError):
         sync_folder(tmp_path / "absent")
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("spec.json", '{"name": "x", "n": 2}'),
+        ("spec.yaml", "name: x\nn: 2\n"),
+        ("spec.yml", "{name: x, n: 2}"),
+    ],
+)
+def test_a_mapping_is_read_from_json_or_yaml(tmp_path: Path, name: str, text: str) -> None:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    assert dict(read_mapping_file(path, "task spec")) == {"name": "x", "n": 2}
+
+
+def test_a_mapping_file_that_is_missing_malformed_or_not_a_mapping_is_refused(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(DataNotFoundError, match=r"^feature spec .*nope.json does not exist\.$"):
+        read_mapping_file(tmp_path / "nope.json", "feature spec")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{", encoding="utf-8")
+    with pytest.raises(DataError, match=r"^feature spec .*broken.json cannot be parsed: "):
+        read_mapping_file(broken, "feature spec")
+    listed = tmp_path / "listed.yaml"
+    listed.write_text("- a\n- b\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"listed.yaml must hold a mapping at the top level\.$"):
+        read_mapping_file(listed, "feature spec")

@@ -1,4 +1,5 @@
-"""File helpers below every layer: the sha256 of a file and durable atomic writes.
+"""File helpers below every layer: the sha256 of a file, durable atomic writes, and the
+reading of a JSON or YAML mapping (specs).
 
 An atomic write goes to a temporary file in the target's folder (`.<name>.<hex>.tmp`),
 which is written, fsynced, renamed over the target and followed by an fsync of the
@@ -10,15 +11,21 @@ temporary file and leaves the target untouched.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+import yaml
+
+from clinsight.errors import DataError, DataNotFoundError
 
 __all__ = [
     "atomic_writer",
+    "read_mapping_file",
     "sha256_file",
     "sync_folder",
     "write_bytes_atomic",
@@ -86,3 +93,23 @@ def write_text_atomic(path: Path, text: str, *, mode: int = 0o644, encoding: str
         OSError: the folder is missing or not writable, or the disk is full.
     """
     write_bytes_atomic(path, text.encode(encoding), mode=mode)
+
+
+def read_mapping_file(path: Path, what: str) -> Mapping[str, Any]:
+    """The mapping held by a ``.json``, ``.yaml`` or ``.yml`` file; `what` names it in errors
+    (e.g. "feature spec").
+
+    Raises:
+        DataNotFoundError: the file does not exist.
+        DataError: the file cannot be parsed or holds no mapping at the top level.
+    """
+    if not path.is_file():
+        raise DataNotFoundError(f"{what} {path} does not exist.")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise DataError(f"{what} {path} cannot be parsed: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise DataError(f"{what} {path} must hold a mapping at the top level.")
+    return data

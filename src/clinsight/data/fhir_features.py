@@ -29,10 +29,10 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from clinsight.data.fhir import FhirObservation, PatientRecord
-from clinsight.errors import DataError, DataNotFoundError
+from clinsight.errors import DataError
+from clinsight.files import read_mapping_file
 
 __all__ = [
     "BUILTIN_SPECS",
@@ -113,16 +113,7 @@ class FhirFeatureSpec:
             DataNotFoundError: the file does not exist.
             DataError: the file cannot be parsed or a rule is invalid.
         """
-        if not path.is_file():
-            raise DataNotFoundError(f"feature spec {path} does not exist.")
-        text = path.read_text(encoding="utf-8")
-        try:
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as exc:
-            raise DataError(f"feature spec {path} cannot be parsed: {exc}") from exc
-        if not isinstance(data, Mapping):
-            raise DataError(f"feature spec {path} must hold a mapping at the top level.")
-        return cls.from_mapping(data)
+        return cls.from_mapping(read_mapping_file(path, "feature spec"))
 
     @classmethod
     def builtin(cls, name: str) -> FhirFeatureSpec:

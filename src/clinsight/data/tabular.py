@@ -10,7 +10,6 @@ sha256, and bad input raises `DataError` naming the row and the column.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -22,11 +21,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from clinsight.config import get_settings
 from clinsight.errors import DataError, DataNotFoundError
-from clinsight.files import sha256_file
+from clinsight.files import read_mapping_file, sha256_file
 
 __all__ = [
     "DATASETS", "MISSING_TOKENS", "FeatureSpec", "FeatureType", "TabularDataset", "TaskSpec",
@@ -130,16 +128,7 @@ class TaskSpec:
             DataNotFoundError: the file does not exist.
             DataError: the file cannot be parsed or lacks a required key.
         """
-        if not path.is_file():
-            raise DataNotFoundError(f"task spec {path} does not exist.")
-        text = path.read_text(encoding="utf-8")
-        try:
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as exc:
-            raise DataError(f"task spec {path} cannot be parsed: {exc}") from exc
-        if not isinstance(data, Mapping):
-            raise DataError(f"task spec {path} must hold a mapping at the top level.")
-        return cls.from_mapping(data)
+        return cls.from_mapping(read_mapping_file(path, "task spec"))
 
 
 @dataclass(frozen=True)

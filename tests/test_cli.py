@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from clinsight import cli_output
 from clinsight.cli import app
+from clinsight.cli import output as cli_output
 
 runner = CliRunner()
 

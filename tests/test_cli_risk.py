@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from clinsight import cli_output
 from clinsight.cli import app
+from clinsight.cli import output as cli_output
 from clinsight.config import get_settings
 from clinsight.registry.stages import Stage
 from clinsight.registry.tabular import get_risk_model

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markdown import Markdown
 from rich.table import Table
 
 from clinsight.cli.options import StageOpt, VersionOpt
@@ -56,6 +55,8 @@ def models_show(
     stage: StageOpt = None,
 ) -> None:
     """Show a model card (verifies the version's files first)."""
+    from rich.markdown import Markdown
+
     from clinsight.registry.store import get_model
 
     record = get_model(get_settings().resolved_registry_dir, name, version, stage)

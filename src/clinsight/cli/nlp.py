@@ -14,7 +14,7 @@ from rich.table import Table
 
 from clinsight.cli.output import console, fail
 from clinsight.config import get_settings
-from clinsight.nlp.trained_ner import NerBackend
+from clinsight.nlp import NerBackend
 from clinsight.registry.stages import Stage
 
 if TYPE_CHECKING:

@@ -11,8 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from clinsight.cli.output import console, fail, print_report
 from clinsight.config import get_settings
-from clinsight.imaging.networks import ARCHITECTURES
-from clinsight.imaging.training import TrainConfig
+from clinsight.imaging.specs import ARCHITECTURE_NAMES, TrainConfig
 
 if TYPE_CHECKING:
     from clinsight.imaging.training import EpochRecord
@@ -27,7 +26,7 @@ def train_image(
     dataset: Annotated[str, typer.Option(help="MedMNIST dataset, e.g. pneumoniamnist.")],
     size: Annotated[int, typer.Option(help="Image size of the dataset file: 28/64/128/224.")] = 28,
     architecture: Annotated[
-        str, typer.Option(help=f"Network: {', '.join(sorted(ARCHITECTURES))}.")
+        str, typer.Option(help=f"Network: {', '.join(sorted(ARCHITECTURE_NAMES))}.")
     ] = TrainConfig.architecture,
     width: Annotated[int, typer.Option(help="Channels of the first stage.")] = TrainConfig.width,
     epochs: Annotated[int, typer.Option(help="Most epochs to run.")] = TrainConfig.epochs,
@@ -76,8 +75,8 @@ def train_image(
 
     settings = get_settings()
     info = dataset_info(dataset)
-    if architecture not in ARCHITECTURES:
-        raise fail(f"Unknown --architecture {architecture!r}; use {', '.join(ARCHITECTURES)}.")
+    if architecture not in ARCHITECTURE_NAMES:
+        raise fail(f"Unknown --architecture {architecture!r}; use {', '.join(ARCHITECTURE_NAMES)}.")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     folder = run_dir or settings.home / "runs" / f"{info.name}-{stamp}"
     config = TrainConfig(

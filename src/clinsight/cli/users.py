@@ -8,7 +8,7 @@ import typer
 
 from clinsight.cli.output import console
 from clinsight.config import get_settings
-from clinsight.store.tables import Role
+from clinsight.store.roles import Role
 
 __all__ = ["app", "users_create"]
 

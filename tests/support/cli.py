@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from clinsight import cli_output
 from clinsight.cli import app
+from clinsight.cli import output as cli_output
 
 __all__ = ["run_cli", "wide_console"]
 

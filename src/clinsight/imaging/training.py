@@ -15,9 +15,8 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +34,8 @@ from clinsight.imaging.checkpoints import (
     save_checkpoint,
 )
 from clinsight.imaging.networks import Ensemble, NetworkConfig, build_network
-from clinsight.imaging.transforms import AugmentSpec, Preprocess, PreprocessSpec, build_augmentation
+from clinsight.imaging.specs import TrainConfig
+from clinsight.imaging.transforms import Preprocess, PreprocessSpec, build_augmentation
 
 __all__ = [
     "EpochRecord",
@@ -47,36 +47,6 @@ __all__ = [
     "predict_logits",
     "train_image_model",
 ]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of one training run (all recorded in the model card).
-
-    `ensemble` > 1 trains that many networks (a deep ensemble) and averages their logits.
-    """
-
-    architecture: str = "resnet18"
-    width: int = 24
-    epochs: int = 40
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    weight_decay: float = 0.05
-    label_smoothing: float = 0.1
-    dropout: float = 0.1
-    patience: int = 10
-    ema_decay: float | None = None
-    time_budget_minutes: float | None = None
-    class_weighting: bool = True
-    seed: int = 0
-    threads: int = 0
-    train_subset: int | None = None
-    augment: AugmentSpec = field(default_factory=AugmentSpec)
-    ensemble: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)

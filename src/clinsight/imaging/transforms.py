@@ -26,6 +26,7 @@ from monai.transforms import (
 from numpy.typing import NDArray
 
 from clinsight.errors import UnsupportedImageError
+from clinsight.imaging.specs import AugmentSpec
 
 __all__ = ["AugmentSpec", "Preprocess", "PreprocessSpec", "build_augmentation", "to_channels_first"]
 
@@ -114,24 +115,6 @@ class Preprocess:
     def batch(self, images: NDArray[np.uint8]) -> NDArray[np.float32]:
         """uint8 images (N, H, W[, C]) → normalised network input (N, C, S, S)."""
         return (self.geometry_batch(images) - self.spec.mean) / self.spec.std
-
-
-@dataclass(frozen=True)
-class AugmentSpec:
-    """Training-time augmentation strengths (0 disables an augmentation)."""
-
-    flip_prob: float = 0.5
-    rotate_degrees: float = 15.0
-    scale: float = 0.15
-    translate: float = 0.1
-    contrast_gamma: float = 0.4
-    intensity: float = 0.15
-    noise_std: float = 0.05
-    blur_prob: float = 0.3
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, recorded in the model card."""
-        return asdict(self)
 
 
 def build_augmentation(spec: AugmentSpec, image_size: int) -> Compose:

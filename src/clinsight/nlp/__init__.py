@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from clinsight.errors import DataError
 
-__all__ = ["RULES_DIR", "Scores", "load_rules"]
+__all__ = ["RULES_DIR", "NerBackend", "Scores", "load_rules"]
 
 RULES_DIR = Path(__file__).with_name("rules")
+
+
+class NerBackend(StrEnum):
+    """How a trained NER model is built: spaCy CNN or fine-tuned MiniLM-L6."""
+
+    SPACY = "spacy"
+    MINILM = "minilm"
 
 
 def _read_rules(path: Path) -> Any:

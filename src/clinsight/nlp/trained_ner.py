@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -34,7 +33,7 @@ from spacy.training.iob_utils import tags_to_entities
 
 from clinsight.data.notes import TaggedSentence
 from clinsight.errors import ModelError
-from clinsight.nlp import Scores
+from clinsight.nlp import NerBackend, Scores
 from clinsight.nlp.entities import entity_scores, load_ner, tagged_to_doc
 
 if TYPE_CHECKING:  # the MiniLM code is imported only where such a model is loaded
@@ -65,13 +64,6 @@ PIPELINE_LABELS = {"Disease": "PROBLEM", "Chemical": "MEDICATION"}
 YIELDING_LABELS = frozenset({"ANATOMY"})
 """Labels of entities a trained entity replaces where they overlap (a body part inside a
 disease name: "breast" in "breast and ovarian cancer"); it yields to every other one."""
-
-
-class NerBackend(StrEnum):
-    """How a trained NER model is built: spaCy CNN or fine-tuned MiniLM-L6."""
-
-    SPACY = "spacy"
-    MINILM = "minilm"
 
 
 WEIGHTS_FILES = {NerBackend.SPACY: "ner/model", NerBackend.MINILM: "model.safetensors"}

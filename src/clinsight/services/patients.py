@@ -1,5 +1,5 @@
 """Use cases around a patient: register, find, read (with the timeline), care team and
-break-glass, and the accounts admins manage. The API and the web call these same
+and break-glass. The API and the web call these same
 functions; each commits its own work (a refusal is committed by the policy)."""
 
 from __future__ import annotations
@@ -7,22 +7,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
-
 from clinsight.config import Settings
 from clinsight.security import records
-from clinsight.security.access import BreakGlass, grant_break_glass, require_role
+from clinsight.security.access import BreakGlass, grant_break_glass
 from clinsight.security.clinical import list_predictions, list_studies
-from clinsight.store.repositories import PatientRecord, StoreContext, UserRecord
+from clinsight.store.repositories import PatientRecord, StoreContext
 from clinsight.store.studies import PredictionRecord, StudyRecord
-from clinsight.store.tables import Role, User
 
 __all__ = [
     "PatientTimeline",
     "StudyEntry",
     "add_care_team_member",
     "find_patient",
-    "list_users",
     "open_break_glass",
     "patient_timeline",
     "read_patient",
@@ -137,16 +133,3 @@ def open_break_glass(
     grant = grant_break_glass(ctx.session, ctx.keyring, settings, ctx.actor, patient_id, reason)
     ctx.session.commit()
     return grant
-
-
-def list_users(ctx: StoreContext, *, limit: int = 100) -> list[UserRecord]:
-    """Accounts by username, at most 100 (admins only; no password hashes).
-
-    Raises:
-        PermissionDeniedError: the actor is not an admin.
-    """
-    require_role(ctx.session, ctx.actor, "user.list", Role.ADMIN)
-    rows = ctx.session.execute(
-        select(User).order_by(User.username).limit(max(1, min(limit, 100)))
-    ).scalars()
-    return [UserRecord(u.id, u.username, Role(u.role), u.active) for u in rows]

@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from clinsight.errors import StoreError
+from clinsight.store.roles import Role
 
 __all__ = [
     "AuditHead",
@@ -63,14 +64,6 @@ NAMING = {
 ID = String(36)
 SHA256 = String(64)
 ENCRYPTED = {"encrypted": True}
-
-
-class Role(StrEnum):
-    """What a user is for: each role sees only what it needs (see `security.access`)."""
-
-    ADMIN = "admin"
-    CLINICIAN = "clinician"
-    AUDITOR = "auditor"
 
 
 class Verdict(StrEnum):

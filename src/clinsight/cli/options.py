@@ -1,0 +1,16 @@
+"""Command-line parameters shared by several command groups."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from clinsight.registry.stages import Stage
+
+__all__ = ["StageOpt", "VersionOpt"]
+
+VersionOpt = Annotated[int | None, typer.Option("--version", "-v", help="Version number.")]
+StageOpt = Annotated[
+    Stage | None, typer.Option(help="Pick the newest version at this stage instead.")
+]

@@ -18,6 +18,7 @@ Domain code raises these; only the API layer maps them to HTTP.
     │   └── DecryptionError          a ciphertext cannot be decrypted (key missing or data altered)
     └── AccessError              the caller may not do what they asked
         ├── AuthenticationError      credentials or token missing, wrong, expired or revoked
+        │   └── RefreshReuseError        a used refresh token came back; its session is revoked
         └── PermissionDeniedError    authenticated, but the access policy denies the action
 """
 
@@ -38,6 +39,7 @@ __all__ = [
     "ModelNotFoundError",
     "PermissionDeniedError",
     "RecordNotFoundError",
+    "RefreshReuseError",
     "RegistryError",
     "StoreError",
     "UnsupportedImageError",
@@ -106,6 +108,13 @@ class AccessError(ClinsightError):
 
 class AuthenticationError(AccessError):
     """Credentials or a token are missing, wrong, expired or revoked."""
+
+
+class RefreshReuseError(AuthenticationError):
+    """A refresh token was presented again, so it may be stolen: its session is revoked.
+
+    The revocation and its audit entry must be committed although the request fails.
+    """
 
 
 class PermissionDeniedError(AccessError):

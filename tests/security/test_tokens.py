@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
 from clinsight.config import Settings
-from clinsight.errors import AuthenticationError, ConfigurationError
+from clinsight.errors import AuthenticationError, ConfigurationError, RefreshReuseError
 from clinsight.security.tokens import TokenIssuer, TokenPair
 from clinsight.store.crypto import KeyRing
 from clinsight.store.tables import Role, utcnow
@@ -94,8 +94,10 @@ def test_refresh_rotates_and_reuse_revokes_the_family(
     with sessions() as session:
         third = issuer.refresh(session, second.refresh_token)
         session.commit()
-    with sessions() as session, pytest.raises(AuthenticationError, match="already used"):
-        issuer.refresh(session, first.refresh_token)  # a thief replays the first token
+    with sessions() as session:
+        with pytest.raises(RefreshReuseError, match="already used"):
+            issuer.refresh(session, first.refresh_token)  # a thief replays the first token
+        session.commit()  # the caller commits the revocation (see services.auth)
     for pair in (third,):
         with sessions() as session, pytest.raises(AuthenticationError, match="session has ended"):
             issuer.refresh(session, pair.refresh_token)

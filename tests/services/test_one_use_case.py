@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from clinsight.api.routes import auth as api_auth
 from clinsight.api.routes import notes as api_notes
 from clinsight.api.routes import patients as api_patients
+from clinsight.services import auth as auth_service
 from clinsight.services import notes as note_service
 from clinsight.services import patients as patient_service
 from clinsight.web import notes as web_notes
 from clinsight.web import pages as web_pages
+from clinsight.web import session as web_session
 
 
 def test_note_creation_is_one_service_function() -> None:
@@ -18,3 +21,12 @@ def test_note_creation_is_one_service_function() -> None:
 def test_patient_creation_is_one_service_function() -> None:
     assert api_patients.register_patient is patient_service.register_patient
     assert web_pages.register_patient is patient_service.register_patient
+
+
+def test_login_refresh_and_logout_are_one_service_function_each() -> None:
+    assert api_auth.log_in is auth_service.log_in
+    assert web_pages.log_in is auth_service.log_in
+    assert api_auth.refresh_session is auth_service.refresh_session
+    assert web_session.refresh_session is auth_service.refresh_session
+    assert api_auth.log_out is auth_service.log_out
+    assert web_pages.log_out is auth_service.log_out

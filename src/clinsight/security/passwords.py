@@ -1,10 +1,12 @@
-"""Argon2id password hashing and password login with per-account throttling.
+"""Argon2id password hashing and the checks of a password login with per-account throttling.
 
 A login failure always gets the same message, whether the account exists, is
 disabled, locked or the password is wrong, and an unknown user costs the same
 Argon2 work as a known one. After `free_attempts` failures each further one
 locks the account for a doubling delay, and at most `max_failures_per_hour`
-failures are accepted per account per hour.
+failures are accepted per account per hour. The steps of a login (`read_login`,
+`verify_login_password`, `record_login`) never commit: `services.auth` owns the
+transactions around them.
 """
 
 from __future__ import annotations
@@ -23,17 +25,20 @@ from clinsight.config import Settings, get_settings
 from clinsight.errors import AuthenticationError, DataError
 from clinsight.security.access import Principal
 from clinsight.store import audit
-from clinsight.store.tables import Role, User, utcnow
+from clinsight.store.tables import Role, User
 
 __all__ = [
     "LOGIN_FAILED",
+    "LoginCheck",
     "ThrottlePolicy",
-    "authenticate",
     "check_new_password",
     "hash_password",
     "needs_rehash",
     "next_lock",
     "normalise_username",
+    "read_login",
+    "record_login",
+    "verify_login_password",
     "verify_password",
 ]
 
@@ -124,6 +129,16 @@ def next_lock(
     return now + min(delay, policy.max_delay)
 
 
+@dataclass(frozen=True)
+class LoginCheck:
+    """What the first, unlocked read of a login saw, before the Argon2 check."""
+
+    username: str
+    password_hash: str | None
+    usable: bool
+    locked: bool
+
+
 def _fail(session: Session, user: User | None, cause: str, now: datetime) -> AuthenticationError:
     audit.append(
         session,
@@ -135,7 +150,7 @@ def _fail(session: Session, user: User | None, cause: str, now: datetime) -> Aut
         details={"cause": cause},
         at=now,
     )
-    session.commit()
+    session.flush()
     return AuthenticationError(LOGIN_FAILED)
 
 
@@ -146,44 +161,49 @@ def _load_user(session: Session, username: str, *, lock: bool) -> User | None:
     return session.execute(query.execution_options(populate_existing=True)).scalar_one_or_none()
 
 
-def authenticate(
-    session: Session,
-    username: str,
-    password: str,
-    *,
-    settings: Settings | None = None,
-    now: datetime | None = None,
-) -> Principal:
-    """Check a password login, with throttling, rehash-on-login and an audit entry.
+def read_login(session: Session, username: str, *, now: datetime) -> LoginCheck:
+    """The account state a login checks the password against (a read; the caller ends the
+    transaction before the slow Argon2 check)."""
+    seen = _load_user(session, username, lock=False)
+    return LoginCheck(
+        username=username,
+        password_hash=seen.password_hash if seen is not None else None,
+        usable=seen is not None and seen.active,
+        locked=seen is not None and seen.locked_until is not None and now < seen.locked_until,
+    )
 
-    The Argon2 check runs between two transactions, never inside one: on SQLite a
-    transaction holds the store's write lock, and a login must not stall every other
-    request for the tens of milliseconds Argon2 takes. Commits the session in every
-    outcome, so failures are counted and audited.
+
+def verify_login_password(check: LoginCheck, password: str, settings: Settings) -> bool:
+    """The Argon2 check of a login, outside any transaction; an unknown, inactive or locked
+    account is checked against a dummy hash, so every case costs the same."""
+    hashed = check.password_hash if check.usable and not check.locked else None
+    return verify_password(hashed or _dummy_hash(_settings_hasher(settings)), password, settings)
+
+
+def record_login(
+    session: Session,
+    check: LoginCheck,
+    password: str,
+    verified: bool,
+    *,
+    settings: Settings,
+    now: datetime,
+) -> Principal:
+    """Conclude a login on the locked account row: count a failure (and lock the account
+    when due) or reset the counters and rehash old parameters; audited and flushed, never
+    committed.
 
     Raises:
-        AuthenticationError: with the same message for every kind of failure.
+        AuthenticationError: with the same message for every kind of failure; the caller
+            commits before re-raising, so the failure is counted and audited.
     """
-    settings = settings or get_settings()
-    hasher = _settings_hasher(settings)
     policy = ThrottlePolicy(max_failures_per_hour=settings.login_max_failures_per_hour)
-    now = now or utcnow()
-    seen = _load_user(session, username, lock=False)
-    usable = seen is not None and seen.active
-    locked = seen is not None and seen.locked_until is not None and now < seen.locked_until
-    seen_hash = seen.password_hash if seen is not None else None
-    session.commit()
-    verified = verify_password(
-        seen_hash if usable and not locked and seen_hash else _dummy_hash(hasher),
-        password,
-        settings,
-    )
-    user = _load_user(session, username, lock=True)
+    user = _load_user(session, check.username, lock=True)
     if user is None or not user.active:
         raise _fail(session, user, "unknown user" if user is None else "inactive", now)
-    if locked or (user.locked_until is not None and now < user.locked_until):
+    if check.locked or (user.locked_until is not None and now < user.locked_until):
         raise _fail(session, user, "throttled", now)
-    if user.password_hash != seen_hash:  # changed meanwhile: check against the new one
+    if user.password_hash != check.password_hash:  # changed meanwhile: check the new one
         verified = verify_password(user.password_hash, password, settings)
     if not verified:
         if user.failure_window_start is None or now - user.failure_window_start >= WINDOW:
@@ -192,7 +212,7 @@ def authenticate(
         user.locked_until = next_lock(user.failed_logins, user.failure_window_start, now, policy)
         raise _fail(session, user, "wrong password", now)
     if needs_rehash(user.password_hash, settings):
-        user.password_hash = hasher.hash(password)
+        user.password_hash = _settings_hasher(settings).hash(password)
     user.failed_logins, user.failure_window_start, user.locked_until = 0, None, None
     audit.append(
         session,
@@ -202,5 +222,5 @@ def authenticate(
         resource_id=user.id,
         at=now,
     )
-    session.commit()
+    session.flush()
     return Principal(user_id=user.id, username=user.username, role=Role(user.role))

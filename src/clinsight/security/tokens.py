@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from clinsight.config import Settings
-from clinsight.errors import AuthenticationError, ConfigurationError
+from clinsight.errors import AuthenticationError, ConfigurationError, RefreshReuseError
 from clinsight.security.access import Principal
 from clinsight.store import audit
 from clinsight.store.crypto import KeyRing
@@ -170,10 +170,12 @@ class TokenIssuer:
     ) -> TokenPair:
         """Trade a refresh token for a new pair; a reused token revokes its whole family.
 
-        The caller commits on success; a detected reuse is committed here.
+        The caller commits on success, and on `RefreshReuseError` too (the revocation and
+        its audit entry, flushed here, must outlive the refused request).
 
         Raises:
-            AuthenticationError: unknown, used, expired or revoked token, or inactive user.
+            RefreshReuseError: the token was used before; its session is now revoked.
+            AuthenticationError: unknown, expired or revoked token, or inactive user.
         """
         now = now or utcnow()
         found = session.execute(
@@ -195,8 +197,8 @@ class TokenIssuer:
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             self.revoke_session(session, auth.id, reason="refresh_reuse", now=now)
-            session.commit()
-            raise AuthenticationError(
+            session.flush()
+            raise RefreshReuseError(
                 "refresh token was already used, so it may be stolen; the session is revoked, "
                 "log in again"
             )

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy.orm import Session
 
-from clinsight.data.fhir import PatientRecord
+from clinsight.data.fhir import PatientRecord, parse_bundle
 from clinsight.data.fhir_features import ExtractedFeatures, FhirFeatureSpec, MissingFeature
 from clinsight.data.fhir_features import extract_features as extract_fhir_features
 from clinsight.data.tabular import coerce_features
@@ -27,7 +28,8 @@ from clinsight.errors import DataError, ModelNotFoundError
 from clinsight.inference.risk import RiskResult, risk_level
 from clinsight.registry.stages import Stage
 from clinsight.registry.tabular import RiskModelVersion, get_risk_model, load_risk_model
-from clinsight.security.access import PatientAccess, require_patient_access
+from clinsight.security.access import PatientAccess, Principal, require_patient_access
+from clinsight.store import audit
 from clinsight.store.repositories import StoreContext
 from clinsight.tabular.explain import explain_patient
 from clinsight.tabular.models import RiskModel
@@ -36,6 +38,7 @@ __all__ = [
     "RiskPredictor",
     "RiskPredictors",
     "assess_features",
+    "assess_fhir_bundle",
     "assess_record",
     "assess_stored_patient",
 ]
@@ -169,3 +172,30 @@ def assess_stored_patient(
     )  # fmt: skip
     ctx.session.commit()
     return result
+
+
+def assess_fhir_bundle(
+    session: Session,
+    actor: Principal,
+    predictors: RiskPredictors,
+    model: str,
+    spec: FhirFeatureSpec,
+    bundle: Mapping[str, Any],
+) -> tuple[RiskResult, PatientRecord]:
+    """Assess the one patient of a FHIR R4 Bundle with the production version of `model`
+    (nothing stored): the result and the parsed record. The call is audited (model,
+    version, sha256 of the bundle; no PHI) and committed.
+
+    Raises:
+        DataError: not a valid Bundle with one Patient, or it supplies none of the inputs.
+        ModelNotFoundError: `model` has no production version.
+    """
+    record = parse_bundle(json.dumps(bundle), source="request body")
+    result = assess_record(predictors.get(model), record, spec)
+    audit.append(
+        session, action="risk.assess_fhir", resource_type="bundle", actor_id=actor.user_id,
+        details={"model": result.model.name, "version": result.model.version,
+                 "input_sha256": record.source_sha256},
+    )  # fmt: skip
+    session.commit()
+    return result, record

@@ -25,8 +25,8 @@ from clinsight.api.uploads import read_upload
 from clinsight.errors import AuthenticationError, ClinsightError
 from clinsight.registry.ner import list_ner_models
 from clinsight.registry.store import list_models
-from clinsight.security.passwords import authenticate
 from clinsight.services.audit import audit_entries, verify_audit_chain
+from clinsight.services.auth import log_in, log_out
 from clinsight.services.patients import patient_timeline, register_patient, search_patients
 from clinsight.services.predictions import diagnose_upload, explained_prediction, give_feedback
 from clinsight.store.repositories import StoreContext
@@ -127,11 +127,9 @@ def login(
     error = "the form expired; try again"
     if expected and expected == csrf:
         try:
-            principal = authenticate(session, username, password, settings=state.settings)
-            pair = state.issuer.start_session(session, principal)
-            session.commit()
-            response = redirect_to(HOME[principal.role])
-            set_session_cookies(response, pair)
+            signed_in = log_in(session, state.issuer, username, password, settings=state.settings)
+            response = redirect_to(HOME[signed_in.principal.role])
+            set_session_cookies(response, signed_in.tokens)
             response.delete_cookie(LOGIN_CSRF_COOKIE)
             return response
         except AuthenticationError as exc:
@@ -148,8 +146,7 @@ def logout(request: Request, state: State, session: Db, csrf: Csrf) -> Response:
     web = web_session(request, state, session)
     if web is not None:
         check_csrf(state, web, csrf)
-        state.issuer.revoke_session(session, web.session_id)
-        session.commit()
+        log_out(session, state.issuer, web.session_id)
     return _login_redirect()
 
 

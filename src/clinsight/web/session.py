@@ -19,6 +19,7 @@ from clinsight.api.deps import AppState
 from clinsight.errors import AuthenticationError
 from clinsight.security.access import Principal
 from clinsight.security.tokens import TokenPair
+from clinsight.services.auth import refresh_session
 
 __all__ = [
     "ACCESS_COOKIE",
@@ -82,8 +83,7 @@ def web_session(request: Request, state: AppState, session: Session) -> WebSessi
         if not refresh:
             return None
         try:
-            rotated = state.issuer.refresh(session, refresh)
-            session.commit()
+            rotated = refresh_session(session, state.issuer, refresh)
             access = rotated.access_token
             principal = state.issuer.authenticate(session, access)
         except AuthenticationError:

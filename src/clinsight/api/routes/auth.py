@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request, Response
 
 from clinsight.api.deps import AnyUser, DbSession, State
 from clinsight.api.schemas import LoginIn, RefreshIn, TokenOut
-from clinsight.security.passwords import authenticate
 from clinsight.security.tokens import TokenPair
+from clinsight.services.auth import log_in, log_out, refresh_session
 
 __all__ = ["PUBLIC_PATHS", "router"]
 
@@ -27,24 +27,19 @@ def _out(pair: TokenPair) -> TokenOut:
 @router.post("/token", response_model=TokenOut)
 def login(body: LoginIn, state: State, session: DbSession) -> TokenOut:
     """Log in with username and password; failures get one generic 401 and are throttled."""
-    principal = authenticate(session, body.username, body.password, settings=state.settings)
-    pair = state.issuer.start_session(session, principal)
-    session.commit()
-    return _out(pair)
+    signed_in = log_in(session, state.issuer, body.username, body.password, settings=state.settings)
+    return _out(signed_in.tokens)
 
 
 @router.post("/refresh", response_model=TokenOut)
 def refresh(body: RefreshIn, state: State, session: DbSession) -> TokenOut:
     """Trade a refresh token for a new pair; reusing one revokes the whole session."""
-    pair = state.issuer.refresh(session, body.refresh_token)
-    session.commit()
-    return _out(pair)
+    return _out(refresh_session(session, state.issuer, body.refresh_token))
 
 
 @router.post("/logout", status_code=204)
 def logout(user: AnyUser, state: State, session: DbSession, request: Request) -> Response:
     """End the session of the access token: it and its refresh tokens stop working at once."""
     del user
-    state.issuer.revoke_session(session, request.state.auth_session_id)
-    session.commit()
+    log_out(session, state.issuer, request.state.auth_session_id)
     return Response(status_code=204)

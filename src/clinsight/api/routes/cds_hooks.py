@@ -23,11 +23,9 @@ from clinsight.interop.cds_hooks import (
     build_cards,
     discovery,
     missing_prefetch,
-    record_from_prefetch,
 )
 from clinsight.registry.tabular import get_risk_model
-from clinsight.services.risk import assess_record
-from clinsight.store import audit
+from clinsight.services.cds import answer_patient_view, record_cds_feedback
 
 __all__ = ["router"]
 
@@ -88,16 +86,8 @@ def call_service(
             412, "Prefetch required",
             f"send the prefetch {', '.join(absent)} as declared by GET /cds-services",
         )  # fmt: skip
-    record = record_from_prefetch(cds, body)
-    result = assess_record(runtime.predictors.get(cds.model_name), record, cds.spec)
+    result = answer_patient_view(session, runtime.predictors, cds, caller, body)
     card_url = f"{_base_url(request)}/cds-services/{service}/model-card/{result.model.version}"
-    audit.append(
-        session, action="cds.patient_view", resource_type="cds_service", resource_id=service,
-        details={"issuer": caller.issuer, "jti": caller.jti, "model": result.model.name,
-                 "version": result.model.version, "level": result.level,
-                 "hook_instance": str(body.get("hookInstance", ""))[:64]},
-    )  # fmt: skip
-    session.commit()
     return {"cards": build_cards(cds, result, card_url)}
 
 
@@ -109,24 +99,7 @@ def feedback(
     body: Annotated[dict[str, Any], Body(description="CDS Hooks feedback on cards.")],
 ) -> Response:
     """Record what the clinician did with each card (accepted or overridden, with reason)."""
-    items = body.get("feedback")
-    if not isinstance(items, list) or not items:
-        raise DataError("feedback needs a non-empty 'feedback' list of {card, outcome}.")
-    for item in items:
-        outcome = item.get("outcome") if isinstance(item, dict) else None
-        if outcome not in ("accepted", "overridden") or not item.get("card"):
-            raise DataError("each feedback item needs 'card' and outcome accepted or overridden.")
-        override = item.get("overrideReason") or {}
-        reason = (override.get("reason") or {}) if isinstance(override, dict) else None
-        if not isinstance(reason, dict):
-            raise DataError("'overrideReason' must be an object whose 'reason' is a Coding.")
-        audit.append(
-            session, action="cds.feedback", resource_type="cds_card",
-            resource_id=str(item["card"])[:64],
-            details={"issuer": caller.issuer, "service": service, "outcome": outcome,
-                     "override_code": str(reason.get("code", ""))[:64]},
-        )  # fmt: skip
-    session.commit()
+    record_cds_feedback(session, service, caller, body)
     return Response(status_code=200)
 
 

@@ -7,7 +7,6 @@ routes and the web pages share.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
@@ -15,11 +14,9 @@ from pydantic import BaseModel, Field
 
 from clinsight.api.deps import AnyUser, Clinician, DbSession, State, StoreCtx
 from clinsight.api.risk_runtime import Runtime
-from clinsight.data.fhir import parse_bundle
 from clinsight.interop.fhir_out import risk_assessment, risk_assessment_json
 from clinsight.registry.tabular import list_risk_models
-from clinsight.services.risk import assess_record, assess_stored_patient
-from clinsight.store import audit
+from clinsight.services.risk import assess_fhir_bundle, assess_stored_patient
 
 __all__ = ["RiskAssessIn", "router"]
 
@@ -65,12 +62,7 @@ def assess_bundle(
 ) -> dict[str, Any]:
     """A FHIR Bundle in, its `RiskAssessment` out (nothing stored; the call is audited)."""
     service = runtime.service
-    record = parse_bundle(json.dumps(bundle), source="request body")
-    result = assess_record(runtime.predictors.get(service.model_name), record, service.spec)
-    audit.append(
-        session, action="risk.assess_fhir", resource_type="bundle", actor_id=user.user_id,
-        details={"model": result.model.name, "version": result.model.version,
-                 "input_sha256": record.source_sha256},
-    )  # fmt: skip
-    session.commit()
+    result, record = assess_fhir_bundle(
+        session, user, runtime.predictors, service.model_name, service.spec, bundle
+    )
     return risk_assessment_json(risk_assessment(result, record.reference))

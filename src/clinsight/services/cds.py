@@ -1,0 +1,74 @@
+"""Use cases of HL7 CDS Hooks: answer a ``patient-view`` call with the patient's risk, and
+record what the clinician did with the cards. EHRs, not users, are the callers: each call
+and each feedback item is audited with the caller's issuer and no PHI, and committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from clinsight.errors import DataError
+from clinsight.inference.risk import RiskResult
+from clinsight.interop.cds_hooks import CdsCaller, CdsService, record_from_prefetch
+from clinsight.services.risk import RiskPredictors, assess_record
+from clinsight.store import audit
+
+__all__ = ["answer_patient_view", "record_cds_feedback"]
+
+
+def answer_patient_view(
+    session: Session,
+    predictors: RiskPredictors,
+    cds: CdsService,
+    caller: CdsCaller,
+    request: Mapping[str, Any],
+) -> RiskResult:
+    """The risk of the patient in a ``patient-view`` request's prefetch, by the service's
+    production model. Audited (issuer, call id, model, version, level) and committed.
+
+    Raises:
+        DataError: the prefetch is malformed or supplies none of the model's inputs.
+        ModelNotFoundError: the service's model has no production version.
+    """
+    record = record_from_prefetch(cds, request)
+    result = assess_record(predictors.get(cds.model_name), record, cds.spec)
+    audit.append(
+        session, action="cds.patient_view", resource_type="cds_service", resource_id=cds.id,
+        details={"issuer": caller.issuer, "jti": caller.jti, "model": result.model.name,
+                 "version": result.model.version, "level": result.level,
+                 "hook_instance": str(request.get("hookInstance", ""))[:64]},
+    )  # fmt: skip
+    session.commit()
+    return result
+
+
+def record_cds_feedback(
+    session: Session, service: str, caller: CdsCaller, request: Mapping[str, Any]
+) -> None:
+    """Audit each feedback item (card, accepted or overridden, override code). Committed,
+    all or none.
+
+    Raises:
+        DataError: no feedback list, or an item without card, outcome or a valid reason.
+    """
+    items = request.get("feedback")
+    if not isinstance(items, list) or not items:
+        raise DataError("feedback needs a non-empty 'feedback' list of {card, outcome}.")
+    for item in items:
+        outcome = item.get("outcome") if isinstance(item, dict) else None
+        if outcome not in ("accepted", "overridden") or not item.get("card"):
+            raise DataError("each feedback item needs 'card' and outcome accepted or overridden.")
+        override = item.get("overrideReason") or {}
+        reason = (override.get("reason") or {}) if isinstance(override, dict) else None
+        if not isinstance(reason, dict):
+            raise DataError("'overrideReason' must be an object whose 'reason' is a Coding.")
+        audit.append(
+            session, action="cds.feedback", resource_type="cds_card",
+            resource_id=str(item["card"])[:64],
+            details={"issuer": caller.issuer, "service": service, "outcome": outcome,
+                     "override_code": str(reason.get("code", ""))[:64]},
+        )  # fmt: skip
+    session.commit()

@@ -1,0 +1,12 @@
+"""The services tests that need a store use its fixtures (a migrated database on both
+backends)."""
+
+from tests.support.store import (  # noqa: F401 (fixtures)
+    empty_engine,
+    engine,
+    keyring,
+    people,
+    postgres_url,
+    sessions,
+    settings,
+)

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from clinsight import cli_output
 from clinsight.cli import app
 from clinsight.config import get_settings
+from clinsight.registry.risk import get_risk_model
 from clinsight.registry.stages import Stage
-from clinsight.registry.tabular import get_risk_model
 from tests.registry.risk_factory import synthea_file
 
 runner = CliRunner()

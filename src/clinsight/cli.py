@@ -324,7 +324,7 @@ def models_list(
     name: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
 ) -> None:
     """List registered models with their stage and headline test metrics."""
-    from clinsight.registry.store import list_models
+    from clinsight.registry.image import list_models
 
     versions = list_models(get_settings().resolved_registry_dir, name)
     table = Table(title="Registered models")
@@ -347,7 +347,7 @@ def models_show(
     stage: StageOpt = None,
 ) -> None:
     """Show a model card (verifies the version's files first)."""
-    from clinsight.registry.store import get_model
+    from clinsight.registry.image import get_model
 
     try:
         record = get_model(get_settings().resolved_registry_dir, name, version, stage)
@@ -365,7 +365,7 @@ def models_promote(
     note: Annotated[str, typer.Option(help="Why (kept in the stage history).")] = "",
 ) -> None:
     """Move a version to a stage (production archives the previous production version)."""
-    from clinsight.registry.store import promote
+    from clinsight.registry.image import promote
 
     try:
         record = promote(get_settings().resolved_registry_dir, name, version, stage, note=note)
@@ -382,7 +382,7 @@ def models_rollback(
     ] = None,
 ) -> None:
     """Put the previous (or a given) version back into production."""
-    from clinsight.registry.store import rollback
+    from clinsight.registry.image import rollback
 
     try:
         record = rollback(get_settings().resolved_registry_dir, name, version)
@@ -397,7 +397,7 @@ def models_verify(
     version: Annotated[int, typer.Argument(help="Version to check.")],
 ) -> None:
     """Check every file of a version against the sha256 in its manifest."""
-    from clinsight.registry.store import verify
+    from clinsight.registry.image import verify
 
     try:
         record = verify(get_settings().resolved_registry_dir, name, version)
@@ -409,7 +409,7 @@ def models_verify(
 @models_app.command("history")
 def models_history(name: Annotated[str, typer.Argument(help="Registered model name.")]) -> None:
     """Stage changes of a model, oldest first."""
-    from clinsight.registry.store import history
+    from clinsight.registry.image import history
 
     table = Table(title=f"{name}: stage history")
     for column in ("time", "version", "from", "to", "note"):

@@ -47,7 +47,7 @@ def train(
 ) -> None:
     """Select, calibrate and evaluate a risk model by repeated CV, and register it with its card."""
     from clinsight.data.tabular import TaskSpec, load_csv, load_dataset
-    from clinsight.registry.tabular import promote_risk_model
+    from clinsight.registry.risk import promote_risk_model
     from clinsight.services.risk_training import subset_features, train_risk_model
 
     if (dataset is None) == (csv is None) or (csv is not None and spec is None):
@@ -95,7 +95,7 @@ def train(
 
 def list_models() -> None:
     """Registered risk model versions with their stage and cross-validated AUC."""
-    from clinsight.registry.tabular import list_risk_models
+    from clinsight.registry.risk import list_risk_models
 
     try:
         versions = list_risk_models(get_settings().resolved_registry_dir)
@@ -117,7 +117,7 @@ def promote(
     stage: Annotated[str, typer.Option(help="candidate, production or archived.")] = "production",
 ) -> None:
     """Move a risk model version to a stage (production archives the previous one)."""
-    from clinsight.registry.tabular import promote_risk_model
+    from clinsight.registry.risk import promote_risk_model
 
     try:
         moved = promote_risk_model(get_settings().resolved_registry_dir, name, version, stage)
@@ -159,15 +159,15 @@ def explain(
     """A patient's calibrated risk and the factors that pushed it up or down."""
     from clinsight.data.fhir import read_bundle
     from clinsight.data.fhir_features import BUILTIN_SPECS, FhirFeatureSpec
+    from clinsight.inference.cache import ModelCache
     from clinsight.interop.fhir_out import risk_assessment, risk_assessment_json
-    from clinsight.services.risk import RiskPredictors, assess_features, assess_record
+    from clinsight.services.risk import assess_features, assess_record
 
     if (fhir is None) == (not value):
         raise fail("Give the patient as --fhir BUNDLE or as --value FEATURE=VALUE pairs.")
     try:
         registry = get_settings().resolved_registry_dir
-        predictors = RiskPredictors(registry)
-        predictor = predictors.get(name, version, production_only=False)
+        predictor = ModelCache(registry).risk(name, version, newest=True)
         subject = "Patient/unknown"
         if fhir is not None:
             spec = (
@@ -216,13 +216,12 @@ def validate(
 ) -> None:
     """External validation on another site's labelled data, before and after recalibration."""
     from clinsight.data.tabular import load_csv, load_uci_heart
-    from clinsight.services.risk import RiskPredictors
+    from clinsight.inference.cache import ModelCache
     from clinsight.tabular.validation import external_validation
 
     settings = get_settings()
     try:
-        predictors = RiskPredictors(settings.resolved_registry_dir)
-        predictor = predictors.get(name, version, production_only=False)
+        predictor = ModelCache(settings.resolved_registry_dir).risk(name, version, newest=True)
         path = Path(site)
         data = (
             load_csv(path, predictor.version.task)

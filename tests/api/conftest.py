@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 
 from clinsight.api.app import create_app
 from clinsight.config import Settings, get_settings
+from clinsight.registry.image import promote
 from clinsight.registry.stages import Stage
-from clinsight.registry.store import promote
 from clinsight.services.bootstrap import bootstrap
 from clinsight.services.training import ImageTrainingOutcome
 from clinsight.store.db import session_factory

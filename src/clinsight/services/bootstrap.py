@@ -21,8 +21,8 @@ from sqlalchemy import Engine, func, select
 from clinsight.config import Settings
 from clinsight.errors import ConfigurationError, ModelNotFoundError
 from clinsight.imaging.training import ProgressCallback, TrainConfig
+from clinsight.registry.image import get_model, promote
 from clinsight.registry.stages import Stage
-from clinsight.registry.store import get_model, promote
 from clinsight.services.training import train_and_register
 from clinsight.store.crypto import load_or_create_keyring, write_private_file
 from clinsight.store.db import create_db_engine, migrate, session_factory

@@ -15,7 +15,7 @@ from clinsight.data.medmnist import dataset_info
 from clinsight.errors import DataError
 from clinsight.imaging.explain import grad_cam, save_overlay
 from clinsight.inference.predictors import ImagePredictor, Prediction, load_torch_model
-from clinsight.registry.store import ModelVersion
+from clinsight.registry.image import ModelVersion
 
 __all__ = [
     "Diagnosis",

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -23,18 +21,15 @@ from clinsight.data.fhir import PatientRecord
 from clinsight.data.fhir_features import ExtractedFeatures, FhirFeatureSpec, MissingFeature
 from clinsight.data.fhir_features import extract_features as extract_fhir_features
 from clinsight.data.tabular import coerce_features
-from clinsight.errors import DataError, ModelNotFoundError
-from clinsight.registry.stages import Stage
-from clinsight.registry.tabular import RiskModelVersion, get_risk_model, load_risk_model
+from clinsight.errors import DataError
+from clinsight.inference.cache import ModelCache, RiskPredictor
+from clinsight.registry.risk import RiskModelVersion
 from clinsight.security.access import PatientAccess, require_patient_access
 from clinsight.store.repositories import StoreContext
 from clinsight.tabular.explain import Explanation, explain_patient
-from clinsight.tabular.models import RiskModel
 
 __all__ = [
     "RiskLevel",
-    "RiskPredictor",
-    "RiskPredictors",
     "RiskResult",
     "assess_features",
     "assess_record",
@@ -43,14 +38,6 @@ __all__ = [
 ]
 
 RiskLevel = Literal["info", "warning", "critical"]
-
-
-@dataclass(frozen=True)
-class RiskPredictor:
-    """A registered risk model version, loaded and checked once."""
-
-    version: RiskModelVersion
-    model: RiskModel
 
 
 @dataclass(frozen=True)
@@ -77,40 +64,6 @@ class RiskResult:
             "basis": list(self.basis), "explanation": self.explanation.to_dict(),
             "input_sha256": self.input_sha256, "latency_ms": self.latency_ms,
         }  # fmt: skip
-
-
-@dataclass
-class RiskPredictors:
-    """Loaded risk models by (name, version), the production version when none is named."""
-
-    registry_dir: Path
-    _cache: dict[tuple[str, int], RiskPredictor] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def get(
-        self, name: str, version: int | None = None, *, production_only: bool = True
-    ) -> RiskPredictor:
-        """The predictor of `version` of `name`; by default its production version (or, with
-        ``production_only=False`` and none in production, the newest).
-
-        Raises:
-            ModelNotFoundError: no such model, version, or production version.
-            IntegrityError: the artifact changed since registration or holds untrusted types.
-        """
-        if version is None:
-            try:
-                stage = Stage.PRODUCTION
-                version = get_risk_model(self.registry_dir, name, stage=stage, verify=False).version
-            except ModelNotFoundError:
-                if production_only:
-                    raise
-                version = get_risk_model(self.registry_dir, name, verify=False).version
-        key = (name, version)
-        with self._lock:
-            if key not in self._cache:
-                entry = get_risk_model(self.registry_dir, name, version, verify=True)
-                self._cache[key] = RiskPredictor(entry, load_risk_model(entry))
-            return self._cache[key]
 
 
 def risk_level(probability: float, thresholds: Mapping[str, float]) -> RiskLevel:
@@ -183,7 +136,7 @@ def assess_record(
 
 def assess_stored_patient(
     ctx: StoreContext,
-    predictors: RiskPredictors,
+    predictors: ModelCache,
     patient_id: str,
     values: Mapping[str, Any],
     *,
@@ -200,7 +153,7 @@ def assess_stored_patient(
         DataError: see `assess_features`.
     """
     access = require_patient_access(ctx.session, ctx.actor, patient_id, "risk.assess")
-    result = assess_features(predictors.get(model, version), values)
+    result = assess_features(predictors.risk(model, version), values)
     ctx.audit(
         "risk.assess", "patient", resource_id=patient_id, patient_id=patient_id,
         details={"model": result.model.name, "version": result.model.version,

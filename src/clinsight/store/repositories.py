@@ -40,6 +40,7 @@ __all__ = [
     "create_patient",
     "create_user",
     "find_patient_id",
+    "find_user",
     "get_patient",
     "list_audit",
     "search_patients",
@@ -89,6 +90,16 @@ class PatientRecord:
     birth_date: date
     sex: str
     created_at: datetime
+
+
+def find_user(session: Session, username: str) -> UserRecord | None:
+    """The account named `username` (compared as at login), or None."""
+    row = session.execute(
+        select(User.id, User.username, User.role, User.active).where(
+            User.username == normalise_username(username)
+        )
+    ).first()
+    return None if row is None else UserRecord(row.id, row.username, Role(row.role), row.active)
 
 
 def create_user(

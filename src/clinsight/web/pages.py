@@ -23,8 +23,8 @@ from clinsight.api.problems import status_for
 from clinsight.api.routes.models import ner_test_f1
 from clinsight.api.routes.studies import read_upload
 from clinsight.errors import AuthenticationError, ClinsightError
+from clinsight.registry.image import list_models
 from clinsight.registry.ner import list_ner_models
-from clinsight.registry.store import list_models
 from clinsight.security.passwords import authenticate
 from clinsight.services.patients import patient_timeline
 from clinsight.services.predictions import explained_prediction, stage_diagnosis

@@ -67,7 +67,7 @@ def _form(request: Request, web: WebSession, ctx: StoreContext, patient_id: str,
     patient = get_patient(ctx, patient_id)
     ctx.session.commit()
     runtime = risk_runtime(request)
-    predictor = runtime.predictors.get(runtime.service.model_name)
+    predictor = runtime.predictors.risk(runtime.service.model_name)
     chart = contribution_chart(result.explanation) if result else None
     return render_page(request, "risk.html", web, patient=patient, model=predictor.version,
                  result=result, chart=chart)  # fmt: skip

@@ -25,7 +25,7 @@ from clinsight.interop.cds_hooks import (
     missing_prefetch,
     record_from_prefetch,
 )
-from clinsight.registry.tabular import get_risk_model
+from clinsight.registry.risk import get_risk_model
 from clinsight.services.risk import assess_record
 from clinsight.store import audit
 
@@ -89,7 +89,7 @@ def call_service(
             f"send the prefetch {', '.join(absent)} as declared by GET /cds-services",
         )  # fmt: skip
     record = record_from_prefetch(cds, body)
-    result = assess_record(runtime.predictors.get(cds.model_name), record, cds.spec)
+    result = assess_record(runtime.predictors.risk(cds.model_name), record, cds.spec)
     card_url = f"{_base_url(request)}/cds-services/{service}/model-card/{result.model.version}"
     audit.append(
         session, action="cds.patient_view", resource_type="cds_service", resource_id=service,

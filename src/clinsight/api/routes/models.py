@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from clinsight.api.deps import Admin, AnyUser, DbSession, State
 from clinsight.api.schemas import F1Out, ModelOut, NerModelOut, PromoteIn, RollbackIn
+from clinsight.registry.image import ModelVersion, get_model, list_models, promote, rollback
 from clinsight.registry.ner import (
     NerModelVersion,
     get_ner_model,
@@ -17,7 +18,6 @@ from clinsight.registry.ner import (
     promote_ner_model,
     rollback_ner_model,
 )
-from clinsight.registry.store import ModelVersion, get_model, list_models, promote, rollback
 from clinsight.registry.versions import RegisteredVersion
 from clinsight.security.access import Principal
 from clinsight.store import audit

@@ -20,10 +20,11 @@ from clinsight.api.deps import AnyUser, Clinician, DbSession, State, StoreCtx
 from clinsight.config import Settings
 from clinsight.data.fhir import parse_bundle
 from clinsight.data.fhir_features import BUILTIN_SPECS, FhirFeatureSpec
+from clinsight.inference.cache import ModelCache, model_cache
 from clinsight.interop.cds_hooks import CdsJwtVerifier, CdsService
 from clinsight.interop.fhir_out import risk_assessment, risk_assessment_json
-from clinsight.registry.tabular import list_risk_models
-from clinsight.services.risk import RiskPredictors, assess_record, assess_stored_patient
+from clinsight.registry.risk import list_risk_models
+from clinsight.services.risk import assess_record, assess_stored_patient
 from clinsight.store import audit
 
 __all__ = ["RiskAssessIn", "RiskRuntime", "Runtime", "risk_runtime", "router"]
@@ -36,7 +37,7 @@ _RUNTIME_LOCK = threading.Lock()
 class RiskRuntime:
     """Loaded risk models, the CDS service of the configured model, and the JWT verifier."""
 
-    predictors: RiskPredictors
+    predictors: ModelCache
     services: dict[str, CdsService]
     verifier: CdsJwtVerifier
 
@@ -67,7 +68,7 @@ class RiskRuntime:
             spec=spec,
         )
         return cls(
-            RiskPredictors(settings.resolved_registry_dir),
+            model_cache(settings.resolved_registry_dir),
             {service.id: service},
             CdsJwtVerifier(settings.cds_hooks_issuers),
         )
@@ -127,7 +128,7 @@ def assess_bundle(
     """A FHIR Bundle in, its `RiskAssessment` out (nothing stored; the call is audited)."""
     service = runtime.service
     record = parse_bundle(json.dumps(bundle), source="request body")
-    result = assess_record(runtime.predictors.get(service.model_name), record, service.spec)
+    result = assess_record(runtime.predictors.risk(service.model_name), record, service.spec)
     audit.append(
         session, action="risk.assess_fhir", resource_type="bundle", actor_id=user.user_id,
         details={"model": result.model.name, "version": result.model.version,

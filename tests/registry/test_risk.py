@@ -11,9 +11,8 @@ from sklearn.linear_model import LogisticRegression
 
 from clinsight.data.tabular import load_dataset
 from clinsight.errors import IntegrityError, ModelNotFoundError, RegistryError
-from clinsight.registry.stages import Stage
-from clinsight.registry.store import list_models
-from clinsight.registry.tabular import (
+from clinsight.registry.image import list_models
+from clinsight.registry.risk import (
     get_risk_model,
     list_risk_models,
     load_risk_model,
@@ -22,6 +21,7 @@ from clinsight.registry.tabular import (
     risk_history,
     rollback_risk_model,
 )
+from clinsight.registry.stages import Stage
 from clinsight.services.risk_training import reference_sample, subset_features
 from clinsight.tabular.models import RiskModel
 from tests.conftest import _shared_data

@@ -77,7 +77,7 @@ def test_a_clinician_assesses_a_patient_of_their_care_team(service: Service) -> 
     actions = [(e["action"], e["outcome"]) for e in entries.json()]
     assert ("risk.assess", "success") in actions
     assert ("risk.assess", "denied") in actions
-    assert len(client.get("/api/v1/risk/models", headers=auditor).json()) == 1
+    assert len(client.get("/api/v1/models/risk", headers=auditor).json()) == 1
 
 
 def test_a_fhir_bundle_in_gives_a_risk_assessment_out(service: Service) -> None:

@@ -115,7 +115,7 @@ def test_an_artifact_with_an_untrusted_type_is_not_loaded(tmp_path: Path) -> Non
     )  # fmt: skip
     with pytest.raises(
         IntegrityError,
-        match=r"outside the trusted list \(tests\.registry\.test_tabular\.HomeMadeClassifier\)",
+        match=r"outside the trusted list \(tests\.registry\.test_risk\.HomeMadeClassifier\)",
     ):
         load_risk_model(version)
 

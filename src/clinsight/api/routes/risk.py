@@ -16,14 +16,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, Field
 
-from clinsight.api.deps import AnyUser, Clinician, DbSession, State, StoreCtx
+from clinsight.api.deps import Clinician, DbSession, StoreCtx
 from clinsight.config import Settings
 from clinsight.data.fhir import parse_bundle
 from clinsight.data.fhir_features import BUILTIN_SPECS, FhirFeatureSpec
 from clinsight.inference.cache import ModelCache, model_cache
 from clinsight.interop.cds_hooks import CdsJwtVerifier, CdsService
 from clinsight.interop.fhir_out import risk_assessment, risk_assessment_json
-from clinsight.registry.risk import list_risk_models
 from clinsight.services.risk import assess_record, assess_stored_patient
 from clinsight.store import audit
 
@@ -93,13 +92,6 @@ class RiskAssessIn(BaseModel):
     inputs: dict[str, float | str | None] = Field(description="Model input → value.")
     model: str | None = Field(default=None, description="Risk model (default: configured).")
     version: int | None = Field(default=None, description="Version (default: production).")
-
-
-@router.get("/risk/models")
-def models(user: AnyUser, state: State) -> list[dict[str, Any]]:
-    """Every registered risk model version, with its task, thresholds and metrics."""
-    del user
-    return [m.to_dict() for m in list_risk_models(state.settings.resolved_registry_dir)]
 
 
 @router.post("/patients/{patient_id}/risk")

@@ -1,5 +1,5 @@
 """`python -m clinsight` runs the CLI."""
 
-from clinsight.cli import app
+from clinsight.cli import main
 
-app()
+main()

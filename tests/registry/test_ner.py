@@ -138,11 +138,11 @@ def test_train_and_register_scores_devel_and_test_and_promotes(
     splits = NerSplits("ncbi_disease", sentences, sentences[::3], sentences[1::3])
     epochs: list[int] = []
     version = train_and_register_ner(
-        tmp_path, splits, "spacy", name="tiny", epochs=3, n_bootstrap=20, promote=True,
+        tmp_path, splits, "spacy", name="tiny", epochs=3, n_bootstrap=20,
         progress=lambda epoch, loss, f1: epochs.append(epoch),
     )  # fmt: skip
     assert epochs == [0, 1, 2]
-    assert (version.source, version.stage, version.backend) == ("tiny v1", "production", "spacy")
+    assert (version.source, version.stage, version.backend) == ("tiny v1", "candidate", "spacy")
     training = version.training
     assert training["data_sha256"] == sentences_sha256(sentences)
     assert (training["train_sentences"], training["devel_sentences"]) == (24, 8)

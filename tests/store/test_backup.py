@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from clinsight import cli_output
 from clinsight.cli import app
+from clinsight.cli import output as cli_output
 from clinsight.config import Settings, get_settings
 from clinsight.errors import ConfigurationError, StoreError
 from clinsight.security.access import grant_break_glass

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from clinsight.config import Settings
 from clinsight.errors import PermissionDeniedError, RecordNotFoundError
 from clinsight.registry.kinds import StageAction, kind_registry, stage_target
 from clinsight.registry.kinds import change_stage as change_registry_stage
@@ -26,10 +27,11 @@ from clinsight.registry.versions import ModelKind, RegisteredVersion
 from clinsight.security.access import Principal, require_role
 from clinsight.store import audit
 from clinsight.store.audit import Scalar
+from clinsight.store.db import create_db_engine, migrate, session_factory
 from clinsight.store.repositories import find_user
 from clinsight.store.tables import Role
 
-__all__ = ["StageActor", "change_stage", "command_line_actor"]
+__all__ = ["StageActor", "change_stage", "change_stage_locally", "command_line_actor"]
 
 _STAGE = {StageAction.PROMOTE: Stage.PRODUCTION, StageAction.ARCHIVE: Stage.ARCHIVED}
 
@@ -116,3 +118,32 @@ def change_stage(
         raise
     session.commit()
     return changed
+
+
+def change_stage_locally(
+    settings: Settings,
+    kind: ModelKind,
+    name: str,
+    action: StageAction,
+    version: int | None = None,
+    *,
+    as_user: str | None = None,
+    note: str = "",
+) -> RegisteredVersion:
+    """`change_stage` from the server itself (`clinsight models ...`, training commands'
+    ``--promote``), attributed by `command_line_actor` (schema upgraded first).
+
+    Raises:
+        RecordNotFoundError, PermissionDeniedError: `as_user` is no active admin account.
+        RegistryError, ModelNotFoundError, IntegrityError: as `change_stage`.
+        StoreError: the database cannot be opened or migrated.
+    """
+    engine = create_db_engine(settings=settings)
+    try:
+        migrate(engine)
+        with session_factory(engine)() as session:
+            actor = command_line_actor(session, as_user, f"model.{action}")
+            registry = settings.resolved_registry_dir
+            return change_stage(session, registry, actor, kind, name, action, version, note=note)
+    finally:
+        engine.dispose()

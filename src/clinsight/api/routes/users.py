@@ -6,8 +6,7 @@ from fastapi import APIRouter
 
 from clinsight.api.deps import Admin, State, StoreCtx
 from clinsight.api.schemas import UserIn, UserOut
-from clinsight.services.patients import list_users
-from clinsight.store.repositories import create_user
+from clinsight.services.users import create_account, list_users
 
 __all__ = ["router"]
 
@@ -17,7 +16,7 @@ router = APIRouter(prefix="/users", tags=["users"])
 @router.post("", response_model=UserOut, status_code=201)
 def create(body: UserIn, user: Admin, ctx: StoreCtx, state: State) -> UserOut:
     """Create an account with a role."""
-    record = create_user(
+    record = create_account(
         ctx.session,
         state.settings,
         username=body.username,
@@ -25,7 +24,6 @@ def create(body: UserIn, user: Admin, ctx: StoreCtx, state: State) -> UserOut:
         role=body.role,
         actor=user,
     )
-    ctx.session.commit()
     return UserOut.model_validate(record)
 
 
@@ -33,6 +31,4 @@ def create(body: UserIn, user: Admin, ctx: StoreCtx, state: State) -> UserOut:
 def users(user: Admin, ctx: StoreCtx) -> list[UserOut]:
     """Accounts by username (at most 100)."""
     del user
-    found = list_users(ctx)
-    ctx.session.commit()
-    return [UserOut.model_validate(u) for u in found]
+    return [UserOut.model_validate(u) for u in list_users(ctx)]

@@ -1,36 +1,35 @@
-"""CLI commands for clinical notes: annotate (entities, assertion, problem list, de-identified
+"""`clinsight nlp`: clinical notes — annotate (entities, assertion, problem list, de-identified
 text), classify (medical specialty), and the trained NER models of the note pipeline
-(train-ner, list-ner, promote-ner, rollback-ner); wired into `cli.py` by
-`register_nlp_commands`."""
+(train-ner; listing and stage changes: `clinsight models ... ner`)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clinsight.cli_output import console, fail
+from clinsight.cli.options import AsUserOpt
+from clinsight.cli.output import console, fail
 from clinsight.config import get_settings
-from clinsight.errors import ClinsightError
-from clinsight.nlp.pipeline import NoteAnnotation
 from clinsight.nlp.trained_ner import NerBackend
 from clinsight.registry.stages import Stage
+from clinsight.registry.versions import ModelKind
+
+if TYPE_CHECKING:
+    from clinsight.nlp.pipeline import NoteAnnotation
 
 __all__ = [
     "annotate",
+    "app",
     "classify",
-    "list_ner",
-    "promote_ner",
-    "register_nlp_commands",
-    "rollback_ner",
     "train_ner",
 ]
 
-NameArg = Annotated[str, typer.Argument(help="Registered NER model name.")]
+app = typer.Typer(help="Clinical notes: entities, assertion, de-identification, NER models.")
 
 FilesArg = Annotated[list[Path], typer.Argument(help="Plain-text note files (UTF-8).")]
 
@@ -66,6 +65,7 @@ def _annotation_dict(note: NoteAnnotation, deid: str | None) -> dict[str, object
     }  # fmt: skip
 
 
+@app.command("annotate")
 def annotate(
     files: FilesArg,
     deid: Annotated[bool, typer.Option(help="Also print the de-identified text.")] = False,
@@ -88,10 +88,7 @@ def annotate(
     from clinsight.services.notes import note_pipeline
 
     texts = _read_notes(files)
-    try:
-        nlp = note_pipeline() if ner else default_pipeline()
-    except ClinsightError as exc:
-        raise fail(exc) from exc
+    nlp = note_pipeline() if ner else default_pipeline()
     columns = (TextColumn("Annotating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("notes", total=len(texts))
@@ -119,6 +116,7 @@ def annotate(
             console.print("[bold]De-identified:[/]", clean, highlight=False, markup=False)
 
 
+@app.command("classify")
 def classify(
     files: FilesArg,
     kind: Annotated[
@@ -133,15 +131,12 @@ def classify(
         raise fail(f"Unknown --kind {kind!r}; use tfidf or embedding.")
     model_kind: Literal["tfidf", "embedding"] = "tfidf" if kind == "tfidf" else "embedding"
     texts = _read_notes(files)
-    try:
-        with console.status("Loading the specialty model (trained once on first use)…"):
-            classifier = load_or_train_classifier(model_kind)
-        for path, text in zip(files, texts, strict=True):
-            ranked = classify_note(text, classifier, top=top)
-            listing = ", ".join(f"{p.specialty} ({p.probability:.0%})" for p in ranked)
-            console.print(f"{path.name}: {listing}")
-    except ClinsightError as exc:
-        raise fail(exc) from exc
+    with console.status("Loading the specialty model (trained once on first use)…"):
+        classifier = load_or_train_classifier(model_kind)
+    for path, text in zip(files, texts, strict=True):
+        ranked = classify_note(text, classifier, top=top)
+        listing = ", ".join(f"{p.specialty} ({p.probability:.0%})" for p in ranked)
+        console.print(f"{path.name}: {listing}")
 
 
 def _f1(scores: dict[str, Any]) -> str:
@@ -149,6 +144,7 @@ def _f1(scores: dict[str, Any]) -> str:
     return f"{f1['value']:.3f} ({f1['low']:.3f}–{f1['high']:.3f})"
 
 
+@app.command("train-ner")
 def train_ner(
     corpus: Annotated[
         str, typer.Option(help="ncbi_disease or bc5cdr (CoNLL files in DATA_DIR/nlp/CORPUS/conll).")
@@ -173,12 +169,16 @@ def train_ner(
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed (runs are reproducible).")] = 0,
     promote: Annotated[
-        bool, typer.Option("--promote", help="Put the new version into production.")
+        bool, typer.Option("--promote", help="Put the new version into production (audited).")
     ] = False,
+    as_user: AsUserOpt = None,
 ) -> None:
     """Train an NER model (best devel epoch kept), score its test split, register it with a card."""
     import torch
 
+    from clinsight.registry.kinds import StageAction
+    from clinsight.registry.ner import NerModelVersion
+    from clinsight.services.models import change_stage_locally
     from clinsight.services.ner_training import RECIPES, load_ner_splits, train_and_register_ner
 
     if backend not in tuple(NerBackend):
@@ -186,10 +186,7 @@ def train_ner(
     settings = get_settings()
     if threads or settings.threads:
         torch.set_num_threads(threads or settings.threads)
-    try:
-        splits = load_ner_splits(corpus, train_subset=train_subset)
-    except ClinsightError as exc:
-        raise fail(exc) from exc
+    splits = load_ner_splits(corpus, train_subset=train_subset)
     planned = epochs or RECIPES[NerBackend(backend)]["epochs"]
     label = f"{corpus} ({backend})"
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
@@ -203,14 +200,16 @@ def train_ner(
                 description=f"Training {label} · epoch {epoch + 1} · loss {loss:.4g}{scored}",
             )  # fmt: skip
 
-        try:
-            version = train_and_register_ner(
-                settings.resolved_registry_dir, splits, backend, name=name, epochs=epochs,
-                time_budget_s=None if time_budget is None else time_budget * 60, seed=seed,
-                promote=promote, progress=on_epoch,
-            )  # fmt: skip
-        except ClinsightError as exc:
-            raise fail(exc) from exc
+        version = train_and_register_ner(
+            settings.resolved_registry_dir, splits, backend, name=name, epochs=epochs,
+            time_budget_s=None if time_budget is None else time_budget * 60, seed=seed,
+            progress=on_epoch,
+        )  # fmt: skip
+    if promote:
+        version = cast(NerModelVersion, change_stage_locally(
+            settings, ModelKind.NER, version.name, StageAction.PROMOTE, version.version,
+            as_user=as_user, note="trained",
+        ))  # fmt: skip
     run = version.training
     console.print(
         f"Trained {run['epochs_run']} epochs on {run['train_sentences']} sentences in "
@@ -231,75 +230,5 @@ def train_ner(
         f"card: {version.card_path}"
     )
     if version.stage is not Stage.PRODUCTION:
-        console.print(f"Use it in the note pipeline: clinsight nlp promote-ner {version.name} "
+        console.print(f"Use it in the note pipeline: clinsight models promote ner {version.name} "
                       f"{version.version}")  # fmt: skip
-
-
-def list_ner() -> None:
-    """Registered NER model versions with their stage and test F1 (production ones read notes)."""
-    from clinsight.registry.ner import list_ner_models
-
-    try:
-        versions = list_ner_models(get_settings().resolved_registry_dir)
-    except ClinsightError as exc:
-        raise fail(exc) from exc
-    if not versions:
-        console.print("No NER models registered yet: run `clinsight nlp train-ner --corpus ...`.")
-        return
-    table = Table(title="NER models")
-    for column in (
-        "name",
-        "version",
-        "stage",
-        "backend",
-        "corpus",
-        "test F1 (all labels)",
-        "created",
-    ):
-        table.add_column(column)
-    for v in versions:
-        overall = v.metrics.get("test", {}).get("ALL")
-        table.add_row(v.name, str(v.version), str(v.stage), str(v.backend), v.corpus,
-                      _f1(overall) if overall else "n/a", v.created)  # fmt: skip
-    console.print(table)
-
-
-def promote_ner(
-    name: NameArg,
-    version: Annotated[int, typer.Argument(help="Version to move.")],
-    stage: Annotated[Stage, typer.Option(help="Target stage.")] = Stage.PRODUCTION,
-    note: Annotated[str, typer.Option(help="Why (kept in the stage history).")] = "",
-) -> None:
-    """Move an NER model version to a stage (production archives the previous one)."""
-    from clinsight.registry.ner import promote_ner_model
-
-    try:
-        moved = promote_ner_model(
-            get_settings().resolved_registry_dir, name, version, stage, note=note
-        )
-    except ClinsightError as exc:
-        raise fail(exc) from exc
-    console.print(f"[green]{moved.source} is now {moved.stage}.[/]")
-
-
-def rollback_ner(name: NameArg) -> None:
-    """Put the previous production version of an NER model back into production."""
-    from clinsight.registry.ner import rollback_ner_model
-
-    try:
-        restored = rollback_ner_model(get_settings().resolved_registry_dir, name)
-    except ClinsightError as exc:
-        raise fail(exc) from exc
-    console.print(f"[green]{restored.source} is back in production.[/]")
-
-
-def register_nlp_commands(app: typer.Typer) -> None:
-    """Add the `nlp` command group to the main CLI."""
-    group = typer.Typer(help="Clinical notes: entities, assertion, de-identification, NER models.")
-    group.command("annotate")(annotate)
-    group.command("classify")(classify)
-    group.command("train-ner")(train_ner)
-    group.command("list-ner")(list_ner)
-    group.command("promote-ner")(promote_ner)
-    group.command("rollback-ner")(rollback_ner)
-    app.add_typer(group, name="nlp")

@@ -1,22 +1,24 @@
-"""CLI commands for risk models: train (and register), list, promote, explain one patient
-(feature values or a FHIR Bundle), validate on another site; wired by `register_risk_commands`."""
+"""`clinsight risk`: risk models — train (and register), explain one patient (feature values
+or a FHIR Bundle), validate on another site. Listing and stage changes: `clinsight models`."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.table import Table
 
-from clinsight.cli_output import console, fail
+from clinsight.cli.options import AsUserOpt
+from clinsight.cli.output import console, fail
 from clinsight.config import get_settings
-from clinsight.errors import ClinsightError
-from clinsight.registry.stages import Stage
+from clinsight.registry.versions import ModelKind
 
-__all__ = ["explain", "list_models", "promote", "register_risk_commands", "train", "validate"]
+__all__ = ["app", "explain", "train", "validate"]
+
+app = typer.Typer(help="Risk models: train, explain, validate (the registry: `clinsight models`).")
 
 NameOpt = Annotated[str, typer.Option("--name", help="Registered risk model name.")]
 VersionOpt = Annotated[
@@ -24,6 +26,7 @@ VersionOpt = Annotated[
 ]
 
 
+@app.command("train")
 def train(
     dataset: Annotated[
         str | None, typer.Option(help="Built-in data set: wdbc, cleveland or pima.")
@@ -43,41 +46,44 @@ def train(
     repeats: Annotated[int, typer.Option(min=1, help="Cross-validation repeats.")] = 3,
     warning: Annotated[float, typer.Option(help="Risk at which cards warn.")] = 0.2,
     critical: Annotated[float, typer.Option(help="Risk at which cards are critical.")] = 0.5,
-    production: Annotated[bool, typer.Option(help="Promote the new version.")] = False,
+    production: Annotated[
+        bool, typer.Option(help="Put the new version into production (audited).")
+    ] = False,
+    as_user: AsUserOpt = None,
 ) -> None:
     """Select, calibrate and evaluate a risk model by repeated CV, and register it with its card."""
     from clinsight.data.tabular import TaskSpec, load_csv, load_dataset
-    from clinsight.registry.risk import promote_risk_model
+    from clinsight.registry.kinds import StageAction
+    from clinsight.registry.risk import RiskModelVersion
+    from clinsight.services.models import change_stage_locally
     from clinsight.services.risk_training import subset_features, train_risk_model
 
     if (dataset is None) == (csv is None) or (csv is not None and spec is None):
         raise fail("Give either --dataset NAME, or --csv FILE with --spec SPEC.")
     settings = get_settings()
-    try:
-        data = (
-            load_dataset(dataset, settings.resolved_data_dir)
-            if dataset is not None
-            else load_csv(Path(str(csv)), TaskSpec.from_file(Path(str(spec))))
-        )
-        if features:
-            data = subset_features(data, [f.strip() for f in features.split(",") if f.strip()])
-        chosen = {c.strip(): {"model": c.strip()} for c in candidates.split(",") if c.strip()}
-        with console.status(f"Selecting and evaluating on {data.spec.name} ({len(data.X)} rows)…"):
-            outcome = train_risk_model(
-                data, registry_dir=settings.resolved_registry_dir,
-                name=name or (dataset or data.spec.name).lower(), candidates=chosen,
-                n_splits=folds, n_repeats=repeats,
-                thresholds={"warning": warning, "critical": critical},
-            )  # fmt: skip
-        version = outcome.version
-        if version is None:
-            raise fail("The model was not registered.")
-        if production:
-            version = promote_risk_model(
-                settings.resolved_registry_dir, version.name, version.version, Stage.PRODUCTION
-            )
-    except ClinsightError as exc:
-        raise fail(exc) from exc
+    data = (
+        load_dataset(dataset, settings.resolved_data_dir)
+        if dataset is not None
+        else load_csv(Path(str(csv)), TaskSpec.from_file(Path(str(spec))))
+    )
+    if features:
+        data = subset_features(data, [f.strip() for f in features.split(",") if f.strip()])
+    chosen = {c.strip(): {"model": c.strip()} for c in candidates.split(",") if c.strip()}
+    with console.status(f"Selecting and evaluating on {data.spec.name} ({len(data.X)} rows)…"):
+        outcome = train_risk_model(
+            data, registry_dir=settings.resolved_registry_dir,
+            name=name or (dataset or data.spec.name).lower(), candidates=chosen,
+            n_splits=folds, n_repeats=repeats,
+            thresholds={"warning": warning, "critical": critical},
+        )  # fmt: skip
+    version = outcome.version
+    if version is None:
+        raise fail("The model was not registered.")
+    if production:
+        version = cast(RiskModelVersion, change_stage_locally(
+            settings, ModelKind.RISK, version.name, StageAction.PROMOTE, version.version,
+            as_user=as_user, note="trained",
+        ))  # fmt: skip
     table = Table(title=f"{version.name} v{version.version} ({version.stage})")
     for column in ("candidate", "AUC (CV mean ± sd)", "Brier"):
         table.add_column(column)
@@ -93,39 +99,6 @@ def train(
     console.print(f"Card: {version.card_path}")
 
 
-def list_models() -> None:
-    """Registered risk model versions with their stage and cross-validated AUC."""
-    from clinsight.registry.risk import list_risk_models
-
-    try:
-        versions = list_risk_models(get_settings().resolved_registry_dir)
-    except ClinsightError as exc:
-        raise fail(exc) from exc
-    table = Table(title="Risk models")
-    for column in ("name", "version", "stage", "features", "AUC (CV)", "created"):
-        table.add_column(column)
-    for v in versions:
-        auc = v.metrics.get("cross_validation", {}).get("auc", {}).get("mean")
-        table.add_row(v.name, str(v.version), str(v.stage), ", ".join(v.task.feature_names),
-                      "n/a" if auc is None else f"{auc:.3f}", v.created)  # fmt: skip
-    console.print(table)
-
-
-def promote(
-    name: Annotated[str, typer.Argument(help="Risk model name.")],
-    version: Annotated[int, typer.Argument(help="Version to move.")],
-    stage: Annotated[str, typer.Option(help="candidate, production or archived.")] = "production",
-) -> None:
-    """Move a risk model version to a stage (production archives the previous one)."""
-    from clinsight.registry.risk import promote_risk_model
-
-    try:
-        moved = promote_risk_model(get_settings().resolved_registry_dir, name, version, stage)
-    except (ClinsightError, ValueError) as exc:
-        raise fail(str(exc)) from exc
-    console.print(f"{moved.name} v{moved.version} is now {moved.stage}.")
-
-
 def _values(pairs: list[str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for pair in pairs:
@@ -139,6 +112,7 @@ def _values(pairs: list[str]) -> dict[str, Any]:
     return values
 
 
+@app.command("explain")
 def explain(
     name: NameOpt,
     version: VersionOpt = None,
@@ -165,25 +139,22 @@ def explain(
 
     if (fhir is None) == (not value):
         raise fail("Give the patient as --fhir BUNDLE or as --value FEATURE=VALUE pairs.")
-    try:
-        registry = get_settings().resolved_registry_dir
-        predictor = ModelCache(registry).risk(name, version, newest=True)
-        subject = "Patient/unknown"
-        if fhir is not None:
-            spec = (
-                FhirFeatureSpec.builtin(fhir_spec)
-                if fhir_spec in BUILTIN_SPECS
-                else FhirFeatureSpec.from_file(Path(fhir_spec))
-            )
-            when = datetime.fromisoformat(as_of).replace(tzinfo=UTC) if as_of else None
-            record = read_bundle(fhir)
-            result = assess_record(predictor, record, spec, as_of=when)
-            subject = record.reference
-        else:
-            result = assess_features(predictor, _values(value or []))
-        assessment = risk_assessment(result, subject)
-    except ClinsightError as exc:
-        raise fail(exc) from exc
+    registry = get_settings().resolved_registry_dir
+    predictor = ModelCache(registry).risk(name, version, newest=True)
+    subject = "Patient/unknown"
+    if fhir is not None:
+        spec = (
+            FhirFeatureSpec.builtin(fhir_spec)
+            if fhir_spec in BUILTIN_SPECS
+            else FhirFeatureSpec.from_file(Path(fhir_spec))
+        )
+        when = datetime.fromisoformat(as_of).replace(tzinfo=UTC) if as_of else None
+        record = read_bundle(fhir)
+        result = assess_record(predictor, record, spec, as_of=when)
+        subject = record.reference
+    else:
+        result = assess_features(predictor, _values(value or []))
+    assessment = risk_assessment(result, subject)
     if as_json:
         console.print_json(json.dumps(risk_assessment_json(assessment)))
         return
@@ -204,6 +175,7 @@ def explain(
         console.print(f"[yellow]Missing[/] {missing.feature}: {missing.reason}")
 
 
+@app.command("validate")
 def validate(
     name: NameOpt,
     site: Annotated[
@@ -220,20 +192,17 @@ def validate(
     from clinsight.tabular.validation import external_validation
 
     settings = get_settings()
-    try:
-        predictor = ModelCache(settings.resolved_registry_dir).risk(name, version, newest=True)
-        path = Path(site)
-        data = (
-            load_csv(path, predictor.version.task)
-            if path.suffix in (".csv", ".txt") or path.is_file()
-            else load_uci_heart(site, settings.resolved_data_dir)
-        )
-        report = external_validation(
-            predictor.model, data.X[predictor.version.task.feature_names], data.y.to_numpy(),
-            site=path.stem if path.is_file() else site, recalibration_fraction=fraction,
-        )  # fmt: skip
-    except ClinsightError as exc:
-        raise fail(exc) from exc
+    predictor = ModelCache(settings.resolved_registry_dir).risk(name, version, newest=True)
+    path = Path(site)
+    data = (
+        load_csv(path, predictor.version.task)
+        if path.suffix in (".csv", ".txt") or path.is_file()
+        else load_uci_heart(site, settings.resolved_data_dir)
+    )
+    report = external_validation(
+        predictor.model, data.X[predictor.version.task.feature_names], data.y.to_numpy(),
+        site=path.stem if path.is_file() else site, recalibration_fraction=fraction,
+    )  # fmt: skip
     table = Table(title=f"{name} on {report.site}")
     for column in ("rows", "AUC", "Brier", "ECE", "slope"):
         table.add_column(column)
@@ -245,14 +214,3 @@ def validate(
             table.add_row(f"{label} (n={item.n})", auc, f"{item.brier:.3f}", f"{item.ece:.3f}",
                           f"{item.calibration_slope:.2f}")  # fmt: skip
     console.print(table)
-
-
-def register_risk_commands(app: typer.Typer) -> None:
-    """Add the `risk` command group to the main CLI."""
-    group = typer.Typer(help="Risk models: train, list, promote, explain, validate.")
-    group.command("train")(train)
-    group.command("list")(list_models)
-    group.command("promote")(promote)
-    group.command("explain")(explain)
-    group.command("validate")(validate)
-    app.add_typer(group, name="risk")

@@ -1,0 +1,57 @@
+"""`clinsight predict`: use a registered model on new data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from clinsight.cli.options import StageOpt, VersionOpt
+from clinsight.cli.output import console
+from clinsight.config import get_settings
+
+__all__ = ["app", "predict_image"]
+
+app = typer.Typer(help="Use a registered model on new data.", no_args_is_help=True)
+
+
+@app.command("image")
+def predict_image(
+    path: Annotated[Path, typer.Argument(help="PNG, JPEG or DICOM file.")],
+    model: Annotated[str, typer.Option(help="Registered model name.")] = "pneumoniamnist",
+    version: VersionOpt = None,
+    stage: StageOpt = None,
+    frame: Annotated[int | None, typer.Option(help="Frame of a multi-frame DICOM.")] = None,
+    heatmap: Annotated[Path | None, typer.Option(help="Write a Grad-CAM overlay PNG here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Diagnose one image with a registered model (calibrated probability, optional heat map)."""
+    from clinsight.inference.predictors import ImagePredictor
+    from clinsight.services.diagnosis import diagnose_image
+
+    settings = get_settings()
+    predictor = ImagePredictor.from_registry(
+        settings.resolved_registry_dir, model, version, stage, threads=settings.threads
+    )
+    result = diagnose_image(predictor, path, frame=frame, heatmap_path=heatmap)
+    if as_json:
+        console.print_json(json.dumps(result.to_dict()))
+        return
+    prediction = result.prediction
+    table = Table(title=f"{path.name}: {prediction.label} ({prediction.probability:.1%})")
+    table.add_column("class")
+    table.add_column("calibrated probability")
+    for label, probability in prediction.probabilities.items():
+        table.add_row(label, f"{probability:.4f}")
+    console.print(table)
+    console.print(
+        f"Model {prediction.model_name} v{prediction.model_version} "
+        f"(sha256 {prediction.artifact_sha256[:12]}…), {prediction.latency_ms:.1f} ms"
+    )
+    if result.heatmap is not None:
+        console.print(f"Grad-CAM overlay: {result.heatmap}")
+    for warning in result.warnings:
+        console.print(f"[bold yellow]Warning:[/] {warning}")

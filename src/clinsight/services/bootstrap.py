@@ -156,9 +156,9 @@ def ensure_default_model(
     """The production version of the default model, trained and promoted if there is none
     (the promotion audited, by the actor ``system:bootstrap``).
 
-        Raises:
-            DataNotFoundError: the dataset is not in the data directory.
-            ModelError, RegistryError: training or registration failed.
+    Raises:
+        DataNotFoundError: the dataset is not in the data directory.
+        ModelError, RegistryError: training or registration failed.
     """
     registry, name = settings.resolved_registry_dir, settings.default_model
     try:
@@ -178,11 +178,11 @@ def ensure_default_model(
     assert outcome.model is not None
     actor = StageActor(BOOTSTRAP_ACTOR, BOOTSTRAP_ACTOR, {"via": "bootstrap"})
     with session_factory(engine)() as session:
-        model = change_stage(
+        promoted = change_stage(
             session, registry, actor, ModelKind.IMAGE, name, StageAction.PROMOTE,
             outcome.model.version, note="bootstrap",
         )  # fmt: skip
-    return f"{model.name}:{model.version}"
+    return f"{promoted.name}:{promoted.version}"
 
 
 def bootstrap(

@@ -15,6 +15,7 @@ from clinsight.interop.cds_client import SigningEhr, prefetch_for
 from clinsight.store.repositories import find_user
 from tests.api.conftest import PASSWORD, Service
 from tests.registry.risk_factory import copy_registry, synthea_file, train_pima_synthea
+from tests.web.test_pages import _login
 
 PUBLIC = "https://clinsight.example.org"
 SERVICE_URL = f"{PUBLIC}/cds-services/pima-synthea-risk"
@@ -226,3 +227,8 @@ def test_risk_models_over_the_models_api_with_audited_stage_changes(service: Ser
         ("archived", "admin", "recalibrating"),
         ("production", "admin", ""),
     ]
+    _login(service, "auditor")
+    page = client.get("/models")
+    assert page.status_code == 200
+    assert '<section class="card" id="risk-pima-synthea-1">' in page.text
+    assert "<td>pima-synthea</td><td>1</td>" in page.text

@@ -39,12 +39,13 @@ from clinsight.data.fhir import PatientRecord, read_bundle
 from clinsight.data.fhir_features import FhirFeatureSpec
 from clinsight.data.tabular import load_dataset
 from clinsight.errors import DataError
+from clinsight.inference.cache import ModelCache, RiskPredictor
 from clinsight.interop.cds_client import SigningEhr, prefetch_for
 from clinsight.interop.fhir_out import risk_assessment, risk_assessment_json
+from clinsight.registry.risk import promote_risk_model
 from clinsight.registry.stages import Stage
-from clinsight.registry.tabular import promote_risk_model
 from clinsight.services.bootstrap import bootstrap
-from clinsight.services.risk import RiskPredictor, RiskPredictors, assess_record
+from clinsight.services.risk import assess_record
 from clinsight.services.risk_training import subset_features, train_risk_model
 from common import machine, update_readme_section, write_results
 
@@ -180,7 +181,7 @@ def main() -> None:
         for name, logistic_only in runs.items():
             chosen[name] = _train(home / "registry", name, logistic_only, 1 if args.quick else 3)
         served = next(iter(runs))
-        predictor = RiskPredictors(home / "registry").get(served)
+        predictor = ModelCache(home / "registry").risk(served)
         round_trip = fhir_round_trip(predictor, SHARED / "fhir" / "synthea-r4")
         for name in runs:
             settings = Settings(

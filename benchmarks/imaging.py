@@ -38,7 +38,7 @@ from clinsight.imaging.networks import count_macs
 from clinsight.imaging.training import TrainConfig
 from clinsight.inference.predictors import load_torch_model
 from clinsight.inference.runtime import OnnxClassifier
-from clinsight.registry.store import ModelVersion, get_model
+from clinsight.registry.image import ModelVersion, get_model
 from clinsight.services.training import split_logits, train_and_register
 from common import RESULTS, machine, read_results, update_readme_section, write_results
 

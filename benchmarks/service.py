@@ -42,8 +42,8 @@ from PIL import Image
 from clinsight.config import Settings
 from clinsight.inference.predictors import ImagePredictor
 from clinsight.inference.runtime import OnnxClassifier
+from clinsight.registry.image import get_model
 from clinsight.registry.stages import Stage
-from clinsight.registry.store import get_model
 from clinsight.security.access import Principal
 from clinsight.security.records import create_patient, create_user
 from clinsight.services.bootstrap import bootstrap

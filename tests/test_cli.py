@@ -36,7 +36,7 @@ def test_an_ensemble_is_trained_registered_and_described(tmp_path: Path, data_di
     assert "Network 1/2 (seed 0): 1 epochs" in out
     assert "Network 2/2 (seed 10000): 1 epochs" in out
     assert "Ensemble of 2 networks: val AUC" in out
-    code, out = run_cli("models", "show", "breastmnist")
+    code, out = run_cli("models", "show", "image", "breastmnist")
     assert code == 0
     assert "2 independently trained networks" in out
 
@@ -62,7 +62,8 @@ def test_fetch_of_an_absent_dataset_says_where_to_put_it() -> None:
         (("train", "image", "--dataset", "breastmnist", "--architecture", "vgg"), "vgg"),
         (("train", "image", "--dataset", "breastmnist", "--bogus"), "No such option"),
         (("train", "image", "--dataset", "breastmnist", "--ensemble", "0"), "equal to 1"),
-        (("models", "show", "nothing"), "No model named 'nothing'"),
+        (("models", "show", "image", "nothing"), "No model named 'nothing'"),
+        (("models", "show", "genome", "x"), "'genome' is not one of"),
     ],
 )
 def test_bad_input_gets_an_actionable_error(args: tuple[str, ...], message: str) -> None:
@@ -85,16 +86,16 @@ def test_train_register_promote_predict_and_roll_back(tmp_path: Path, data_dir: 
     assert code == 0
     assert "breastmnist" in out
     assert "candidate" in out
-    assert run_cli("models", "promote", "breastmnist", "1")[0] == 0
-    assert run_cli("models", "promote", "breastmnist", "2")[0] == 0
-    code, out = run_cli("models", "rollback", "breastmnist")
+    assert run_cli("models", "promote", "image", "breastmnist", "1")[0] == 0
+    assert run_cli("models", "promote", "image", "breastmnist", "2")[0] == 0
+    code, out = run_cli("models", "rollback", "image", "breastmnist")
     assert code == 0
-    assert "v1 is back in production" in out
-    code, out = run_cli("models", "history", "breastmnist")
+    assert "image model breastmnist v1 is back in production" in out
+    code, out = run_cli("models", "history", "image", "breastmnist")
     assert code == 0
     assert "production" in out
-    assert run_cli("models", "verify", "breastmnist", "2")[0] == 0
-    code, out = run_cli("models", "show", "breastmnist", "--stage", "production")
+    assert run_cli("models", "verify", "image", "breastmnist", "2")[0] == 0
+    code, out = run_cli("models", "show", "image", "breastmnist", "--stage", "production")
     assert code == 0
     assert "malignant" in out
 

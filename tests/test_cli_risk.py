@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from clinsight.config import get_settings
+from clinsight.registry.risk import get_risk_model
 from clinsight.registry.stages import Stage
-from clinsight.registry.tabular import get_risk_model
 from tests.support.cli import run_cli, wide_console
 from tests.support.risk_models import synthea_file
 
@@ -24,11 +24,11 @@ def test_train_list_promote_explain_on_values_and_fhir() -> None:
     assert "Chosen: logistic, calibrated (sigmoid): AUC 0.8" in out
     registry = get_settings().resolved_registry_dir
     assert get_risk_model(registry, "pima-synthea", 1).stage is Stage.CANDIDATE
-    code, out = run_cli("risk", "list")
+    code, out = run_cli("models", "list", "--kind", "risk")
     assert code == 0
-    assert "Glucose, BloodPressure, BMI, Age" in out
-    code, out = run_cli("risk", "promote", "pima-synthea", "1")
-    assert (code, out.strip()) == (0, "pima-synthea v1 is now production.")
+    assert "│ risk │ pima-synthea │ 1       │ candidate │ CV AUC 0.8" in out
+    code, out = run_cli("models", "promote", "risk", "pima-synthea", "1")
+    assert (code, out.strip()) == (0, "risk model pima-synthea v1 is now production.")
     code, out = run_cli("risk", "explain", "--name", "pima-synthea", "--value", "Glucose=160",
                      "--value", "Age=50")  # fmt: skip
     assert code == 0, out

@@ -257,22 +257,23 @@ def test_admin_manages_users_care_team_and_models(service: Service) -> None:
                            json={"user_id": service.users["bob"]})  # fmt: skip
     assert assigned.status_code == 204
     assert client.get(f"/api/v1/patients/{patient_id}", headers=bob).status_code == 200
-    models = client.get("/api/v1/models", headers=alice).json()
-    assert [(m["name"], m["version"], m["stage"]) for m in models] == [
-        ("breastmnist", 1, "production")
+    models = client.get("/api/v1/models/image", headers=alice).json()
+    assert [(m["kind"], m["name"], m["version"], m["stage"]) for m in models] == [
+        ("image", "breastmnist", 1, "production")
     ]
-    card = client.get("/api/v1/models/breastmnist/1", headers=alice).json()
+    card = client.get("/api/v1/models/image/breastmnist/1", headers=alice).json()
     assert card["card_markdown"].startswith("#")
-    assert client.post("/api/v1/models/breastmnist/1/promote", headers=alice,
-                       json={"stage": "archived"}).status_code == 403  # fmt: skip
-    archived = client.post("/api/v1/models/breastmnist/1/promote", headers=admin,
-                           json={"stage": "archived"})  # fmt: skip
+    archive = "/api/v1/models/image/breastmnist/1/archive"
+    assert client.post(archive, headers=alice, json={}).status_code == 403
+    archived = client.post(archive, headers=admin, json={"note": "withdrawn"})
     assert archived.json()["stage"] == "archived"
-    rolled = client.post("/api/v1/models/breastmnist/rollback", headers=admin, json={})
+    rolled = client.post("/api/v1/models/image/breastmnist/rollback", headers=admin, json={})
     assert rolled.status_code == 200
     assert rolled.json()["stage"] == "production"
-    missing = client.get("/api/v1/models/nope/1", headers=alice)
+    missing = client.get("/api/v1/models/image/nope/1", headers=alice)
     assert missing.status_code == 404
+    unknown_kind = client.get("/api/v1/models/genome", headers=alice)
+    assert unknown_kind.status_code == 422
     assert _count(service, AuditRow) > 0
 
 

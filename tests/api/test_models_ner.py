@@ -32,8 +32,13 @@ def test_ner_models_are_listed_with_their_test_f1(service: Service, data_dir: Pa
     assert body[0]["corpus"] == "ncbi_disease"
     assert body[0]["artifact_sha256"] == first.artifact_sha256
     assert body[0]["card_markdown"] is None
-    models = client.get("/api/v1/models", headers=auditor).json()
+    assert {m["kind"] for m in body} == {"ner"}
+    models = client.get("/api/v1/models/image", headers=auditor).json()
     assert [m["name"] for m in models] == ["breastmnist"]  # the image list stays image models
+    every = client.get("/api/v1/models", headers=auditor).json()
+    assert [(m["kind"], m["name"], m["version"]) for m in every] == [
+        ("image", "breastmnist", 1), ("ner", "ncbi-tiny", 1), ("ner", "ncbi-tiny", 2),
+    ]  # fmt: skip
 
 
 def test_ner_card_and_unknown_versions(service: Service, data_dir: Path) -> None:
@@ -46,6 +51,7 @@ def test_ner_card_and_unknown_versions(service: Service, data_dir: Path) -> None
     assert "spaCy CNN NER" in card.json()["card_markdown"]
     assert client.get("/api/v1/models/ner/ncbi-tiny/9", headers=alice).status_code == 404
     assert client.get("/api/v1/models/ner/breastmnist/1", headers=alice).status_code == 404
+    assert client.get("/api/v1/models/image/breastmnist/1", headers=alice).status_code == 200
     assert client.get("/api/v1/models/ner/ncbi-tiny/1").status_code == 401
 
 
@@ -56,9 +62,9 @@ def test_admins_promote_and_roll_back_ner_models(service: Service, data_dir: Pat
     register_tiny(registry, model, data_dir, name="ncbi-tiny", promote=False)
     client, admin, alice = service.client, service.login("admin"), service.login("alice")
     promote = "/api/v1/models/ner/ncbi-tiny/2/promote"
-    refused = client.post(promote, headers=alice, json={"stage": "production"})
+    refused = client.post(promote, headers=alice, json={})
     assert refused.status_code == 403
-    promoted = client.post(promote, headers=admin, json={"stage": "production", "note": "better"})
+    promoted = client.post(promote, headers=admin, json={"note": "better"})
     assert promoted.status_code == 200, promoted.text
     assert promoted.json()["stage"] == "production"
     stages = [m["stage"] for m in client.get("/api/v1/models/ner", headers=alice).json()]

@@ -12,8 +12,10 @@ from fhir.resources.R4B.riskassessment import RiskAssessment
 
 from clinsight.config import Settings, get_settings
 from clinsight.interop.cds_client import SigningEhr, prefetch_for
+from clinsight.security.records import find_user
 from tests.support.risk_models import copy_registry, synthea_file, train_pima_synthea
 from tests.support.service import PASSWORD, Service
+from tests.support.web import web_login
 
 PUBLIC = "https://clinsight.example.org"
 SERVICE_URL = f"{PUBLIC}/cds-services/pima-synthea-risk"
@@ -77,7 +79,7 @@ def test_a_clinician_assesses_a_patient_of_their_care_team(service: Service) -> 
     actions = [(e["action"], e["outcome"]) for e in entries.json()]
     assert ("risk.assess", "success") in actions
     assert ("risk.assess", "denied") in actions
-    assert len(client.get("/api/v1/risk/models", headers=auditor).json()) == 1
+    assert len(client.get("/api/v1/models/risk", headers=auditor).json()) == 1
 
 
 def test_a_fhir_bundle_in_gives_a_risk_assessment_out(service: Service) -> None:
@@ -175,3 +177,58 @@ def test_cds_hooks_refuses_missing_prefetch_and_bad_tokens(
     for case, token in cases.items():
         response = _call(service, token, prefetch)
         assert response.status_code == 401, case  # type: ignore[attr-defined]
+
+
+def test_risk_models_over_the_models_api_with_audited_stage_changes(service: Service) -> None:
+    client, admin = service.client, service.login("admin")
+    auditor, alice = service.login("auditor"), service.login("alice")
+    listed = client.get("/api/v1/models/risk", headers=auditor).json()
+    assert [(m["kind"], m["name"], m["version"], m["stage"], m["task"]) for m in listed] == [
+        ("risk", "pima-synthea", 1, "production", "pima")
+    ]
+    assert listed[0]["labels"] == ["diabetes"]
+    assert listed[0]["thresholds"] == {"warning": 0.2, "critical": 0.5}
+    card = client.get("/api/v1/models/risk/pima-synthea/1", headers=alice).json()
+    assert card["card_markdown"].startswith("# Model card: pima-synthea v1\n")
+    bundle = json.loads(synthea_file(2).read_text())
+    assert client.post("/api/v1/risk/fhir", json=bundle, headers=alice).status_code == 200
+    archive = "/api/v1/models/risk/pima-synthea/1/archive"
+    assert client.post(archive, headers=alice, json={}).status_code == 403
+    archived = client.post(archive, headers=admin, json={"note": "recalibrating"})
+    assert (archived.status_code, archived.json()["stage"]) == (200, "archived")
+    refused = client.post("/api/v1/risk/fhir", json=bundle, headers=alice)  # the next request
+    assert refused.status_code == 404
+    assert "has no production version" in refused.json()["detail"]
+    promoted = client.post("/api/v1/models/risk/pima-synthea/1/promote", headers=admin, json={})
+    assert (promoted.status_code, promoted.json()["stage"]) == (200, "production")
+    assert client.post("/api/v1/risk/fhir", json=bundle, headers=alice).status_code == 200
+    entries = client.get("/api/v1/audit", params={"limit": 50}, headers=auditor).json()
+    changes = [
+        (e["action"], e["resource_type"], e["resource_id"], e["actor_id"], e["details"])
+        for e in reversed(entries)
+        if e["action"].startswith("model.")
+    ]
+    with client.app.state.clinsight.sessions() as session:  # type: ignore[attr-defined]
+        account = find_user(session, "admin")
+    assert account is not None
+    admin_id = account.id
+    assert changes == [
+        ("model.archive", "risk_model", "pima-synthea:1", admin_id, {"stage": "archived"}),
+        ("model.promote", "risk_model", "pima-synthea:1", admin_id, {"stage": "production"}),
+    ]
+    verified = client.get("/api/v1/audit/verify", headers=auditor).json()
+    assert verified["ok"] is True
+    stages = json.loads(
+        (
+            service.settings.resolved_registry_dir / "_risk" / "pima-synthea" / "stages.json"
+        ).read_text(encoding="utf-8")
+    )
+    assert [(h["to"], h["actor"], h["note"]) for h in stages["history"][-2:]] == [
+        ("archived", "admin", "recalibrating"),
+        ("production", "admin", ""),
+    ]
+    web_login(service, "auditor")
+    page = client.get("/models")
+    assert page.status_code == 200
+    assert '<section class="card" id="risk-pima-synthea-1">' in page.text
+    assert "<td>pima-synthea</td><td>1</td>" in page.text

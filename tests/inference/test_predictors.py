@@ -15,8 +15,8 @@ from clinsight.errors import IntegrityError, ModelError
 from clinsight.imaging.networks import NetworkConfig
 from clinsight.imaging.transforms import Preprocess
 from clinsight.inference.predictors import ImagePredictor, load_torch_model
+from clinsight.registry.image import get_model, promote
 from clinsight.registry.stages import Stage
-from clinsight.registry.store import get_model, promote
 from tests.support.image_models import register_tiny
 
 

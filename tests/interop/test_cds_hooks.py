@@ -9,6 +9,7 @@ import pytest
 
 from clinsight.data.fhir_features import FhirFeatureSpec
 from clinsight.errors import AuthenticationError, ConfigurationError, DataError
+from clinsight.inference.cache import ModelCache
 from clinsight.interop.cds_client import SigningEhr, prefetch_for
 from clinsight.interop.cds_hooks import (
     CdsJwtVerifier,
@@ -18,7 +19,7 @@ from clinsight.interop.cds_hooks import (
     missing_prefetch,
     record_from_prefetch,
 )
-from clinsight.services.risk import RiskPredictors, assess_features
+from clinsight.services.risk import assess_features
 from tests.support.risk_models import MODEL_NAME, synthea_file, train_pima_synthea
 
 AUD = "https://clinsight.example.org/cds-services/pima-synthea-risk"
@@ -116,7 +117,7 @@ def test_cards_carry_a_short_summary_indicator_factors_and_the_card_link(
     tmp_path: Path,
 ) -> None:
     train_pima_synthea(tmp_path)
-    predictor = RiskPredictors(tmp_path).get(MODEL_NAME)
+    predictor = ModelCache(tmp_path).risk(MODEL_NAME)
     result = assess_features(predictor, {"Glucose": 180.0, "BMI": 38.0, "Age": 55.0})
     (card,) = build_cards(SERVICE, result, "https://x/card")
     assert len(card["summary"]) < 140

@@ -10,13 +10,14 @@ from fhir.resources.R4B.riskassessment import RiskAssessment
 from clinsight.data.fhir import read_bundle
 from clinsight.data.fhir_features import FhirFeatureSpec
 from clinsight.errors import DataError
+from clinsight.inference.cache import ModelCache, RiskPredictor
 from clinsight.interop.fhir_out import (
     MODEL_SYSTEM,
     explanation_text,
     risk_assessment,
     risk_assessment_json,
 )
-from clinsight.services.risk import RiskPredictor, RiskPredictors, assess_features, assess_record
+from clinsight.services.risk import assess_features, assess_record
 from tests.support.risk_models import MODEL_NAME, synthea_file, train_pima_synthea
 
 WHEN = datetime(2019, 6, 1, tzinfo=UTC)
@@ -26,7 +27,7 @@ WHEN = datetime(2019, 6, 1, tzinfo=UTC)
 def predictor(tmp_path_factory: pytest.TempPathFactory) -> RiskPredictor:
     root = tmp_path_factory.mktemp("fhir-out")
     train_pima_synthea(root)
-    return RiskPredictors(root).get(MODEL_NAME)
+    return ModelCache(root).risk(MODEL_NAME)
 
 
 def test_a_synthea_patient_round_trips_to_a_valid_risk_assessment(

@@ -1,5 +1,5 @@
-"""`clinsight nlp train-ner | list-ner | promote-ner | rollback-ner` and `annotate` with the
-NER models in production (or `--no-ner`)."""
+"""`clinsight nlp train-ner`, `clinsight models list | promote | rollback` of NER models, and
+`annotate` with the NER models in production (or `--no-ner`)."""
 
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ def test_train_ner_registers_scores_and_promotes(data_dir: Path) -> None:
     assert version.stage is Stage.PRODUCTION
     assert (version.training["devel_sentences"], version.training["test_sentences"]) == (923, 940)
     assert len(version.training["data_files_sha256"]["test"]) == 64
-    code, out = run_cli("nlp", "list-ner")
+    code, out = run_cli("models", "list", "--kind", "ner")
     assert code == 0
-    assert "│ ncbi_disease-spacy │ 1       │ production │ spacy   │ ncbi_disease │" in out
+    assert "│ ner  │ ncbi_disease-spacy │ 1       │ production │ test F1 0." in out
 
 
 def test_train_ner_explains_wrong_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,7 +48,7 @@ def test_train_ner_explains_wrong_input(tmp_path: Path, monkeypatch: pytest.Monk
     assert code == 2
     assert "bc5cdr/conll/train.tsv does not exist; put the clinical-text data under" in out
     assert "or set CLINSIGHT_DATA_DIR" in out
-    code, out = run_cli("nlp", "promote-ner", "nope", "1")
+    code, out = run_cli("models", "promote", "ner", "nope", "1")
     assert code == 2
     assert "No NER model named 'nope'; registered: none." in out
 
@@ -63,8 +63,8 @@ def test_annotate_uses_the_production_ner_models_unless_told_not_to(
     assert "NER models: none (vocabulary rules only)" in out
     registry = get_settings().resolved_registry_dir
     register_tiny(registry, tiny_spacy(data_dir), data_dir, name="tiny", promote=False)
-    code, out = run_cli("nlp", "promote-ner", "tiny", "1")
-    assert (code, out.strip()) == (0, "tiny v1 is now production.")
+    code, out = run_cli("models", "promote", "ner", "tiny", "1")
+    assert (code, out.strip()) == (0, "ner model tiny v1 is now production.")
     code, out = run_cli("nlp", "annotate", str(note), "--json")
     assert code == 0, out
     result = json.loads(out)
@@ -82,8 +82,8 @@ def test_annotate_uses_the_production_ner_models_unless_told_not_to(
     assert json.loads(run_cli("nlp", "annotate", str(note), "--json")[1])["ner_models"] == [
         "tiny v2"
     ]
-    code, out = run_cli("nlp", "rollback-ner", "tiny")
-    assert (code, out.strip()) == (0, "tiny v1 is back in production.")
+    code, out = run_cli("models", "rollback", "ner", "tiny")
+    assert (code, out.strip()) == (0, "ner model tiny v1 is back in production.")
     assert json.loads(run_cli("nlp", "annotate", str(note), "--json")[1])["ner_models"] == [
         "tiny v1"
     ]

@@ -11,19 +11,19 @@ import pytest
 from clinsight.data.notes import TaggedSentence
 from clinsight.errors import IntegrityError, ModelError, ModelNotFoundError, RegistryError
 from clinsight.nlp.trained_ner import NerModel, tag_words
+from clinsight.registry.image import list_models
 from clinsight.registry.ner import (
+    REGISTRY,
     get_ner_model,
     list_ner_models,
     load_ner_model,
     ner_history,
     production_ner_models,
-    production_stamp,
     promote_ner_model,
     register_ner_model,
     rollback_ner_model,
 )
 from clinsight.registry.stages import Stage
-from clinsight.registry.store import list_models
 from clinsight.services.ner_training import NerSplits, sentences_sha256, train_and_register_ner
 from tests.support.ner_models import register_tiny, tiny_minilm, tiny_sentences, tiny_spacy
 
@@ -91,10 +91,10 @@ def test_loading_checks_the_manifest_and_gives_the_same_tags(
 
 def test_stages_promotion_rollback_and_production_models(registry: Path, data_dir: Path) -> None:
     assert production_ner_models(registry) == []
-    before = production_stamp(registry)
-    assert [name for name, _, _ in before] == ["tiny-minilm", "tiny-spacy"]
+    before = REGISTRY.stamps(registry)
+    assert [name for name, _ in before] == ["tiny-minilm", "tiny-spacy"]
     promote_ner_model(registry, "tiny-spacy", 1, Stage.PRODUCTION, note="first")
-    assert production_stamp(registry) != before
+    assert REGISTRY.stamps(registry) != before
     register_tiny(registry, tiny_spacy(data_dir), data_dir, name="tiny-spacy")  # v2 promoted
     assert [(v.source, v.stage) for v in list_ner_models(registry, "tiny-spacy")] == [
         ("tiny-spacy v1", Stage.ARCHIVED), ("tiny-spacy v2", Stage.PRODUCTION),
@@ -138,11 +138,11 @@ def test_train_and_register_scores_devel_and_test_and_promotes(
     splits = NerSplits("ncbi_disease", sentences, sentences[::3], sentences[1::3])
     epochs: list[int] = []
     version = train_and_register_ner(
-        tmp_path, splits, "spacy", name="tiny", epochs=3, n_bootstrap=20, promote=True,
+        tmp_path, splits, "spacy", name="tiny", epochs=3, n_bootstrap=20,
         progress=lambda epoch, loss, f1: epochs.append(epoch),
     )  # fmt: skip
     assert epochs == [0, 1, 2]
-    assert (version.source, version.stage, version.backend) == ("tiny v1", "production", "spacy")
+    assert (version.source, version.stage, version.backend) == ("tiny v1", "candidate", "spacy")
     training = version.training
     assert training["data_sha256"] == sentences_sha256(sentences)
     assert (training["train_sentences"], training["devel_sentences"]) == (24, 8)

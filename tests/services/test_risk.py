@@ -11,13 +11,9 @@ import pytest
 from clinsight.data.fhir import read_bundle
 from clinsight.data.fhir_features import FhirFeatureSpec, MissingFeature
 from clinsight.errors import DataError, ModelNotFoundError
+from clinsight.inference.cache import ModelCache, RiskPredictor
 from clinsight.inference.risk import risk_level
-from clinsight.services.risk import (
-    RiskPredictor,
-    RiskPredictors,
-    assess_features,
-    assess_record,
-)
+from clinsight.services.risk import assess_features, assess_record
 from tests.support.risk_models import MODEL_NAME, synthea_file, train_pima_synthea
 
 
@@ -25,7 +21,7 @@ from tests.support.risk_models import MODEL_NAME, synthea_file, train_pima_synth
 def predictor(tmp_path_factory: pytest.TempPathFactory) -> RiskPredictor:
     root = tmp_path_factory.mktemp("risk-service")
     train_pima_synthea(root)
-    return RiskPredictors(root).get(MODEL_NAME)
+    return ModelCache(root).risk(MODEL_NAME)
 
 
 def test_assessment_matches_the_model_and_adds_up(predictor: RiskPredictor) -> None:
@@ -82,7 +78,7 @@ def test_a_fhir_record_is_assessed_with_its_evidence(predictor: RiskPredictor) -
 
 def test_predictors_want_a_production_version_unless_told(tmp_path: Path) -> None:
     train_pima_synthea(tmp_path, production=False)
-    predictors = RiskPredictors(tmp_path)
+    predictors = ModelCache(tmp_path)
     with pytest.raises(ModelNotFoundError, match="has no production version"):
-        predictors.get(MODEL_NAME)
-    assert predictors.get(MODEL_NAME, production_only=False).version.version == 1
+        predictors.risk(MODEL_NAME)
+    assert predictors.risk(MODEL_NAME, newest=True).version.version == 1

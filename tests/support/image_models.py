@@ -13,7 +13,7 @@ from torch import nn
 from clinsight.data.medmnist import TaskType
 from clinsight.imaging.networks import NetworkConfig, build_network
 from clinsight.imaging.transforms import PreprocessSpec
-from clinsight.registry.store import ModelVersion, register_model
+from clinsight.registry.image import ModelVersion, register_model
 
 torch.set_num_threads(1)  # the test machine's cores are shared
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from clinsight.data.tabular import load_dataset
+from clinsight.registry.risk import RiskModelVersion, promote_risk_model
 from clinsight.registry.stages import Stage
-from clinsight.registry.tabular import RiskModelVersion, promote_risk_model
 from clinsight.services.risk_training import subset_features, train_risk_model
 from tests.support.data import shared_data
 

@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 
 from clinsight.app import create_app
 from clinsight.config import Settings, get_settings
+from clinsight.registry.image import promote
 from clinsight.registry.stages import Stage
-from clinsight.registry.store import promote
 from clinsight.security.records import create_user
 from clinsight.services.bootstrap import bootstrap
 from clinsight.services.training import ImageTrainingOutcome

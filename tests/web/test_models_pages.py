@@ -1,4 +1,5 @@
-"""The models page: image model cards, then the NER models with their test F1 and cards."""
+"""The models page: image model cards, the risk models, then the NER models with their test
+F1 and cards."""
 
 from __future__ import annotations
 
@@ -40,5 +41,8 @@ def test_models_page_says_when_no_ner_model_is_registered(service: Service) -> N
     page = service.client.get("/models")
     assert page.status_code == 200
     assert '<h2 id="ner-models">NER models</h2>\n\n<p>No NER model is registered yet.</p>' in (
+        page.text
+    )
+    assert '<h2 id="risk-models">Risk models</h2>\n\n<p>No risk model is registered yet.</p>' in (
         page.text
     )

@@ -7,10 +7,8 @@ checks the role with `security.access.require_role` (denials are audited), and
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -22,9 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from clinsight.config import Settings
 from clinsight.errors import AuthenticationError
+from clinsight.inference.cache import ModelCache, model_cache
 from clinsight.inference.predictors import ImagePredictor
-from clinsight.registry.stages import STAGES_FILE, Stage
-from clinsight.registry.store import NAME_PATTERN, get_model
 from clinsight.security.access import Principal, require_role
 from clinsight.security.tokens import TokenIssuer
 from clinsight.store.crypto import KeyRing
@@ -88,46 +85,22 @@ class AppState:
     issuer: TokenIssuer
     metrics: ServiceMetrics
     uploads: UploadRecorder
-    _predictors: dict[tuple[str, int], ImagePredictor] = field(default_factory=dict)
-    _production: dict[str, tuple[tuple[int, int] | None, int]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def models(self) -> ModelCache:
+        """The process's model cache of the configured registry (every kind)."""
+        return model_cache(self.settings.resolved_registry_dir, threads=self.settings.threads or 1)
 
     def predictor(self, name: str | None = None, version: int | None = None) -> ImagePredictor:
-        """A cached predictor: `version` of `name`, else its production version.
-
-        The files are verified against the manifest when a version is first loaded.
+        """The predictor of image model `name` (default: the configured one): `version`,
+        else its production version, from the model cache (`inference.cache`).
 
         Raises:
             ModelNotFoundError: no such model, version or production version.
             IntegrityError: the version's files were altered.
             ModelError: the ONNX graph cannot be loaded.
         """
-        name = name or self.settings.default_model
-        registry = self.settings.resolved_registry_dir
-        if version is None:
-            version = self._production_version(registry, name)
-        key = (name, version)
-        with self._lock:
-            if key not in self._predictors:
-                model = get_model(registry, name, version, verify=True)
-                self._predictors[key] = ImagePredictor(model, threads=self.settings.threads or 1)
-            return self._predictors[key]
-
-    def _production_version(self, registry: Path, name: str) -> int:
-        """The production version of `name`, re-read only when its stages file changes."""
-        stamp: tuple[int, int] | None = None
-        if NAME_PATTERN.match(name):  # anything else is refused by get_model below
-            try:  # stages.json is replaced atomically: a new inode and mtime on every change
-                info = (registry / name / STAGES_FILE).stat()
-                stamp = (info.st_ino, info.st_mtime_ns)
-            except OSError:
-                stamp = None
-        cached = self._production.get(name)
-        if stamp is not None and cached is not None and cached[0] == stamp:
-            return cached[1]
-        version = get_model(registry, name, stage=Stage.PRODUCTION, verify=False).version
-        self._production[name] = (stamp, version)
-        return version
+        return self.models.image(name or self.settings.default_model, version)
 
 
 async def get_state(request: Request) -> AppState:

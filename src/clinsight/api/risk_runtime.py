@@ -12,8 +12,8 @@ from fastapi import Depends, Request
 
 from clinsight.config import Settings
 from clinsight.data.fhir_features import BUILTIN_SPECS, FhirFeatureSpec
+from clinsight.inference.cache import ModelCache, model_cache
 from clinsight.interop.cds_hooks import CdsJwtVerifier, CdsService
-from clinsight.services.risk import RiskPredictors
 
 __all__ = ["RiskRuntime", "Runtime", "risk_runtime"]
 
@@ -24,7 +24,7 @@ _RUNTIME_LOCK = threading.Lock()
 class RiskRuntime:
     """Loaded risk models, the CDS service of the configured model, and the JWT verifier."""
 
-    predictors: RiskPredictors
+    predictors: ModelCache
     services: dict[str, CdsService]
     verifier: CdsJwtVerifier
 
@@ -55,7 +55,7 @@ class RiskRuntime:
             spec=spec,
         )
         return cls(
-            RiskPredictors(settings.resolved_registry_dir),
+            model_cache(settings.resolved_registry_dir),
             {service.id: service},
             CdsJwtVerifier(settings.cds_hooks_issuers),
         )

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from clinsight.registry.ner import NerModelVersion
-from clinsight.registry.stages import Stage
+from clinsight.registry.versions import ModelKind
 from clinsight.store.tables import Role, Verdict
 
 __all__ = [
@@ -22,14 +22,13 @@ __all__ = [
     "FeedbackOut",
     "LoginIn",
     "ModelOut",
-    "NerModelOut",
     "PatientIn",
     "PatientLookupOut",
     "PatientOut",
     "PredictionOut",
-    "PromoteIn",
     "RefreshIn",
     "RollbackIn",
+    "StageChangeIn",
     "StudyOut",
     "TimelineOut",
     "TimelineStudyOut",
@@ -196,20 +195,6 @@ class FeedbackOut(_Out):
     created_at: datetime
 
 
-class ModelOut(BaseModel):
-    """A registered model version."""
-
-    name: str
-    version: int
-    stage: str
-    created: str
-    task: str
-    labels: list[str]
-    artifact_sha256: str
-    metrics: dict[str, Any]
-    card_markdown: str | None = None
-
-
 class F1Out(BaseModel):
     """A strict entity-level F1 with its 95 % bootstrap interval over sentences."""
 
@@ -225,26 +210,29 @@ def ner_test_f1(model: NerModelVersion) -> dict[str, F1Out]:
     return {label: F1Out(**scores["f1"]) for label, scores in ordered if "f1" in scores}
 
 
-class NerModelOut(BaseModel):
-    """A registered NER model version, with its test F1 per label (``ALL``: overall)."""
+class ModelOut(BaseModel):
+    """A registered model version of any kind, with the fields of its kind: `task` (image
+    and risk), `thresholds` (risk), `backend`, `corpus` and `test_f1` per label (NER)."""
 
+    kind: ModelKind
     name: str
     version: int
     stage: str
     created: str
-    backend: str
-    corpus: str
     labels: list[str]
     artifact_sha256: str
-    test_f1: dict[str, F1Out]
     metrics: dict[str, Any]
+    task: str | None = None
+    thresholds: dict[str, float] | None = None
+    backend: str | None = None
+    corpus: str | None = None
+    test_f1: dict[str, F1Out] | None = None
     card_markdown: str | None = None
 
 
-class PromoteIn(BaseModel):
-    """The stage to move a version to."""
+class StageChangeIn(BaseModel):
+    """Why a version is promoted or archived (kept in the model's stage history)."""
 
-    stage: Stage
     note: str = Field(default="", max_length=500)
 
 

@@ -1,21 +1,23 @@
 """`clinsight nlp`: clinical notes — annotate (entities, assertion, problem list, de-identified
 text), classify (medical specialty), and the trained NER models of the note pipeline
-(train-ner, list-ner, promote-ner, rollback-ner)."""
+(train-ner; listing and stage changes: `clinsight models ... ner`)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from clinsight.cli.options import AsUserOpt
 from clinsight.cli.output import console, fail
 from clinsight.config import get_settings
 from clinsight.nlp import NerBackend
 from clinsight.registry.stages import Stage
+from clinsight.registry.versions import ModelKind
 
 if TYPE_CHECKING:
     from clinsight.nlp.pipeline import NoteAnnotation
@@ -24,15 +26,10 @@ __all__ = [
     "annotate",
     "app",
     "classify",
-    "list_ner",
-    "promote_ner",
-    "rollback_ner",
     "train_ner",
 ]
 
 app = typer.Typer(help="Clinical notes: entities, assertion, de-identification, NER models.")
-
-NameArg = Annotated[str, typer.Argument(help="Registered NER model name.")]
 
 FilesArg = Annotated[list[Path], typer.Argument(help="Plain-text note files (UTF-8).")]
 
@@ -172,12 +169,16 @@ def train_ner(
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed (runs are reproducible).")] = 0,
     promote: Annotated[
-        bool, typer.Option("--promote", help="Put the new version into production.")
+        bool, typer.Option("--promote", help="Put the new version into production (audited).")
     ] = False,
+    as_user: AsUserOpt = None,
 ) -> None:
     """Train an NER model (best devel epoch kept), score its test split, register it with a card."""
     import torch
 
+    from clinsight.registry.kinds import StageAction
+    from clinsight.registry.ner import NerModelVersion
+    from clinsight.services.models import change_stage_locally
     from clinsight.services.ner_training import RECIPES, load_ner_splits, train_and_register_ner
 
     if backend not in tuple(NerBackend):
@@ -202,8 +203,13 @@ def train_ner(
         version = train_and_register_ner(
             settings.resolved_registry_dir, splits, backend, name=name, epochs=epochs,
             time_budget_s=None if time_budget is None else time_budget * 60, seed=seed,
-            promote=promote, progress=on_epoch,
+            progress=on_epoch,
         )  # fmt: skip
+    if promote:
+        version = cast(NerModelVersion, change_stage_locally(
+            settings, ModelKind.NER, version.name, StageAction.PROMOTE, version.version,
+            as_user=as_user, note="trained",
+        ))  # fmt: skip
     run = version.training
     console.print(
         f"Trained {run['epochs_run']} epochs on {run['train_sentences']} sentences in "
@@ -224,55 +230,5 @@ def train_ner(
         f"card: {version.card_path}"
     )
     if version.stage is not Stage.PRODUCTION:
-        console.print(f"Use it in the note pipeline: clinsight nlp promote-ner {version.name} "
+        console.print(f"Use it in the note pipeline: clinsight models promote ner {version.name} "
                       f"{version.version}")  # fmt: skip
-
-
-@app.command("list-ner")
-def list_ner() -> None:
-    """Registered NER model versions with their stage and test F1 (production ones read notes)."""
-    from clinsight.registry.ner import list_ner_models
-
-    versions = list_ner_models(get_settings().resolved_registry_dir)
-    if not versions:
-        console.print("No NER models registered yet: run `clinsight nlp train-ner --corpus ...`.")
-        return
-    table = Table(title="NER models")
-    for column in (
-        "name",
-        "version",
-        "stage",
-        "backend",
-        "corpus",
-        "test F1 (all labels)",
-        "created",
-    ):
-        table.add_column(column)
-    for v in versions:
-        overall = v.metrics.get("test", {}).get("ALL")
-        table.add_row(v.name, str(v.version), str(v.stage), str(v.backend), v.corpus,
-                      _f1(overall) if overall else "n/a", v.created)  # fmt: skip
-    console.print(table)
-
-
-@app.command("promote-ner")
-def promote_ner(
-    name: NameArg,
-    version: Annotated[int, typer.Argument(help="Version to move.")],
-    stage: Annotated[Stage, typer.Option(help="Target stage.")] = Stage.PRODUCTION,
-    note: Annotated[str, typer.Option(help="Why (kept in the stage history).")] = "",
-) -> None:
-    """Move an NER model version to a stage (production archives the previous one)."""
-    from clinsight.registry.ner import promote_ner_model
-
-    moved = promote_ner_model(get_settings().resolved_registry_dir, name, version, stage, note=note)
-    console.print(f"[green]{moved.source} is now {moved.stage}.[/]")
-
-
-@app.command("rollback-ner")
-def rollback_ner(name: NameArg) -> None:
-    """Put the previous production version of an NER model back into production."""
-    from clinsight.registry.ner import rollback_ner_model
-
-    restored = rollback_ner_model(get_settings().resolved_registry_dir, name)
-    console.print(f"[green]{restored.source} is back in production.[/]")

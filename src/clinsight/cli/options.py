@@ -8,8 +8,16 @@ import typer
 
 from clinsight.registry.stages import Stage
 
-__all__ = ["StageOpt", "VersionOpt"]
+__all__ = ["AsUserOpt", "StageOpt", "VersionOpt"]
 
+AsUserOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        help="The admin account the stage change is made for (default: your operating-system "
+        "account, recorded as unauthenticated).",
+    ),
+]
 VersionOpt = Annotated[int | None, typer.Option("--version", "-v", help="Version number.")]
 StageOpt = Annotated[
     Stage | None, typer.Option(help="Pick the newest version at this stage instead.")

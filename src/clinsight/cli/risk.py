@@ -1,23 +1,24 @@
-"""`clinsight risk`: risk models — train (and register), list, promote, explain one patient
-(feature values or a FHIR Bundle), validate on another site."""
+"""`clinsight risk`: risk models — train (and register), explain one patient (feature values
+or a FHIR Bundle), validate on another site. Listing and stage changes: `clinsight models`."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.table import Table
 
+from clinsight.cli.options import AsUserOpt
 from clinsight.cli.output import console, fail
 from clinsight.config import get_settings
-from clinsight.registry.stages import Stage
+from clinsight.registry.versions import ModelKind
 
-__all__ = ["app", "explain", "list_models", "promote", "train", "validate"]
+__all__ = ["app", "explain", "train", "validate"]
 
-app = typer.Typer(help="Risk models: train, list, promote, explain, validate.")
+app = typer.Typer(help="Risk models: train, explain, validate (the registry: `clinsight models`).")
 
 NameOpt = Annotated[str, typer.Option("--name", help="Registered risk model name.")]
 VersionOpt = Annotated[
@@ -45,11 +46,16 @@ def train(
     repeats: Annotated[int, typer.Option(min=1, help="Cross-validation repeats.")] = 3,
     warning: Annotated[float, typer.Option(help="Risk at which cards warn.")] = 0.2,
     critical: Annotated[float, typer.Option(help="Risk at which cards are critical.")] = 0.5,
-    production: Annotated[bool, typer.Option(help="Promote the new version.")] = False,
+    production: Annotated[
+        bool, typer.Option(help="Put the new version into production (audited).")
+    ] = False,
+    as_user: AsUserOpt = None,
 ) -> None:
     """Select, calibrate and evaluate a risk model by repeated CV, and register it with its card."""
     from clinsight.data.tabular import TaskSpec, load_csv, load_dataset
-    from clinsight.registry.tabular import promote_risk_model
+    from clinsight.registry.kinds import StageAction
+    from clinsight.registry.risk import RiskModelVersion
+    from clinsight.services.models import change_stage_locally
     from clinsight.services.risk_training import subset_features, train_risk_model
 
     if (dataset is None) == (csv is None) or (csv is not None and spec is None):
@@ -74,9 +80,10 @@ def train(
     if version is None:
         raise fail("The model was not registered.")
     if production:
-        version = promote_risk_model(
-            settings.resolved_registry_dir, version.name, version.version, Stage.PRODUCTION
-        )
+        version = cast(RiskModelVersion, change_stage_locally(
+            settings, ModelKind.RISK, version.name, StageAction.PROMOTE, version.version,
+            as_user=as_user, note="trained",
+        ))  # fmt: skip
     table = Table(title=f"{version.name} v{version.version} ({version.stage})")
     for column in ("candidate", "AUC (CV mean ± sd)", "Brier"):
         table.add_column(column)
@@ -90,38 +97,6 @@ def train(
         f"{cv['auc']['mean']:.3f}, Brier {cv['brier']['mean']:.3f}, ECE {cv['ece']['mean']:.3f}"
     )
     console.print(f"Card: {version.card_path}")
-
-
-@app.command("list")
-def list_models() -> None:
-    """Registered risk model versions with their stage and cross-validated AUC."""
-    from clinsight.registry.tabular import list_risk_models
-
-    versions = list_risk_models(get_settings().resolved_registry_dir)
-    table = Table(title="Risk models")
-    for column in ("name", "version", "stage", "features", "AUC (CV)", "created"):
-        table.add_column(column)
-    for v in versions:
-        auc = v.metrics.get("cross_validation", {}).get("auc", {}).get("mean")
-        table.add_row(v.name, str(v.version), str(v.stage), ", ".join(v.task.feature_names),
-                      "n/a" if auc is None else f"{auc:.3f}", v.created)  # fmt: skip
-    console.print(table)
-
-
-@app.command("promote")
-def promote(
-    name: Annotated[str, typer.Argument(help="Risk model name.")],
-    version: Annotated[int, typer.Argument(help="Version to move.")],
-    stage: Annotated[str, typer.Option(help="candidate, production or archived.")] = "production",
-) -> None:
-    """Move a risk model version to a stage (production archives the previous one)."""
-    from clinsight.registry.tabular import promote_risk_model
-
-    try:
-        moved = promote_risk_model(get_settings().resolved_registry_dir, name, version, stage)
-    except ValueError as exc:  # an unknown stage name
-        raise fail(str(exc)) from exc
-    console.print(f"{moved.name} v{moved.version} is now {moved.stage}.")
 
 
 def _values(pairs: list[str]) -> dict[str, Any]:
@@ -158,14 +133,14 @@ def explain(
     """A patient's calibrated risk and the factors that pushed it up or down."""
     from clinsight.data.fhir import read_bundle
     from clinsight.data.fhir_features import BUILTIN_SPECS, FhirFeatureSpec
+    from clinsight.inference.cache import ModelCache
     from clinsight.interop.fhir_out import risk_assessment, risk_assessment_json
-    from clinsight.services.risk import RiskPredictors, assess_features, assess_record
+    from clinsight.services.risk import assess_features, assess_record
 
     if (fhir is None) == (not value):
         raise fail("Give the patient as --fhir BUNDLE or as --value FEATURE=VALUE pairs.")
     registry = get_settings().resolved_registry_dir
-    predictors = RiskPredictors(registry)
-    predictor = predictors.get(name, version, production_only=False)
+    predictor = ModelCache(registry).risk(name, version, newest=True)
     subject = "Patient/unknown"
     if fhir is not None:
         spec = (
@@ -214,11 +189,10 @@ def validate(
     """External validation on another site's labelled data, before and after recalibration."""
     from clinsight.data.tabular import load_csv, load_uci_heart
     from clinsight.evaluation.external import external_validation
-    from clinsight.services.risk import RiskPredictors
+    from clinsight.inference.cache import ModelCache
 
     settings = get_settings()
-    predictors = RiskPredictors(settings.resolved_registry_dir)
-    predictor = predictors.get(name, version, production_only=False)
+    predictor = ModelCache(settings.resolved_registry_dir).risk(name, version, newest=True)
     path = Path(site)
     data = (
         load_csv(path, predictor.version.task)

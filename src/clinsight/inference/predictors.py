@@ -26,8 +26,8 @@ from clinsight.evaluation.calibration import apply_temperature
 from clinsight.imaging.networks import build_network
 from clinsight.imaging.transforms import Preprocess
 from clinsight.inference.runtime import OnnxClassifier
+from clinsight.registry.image import ModelVersion, Stage, get_model
 from clinsight.registry.manifest import verify_manifest
-from clinsight.registry.store import ModelVersion, Stage, get_model
 
 __all__ = ["MULTI_LABEL_THRESHOLD", "ImagePredictor", "Prediction", "load_torch_model"]
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from clinsight.data.fhir_features import MissingFeature
-from clinsight.registry.tabular import RiskModelVersion
+from clinsight.registry.risk import RiskModelVersion
 from clinsight.tabular.explain import Explanation
 
 __all__ = ["RiskLevel", "RiskResult", "risk_level"]

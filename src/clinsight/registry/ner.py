@@ -35,8 +35,9 @@ from clinsight.nlp.trained_ner import (
     save_trained_ner,
 )
 from clinsight.registry.manifest import verify_manifest
-from clinsight.registry.stages import STAGES_FILE, Stage
+from clinsight.registry.stages import Stage
 from clinsight.registry.versions import (
+    KindRegistry,
     ModelKind,
     RegisteredVersion,
     check_registration,
@@ -46,13 +47,13 @@ from clinsight.registry.versions import (
 
 __all__ = [
     "NER_ROOT",
+    "REGISTRY",
     "NerModelVersion",
     "get_ner_model",
     "list_ner_models",
     "load_ner_model",
     "ner_history",
     "production_ner_models",
-    "production_stamp",
     "promote_ner_model",
     "register_ner_model",
     "rollback_ner_model",
@@ -103,20 +104,22 @@ def _from_record(record: dict[str, Any], common: dict[str, Any]) -> NerModelVers
     )  # fmt: skip
 
 
-_KIND = ModelKind(
+REGISTRY = KindRegistry(
+    kind=ModelKind.NER,
     noun="NER model",
     folder=NER_ROOT,
+    resource="ner_model",
     build=_from_record,
     unknown=(
         "No NER model named {name!r}; registered: {known}. Train one with "
         "`clinsight nlp train-ner --corpus ncbi_disease`."
     ),
 )
-list_ner_models = _KIND.versions
-get_ner_model = _KIND.get
-promote_ner_model = _KIND.promote
-ner_history = _KIND.history
-rollback_ner_model = _KIND.rollback
+list_ner_models = REGISTRY.versions
+get_ner_model = REGISTRY.get
+promote_ner_model = REGISTRY.promote
+ner_history = REGISTRY.history
+rollback_ner_model = REGISTRY.rollback
 
 
 def _ner_card(
@@ -178,7 +181,7 @@ def register_ner_model(
         "format": 1, "kind": "ner", "name": name, "backend": backend, "corpus": corpus,
         "labels": labels, "pipeline_labels": mapped, "metrics": metrics, "training": training,
     }  # fmt: skip
-    root = _KIND.root(registry_dir, name)
+    root = REGISTRY.root(registry_dir, name)
     with staging_folder(root) as staging:
         save_trained_ner(model, staging / MODEL_DIR)
         number = publish_version(
@@ -205,17 +208,3 @@ def production_ner_models(registry_dir: Path) -> list[NerModelVersion]:
         IntegrityError: a version's model.json, manifest or stages.json is malformed.
     """
     return [v for v in list_ner_models(registry_dir) if v.stage is Stage.PRODUCTION]
-
-
-def production_stamp(registry_dir: Path) -> tuple[tuple[str, int, int], ...]:
-    """A cheap fingerprint of the NER models' stages: (name, inode, mtime) of each
-    stages.json. It changes whenever a version is registered, promoted or rolled back
-    (stages.json is replaced atomically, so a change gives a new inode)."""
-    stamps = []
-    for name in _KIND.names(registry_dir):
-        try:
-            info = (_KIND.root(registry_dir, name) / STAGES_FILE).stat()
-        except OSError:
-            continue
-        stamps.append((name, info.st_ino, info.st_mtime_ns))
-    return tuple(stamps)

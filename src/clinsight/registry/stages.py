@@ -1,7 +1,8 @@
 """Life-cycle stages of registered models and their history, kept in <name>/stages.json.
 
 Version folders are hashed and immutable, so a model's stages live beside them in one
-small JSON file: the current stage of each version and every change with its time.
+small JSON file: the current stage of each version and every change with its time, note
+and actor (who made it; entries written before actors were recorded have none).
 Callers hold the registry lock while they read, change and write it.
 """
 
@@ -25,6 +26,7 @@ __all__ = [
     "read_stages",
     "record_stage",
     "stage_history",
+    "stages_stamp",
     "utc_now",
     "write_stages",
 ]
@@ -42,13 +44,15 @@ class Stage(StrEnum):
 
 @dataclass(frozen=True)
 class StageChange:
-    """One entry of a model's stage history (`from_stage` is None at registration)."""
+    """One entry of a model's stage history (`from_stage` is None at registration; `actor`
+    is "" where none was recorded)."""
 
     version: int
     from_stage: Stage | None
     to_stage: Stage
     at: str
     note: str = ""
+    actor: str = ""
 
 
 def utc_now() -> str:
@@ -75,18 +79,30 @@ def read_stages(root: Path) -> dict[str, Any]:
     return state
 
 
-def record_stage(state: dict[str, Any], version: int, stage: Stage, note: str) -> None:
-    """Set `version` to `stage` in `state` and append the change to its history."""
+def record_stage(
+    state: dict[str, Any], version: int, stage: Stage, note: str, actor: str = ""
+) -> None:
+    """Set `version` to `stage` in `state` and append the change (by `actor`) to its history."""
     previous = state["versions"].get(str(version))
     state["versions"][str(version)] = stage.value
-    state["history"].append(
-        {"version": version, "from": previous, "to": stage.value, "at": utc_now(), "note": note}
-    )
+    entry = {"version": version, "from": previous, "to": stage.value, "at": utc_now()}
+    state["history"].append({**entry, "note": note, "actor": actor})
 
 
 def write_stages(root: Path, state: dict[str, Any]) -> None:
     """Write the stage state of the model folder `root` atomically."""
     write_json(root / STAGES_FILE, state)
+
+
+def stages_stamp(root: Path) -> tuple[int, int] | None:
+    """A cheap fingerprint of the model folder's stages.json, (inode, mtime in ns), or None
+    when it is missing. It changes whenever a version is registered or changes stage
+    (stages.json is replaced atomically, so every change gives a new inode)."""
+    try:
+        info = (root / STAGES_FILE).stat()
+    except OSError:
+        return None
+    return (info.st_ino, info.st_mtime_ns)
 
 
 def stage_history(state: dict[str, Any]) -> list[StageChange]:
@@ -98,15 +114,17 @@ def stage_history(state: dict[str, Any]) -> list[StageChange]:
             to_stage=Stage(entry["to"]),
             at=entry["at"],
             note=entry.get("note", ""),
+            actor=entry.get("actor", ""),
         )
         for entry in state["history"]
     ]
 
 
-def change_stage(root: Path, version: int, target: Stage, note: str) -> None:
-    """Under the model's lock, move `version` to `target`; entering production archives the
-    version in production before (at most one per name). No change is recorded if it is
-    already at `target`. Callers check that the version exists (and verify it) first.
+def change_stage(root: Path, version: int, target: Stage, note: str, actor: str = "") -> bool:
+    """Under the model's lock, move `version` to `target` on behalf of `actor`; entering
+    production archives the version in production before (at most one per name). Return
+    whether anything changed (nothing is recorded if it is already at `target`). Callers
+    check that the version exists (and verify it) first.
 
     Raises:
         RegistryError: the lock is held by another process for over a minute.
@@ -115,13 +133,15 @@ def change_stage(root: Path, version: int, target: Stage, note: str) -> None:
     with locked(root):
         state = read_stages(root)
         if state["versions"].get(str(version), Stage.CANDIDATE.value) == target.value:
-            return
+            return False
         if target is Stage.PRODUCTION:
             for other, other_stage in list(state["versions"].items()):
                 if other_stage == Stage.PRODUCTION.value and int(other) != version:
-                    record_stage(state, int(other), Stage.ARCHIVED, f"replaced by v{version}")
-        record_stage(state, version, target, note)
+                    replaced = f"replaced by v{version}"
+                    record_stage(state, int(other), Stage.ARCHIVED, replaced, actor)
+        record_stage(state, version, target, note, actor)
         write_stages(root, state)
+        return True
 
 
 def previous_production(root: Path) -> int | None:

@@ -1,10 +1,13 @@
-"""What every kind of registered model shares: version numbers, publishing a version, reading,
-choosing and verifying versions, and the stage wrappers (promote, history, rollback).
+"""What every kind of registered model shares: the kind vocabulary (`ModelKind`), version
+numbers, publishing a version, reading, choosing and verifying versions, and the stage
+changes (promote, archive, rollback, history).
 
-A kind (image models in `store`, risk models in `tabular`, NER models in `ner`) is a
-`ModelKind`: the folder its models live in below the registry folder, how a version is built
-from its record, and the words of its "not registered" error. Its methods are the kind's
-public functions (``get_risk_model = _KIND.get``). Each model folder holds::
+Each kind has one module named for it (`registry.image`, `registry.risk`, `registry.ner`)
+that defines its `KindRegistry` as ``REGISTRY``: the folder its models live in below the
+registry folder, how a version is built from its record, and the words of its "not
+registered" error. Its methods are the kind's public functions (``get_risk_model =
+REGISTRY.get``); `registry.kinds` reaches any kind by its `ModelKind`. A new kind is one
+module and one `ModelKind` member. Each model folder holds::
 
     <name>/stages.json      stages and their history (`registry.stages`)
     <name>/<version>/       1, 2, ...: model.json (the record), the kind's files, manifest.json
@@ -22,6 +25,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -45,6 +49,7 @@ from clinsight.registry.stages import (
     read_stages,
     record_stage,
     stage_history,
+    stages_stamp,
     utc_now,
     write_stages,
 )
@@ -53,6 +58,7 @@ __all__ = [
     "NAME_PATTERN",
     "RECORD_FILE",
     "SHA256_PATTERN",
+    "KindRegistry",
     "ModelKind",
     "RegisteredVersion",
     "check_registration",
@@ -66,10 +72,19 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 
 
+class ModelKind(StrEnum):
+    """The kinds of registered model; each value names its module in `clinsight.registry`."""
+
+    IMAGE = "image"
+    RISK = "risk"
+    NER = "ner"
+
+
 @dataclass(frozen=True)
 class RegisteredVersion:
     """The fields every kind's version carries, as read from its folder."""
 
+    kind: ModelKind
     name: str
     version: int
     path: Path
@@ -153,12 +168,13 @@ def publish_version(
     return version
 
 
-def _read_version(folder: Path, stage: Stage, build: VersionBuilder[V]) -> V:
+def _read_version(kind: ModelKind, folder: Path, stage: Stage, build: VersionBuilder[V]) -> V:
     record = read_json(folder / RECORD_FILE)
     manifest = read_json(folder / MANIFEST_FILE)
     try:
         common = {
-            "name": record["name"], "version": int(folder.name), "path": folder, "stage": stage,
+            "kind": kind, "name": record["name"], "version": int(folder.name), "path": folder,
+            "stage": stage,
             "metrics": record["metrics"], "training": record["training"],
             "created": record["created"], "artifact_sha256": manifest["artifact_sha256"],
         }  # fmt: skip
@@ -168,12 +184,15 @@ def _read_version(folder: Path, stage: Stage, build: VersionBuilder[V]) -> V:
 
 
 @dataclass(frozen=True)
-class ModelKind(Generic[V]):
-    """A kind of registered model: `folder` below the registry folder ("" for image models),
-    `noun` for messages ("risk model"), `build` to read a version, and `unknown`, the
-    message for a name not registered (formatted with name, known and base)."""
+class KindRegistry(Generic[V]):
+    """The registry of one kind of model: `folder` below the registry folder ("" for image
+    models), `noun` for messages ("risk model"), `resource` for audit entries, `build` to
+    read a version, and `unknown`, the message for a name not registered (formatted with
+    name, known and base)."""
 
+    kind: ModelKind
     noun: str
+    resource: str
     folder: str
     build: VersionBuilder[V]
     unknown: str
@@ -207,14 +226,13 @@ class ModelKind(Generic[V]):
                 base = self.base(registry_dir)
                 raise ModelNotFoundError(self.unknown.format(name=name, known=known, base=base))
             names = [name]
-        found = []
+        found: list[V] = []
         for model_name in names:
             root = self.root(registry_dir, model_name)
             stages = read_stages(root)["versions"]
-            found += [
-                _read_version(root / str(n), Stage(stages.get(str(n), Stage.CANDIDATE)), self.build)
-                for n in version_numbers(root)
-            ]
+            for number in version_numbers(root):
+                stage = Stage(stages.get(str(number), Stage.CANDIDATE))
+                found.append(_read_version(self.kind, root / str(number), stage, self.build))
         return found
 
     def get(
@@ -252,11 +270,29 @@ class ModelKind(Generic[V]):
             verify_manifest(matches[-1].path)
         return matches[-1]
 
+    def stamps(self, registry_dir: Path) -> tuple[tuple[str, tuple[int, int] | None], ...]:
+        """The stage-record fingerprint of every registered name, by name: it changes when
+        any version of this kind is registered or changes stage."""
+        return tuple((name, self.stamp(registry_dir, name)) for name in self.names(registry_dir))
+
+    def stamp(self, registry_dir: Path, name: str) -> tuple[int, int] | None:
+        """The fingerprint of `name`'s stage record (`stages_stamp`); None when it has none."""
+        if not NAME_PATTERN.match(name):
+            return None
+        return stages_stamp(self.root(registry_dir, name))
+
     def promote(
-        self, registry_dir: Path, name: str, version: int, stage: Stage | str, *, note: str = ""
+        self,
+        registry_dir: Path,
+        name: str,
+        version: int,
+        stage: Stage | str,
+        *,
+        note: str = "",
+        actor: str = "",
     ) -> V:
-        """Move a version to `stage` (verified first when it enters production, where it
-        archives the version in production before) and return it.
+        """Move a version to `stage` on behalf of `actor` (verified first when it enters
+        production, where it archives the version in production before) and return it.
 
         Raises:
             ModelNotFoundError: no such name or version.
@@ -264,7 +300,7 @@ class ModelKind(Generic[V]):
         """
         target = Stage(stage)
         self.get(registry_dir, name, version, verify=target is Stage.PRODUCTION)
-        change_stage(self.root(registry_dir, name), version, target, note)
+        change_stage(self.root(registry_dir, name), version, target, note, actor)
         return self.get(registry_dir, name, version, verify=False)
 
     def history(self, registry_dir: Path, name: str) -> list[StageChange]:
@@ -276,25 +312,42 @@ class ModelKind(Generic[V]):
         self.versions(registry_dir, name)
         return stage_history(read_stages(self.root(registry_dir, name)))
 
+    def rollback_target(self, registry_dir: Path, name: str, version: int | None = None) -> int:
+        """The version a rollback of `name` restores: `version`, else the one in production
+        before the current.
+
+        Raises:
+            ModelNotFoundError: `name` is not registered, or no earlier production version.
+        """
+        if version is not None:
+            return version
+        self.versions(registry_dir, name)
+        earlier = previous_production(self.root(registry_dir, name))
+        if earlier is None:
+            raise ModelNotFoundError(
+                f"{self._title} {name!r} has no earlier production version to roll back "
+                f"to; promote a version explicitly instead."
+            )
+        return earlier
+
     def rollback(
-        self, registry_dir: Path, name: str, version: int | None = None, *, note: str = "rollback"
+        self,
+        registry_dir: Path,
+        name: str,
+        version: int | None = None,
+        *,
+        note: str = "rollback",
+        actor: str = "",
     ) -> V:
         """Put `version` (default: the one in production before the current) back into
-        production.
+        production on behalf of `actor`.
 
         Raises:
             ModelNotFoundError: no such version, or no earlier production version exists.
             IntegrityError: the version to restore fails verification.
         """
-        if version is None:
-            self.versions(registry_dir, name)
-            version = previous_production(self.root(registry_dir, name))
-            if version is None:
-                raise ModelNotFoundError(
-                    f"{self._title} {name!r} has no earlier production version to roll back "
-                    f"to; promote a version explicitly instead."
-                )
-        return self.promote(registry_dir, name, version, Stage.PRODUCTION, note=note)
+        target = self.rollback_target(registry_dir, name, version)
+        return self.promote(registry_dir, name, target, Stage.PRODUCTION, note=note, actor=actor)
 
     @property
     def _title(self) -> str:

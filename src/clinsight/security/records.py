@@ -29,6 +29,7 @@ __all__ = [
     "create_patient",
     "create_user",
     "find_patient_id",
+    "find_user",
     "get_patient",
     "list_audit",
     "search_patients",
@@ -61,6 +62,11 @@ def create_user(
         role=role,
         actor=actor,
     )
+
+
+def find_user(session: Session, username: str) -> UserRecord | None:
+    """The account named `username`, compared as at login (normalised), or None."""
+    return repositories.read_user_by_name(session, normalise_username(username))
 
 
 def create_patient(

@@ -21,15 +21,19 @@ from sqlalchemy import Engine, func, select
 from clinsight.config import Settings
 from clinsight.errors import ConfigurationError, ModelNotFoundError
 from clinsight.imaging.training import ProgressCallback, TrainConfig
+from clinsight.registry.image import get_model
+from clinsight.registry.kinds import StageAction
 from clinsight.registry.stages import Stage
-from clinsight.registry.store import get_model, promote
+from clinsight.registry.versions import ModelKind
 from clinsight.security.records import create_user
+from clinsight.services.models import StageActor, change_stage
 from clinsight.services.training import train_and_register
 from clinsight.store.crypto import load_or_create_keyring, write_private_file
 from clinsight.store.db import create_db_engine, migrate, session_factory
 from clinsight.store.tables import Role, User
 
 __all__ = [
+    "BOOTSTRAP_ACTOR",
     "BOOTSTRAP_CONFIG",
     "BootstrapResult",
     "bootstrap",
@@ -42,6 +46,7 @@ __all__ = [
 # The benchmarked recipe (TrainConfig defaults), cut to a 3-minute budget so that a first
 # `make run` serves a diagnosis within minutes; train longer with `clinsight train image`.
 BOOTSTRAP_CONFIG = TrainConfig(time_budget_minutes=3.0)
+BOOTSTRAP_ACTOR = "system:bootstrap"
 
 
 @dataclass(frozen=True)
@@ -143,11 +148,13 @@ def ensure_certificate(settings: Settings, hostname: str = "localhost") -> tuple
 
 def ensure_default_model(
     settings: Settings,
+    engine: Engine,
     *,
     config: TrainConfig = BOOTSTRAP_CONFIG,
     progress: ProgressCallback | None = None,
 ) -> str:
-    """The production version of the default model, trained and promoted if there is none.
+    """The production version of the default model, trained and promoted if there is none
+    (the promotion audited, by the actor ``system:bootstrap``).
 
     Raises:
         DataNotFoundError: the dataset is not in the data directory.
@@ -169,8 +176,13 @@ def ensure_default_model(
         progress=progress,
     )
     assert outcome.model is not None
-    model = promote(registry, name, outcome.model.version, Stage.PRODUCTION, note="bootstrap")
-    return f"{model.name}:{model.version}"
+    actor = StageActor(BOOTSTRAP_ACTOR, BOOTSTRAP_ACTOR, {"via": "bootstrap"})
+    with session_factory(engine)() as session:
+        promoted = change_stage(
+            session, registry, actor, ModelKind.IMAGE, name, StageAction.PROMOTE,
+            outcome.model.version, note="bootstrap",
+        )  # fmt: skip
+    return f"{promoted.name}:{promoted.version}"
 
 
 def bootstrap(
@@ -188,5 +200,5 @@ def bootstrap(
     load_or_create_keyring(settings)
     password = ensure_admin(engine, settings)
     cert, key = ensure_certificate(settings)
-    model = ensure_default_model(settings, progress=progress) if train_model else ""
+    model = ensure_default_model(settings, engine, progress=progress) if train_model else ""
     return BootstrapResult(engine, password, cert, key, model)

@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from clinsight.errors import DataError
+from clinsight.inference.cache import ModelCache
 from clinsight.inference.risk import RiskResult
 from clinsight.interop.cds_hooks import CdsCaller, CdsService, record_from_prefetch
-from clinsight.services.risk import RiskPredictors, assess_record
+from clinsight.services.risk import assess_record
 from clinsight.store import audit
 
 __all__ = ["answer_patient_view", "record_cds_feedback"]
@@ -21,7 +22,7 @@ __all__ = ["answer_patient_view", "record_cds_feedback"]
 
 def answer_patient_view(
     session: Session,
-    predictors: RiskPredictors,
+    predictors: ModelCache,
     cds: CdsService,
     caller: CdsCaller,
     request: Mapping[str, Any],
@@ -34,7 +35,7 @@ def answer_patient_view(
         ModelNotFoundError: the service's model has no production version.
     """
     record = record_from_prefetch(cds, request)
-    result = assess_record(predictors.get(cds.model_name), record, cds.spec)
+    result = assess_record(predictors.risk(cds.model_name), record, cds.spec)
     audit.append(
         session, action="cds.patient_view", resource_type="cds_service", resource_id=cds.id,
         details={"issuer": caller.issuer, "jti": caller.jti, "model": result.model.name,

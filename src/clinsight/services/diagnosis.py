@@ -16,7 +16,7 @@ from clinsight.data.source import SourceImage
 from clinsight.errors import DataError
 from clinsight.imaging.explain import grad_cam, save_overlay
 from clinsight.inference.predictors import ImagePredictor, Prediction, load_torch_model
-from clinsight.registry.store import ModelVersion
+from clinsight.registry.image import ModelVersion
 
 __all__ = [
     "Diagnosis",

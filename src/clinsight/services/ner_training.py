@@ -27,8 +27,7 @@ from clinsight.errors import ModelError
 from clinsight.files import sha256_file
 from clinsight.nlp.entities import ProgressCallback, train_ner
 from clinsight.nlp.trained_ner import NerBackend, NerModel, score_trained_ner
-from clinsight.registry.ner import NerModelVersion, promote_ner_model, register_ner_model
-from clinsight.registry.stages import Stage
+from clinsight.registry.ner import NerModelVersion, register_ner_model
 
 __all__ = [
     "RECIPES",
@@ -111,17 +110,16 @@ def train_and_register_ner(
     max_steps: int | None = None,
     seed: int = 0,
     n_bootstrap: int = 1000,
-    promote: bool = False,
     progress: ProgressCallback | None = None,
 ) -> NerModelVersion:
     """Train on `splits.train` (best devel epoch kept), score devel and test, register the
-    model as the next version of `name` (default ``<corpus>-<backend>``), and promote it
-    to production if asked. `progress(epoch, loss, devel_f1)` follows the epochs.
+    model as the next version of `name` (default ``<corpus>-<backend>``) as a candidate
+    (promotion is an audited stage change: `services.models`). `progress(epoch, loss,
+    devel_f1)` follows the epochs.
 
     Raises:
         ModelError: an empty split, no entity in the training sentences, or `epochs` < 1.
         RegistryError: invalid name.
-        IntegrityError: the version fails verification on its way to production.
     """
     backend = NerBackend(backend)
     if not (splits.train and splits.devel and splits.test):
@@ -152,7 +150,7 @@ def train_and_register_ner(
         "python": platform.python_version(), "spacy": spacy.about.__version__,
         "torch": torch.__version__, "threads": torch.get_num_threads(),
     }  # fmt: skip
-    version = register_ner_model(
+    return register_ner_model(
         registry_dir,
         name=name or f"{splits.corpus}-{backend}",
         model=model,
@@ -160,8 +158,3 @@ def train_and_register_ner(
         metrics=metrics,
         training=training,
     )
-    if promote:
-        version = promote_ner_model(
-            registry_dir, version.name, version.version, Stage.PRODUCTION, note="trained"
-        )
-    return version

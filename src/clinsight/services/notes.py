@@ -7,13 +7,13 @@ secret key, so surrogates and date shifts agree across that patient's notes.
 
 Notes are read by `note_pipeline`: the vocabulary rules plus every NER model in
 production in the configured registry, rebuilt when a production version changes
-(the rules alone while none is in production). Each annotation names those models.
+(the rules alone while none is in production; see `inference.cache`). Each annotation
+names those models.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from spacy.language import Language
 
 from clinsight.config import get_settings
 from clinsight.errors import DataError
+from clinsight.inference.cache import model_cache
 from clinsight.interop.fhir_notes import note_bundle
 from clinsight.nlp.deid import DeidResult, deidentify
 from clinsight.nlp.pipeline import (
@@ -31,7 +32,7 @@ from clinsight.nlp.pipeline import (
     default_pipeline,
 )
 from clinsight.nlp.search import NoteIndex, SearchHit, SearchMode
-from clinsight.registry.ner import load_ner_model, production_ner_models, production_stamp
+from clinsight.registry.versions import ModelKind
 from clinsight.security.access import PatientAccess, require_patient_access
 from clinsight.security.clinical import add_note, check_new_note, get_note, list_notes
 from clinsight.store.notes import MAX_NOTE_CHARS, NoteRecord, deid_key
@@ -65,41 +66,24 @@ class NoteReading:
         return self.annotation.problem_list()
 
 
-@dataclass
-class _PipelineCache:
-    """The pipeline last built, for which registry, stages fingerprint and production versions."""
-
-    registry: Path | None = None
-    stamp: tuple[tuple[str, int, int], ...] = ()
-    versions: tuple[tuple[str, int], ...] = ()
-    nlp: Language | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-_cache = _PipelineCache()
-
-
 def note_pipeline(registry_dir: Path | None = None) -> Language:
     """The note pipeline: vocabulary rules plus every production NER model of the registry
-    (default: the configured one), cached per process and rebuilt when the production
-    versions change; the rules-only pipeline while no NER model is in production.
+    (default: the configured one), from the model cache (`inference.cache`), so it is
+    rebuilt when the production versions change; the rules alone while none is in
+    production.
 
     Raises:
         IntegrityError: a production NER model's files changed since registration.
         ModelError: a production NER model cannot be loaded.
     """
-    registry = registry_dir or get_settings().resolved_registry_dir
-    stamp = production_stamp(registry)
-    with _cache.lock:
-        if _cache.nlp is not None and (_cache.registry, _cache.stamp) == (registry, stamp):
-            return _cache.nlp
-        production = production_ner_models(registry)
-        versions = tuple((v.name, v.version) for v in production)
-        if _cache.nlp is None or (_cache.registry, _cache.versions) != (registry, versions):
-            models = [load_ner_model(v) for v in production]
-            _cache.nlp = build_pipeline(ner_models=models) if models else default_pipeline()
-        _cache.registry, _cache.stamp, _cache.versions = registry, stamp, versions
-        return _cache.nlp
+    cache = model_cache(registry_dir or get_settings().resolved_registry_dir)
+    production = cache.production(ModelKind.NER)
+
+    def build() -> Language:
+        models = [m.model for m in production]
+        return build_pipeline(ner_models=models) if models else default_pipeline()
+
+    return cache.built("note-pipeline", production, build)
 
 
 @dataclass(frozen=True)

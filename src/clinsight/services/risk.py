@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,66 +21,20 @@ from clinsight.data.fhir import PatientRecord, parse_bundle
 from clinsight.data.fhir_features import ExtractedFeatures, FhirFeatureSpec, MissingFeature
 from clinsight.data.fhir_features import extract_features as extract_fhir_features
 from clinsight.data.tabular import coerce_features
-from clinsight.errors import DataError, ModelNotFoundError
+from clinsight.errors import DataError
+from clinsight.inference.cache import ModelCache, RiskPredictor
 from clinsight.inference.risk import RiskResult, risk_level
-from clinsight.registry.stages import Stage
-from clinsight.registry.tabular import RiskModelVersion, get_risk_model, load_risk_model
 from clinsight.security.access import PatientAccess, Principal, require_patient_access
 from clinsight.store import audit
 from clinsight.store.repositories import StoreContext
 from clinsight.tabular.explain import explain_patient
-from clinsight.tabular.models import RiskModel
 
 __all__ = [
-    "RiskPredictor",
-    "RiskPredictors",
     "assess_features",
     "assess_fhir_bundle",
     "assess_record",
     "assess_stored_patient",
 ]
-
-
-@dataclass(frozen=True)
-class RiskPredictor:
-    """A registered risk model version, loaded and checked once."""
-
-    version: RiskModelVersion
-    model: RiskModel
-
-
-@dataclass
-class RiskPredictors:
-    """Loaded risk models by (name, version), the production version when none is named."""
-
-    registry_dir: Path
-    _cache: dict[tuple[str, int], RiskPredictor] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def get(
-        self, name: str, version: int | None = None, *, production_only: bool = True
-    ) -> RiskPredictor:
-        """The predictor of `version` of `name`; by default its production version (or, with
-        ``production_only=False`` and none in production, the newest).
-
-        Raises:
-            ModelNotFoundError: no such model, version, or production version.
-            IntegrityError: the artifact changed since registration or holds untrusted types.
-        """
-        if version is None:
-            try:
-                stage = Stage.PRODUCTION
-                version = get_risk_model(self.registry_dir, name, stage=stage, verify=False).version
-            except ModelNotFoundError:
-                if production_only:
-                    raise
-                version = get_risk_model(self.registry_dir, name, verify=False).version
-        key = (name, version)
-        with self._lock:
-            if key not in self._cache:
-                entry = get_risk_model(self.registry_dir, name, version, verify=True)
-                self._cache[key] = RiskPredictor(entry, load_risk_model(entry))
-            return self._cache[key]
 
 
 def _assess(predictor: RiskPredictor, extracted: ExtractedFeatures, start: float) -> RiskResult:
@@ -146,7 +97,7 @@ def assess_record(
 
 def assess_stored_patient(
     ctx: StoreContext,
-    predictors: RiskPredictors,
+    predictors: ModelCache,
     patient_id: str,
     values: Mapping[str, Any],
     *,
@@ -163,7 +114,7 @@ def assess_stored_patient(
         DataError: see `assess_features`.
     """
     access = require_patient_access(ctx.session, ctx.actor, patient_id, "risk.assess")
-    result = assess_features(predictors.get(model, version), values)
+    result = assess_features(predictors.risk(model, version), values)
     ctx.audit(
         "risk.assess", "patient", resource_id=patient_id, patient_id=patient_id,
         details={"model": result.model.name, "version": result.model.version,
@@ -177,7 +128,7 @@ def assess_stored_patient(
 def assess_fhir_bundle(
     session: Session,
     actor: Principal,
-    predictors: RiskPredictors,
+    predictors: ModelCache,
     model: str,
     spec: FhirFeatureSpec,
     bundle: Mapping[str, Any],
@@ -191,7 +142,7 @@ def assess_fhir_bundle(
         ModelNotFoundError: `model` has no production version.
     """
     record = parse_bundle(json.dumps(bundle), source="request body")
-    result = assess_record(predictors.get(model), record, spec)
+    result = assess_record(predictors.risk(model), record, spec)
     audit.append(
         session, action="risk.assess_fhir", resource_type="bundle", actor_id=actor.user_id,
         details={"model": result.model.name, "version": result.model.version,

@@ -28,7 +28,7 @@ from clinsight.errors import DataError
 from clinsight.evaluation.calibration import brier_score, expected_calibration_error
 from clinsight.evaluation.metrics import classification_metrics, roc_auc
 from clinsight.evaluation.subgroups import subgroup_reports
-from clinsight.registry.tabular import RiskModelVersion, register_risk_model
+from clinsight.registry.risk import RiskModelVersion, register_risk_model
 from clinsight.tabular.models import DEFAULT_CANDIDATES, ModelSelection, RiskModel, select_model
 
 __all__ = [

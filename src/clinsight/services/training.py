@@ -25,7 +25,7 @@ from clinsight.imaging.training import (
 )
 from clinsight.imaging.transforms import Preprocess
 from clinsight.inference.runtime import OnnxClassifier
-from clinsight.registry.store import ModelVersion, get_model, register_model
+from clinsight.registry.image import ModelVersion, get_model, register_model
 
 __all__ = [
     "ImageTrainingOutcome",

@@ -35,6 +35,7 @@ __all__ = [
     "lookup_patient_id",
     "read_audit",
     "read_patient",
+    "read_user_by_name",
     "search_patients",
 ]
 
@@ -166,6 +167,14 @@ def add_patient(
     ctx.session.flush()
     ctx.audit("patient.create", "patient", resource_id=patient.id, patient_id=patient.id)
     return _decrypt_patient(ctx.keyring, patient)
+
+
+def read_user_by_name(session: Session, username: str) -> UserRecord | None:
+    """The account whose stored (normalised) username is `username`, or None."""
+    row = session.execute(
+        select(User.id, User.username, User.role, User.active).where(User.username == username)
+    ).first()
+    return None if row is None else UserRecord(row.id, row.username, Role(row.role), row.active)
 
 
 def read_patient(ctx: StoreContext, patient_id: str, *, break_glass: bool) -> PatientRecord:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
@@ -23,8 +23,9 @@ from clinsight.api.problems import status_for
 from clinsight.api.schemas import ner_test_f1
 from clinsight.api.uploads import read_upload
 from clinsight.errors import AuthenticationError, ClinsightError
-from clinsight.registry.ner import list_ner_models
-from clinsight.registry.store import list_models
+from clinsight.registry.kinds import list_versions
+from clinsight.registry.ner import NerModelVersion
+from clinsight.registry.versions import ModelKind, RegisteredVersion
 from clinsight.services.audit import audit_entries, verify_audit_chain
 from clinsight.services.auth import log_in, log_out
 from clinsight.services.patients import patient_timeline, register_patient, search_patients
@@ -289,21 +290,25 @@ def _card_html(path: Path) -> Markup:
 
 @router.get("/models")
 def models(request: Request, state: State, session: Db) -> Response:
-    """Registered image models with their cards and ROC / reliability plots, then the NER
-    models the note pipeline can use, with their test F1 per label and cards."""
+    """Registered models of every kind: image models with their cards and ROC / reliability
+    plots, the risk models, then the NER models the note pipeline can use, with their test
+    F1 per label and cards."""
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
         registry = state.settings.resolved_registry_dir
-        versions = list_models(registry) if registry.is_dir() else []
-        cards = [
-            (m, _card_html(m.card_path) if m.card_path.is_file() else "", _plots(m.path))
-            for m in reversed(versions)
-        ]
+
+        def newest_first(kind: ModelKind) -> list[RegisteredVersion]:
+            return list(reversed(list_versions(registry, kind)))
+
+        def card(model: RegisteredVersion) -> Markup | str:
+            return _card_html(model.card_path) if model.card_path.is_file() else ""
+
+        cards = [(m, card(m), _plots(m.path)) for m in newest_first(ModelKind.IMAGE)]
+        risk = [(m, card(m)) for m in newest_first(ModelKind.RISK)]
         ner = [
-            (m, ner_test_f1(m), _card_html(m.card_path) if m.card_path.is_file() else "")
-            for m in reversed(list_ner_models(registry))
+            (m, ner_test_f1(cast(NerModelVersion, m)), card(m)) for m in newest_first(ModelKind.NER)
         ]
-        return render_page(request, "models.html", web, cards=cards, ner=ner)
+        return render_page(request, "models.html", web, cards=cards, risk=risk, ner=ner)
 
     return guard_page(request, state, session, page)
 

@@ -68,7 +68,7 @@ def _form(request: Request, web: WebSession, ctx: StoreContext, patient_id: str,
           result: RiskResult | None = None) -> Response:  # fmt: skip
     patient = read_patient(ctx, patient_id)
     runtime = risk_runtime(request)
-    predictor = runtime.predictors.get(runtime.service.model_name)
+    predictor = runtime.predictors.risk(runtime.service.model_name)
     chart = contribution_chart(result.explanation) if result else None
     return render_page(request, "risk.html", web, patient=patient, model=predictor.version,
                  result=result, chart=chart)  # fmt: skip

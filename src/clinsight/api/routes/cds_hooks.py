@@ -24,7 +24,7 @@ from clinsight.interop.cds_hooks import (
     discovery,
     missing_prefetch,
 )
-from clinsight.registry.tabular import get_risk_model
+from clinsight.registry.risk import get_risk_model
 from clinsight.services.cds import answer_patient_view, record_cds_feedback
 
 __all__ = ["router"]

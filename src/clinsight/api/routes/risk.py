@@ -12,10 +12,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field
 
-from clinsight.api.deps import AnyUser, Clinician, DbSession, State, StoreCtx
+from clinsight.api.deps import Clinician, DbSession, StoreCtx
 from clinsight.api.risk_runtime import Runtime
 from clinsight.interop.fhir_out import risk_assessment, risk_assessment_json
-from clinsight.registry.tabular import list_risk_models
 from clinsight.services.risk import assess_fhir_bundle, assess_stored_patient
 
 __all__ = ["RiskAssessIn", "router"]
@@ -29,13 +28,6 @@ class RiskAssessIn(BaseModel):
     inputs: dict[str, float | str | None] = Field(description="Model input → value.")
     model: str | None = Field(default=None, description="Risk model (default: configured).")
     version: int | None = Field(default=None, description="Version (default: production).")
-
-
-@router.get("/risk/models")
-def models(user: AnyUser, state: State) -> list[dict[str, Any]]:
-    """Every registered risk model version, with its task, thresholds and metrics."""
-    del user
-    return [m.to_dict() for m in list_risk_models(state.settings.resolved_registry_dir)]
 
 
 @router.post("/patients/{patient_id}/risk")

@@ -33,6 +33,7 @@ from clinsight.registry.stages import Stage, StageChange
 from clinsight.registry.versions import (
     NAME_PATTERN,
     SHA256_PATTERN,
+    KindRegistry,
     ModelKind,
     RegisteredVersion,
     check_registration,
@@ -43,6 +44,7 @@ from clinsight.registry.versions import (
 
 __all__ = [
     "NAME_PATTERN",
+    "REGISTRY",
     "SHA256_PATTERN",
     "ModelVersion",
     "Stage",
@@ -102,9 +104,11 @@ def _from_record(record: dict[str, Any], common: dict[str, Any]) -> ModelVersion
     )  # fmt: skip
 
 
-_KIND = ModelKind(
+REGISTRY = KindRegistry(
+    kind=ModelKind.IMAGE,
     noun="model",
     folder="",
+    resource="model",
     build=_from_record,
     unknown=(
         "No model named {name!r} in {base}; registered models: {known}. Train one with "
@@ -112,11 +116,11 @@ _KIND = ModelKind(
         "default model)."
     ),
 )
-list_models = _KIND.versions
-get_model = _KIND.get
-promote = _KIND.promote
-history = _KIND.history
-rollback = _KIND.rollback
+list_models = REGISTRY.versions
+get_model = REGISTRY.get
+promote = REGISTRY.promote
+history = REGISTRY.history
+rollback = REGISTRY.rollback
 
 
 def _check_request(
@@ -177,7 +181,7 @@ def register_model(
     """
     check_registration(name, training)
     _check_request(network_config, preprocess, labels, positive_index, temperature)
-    root = _KIND.root(registry_dir, name)
+    root = REGISTRY.root(registry_dir, name)
     with staging_folder(root) as staging:
         max_diff = export_onnx(network, preprocess, staging / ONNX_FILE)
         save_weights(network, staging / WEIGHTS_FILE)

@@ -28,6 +28,7 @@ from clinsight.data.tabular import FeatureType, TaskSpec
 from clinsight.errors import IntegrityError, RegistryError
 from clinsight.registry.manifest import verify_manifest
 from clinsight.registry.versions import (
+    KindRegistry,
     ModelKind,
     RegisteredVersion,
     check_registration,
@@ -37,6 +38,7 @@ from clinsight.registry.versions import (
 from clinsight.tabular.models import RiskModel
 
 __all__ = [
+    "REGISTRY",
     "RISK_ROOT",
     "TRUSTED_TYPES",
     "RiskModelVersion",
@@ -124,17 +126,19 @@ def _from_record(record: dict[str, Any], common: dict[str, Any]) -> RiskModelVer
     )  # fmt: skip
 
 
-_KIND = ModelKind(
+REGISTRY = KindRegistry(
+    kind=ModelKind.RISK,
     noun="risk model",
     folder=RISK_ROOT,
+    resource="risk_model",
     build=_from_record,
     unknown="No risk model named {name!r}; registered: {known}.",
 )
-list_risk_models = _KIND.versions
-get_risk_model = _KIND.get
-promote_risk_model = _KIND.promote
-risk_history = _KIND.history
-rollback_risk_model = _KIND.rollback
+list_risk_models = REGISTRY.versions
+get_risk_model = REGISTRY.get
+promote_risk_model = REGISTRY.promote
+risk_history = REGISTRY.history
+rollback_risk_model = REGISTRY.rollback
 
 
 def _check(model: RiskModel, task: TaskSpec) -> None:
@@ -198,7 +202,7 @@ def register_risk_model(
     levels = dict(thresholds or DEFAULT_THRESHOLDS)
     if not 0 < levels.get("warning", -1) <= levels.get("critical", -1) < 1:
         raise RegistryError(f"thresholds need 0 < warning <= critical < 1; got {levels}.")
-    root = _KIND.root(registry_dir, name)
+    root = REGISTRY.root(registry_dir, name)
     with staging_folder(root) as staging:
         sio.dump(model, staging / SKOPS_FILE)
         record: dict[str, Any] = {

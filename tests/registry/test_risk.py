@@ -11,9 +11,8 @@ from sklearn.linear_model import LogisticRegression
 
 from clinsight.data.tabular import load_dataset
 from clinsight.errors import IntegrityError, ModelNotFoundError, RegistryError
-from clinsight.registry.stages import Stage
-from clinsight.registry.store import list_models
-from clinsight.registry.tabular import (
+from clinsight.registry.image import list_models
+from clinsight.registry.risk import (
     get_risk_model,
     list_risk_models,
     load_risk_model,
@@ -22,6 +21,7 @@ from clinsight.registry.tabular import (
     risk_history,
     rollback_risk_model,
 )
+from clinsight.registry.stages import Stage
 from clinsight.services.risk_training import reference_sample, subset_features
 from clinsight.tabular.models import RiskModel
 from tests.support.data import shared_data
@@ -115,7 +115,7 @@ def test_an_artifact_with_an_untrusted_type_is_not_loaded(tmp_path: Path) -> Non
     )  # fmt: skip
     with pytest.raises(
         IntegrityError,
-        match=r"outside the trusted list \(tests\.registry\.test_tabular\.HomeMadeClassifier\)",
+        match=r"outside the trusted list \(tests\.registry\.test_risk\.HomeMadeClassifier\)",
     ):
         load_risk_model(version)
 

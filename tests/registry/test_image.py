@@ -13,8 +13,7 @@ import pytest
 from clinsight.data.medmnist import TaskType
 from clinsight.errors import IntegrityError, ModelError, ModelNotFoundError, RegistryError
 from clinsight.imaging.networks import NetworkConfig
-from clinsight.registry.stages import Stage
-from clinsight.registry.store import (
+from clinsight.registry.image import (
     get_model,
     history,
     list_models,
@@ -22,6 +21,7 @@ from clinsight.registry.store import (
     rollback,
     verify,
 )
+from clinsight.registry.stages import Stage
 from tests.support.image_models import DATA_SHA256, TRAINING, register_tiny, write_plot
 
 

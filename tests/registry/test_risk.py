@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -123,20 +124,21 @@ def test_an_artifact_with_an_untrusted_type_is_not_loaded(tmp_path: Path) -> Non
 def test_registration_refuses_bad_requests(registry: Path, tmp_path: Path) -> None:
     model = load_risk_model(get_risk_model(registry, MODEL_NAME, 1))
     data = subset_features(load_dataset("pima", shared_data()), PIMA_FHIR_FEATURES)
-    common = {"model": model, "reference": {}, "metrics": {}, "intended_use": "test"}
+    register = partial(
+        register_risk_model, tmp_path, model=model, reference={}, metrics={}, intended_use="test"
+    )
     good = {"data_sha256": data.sha256}
     with pytest.raises(RegistryError, match="Invalid model name 'Bad Name'"):
-        register_risk_model(tmp_path, name="Bad Name", task=data.spec, training=good, **common)
+        register(name="Bad Name", task=data.spec, training=good)
     with pytest.raises(RegistryError, match="data_sha256"):
-        register_risk_model(tmp_path, name="x", task=data.spec, training={}, **common)
+        register(name="x", task=data.spec, training={})
     other = subset_features(data, ["Glucose", "BMI"]).spec
     with pytest.raises(RegistryError, match="differ from the task spec"):
-        register_risk_model(tmp_path, name="x", task=other, training=good, **common)
+        register(name="x", task=other, training=good)
     with pytest.raises(RegistryError, match="0 < warning <= critical < 1"):
-        register_risk_model(
-            tmp_path, name="x", task=data.spec, training=good,
-            thresholds={"warning": 0.6, "critical": 0.5}, **common,
-        )  # fmt: skip
+        register(
+            name="x", task=data.spec, training=good, thresholds={"warning": 0.6, "critical": 0.5}
+        )
 
 
 def test_stages_promotion_and_rollback_like_image_models(registry: Path, tmp_path: Path) -> None:

@@ -14,19 +14,19 @@ from clinsight.web import session as web_session
 
 
 def test_note_creation_is_one_service_function() -> None:
-    assert api_notes.create_note is note_service.create_note
-    assert web_notes.create_note is note_service.create_note
+    assert vars(api_notes)["create_note"] is note_service.create_note
+    assert vars(web_notes)["create_note"] is note_service.create_note
 
 
 def test_patient_creation_is_one_service_function() -> None:
-    assert api_patients.register_patient is patient_service.register_patient
-    assert web_pages.register_patient is patient_service.register_patient
+    assert vars(api_patients)["register_patient"] is patient_service.register_patient
+    assert vars(web_pages)["register_patient"] is patient_service.register_patient
 
 
 def test_login_refresh_and_logout_are_one_service_function_each() -> None:
-    assert api_auth.log_in is auth_service.log_in
-    assert web_pages.log_in is auth_service.log_in
-    assert api_auth.refresh_session is auth_service.refresh_session
-    assert web_session.refresh_session is auth_service.refresh_session
-    assert api_auth.log_out is auth_service.log_out
-    assert web_pages.log_out is auth_service.log_out
+    assert vars(api_auth)["log_in"] is auth_service.log_in
+    assert vars(web_pages)["log_in"] is auth_service.log_in
+    assert vars(api_auth)["refresh_session"] is auth_service.refresh_session
+    assert vars(web_session)["refresh_session"] is auth_service.refresh_session
+    assert vars(api_auth)["log_out"] is auth_service.log_out
+    assert vars(web_pages)["log_out"] is auth_service.log_out

@@ -25,7 +25,7 @@ def test_importing_the_cli_loads_no_heavy_library() -> None:
 
 def test_python_dash_m_turns_an_error_into_one_message_and_status_2() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "clinsight", "models", "show", "nothing"],
+        [sys.executable, "-m", "clinsight", "models", "show", "image", "nothing"],
         capture_output=True, text=True, env={**os.environ, "COLUMNS": "300"},
     )  # fmt: skip
     assert done.returncode == 2

@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 import clinsight.api.routes.patients as patient_routes
 import clinsight.services.predictions as predictions_service
+from clinsight.services.diagnosis import explain_prediction
 from clinsight.store.tables import AuditRow, Study, utcnow
 from tests.support.service import PASSWORD, HeldStep, Service
 
@@ -207,9 +208,7 @@ def test_a_write_is_not_blocked_while_a_heat_map_is_computed(
                        files={"file": ("x.dcm", dicom)})  # fmt: skip
     assert made.status_code == 201, made.text
     step = HeldStep()
-    monkeypatch.setattr(
-        predictions_service, "explain_prediction", step.wrap(predictions_service.explain_prediction)
-    )
+    monkeypatch.setattr(predictions_service, "explain_prediction", step.wrap(explain_prediction))
     url = f"/api/v1/predictions/{made.json()['id']}/heatmap"
     blocked, answer = step.write_meanwhile(service, lambda: client.get(url, headers=alice))
     assert not blocked, "the login waited for the store while Grad-CAM ran"

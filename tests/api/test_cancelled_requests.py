@@ -15,6 +15,8 @@ from sqlalchemy import select
 
 import clinsight.api.routes.studies as studies_routes
 import clinsight.services.predictions as predictions
+from clinsight.services.diagnosis import diagnose_image
+from clinsight.services.predictions import stage_diagnosis
 from clinsight.store.tables import Study
 from tests.support.service import Service
 
@@ -27,19 +29,17 @@ def test_an_upload_cancelled_while_its_image_is_staged_is_recorded_not_orphaned(
     patient_id = service.client.post("/api/v1/patients", headers=alice, json=patient).json()["id"]
     dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
     staging, cancelled = threading.Event(), threading.Event()
-    diagnose = predictions.diagnose_image
 
     def held_diagnosis(*args: Any, **kwargs: Any) -> Any:  # the request is cancelled meanwhile
         staging.set()
         assert cancelled.wait(30)
-        return diagnose(*args, **kwargs)
+        return diagnose_image(*args, **kwargs)
 
     staged = threading.Event()
-    stage = studies_routes.stage_diagnosis
 
     def stage_and_tell(*args: Any, **kwargs: Any) -> Any:
         try:
-            return stage(*args, **kwargs)
+            return stage_diagnosis(*args, **kwargs)
         finally:
             staged.set()
 

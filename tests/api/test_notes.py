@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
-import httpx
 import pytest
 from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.documentreference import DocumentReference
+from fhir.resources.R4B.resource import Resource
 
 import clinsight.services.notes as notes_service
 from clinsight.errors import ModelError
+from clinsight.nlp.pipeline import annotate_note
+from clinsight.nlp.search import NoteIndex
 from tests.support.service import HeldStep, Service, one_torch_thread
+
+if TYPE_CHECKING:
+    import httpx2  # the responses of Starlette's TestClient
 
 __all__ = ["one_torch_thread"]  # the autouse fixture: torch on one thread
 
@@ -21,6 +28,13 @@ NOTE = (
     "Possible pneumonia.\nFAMILY HISTORY: Mother had diabetes."
 )
 FOLLOW_UP = "Follow-up: asthma is controlled on an inhaler. No wheezing."
+
+
+class _Extra(TypedDict, total=False):
+    """The body or query of one request a test sends with `TestClient.request`."""
+
+    json: dict[str, str]
+    params: dict[str, str]
 
 
 def _patient(service: Service, headers: dict[str, str], mrn: str = "MRN-N1") -> str:
@@ -97,7 +111,7 @@ def test_other_clinicians_and_other_roles_are_refused_and_audited(service: Servi
     note_id = client.post(
         f"/api/v1/patients/{patient_id}/notes", json={"text": NOTE}, headers=alice
     ).json()["id"]
-    requests = [
+    requests: list[tuple[str, str, _Extra]] = [
         ("POST", f"/api/v1/patients/{patient_id}/notes", {"json": {"text": "x"}}),
         ("GET", f"/api/v1/patients/{patient_id}/notes", {}),
         ("GET", f"/api/v1/patients/{patient_id}/notes/search", {"params": {"q": "asthma"}}),
@@ -146,6 +160,16 @@ def test_search_covers_only_that_patients_notes(service: Service) -> None:
     ]  # fmt: skip
 
 
+def _text_and_status(resource: Resource | None) -> tuple[str | None, str | None]:
+    """A Condition's code text and the code of its verification status."""
+    assert isinstance(resource, Condition)
+    assert resource.code is not None
+    assert resource.verificationStatus is not None
+    coding = resource.verificationStatus.coding
+    assert coding
+    return resource.code.text, coding[0].code
+
+
 def test_fhir_bundle_of_a_note_validates(service: Service) -> None:
     client, alice = service.client, service.login("alice")
     patient_id = _patient(service, alice)
@@ -157,9 +181,12 @@ def test_fhir_bundle_of_a_note_validates(service: Service) -> None:
     assert response.headers["content-type"] == "application/fhir+json"
     bundle = Bundle.model_validate(response.json())
     resources = [e.resource for e in bundle.entry or []]
-    assert resources[0].id == note_id
-    assert resources[0].subject.reference == f"Patient/{patient_id}"
-    statuses = [(r.code.text, r.verificationStatus.coding[0].code) for r in resources[1:]]
+    document = resources[0]
+    assert isinstance(document, DocumentReference)
+    assert document.id == note_id
+    assert document.subject is not None
+    assert document.subject.reference == f"Patient/{patient_id}"
+    statuses = [_text_and_status(r) for r in resources[1:]]
     assert statuses == [
         ("hypertension", "confirmed"), ("chest pain", "refuted"), ("pneumonia", "unconfirmed"),
     ]  # fmt: skip
@@ -197,13 +224,11 @@ def test_a_write_is_not_blocked_while_notes_are_read(
     ).json()["id"]
     step = HeldStep()
     if request_kind == "search":
-        monkeypatch.setattr(
-            notes_service.NoteIndex, "search", step.wrap(notes_service.NoteIndex.search)
-        )
+        monkeypatch.setattr(NoteIndex, "search", step.wrap(NoteIndex.search))
     else:
-        monkeypatch.setattr(notes_service, "annotate_note", step.wrap(notes_service.annotate_note))
+        monkeypatch.setattr(notes_service, "annotate_note", step.wrap(annotate_note))
     patient_url = f"/api/v1/patients/{patient_id}/notes"
-    send: Callable[[], httpx.Response] = {
+    send: Callable[[], httpx2.Response] = {
         "create": lambda: client.post(patient_url, json={"text": FOLLOW_UP}, headers=alice),
         "upload": lambda: client.post(
             f"{patient_url}/file", files={"file": ("n.txt", FOLLOW_UP.encode())}, headers=alice

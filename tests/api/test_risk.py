@@ -69,7 +69,10 @@ def test_a_clinician_assesses_a_patient_of_their_care_team(service: Service) -> 
     assert body["explanation"]["contributions"][0]["feature"] == "Glucose"
     fhir = RiskAssessment.model_validate(body["fhir"])
     assert fhir.subject.reference == f"Patient/{patient_id}"
-    assert float(fhir.prediction[0].probabilityDecimal) == pytest.approx(body["probability"])
+    assert fhir.prediction is not None
+    probability = fhir.prediction[0].probabilityDecimal
+    assert probability is not None
+    assert float(probability) == pytest.approx(body["probability"])
     assert client.post(url, json={"inputs": VALUES}, headers=bob).status_code == 403
     assert client.post(url, json={"inputs": VALUES}, headers=auditor).status_code == 403
     bad = client.post(url, json={"inputs": {"Insulin": 3}}, headers=alice)
@@ -88,6 +91,8 @@ def test_a_fhir_bundle_in_gives_a_risk_assessment_out(service: Service) -> None:
     response = service.client.post("/api/v1/risk/fhir", json=bundle, headers=alice)
     assert response.status_code == 200, response.text
     resource = RiskAssessment.model_validate(response.json())
+    assert resource.method is not None
+    assert resource.method.coding is not None
     assert resource.method.coding[0].code == "pima-synthea/1"
     not_fhir = service.client.post("/api/v1/risk/fhir", json={"resourceType": "Bundle",
                                    "type": 3}, headers=alice)  # fmt: skip

@@ -159,4 +159,6 @@ def test_predict_time_rows_are_named_by_index() -> None:
     with pytest.raises(DataError, match=r"row 'p-18', column 'stage': unknown category 'V'"):
         coerce_features(frame, spec)
     typed = coerce_features(frame.iloc[:1], spec)
-    assert typed.loc["p-17"].tolist() == [70.0, 0.0, "I"]
+    row = typed.loc["p-17"]
+    assert isinstance(row, pd.Series)
+    assert row.tolist() == [70.0, 0.0, "I"]

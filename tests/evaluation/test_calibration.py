@@ -24,7 +24,8 @@ from clinsight.evaluation.calibration import (
 def _sample_classes(logits: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.int64]:
     """Labels drawn from softmax(logits): the logits are calibrated by construction."""
     cumulative = np.cumsum(softmax(logits, axis=1), axis=1)
-    return (rng.random((len(logits), 1)) > cumulative).sum(axis=1)
+    labels: NDArray[np.int64] = (rng.random((len(logits), 1)) > cumulative).sum(axis=1)
+    return labels
 
 
 @pytest.mark.parametrize(("task", "k"), [(TaskType.BINARY, 2), (TaskType.MULTI_CLASS, 4)])

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import TypedDict
 
 import numpy as np
 import pytest
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from sklearn import metrics as sk
 
 from clinsight.data.medmnist import TaskType
@@ -25,7 +26,8 @@ NAN = np.nan
 
 def _softmax(z: NDArray[np.float64]) -> NDArray[np.float64]:
     e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    probs: NDArray[np.float64] = e / e.sum(axis=1, keepdims=True)  # numpy's reductions: Any
+    return probs
 
 
 def _close(actual: float, expected: float) -> None:
@@ -264,9 +266,18 @@ def test_check_predictions_accepts_column_labels() -> None:
         ([[0, 2]], [[0.2, 0.3]], TaskType.MULTI_LABEL, "only 0 and 1"),
     ],
 )
-def test_malformed_inputs_raise(y: object, probs: object, task: TaskType, match: str) -> None:
+def test_malformed_inputs_raise(y: ArrayLike, probs: ArrayLike, task: TaskType, match: str) -> None:
     with pytest.raises(DataError, match=match):
         classification_metrics(y, probs, task, n_bootstrap=0)
+
+
+class _Options(TypedDict, total=False):
+    """The keyword options of `classification_metrics` one bad-option case sets."""
+
+    positive_index: int
+    threshold: float
+    confidence: float
+    n_bootstrap: int
 
 
 @pytest.mark.parametrize(
@@ -278,6 +289,6 @@ def test_malformed_inputs_raise(y: object, probs: object, task: TaskType, match:
         ({"n_bootstrap": -1}, "n_bootstrap >= 0"),
     ],
 )
-def test_bad_options_raise(options: dict[str, float], match: str) -> None:
+def test_bad_options_raise(options: _Options, match: str) -> None:
     with pytest.raises(DataError, match=match):
         classification_metrics([0, 1], [[0.6, 0.4], [0.1, 0.9]], TaskType.BINARY, **options)

@@ -63,6 +63,7 @@ def _brightness_cnn() -> CompactCNN:
                 module.weight[:, :, 1, 1] = 1.0 / module.in_channels
             elif isinstance(module, nn.BatchNorm2d):
                 module.reset_parameters()
+                assert module.running_var is not None
                 module.running_var.fill_(1.0 - module.eps)
         head = model.head[-1]
         assert isinstance(head, nn.Linear)

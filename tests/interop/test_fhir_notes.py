@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.bundle import Bundle, BundleEntry
+from fhir.resources.R4B.resource import Resource
 
 from clinsight.errors import DataError
 from clinsight.interop.fhir_notes import (
@@ -140,11 +141,16 @@ def test_document_reference_carries_the_note_as_a_checked_attachment() -> None:
     }  # fmt: skip
 
 
+def _resource(entry: BundleEntry) -> Resource:
+    assert entry.resource is not None
+    return entry.resource
+
+
 def test_bundle_validates_and_lists_the_document_first() -> None:
     bundle = note_bundle(annotate_note(TEXT), note_id=NOTE_ID, patient_id="p-1", created=CREATED)
     again = Bundle.model_validate_json(bundle.model_dump_json())
     entries = again.entry or []
-    assert [e.resource.get_resource_type() for e in entries] == [
+    assert [_resource(e).get_resource_type() for e in entries] == [
         "DocumentReference", "Condition", "Condition", "Condition", "Condition",
     ]  # fmt: skip
     assert [e.fullUrl for e in entries][:1] == [f"urn:uuid:{NOTE_ID}"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import spacy
 from spacy.language import Language
+from spacy.tokens import Doc, Span
 
 import clinsight.nlp.sentences  # noqa: F401 - registers the factory
 from clinsight.data.notes import load_context_annotations, split_context_annotations
@@ -33,9 +34,18 @@ def nlp() -> Language:
     return pipeline
 
 
+def _problem(doc: Doc, text: str, target: str) -> Span:
+    """The span of `target` in `text`, labelled PROBLEM."""
+    located = locate_condition(text, target)
+    assert located is not None
+    span = doc.char_span(*located, label="PROBLEM")
+    assert span is not None
+    return span
+
+
 def _assert(nlp: Language, text: str, *targets: str) -> list[dict[str, bool]]:
     doc = nlp.make_doc(text)
-    doc.ents = [doc.char_span(*locate_condition(text, t), "PROBLEM") for t in targets]  # type: ignore[misc]
+    doc.ents = [_problem(doc, text, t) for t in targets]
     for _, component in nlp.pipeline:
         doc = component(doc)
     names = ("is_negated", "is_uncertain", "is_historical", "is_hypothetical", "is_family")

@@ -115,6 +115,7 @@ def test_break_glass_grant_is_reasoned_flagged_and_expires(
         assert grant.expires_at == now + timedelta(minutes=60)
         assert _last_audit(session) == ("break_glass.grant", "success", True)
         stored = session.execute(sa.text("SELECT reason_ct FROM break_glass_grants")).scalar()
+        assert stored is not None
         assert REASON not in stored
         assert (
             keyring.decrypt_field(

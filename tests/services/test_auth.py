@@ -43,7 +43,9 @@ def test_login_succeeds_and_rehashes_old_parameters(
     with sessions() as session:
         principal = authenticate_password(session, " Alice ", PASSWORD, settings=settings)
         stored = session.execute(sa.text("SELECT password_hash FROM users WHERE username='alice'"))
-        assert stored.scalar().startswith("$argon2id$v=19$m=1024,t=2,p=1$")
+        password_hash = stored.scalar()
+        assert password_hash is not None
+        assert password_hash.startswith("$argon2id$v=19$m=1024,t=2,p=1$")
         login = session.execute(
             sa.text("SELECT action, outcome, actor_id FROM audit_log ORDER BY seq DESC")
         ).first()

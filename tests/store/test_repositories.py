@@ -43,7 +43,7 @@ def _actions(session: Session) -> list[tuple[str, str, str | None]]:
     rows = session.execute(
         sa.text("SELECT action, outcome, patient_id FROM audit_log ORDER BY seq")
     )
-    return [tuple(row) for row in rows]  # type: ignore[misc]
+    return [tuple(row) for row in rows]
 
 
 def test_phi_is_ciphertext_in_the_raw_database(
@@ -123,10 +123,9 @@ def test_a_duplicate_mrn_committed_after_the_check_is_still_a_duplicate(
     if engine.dialect.name == "sqlite":
         pytest.skip("SQLite lets one writer in at a time: two creators never pass the check")
     rival = context(people.alice)
-    new_id = repositories.new_id
 
     def rival_commits_first() -> str:  # called right after the duplicate check
-        monkeypatch.setattr(repositories, "new_id", new_id)
+        monkeypatch.setattr(repositories, "new_id", new_id)  # the tables function it imports
         committed(rival, _ada(rival))
         return new_id()
 
@@ -156,7 +155,8 @@ def test_admin_assigns_clinicians_to_care_team(people: People, context: MakeCont
     alice, bob, admin = context(people.alice), context(people.bob), context(people.admin)
     ada = committed(alice, _ada(alice))
     assign_care_team(admin, people.bob.user_id, ada.id)
-    committed(admin, assign_care_team(admin, people.bob.user_id, ada.id))
+    assign_care_team(admin, people.bob.user_id, ada.id)
+    admin.session.commit()
     assert committed(bob, get_patient(bob, ada.id)) == ada
     with pytest.raises(DataError, match="only active clinicians"):
         assign_care_team(admin, people.auditor.user_id, ada.id)
@@ -180,7 +180,9 @@ def test_create_user_rules(
         )
         assert made == UserRecord(made.id, "carol", Role.AUDITOR, True)
         hashed = session.execute(sa.text("SELECT password_hash FROM users WHERE username='carol'"))
-        assert hashed.scalar().startswith("$argon2id$v=19$m=1024,t=1,p=1$")
+        password_hash = hashed.scalar()
+        assert password_hash is not None
+        assert password_hash.startswith("$argon2id$v=19$m=1024,t=1,p=1$")
         with pytest.raises(DuplicateRecordError, match="'carol' is taken"):
             create_user(
                 session,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 
@@ -135,10 +136,12 @@ def test_feedback_rules_and_encrypted_reason(people: People, context: MakeContex
         override.created_at,
     )
     raw = ctx.session.execute(sa.text("SELECT id, reason_ct FROM feedback")).all()
-    reasons = dict(raw)
+    reasons: dict[str, str | None] = {row.id: row.reason_ct for row in raw}
     assert reasons[agree.id] is None
-    assert reasons[override.id].startswith("v1:")
-    assert "atelectasis" not in reasons[override.id]
+    reason = reasons[override.id]
+    assert reason is not None
+    assert reason.startswith("v1:")
+    assert "atelectasis" not in reason
     with pytest.raises(DataError, match="override needs the corrected label and a reason"):
         record_feedback(ctx, prediction.id, Verdict.OVERRIDE, override_label="normal")
     with pytest.raises(DataError, match="only an override carries a label"):
@@ -152,7 +155,7 @@ def test_other_clinicians_reach_no_study(people: People, context: MakeContext) -
     patient_id, study_id = _study(alice)
     prediction = record_prediction(alice, study_id, DRAFT)
     alice.session.commit()
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: add_study(bob, patient_id, b"x", modality="CR"),
         lambda: read_study(bob, study_id),
         lambda: list_studies(bob, patient_id),

@@ -10,9 +10,8 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 import torch
 from fastapi.testclient import TestClient
@@ -27,6 +26,9 @@ from clinsight.services.training import ImageTrainingOutcome
 from clinsight.store.db import session_factory
 from clinsight.store.tables import Role
 from tests.support.store import PASSWORD
+
+if TYPE_CHECKING:
+    import httpx2  # the responses of Starlette's TestClient (it uses httpx2 where installed)
 
 __all__ = [
     "PASSWORD", "HeldStep", "Service", "one_torch_thread", "service", "settings", "tiny_registry",
@@ -115,13 +117,13 @@ class HeldStep:
         return held
 
     def write_meanwhile(
-        self, service: Service, send: Callable[[], httpx.Response]
-    ) -> tuple[bool, httpx.Response]:
+        self, service: Service, send: Callable[[], httpx2.Response]
+    ) -> tuple[bool, httpx2.Response]:
         """Send the request; while its step is held, log bob in (a write to the store).
         Whether that login was blocked, and the request's answer once released."""
-        answers: dict[str, httpx.Response] = {}
+        answers: dict[str, httpx2.Response] = {}
 
-        def run(name: str, call: Callable[[], httpx.Response]) -> threading.Thread:
+        def run(name: str, call: Callable[[], httpx2.Response]) -> threading.Thread:
             thread = threading.Thread(target=lambda: answers.__setitem__(name, call()),
                                       daemon=True)  # fmt: skip
             thread.start()

@@ -30,7 +30,7 @@ def _openmp_threads() -> list[int]:
     return sorted({p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"})
 
 
-class ThreadProbe(ClassifierMixin, BaseEstimator):
+class ThreadProbe(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # sklearn: untyped, Any
     """Logistic regression that records the OpenMP pool sizes it ran under."""
 
     seen: list[list[int]] = []  # noqa: RUF012 - shared record across sklearn clones
@@ -115,7 +115,7 @@ def test_risk_model_is_calibrated_seeded_and_checked(
     with pytest.raises(DataError, match="row 0, column 'cp': unknown category '5'"):
         first.predict_proba(X.iloc[:1].assign(cp="5"))
     with pytest.raises(DataError, match="needs a pandas DataFrame; got ndarray"):
-        first.predict_proba(X.to_numpy())
+        first.predict_proba(X.to_numpy())  # type: ignore[arg-type]  # the wrong type on purpose
 
 
 @pytest.mark.parametrize("model", ["lightgbm", "random_forest"])

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from clinsight.app import create_app
 from clinsight.config import Settings, get_settings
-from clinsight.registry.image import promote
+from clinsight.registry import image
 from clinsight.registry.stages import Stage
 from clinsight.security.records import create_user
 from clinsight.services.bootstrap import bootstrap
@@ -41,7 +41,7 @@ def tiny_registry(trained: ImageTrainingOutcome, tmp_path_factory: pytest.TempPa
     assert trained.model is not None
     registry = tmp_path_factory.mktemp("api-model") / "registry"
     shutil.copytree(trained.model.path.parent.parent, registry)
-    promote(registry, "breastmnist", trained.model.version, Stage.PRODUCTION)
+    image.REGISTRY.promote(registry, "breastmnist", trained.model.version, Stage.PRODUCTION)
     return registry
 
 

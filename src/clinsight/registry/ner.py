@@ -52,11 +52,8 @@ __all__ = [
     "get_ner_model",
     "list_ner_models",
     "load_ner_model",
-    "ner_history",
     "production_ner_models",
-    "promote_ner_model",
     "register_ner_model",
-    "rollback_ner_model",
 ]
 
 NER_ROOT, MODEL_DIR = "_ner", "model"
@@ -117,9 +114,6 @@ REGISTRY = KindRegistry(
 )
 list_ner_models = REGISTRY.versions
 get_ner_model = REGISTRY.get
-promote_ner_model = REGISTRY.promote
-ner_history = REGISTRY.history
-rollback_ner_model = REGISTRY.rollback
 
 
 def _ner_card(

@@ -182,7 +182,7 @@ def world(service: Service) -> World:
     """Alice's patient (own) and Bob's patient (other), each with a study and a prediction."""
     from clinsight.security.records import create_user
     from clinsight.store.db import session_factory
-    from clinsight.store.tables import Role
+    from clinsight.store.roles import Role
 
     state = service.client.app.state.clinsight  # type: ignore[attr-defined]
     with session_factory(state.engine)() as session:

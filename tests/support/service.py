@@ -24,7 +24,7 @@ from clinsight.security.records import create_user
 from clinsight.services.bootstrap import bootstrap
 from clinsight.services.training import ImageTrainingOutcome
 from clinsight.store.db import session_factory
-from clinsight.store.tables import Role
+from clinsight.store.roles import Role
 from tests.support.store import PASSWORD
 
 if TYPE_CHECKING:

@@ -19,13 +19,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from clinsight.config import Settings, get_settings
-from clinsight.security.access import Principal
 from clinsight.security.records import create_user
 from clinsight.store import db
+from clinsight.store.actors import Principal
 from clinsight.store.crypto import KeyRing, load_or_create_keyring
 from clinsight.store.repositories import StoreContext
+from clinsight.store.roles import Role
 from clinsight.store.studies import PredictionDraft
-from clinsight.store.tables import Role
 
 __all__ = [
     "DRAFT", "IMAGE", "PASSWORD", "POSTGRES_URL", "PROVENANCE", "MakeContext", "People",

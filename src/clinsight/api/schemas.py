@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from clinsight.registry.ner import NerModelVersion
 from clinsight.registry.versions import ModelKind
-from clinsight.store.tables import Role, Verdict
+from clinsight.store.roles import Role
+from clinsight.store.tables import Verdict
 
 __all__ = [
     "AuditEntryOut",

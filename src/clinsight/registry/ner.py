@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clinsight.nlp import NerBackend
 from clinsight.nlp.trained_ner import (
     PIPELINE_LABELS,
     WEIGHTS_FILES,
-    NerBackend,
     NerModel,
     TrainedNER,
     backend_of,

@@ -7,8 +7,9 @@ writes and audits, flagging reads and writes made under break-glass. None commit
 
 from __future__ import annotations
 
-from clinsight.security.access import PatientAccess, require_patient_access
+from clinsight.security.access import require_patient_access
 from clinsight.store import notes, studies
+from clinsight.store.actors import PatientAccess
 from clinsight.store.notes import NoteRecord
 from clinsight.store.repositories import StoreContext
 from clinsight.store.studies import FeedbackRecord, PredictionDraft, PredictionRecord, StudyRecord

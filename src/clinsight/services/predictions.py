@@ -18,7 +18,7 @@ from clinsight.data.images import read_image
 from clinsight.data.source import SourceImage, sniff_image_format
 from clinsight.errors import RecordNotFoundError
 from clinsight.inference.predictors import ImagePredictor
-from clinsight.security.access import Principal, require_patient_access
+from clinsight.security.access import require_patient_access
 from clinsight.security.clinical import (
     add_study,
     list_predictions,
@@ -28,6 +28,7 @@ from clinsight.security.clinical import (
     record_prediction,
 )
 from clinsight.services.diagnosis import Diagnosis, diagnose_image, explain_prediction
+from clinsight.store.actors import Principal
 from clinsight.store.repositories import StoreContext
 from clinsight.store.studies import (
     FeedbackRecord,

@@ -30,7 +30,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from clinsight.errors import StoreError
-from clinsight.store.roles import Role
 
 __all__ = [
     "AuditHead",
@@ -44,7 +43,6 @@ __all__ = [
     "Patient",
     "Prediction",
     "RefreshToken",
-    "Role",
     "Study",
     "UTCDateTime",
     "User",

@@ -31,7 +31,8 @@ from clinsight.services.auth import log_in, log_out
 from clinsight.services.patients import patient_timeline, register_patient, search_patients
 from clinsight.services.predictions import diagnose_upload, explained_prediction, give_feedback
 from clinsight.store.repositories import StoreContext
-from clinsight.store.tables import Role, Verdict
+from clinsight.store.roles import Role
+from clinsight.store.tables import Verdict
 from clinsight.web.session import (
     LOGIN_CSRF_COOKIE,
     WebSession,

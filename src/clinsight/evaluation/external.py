@@ -72,12 +72,12 @@ class ValidationReport:
         return out
 
     def shown(self, metric: str, digits: int = 3) -> str:
-        """``0.812 (0.750-0.870)``: the value and its interval, ``n/a`` when undefined."""
+        """``0.812 (0.750 to 0.870)``: the value and its interval, ``n/a`` when undefined."""
         value = getattr(self, metric)
         if value is None:
             return "n/a"
         lo, hi = self.intervals.get(metric, (None, None))
-        bounds = "" if lo is None or hi is None else f" ({lo:.{digits}f}-{hi:.{digits}f})"
+        bounds = "" if lo is None or hi is None else f" ({lo:.{digits}f} to {hi:.{digits}f})"
         return f"{value:.{digits}f}{bounds}"
 
 

@@ -60,6 +60,15 @@ class RecalibrationMethod(StrEnum):
     INTERCEPT = "intercept"
     LOGISTIC = "logistic"
 
+    @property
+    def label(self) -> str:
+        """What the method does, in words."""
+        return {
+            "none": "model kept as it is",
+            "intercept": "recalibration-in-the-large (intercept only)",
+            "logistic": "logistic recalibration (intercept and slope)",
+        }[self.value]
+
 
 def logit(p: ArrayLike) -> NDArray[np.float64]:
     """Log-odds of probabilities clipped to [1e-6, 1 - 1e-6]."""
@@ -86,6 +95,10 @@ def check_outcomes(
     return y, p
 
 
+def _log_likelihood(y: NDArray[np.float64], eta: NDArray[np.float64]) -> float:
+    return float(np.sum(np.where(y == 1, log_expit(eta), log_expit(-eta))))
+
+
 def fit_offset_logistic(
     design: NDArray[np.float64],
     offset: NDArray[np.float64],
@@ -99,12 +112,23 @@ def fit_offset_logistic(
     centre = np.zeros(design.shape[1]) if prior is None else prior
     beta = centre.copy()
     penalty = max(shrinkage, 1e-8) * np.eye(design.shape[1])
+
+    def objective(b: NDArray[np.float64]) -> float:
+        shift = b - centre
+        return _log_likelihood(y, design @ b + offset) - 0.5 * float(shift @ penalty @ shift)
+
+    current = objective(beta)
     for _ in range(100):
         mu = expit(design @ beta + offset)
         gradient = design.T @ (y - mu) - penalty @ (beta - centre)
         hessian = (design * (mu * (1 - mu))[:, None]).T @ design + penalty
         step = np.linalg.solve(hessian, gradient)
-        beta = beta + step
+        for _ in range(30):  # step halving: Newton never lowers the objective
+            trial = objective(beta + step)
+            if trial >= current - 1e-12:
+                break
+            step = step / 2
+        beta, current = beta + step, trial
         if np.max(np.abs(step)) < 1e-10:
             return beta, True
     return beta, False
@@ -129,10 +153,6 @@ def fit_logistic_calibration(
     design = np.column_stack([np.ones_like(z), z])
     (a, b), _ = fit_offset_logistic(design, np.zeros_like(z), y, np.array([0.0, 1.0]), shrinkage)
     return float(a), float(b)
-
-
-def _log_likelihood(y: NDArray[np.float64], eta: NDArray[np.float64]) -> float:
-    return float(np.sum(np.where(y == 1, log_expit(eta), log_expit(-eta))))
 
 
 @dataclass(frozen=True)
@@ -253,13 +273,13 @@ def choose_recalibration(
     ll1, ll2, ll3 = (_log_likelihood(y, eta) for eta in (z, a2 + z, a3 + b3 * z))
     if events < min_events_slope:
         refused.append(f"slope, {events} events < {min_events_slope} needed for a slope")
-    elif b3 <= 0:
+    if b3 <= 0:
         refused.append(
             f"slope, the fitted slope {b3:.2f} is <= 0 and would reverse the model's ranking "
             "(the model ranks this site's patients the wrong way round: check the outcome "
             "coding and the predictor definitions before any use)"
         )
-    elif not ok3:
+    elif not ok3 and not refused:
         refused.append("slope, the fit does not converge (the sample separates the outcomes)")
     slope_ok = not refused
     if not ok2:

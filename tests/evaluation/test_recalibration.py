@@ -94,13 +94,23 @@ def test_a_tiny_sample_with_too_few_events_keeps_the_model() -> None:
 
 
 def test_between_ten_and_twenty_events_only_an_intercept_is_tried() -> None:
-    y = np.array([1] * 15 + [0] * 45)
-    p = np.full(60, 0.7)  # average risk 0.7 against 0.25 observed
+    rng = np.random.default_rng(0)
+    p = np.linspace(0.6, 0.8, 60)  # average risk 0.7 against 0.25 observed
+    y = np.zeros(60, dtype=int)
+    y[rng.choice(60, 15, replace=False)] = 1
     choice = choose_recalibration(y, p)
     assert choice.method == RecalibrationMethod.INTERCEPT
     assert choice.events == 15
-    assert choice.refused == ["slope, 15 events < 20 needed for a slope"]
+    assert choice.refused[0] == "slope, 15 events < 20 needed for a slope"
     assert [t.comparison for t in choice.tests] == ["intercept vs none"]
+    assert choice.slope == 1.0
+    assert choice.intercept < -1.5
+
+
+def test_a_flat_risk_gets_the_exact_intercept() -> None:
+    y = np.array([1] * 25 + [0] * 75)
+    choice = choose_recalibration(y, np.full(100, 0.7))
+    assert choice.method == RecalibrationMethod.INTERCEPT
     assert choice.intercept == pytest.approx(np.log(0.25 / 0.75) - np.log(0.7 / 0.3), abs=1e-6)
 
 

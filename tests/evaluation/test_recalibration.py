@@ -128,8 +128,10 @@ def test_bad_options_are_refused() -> None:
         choose_recalibration(y, p, alpha=1.0)
     with pytest.raises(DataError, match="event minima >= 1"):
         choose_recalibration(y, p, min_events_slope=0)
-    with pytest.raises(DataError, match="both outcomes present"):
-        choose_recalibration(np.ones(10), p[:10])
+    with pytest.raises(DataError, match="y must hold 0 and 1"):
+        choose_recalibration(np.full(10, 2), p[:10])
+    alike = choose_recalibration(np.ones(30), p[:30])
+    assert (alike.method, alike.events, alike.slope) == (RecalibrationMethod.NONE, 0, 1.0)
 
 
 def test_bootstrap_intervals_of_the_report() -> None:

@@ -77,18 +77,19 @@ def logit(p: ArrayLike) -> NDArray[np.float64]:
 
 
 def check_outcomes(
-    y_true: ArrayLike, risk: ArrayLike
+    y_true: ArrayLike, risk: ArrayLike, *, both: bool = True
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """0/1 outcomes and risks as float arrays.
+    """0/1 outcomes and risks as float arrays; ``both``: each outcome must occur.
 
     Raises:
-        DataError: not equally long 1-D arrays, not both outcomes, or risks outside [0, 1].
+        DataError: not equally long 1-D arrays, not 0/1 (or, with ``both``, one outcome
+            only), or risks outside [0, 1].
     """
     y = np.asarray(y_true, dtype=np.float64)
     p = np.asarray(risk, dtype=np.float64)
     if y.ndim != 1 or y.shape != p.shape or len(y) == 0:
         raise DataError(f"y and risk must be equally long 1-D arrays; got {y.shape}, {p.shape}.")
-    if not np.isin(y, (0.0, 1.0)).all() or np.unique(y).size < 2:
+    if not np.isin(y, (0.0, 1.0)).all() or (both and np.unique(y).size < 2):
         raise DataError("y must hold 0 and 1, with both outcomes present.")
     if not np.all((p >= 0) & (p <= 1)):
         raise DataError("risk must be probabilities in [0, 1].")
@@ -228,10 +229,11 @@ def choose_recalibration(
     min_events_intercept: int = MIN_EVENTS_INTERCEPT,
     min_events_slope: int = MIN_EVENTS_SLOPE,
 ) -> RecalibrationChoice:
-    """Choose none, intercept or logistic recalibration by the closed testing procedure.
+    """Choose none, intercept or logistic recalibration by the closed testing procedure
+    (a sample with one outcome only has 0 events and keeps the model).
 
     Raises:
-        DataError: the inputs are not 0/1 outcomes (both present) and probabilities, or
+        DataError: the inputs are not 0/1 outcomes and probabilities, or
             ``alpha`` is not in (0, 1), or the event minima are below 1.
     """
     if not 0.0 < alpha < 1.0 or min(min_events_intercept, min_events_slope) < 1:
@@ -239,7 +241,7 @@ def choose_recalibration(
             f"Need 0 < alpha < 1 and event minima >= 1; got alpha={alpha}, "
             f"min_events_intercept={min_events_intercept}, min_events_slope={min_events_slope}."
         )
-    y, p = check_outcomes(y_true, risk)
+    y, p = check_outcomes(y_true, risk, both=False)
     events = int(min(y.sum(), len(y) - y.sum()))
     minima = {"intercept": min_events_intercept, "logistic": min_events_slope}
 
@@ -356,7 +358,7 @@ class RecalibratedModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         """Choose and fit the recalibration on the site's labelled sample.
 
         Raises:
-            DataError: y is not 0/1 with both outcomes, or an option is out of range.
+            DataError: y is not 0/1, or an option is out of range.
             sklearn.exceptions.NotFittedError: the wrapped model is not fitted.
         """
         check_is_fitted(self.estimator)

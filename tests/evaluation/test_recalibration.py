@@ -17,6 +17,7 @@ from clinsight.evaluation.recalibration import (
     RecalibratedModel,
     RecalibrationMethod,
     choose_recalibration,
+    fit_logistic_calibration,
 )
 from clinsight.tabular.models import RiskModel
 
@@ -201,3 +202,20 @@ def test_cleveland_other_half_is_recalibrated_with_a_positive_slope(
     assert roc_auc(y[~train], fitted.predict_proba(site_X)[:, 1]) == roc_auc(y[~train], risk)
     strict = RecalibratedModel(model, alpha=0.01).fit(site_X, y[~train])
     assert (strict.choice_.method, strict.slope_) == (RecalibrationMethod.NONE, 1.0)
+
+
+def test_the_reported_24_row_sample_keeps_the_ranking() -> None:
+    """Issue 13: 24 recalibration rows whose plain logistic fit has a negative slope (AUC
+    0.615 turned into 0.385). Too few events for a slope; the ranking is kept."""
+    rng = np.random.default_rng(13)
+    p = rng.uniform(0.1, 0.9, 24)
+    y = (p < np.median(p)).astype(int)  # more outcomes where the model says less
+    order = np.argsort(p)
+    y[[order[0], order[-1]]] = y[[order[-1], order[0]]]  # 12 events either way
+    assert fit_logistic_calibration(y, p)[1] < 0
+    choice = choose_recalibration(y, p)
+    assert choice.events == 12
+    assert choice.slope == 1.0
+    assert choice.refused[0] == "slope, 12 events < 20 needed for a slope"
+    assert choice.refused[1].startswith("slope, the fitted slope -")
+    assert roc_auc(y, choice.apply(p)) == roc_auc(y, p)

@@ -12,7 +12,13 @@ import pytest
 import sqlalchemy as sa
 
 from clinsight.config import Settings
-from clinsight.errors import DataError, DecryptionError, PermissionDeniedError, RecordNotFoundError
+from clinsight.errors import (
+    DataError,
+    DecryptionError,
+    DuplicateRecordError,
+    PermissionDeniedError,
+    RecordNotFoundError,
+)
 from clinsight.security.access import UPLOAD_POLICY
 from clinsight.security.clinical import (
     add_study,
@@ -24,7 +30,7 @@ from clinsight.security.clinical import (
     record_prediction,
 )
 from clinsight.security.records import assign_care_team, create_patient
-from clinsight.store import audit
+from clinsight.store import audit, studies
 from clinsight.store.repositories import StoreContext
 from clinsight.store.studies import (
     FeedbackRecord,
@@ -34,7 +40,7 @@ from clinsight.store.studies import (
     record_uploads,
     stage_upload,
 )
-from clinsight.store.tables import Verdict
+from clinsight.store.tables import Verdict, new_id
 from tests.support.store import DRAFT, IMAGE, PROVENANCE, MakeContext, People, draft_labels
 
 
@@ -113,6 +119,28 @@ def test_prediction_keeps_full_provenance(people: People, context: MakeContext) 
     assert "pneumonia-cnn" in str(actions[0][1])
     with pytest.raises(DataError, match=r"must lie in \[0, 1\], got 1.5"):
         record_prediction(ctx, study_id, replace(DRAFT, probability=1.5))
+
+
+def test_a_first_verdict_saved_twice_at_once_is_a_duplicate_not_a_crash(
+    people: People, context: MakeContext, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite lets one writer in at a time: two verdicts never pass the check")
+    ctx = context(people.alice)
+    _, study_id = _study(ctx)
+    prediction = record_prediction(ctx, study_id, DRAFT)
+    ctx.session.commit()
+    rival = context(people.alice)
+
+    def rival_commits_first() -> str:  # called after the look-up of the current verdict
+        monkeypatch.setattr(studies, "new_id", new_id)
+        record_feedback(rival, prediction.id, Verdict.AGREE, labels=draft_labels)
+        rival.session.commit()
+        return new_id()
+
+    monkeypatch.setattr(studies, "new_id", rival_commits_first)
+    with pytest.raises(DuplicateRecordError, match="saved by you at the same moment; reload"):
+        record_feedback(context(people.alice), prediction.id, Verdict.DISAGREE, labels=draft_labels)
 
 
 def test_feedback_rules_and_encrypted_reason(people: People, context: MakeContext) -> None:

@@ -22,6 +22,7 @@ from clinsight.store import audit
 from clinsight.store.actors import PatientAccess, Principal
 from clinsight.store.audit import AuditEvent
 from clinsight.store.crypto import KeyRing, read_encrypted_file, write_encrypted_file
+from clinsight.store.db import flush_unique
 from clinsight.store.repositories import StoreContext
 from clinsight.store.tables import Feedback, Prediction, Study, Verdict, new_id, utcnow
 
@@ -560,7 +561,11 @@ def insert_feedback(
             reason, table="feedback", column="reason_ct", row_id=row.id
         )
     ctx.session.add(row)
-    ctx.session.flush()
+    flush_unique(
+        ctx.session,
+        "another verdict on this prediction was saved by you at the same moment; "
+        "reload the result and submit again",
+    )
     details: dict[str, Any] = {"verdict": str(verdict)}
     if previous is not None:
         details |= {"previous_id": previous.id, "previous_verdict": previous.verdict}

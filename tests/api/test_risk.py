@@ -262,8 +262,8 @@ def test_implausible_inputs_are_refused_naming_the_field(service: Service) -> No
     assert old.status_code == 422
     (error,) = old.json()["errors"]
     assert error["location"] == "inputs.Age"
-    assert re.fullmatch(r"Patient/\S+: Age 1\d\d(\.\d+)? is outside the plausible range 0–125",
-                        error["message"])  # fmt: skip
+    pattern = r"Patient/\S+: Age 1\d\d(\.\d+)? years is outside the plausible range 0–125 years"
+    assert re.fullmatch(pattern, error["message"])
 
 
 def test_the_risk_page_shows_an_implausible_value_beside_its_field(service: Service) -> None:
@@ -299,7 +299,7 @@ def test_a_cds_call_with_an_implausible_value_answers_a_warning_card(
         "The risk was not computed, because these values lie outside their plausible range "
         "(an entry or coding error?):\n- Patient/"
     )
-    assert "is outside the plausible range 0–125" in card["detail"]
+    assert "years is outside the plausible range 0–125 years\n\nCorrect them" in card["detail"]
     auditor = service.login("auditor")
     entries = service.client.get("/api/v1/audit", params={"limit": 5}, headers=auditor).json()
     refused = [e for e in entries if e["action"] == "cds.patient_view"]

@@ -42,7 +42,7 @@ from clinsight.errors import DataError
 from clinsight.inference.cache import ModelCache, RiskPredictor
 from clinsight.interop.cds_client import SigningEhr, prefetch_for
 from clinsight.interop.fhir_out import risk_assessment, risk_assessment_json
-from clinsight.registry.risk import promote_risk_model
+from clinsight.registry.risk import REGISTRY
 from clinsight.registry.stages import Stage
 from clinsight.services.bootstrap import bootstrap
 from clinsight.services.risk import assess_record
@@ -62,7 +62,7 @@ def _train(registry: Path, name: str, logistic_only: bool, repeats: int) -> str:
         data, registry_dir=registry, name=name, candidates=candidates, n_repeats=repeats
     )
     assert outcome.version is not None
-    promote_risk_model(registry, name, outcome.version.version, Stage.PRODUCTION)
+    REGISTRY.promote(registry, name, outcome.version.version, Stage.PRODUCTION)
     return outcome.selection.best.name
 
 

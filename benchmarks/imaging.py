@@ -35,7 +35,7 @@ from clinsight.errors import ModelNotFoundError
 from clinsight.evaluation.calibration import apply_temperature
 from clinsight.evaluation.metrics import roc_auc
 from clinsight.imaging.networks import count_macs
-from clinsight.imaging.training import TrainConfig
+from clinsight.imaging.specs import TrainConfig
 from clinsight.inference.predictors import load_torch_model
 from clinsight.inference.runtime import OnnxClassifier
 from clinsight.registry.image import ModelVersion, get_model

@@ -44,15 +44,15 @@ from clinsight.inference.predictors import ImagePredictor
 from clinsight.inference.runtime import OnnxClassifier
 from clinsight.registry.image import get_model
 from clinsight.registry.stages import Stage
-from clinsight.security.access import Principal
 from clinsight.security.records import create_patient, create_user
 from clinsight.services.bootstrap import bootstrap
 from clinsight.services.diagnosis import diagnose_image
 from clinsight.services.predictions import check_image
+from clinsight.store.actors import Principal
 from clinsight.store.crypto import KeyRing, load_keyring, write_encrypted_file
 from clinsight.store.db import session_factory
 from clinsight.store.repositories import StoreContext
-from clinsight.store.tables import Role
+from clinsight.store.roles import Role
 from common import machine, read_results, update_readme_section, write_results
 
 PASSWORD = "benchmark password 1"

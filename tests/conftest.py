@@ -9,7 +9,7 @@ import pytest
 
 from clinsight.config import get_settings
 from clinsight.data.tabular import TabularDataset, load_uci_heart
-from clinsight.imaging.training import TrainConfig
+from clinsight.imaging.specs import TrainConfig
 from clinsight.services.training import ImageTrainingOutcome, train_and_register
 from tests.support.data import shared_data
 

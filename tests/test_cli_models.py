@@ -18,7 +18,7 @@ from clinsight.registry.versions import ModelKind
 from clinsight.services.users import create_local_account
 from clinsight.store import audit
 from clinsight.store.db import create_db_engine, session_factory
-from clinsight.store.tables import Role
+from clinsight.store.roles import Role
 from tests.support.cli import run_cli, wide_console
 from tests.support.image_models import register_tiny as register_image
 from tests.support.ner_models import register_tiny as register_ner

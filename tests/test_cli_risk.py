@@ -54,6 +54,16 @@ def test_validate_on_a_site_csv_recalibrates(tmp_path: Path, data_dir: Path) -> 
     assert "pima on site-b" in out
     assert "all rows, as shipped (n=300)" in out
     assert "rest, recalibrated (n=240)" in out
+    assert "Recalibration chosen on 60 rows (" in out
+    assert "Why: " in out
+    code, out = run_cli("risk", "validate", "--name", "pima", "--site", str(site), "--json",
+                     "--bootstrap", "20")  # fmt: skip
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["recalibration"]["method"] in ("none", "intercept", "logistic")
+    assert report["recalibration"]["slope"] > 0
+    assert report["after_on_rest"]["auc"] == report["before_on_rest"]["auc"]
+    assert report["after_on_rest"]["bootstrap_replicates"] == 20
     code, out = run_cli("risk", "validate", "--name", "pima", "--site", "switzerland")
     assert code == 2
     assert "processed.switzerland.data does not exist" in out

@@ -189,11 +189,68 @@ def test_dicom_upload_prediction_heatmap_and_feedback(service: Service, data_dir
                         json={"verdict": "agree"})  # fmt: skip
     assert agree.status_code == 201
     assert agree.json()["verdict"] == "agree"
+    assert agree.json()["superseded_at"] is None
     metrics = client.get("/metrics").text
     assert 'clinsight_predictions_total{model="breastmnist",version="1"} 1.0' in metrics
     timeline = client.get(f"/api/v1/patients/{patient_id}", headers=alice).json()
     assert timeline["patient"]["name"] == "Ada Lovelace"
     assert timeline["studies"][0]["predictions"][0]["id"] == prediction["id"]
+
+
+def test_feedback_is_one_editable_verdict_per_clinician_with_history(
+    service: Service, data_dir: Path
+) -> None:
+    client = service.client
+    alice = service.login("alice")
+    patient_id = _patient(service, alice)
+    dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
+    made = client.post(f"/api/v1/patients/{patient_id}/predictions", headers=alice,
+                       files={"file": ("x.dcm", dicom, "application/dicom")})  # fmt: skip
+    assert made.status_code == 201, made.text
+    url = f"/api/v1/predictions/{made.json()['id']}"
+    first = client.post(f"{url}/feedback", headers=alice, json={"verdict": "agree"})
+    assert first.status_code == 201
+    banana = {"verdict": "override", "reason": "looks like fruit", "override_label": "banana"}
+    refused = client.post(f"{url}/feedback", headers=alice, json=banana)
+    assert refused.status_code == 422
+    assert refused.json()["detail"] == (
+        "'banana' is not a label of breastmnist v1; choose one of: 'malignant', 'normal, benign'"
+    )
+    override = {"verdict": "override", "reason": "smooth margins", "override_label": "malignant"}
+    second = client.post(f"{url}/feedback", headers=alice, json=override)
+    assert second.status_code == 201, second.text
+    detail = client.get(url, headers=alice)
+    assert detail.status_code == 200
+    assert detail.json()["id"] == made.json()["id"]
+    assert detail.json()["label"] == made.json()["label"]
+    assert detail.json()["feedback"] == [second.json()]
+    history = client.get(f"{url}/feedback", headers=alice)
+    assert history.status_code == 200
+    assert history.json() == [
+        {**first.json(), "superseded_at": second.json()["created_at"]},
+        second.json(),
+    ]
+    assert [(v["verdict"], v["override_label"], v["reason"]) for v in history.json()] == [
+        ("agree", None, None),
+        ("override", "malignant", "smooth margins"),
+    ]
+    timeline = client.get(f"/api/v1/patients/{patient_id}", headers=alice).json()
+    assert timeline["studies"][0]["feedback"] == [second.json()]
+    bob, auditor = service.login("bob"), service.login("auditor")
+    for caller in (bob, auditor):
+        assert client.get(url, headers=caller).status_code == 403
+        assert client.get(f"{url}/feedback", headers=caller).status_code == 403
+    audit = client.get("/api/v1/audit", params={"patient_id": patient_id}, headers=auditor)
+    actions = [(e["action"], e["outcome"]) for e in audit.json()
+               if e["action"].startswith("feedback.")]  # fmt: skip
+    assert actions == [  # newest first; the auditor is refused by role before any read
+        ("feedback.list", "denied"),  # bob, outside the care team
+        ("feedback.list", "success"),  # the timeline
+        ("feedback.list", "success"),  # the history
+        ("feedback.list", "success"),  # the prediction
+        ("feedback.update", "success"),
+        ("feedback.create", "success"),
+    ]
 
 
 def test_a_write_is_not_blocked_while_a_heat_map_is_computed(

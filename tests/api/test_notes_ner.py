@@ -10,7 +10,7 @@ import pytest
 
 from clinsight.config import get_settings
 from clinsight.errors import IntegrityError
-from clinsight.registry.ner import promote_ner_model
+from clinsight.registry import ner
 from clinsight.registry.stages import Stage
 from clinsight.services.notes import note_pipeline, read_text
 from tests.support.ner_models import NOTE, register_tiny, tiny_spacy
@@ -31,7 +31,7 @@ def test_read_text_follows_the_production_ner_models(data_dir: Path) -> None:
     assert "myotonic dystrophy" not in {e.text for e in rules_only.entities}
     register_tiny(registry, tiny_spacy(data_dir), data_dir, name="tiny", promote=False)
     assert read_text(NOTE).annotation.ner_models == ()  # a candidate is not used
-    promote_ner_model(registry, "tiny", 1, Stage.PRODUCTION)
+    ner.REGISTRY.promote(registry, "tiny", 1, Stage.PRODUCTION)
     annotation = read_text(NOTE).annotation
     assert annotation.ner_models == ("tiny v1",)
     negated = [e for e in annotation.entities if e.text == "myotonic dystrophy"]

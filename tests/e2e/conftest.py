@@ -29,7 +29,7 @@ def server(settings: Settings) -> Iterator[str]:
     """The bootstrapped service over HTTPS on a free loopback port."""
     from clinsight.security.records import create_user
     from clinsight.store.db import session_factory
-    from clinsight.store.tables import Role
+    from clinsight.store.roles import Role
 
     result = bootstrap(settings)
     with session_factory(result.engine)() as session:

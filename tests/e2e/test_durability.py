@@ -26,15 +26,15 @@ import pytest
 from PIL import Image
 
 from clinsight.config import Settings
-from clinsight.security.access import Principal
 from clinsight.security.clinical import add_study
 from clinsight.security.records import create_patient, create_user
 from clinsight.services.bootstrap import bootstrap
 from clinsight.store import audit
+from clinsight.store.actors import Principal
 from clinsight.store.crypto import load_keyring
 from clinsight.store.db import create_db_engine, session_factory
 from clinsight.store.repositories import StoreContext
-from clinsight.store.tables import Role
+from clinsight.store.roles import Role
 from tests.support.service import PASSWORD
 
 CLIENTS = 4

@@ -8,11 +8,11 @@ import pytest
 
 from clinsight.data.tabular import TabularDataset
 from clinsight.errors import DataError
-from clinsight.evaluation.external import (
+from clinsight.evaluation.external import external_validation, validation_report
+from clinsight.evaluation.recalibration import (
     RecalibratedModel,
-    external_validation,
+    RecalibrationMethod,
     fit_logistic_calibration,
-    validation_report,
 )
 from clinsight.tabular.models import RiskModel
 
@@ -71,6 +71,9 @@ def test_recalibration_to_a_shifted_site(cleveland: TabularDataset) -> None:
     assert result.before_on_rest is not None
     assert result.after_on_rest is not None
     assert result.after_on_rest.n == 728
+    assert result.recalibration is not None
+    assert result.recalibration.method == RecalibrationMethod.LOGISTIC
+    assert result.to_dict()["recalibration"]["method"] == "logistic"
     assert result.intercept == pytest.approx(1.0, abs=0.35)
     assert result.slope == pytest.approx(0.5, abs=0.15)
     assert result.before_on_rest.calibration_slope == pytest.approx(0.5, abs=0.1)
@@ -79,7 +82,7 @@ def test_recalibration_to_a_shifted_site(cleveland: TabularDataset) -> None:
     assert result.after_on_rest.auc == result.before_on_rest.auc  # monotone map
     assert result.to_dict()["after_on_rest"]["n"] == 728
     shipped = external_validation(model, site_X, site_y, recalibration_fraction=0.0)
-    assert shipped.after_on_rest is None
+    assert (shipped.after_on_rest, shipped.recalibration) == (None, None)
     with pytest.raises(DataError, match=r"recalibration_fraction must be in \[0, 1\)"):
         external_validation(model, site_X, site_y, recalibration_fraction=1.0)
 

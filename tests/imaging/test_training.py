@@ -13,14 +13,9 @@ from sklearn.metrics import roc_auc_score
 from clinsight.data.medmnist import Split, TaskType, load_medmnist
 from clinsight.errors import ModelError
 from clinsight.imaging.networks import Ensemble
-from clinsight.imaging.training import (
-    EpochRecord,
-    TrainConfig,
-    member_seed,
-    predict_logits,
-    train_image_model,
-)
-from clinsight.imaging.transforms import AugmentSpec, Preprocess
+from clinsight.imaging.specs import AugmentSpec, TrainConfig
+from clinsight.imaging.training import EpochRecord, member_seed, predict_logits, train_image_model
+from clinsight.imaging.transforms import Preprocess
 from tests.support.synthetic import synthetic_splits
 
 MILD = AugmentSpec(rotate_degrees=5, scale=0.05, translate=0.05, contrast_gamma=0.1, intensity=0.05)

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from clinsight.errors import UnsupportedImageError
+from clinsight.imaging.specs import AugmentSpec
 from clinsight.imaging.transforms import (
-    AugmentSpec,
     Preprocess,
     PreprocessSpec,
     build_augmentation,

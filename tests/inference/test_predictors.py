@@ -15,7 +15,8 @@ from clinsight.errors import IntegrityError, ModelError
 from clinsight.imaging.networks import NetworkConfig
 from clinsight.imaging.transforms import Preprocess
 from clinsight.inference.predictors import ImagePredictor, load_torch_model
-from clinsight.registry.image import get_model, promote
+from clinsight.registry import image
+from clinsight.registry.image import get_model
 from clinsight.registry.stages import Stage
 from tests.support.image_models import register_tiny
 
@@ -75,7 +76,7 @@ def test_predict_batch_and_stage_selection(tmp_path: Path) -> None:
     reg = tmp_path / "reg"
     register_tiny(reg)
     register_tiny(reg, seed=1)
-    promote(reg, "tiny", 1, Stage.PRODUCTION)
+    image.REGISTRY.promote(reg, "tiny", 1, Stage.PRODUCTION)
     predictor = ImagePredictor.from_registry(reg, "tiny", stage="production", threads=1)
     assert predictor.model.version == 1
     batch = np.random.default_rng(0).normal(size=(6, 1, 28, 28)).astype(np.float32)

@@ -9,10 +9,10 @@ import pytest
 import spacy
 
 from clinsight.errors import ModelError
+from clinsight.nlp import NerBackend
 from clinsight.nlp.entities import evaluate_ner
 from clinsight.nlp.pipeline import annotate_note, annotate_notes, build_pipeline
 from clinsight.nlp.trained_ner import (
-    NerBackend,
     TrainedNER,
     backend_of,
     entity_labels,

@@ -13,14 +13,7 @@ import pytest
 from clinsight.data.medmnist import TaskType
 from clinsight.errors import IntegrityError, ModelError, ModelNotFoundError, RegistryError
 from clinsight.imaging.networks import NetworkConfig
-from clinsight.registry.image import (
-    get_model,
-    history,
-    list_models,
-    promote,
-    rollback,
-    verify,
-)
+from clinsight.registry.image import REGISTRY, get_model, list_models, verify
 from clinsight.registry.stages import Stage
 from tests.support.image_models import DATA_SHA256, TRAINING, register_tiny, write_plot
 
@@ -75,18 +68,18 @@ def test_register_list_get_promote_and_roll_back(tmp_path: Path) -> None:
     assert get_model(reg, "tiny").version == 3
     assert get_model(reg, "tiny", 2).version == 2
 
-    assert promote(reg, "tiny", 1, Stage.PRODUCTION).stage is Stage.PRODUCTION
+    assert REGISTRY.promote(reg, "tiny", 1, Stage.PRODUCTION).stage is Stage.PRODUCTION
     assert get_model(reg, "tiny", stage="production").version == 1
-    promote(reg, "tiny", 2, "production", note="better AUC")
+    REGISTRY.promote(reg, "tiny", 2, "production", note="better AUC")
     stages = {m.version: m.stage for m in list_models(reg, "tiny")}
     assert stages == {1: Stage.ARCHIVED, 2: Stage.PRODUCTION, 3: Stage.CANDIDATE}
 
-    assert rollback(reg, "tiny").version == 1
+    assert REGISTRY.rollback(reg, "tiny").version == 1
     stages = {m.version: m.stage for m in list_models(reg, "tiny")}
     assert stages == {1: Stage.PRODUCTION, 2: Stage.ARCHIVED, 3: Stage.CANDIDATE}
     assert get_model(reg, "tiny", stage=Stage.ARCHIVED).version == 2
 
-    changes = [(c.version, c.from_stage, c.to_stage, c.note) for c in history(reg, "tiny")]
+    changes = [(c.version, c.from_stage, c.to_stage, c.note) for c in REGISTRY.history(reg, "tiny")]
     assert changes == [
         (1, None, Stage.CANDIDATE, "registered"),
         (2, None, Stage.CANDIDATE, "registered"),
@@ -97,16 +90,16 @@ def test_register_list_get_promote_and_roll_back(tmp_path: Path) -> None:
         (2, Stage.PRODUCTION, Stage.ARCHIVED, "replaced by v1"),
         (1, Stage.ARCHIVED, Stage.PRODUCTION, "rollback"),
     ]
-    assert all(c.at.endswith("+00:00") for c in history(reg, "tiny"))
-    assert rollback(reg, "tiny", 3).stage is Stage.PRODUCTION
+    assert all(c.at.endswith("+00:00") for c in REGISTRY.history(reg, "tiny"))
+    assert REGISTRY.rollback(reg, "tiny", 3).stage is Stage.PRODUCTION
     assert [m.version for m in list_models(reg, "tiny") if m.stage is Stage.PRODUCTION] == [3]
 
 
 def test_promoting_to_the_current_stage_records_nothing(tmp_path: Path) -> None:
     reg = tmp_path / "reg"
     register_tiny(reg)
-    promote(reg, "tiny", 1, Stage.CANDIDATE)
-    assert len(history(reg, "tiny")) == 1
+    REGISTRY.promote(reg, "tiny", 1, Stage.CANDIDATE)
+    assert len(REGISTRY.history(reg, "tiny")) == 1
 
 
 def test_unknown_name_version_or_stage_lists_what_exists(tmp_path: Path) -> None:
@@ -123,7 +116,7 @@ def test_unknown_name_version_or_stage_lists_what_exists(tmp_path: Path) -> None
     with pytest.raises(ModelNotFoundError, match="has no version 1 at stage archived"):
         get_model(reg, "tiny", 1, Stage.ARCHIVED)
     with pytest.raises(ModelNotFoundError, match="no earlier production version"):
-        rollback(reg, "tiny")
+        REGISTRY.rollback(reg, "tiny")
     with pytest.raises(ModelNotFoundError, match="registered models: none"):
         list_models(tmp_path / "empty", "tiny")
     assert list_models(tmp_path / "empty") == []
@@ -139,7 +132,7 @@ def test_tampered_changed_added_or_removed_files_fail_verification(tmp_path: Pat
     with pytest.raises(IntegrityError, match=r"model\.onnx has sha256 .* the manifest records"):
         get_model(reg, "tiny")
     with pytest.raises(IntegrityError, match="changed after registration"):
-        promote(reg, "tiny", 1, Stage.PRODUCTION)
+        REGISTRY.promote(reg, "tiny", 1, Stage.PRODUCTION)
     assert get_model(reg, "tiny", verify=False).stage is Stage.CANDIDATE
     model.onnx_path.write_bytes(original)
 

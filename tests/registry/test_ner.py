@@ -17,11 +17,8 @@ from clinsight.registry.ner import (
     get_ner_model,
     list_ner_models,
     load_ner_model,
-    ner_history,
     production_ner_models,
-    promote_ner_model,
     register_ner_model,
-    rollback_ner_model,
 )
 from clinsight.registry.stages import Stage
 from clinsight.services.ner_training import NerSplits, sentences_sha256, train_and_register_ner
@@ -82,7 +79,7 @@ def test_loading_checks_the_manifest_and_gives_the_same_tags(
     with pytest.raises(IntegrityError, match=r"model/ner/model has sha256 .* changed after"):
         load_ner_model(version)
     with pytest.raises(IntegrityError, match="changed after registration"):
-        promote_ner_model(registry, "tiny-spacy", 1, Stage.PRODUCTION)
+        REGISTRY.promote(registry, "tiny-spacy", 1, Stage.PRODUCTION)
     extra = get_ner_model(registry, "tiny-minilm", 1, verify=False).path / "model" / "extra.py"
     extra.write_text("print('hello')\n")
     with pytest.raises(IntegrityError, match=r"files not in its manifest: model/extra\.py"):
@@ -93,16 +90,16 @@ def test_stages_promotion_rollback_and_production_models(registry: Path, data_di
     assert production_ner_models(registry) == []
     before = REGISTRY.stamps(registry)
     assert [name for name, _ in before] == ["tiny-minilm", "tiny-spacy"]
-    promote_ner_model(registry, "tiny-spacy", 1, Stage.PRODUCTION, note="first")
+    REGISTRY.promote(registry, "tiny-spacy", 1, Stage.PRODUCTION, note="first")
     assert REGISTRY.stamps(registry) != before
     register_tiny(registry, tiny_spacy(data_dir), data_dir, name="tiny-spacy")  # v2 promoted
     assert [(v.source, v.stage) for v in list_ner_models(registry, "tiny-spacy")] == [
         ("tiny-spacy v1", Stage.ARCHIVED), ("tiny-spacy v2", Stage.PRODUCTION),
     ]  # fmt: skip
     assert [v.source for v in production_ner_models(registry)] == ["tiny-spacy v2"]
-    assert rollback_ner_model(registry, "tiny-spacy").source == "tiny-spacy v1"
+    assert REGISTRY.rollback(registry, "tiny-spacy").source == "tiny-spacy v1"
     assert [v.source for v in production_ner_models(registry)] == ["tiny-spacy v1"]
-    assert [(c.version, c.to_stage, c.note) for c in ner_history(registry, "tiny-spacy")] == [
+    assert [(c.version, c.to_stage, c.note) for c in REGISTRY.history(registry, "tiny-spacy")] == [
         (1, Stage.CANDIDATE, "registered"),
         (1, Stage.PRODUCTION, "first"),
         (2, Stage.CANDIDATE, "registered"),
@@ -112,7 +109,7 @@ def test_stages_promotion_rollback_and_production_models(registry: Path, data_di
         (1, Stage.PRODUCTION, "rollback"),
     ]
     with pytest.raises(ModelNotFoundError, match="'tiny-minilm' has no earlier production"):
-        rollback_ner_model(registry, "tiny-minilm")
+        REGISTRY.rollback(registry, "tiny-minilm")
     with pytest.raises(ModelNotFoundError, match=r"No NER model named 'nope'.*train-ner"):
         get_ner_model(registry, "nope")
     with pytest.raises(ModelNotFoundError, match=r"has no version 9; it has: v1 \(candidate\)"):

@@ -14,13 +14,11 @@ from clinsight.data.tabular import PIMA_RANGES, load_dataset
 from clinsight.errors import IntegrityError, ModelNotFoundError, RegistryError
 from clinsight.registry.image import list_models
 from clinsight.registry.risk import (
+    REGISTRY,
     get_risk_model,
     list_risk_models,
     load_risk_model,
-    promote_risk_model,
     register_risk_model,
-    risk_history,
-    rollback_risk_model,
 )
 from clinsight.registry.stages import Stage
 from clinsight.services.risk_training import reference_sample, subset_features
@@ -153,14 +151,14 @@ def test_stages_promotion_and_rollback_like_image_models(registry: Path, tmp_pat
         root, name=MODEL_NAME, model=model, task=v1.task, reference=v1.reference,
         metrics=v1.metrics, training=v1.training, intended_use="v2",
     )  # fmt: skip
-    promote_risk_model(root, MODEL_NAME, 1, Stage.PRODUCTION)
-    promote_risk_model(root, MODEL_NAME, 2, Stage.PRODUCTION)
+    REGISTRY.promote(root, MODEL_NAME, 1, Stage.PRODUCTION)
+    REGISTRY.promote(root, MODEL_NAME, 2, Stage.PRODUCTION)
     assert [(v.version, v.stage) for v in list_risk_models(root)] == [
         (1, Stage.ARCHIVED), (2, Stage.PRODUCTION),
     ]  # fmt: skip
-    assert rollback_risk_model(root, MODEL_NAME).version == 1
+    assert REGISTRY.rollback(root, MODEL_NAME).version == 1
     assert get_risk_model(root, MODEL_NAME, stage=Stage.PRODUCTION).version == 1
-    assert [(c.version, c.to_stage) for c in risk_history(root, MODEL_NAME)][-2:] == [
+    assert [(c.version, c.to_stage) for c in REGISTRY.history(root, MODEL_NAME)][-2:] == [
         (2, Stage.ARCHIVED), (1, Stage.PRODUCTION),
     ]  # fmt: skip
     assert list_models(root) == []  # image listings do not see risk models

@@ -11,15 +11,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from clinsight.config import Settings
 from clinsight.errors import DataError, PermissionDeniedError, RecordNotFoundError
 from clinsight.security.access import (
-    PatientAccess,
     accessible_patient_ids,
     can_access_patient,
     grant_break_glass,
     require_role,
 )
 from clinsight.security.records import create_patient, get_patient
+from clinsight.store.actors import PatientAccess
 from clinsight.store.crypto import KeyRing
-from clinsight.store.tables import BreakGlassGrant, CareTeam, Role, utcnow
+from clinsight.store.roles import Role
+from clinsight.store.tables import BreakGlassGrant, CareTeam, utcnow
 from tests.support.store import MakeContext, People
 
 REASON = "unconscious in the emergency department"

@@ -72,6 +72,8 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "POST /api/v1/studies/{study_id}/predictions": (401, 403, (201, 403), 403),
     "GET /api/v1/studies/{study_id}/predictions": (401, 403, (200, 403), 403),
     "GET /api/v1/predictions/{prediction_id}/heatmap": (401, 403, (200, 403), 403),
+    "GET /api/v1/predictions/{prediction_id}": (401, 403, (200, 403), 403),
+    "GET /api/v1/predictions/{prediction_id}/feedback": (401, 403, (200, 403), 403),
     "POST /api/v1/predictions/{prediction_id}/feedback": (401, 403, (201, 403), 403),
     "POST /api/v1/patients/{patient_id}/notes": (401, 403, (201, 403), 403),
     "POST /api/v1/patients/{patient_id}/notes/file": (401, 403, (201, 403), 403),
@@ -182,7 +184,7 @@ def world(service: Service) -> World:
     """Alice's patient (own) and Bob's patient (other), each with a study and a prediction."""
     from clinsight.security.records import create_user
     from clinsight.store.db import session_factory
-    from clinsight.store.tables import Role
+    from clinsight.store.roles import Role
 
     state = service.client.app.state.clinsight  # type: ignore[attr-defined]
     with session_factory(state.engine)() as session:

@@ -14,7 +14,8 @@ from clinsight.config import Settings
 from clinsight.errors import AuthenticationError, ConfigurationError, RefreshReuseError
 from clinsight.security.tokens import TokenIssuer, TokenPair
 from clinsight.store.crypto import KeyRing
-from clinsight.store.tables import Role, utcnow
+from clinsight.store.roles import Role
+from clinsight.store.tables import utcnow
 from tests.support.store import People
 
 

@@ -2,6 +2,7 @@
 backends)."""
 
 from tests.support.store import (  # noqa: F401 (fixtures)
+    context,
     empty_engine,
     engine,
     keyring,

@@ -5,9 +5,11 @@ from __future__ import annotations
 from clinsight.api.routes import auth as api_auth
 from clinsight.api.routes import notes as api_notes
 from clinsight.api.routes import patients as api_patients
+from clinsight.api.routes import studies as api_studies
 from clinsight.services import auth as auth_service
 from clinsight.services import notes as note_service
 from clinsight.services import patients as patient_service
+from clinsight.services import predictions as prediction_service
 from clinsight.web import notes as web_notes
 from clinsight.web import pages as web_pages
 from clinsight.web import session as web_session
@@ -30,3 +32,10 @@ def test_login_refresh_and_logout_are_one_service_function_each() -> None:
     assert vars(web_session)["refresh_session"] is auth_service.refresh_session
     assert vars(api_auth)["log_out"] is auth_service.log_out
     assert vars(web_pages)["log_out"] is auth_service.log_out
+
+
+def test_feedback_is_one_service_function_each() -> None:
+    assert vars(api_studies)["give_feedback"] is prediction_service.give_feedback
+    assert vars(web_pages)["give_feedback"] is prediction_service.give_feedback
+    assert vars(api_studies)["prediction_feedback"] is prediction_service.prediction_feedback
+    assert vars(web_pages)["prediction_feedback"] is prediction_service.prediction_feedback

@@ -9,7 +9,8 @@ from clinsight.config import get_settings
 from clinsight.errors import DataError, DuplicateRecordError
 from clinsight.services.users import create_local_account
 from clinsight.store.db import create_db_engine, session_factory
-from clinsight.store.tables import AuditRow, Role, User
+from clinsight.store.roles import Role
+from clinsight.store.tables import AuditRow, User
 
 
 @pytest.fixture(autouse=True)

@@ -29,7 +29,7 @@ from clinsight.store.backup import MANIFEST, create_backup, restore_backup, tabl
 from clinsight.store.crypto import KeyRing, load_keyring, load_or_create_keyring
 from clinsight.store.repositories import StoreContext
 from clinsight.store.tables import Base, Verdict
-from tests.support.store import DRAFT, MakeContext, People
+from tests.support.store import DRAFT, MakeContext, People, draft_labels
 
 PATIENTS = [("MRN-1", "Ada Lovelace", "female"), ("MRN-2", "Alan Turing", "male")]
 
@@ -42,7 +42,10 @@ def _populate(people: People, context: MakeContext, keyring: KeyRing, settings: 
         for shot in range(2):
             study = add_study(ctx, patient.id, f"image {index}-{shot}".encode(), modality="CR")
             made = record_prediction(ctx, study.id, DRAFT)
-            record_feedback(ctx, made.id, Verdict.OVERRIDE, reason="rib", override_label="normal")
+            record_feedback(
+                ctx, made.id, Verdict.OVERRIDE, labels=draft_labels, reason="rib",
+                override_label="normal",
+            )  # fmt: skip
     ctx.session.commit()
     grant_break_glass(ctx.session, keyring, settings, people.bob, patient.id, "emergency room now")
     TokenIssuer.from_settings(settings, keyring).start_session(ctx.session, people.alice)

@@ -18,7 +18,7 @@ from clinsight.security.records import create_patient
 from clinsight.store import crypto
 from clinsight.store.crypto import KeyRing
 from clinsight.store.tables import Verdict
-from tests.support.store import DRAFT, MakeContext, People
+from tests.support.store import DRAFT, MakeContext, People, draft_labels
 
 WHERE = {"table": "patients", "column": "name_ct", "row_id": "row-1"}
 
@@ -154,7 +154,10 @@ def test_rotation_reencrypts_every_column_and_file(
     )
     study = add_study(ctx, patient.id, b"image bytes", modality="CR")
     prediction = record_prediction(ctx, study.id, DRAFT)
-    record_feedback(ctx, prediction.id, Verdict.OVERRIDE, reason="rib fracture", override_label="x")
+    record_feedback(
+        ctx, prediction.id, Verdict.OVERRIDE, labels=draft_labels, reason="rib fracture",
+        override_label="normal",
+    )  # fmt: skip
     ctx.session.commit()
     old = crypto.load_keyring(settings.resolved_key_file)
     files = settings.resolved_files_dir

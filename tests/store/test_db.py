@@ -36,7 +36,7 @@ def test_migrations_build_the_schema_from_empty(empty_engine: sa.Engine) -> None
     assert db.schema_revision(empty_engine) is None
     db.migrate(empty_engine)
     db.migrate(empty_engine)  # a second run is a no-op
-    assert db.schema_revision(empty_engine) == "0003"
+    assert db.schema_revision(empty_engine) == "0004"
     assert set(sa.inspect(empty_engine).get_table_names()) == TABLES
     with empty_engine.connect() as connection:
         head = connection.execute(sa.text("SELECT id, seq, hash FROM audit_head")).all()
@@ -164,3 +164,43 @@ def test_read_sessions_see_committed_rows_skip_the_gate_and_refuse_writes(tmp_pa
         writer.execute(sa.text("INSERT INTO t VALUES (4)"))
         writer.commit()
         assert writer.execute(sa.text("SELECT count(*) FROM t")).scalar_one() == 3
+
+
+def test_migration_0004_keeps_the_newest_verdict_of_each_clinician_current(
+    empty_engine: sa.Engine,
+) -> None:
+    db.migrate(empty_engine, "0003")
+    at = "2026-11-30 10:00:0{}"
+    rows = [  # (id, user, created) on one prediction: two of u1, one of u2
+        ("f1", "u1", at.format(1)), ("f2", "u1", at.format(2)), ("f3", "u2", at.format(1)),
+    ]  # fmt: skip
+    statements = [
+        "INSERT INTO users (id, username, role, password_hash, active, failed_logins,"
+        " created_at) VALUES ('u1', 'a', 'clinician', 'h', true, 0, :t),"
+        " ('u2', 'b', 'clinician', 'h', true, 0, :t)",
+        "INSERT INTO patients (id, mrn_index, mrn_ct, name_ct, birth_date_ct, sex_ct,"
+        " created_at) VALUES ('p', 'i', 'c', 'c', 'c', 'c', :t)",
+        "INSERT INTO studies (id, patient_id, blob_key, sha256, size_bytes, modality,"
+        " created_at) VALUES ('s', 'p', 'k', 'x', 1, 'CR', :t)",
+        "INSERT INTO predictions (id, study_id, model_name, model_version, artifact_sha256,"
+        " input_sha256, preprocessing, label, probability, latency_ms, created_at, warnings)"
+        " VALUES ('r', 's', 'm', '1', 'a', 'b', '{}', 'x', 0.5, 1.0, :t, '[]')",
+    ]
+    with empty_engine.begin() as connection:
+        for statement in statements:
+            connection.execute(sa.text(statement), {"t": at.format(0)})
+        for row_id, user, created in rows:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO feedback (id, prediction_id, user_id, verdict, created_at)"
+                    " VALUES (:i, 'r', :u, 'agree', :t)"
+                ),
+                {"i": row_id, "u": user, "t": created},
+            )
+    db.migrate(empty_engine)
+    with empty_engine.connect() as connection:
+        found = connection.execute(
+            sa.text("SELECT id, superseded_at FROM feedback ORDER BY id")
+        ).all()
+    superseded = {row_id: str(when)[:19] if when else None for row_id, when in found}
+    assert superseded == {"f1": "2026-11-30 10:00:02", "f2": None, "f3": None}

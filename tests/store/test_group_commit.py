@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from clinsight.config import Settings
 from clinsight.errors import DataError, PermissionDeniedError
-from clinsight.security.access import UPLOAD_POLICY, Principal
+from clinsight.security.access import UPLOAD_POLICY
 from clinsight.security.records import create_patient
 from clinsight.store import audit
+from clinsight.store.actors import Principal
 from clinsight.store.crypto import KeyRing
 from clinsight.store.group_commit import GroupCommit
 from clinsight.store.studies import StagedUpload, record_uploads, stage_upload

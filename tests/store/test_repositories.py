@@ -23,7 +23,8 @@ from clinsight.security.records import (
 from clinsight.store import audit, repositories
 from clinsight.store.db import flush_unique
 from clinsight.store.repositories import PatientRecord, StoreContext, UserRecord
-from clinsight.store.tables import Role, User, new_id
+from clinsight.store.roles import Role
+from clinsight.store.tables import User, new_id
 from tests.support.store import PASSWORD, MakeContext, People
 
 T = TypeVar("T")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
@@ -15,24 +16,26 @@ from clinsight.errors import DataError, DecryptionError, PermissionDeniedError, 
 from clinsight.security.access import UPLOAD_POLICY
 from clinsight.security.clinical import (
     add_study,
+    list_feedback,
     list_predictions,
     list_studies,
     read_study,
     record_feedback,
     record_prediction,
 )
-from clinsight.security.records import create_patient
+from clinsight.security.records import assign_care_team, create_patient
 from clinsight.store import audit
 from clinsight.store.repositories import StoreContext
 from clinsight.store.studies import (
     FeedbackRecord,
     PredictionDraft,
+    PredictionFeedback,
     PredictionRecord,
     record_uploads,
     stage_upload,
 )
 from clinsight.store.tables import Verdict
-from tests.support.store import DRAFT, IMAGE, PROVENANCE, MakeContext, People
+from tests.support.store import DRAFT, IMAGE, PROVENANCE, MakeContext, People, draft_labels
 
 
 def _study(ctx: StoreContext) -> tuple[str, str]:
@@ -116,16 +119,15 @@ def test_feedback_rules_and_encrypted_reason(people: People, context: MakeContex
     ctx = context(people.alice)
     _, study_id = _study(ctx)
     prediction = record_prediction(ctx, study_id, DRAFT)
-    agree = record_feedback(ctx, prediction.id, Verdict.AGREE)
     override = record_feedback(
         ctx,
         prediction.id,
         Verdict.OVERRIDE,
+        labels=draft_labels,
         reason=" consolidation is atelectasis ",
         override_label="normal",
     )
     ctx.session.commit()
-    assert (agree.verdict, agree.reason, agree.override_label) == (Verdict.AGREE, None, None)
     assert override == FeedbackRecord(
         override.id,
         prediction.id,
@@ -134,20 +136,116 @@ def test_feedback_rules_and_encrypted_reason(people: People, context: MakeContex
         "consolidation is atelectasis",
         "normal",
         override.created_at,
+        None,
     )
     raw = ctx.session.execute(sa.text("SELECT id, reason_ct FROM feedback")).all()
-    reasons: dict[str, str | None] = {row.id: row.reason_ct for row in raw}
-    assert reasons[agree.id] is None
-    reason = reasons[override.id]
+    assert [row.id for row in raw] == [override.id]
+    reason = raw[0].reason_ct
     assert reason is not None
     assert reason.startswith("v1:")
     assert "atelectasis" not in reason
     with pytest.raises(DataError, match="override needs the corrected label and a reason"):
-        record_feedback(ctx, prediction.id, Verdict.OVERRIDE, override_label="normal")
+        record_feedback(
+            ctx, prediction.id, Verdict.OVERRIDE, labels=draft_labels, override_label="normal"
+        )
     with pytest.raises(DataError, match="only an override carries a label"):
-        record_feedback(ctx, prediction.id, Verdict.DISAGREE, reason="r", override_label="x")
+        record_feedback(ctx, prediction.id, Verdict.DISAGREE, labels=draft_labels, reason="r",
+                        override_label="x")  # fmt: skip
     with pytest.raises(RecordNotFoundError, match="no prediction with id nope"):
-        record_feedback(ctx, "nope", Verdict.AGREE)
+        record_feedback(ctx, "nope", Verdict.AGREE, labels=draft_labels)
+
+
+def test_an_override_label_must_be_one_of_the_models_labels(
+    people: People, context: MakeContext
+) -> None:
+    ctx = context(people.alice)
+    _, study_id = _study(ctx)
+    prediction = record_prediction(ctx, study_id, DRAFT)
+    ctx.session.commit()
+    message = "'banana' is not a label of pneumonia-cnn v3; choose one of: 'pneumonia', 'normal'"
+    with pytest.raises(DataError, match=f"^{message}$"):
+        record_feedback(ctx, prediction.id, Verdict.OVERRIDE, labels=draft_labels,
+                        reason="looks like fruit", override_label="banana")  # fmt: skip
+    ctx.session.rollback()
+    assert ctx.session.execute(sa.text("SELECT count(*) FROM feedback")).scalar() == 0
+    created = ctx.session.execute(
+        sa.text("SELECT count(*) FROM audit_log WHERE action LIKE 'feedback.%'")
+    ).scalar()
+    assert created == 0
+
+
+def test_a_second_verdict_replaces_the_first_and_keeps_it_as_history(
+    people: People, context: MakeContext
+) -> None:
+    alice, bob = context(people.alice), context(people.bob)
+    patient_id, study_id = _study(alice)
+    admin = context(people.admin)
+    assign_care_team(admin, people.bob.user_id, patient_id)
+    admin.session.commit()
+    prediction = record_prediction(alice, study_id, DRAFT)
+    alice.session.commit()
+    first = record_feedback(alice, prediction.id, Verdict.AGREE, labels=draft_labels)
+    alice.session.commit()
+    second = record_feedback(alice, prediction.id, Verdict.OVERRIDE, labels=draft_labels,
+                             reason="rib fracture", override_label="normal")  # fmt: skip
+    alice.session.commit()
+    theirs = record_feedback(bob, prediction.id, Verdict.DISAGREE, labels=draft_labels)
+    bob.session.commit()
+    versions = list_feedback(alice, patient_id, [prediction.id])
+    alice.session.commit()
+    assert versions == [
+        replace(first, superseded_at=second.created_at),
+        second,
+        theirs,
+    ]
+    found = PredictionFeedback(tuple(versions))
+    assert found.current == [second, theirs]
+    assert found.current_of(people.alice.user_id) == second
+    assert found.history_of(people.alice.user_id) == [versions[0]]
+    assert found.history_of(people.bob.user_id) == []
+    assert PredictionFeedback.by_prediction(versions) == {prediction.id: found}
+    entries = alice.session.execute(
+        sa.text(
+            "SELECT action, resource_id, details FROM audit_log"
+            " WHERE action LIKE 'feedback.%' ORDER BY seq"
+        )
+    ).all()
+    assert [(e.action, e.resource_id) for e in entries] == [
+        ("feedback.create", first.id),
+        ("feedback.update", second.id),
+        ("feedback.create", theirs.id),
+        ("feedback.list", patient_id),
+    ]
+    details = [e.details if isinstance(e.details, dict) else json.loads(e.details) for e in entries]
+    assert details == [
+        {"verdict": "agree"},
+        {"verdict": "override", "previous_id": first.id, "previous_verdict": "agree"},
+        {"verdict": "disagree"},
+        {"predictions": 1, "versions": 3},
+    ]
+    alice.session.rollback()
+    with pytest.raises(PermissionDeniedError, match="may not open patient"):
+        list_feedback(context(people.auditor), patient_id, [prediction.id])
+
+
+def test_one_current_verdict_per_clinician_is_enforced_by_the_schema(
+    people: People, context: MakeContext
+) -> None:
+    ctx = context(people.alice)
+    _, study_id = _study(ctx)
+    prediction = record_prediction(ctx, study_id, DRAFT)
+    record_feedback(ctx, prediction.id, Verdict.AGREE, labels=draft_labels)
+    ctx.session.commit()
+    row = {"p": prediction.id, "u": people.alice.user_id, "at": "2026-01-01 00:00:00"}
+    with pytest.raises(sa.exc.IntegrityError):
+        ctx.session.execute(
+            sa.text(
+                "INSERT INTO feedback (id, prediction_id, user_id, verdict, created_at)"
+                " VALUES ('x', :p, :u, 'disagree', :at)"
+            ),
+            row,
+        )
+    ctx.session.rollback()
 
 
 def test_other_clinicians_reach_no_study(people: People, context: MakeContext) -> None:
@@ -161,7 +259,8 @@ def test_other_clinicians_reach_no_study(people: People, context: MakeContext) -
         lambda: list_studies(bob, patient_id),
         lambda: record_prediction(bob, study_id, DRAFT),
         lambda: list_predictions(bob, study_id),
-        lambda: record_feedback(bob, prediction.id, Verdict.AGREE),
+        lambda: record_feedback(bob, prediction.id, Verdict.AGREE, labels=draft_labels),
+        lambda: list_feedback(bob, patient_id, [prediction.id]),
     ]
     for call in calls:
         with pytest.raises(PermissionDeniedError, match="may not open patient"):

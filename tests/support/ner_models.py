@@ -18,7 +18,7 @@ from clinsight.data.notes import TaggedSentence, read_conll
 from clinsight.nlp.entities import tagged_to_doc, train_ner
 from clinsight.nlp.trained_ner import NerModel, score_trained_ner
 from clinsight.nlp.transformer_ner import TransformerNER, train_transformer_ner
-from clinsight.registry.ner import NerModelVersion, promote_ner_model, register_ner_model
+from clinsight.registry.ner import REGISTRY, NerModelVersion, register_ner_model
 from clinsight.registry.stages import Stage
 from clinsight.services.ner_training import sentences_sha256
 
@@ -84,4 +84,4 @@ def register_tiny(
     )
     if not promote:
         return version
-    return promote_ner_model(registry, name, version.version, Stage.PRODUCTION)
+    return REGISTRY.promote(registry, name, version.version, Stage.PRODUCTION)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from clinsight.data.tabular import load_dataset
-from clinsight.registry.risk import RiskModelVersion, promote_risk_model
+from clinsight.registry.risk import REGISTRY, RiskModelVersion
 from clinsight.registry.stages import Stage
 from clinsight.services.risk_training import subset_features, train_risk_model
 from tests.support.data import shared_data
@@ -32,7 +32,7 @@ def train_pima_synthea(registry_dir: Path, *, production: bool = True) -> RiskMo
     assert outcome.version is not None
     if not production:
         return outcome.version
-    return promote_risk_model(registry_dir, MODEL_NAME, outcome.version.version, Stage.PRODUCTION)
+    return REGISTRY.promote(registry_dir, MODEL_NAME, outcome.version.version, Stage.PRODUCTION)
 
 
 def copy_registry(source: Path, target: Path) -> Path:

@@ -18,13 +18,13 @@ from fastapi.testclient import TestClient
 
 from clinsight.app import create_app
 from clinsight.config import Settings, get_settings
-from clinsight.registry.image import promote
+from clinsight.registry import image
 from clinsight.registry.stages import Stage
 from clinsight.security.records import create_user
 from clinsight.services.bootstrap import bootstrap
 from clinsight.services.training import ImageTrainingOutcome
 from clinsight.store.db import session_factory
-from clinsight.store.tables import Role
+from clinsight.store.roles import Role
 from tests.support.store import PASSWORD
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def tiny_registry(trained: ImageTrainingOutcome, tmp_path_factory: pytest.TempPa
     assert trained.model is not None
     registry = tmp_path_factory.mktemp("api-model") / "registry"
     shutil.copytree(trained.model.path.parent.parent, registry)
-    promote(registry, "breastmnist", trained.model.version, Stage.PRODUCTION)
+    image.REGISTRY.promote(registry, "breastmnist", trained.model.version, Stage.PRODUCTION)
     return registry
 
 

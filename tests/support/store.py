@@ -19,18 +19,18 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from clinsight.config import Settings, get_settings
-from clinsight.security.access import Principal
 from clinsight.security.records import create_user
 from clinsight.store import db
+from clinsight.store.actors import Principal
 from clinsight.store.crypto import KeyRing, load_or_create_keyring
 from clinsight.store.repositories import StoreContext
+from clinsight.store.roles import Role
 from clinsight.store.studies import PredictionDraft
-from clinsight.store.tables import Role
 
 __all__ = [
     "DRAFT", "IMAGE", "PASSWORD", "POSTGRES_URL", "PROVENANCE", "MakeContext", "People",
-    "context", "empty_engine", "engine", "keyring", "people", "postgres_url", "sessions",
-    "settings",
+    "context", "draft_labels", "empty_engine", "engine", "keyring", "people", "postgres_url",
+    "sessions", "settings",
 ]  # fmt: skip
 
 POSTGRES_URL = os.environ.get(
@@ -51,6 +51,12 @@ PROVENANCE = {
     "latency_ms": 12.5,
 }
 DRAFT = PredictionDraft(**PROVENANCE)  # type: ignore[arg-type]
+
+
+def draft_labels(name: str, version: str) -> tuple[str, ...]:
+    """The labels of the model that made `DRAFT` (a `LabelLookup` for feedback)."""
+    assert (name, version) == ("pneumonia-cnn", "3"), (name, version)
+    return ("pneumonia", "normal")
 
 
 @pytest.fixture(scope="session")

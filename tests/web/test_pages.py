@@ -61,3 +61,46 @@ def test_models_page_renders_each_card_as_html(service: Service) -> None:
     assert "<h1>Model card: breastmnist v1</h1>" in page.text
     assert "<table>" in page.text
     assert "| Field | Value |" not in page.text
+
+
+def test_feedback_is_shown_again_editable_and_checked_against_the_labels(
+    service: Service, data_dir: Path
+) -> None:
+    client = service.client
+    web_login(service, "alice")
+    csrf = form_csrf(client.get("/patients").text)
+    form = {"mrn": "M2", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
+    patient_url = str(client.post("/patients", data={**form, "csrf": csrf}).url)
+    dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
+    result = client.post(f"{patient_url}/studies", data={"csrf": csrf},
+                         files={"file": ("x.dcm", dicom)})  # fmt: skip
+    result_url = str(result.url).split("?")[0]
+    assert 'id="current-verdict"' not in result.text
+    assert '<option value="malignant">malignant</option>' in result.text
+    client.post(f"{result_url}/feedback", data={"verdict": "agree", "csrf": csrf})
+    revisited = client.get(result_url)
+    assert "Your current verdict: <strong>agreed</strong>" in revisited.text
+    assert 'value="agree" id="agree" aria-pressed="true"' in revisited.text
+    assert 'id="feedback-history"' not in revisited.text
+    banana = {"verdict": "override", "reason": "smooth margins", "override_label": "banana"}
+    refused = client.post(f"{result_url}/feedback", data={**banana, "csrf": csrf})
+    assert refused.status_code == 422
+    assert (
+        '<p class="error" role="alert" id="feedback-error">&#39;banana&#39; is not a label of'
+        " breastmnist v1; choose one of: &#39;malignant&#39;, &#39;normal, benign&#39;</p>"
+    ) in refused.text
+    assert 'value="smooth margins"' in refused.text
+    assert "Your current verdict: <strong>agreed</strong>" in refused.text  # nothing stored
+    override = {"verdict": "override", "reason": "smooth margins", "override_label": "malignant"}
+    saved = client.post(f"{result_url}/feedback", data={**override, "csrf": csrf})
+    assert saved.status_code == 200
+    assert "Feedback recorded: override." in saved.text
+    assert "Your current verdict: <strong>overridden → malignant</strong>" in saved.text
+    assert "(reason: smooth margins)" in saved.text
+    assert '<option value="malignant" selected>malignant</option>' in saved.text
+    assert 'value="smooth margins"' in saved.text
+    history = re.search(r'<ol id="feedback-history">\s*<li>([^,<]*),', saved.text)
+    assert history is not None
+    assert history.group(1) == "agreed"
+    timeline = client.get(patient_url)
+    assert '· <span class="feedback">you: overridden → malignant</span>' in timeline.text

@@ -22,11 +22,12 @@ from clinsight.config import Settings
 from clinsight.errors import AuthenticationError
 from clinsight.inference.cache import ModelCache, model_cache
 from clinsight.inference.predictors import ImagePredictor
-from clinsight.security.access import Principal, require_role
+from clinsight.security.access import require_role
 from clinsight.security.tokens import TokenIssuer
+from clinsight.store.actors import Principal
 from clinsight.store.crypto import KeyRing
 from clinsight.store.repositories import StoreContext
-from clinsight.store.tables import Role
+from clinsight.store.roles import Role
 from clinsight.store.uploads import UploadRecorder
 
 __all__ = [

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from clinsight.registry.ner import NerModelVersion
 from clinsight.registry.versions import ModelKind
-from clinsight.store.tables import Role, Verdict
+from clinsight.store.roles import Role
+from clinsight.store.tables import Verdict
 
 __all__ = [
     "AuditEntryOut",
@@ -25,6 +26,7 @@ __all__ = [
     "PatientIn",
     "PatientLookupOut",
     "PatientOut",
+    "PredictionDetailOut",
     "PredictionOut",
     "RefreshIn",
     "RollbackIn",
@@ -161,20 +163,6 @@ class PredictionOut(_Out):
     )
 
 
-class TimelineStudyOut(BaseModel):
-    """A study with its predictions."""
-
-    study: StudyOut
-    predictions: list[PredictionOut]
-
-
-class TimelineOut(BaseModel):
-    """A patient with every study and prediction, newest first."""
-
-    patient: PatientOut
-    studies: list[TimelineStudyOut]
-
-
 class FeedbackIn(BaseModel):
     """A clinician's verdict; an override needs the corrected label and a reason."""
 
@@ -184,7 +172,7 @@ class FeedbackIn(BaseModel):
 
 
 class FeedbackOut(_Out):
-    """A stored verdict."""
+    """A version of a clinician's verdict; `superseded_at` is null while it is current."""
 
     id: str
     prediction_id: str
@@ -193,6 +181,28 @@ class FeedbackOut(_Out):
     reason: str | None
     override_label: str | None
     created_at: datetime
+    superseded_at: datetime | None = None
+
+
+class PredictionDetailOut(PredictionOut):
+    """A prediction with each clinician's current verdict on it (history: `/feedback`)."""
+
+    feedback: list[FeedbackOut]
+
+
+class TimelineStudyOut(BaseModel):
+    """A study with its predictions and each clinician's current verdict on them."""
+
+    study: StudyOut
+    predictions: list[PredictionOut]
+    feedback: list[FeedbackOut] = Field(default_factory=list)
+
+
+class TimelineOut(BaseModel):
+    """A patient with every study and prediction, newest first."""
+
+    patient: PatientOut
+    studies: list[TimelineStudyOut]
 
 
 class F1Out(BaseModel):

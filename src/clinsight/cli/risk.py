@@ -194,8 +194,13 @@ def validate(
     fraction: Annotated[
         float, typer.Option(help="Share of the site's rows used to recalibrate (0: none).")
     ] = 0.2,
+    bootstrap: Annotated[
+        int, typer.Option(min=0, help="Bootstrap resamples for the 95 % intervals (0: none).")
+    ] = 500,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """External validation on another site's labelled data, before and after recalibration."""
+    """External validation on another site's labelled data, before and after recalibration
+    (chosen by closed testing: keep the model, intercept only, or intercept and slope)."""
     from clinsight.data.tabular import load_csv, load_uci_heart
     from clinsight.evaluation.external import external_validation
     from clinsight.inference.cache import ModelCache
@@ -212,15 +217,30 @@ def validate(
     report = external_validation(
         predictor.model, data.X[predictor.version.task.feature_names], data.y.to_numpy(),
         site=path.stem if path.is_file() else site, recalibration_fraction=fraction,
+        n_bootstrap=bootstrap,
     )  # fmt: skip
+    if as_json:
+        console.print_json(json.dumps(report.to_dict()))
+        return
     table = Table(title=f"{name} on {report.site}")
-    for column in ("rows", "AUC", "Brier", "ECE", "slope"):
+    for column in ("rows", "AUC", "Brier", "ECE", "in-the-large", "slope"):
         table.add_column(column)
     rows = [("all rows, as shipped", report.before), ("rest, as shipped", report.before_on_rest),
             ("rest, recalibrated", report.after_on_rest)]  # fmt: skip
     for label, item in rows:
         if item is not None:
-            auc = "n/a" if item.auc is None else f"{item.auc:.3f}"
-            table.add_row(f"{label} (n={item.n})", auc, f"{item.brier:.3f}", f"{item.ece:.3f}",
-                          f"{item.calibration_slope:.2f}")  # fmt: skip
+            table.add_row(f"{label} (n={item.n})", item.shown("auc"), item.shown("brier"),
+                          item.shown("ece"), item.shown("calibration_in_the_large", 2),
+                          item.shown("calibration_slope", 2))  # fmt: skip
     console.print(table)
+    if bootstrap:
+        console.print(f"95 % bootstrap intervals ({bootstrap} resamples) in brackets.")
+    choice = report.recalibration
+    if choice is None:
+        return
+    console.print(
+        f"Recalibration chosen on {report.recalibration_rows} rows ({choice.events} events): "
+        f"[bold]{choice.method.label}[/], logit(new risk) = {choice.intercept:+.2f} + "
+        f"{choice.slope:.2f} x logit(risk). The 'rest' rows were not used to choose or fit it."
+    )
+    console.print(f"Why: {choice.reason}", soft_wrap=True)

@@ -10,6 +10,7 @@ macro averages leave it out, as scikit-learn does with ``zero_division=np.nan``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,9 +22,11 @@ from clinsight.errors import DataError
 
 __all__ = [
     "MetricsReport",
+    "bootstrap_weights",
     "check_predictions",
     "classification_metrics",
     "json_float",
+    "percentile_interval",
     "roc_auc",
 ]
 
@@ -271,12 +274,9 @@ def classification_metrics(
     used: dict[str, int] = {}
     if n_bootstrap > 0:
         samples = _bootstrap(y, p, task, positive_index, threshold, n_bootstrap, seed)
-        tail = 100.0 * (1.0 - confidence) / 2.0
         for name in values:
-            finite = samples[name][np.isfinite(samples[name])]
-            used[name] = int(finite.size)
-            lo, hi = np.percentile(finite, [tail, 100.0 - tail]) if finite.size else (np.nan,) * 2
-            intervals[name] = (float(lo), float(hi))
+            used[name] = int(np.isfinite(samples[name]).sum())
+            intervals[name] = percentile_interval(samples[name], confidence)
     return MetricsReport(
         task=task,
         values=values,
@@ -301,13 +301,36 @@ def _bootstrap(
     seed: int,
 ) -> Values:
     """Metric values of `replicates` case resamples, drawn in memory-bounded chunks."""
+    parts = [
+        _values(y, probs, task, positive_index, threshold, weights)
+        for weights in bootstrap_weights(len(y), replicates, seed)
+    ]
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def bootstrap_weights(n: int, replicates: int, seed: int) -> Iterator[NDArray[np.float64]]:
+    """Case weights of `replicates` bootstrap resamples of `n` cases, in memory-bounded
+    chunks of shape (B, n): entry (b, i) is how often resample b drew case i.
+
+    Raises:
+        DataError: `n` < 1 or `replicates` < 0.
+    """
+    if n < 1 or replicates < 0:
+        raise DataError(f"bootstrap_weights needs n >= 1, replicates >= 0; got {n}, {replicates}.")
     rng = np.random.default_rng(seed)
-    n = len(y)
     chunk = max(1, _CELLS_PER_CHUNK // n)
-    parts: list[Values] = []
     for start in range(0, replicates, chunk):
         b = min(chunk, replicates - start)
         drawn = rng.integers(0, n, size=(b, n)) + n * np.arange(b)[:, None]
-        weights = np.bincount(drawn.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
-        parts.append(_values(y, probs, task, positive_index, threshold, weights))
-    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+        yield np.bincount(drawn.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+
+
+def percentile_interval(samples: ArrayLike, confidence: float = 0.95) -> tuple[float, float]:
+    """The bootstrap percentile interval of the finite `samples` (NaN, NaN when none is)."""
+    values = np.asarray(samples, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return (math.nan, math.nan)
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    lo, hi = np.percentile(finite, [tail, 100.0 - tail])
+    return (float(lo), float(hi))

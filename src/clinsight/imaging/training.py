@@ -40,7 +40,6 @@ from clinsight.imaging.transforms import Preprocess, PreprocessSpec, build_augme
 __all__ = [
     "EpochRecord",
     "MemberSummary",
-    "TrainConfig",
     "TrainResult",
     "data_fingerprint",
     "member_seed",

@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from clinsight.errors import UnsupportedImageError
 from clinsight.imaging.specs import AugmentSpec
 
-__all__ = ["AugmentSpec", "Preprocess", "PreprocessSpec", "build_augmentation", "to_channels_first"]
+__all__ = ["Preprocess", "PreprocessSpec", "build_augmentation", "to_channels_first"]
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,6 @@ __all__ = [
     "PIPELINE_LABELS",
     "WEIGHTS_FILES",
     "YIELDING_LABELS",
-    "NerBackend",
     "NerModel",
     "TrainedNER",
     "TrainedNERComponent",

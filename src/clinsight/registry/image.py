@@ -50,11 +50,8 @@ __all__ = [
     "Stage",
     "StageChange",
     "get_model",
-    "history",
     "list_models",
-    "promote",
     "register_model",
-    "rollback",
     "verify",
     "version_numbers",
 ]
@@ -118,9 +115,6 @@ REGISTRY = KindRegistry(
 )
 list_models = REGISTRY.versions
 get_model = REGISTRY.get
-promote = REGISTRY.promote
-history = REGISTRY.history
-rollback = REGISTRY.rollback
 
 
 def _check_request(

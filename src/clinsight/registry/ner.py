@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clinsight.nlp import NerBackend
 from clinsight.nlp.trained_ner import (
     PIPELINE_LABELS,
     WEIGHTS_FILES,
-    NerBackend,
     NerModel,
     TrainedNER,
     backend_of,
@@ -52,11 +52,8 @@ __all__ = [
     "get_ner_model",
     "list_ner_models",
     "load_ner_model",
-    "ner_history",
     "production_ner_models",
-    "promote_ner_model",
     "register_ner_model",
-    "rollback_ner_model",
 ]
 
 NER_ROOT, MODEL_DIR = "_ner", "model"
@@ -117,9 +114,6 @@ REGISTRY = KindRegistry(
 )
 list_ner_models = REGISTRY.versions
 get_ner_model = REGISTRY.get
-promote_ner_model = REGISTRY.promote
-ner_history = REGISTRY.history
-rollback_ner_model = REGISTRY.rollback
 
 
 def _ner_card(

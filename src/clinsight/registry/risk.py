@@ -45,10 +45,7 @@ __all__ = [
     "get_risk_model",
     "list_risk_models",
     "load_risk_model",
-    "promote_risk_model",
     "register_risk_model",
-    "risk_history",
-    "rollback_risk_model",
 ]
 
 RISK_ROOT, SKOPS_FILE = "_risk", "model.skops"
@@ -137,9 +134,6 @@ REGISTRY = KindRegistry(
 )
 list_risk_models = REGISTRY.versions
 get_risk_model = REGISTRY.get
-promote_risk_model = REGISTRY.promote
-risk_history = REGISTRY.history
-rollback_risk_model = REGISTRY.rollback
 
 
 def _check(model: RiskModel, task: TaskSpec) -> None:

@@ -26,15 +26,14 @@ from clinsight.errors import DataError, PermissionDeniedError, RecordNotFoundErr
 from clinsight.store import audit
 from clinsight.store.actors import PatientAccess, Principal
 from clinsight.store.crypto import KeyRing
+from clinsight.store.roles import Role
 from clinsight.store.studies import UploadPolicy
-from clinsight.store.tables import BreakGlassGrant, CareTeam, Patient, Role, new_id, utcnow
+from clinsight.store.tables import BreakGlassGrant, CareTeam, Patient, new_id, utcnow
 
 __all__ = [
     "MIN_BREAK_GLASS_REASON",
     "UPLOAD_POLICY",
     "BreakGlass",
-    "PatientAccess",
-    "Principal",
     "accessible_patient_ids",
     "can_access_patient",
     "grant_break_glass",

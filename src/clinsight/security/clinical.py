@@ -7,11 +7,20 @@ writes and audits, flagging reads and writes made under break-glass. None commit
 
 from __future__ import annotations
 
-from clinsight.security.access import PatientAccess, require_patient_access
+from collections.abc import Sequence
+
+from clinsight.security.access import require_patient_access
 from clinsight.store import notes, studies
+from clinsight.store.actors import PatientAccess
 from clinsight.store.notes import NoteRecord
 from clinsight.store.repositories import StoreContext
-from clinsight.store.studies import FeedbackRecord, PredictionDraft, PredictionRecord, StudyRecord
+from clinsight.store.studies import (
+    FeedbackRecord,
+    LabelLookup,
+    PredictionDraft,
+    PredictionRecord,
+    StudyRecord,
+)
 from clinsight.store.tables import Verdict
 
 __all__ = [
@@ -19,6 +28,8 @@ __all__ = [
     "add_study",
     "check_new_note",
     "get_note",
+    "get_prediction",
+    "list_feedback",
     "list_notes",
     "list_predictions",
     "list_studies",
@@ -122,6 +133,17 @@ def record_prediction(ctx: StoreContext, study_id: str, draft: PredictionDraft) 
     return studies.insert_prediction(ctx, study_id, draft, break_glass=glass)
 
 
+def get_prediction(ctx: StoreContext, prediction_id: str) -> PredictionRecord:
+    """One prediction with its provenance.
+
+    Raises:
+        RecordNotFoundError: no prediction has this id.
+        PermissionDeniedError: the actor may not open its patient.
+    """
+    glass = _glass(ctx, studies.prediction_patient_id(ctx, prediction_id), "prediction.read")
+    return studies.read_prediction(ctx, prediction_id, break_glass=glass)
+
+
 def list_predictions(ctx: StoreContext, study_id: str) -> list[PredictionRecord]:
     """A study's predictions, newest first.
 
@@ -138,17 +160,35 @@ def record_feedback(
     prediction_id: str,
     verdict: Verdict,
     *,
+    labels: LabelLookup,
     reason: str | None = None,
     override_label: str | None = None,
 ) -> FeedbackRecord:
-    """Store a clinician's verdict; an override needs a label and a reason (kept encrypted).
+    """Store the actor's verdict as their current one on a prediction (an earlier one is kept
+    as history); an override needs a reason (kept encrypted) and one of the model's labels.
 
     Raises:
         RecordNotFoundError: no prediction has this id.
         PermissionDeniedError: the actor may not open its patient.
-        DataError: an override without label or reason, or a label on a non-override.
+        DataError: an override without label or reason, a label on a non-override, or a
+            label the model does not have.
     """
     glass = _glass(ctx, studies.prediction_patient_id(ctx, prediction_id), "feedback.create")
     return studies.insert_feedback(
-        ctx, prediction_id, verdict, reason=reason, override_label=override_label, break_glass=glass
-    )
+        ctx, prediction_id, verdict, labels=labels, reason=reason, override_label=override_label,
+        break_glass=glass,
+    )  # fmt: skip
+
+
+def list_feedback(
+    ctx: StoreContext, patient_id: str, prediction_ids: Sequence[str]
+) -> list[FeedbackRecord]:
+    """Every version of the verdicts on the patient's predictions among `prediction_ids`,
+    oldest first (one audit entry).
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient (the denial is committed).
+        DecryptionError: a stored reason was altered or moved.
+    """
+    glass = _glass(ctx, patient_id, "feedback.list")
+    return studies.read_feedback(ctx, patient_id, prediction_ids, break_glass=glass)

@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session
 
 from clinsight.config import Settings, get_settings
 from clinsight.errors import AuthenticationError, DataError
-from clinsight.security.access import Principal
 from clinsight.store import audit
-from clinsight.store.tables import Role, User
+from clinsight.store.actors import Principal
+from clinsight.store.roles import Role
+from clinsight.store.tables import User
 
 __all__ = [
     "LOGIN_FAILED",

@@ -12,17 +12,12 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from clinsight.config import Settings
-from clinsight.security.access import (
-    PatientAccess,
-    Principal,
-    accessible_patient_ids,
-    require_patient_access,
-    require_role,
-)
+from clinsight.security.access import accessible_patient_ids, require_patient_access, require_role
 from clinsight.security.passwords import check_new_password, hash_password, normalise_username
 from clinsight.store import audit, repositories
+from clinsight.store.actors import PatientAccess, Principal
 from clinsight.store.repositories import PatientRecord, StoreContext, UserRecord
-from clinsight.store.tables import Role
+from clinsight.store.roles import Role
 
 __all__ = [
     "assign_care_team",

@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 
 from clinsight.config import Settings
 from clinsight.errors import AuthenticationError, ConfigurationError, RefreshReuseError
-from clinsight.security.access import Principal
 from clinsight.store import audit
+from clinsight.store.actors import Principal
 from clinsight.store.crypto import KeyRing
-from clinsight.store.tables import AuthSession, RefreshToken, Role, User, new_id, utcnow
+from clinsight.store.roles import Role
+from clinsight.store.tables import AuthSession, RefreshToken, User, new_id, utcnow
 
 __all__ = ["AccessClaims", "TokenIssuer", "TokenPair"]
 

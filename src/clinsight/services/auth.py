@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from clinsight.config import Settings, get_settings
 from clinsight.errors import AuthenticationError, RefreshReuseError
 from clinsight.security import passwords
-from clinsight.security.access import Principal
 from clinsight.security.tokens import TokenIssuer, TokenPair
+from clinsight.store.actors import Principal
 from clinsight.store.tables import utcnow
 
 __all__ = ["Login", "authenticate_password", "log_in", "log_out", "refresh_session"]

@@ -20,7 +20,8 @@ from sqlalchemy import Engine, func, select
 
 from clinsight.config import Settings
 from clinsight.errors import ConfigurationError, ModelNotFoundError
-from clinsight.imaging.training import ProgressCallback, TrainConfig
+from clinsight.imaging.specs import TrainConfig
+from clinsight.imaging.training import ProgressCallback
 from clinsight.registry.image import get_model
 from clinsight.registry.kinds import StageAction
 from clinsight.registry.stages import Stage
@@ -30,7 +31,8 @@ from clinsight.services.models import StageActor, change_stage
 from clinsight.services.training import train_and_register
 from clinsight.store.crypto import load_or_create_keyring, write_private_file
 from clinsight.store.db import create_db_engine, migrate, session_factory
-from clinsight.store.tables import Role, User
+from clinsight.store.roles import Role
+from clinsight.store.tables import User
 
 __all__ = [
     "BOOTSTRAP_ACTOR",

@@ -24,12 +24,13 @@ from clinsight.registry.kinds import StageAction, kind_registry, stage_target
 from clinsight.registry.kinds import change_stage as change_registry_stage
 from clinsight.registry.stages import Stage
 from clinsight.registry.versions import ModelKind, RegisteredVersion
-from clinsight.security.access import Principal, require_role
+from clinsight.security.access import require_role
 from clinsight.security.records import find_user
 from clinsight.store import audit
+from clinsight.store.actors import Principal
 from clinsight.store.audit import Scalar
 from clinsight.store.db import create_db_engine, migrate, session_factory
-from clinsight.store.tables import Role
+from clinsight.store.roles import Role
 
 __all__ = ["StageActor", "change_stage", "change_stage_locally", "command_line_actor"]
 

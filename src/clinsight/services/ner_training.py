@@ -25,8 +25,9 @@ import torch
 from clinsight.data.notes import TaggedSentence, load_ner_corpus, nlp_data_path
 from clinsight.errors import ModelError
 from clinsight.files import sha256_file
+from clinsight.nlp import NerBackend
 from clinsight.nlp.entities import ProgressCallback, train_ner
-from clinsight.nlp.trained_ner import NerBackend, NerModel, score_trained_ner
+from clinsight.nlp.trained_ner import NerModel, score_trained_ner
 from clinsight.registry.ner import NerModelVersion, register_ner_model
 
 __all__ = [

@@ -33,8 +33,9 @@ from clinsight.nlp.pipeline import (
 )
 from clinsight.nlp.search import NoteIndex, SearchHit, SearchMode
 from clinsight.registry.versions import ModelKind
-from clinsight.security.access import PatientAccess, require_patient_access
+from clinsight.security.access import require_patient_access
 from clinsight.security.clinical import add_note, check_new_note, get_note, list_notes
+from clinsight.store.actors import PatientAccess
 from clinsight.store.notes import MAX_NOTE_CHARS, NoteRecord, deid_key
 from clinsight.store.repositories import StoreContext
 

@@ -4,15 +4,15 @@ functions; each commits its own work (a refusal is committed by the policy)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from clinsight.config import Settings
 from clinsight.security import records
 from clinsight.security.access import BreakGlass, grant_break_glass
-from clinsight.security.clinical import list_predictions, list_studies
+from clinsight.security.clinical import list_feedback, list_predictions, list_studies
 from clinsight.store.repositories import PatientRecord, StoreContext
-from clinsight.store.studies import PredictionRecord, StudyRecord
+from clinsight.store.studies import PredictionFeedback, PredictionRecord, StudyRecord
 
 __all__ = [
     "PatientTimeline",
@@ -29,10 +29,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class StudyEntry:
-    """A study and its predictions, newest first."""
+    """A study and its predictions, newest first, with the verdicts on each prediction
+    (keyed by prediction id; a prediction without feedback has no entry)."""
 
     study: StudyRecord
     predictions: list[PredictionRecord]
+    feedback: dict[str, PredictionFeedback] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -44,16 +46,22 @@ class PatientTimeline:
 
 
 def patient_timeline(ctx: StoreContext, patient_id: str) -> PatientTimeline:
-    """The patient and their studies with predictions (each read audited and committed).
+    """The patient and their studies with predictions and the verdicts on them (each read
+    audited and committed).
 
     Raises:
         PermissionDeniedError: the actor may not open this patient.
         RecordNotFoundError: no such patient.
     """
     patient = records.get_patient(ctx, patient_id)
+    found = [(study, list_predictions(ctx, study.id)) for study in list_studies(ctx, patient_id)]
+    ids = [p.id for _, predictions in found for p in predictions]
+    feedback = PredictionFeedback.by_prediction(list_feedback(ctx, patient_id, ids) if ids else [])
     entries = [
-        StudyEntry(study, list_predictions(ctx, study.id))
-        for study in list_studies(ctx, patient_id)
+        StudyEntry(
+            study, predictions, {p.id: feedback[p.id] for p in predictions if p.id in feedback}
+        )
+        for study, predictions in found
     ]
     ctx.session.commit()
     return PatientTimeline(patient, entries)

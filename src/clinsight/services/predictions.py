@@ -1,7 +1,8 @@
 """Use cases of the clinical service: accept an uploaded image, diagnose a study, explain it.
 
 Routes and pages call these; these call `security.clinical` (access checks, then the
-store's encryption and audit) and the imaging side, and commit. Decoding and inference
+store's encryption and audit) and the imaging side, and commit. Feedback is one current
+verdict per clinician and prediction, its earlier versions kept as history. Decoding and inference
 never run inside a database transaction: on SQLite every transaction holds the store's
 write lock.
 """
@@ -18,9 +19,12 @@ from clinsight.data.images import read_image
 from clinsight.data.source import SourceImage, sniff_image_format
 from clinsight.errors import RecordNotFoundError
 from clinsight.inference.predictors import ImagePredictor
-from clinsight.security.access import Principal, require_patient_access
+from clinsight.registry.image import get_model
+from clinsight.security.access import require_patient_access
 from clinsight.security.clinical import (
     add_study,
+    get_prediction,
+    list_feedback,
     list_predictions,
     list_studies,
     read_study,
@@ -28,15 +32,19 @@ from clinsight.security.clinical import (
     record_prediction,
 )
 from clinsight.services.diagnosis import Diagnosis, diagnose_image, explain_prediction
+from clinsight.store.actors import Principal
 from clinsight.store.repositories import StoreContext
 from clinsight.store.studies import (
     FeedbackRecord,
+    LabelLookup,
     PredictionDraft,
+    PredictionFeedback,
     PredictionRecord,
     StagedUpload,
     StoredUpload,
     StudyRecord,
     discard_study_file,
+    prediction_patient_id,
     prediction_record,
     stage_upload,
 )
@@ -44,6 +52,7 @@ from clinsight.store.tables import Prediction, Verdict
 from clinsight.store.uploads import UploadRecorder
 
 __all__ = [
+    "PredictionDetail",
     "PredictionView",
     "PredictorLookup",
     "check_image",
@@ -51,14 +60,25 @@ __all__ = [
     "explained_prediction",
     "give_feedback",
     "heatmap_png",
+    "model_labels",
     "patient_studies",
     "predict_study",
+    "prediction_detail",
+    "prediction_feedback",
     "stage_diagnosis",
     "study_predictions",
     "upload_study",
 ]
 
 PredictorLookup = Callable[[str, int], ImagePredictor]
+
+
+@dataclass(frozen=True)
+class PredictionDetail:
+    """A stored prediction with the verdicts on it."""
+
+    prediction: PredictionRecord
+    feedback: PredictionFeedback
 
 
 @dataclass(frozen=True)
@@ -247,24 +267,69 @@ def study_predictions(ctx: StoreContext, study_id: str) -> list[PredictionRecord
     return records
 
 
+def model_labels(registry_dir: Path) -> LabelLookup:
+    """The label lookup of the image models registered in `registry_dir`: a model
+    version's labels, read from its registered record."""
+
+    def labels(name: str, version: str) -> tuple[str, ...]:
+        return get_model(registry_dir, name, int(version), verify=False).labels
+
+    return labels
+
+
 def give_feedback(
     ctx: StoreContext,
+    registry_dir: Path,
     prediction_id: str,
     verdict: Verdict,
     *,
     reason: str | None = None,
     override_label: str | None = None,
 ) -> FeedbackRecord:
-    """Record a clinician's verdict on a prediction (an override needs a label and a
-    reason). Committed.
+    """Record the clinician's verdict on a prediction as their current one; a verdict they
+    gave before is kept as history and the change audited as an update. An override needs a
+    reason and one of the labels of the model version (in `registry_dir`) that made the
+    prediction. Committed.
 
     Raises:
         RecordNotFoundError: no such prediction.
         PermissionDeniedError: the actor may not open its patient.
-        DataError: an override without label or reason, or a label on a non-override.
+        DataError: an override without label or reason, a label on a non-override, or a
+            label the model does not have (nothing is stored).
+        ModelNotFoundError: an override on a prediction whose model version is gone.
     """
     record = record_feedback(
-        ctx, prediction_id, verdict, reason=reason, override_label=override_label
-    )
+        ctx, prediction_id, verdict, labels=model_labels(registry_dir), reason=reason,
+        override_label=override_label,
+    )  # fmt: skip
     ctx.session.commit()
     return record
+
+
+def prediction_feedback(ctx: StoreContext, prediction_id: str) -> PredictionFeedback:
+    """Every version of every clinician's verdict on a prediction, oldest first; the read's
+    audit entry is committed.
+
+    Raises:
+        RecordNotFoundError: no such prediction.
+        PermissionDeniedError: the actor may not open its patient.
+    """
+    patient_id = prediction_patient_id(ctx, prediction_id)
+    records = list_feedback(ctx, patient_id, [prediction_id])
+    ctx.session.commit()
+    return PredictionFeedback(tuple(records))
+
+
+def prediction_detail(ctx: StoreContext, prediction_id: str) -> PredictionDetail:
+    """A prediction with its provenance and the verdicts on it; the reads' audit entries
+    are committed.
+
+    Raises:
+        RecordNotFoundError: no such prediction.
+        PermissionDeniedError: the actor may not open its patient.
+    """
+    record = get_prediction(ctx, prediction_id)
+    patient_id = prediction_patient_id(ctx, prediction_id)
+    found = list_feedback(ctx, patient_id, [prediction_id])
+    ctx.session.commit()
+    return PredictionDetail(record, PredictionFeedback(tuple(found)))

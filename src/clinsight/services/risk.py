@@ -29,8 +29,9 @@ from clinsight.data.tabular import check_plausibility, coerce_features
 from clinsight.errors import DataError, ImplausibleInputError
 from clinsight.inference.cache import ModelCache, RiskPredictor
 from clinsight.inference.risk import RiskResult, risk_level
-from clinsight.security.access import PatientAccess, Principal, require_patient_access
+from clinsight.security.access import require_patient_access
 from clinsight.store import audit
+from clinsight.store.actors import PatientAccess, Principal
 from clinsight.store.repositories import StoreContext
 from clinsight.tabular.explain import explain_patient
 

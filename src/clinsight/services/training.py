@@ -16,9 +16,9 @@ from numpy.typing import NDArray
 
 from clinsight.data.medmnist import MedMNISTSplits, Split, load_medmnist
 from clinsight.evaluation.report import EvaluationReport, evaluate_predictions
+from clinsight.imaging.specs import TrainConfig
 from clinsight.imaging.training import (
     ProgressCallback,
-    TrainConfig,
     TrainResult,
     predict_logits,
     train_image_model,

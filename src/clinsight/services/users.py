@@ -9,11 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clinsight.config import Settings
-from clinsight.security.access import Principal, require_role
+from clinsight.security.access import require_role
 from clinsight.security.records import create_user
+from clinsight.store.actors import Principal
 from clinsight.store.db import create_db_engine, migrate, session_factory
 from clinsight.store.repositories import StoreContext, UserRecord
-from clinsight.store.tables import Role, User
+from clinsight.store.roles import Role
+from clinsight.store.tables import User
 
 __all__ = ["create_account", "create_local_account", "list_users"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from clinsight.store.tables import Role
+from clinsight.store.roles import Role
 
 __all__ = ["PatientAccess", "Principal"]
 

@@ -22,7 +22,8 @@ from clinsight.store import audit
 from clinsight.store.actors import Principal
 from clinsight.store.crypto import KeyRing
 from clinsight.store.db import flush_unique
-from clinsight.store.tables import CareTeam, Patient, Role, User, new_id
+from clinsight.store.roles import Role
+from clinsight.store.tables import CareTeam, Patient, User, new_id
 
 __all__ = [
     "SEXES",

@@ -27,7 +27,9 @@ from clinsight.store.tables import Feedback, Prediction, Study, Verdict, new_id,
 
 __all__ = [
     "FeedbackRecord",
+    "LabelLookup",
     "PredictionDraft",
+    "PredictionFeedback",
     "PredictionRecord",
     "StagedUpload",
     "StoredUpload",
@@ -39,6 +41,8 @@ __all__ = [
     "insert_study",
     "prediction_patient_id",
     "prediction_record",
+    "read_feedback",
+    "read_prediction",
     "read_predictions",
     "read_studies",
     "read_study",
@@ -97,7 +101,7 @@ class PredictionRecord(PredictionDraft):
 
 @dataclass(frozen=True)
 class FeedbackRecord:
-    """A clinician's verdict on a prediction, with the decrypted reason."""
+    """A version of a clinician's verdict on a prediction, with the decrypted reason."""
 
     id: str
     prediction_id: str
@@ -106,6 +110,44 @@ class FeedbackRecord:
     reason: str | None
     override_label: str | None
     created_at: datetime
+    superseded_at: datetime | None = None
+
+    @property
+    def current(self) -> bool:
+        """Whether this is the clinician's current verdict (not replaced by a later one)."""
+        return self.superseded_at is None
+
+
+@dataclass(frozen=True)
+class PredictionFeedback:
+    """The verdicts on one prediction: every version, oldest first."""
+
+    versions: tuple[FeedbackRecord, ...] = ()
+
+    @property
+    def current(self) -> list[FeedbackRecord]:
+        """Each clinician's current verdict, oldest first."""
+        return [record for record in self.versions if record.current]
+
+    def current_of(self, user_id: str | None) -> FeedbackRecord | None:
+        """The current verdict of one clinician, if they gave one."""
+        return next((r for r in self.current if r.user_id == user_id), None)
+
+    def history_of(self, user_id: str | None) -> list[FeedbackRecord]:
+        """The verdicts of one clinician that later ones replaced, newest first."""
+        return [r for r in reversed(self.versions) if r.user_id == user_id and not r.current]
+
+    @staticmethod
+    def by_prediction(records: Sequence[FeedbackRecord]) -> dict[str, PredictionFeedback]:
+        """Feedback versions (oldest first) grouped by their prediction's id."""
+        grouped: dict[str, list[FeedbackRecord]] = {}
+        for record in records:
+            grouped.setdefault(record.prediction_id, []).append(record)
+        return {key: PredictionFeedback(tuple(found)) for key, found in grouped.items()}
+
+
+LabelLookup = Callable[[str, str], Sequence[str]]
+"""The labels of a model, given its name and version (as a prediction records them)."""
 
 
 def _study_record(row: Study) -> StudyRecord:
@@ -307,6 +349,13 @@ def _load_study(ctx: StoreContext, study_id: str) -> Study:
     return row
 
 
+def _load_prediction(ctx: StoreContext, prediction_id: str) -> Prediction:
+    row = ctx.session.get(Prediction, prediction_id)
+    if row is None:
+        raise RecordNotFoundError(f"no prediction with id {prediction_id}")
+    return row
+
+
 def study_patient_id(ctx: StoreContext, study_id: str) -> str:
     """The id of the patient a study belongs to (no PHI, not audited: the check comes next).
 
@@ -322,10 +371,7 @@ def prediction_patient_id(ctx: StoreContext, prediction_id: str) -> str:
     Raises:
         RecordNotFoundError: no prediction has this id.
     """
-    prediction = ctx.session.get(Prediction, prediction_id)
-    if prediction is None:
-        raise RecordNotFoundError(f"no prediction with id {prediction_id}")
-    return study_patient_id(ctx, prediction.study_id)
+    return study_patient_id(ctx, _load_prediction(ctx, prediction_id).study_id)
 
 
 def read_study(ctx: StoreContext, study_id: str, *, break_glass: bool) -> tuple[StudyRecord, bytes]:
@@ -390,6 +436,26 @@ def insert_prediction(
     return _insert_prediction(ctx, study_id, row.patient_id, draft, break_glass)
 
 
+def read_prediction(
+    ctx: StoreContext, prediction_id: str, *, break_glass: bool
+) -> PredictionRecord:
+    """One prediction with its provenance (audited as a read).
+
+    Raises:
+        RecordNotFoundError: no prediction has this id.
+    """
+    row = _load_prediction(ctx, prediction_id)
+    patient_id = study_patient_id(ctx, row.study_id)
+    ctx.audit(
+        "prediction.read",
+        "prediction",
+        resource_id=row.id,
+        patient_id=patient_id,
+        break_glass=break_glass,
+    )
+    return prediction_record(row)
+
+
 def read_predictions(
     ctx: StoreContext, study_id: str, *, break_glass: bool
 ) -> list[PredictionRecord]:
@@ -415,33 +481,79 @@ def read_predictions(
     return records
 
 
+def _check_feedback(
+    prediction: Prediction,
+    verdict: Verdict,
+    reason: str | None,
+    override_label: str | None,
+    labels: LabelLookup,
+) -> None:
+    if verdict is Verdict.OVERRIDE and (not override_label or reason is None):
+        raise DataError("an override needs the corrected label and a reason")
+    if verdict is not Verdict.OVERRIDE and override_label is not None:
+        raise DataError("only an override carries a label; use verdict 'override'")
+    if override_label is None:
+        return
+    known = labels(prediction.model_name, prediction.model_version)
+    if override_label not in known:
+        choices = ", ".join(repr(label) for label in known)
+        raise DataError(
+            f"{override_label!r} is not a label of {prediction.model_name} "
+            f"v{prediction.model_version}; choose one of: {choices}"
+        )
+
+
+def _feedback_record(row: Feedback, reason: str | None) -> FeedbackRecord:
+    return FeedbackRecord(
+        row.id, row.prediction_id, row.user_id, Verdict(row.verdict), reason,
+        row.override_label, row.created_at, row.superseded_at,
+    )  # fmt: skip
+
+
 def insert_feedback(
     ctx: StoreContext,
     prediction_id: str,
     verdict: Verdict,
     *,
+    labels: LabelLookup,
     reason: str | None = None,
     override_label: str | None = None,
     break_glass: bool,
 ) -> FeedbackRecord:
-    """Store a clinician's verdict; an override needs a label and a reason (kept encrypted).
+    """Store the actor's verdict on a prediction as their current one; an earlier verdict of
+    theirs is superseded (kept as history) and the change is audited as an update. An
+    override needs a reason (kept encrypted) and one of the model's labels, which `labels`
+    gives for the prediction's model name and version.
 
     Raises:
         RecordNotFoundError: no prediction has this id.
-        DataError: an override without label or reason, or a label on a non-override.
+        DataError: an override without label or reason, a label on a non-override, or a
+            label the model does not have (nothing is stored).
     """
-    patient_id, glass = prediction_patient_id(ctx, prediction_id), break_glass
+    prediction, glass = _load_prediction(ctx, prediction_id), break_glass
+    patient_id = study_patient_id(ctx, prediction.study_id)
     reason = reason.strip() if reason and reason.strip() else None
-    if verdict is Verdict.OVERRIDE and (not override_label or reason is None):
-        raise DataError("an override needs the corrected label and a reason")
-    if verdict is not Verdict.OVERRIDE and override_label is not None:
-        raise DataError("only an override carries a label; use verdict 'override'")
+    _check_feedback(prediction, verdict, reason, override_label, labels)
+    previous = ctx.session.execute(
+        select(Feedback)
+        .where(
+            Feedback.prediction_id == prediction_id,
+            Feedback.user_id == ctx.actor.user_id,
+            Feedback.superseded_at.is_(None),
+        )
+        .with_for_update()
+    ).scalar_one_or_none()
+    now = utcnow()
+    if previous is not None:
+        previous.superseded_at = now
+        ctx.session.flush()  # the current-verdict index admits the new row only after this
     row = Feedback(
         id=new_id(),
         prediction_id=prediction_id,
         user_id=ctx.actor.user_id,
         verdict=str(verdict),
         override_label=override_label,
+        created_at=now,
     )
     if reason is not None:
         row.reason_ct = ctx.keyring.encrypt_field(
@@ -449,14 +561,53 @@ def insert_feedback(
         )
     ctx.session.add(row)
     ctx.session.flush()
+    details: dict[str, Any] = {"verdict": str(verdict)}
+    if previous is not None:
+        details |= {"previous_id": previous.id, "previous_verdict": previous.verdict}
     ctx.audit(
-        "feedback.create",
+        "feedback.update" if previous is not None else "feedback.create",
         "feedback",
         resource_id=row.id,
         patient_id=patient_id,
-        details={"verdict": str(verdict)},
+        details=details,
         break_glass=glass,
     )
-    return FeedbackRecord(
-        row.id, prediction_id, row.user_id, verdict, reason, override_label, row.created_at
+    return _feedback_record(row, reason)
+
+
+def read_feedback(
+    ctx: StoreContext, patient_id: str, prediction_ids: Sequence[str], *, break_glass: bool
+) -> list[FeedbackRecord]:
+    """Every version of every clinician's verdict on the patient's predictions among
+    `prediction_ids`, oldest first, reasons decrypted; one audit entry for the read.
+
+    Raises:
+        DecryptionError: a stored reason was altered or moved.
+    """
+    rows = ctx.session.execute(
+        select(Feedback)
+        .join(Prediction, Prediction.id == Feedback.prediction_id)
+        .join(Study, Study.id == Prediction.study_id)
+        .where(Study.patient_id == patient_id, Feedback.prediction_id.in_(list(prediction_ids)))
+        .order_by(Feedback.created_at, Feedback.id)
+    ).scalars()
+    records = [
+        _feedback_record(
+            row,
+            None
+            if row.reason_ct is None
+            else ctx.keyring.decrypt_field(
+                row.reason_ct, table="feedback", column="reason_ct", row_id=row.id
+            ),
+        )
+        for row in rows
+    ]
+    ctx.audit(
+        "feedback.list",
+        "patient",
+        resource_id=patient_id,
+        patient_id=patient_id,
+        details={"predictions": len(prediction_ids), "versions": len(records)},
+        break_glass=break_glass,
     )
+    return records

@@ -21,16 +21,17 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from clinsight.errors import StoreError
-from clinsight.store.roles import Role
 
 __all__ = [
     "AuditHead",
@@ -44,7 +45,6 @@ __all__ = [
     "Patient",
     "Prediction",
     "RefreshToken",
-    "Role",
     "Study",
     "UTCDateTime",
     "User",
@@ -212,11 +212,23 @@ class Prediction(Base):
 
 
 class Feedback(Base):
-    """A clinician's verdict on a prediction; the free-text reason is encrypted."""
+    """A version of a clinician's verdict on a prediction; the free-text reason is encrypted.
+
+    Each clinician has at most one current verdict per prediction (`superseded_at` null);
+    a new submission supersedes it, so earlier versions stay as the history.
+    """
 
     __tablename__ = "feedback"
     __table_args__ = (
         CheckConstraint("verdict IN ('agree', 'disagree', 'override')", name="verdict"),
+        Index(
+            "uq_feedback_current",
+            "prediction_id",
+            "user_id",
+            unique=True,
+            sqlite_where=text("superseded_at IS NULL"),
+            postgresql_where=text("superseded_at IS NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
@@ -226,6 +238,7 @@ class Feedback(Base):
     reason_ct: Mapped[str | None] = mapped_column(Text, info=ENCRYPTED)
     override_label: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuditRow(Base):

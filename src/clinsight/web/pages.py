@@ -22,16 +22,23 @@ from clinsight.api.deps import AppState, get_db, get_state
 from clinsight.api.problems import status_for
 from clinsight.api.schemas import ner_test_f1
 from clinsight.api.uploads import read_upload
-from clinsight.errors import AuthenticationError, ClinsightError
+from clinsight.errors import AuthenticationError, ClinsightError, DataError
 from clinsight.registry.kinds import list_versions
 from clinsight.registry.ner import NerModelVersion
 from clinsight.registry.versions import ModelKind, RegisteredVersion
 from clinsight.services.audit import audit_entries, verify_audit_chain
 from clinsight.services.auth import log_in, log_out
 from clinsight.services.patients import patient_timeline, register_patient, search_patients
-from clinsight.services.predictions import diagnose_upload, explained_prediction, give_feedback
+from clinsight.services.predictions import (
+    diagnose_upload,
+    explained_prediction,
+    give_feedback,
+    model_labels,
+    prediction_feedback,
+)
 from clinsight.store.repositories import StoreContext
-from clinsight.store.tables import Role, Verdict
+from clinsight.store.roles import Role
+from clinsight.store.tables import Verdict
 from clinsight.web.session import (
     LOGIN_CSRF_COOKIE,
     WebSession,
@@ -230,21 +237,45 @@ def upload(
     return guard_page(request, state, session, page)
 
 
+def _result_page(
+    request: Request,
+    state: AppState,
+    web: WebSession,
+    ctx: StoreContext,
+    prediction_id: str,
+    status: int = 200,
+    form: dict[str, str] | None = None,
+    **values: Any,
+) -> Response:
+    """The result page; the feedback form holds `form` (as submitted), else the clinician's
+    current verdict."""
+    view, png = explained_prediction(ctx, state.predictor, prediction_id)
+    found = prediction_feedback(ctx, prediction_id)
+    record = view.prediction
+    labels = model_labels(state.settings.resolved_registry_dir)(
+        record.model_name, record.model_version
+    )
+    overlay = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    mine = found.current_of(web.principal.user_id)
+    form = form or {
+        "reason": (mine.reason if mine else None) or "",
+        "override_label": (mine.override_label if mine else None) or "",
+    }
+    return render_page(
+        request, "result.html", web, status, view=view, overlay=overlay, feedback=found,
+        mine=mine, history=found.history_of(web.principal.user_id), labels=labels, form=form,
+        **values,
+    )  # fmt: skip
+
+
 @router.get("/predictions/{prediction_id}")
 def result(request: Request, state: State, session: Db, prediction_id: str) -> Response:
-    """The finding: label, calibrated probability, model version and card, Grad-CAM overlay."""
+    """The finding: label, calibrated probability, model version and card, Grad-CAM overlay,
+    and the clinician's current verdict (pre-filled) with its history."""
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
-        view, png = explained_prediction(ctx, state.predictor, prediction_id)
-        overlay = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-        return render_page(
-            request,
-            "result.html",
-            web,
-            view=view,
-            overlay=overlay,
-            saved=request.query_params.get("saved"),
-        )
+        saved = request.query_params.get("saved")
+        return _result_page(request, state, web, ctx, prediction_id, saved=saved)
 
     return guard_page(request, state, session, page)
 
@@ -260,13 +291,22 @@ def feedback(
     reason: Annotated[str, Form(max_length=2000)] = "",
     override_label: Annotated[str, Form(max_length=128)] = "",
 ) -> Response:
-    """Record the clinician's verdict and return to the result."""
+    """Record the clinician's verdict (replacing their earlier one) and return to the
+    result; a refused verdict is shown on the form, as submitted."""
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
         check_csrf(state, web, csrf)
-        give_feedback(
-            ctx, prediction_id, verdict, reason=reason, override_label=override_label or None
-        )
+        try:
+            give_feedback(
+                ctx, state.settings.resolved_registry_dir, prediction_id, verdict,
+                reason=reason, override_label=override_label or None,
+            )  # fmt: skip
+        except DataError as exc:
+            session.rollback()
+            form = {"reason": reason, "override_label": override_label}
+            return _result_page(
+                request, state, web, ctx, prediction_id, 422, error=str(exc), form=form
+            )
         return redirect_to(f"/predictions/{prediction_id}?saved={verdict.value}", web)
 
     return guard_page(request, state, session, page)

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from clinsight.api.deps import AppState
 from clinsight.errors import AuthenticationError
-from clinsight.security.access import Principal
 from clinsight.security.tokens import TokenPair
 from clinsight.services.auth import refresh_session
+from clinsight.store.actors import Principal
 
 __all__ = [
     "ACCESS_COOKIE",

@@ -11,6 +11,7 @@ from clinsight.api.schemas import (
     BreakGlassIn,
     BreakGlassOut,
     CareTeamIn,
+    FeedbackOut,
     PatientIn,
     PatientLookupOut,
     PatientOut,
@@ -78,6 +79,11 @@ def read(patient_id: str, user: Clinician, ctx: StoreCtx) -> TimelineOut:
             TimelineStudyOut(
                 study=StudyOut.model_validate(entry.study),
                 predictions=[PredictionOut.model_validate(p) for p in entry.predictions],
+                feedback=[
+                    FeedbackOut.model_validate(record)
+                    for found in entry.feedback.values()
+                    for record in found.current
+                ],
             )
             for entry in timeline.studies
         ],

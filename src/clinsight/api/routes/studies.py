@@ -10,7 +10,13 @@ from fastapi import APIRouter, File, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from clinsight.api.deps import Clinician, State, StoreCtx
-from clinsight.api.schemas import FeedbackIn, FeedbackOut, PredictionOut, StudyOut
+from clinsight.api.schemas import (
+    FeedbackIn,
+    FeedbackOut,
+    PredictionDetailOut,
+    PredictionOut,
+    StudyOut,
+)
 from clinsight.api.uploads import read_upload
 from clinsight.data.source import ACCEPTED_FORMATS
 from clinsight.services.predictions import (
@@ -18,6 +24,8 @@ from clinsight.services.predictions import (
     heatmap_png,
     patient_studies,
     predict_study,
+    prediction_detail,
+    prediction_feedback,
     stage_diagnosis,
     study_predictions,
     upload_study,
@@ -119,11 +127,38 @@ def heatmap(prediction_id: str, user: Clinician, ctx: StoreCtx, state: State) ->
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
+@router.get("/predictions/{prediction_id}", response_model=PredictionDetailOut)
+def prediction(prediction_id: str, user: Clinician, ctx: StoreCtx) -> PredictionDetailOut:
+    """A prediction with its provenance and each clinician's current verdict on it."""
+    del user
+    detail = prediction_detail(ctx, prediction_id)
+    return PredictionDetailOut.model_validate(
+        {
+            **PredictionOut.model_validate(detail.prediction).model_dump(),
+            "feedback": [FeedbackOut.model_validate(r) for r in detail.feedback.current],
+        }
+    )
+
+
+@router.get("/predictions/{prediction_id}/feedback", response_model=list[FeedbackOut])
+def feedback_history(prediction_id: str, user: Clinician, ctx: StoreCtx) -> list[FeedbackOut]:
+    """Every version of every clinician's verdict on a prediction, oldest first; a replaced
+    version has `superseded_at` set."""
+    del user
+    found = prediction_feedback(ctx, prediction_id)
+    return [FeedbackOut.model_validate(r) for r in found.versions]
+
+
 @router.post("/predictions/{prediction_id}/feedback", response_model=FeedbackOut, status_code=201)
-def feedback(prediction_id: str, body: FeedbackIn, user: Clinician, ctx: StoreCtx) -> FeedbackOut:
-    """Agree, disagree, or override with the corrected label and a reason."""
+def feedback(
+    prediction_id: str, body: FeedbackIn, user: Clinician, ctx: StoreCtx, state: State
+) -> FeedbackOut:
+    """Agree, disagree, or override with one of the model's labels and a reason. A second
+    verdict of the same clinician becomes their current one (a new version; the earlier
+    one is kept as history)."""
     del user
     record = give_feedback(
-        ctx, prediction_id, body.verdict, reason=body.reason, override_label=body.override_label
-    )
+        ctx, state.settings.resolved_registry_dir, prediction_id, body.verdict,
+        reason=body.reason, override_label=body.override_label,
+    )  # fmt: skip
     return FeedbackOut.model_validate(record)

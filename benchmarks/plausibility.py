@@ -93,7 +93,7 @@ def plausibility_figures() -> dict[str, Any]:
 def readme_section(figures: dict[str, Any]) -> str:
     """The Markdown table of the README (features with a range, or any value read missing)."""
     lines = [
-        "### Plausible ranges: values read as missing per built-in dataset",
+        "## Safety: plausible ranges (values read as missing per built-in dataset)",
         "",
         "Run `benchmarks/plausibility.py`. Ranges are clinical limits (sources in",
         "`clinsight.data.tabular`), not fitted to the files; WDBC's image features have none.",

@@ -101,3 +101,55 @@ def test_train_on_a_user_csv_with_its_task_spec(tmp_path: Path, data_dir: Path) 
     code, out = run_cli("risk", "train", "--csv", str(csv), "--spec", str(spec))
     assert code == 2
     assert "row 1 (line 2), column 'Glucose': 'high' is not a number" in out
+
+
+def test_validate_reports_implausible_values_and_explain_refuses_them(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    code, out = run_cli("risk", "train", "--dataset", "pima", "--features", "Glucose,BMI,Age",
+                     "--candidates", "logistic", "--folds", "3", "--repeats", "1")  # fmt: skip
+    assert code == 0, out
+    assert "Plausibility" not in out
+    lines = (data_dir / "tabular" / "pima" / "diabetes_kaggle_header.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    first = dict(zip(header, lines[1].split(","), strict=True))
+    first["Glucose"] = "2000"
+    site = tmp_path / "site-c.csv"
+    site.write_text("\n".join([lines[0], ",".join(first.values()), *lines[-100:]]) + "\n")
+    code, out = run_cli("risk", "validate", "--name", "pima", "--site", str(site))
+    assert code == 0, out
+    assert (
+        "Plausibility 1 implausible Glucose value(s) read as missing (row 1 (line 2): Glucose "
+        "2000 mg/dL is outside the plausible range 10–1500 mg/dL)"
+    ) in out
+    code, out = run_cli("risk", "explain", "--name", "pima", "--value", "Glucose=2000",
+                     "--value", "Age=50")  # fmt: skip
+    assert code == 2
+    assert " ".join(out.split()) == (
+        "Error: Glucose 2000 mg/dL is outside the plausible range 10–1500 mg/dL; correct the "
+        "value or leave it empty (missing)."
+    )
+
+
+def test_train_reports_values_outside_the_spec_ranges(tmp_path: Path, data_dir: Path) -> None:
+    source = (data_dir / "tabular" / "pima" / "diabetes_kaggle_header.csv").read_text()
+    csv = tmp_path / "clinic.csv"
+    csv.write_text(source.replace("\n6,148,72,35,0,33.6,", "\n6,148,72,35,0,300,", 1))
+    spec = tmp_path / "task.yaml"
+    spec.write_text(
+        "target: Outcome\npositive: 1\nfeatures:\n"
+        "  Glucose: {type: numeric, unit: mg/dL, zero_is_missing: true}\n"
+        "  BMI: {type: numeric, unit: kg/m2, plausible: {min: 7, max: 200, source: clinical}}\n"
+    )
+    code, out = run_cli("risk", "train", "--csv", str(csv), "--spec", str(spec), "--candidates",
+                     "logistic", "--folds", "3", "--repeats", "1")  # fmt: skip
+    assert code == 0, out
+    assert "Plausibility BMI is 0 in every row" not in out
+    assert (
+        "Plausibility 12 implausible BMI value(s) read as missing (row 1 (line 2): BMI 300 "
+        "kg/m2 is outside the plausible range 7–200 kg/m2; row 10 (line 11): BMI 0 kg/m2"
+    ) in " ".join(out.split())
+    spec.write_text(spec.read_text().replace("min: 7, max: 200", "min: 200, max: 7"))
+    code, out = run_cli("risk", "train", "--csv", str(csv), "--spec", str(spec))
+    assert code == 2
+    assert "feature 'BMI': plausible range min 200 must be below max 7." in out

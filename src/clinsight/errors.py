@@ -7,6 +7,7 @@ Domain code raises these; only the API layer maps them to HTTP.
     ├── DataError                input data is missing, corrupt or malformed
     │   ├── DataNotFoundError        a dataset file is not in the data directory
     │   ├── ChecksumError            a file's checksum does not match the official one
+    │   ├── ImplausibleInputError    an input lies outside its feature's plausible range
     │   └── UnsupportedImageError    an image (or DICOM object) cannot be used
     ├── ModelError               a model cannot be built, trained or run
     ├── RegistryError            the model registry cannot satisfy a request
@@ -34,6 +35,7 @@ __all__ = [
     "DataNotFoundError",
     "DecryptionError",
     "DuplicateRecordError",
+    "ImplausibleInputError",
     "IntegrityError",
     "ModelError",
     "ModelNotFoundError",
@@ -64,6 +66,20 @@ class DataNotFoundError(DataError):
 
 class ChecksumError(DataError):
     """A file's checksum does not match the published one."""
+
+
+class ImplausibleInputError(DataError):
+    """An assessment input lies outside its feature's plausible range; nothing was scored.
+
+    ``fields`` maps each offending feature to its message (e.g. ``Glucose 2000 mg/dL is
+    outside the plausible range 10–1500 mg/dL``), so a form can show it beside the field.
+    """
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        self.fields = dict(fields)
+        super().__init__(
+            "; ".join(self.fields.values()) + "; correct the value or leave it empty (missing)."
+        )
 
 
 class UnsupportedImageError(DataError):

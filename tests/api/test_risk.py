@@ -237,3 +237,71 @@ def test_risk_models_over_the_models_api_with_audited_stage_changes(service: Ser
     assert page.status_code == 200
     assert '<section class="card" id="risk-pima-synthea-1">' in page.text
     assert "<td>pima-synthea</td><td>1</td>" in page.text
+
+
+GLUCOSE_2000 = "Glucose 2000 mg/dL is outside the plausible range 10–1500 mg/dL"
+
+
+def test_implausible_inputs_are_refused_naming_the_field(service: Service) -> None:
+    client = service.client
+    alice = service.login("alice")
+    patient_id = _patient(service, alice)
+    inputs = {**VALUES, "Glucose": 2000.0}
+    refused = client.post(f"/api/v1/patients/{patient_id}/risk", json={"inputs": inputs},
+                          headers=alice)  # fmt: skip
+    assert refused.status_code == 422
+    assert refused.headers["content-type"] == "application/problem+json"
+    problem = refused.json()
+    assert problem["detail"] == f"{GLUCOSE_2000}; correct the value or leave it empty (missing)."
+    assert problem["errors"] == [{"location": "inputs.Glucose", "message": GLUCOSE_2000}]
+    bundle = json.loads(synthea_file(2).read_text())
+    for entry in bundle["entry"]:
+        if entry["resource"]["resourceType"] == "Patient":
+            entry["resource"]["birthDate"] = "1850-01-01"
+    old = client.post("/api/v1/risk/fhir", json=bundle, headers=alice)
+    assert old.status_code == 422
+    (error,) = old.json()["errors"]
+    assert error["location"] == "inputs.Age"
+    pattern = r"Patient/\S+: Age 1\d\d(\.\d+)? years is outside the plausible range 0–125 years"
+    assert re.fullmatch(pattern, error["message"])
+
+
+def test_the_risk_page_shows_an_implausible_value_beside_its_field(service: Service) -> None:
+    client = service.client
+    patient_id = _patient(service, service.login("alice"))
+    web_login(service, "alice")
+    form = client.get(f"/patients/{patient_id}/risk")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf is not None
+    data = {"csrf": csrf.group(1), "f_Glucose": "2000", "f_BMI": "35", "f_Age": "52"}
+    page = client.post(f"/patients/{patient_id}/risk", data=data)
+    assert page.status_code == 422
+    assert 'id="risk-result"' not in page.text
+    assert (
+        '<input name="f_Glucose" id="f_Glucose" value="2000" aria-invalid="true" '
+        'aria-describedby="error-Glucose"></label>\n'
+        f'  <p class="error" id="error-Glucose">{GLUCOSE_2000}</p>'
+    ) in page.text
+    assert 'id="f_BMI" value="35">' in page.text
+
+
+def test_a_cds_call_with_an_implausible_value_answers_a_warning_card(
+    service: Service, ehr: SigningEhr
+) -> None:
+    prefetch = prefetch_for(synthea_file(2), CODES)
+    prefetch["patient"]["birthDate"] = "1850-01-01"
+    response = _call(service, ehr.token(SERVICE_URL), prefetch)
+    assert response.status_code == 200, response.text  # type: ignore[attr-defined]
+    (card,) = response.json()["cards"]  # type: ignore[attr-defined]
+    assert card["indicator"] == "warning"
+    assert card["summary"] == "No risk: implausible input in the record - " + card["summary"][43:]
+    assert card["detail"].startswith(
+        "The risk was not computed, because these values lie outside their plausible range "
+        "(an entry or coding error?):\n- Patient/"
+    )
+    assert "years is outside the plausible range 0–125 years\n\nCorrect them" in card["detail"]
+    auditor = service.login("auditor")
+    entries = service.client.get("/api/v1/audit", params={"limit": 5}, headers=auditor).json()
+    refused = [e for e in entries if e["action"] == "cds.patient_view"]
+    assert refused[0]["details"]["level"] == "refused"
+    assert refused[0]["details"]["implausible"] == "Age"

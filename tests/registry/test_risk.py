@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from clinsight.data.tabular import load_dataset
+from clinsight.data.tabular import PIMA_RANGES, load_dataset
 from clinsight.errors import IntegrityError, ModelNotFoundError, RegistryError
 from clinsight.registry.image import list_models
 from clinsight.registry.risk import (
@@ -42,8 +42,9 @@ def test_version_folder_holds_artifact_spec_card_and_manifest(registry: Path) ->
     assert record["kind"] == "risk"
     assert record["task"]["features"]["Glucose"] == {
         "type": "numeric", "unit": "mg/dL (2-h OGTT)", "categories": None,
-        "zero_is_missing": True,
+        "zero_is_missing": True, "plausible": PIMA_RANGES["Glucose"].to_dict(),
     }  # fmt: skip
+    assert version.task.features[0].plausible == PIMA_RANGES["Glucose"]  # read back
     assert record["thresholds"] == {"warning": 0.2, "critical": 0.5}
     assert record["calibration"] == "sigmoid"
     assert len(record["training"]["data_sha256"]) == 64

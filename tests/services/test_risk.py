@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from clinsight.data.fhir import read_bundle
+from clinsight.data.fhir import FhirObservation, PatientRecord, read_bundle
 from clinsight.data.fhir_features import FhirFeatureSpec, MissingFeature
-from clinsight.errors import DataError, ModelNotFoundError
+from clinsight.errors import DataError, ImplausibleInputError, ModelNotFoundError
 from clinsight.inference.cache import ModelCache, RiskPredictor
 from clinsight.inference.risk import risk_level
 from clinsight.services.risk import assess_features, assess_record
@@ -82,3 +82,41 @@ def test_predictors_want_a_production_version_unless_told(tmp_path: Path) -> Non
     with pytest.raises(ModelNotFoundError, match="has no production version"):
         predictors.risk(MODEL_NAME)
     assert predictors.risk(MODEL_NAME, newest=True).version.version == 1
+
+
+def test_implausible_inputs_are_refused_by_name(predictor: RiskPredictor) -> None:
+    values = {"Glucose": 2000.0, "BloodPressure": -5.0, "BMI": 300.0, "Age": 50.0}
+    with pytest.raises(ImplausibleInputError) as refused:
+        assess_features(predictor, values)
+    assert refused.value.fields == {
+        "Glucose": "Glucose 2000 mg/dL is outside the plausible range 10–1500 mg/dL",
+        "BloodPressure": "BloodPressure -5 mm Hg is outside the plausible range 10–200 mm Hg",
+        "BMI": "BMI 300 kg/m² is outside the plausible range 7–200 kg/m²",
+    }
+    assert str(refused.value).endswith(
+        "BMI 300 kg/m² is outside the plausible range 7–200 kg/m²; correct the value or "
+        "leave it empty (missing)."
+    )
+    in_range = assess_features(predictor, {**values, "Glucose": 1500.0, "BloodPressure": 10,
+                                           "BMI": 7})  # fmt: skip
+    assert in_range.missing == ()
+    zero = assess_features(predictor, {"Glucose": 0, "Age": 50})  # Pima: 0 is "missing"
+    assert zero.inputs["Glucose"] == 0
+
+
+def test_an_implausible_fhir_value_is_refused_with_its_evidence(
+    predictor: RiskPredictor,
+) -> None:
+    when = datetime(2019, 7, 1, tzinfo=UTC)
+    record = PatientRecord(
+        patient_id="p1", birth_date=date(1970, 1, 1), sex="female", deceased=None,
+        conditions=(), medications=(), source_sha256="0" * 64,
+        observations=(FhirObservation("Observation/g1", "http://loinc.org", "2339-0",
+                                      "Glucose", 2000.0, "mg/dL", when),),
+    )  # fmt: skip
+    spec = FhirFeatureSpec.builtin("pima-synthea")
+    with pytest.raises(ImplausibleInputError) as refused:
+        assess_record(predictor, record, spec, as_of=datetime(2020, 1, 1, tzinfo=UTC))
+    assert refused.value.fields == {
+        "Glucose": "Observation/g1: Glucose 2000 mg/dL is outside the plausible range 10–1500 mg/dL"
+    }

@@ -24,6 +24,7 @@ from clinsight.errors import (
     DataError,
     DataNotFoundError,
     DuplicateRecordError,
+    ImplausibleInputError,
     IntegrityError,
     ModelError,
     ModelNotFoundError,
@@ -127,7 +128,15 @@ async def _clinsight_error(request: Request, exc: Exception) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if status >= 500:
         logger.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
-    return problem_response(status, title, str(exc), instance=request.url.path, headers=headers)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ImplausibleInputError):
+        extra["errors"] = [
+            {"location": f"inputs.{feature}", "message": message}
+            for feature, message in exc.fields.items()
+        ]
+    return problem_response(
+        status, title, str(exc), instance=request.url.path, headers=headers, **extra
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

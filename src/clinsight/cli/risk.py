@@ -14,9 +14,17 @@ from rich.table import Table
 from clinsight.cli.options import AsUserOpt
 from clinsight.cli.output import console, fail
 from clinsight.config import get_settings
+from clinsight.data.plausibility import PlausibilityReport
 from clinsight.registry.versions import ModelKind
 
 __all__ = ["app", "explain", "train", "validate"]
+
+
+def _print_plausibility(report: PlausibilityReport) -> None:
+    """Each value read as missing because implausible, and each constant-zero column."""
+    for line in report.lines():
+        console.print(f"[yellow]Plausibility[/] {line}")
+
 
 app = typer.Typer(help="Risk models: train, explain, validate (the registry: `clinsight models`).")
 
@@ -68,6 +76,7 @@ def train(
     )
     if features:
         data = subset_features(data, [f.strip() for f in features.split(",") if f.strip()])
+    _print_plausibility(data.plausibility)
     chosen = {c.strip(): {"model": c.strip()} for c in candidates.split(",") if c.strip()}
     with console.status(f"Selecting and evaluating on {data.spec.name} ({len(data.X)} rows)…"):
         outcome = train_risk_model(
@@ -204,6 +213,7 @@ def validate(
         if path.suffix in (".csv", ".txt") or path.is_file()
         else load_uci_heart(site, settings.resolved_data_dir)
     )
+    _print_plausibility(data.plausibility)
     report = external_validation(
         predictor.model, data.X[predictor.version.task.feature_names], data.y.to_numpy(),
         site=path.stem if path.is_file() else site, recalibration_fraction=fraction,

@@ -13,8 +13,10 @@ Sources: ``observation`` (by code), ``condition`` and ``medication`` (by code), 
 ``mean`` value, ``count``, ``exists`` (1/0), ``days_since`` the latest. Values in another
 unit are converted with the ``convert`` factors (source unit → factor to the feature's unit);
 a value whose unit cannot be converted, a too-old value or no value at all leaves the
-feature missing with a reason. Nothing is invented: the model's own missing-value handling
-then applies, and the reasons travel with the assessment.
+feature missing with a reason. A rule may give the feature's ``plausible`` range (in its
+unit, see `data.plausibility`): a value outside it is left missing and listed in
+``ExtractedFeatures.implausible``, which an assessment refuses. Nothing is invented: the
+model's own missing-value handling then applies, and the reasons travel with the assessment.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from clinsight.data.fhir import FhirObservation, PatientRecord
+from clinsight.data.plausibility import ImplausibleValue, PlausibleRange, parse_range
 from clinsight.errors import DataError
 from clinsight.files import read_mapping_file
 
@@ -64,6 +67,7 @@ class FeatureRule:
     max_age_days: float | None = None
     patient_field: Literal["age", "sex"] | None = None
     mapping: dict[str, float] = field(default_factory=dict)
+    plausible: PlausibleRange | None = None
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,8 @@ class FhirFeatureSpec:
         """Build a spec from parsed JSON/YAML.
 
         Raises:
-            DataError: a rule lacks its source or codes, or names an unknown source,
-                aggregate or patient field.
+            DataError: a rule lacks its source or codes, names an unknown source,
+                aggregate or patient field, or has a malformed plausible range.
         """
         features = data.get("features")
         if not isinstance(features, Mapping) or not features:
@@ -101,7 +105,8 @@ class FhirFeatureSpec:
             convert = {str(k): float(v) for k, v in (rule.get("convert") or {}).items()}
             mapping = {str(k): float(v) for k, v in (rule.get("map") or {}).items()}
             args = (rule.get("unit"), convert, rule.get("max_age_days"), patient_field, mapping)
-            rules.append(FeatureRule(str(name), rule["source"], codes, aggregate, *args))
+            plausible = parse_range(str(name), rule.get("plausible"))
+            rules.append(FeatureRule(str(name), rule["source"], codes, aggregate, *args, plausible))
         notes = tuple(str(n) for n in data.get("notes", ()))
         return cls(str(data.get("name", "feature spec")), tuple(rules), notes)
 
@@ -138,12 +143,14 @@ class MissingFeature:
 
 @dataclass(frozen=True)
 class ExtractedFeatures:
-    """Feature values of one patient (None where missing), the reasons, and the evidence."""
+    """Feature values of one patient (None where missing), the reasons, the evidence, and
+    the values left missing because they lie outside the rule's plausible range."""
 
     values: dict[str, float | str | None]
     missing: tuple[MissingFeature, ...]
     basis: dict[str, tuple[str, ...]]
     as_of: datetime
+    implausible: tuple[ImplausibleValue, ...] = ()
 
     def frame(self) -> pd.DataFrame:
         """The values as a one-row DataFrame (missing as NaN), ready for a `RiskModel`."""
@@ -251,15 +258,22 @@ def extract_features(
     values: dict[str, float | str | None] = {}
     missing: list[MissingFeature] = []
     basis: dict[str, tuple[str, ...]] = {}
+    implausible: list[ImplausibleValue] = []
     for name in names:
         if name not in rules:
             values[name] = None
             missing.append(MissingFeature(name, f"feature spec {spec.name!r} has no rule for it"))
             continue
-        value, reason, used = _rule_value(record, rules[name], when)
+        rule = rules[name]
+        value, reason, used = _rule_value(record, rule, when)
+        limits = rule.plausible
+        if isinstance(value, float) and limits is not None and not limits.contains(value):
+            where = ", ".join(used) or record.reference
+            implausible.append(ImplausibleValue(name, value, rule.unit, limits, where))
+            value, reason = None, implausible[-1].message
         values[name] = value
         if value is None:
             missing.append(MissingFeature(name, reason or "no value"))
         if used:
             basis[name] = used
-    return ExtractedFeatures(values, tuple(missing), basis, when)
+    return ExtractedFeatures(values, tuple(missing), basis, when, tuple(implausible))

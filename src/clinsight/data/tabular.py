@@ -4,8 +4,11 @@ Built-in tasks: Wisconsin diagnostic breast cancer (shipped with scikit-learn; t
 embedded default), UCI heart disease (Cleveland and any other site file in the same
 format) and Pima diabetes, read from ``<data_dir>/tabular``. Any other CSV is loaded
 with a small task spec (JSON or YAML) naming the target, its positive value, the
-feature types and units. Every loader returns a `TabularDataset` with the source's
-sha256, and bad input raises `DataError` naming the row and the column.
+feature types, units and (optionally) plausible ranges. Every loader returns a
+`TabularDataset` with the source's sha256, and bad input raises `DataError` naming the row
+and the column. A value outside its feature's plausible range (`data.plausibility`) is read
+as missing and reported in ``TabularDataset.plausibility``, as is a column that is 0 in
+every row (a site coding "not measured" as 0).
 """
 
 from __future__ import annotations
@@ -23,13 +26,19 @@ import numpy as np
 import pandas as pd
 
 from clinsight.config import get_settings
+from clinsight.data.plausibility import (
+    ImplausibleValue,
+    PlausibilityReport,
+    PlausibleRange,
+    parse_range,
+)
 from clinsight.errors import DataError, DataNotFoundError
 from clinsight.files import read_mapping_file, sha256_file
 
 __all__ = [
-    "DATASETS", "MISSING_TOKENS", "FeatureSpec", "FeatureType", "TabularDataset", "TaskSpec",
-    "coerce_features", "load_breast_cancer", "load_csv", "load_dataset", "load_pima",
-    "load_uci_heart", "uci_heart_sites",
+    "DATASETS", "MISSING_TOKENS", "PIMA_RANGES", "FeatureSpec", "FeatureType", "TabularDataset",
+    "TaskSpec", "check_plausibility", "coerce_features", "load_breast_cancer", "load_csv",
+    "load_dataset", "load_pima", "load_uci_heart", "uci_heart_sites",
 ]  # fmt: skip
 
 MISSING_TOKENS = frozenset({"", "?", "na", "n/a", "nan", "null", "none"})
@@ -48,13 +57,15 @@ class FeatureType(StrEnum):
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """One model input: its type, unit and (for categorical features) allowed values."""
+    """One model input: its type, unit, (categorical) allowed values and (numeric) the
+    plausible range (None: not checked)."""
 
     name: str
     type: FeatureType
     unit: str | None = None
     categories: tuple[str, ...] | None = None
     zero_is_missing: bool = False
+    plausible: PlausibleRange | None = None
 
 
 @dataclass(frozen=True)
@@ -86,10 +97,12 @@ class TaskSpec:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> TaskSpec:
-        """Build a spec from parsed JSON/YAML (``features`` maps name → type or details).
+        """Build a spec from parsed JSON/YAML (``features`` maps name → type or details:
+        ``type``, ``unit``, ``categories``, ``zero_is_missing``, ``plausible``).
 
         Raises:
-            DataError: a required key is missing or a feature type is unknown.
+            DataError: a required key is missing, a feature type is unknown, or a plausible
+                range is malformed or given for a non-numeric feature (the feature named).
         """
         for key in ("target", "positive", "features"):
             if key not in data:
@@ -113,7 +126,13 @@ class TaskSpec:
             cats = entry.get("categories")
             cats = tuple(_category_label(c) for c in cats) if cats else None
             zeros = bool(entry.get("zero_is_missing", False))
-            features.append(FeatureSpec(str(name), kind, entry.get("unit"), cats, zeros))
+            plausible = parse_range(str(name), entry.get("plausible"))
+            if plausible is not None and kind is not FeatureType.NUMERIC:
+                raise DataError(
+                    f"feature {name!r}: a plausible range needs a numeric feature, not {kind}."
+                )
+            unit = entry.get("unit")
+            features.append(FeatureSpec(str(name), kind, unit, cats, zeros, plausible))
         positive, target = _category_label(data["positive"]), str(data["target"])
         label = str(data.get("positive_label", positive))
         name = str(data.get("name", target))
@@ -141,6 +160,7 @@ class TabularDataset:
     sha256: str
     source: str
     notes: tuple[str, ...] = field(default=())
+    plausibility: PlausibilityReport = field(default_factory=PlausibilityReport)
 
     @property
     def feature_types(self) -> dict[str, FeatureType]:
@@ -226,6 +246,35 @@ def coerce_features(
     return pd.DataFrame(out, index=frame.index)
 
 
+def check_plausibility(
+    raw: pd.DataFrame, typed: pd.DataFrame, spec: TaskSpec, *, first_line: int | None = None
+) -> tuple[pd.DataFrame, PlausibilityReport]:
+    """`typed` (from `coerce_features` on `raw`) with implausible values set missing, and the
+    report: each such value by row and feature, and numeric columns that are 0 in every row
+    that has a value (``first_line`` as in `coerce_features`)."""
+    found: list[ImplausibleValue] = []
+    zero_columns: list[str] = []
+    out = typed.copy()
+    for feat in spec.features:
+        if feat.type is not FeatureType.NUMERIC:
+            continue
+        column = raw[feat.name]
+        given = pd.to_numeric(column.where(~_is_missing(column), np.nan), errors="coerce")
+        if given.notna().any() and (given.dropna() == 0.0).all():
+            zero_columns.append(feat.name)
+        limits = feat.plausible
+        if limits is None:
+            continue
+        values = out[feat.name].astype(float)
+        outside = values.notna() & ~values.between(limits.low, limits.high)
+        for pos in np.flatnonzero(outside.to_numpy()):
+            row = _row_name(typed, int(pos), first_line)
+            found.append(ImplausibleValue(feat.name, float(values.iloc[pos]), feat.unit,
+                                          limits, row))  # fmt: skip
+        out[feat.name] = values.mask(outside)
+    return out, PlausibilityReport(tuple(found), tuple(zero_columns), len(typed))
+
+
 def _build(
     raw: pd.DataFrame, spec: TaskSpec, source: str, sha256: str, first_line: int
 ) -> TabularDataset:
@@ -236,7 +285,8 @@ def _build(
             f"target column {spec.target!r} is missing from {source}; "
             f"columns found: {list(raw.columns)}."
         )
-    features = coerce_features(raw, spec, first_line=first_line)
+    typed = coerce_features(raw, spec, first_line=first_line)
+    features, report = check_plausibility(raw, typed, spec, first_line=first_line)
     target = raw[spec.target]
     missing = _is_missing(target)
     if missing.any():
@@ -248,7 +298,10 @@ def _build(
     y = (target.map(_category_label) == spec.positive).astype(int).rename(spec.target)
     zeroed = tuple(f.name for f in spec.features if f.zero_is_missing)
     notes = (f"zeros read as missing in {list(zeroed)}",) if zeroed else ()
-    return TabularDataset(X=features, y=y, spec=spec, sha256=sha256, source=source, notes=notes)
+    return TabularDataset(
+        X=features, y=y, spec=spec, sha256=sha256, source=source,
+        notes=notes + report.lines(), plausibility=report,
+    )  # fmt: skip
 
 
 def _read_csv(
@@ -305,19 +358,37 @@ def load_breast_cancer() -> TabularDataset:
     return _build(frame, spec, "sklearn:breast_cancer.csv", sha256_file(csv), first_line=2)
 
 
+# Plausible ranges: wide limits of a living patient's value from clinical knowledge, never
+# fitted to a file (each source is recorded with the range and in the model card).
+_AGE = PlausibleRange(0, 125, "age of the oldest verified human (122 years)")
+_R = {
+    "trestbps": PlausibleRange(
+        40, 300, "resting systolic BP: below 40 mm Hg is shock without a measurable cuff "
+        "pressure; above 300 mm Hg exceeds reported hypertensive emergencies"),
+    "chol": PlausibleRange(
+        20, 1500, "total cholesterol: about 20-50 mg/dL in abetalipoproteinaemia, up to about "
+        "1000-1200 mg/dL in homozygous familial hypercholesterolaemia; 0 means not measured"),
+    "thalach": PlausibleRange(
+        20, 300, "heart rate: below 20/min is asystole-range bradycardia; above 300/min "
+        "exceeds even tachyarrhythmias conducted to the ventricles"),
+    "oldpeak": PlausibleRange(
+        -10, 15, "exercise ST deviation: a few mm in practice; beyond 10-15 mm is an artefact"),
+    "ca": PlausibleRange(0, 3, "by definition: 0-3 major vessels coloured by fluoroscopy"),
+}  # fmt: skip
+
 _HEART_FEATURES = (
-    FeatureSpec("age", FeatureType.NUMERIC, "years"),
+    FeatureSpec("age", FeatureType.NUMERIC, "years", plausible=_AGE),
     FeatureSpec("sex", FeatureType.BINARY, "1 = male"),
     FeatureSpec("cp", FeatureType.CATEGORICAL, categories=("1", "2", "3", "4")),
-    FeatureSpec("trestbps", FeatureType.NUMERIC, "mm Hg"),
-    FeatureSpec("chol", FeatureType.NUMERIC, "mg/dL"),
+    FeatureSpec("trestbps", FeatureType.NUMERIC, "mm Hg", plausible=_R["trestbps"]),
+    FeatureSpec("chol", FeatureType.NUMERIC, "mg/dL", plausible=_R["chol"]),
     FeatureSpec("fbs", FeatureType.BINARY, "1 = fasting glucose > 120 mg/dL"),
     FeatureSpec("restecg", FeatureType.CATEGORICAL, categories=("0", "1", "2")),
-    FeatureSpec("thalach", FeatureType.NUMERIC, "beats/min"),
+    FeatureSpec("thalach", FeatureType.NUMERIC, "beats/min", plausible=_R["thalach"]),
     FeatureSpec("exang", FeatureType.BINARY, "1 = exercise-induced angina"),
-    FeatureSpec("oldpeak", FeatureType.NUMERIC, "mm"),
+    FeatureSpec("oldpeak", FeatureType.NUMERIC, "mm", plausible=_R["oldpeak"]),
     FeatureSpec("slope", FeatureType.CATEGORICAL, categories=("1", "2", "3")),
-    FeatureSpec("ca", FeatureType.NUMERIC, "vessels"),
+    FeatureSpec("ca", FeatureType.NUMERIC, "vessels", plausible=_R["ca"]),
     FeatureSpec("thal", FeatureType.CATEGORICAL, categories=("3", "6", "7")),
 )
 
@@ -351,6 +422,28 @@ _PIMA_UNITS = {
     "SkinThickness": "mm", "Insulin": "µU/mL", "BMI": "kg/m²",
     "DiabetesPedigreeFunction": None, "Age": "years",
 }  # fmt: skip
+PIMA_RANGES = {
+    "Pregnancies": PlausibleRange(
+        0, 30, "count: the most documented pregnancies of one woman are 27"),
+    "Glucose": PlausibleRange(
+        10, 1500, "plasma glucose: below 10 mg/dL is incompatible with consciousness; "
+        "hyperosmolar crises rarely exceed 1500 mg/dL"),
+    "BloodPressure": PlausibleRange(
+        10, 200, "diastolic BP: a living patient has a diastolic pressure above 10 mm Hg; "
+        "hypertensive emergencies stay below 200 mm Hg"),
+    "SkinThickness": PlausibleRange(
+        1, 100, "triceps skinfold: calipers open to about 80 mm; 100 mm allows any device"),
+    "Insulin": PlausibleRange(
+        1, 3000, "2-h serum insulin: severe insulin resistance reaches about 1000-2000 µU/mL"),
+    "BMI": PlausibleRange(
+        7, 200, "BMI: about 7 kg/m² in extreme starvation, about 186 kg/m² in the heaviest "
+        "person recorded"),
+    "DiabetesPedigreeFunction": PlausibleRange(
+        0, 10, "a non-negative family-history score (Smith et al. 1988); 10 is far above "
+        "any pedigree of the cohort's definition"),
+    "Age": _AGE,
+}  # fmt: skip
+"""Plausible ranges of the Pima features (also those of the ``pima-synthea`` FHIR spec)."""
 
 
 def load_pima(data_dir: Path | None = None) -> TabularDataset:
@@ -362,7 +455,13 @@ def load_pima(data_dir: Path | None = None) -> TabularDataset:
     """
     path = _tabular_dir(data_dir, "pima") / "diabetes_kaggle_header.csv"
     features = tuple(
-        FeatureSpec(n, FeatureType.NUMERIC, u, zero_is_missing=n in _PIMA_ZERO_MISSING)
+        FeatureSpec(
+            n,
+            FeatureType.NUMERIC,
+            u,
+            zero_is_missing=n in _PIMA_ZERO_MISSING,
+            plausible=PIMA_RANGES[n],
+        )
         for n, u in _PIMA_UNITS.items()
     )
     spec = TaskSpec("pima", "Outcome", "1", "diabetes", features, age_column="Age")

@@ -24,7 +24,12 @@ import jwt
 
 from clinsight.data.fhir import PatientRecord, parse_bundle
 from clinsight.data.fhir_features import FhirFeatureSpec
-from clinsight.errors import AuthenticationError, ConfigurationError, DataError
+from clinsight.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    DataError,
+    ImplausibleInputError,
+)
 from clinsight.inference.risk import RiskResult
 from clinsight.interop.fhir_out import explanation_text
 
@@ -36,6 +41,7 @@ __all__ = [
     "CdsService",
     "build_cards",
     "discovery",
+    "implausible_card",
     "missing_prefetch",
     "record_from_prefetch",
 ]
@@ -150,6 +156,23 @@ def build_cards(
             "links": [{"label": "Model card", "url": card_url, "type": "absolute"}],
         }
     ]
+
+
+def implausible_card(service: CdsService, error: ImplausibleInputError) -> dict[str, Any]:
+    """The warning card answered instead of a risk when a record's value is implausible."""
+    listing = "\n".join(f"- {message}" for message in error.fields.values())
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": f"No risk: implausible input in the record - {service.title}"[
+            : SUMMARY_LIMIT - 1
+        ],
+        "indicator": "warning",
+        "detail": (
+            "The risk was not computed, because these values lie outside their plausible "
+            f"range (an entry or coding error?):\n{listing}\n\nCorrect them in the record."
+        ),
+        "source": {"label": f"Clinsight {service.model_name}"},
+    }
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,8 @@ def _task_dict(task: TaskSpec) -> dict[str, Any]:
         "features": {
             f.name: {"type": f.type.value, "unit": f.unit,
                      "categories": list(f.categories) if f.categories else None,
-                     "zero_is_missing": f.zero_is_missing}
+                     "zero_is_missing": f.zero_is_missing,
+                     "plausible": f.plausible.to_dict() if f.plausible else None}
             for f in task.features
         },
     }  # fmt: skip

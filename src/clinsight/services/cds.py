@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from clinsight.errors import DataError
+from clinsight.errors import DataError, ImplausibleInputError
 from clinsight.inference.cache import ModelCache
 from clinsight.inference.risk import RiskResult
 from clinsight.interop.cds_hooks import CdsCaller, CdsService, record_from_prefetch
@@ -31,11 +31,23 @@ def answer_patient_view(
     production model. Audited (issuer, call id, model, version, level) and committed.
 
     Raises:
+        ImplausibleInputError: a value of the record is implausible; the refusal is
+            audited (level ``refused``) and committed first.
         DataError: the prefetch is malformed or supplies none of the model's inputs.
         ModelNotFoundError: the service's model has no production version.
     """
     record = record_from_prefetch(cds, request)
-    result = assess_record(predictors.risk(cds.model_name), record, cds.spec)
+    try:
+        result = assess_record(predictors.risk(cds.model_name), record, cds.spec)
+    except ImplausibleInputError as exc:
+        audit.append(
+            session, action="cds.patient_view", resource_type="cds_service", resource_id=cds.id,
+            details={"issuer": caller.issuer, "jti": caller.jti, "model": cds.model_name,
+                     "level": "refused", "implausible": ",".join(sorted(exc.fields)),
+                     "hook_instance": str(request.get("hookInstance", ""))[:64]},
+        )  # fmt: skip
+        session.commit()
+        raise
     audit.append(
         session, action="cds.patient_view", resource_type="cds_service", resource_id=cds.id,
         details={"issuer": caller.issuer, "jti": caller.jti, "model": result.model.name,

@@ -2,7 +2,11 @@
 patient, access-checked and audited.
 
 Inputs come as feature values (API, web form) or as a FHIR patient record mapped by a
-feature spec; missing inputs are listed with the result, never filled in here.
+feature spec; missing inputs are listed with the result, never filled in here. An input
+outside its feature's plausible range (the model's task spec, or the FHIR feature spec's
+rule) is refused: `ImplausibleInputError` names each such value and nothing is scored, so
+no risk rests on a typing or coding error (the web form shows the message beside the
+field; a CDS Hooks call answers with a warning card instead of a risk).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -20,8 +25,8 @@ from sqlalchemy.orm import Session
 from clinsight.data.fhir import PatientRecord, parse_bundle
 from clinsight.data.fhir_features import ExtractedFeatures, FhirFeatureSpec, MissingFeature
 from clinsight.data.fhir_features import extract_features as extract_fhir_features
-from clinsight.data.tabular import coerce_features
-from clinsight.errors import DataError
+from clinsight.data.tabular import check_plausibility, coerce_features
+from clinsight.errors import DataError, ImplausibleInputError
 from clinsight.inference.cache import ModelCache, RiskPredictor
 from clinsight.inference.risk import RiskResult, risk_level
 from clinsight.security.access import require_patient_access
@@ -41,12 +46,19 @@ __all__ = [
 def _assess(predictor: RiskPredictor, extracted: ExtractedFeatures, start: float) -> RiskResult:
     version = predictor.version
     names = version.task.feature_names
+    raw = extracted.frame()[names]
+    frame = coerce_features(raw, version.task)
+    _, report = check_plausibility(raw, frame, version.task)
+    refused = {item.feature: item.message for item in extracted.implausible}
+    for item in report.implausible:
+        refused.setdefault(item.feature, replace(item, row=None).message)
+    if refused:
+        raise ImplausibleInputError(refused)
     if all(extracted.values.get(n) is None for n in names):
         raise DataError(
             f"none of the inputs of {version.name} ({', '.join(names)}) is available; "
             "a risk would rest on imputed values only."
         )
-    frame = coerce_features(extracted.frame()[names], version.task)
     explanation = explain_patient(
         predictor.model, frame, version.reference_frame, units=version.task.units
     )
@@ -65,6 +77,7 @@ def assess_features(predictor: RiskPredictor, values: Mapping[str, Any]) -> Risk
     """Assess a patient given as feature values (absent or None: missing).
 
     Raises:
+        ImplausibleInputError: a value lies outside its feature's plausible range.
         DataError: a value is invalid for its feature (named), a name is not a model
             input, or no input is given at all.
     """
@@ -89,6 +102,7 @@ def assess_record(
     """Assess a FHIR patient record, its features mapped by `spec` at `as_of` (default now).
 
     Raises:
+        ImplausibleInputError: a mapped value lies outside its plausible range.
         DataError: the mapped record supplies none of the model's inputs.
     """
     start = time.perf_counter()

@@ -87,6 +87,7 @@ def subset_features(dataset: TabularDataset, features: Sequence[str]) -> Tabular
         dataset.sha256,
         dataset.source,
         dataset.notes,
+        dataset.plausibility,
     )
 
 

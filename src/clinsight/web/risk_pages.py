@@ -2,7 +2,8 @@
 
 The chart is an inline SVG drawn here (no JavaScript, no inline styles: the page's CSP
 allows neither): one horizontal bar per feature, red where it raised the risk, blue where
-it lowered it, in log-odds.
+it lowered it, in log-odds. An implausible input is refused (`ImplausibleInputError`): the
+form comes back (422) with the entered values and the message beside the field.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from fastapi.responses import Response
 from markupsafe import Markup, escape
 
 from clinsight.api.risk_runtime import risk_runtime
+from clinsight.errors import ImplausibleInputError
 from clinsight.inference.risk import RiskResult
 from clinsight.services.patients import read_patient
 from clinsight.services.risk import assess_stored_patient
@@ -65,13 +67,17 @@ def contribution_chart(explanation: Explanation) -> Markup:
 
 
 def _form(request: Request, web: WebSession, ctx: StoreContext, patient_id: str,
-          result: RiskResult | None = None) -> Response:  # fmt: skip
+          result: RiskResult | None = None, refused: ImplausibleInputError | None = None,
+          entered: dict[str, str | None] | None = None) -> Response:  # fmt: skip
     patient = read_patient(ctx, patient_id)
     runtime = risk_runtime(request)
     predictor = runtime.predictors.risk(runtime.service.model_name)
     chart = contribution_chart(result.explanation) if result else None
-    return render_page(request, "risk.html", web, patient=patient, model=predictor.version,
-                 result=result, chart=chart)  # fmt: skip
+    values = dict(result.inputs) if result else dict(entered or {})
+    errors = refused.fields if refused else {}
+    return render_page(request, "risk.html", web, 422 if refused else 200,
+                       patient=patient, model=predictor.version, result=result, chart=chart,
+                       values=values, errors=errors)  # fmt: skip
 
 
 @router.get("/patients/{patient_id}/risk")
@@ -97,7 +103,11 @@ async def assess(request: Request, state: State, session: Db, patient_id: str,
             if str(key).startswith("f_")
         }
         model = runtime.service.model_name
-        result = assess_stored_patient(ctx, runtime.predictors, patient_id, values, model=model)
+        try:
+            result = assess_stored_patient(ctx, runtime.predictors, patient_id, values, model=model)
+        except ImplausibleInputError as exc:
+            ctx.session.rollback()
+            return _form(request, web, ctx, patient_id, refused=exc, entered=values)
         return _form(request, web, ctx, patient_id, result)
 
     # The form is read on the event loop; the store and the model run in a worker thread.

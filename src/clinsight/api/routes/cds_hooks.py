@@ -16,12 +16,18 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from clinsight.api.deps import DbSession
 from clinsight.api.problems import problem_response
 from clinsight.api.risk_runtime import RiskRuntime, Runtime
-from clinsight.errors import AuthenticationError, DataError, RecordNotFoundError
+from clinsight.errors import (
+    AuthenticationError,
+    DataError,
+    ImplausibleInputError,
+    RecordNotFoundError,
+)
 from clinsight.interop.cds_hooks import (
     CdsCaller,
     CdsService,
     build_cards,
     discovery,
+    implausible_card,
     missing_prefetch,
 )
 from clinsight.registry.risk import get_risk_model
@@ -86,7 +92,10 @@ def call_service(
             412, "Prefetch required",
             f"send the prefetch {', '.join(absent)} as declared by GET /cds-services",
         )  # fmt: skip
-    result = answer_patient_view(session, runtime.predictors, cds, caller, body)
+    try:
+        result = answer_patient_view(session, runtime.predictors, cds, caller, body)
+    except ImplausibleInputError as exc:
+        return {"cards": [implausible_card(cds, exc)]}
     card_url = f"{_base_url(request)}/cds-services/{service}/model-card/{result.model.version}"
     return {"cards": build_cards(cds, result, card_url)}
 

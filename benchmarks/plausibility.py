@@ -6,14 +6,13 @@ values outside it that the loader read as missing, the zeros a task reads as mis
 (``zero_is_missing``), and whether the column is 0 in every row (a site's "not measured").
 An assessment refuses an implausible value instead (HTTP 422, the form, a CDS warning card).
 
-Run: ``.venv/bin/python benchmarks/plausibility.py`` (seconds). Writes
-``benchmarks/results/safety-plausibility.json`` and the ``plausibility`` section of
+Run through ``benchmarks/safety.py --part plausibility`` (seconds): its ``plausibility``
+key of ``benchmarks/results/safety.json`` and the ``safety-plausibility`` section of
 ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import pandas as pd
@@ -29,9 +28,8 @@ from clinsight.data.tabular import (
     load_uci_heart,
     uci_heart_sites,
 )
-from common import update_readme_section, write_results
 
-__all__ = ["ISSUE_INPUTS", "main", "plausibility_figures", "readme_section"]
+__all__ = ["ISSUE_INPUTS", "plausibility_figures", "readme_section"]
 
 ISSUE_INPUTS = {"Glucose": 2000.0, "BMI": 300.0, "BloodPressure": -5.0}
 """The Pima inputs issue 13 saw accepted (and scored "critical")."""
@@ -95,7 +93,7 @@ def readme_section(figures: dict[str, Any]) -> str:
     lines = [
         "## Safety: plausible ranges (values read as missing per built-in dataset)",
         "",
-        "Run `benchmarks/plausibility.py`. Ranges are clinical limits (sources in",
+        "Run `benchmarks/safety.py --part plausibility`. Ranges are clinical limits (sources in",
         "`clinsight.data.tabular`), not fitted to the files; WDBC's image features have none.",
         "An assessment refuses a value outside its range (422 naming the field).",
         "",
@@ -128,16 +126,3 @@ def readme_section(figures: dict[str, Any]) -> str:
     ]
     lines += [f"- {item['message']}" for item in figures["issue_inputs"].values()]  # fmt: skip
     return "\n".join(lines)
-
-
-def main() -> None:
-    """Compute the figures, write the JSON and the README section, print the table."""
-    figures = plausibility_figures()
-    write_results("safety-plausibility", figures)
-    section = readme_section(figures)
-    update_readme_section("plausibility", section)
-    sys.stdout.write(section + "\n")
-
-
-if __name__ == "__main__":
-    main()

@@ -18,7 +18,8 @@ and AUC, ECE and Brier before and after are measured on the pool rows NOT in the
 For comparison, the former behaviour (logistic recalibration always applied, shrinkage 1)
 is scored on the same samples.
 
-Run: ``.venv/bin/python benchmarks/safety.py --part recalibration`` (about a minute).
+Run: ``.venv/bin/python benchmarks/safety.py --part recalibration`` (about a minute) or
+``--part plausibility`` (seconds).
 Writes the part's key of ``benchmarks/results/safety.json`` (other parts are kept) and the
 ``safety-<part>`` section of ``benchmarks/README.md``.
 """
@@ -52,6 +53,7 @@ from clinsight.evaluation.recalibration import (
 )
 from clinsight.tabular.models import RiskModel, limit_threads
 from common import read_results, update_readme_section, write_results
+from plausibility import plausibility_figures, readme_section
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SEED = 0
@@ -234,7 +236,16 @@ def _markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-PARTS: dict[str, Callable[[], tuple[dict[str, Any], str]]] = {"recalibration": recalibration}
+def plausibility() -> tuple[dict[str, Any], str]:
+    """Values read as missing per built-in dataset and feature (see `plausibility.py`)."""
+    figures = plausibility_figures()
+    return figures, readme_section(figures)
+
+
+PARTS: dict[str, Callable[[], tuple[dict[str, Any], str]]] = {
+    "plausibility": plausibility,
+    "recalibration": recalibration,
+}
 
 
 def main() -> None:

@@ -130,3 +130,5 @@ def test_a_result_inside_the_band_reads_indeterminate(service: Service, data_dir
         "sensitivity 96.0% (target 95%), specificity 97.0% (target 95%), 25 positive and 53 "
         "negative cases"
     ) in result.text
+    timeline = client.get(patient_url)
+    assert re.search(r">Indeterminate \(P\(positive\) \d+\.\d%\)</a>", timeline.text)

@@ -55,7 +55,8 @@ def predict_image(
     if band is not None:
         console.print(
             f"P(positive) {prediction.positive_probability:.1%}: positive at >= {band.high:.1%}, "
-            f"negative below {min(band.low, band.high):.1%}, indeterminate in between "
+            f"negative below {min(band.low, band.high):.1%}"
+            f"{', indeterminate in between' if band.has_band else ''} "
             f"({band.split} sensitivity {band.sensitivity:.1%}, specificity {band.specificity:.1%})"
         )
     console.print(

@@ -15,6 +15,8 @@ import clinsight.api.routes.patients as patient_routes
 import clinsight.services.predictions as predictions_service
 from clinsight.services.diagnosis import explain_prediction
 from clinsight.store.tables import AuditRow, Study, utcnow
+from tests.support.image_models import band as band_of
+from tests.support.image_models import promote_with_band
 from tests.support.service import PASSWORD, HeldStep, Service
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -372,3 +374,27 @@ def test_a_malformed_model_name_is_a_client_error(service: Service) -> None:
             files={"file": ("x.png", b"\x89PNG\r\n\x1a\n" + b"0" * 64)},
         )  # fmt: skip
         assert 400 <= response.status_code < 500, (bad, response.text)
+
+
+def test_a_prediction_inside_the_band_is_indeterminate(service: Service, data_dir: Path) -> None:
+    client = service.client
+    alice = service.login("alice")
+    url = f"/api/v1/patients/{_patient(service, alice)}/predictions"
+    dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
+    trained = client.post(url, headers=alice, files={"file": ("x.dcm", dicom)}).json()
+    band = trained["decision_thresholds"]  # chosen on the validation split at training time
+    assert (band["split"], band["n_positive"] + band["n_negative"]) == ("validation", 78)
+    assert trained["positive_probability"] == trained["calibrated_confidence"]
+    promote_with_band(service.settings.resolved_registry_dir, "breastmnist", 0.0, 1.0)
+    made = client.post(url, headers=alice, files={"file": ("x.dcm", dicom)})
+    assert made.status_code == 201, made.text
+    found = made.json()
+    assert found["model_version"] == "2"
+    assert (found["predicted_label"], found["label_probability"]) == ("indeterminate", None)
+    assert found["label"] in ("malignant", "normal, benign")
+    assert found["positive_probability"] == found["calibrated_confidence"]
+    assert found["decision_thresholds"] == band_of(0.0, 1.0).to_dict()
+    listed = client.get(f"/api/v1/studies/{found['study_id']}/predictions", headers=alice).json()
+    assert listed[0]["predicted_label"] == "indeterminate"
+    schema = client.get("/api/v1/openapi.json").json()["components"]["schemas"]["PredictionOut"]
+    assert schema["properties"]["calibrated_confidence"]["deprecated"] is True

@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clinsight.services.training import ImageTrainingOutcome, evaluate_registered_model
+from clinsight.data.medmnist import Split, TaskType, load_medmnist
+from clinsight.imaging.transforms import Preprocess
+from clinsight.services.training import (
+    ImageTrainingOutcome,
+    evaluate_registered_model,
+    split_logits,
+    validation_thresholds,
+)
 from tests.support.data import shared_data
 
 
@@ -46,3 +53,25 @@ def test_onnx_evaluation_reproduces_the_training_time_figures(
     assert report.temperature == pytest.approx(trained.report.temperature, rel=1e-3)
     assert np.isfinite(report.ece_after)
     assert (tmp_path / "roc.png").exists()
+
+
+def test_binary_models_are_registered_with_thresholds_chosen_on_validation(
+    trained: ImageTrainingOutcome,
+) -> None:
+    model = trained.model
+    assert model is not None
+    data = load_medmnist(shared_data(), "breastmnist", 28)
+    val_logits, val_labels = split_logits(
+        trained.train.network, data, Preprocess(trained.train.preprocess), Split.VAL
+    )
+    expected = validation_thresholds(
+        val_logits, val_labels, trained.report.temperature, TaskType.BINARY, 0
+    )
+    assert expected is not None
+    assert model.decision_thresholds == expected
+    assert (expected.n_positive, expected.n_negative) == (21, 57)  # malignant is positive
+    assert expected.sensitivity >= 0.95
+    assert expected.specificity >= 0.95
+    saved = json.loads((trained.run_dir / "evaluation.json").read_text())
+    assert saved["decision_thresholds"] == model.to_dict()["decision_thresholds"]
+    assert validation_thresholds(val_logits, val_labels, 1.0, TaskType.MULTI_CLASS, 0) is None

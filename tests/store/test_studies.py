@@ -349,3 +349,23 @@ def test_study_and_prediction_refused_together(
     assert denied == 1
     # bob's file is the caller's to discard (the upload recorder does); none for the bad draft
     assert len(sorted(settings.resolved_files_dir.rglob("*.enc"))) == len(files) + 1
+
+
+def test_a_prediction_reads_its_finding_with_or_without_a_band(
+    people: People, context: MakeContext
+) -> None:
+    ctx = context(people.alice)
+    _, study_id = _study(ctx)
+    band = {"low": 0.2, "high": 0.95}
+    argmax = record_prediction(ctx, study_id, DRAFT)  # a row from before decision bands
+    assert (argmax.decision, argmax.decision_thresholds) == (None, None)
+    assert (argmax.predicted_label, argmax.label_probability) == ("pneumonia", 0.91)
+    assert argmax.positive_probability == 0.87
+    other = replace(DRAFT, decision="normal", decision_thresholds=band)
+    assert record_prediction(ctx, study_id, other).label_probability == pytest.approx(0.09)
+    unsure = record_prediction(ctx, study_id, replace(other, decision="indeterminate"))
+    ctx.session.commit()
+    assert (unsure.predicted_label, unsure.label_probability) == ("indeterminate", None)
+    stored = list_predictions(ctx, study_id)
+    assert sorted(p.predicted_label for p in stored) == ["indeterminate", "normal", "pneumonia"]
+    assert {p.id: p.decision_thresholds for p in stored}[unsure.id] == band

@@ -11,9 +11,11 @@ from PIL import Image
 from torch import nn
 
 from clinsight.data.medmnist import TaskType
+from clinsight.evaluation.thresholds import DecisionThresholds
 from clinsight.imaging.networks import NetworkConfig, build_network
 from clinsight.imaging.transforms import PreprocessSpec
-from clinsight.registry.image import ModelVersion, register_model
+from clinsight.inference.predictors import load_torch_model
+from clinsight.registry.image import REGISTRY, ModelVersion, Stage, get_model, register_model
 
 torch.set_num_threads(1)  # the test machine's cores are shared
 
@@ -79,3 +81,26 @@ def register_tiny(
     }
     arguments.update(overrides)
     return register_model(registry_dir, **arguments), network
+
+
+def band(low: float, high: float) -> DecisionThresholds:
+    """Decision thresholds with made-up validation figures (sensitivity 0.96, specificity 0.97)."""
+    return DecisionThresholds(
+        low=low, high=high, sensitivity=0.96, specificity=0.97, sensitivity_target=0.95,
+        specificity_target=0.95, indeterminate_fraction=0.25, n_positive=25, n_negative=53,
+    )  # fmt: skip
+
+
+def promote_with_band(registry_dir: Path, name: str, low: float, high: float) -> ModelVersion:
+    """Register the production network of `name` again with the band [low, high) and put
+    the new version in production."""
+    current = get_model(registry_dir, name, stage=Stage.PRODUCTION)
+    made = register_model(
+        registry_dir, name=name, network=load_torch_model(current),
+        network_config=current.network_config, preprocess=current.preprocess,
+        labels=current.labels, task=current.task, positive_index=current.positive_index,
+        temperature=current.temperature, metrics=current.metrics, training=current.training,
+        decision_thresholds=band(low, high),
+    )  # fmt: skip
+    REGISTRY.promote(registry_dir, name, made.version, Stage.PRODUCTION)
+    return made

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from tests.support.image_models import promote_with_band
 from tests.support.service import PASSWORD, Service
 from tests.support.web import form_csrf, web_login
 
@@ -104,3 +105,30 @@ def test_feedback_is_shown_again_editable_and_checked_against_the_labels(
     assert history.group(1) == "agreed"
     timeline = client.get(patient_url)
     assert '· <span class="feedback">you: overridden → malignant</span>' in timeline.text
+
+
+def test_a_result_inside_the_band_reads_indeterminate(service: Service, data_dir: Path) -> None:
+    client = service.client
+    web_login(service, "alice")
+    csrf = form_csrf(client.get("/patients").text)
+    form = {"mrn": "M9", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
+    patient_url = str(client.post("/patients", data={**form, "csrf": csrf}).url)
+    dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
+    promote_with_band(service.settings.resolved_registry_dir, "breastmnist", 0.0, 1.0)
+    result = client.post(f"{patient_url}/studies", data={"csrf": csrf},
+                         files={"file": ("x.dcm", dicom)})  # fmt: skip
+    assert result.status_code == 200
+    assert '<h1 id="headline">Indeterminate</h1>' in result.text
+    assert "Finding:" not in result.text
+    assert 'id="probability"' not in result.text
+    assert re.search(r'id="positive-probability">\d+\.\d%</dd>', result.text)
+    assert (
+        '<dd id="thresholds">positive at ≥ 100.0%, negative below 0.0%, indeterminate in '
+        "between</dd>"
+    ) in result.text
+    assert (
+        "sensitivity 96.0% (target 95%), specificity 97.0% (target 95%), 25 positive and 53 "
+        "negative cases"
+    ) in result.text
+    timeline = client.get(patient_url)
+    assert re.search(r">Indeterminate \(P\(positive\) \d+\.\d%\)</a>", timeline.text)

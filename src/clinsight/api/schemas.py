@@ -18,6 +18,7 @@ __all__ = [
     "BreakGlassIn",
     "BreakGlassOut",
     "CareTeamIn",
+    "DecisionThresholdsOut",
     "F1Out",
     "FeedbackIn",
     "FeedbackOut",
@@ -142,8 +143,29 @@ class StudyOut(_Out):
     created_at: datetime
 
 
+class DecisionThresholdsOut(BaseModel):
+    """A binary model's decision band on the calibrated positive-class probability p, chosen
+    on the validation split: positive when p >= `high`, negative when p < min(`low`, `high`),
+    indeterminate in between."""
+
+    low: float
+    high: float
+    sensitivity: float = Field(description="Share of validation positives with p >= low.")
+    specificity: float = Field(description="Share of validation negatives with p < high.")
+    sensitivity_target: float
+    specificity_target: float
+    indeterminate_fraction: float = Field(description="Share of validation cases in the band.")
+    n_positive: int
+    n_negative: int
+    split: str
+
+
 class PredictionOut(_Out):
-    """A prediction with its full provenance."""
+    """A prediction with its full provenance.
+
+    The finding is `predicted_label` with `label_probability`; `label` and `probability` are
+    the most probable class, which the finding may not be for a binary model with a band.
+    """
 
     id: str
     study_id: str
@@ -152,9 +174,26 @@ class PredictionOut(_Out):
     artifact_sha256: str
     input_sha256: str
     preprocessing: dict[str, Any]
-    label: str
-    probability: float
-    calibrated_confidence: float | None
+    predicted_label: str = Field(
+        description='The finding: a label, or "indeterminate" inside the model\'s band.'
+    )
+    label_probability: float | None = Field(
+        description="Calibrated probability of `predicted_label`; null when indeterminate."
+    )
+    positive_probability: float | None = Field(
+        description="Calibrated probability of the model's positive class."
+    )
+    decision_thresholds: DecisionThresholdsOut | None = Field(
+        description="The band behind the finding; null for a model registered without one "
+        "(the finding is then the most probable class)."
+    )
+    label: str = Field(description="The most probable class.")
+    probability: float = Field(description="Calibrated probability of `label`.")
+    calibrated_confidence: float | None = Field(
+        deprecated=True,
+        description="Deprecated: the calibrated probability of the model's positive class "
+        "(not of the finding); use `positive_probability`, which has the same value.",
+    )
     user_id: str | None
     latency_ms: float
     created_at: datetime

@@ -41,12 +41,24 @@ def predict_image(
         console.print_json(json.dumps(result.to_dict()))
         return
     prediction = result.prediction
-    table = Table(title=f"{path.name}: {prediction.label} ({prediction.probability:.1%})")
+    if prediction.label_probability is None:
+        title = f"{path.name}: Indeterminate"
+    else:
+        title = f"{path.name}: {prediction.decision} ({prediction.label_probability:.1%})"
+    table = Table(title=title)
     table.add_column("class")
     table.add_column("calibrated probability")
     for label, probability in prediction.probabilities.items():
         table.add_row(label, f"{probability:.4f}")
     console.print(table)
+    band = prediction.thresholds
+    if band is not None:
+        console.print(
+            f"P(positive) {prediction.positive_probability:.1%}: positive at >= {band.high:.1%}, "
+            f"negative below {min(band.low, band.high):.1%}"
+            f"{', indeterminate in between' if band.has_band else ''} "
+            f"({band.split} sensitivity {band.sensitivity:.1%}, specificity {band.specificity:.1%})"
+        )
     console.print(
         f"Model {prediction.model_name} v{prediction.model_version} "
         f"(sha256 {prediction.artifact_sha256[:12]}…), {prediction.latency_ms:.1f} ms"

@@ -23,6 +23,7 @@ from torch import nn
 from clinsight.data.medmnist import TaskType
 from clinsight.errors import ModelError
 from clinsight.evaluation.calibration import apply_temperature
+from clinsight.evaluation.thresholds import INDETERMINATE, DecisionThresholds
 from clinsight.imaging.networks import build_network
 from clinsight.imaging.transforms import Preprocess
 from clinsight.inference.runtime import OnnxClassifier
@@ -41,6 +42,9 @@ class Prediction:
     `label`/`probability` are the most probable class; `present` lists the labels
     predicted present (multi-label: probability >= 0.5; otherwise just `label`);
     `positive_probability` is the probability of the model's positive label.
+    `decision` is the finding: for a binary model registered with decision thresholds,
+    the label its band gives (or "indeterminate"), otherwise `label`; `thresholds` is that
+    band. `label_probability` is the probability of `decision` (None when indeterminate).
     `input_sha256` hashes the preprocessed network input (float32, C order).
     """
 
@@ -54,11 +58,24 @@ class Prediction:
     artifact_sha256: str
     input_sha256: str
     latency_ms: float
+    decision: str
+    thresholds: DecisionThresholds | None
+
+    @property
+    def indeterminate(self) -> bool:
+        """Whether the probability falls inside the model's indeterminate band."""
+        return self.decision == INDETERMINATE
+
+    @property
+    def label_probability(self) -> float | None:
+        """The calibrated probability of the finding (None when indeterminate)."""
+        return None if self.indeterminate else self.probabilities[self.decision]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         data = asdict(self)
         data["present"] = list(self.present)
+        data["label_probability"] = self.label_probability
         return data
 
 
@@ -139,17 +156,25 @@ class ImagePredictor:
             )
         else:
             present = (labels[best],)
+        positive = float(probs[self.model.positive_index])
+        thresholds = self.model.decision_thresholds
+        decision = labels[best]
+        if thresholds is not None and self.model.task is TaskType.BINARY:
+            negative = labels[1 - self.model.positive_index]
+            decision = thresholds.decide(positive, labels[self.model.positive_index], negative)
         return Prediction(
             label=labels[best],
             probability=float(probs[best]),
             probabilities={lab: float(p) for lab, p in zip(labels, probs, strict=True)},
             present=present,
-            positive_probability=float(probs[self.model.positive_index]),
+            positive_probability=positive,
             model_name=self.model.name,
             model_version=self.model.version,
             artifact_sha256=self.model.artifact_sha256,
             input_sha256=hashlib.sha256(network_input.tobytes()).hexdigest(),
             latency_ms=latency_ms,
+            decision=decision,
+            thresholds=thresholds,
         )
 
 

@@ -80,6 +80,11 @@ def build_card(
         "training": record["training"],
         "metrics": metrics,
         "calibration": {"temperature": record["temperature"], **calibration},
+        **(
+            {"decision_thresholds": record["decision_thresholds"]}
+            if "decision_thresholds" in record
+            else {}
+        ),
         "limitations": [*_default_limitations(record), *limitations],
         "plots": list(plots),
     }
@@ -153,6 +158,21 @@ def _table(header: tuple[str, str], rows: Sequence[tuple[str, str]]) -> list[str
     return lines
 
 
+def _threshold_section(thresholds: Mapping[str, Any] | None) -> list[str]:
+    """The decision band of a binary image model (chosen on validation), if it has one."""
+    if thresholds is None:
+        return []
+    return [
+        "## Decision thresholds (validation split)",
+        "",
+        "Positive when P(positive) >= high, negative below min(low, high), indeterminate "
+        "in between.",
+        "",
+        *_table(("Item", "Value"), _rows(thresholds)),
+        "",
+    ]
+
+
 def render_card_markdown(card: Mapping[str, Any]) -> str:
     """card.md: the card as Markdown, with metric intervals and links to the plots."""
     model, outputs = card["model"], card["outputs"]
@@ -192,6 +212,7 @@ def render_card_markdown(card: Mapping[str, Any]) -> str:
         "",
         *_table(("Item", "Value"), _rows(card["calibration"])),
         "",
+        *_threshold_section(card.get("decision_thresholds")),
         "## Limitations",
         "",
         *[f"- {item}" for item in card["limitations"]],

@@ -24,7 +24,8 @@ from typing import Any
 from torch import nn
 
 from clinsight.data.medmnist import TaskType
-from clinsight.errors import ModelError, RegistryError
+from clinsight.errors import DataError, ModelError, RegistryError
+from clinsight.evaluation.thresholds import DecisionThresholds
 from clinsight.imaging.networks import NetworkConfig
 from clinsight.imaging.transforms import PreprocessSpec
 from clinsight.registry.cards import build_card
@@ -69,6 +70,8 @@ class ModelVersion(RegisteredVersion):
     task: TaskType
     positive_index: int
     temperature: float
+    # Binary models registered with decision thresholds; None for older ones (argmax).
+    decision_thresholds: DecisionThresholds | None = None
 
     @property
     def onnx_path(self) -> Path:
@@ -89,7 +92,20 @@ class ModelVersion(RegisteredVersion):
             "temperature": self.temperature, "network": self.network_config.to_dict(),
             "preprocess": self.preprocess.to_dict(), "artifact_sha256": self.artifact_sha256,
             "metrics": self.metrics, "training": self.training,
+            "decision_thresholds": (
+                self.decision_thresholds.to_dict() if self.decision_thresholds else None
+            ),
         }  # fmt: skip
+
+
+def _thresholds(record: dict[str, Any]) -> DecisionThresholds | None:
+    stored = record.get("decision_thresholds")
+    if stored is None:
+        return None
+    try:
+        return DecisionThresholds.from_dict(stored)
+    except DataError as exc:
+        raise RegistryError(f"model.json of {record.get('name')!r}: {exc}") from exc
 
 
 def _from_record(record: dict[str, Any], common: dict[str, Any]) -> ModelVersion:
@@ -98,6 +114,7 @@ def _from_record(record: dict[str, Any], common: dict[str, Any]) -> ModelVersion
         preprocess=PreprocessSpec.from_dict(record["preprocess"]),
         labels=tuple(record["labels"]), task=TaskType(record["task"]),
         positive_index=int(record["positive_index"]), temperature=float(record["temperature"]),
+        decision_thresholds=_thresholds(record),
     )  # fmt: skip
 
 
@@ -164,17 +181,23 @@ def register_model(
     plots: Sequence[Path] = (),
     intended_use: str | None = None,
     limitations: Sequence[str] = (),
+    decision_thresholds: DecisionThresholds | None = None,
 ) -> ModelVersion:
     """Export, check and store `network` as the next version of `name` (stage candidate).
 
+    `decision_thresholds` (binary tasks only, chosen on validation) are kept in model.json
+    and the card; without them a prediction is the most probable class.
+
     Raises:
-        RegistryError: invalid name, missing training['data_sha256'], missing plot, or
-            non-JSON metrics/training values.
+        RegistryError: invalid name, missing training['data_sha256'], missing plot,
+            non-JSON metrics/training values, or thresholds for a non-binary task.
         ModelError: inconsistent sizes, bad temperature, or an ONNX export that fails or
             differs from PyTorch by more than 1e-4.
     """
     check_registration(name, training)
     _check_request(network_config, preprocess, labels, positive_index, temperature)
+    if decision_thresholds is not None and (TaskType(task) is not TaskType.BINARY):
+        raise RegistryError(f"Decision thresholds need a binary task, not {task}.")
     root = REGISTRY.root(registry_dir, name)
     with staging_folder(root) as staging:
         max_diff = export_onnx(network, preprocess, staging / ONNX_FILE)
@@ -188,6 +211,8 @@ def register_model(
             "onnx": {"opset": ONNX_OPSET, "input": INPUT_NAME, "output": OUTPUT_NAME,
                      "max_abs_diff_vs_torch": max_diff},
         }  # fmt: skip
+        if decision_thresholds is not None:
+            record["decision_thresholds"] = decision_thresholds.to_dict()
 
         def card(stored: dict[str, Any], artifact_sha256: str) -> dict[str, Any]:
             return build_card(

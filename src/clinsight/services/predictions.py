@@ -142,6 +142,8 @@ def _draft(predictor: ImagePredictor, diagnosis: Diagnosis) -> PredictionDraft:
         calibrated_confidence=found.positive_probability,
         latency_ms=found.latency_ms,
         warnings=diagnosis.warnings,
+        decision=found.decision if found.thresholds else None,
+        decision_thresholds=found.thresholds.to_dict() if found.thresholds else None,
     )
 
 

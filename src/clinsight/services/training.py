@@ -14,8 +14,10 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from clinsight.data.medmnist import MedMNISTSplits, Split, load_medmnist
+from clinsight.data.medmnist import MedMNISTSplits, Split, TaskType, load_medmnist
+from clinsight.evaluation.calibration import apply_temperature
 from clinsight.evaluation.report import EvaluationReport, evaluate_predictions
+from clinsight.evaluation.thresholds import DecisionThresholds, choose_thresholds
 from clinsight.imaging.specs import TrainConfig
 from clinsight.imaging.training import (
     ProgressCallback,
@@ -33,6 +35,7 @@ __all__ = [
     "split_logits",
     "summary_row",
     "train_and_register",
+    "validation_thresholds",
 ]
 
 LIMITATIONS = (
@@ -66,6 +69,25 @@ def _labels_for_metrics(labels: NDArray[np.int64], multi_label: bool) -> NDArray
     return labels if multi_label else labels[:, 0]
 
 
+def validation_thresholds(
+    val_logits: NDArray[np.float32],
+    val_labels: NDArray[np.int64],
+    temperature: float,
+    task: TaskType,
+    positive_index: int,
+) -> DecisionThresholds | None:
+    """The decision band of a binary model from its calibrated validation probabilities
+    (targets: sensitivity and specificity 0.95); None for other tasks.
+
+    Raises:
+        DataError: the logits are malformed or the validation split lacks a class.
+    """
+    if task is not TaskType.BINARY:
+        return None
+    probs = apply_temperature(val_logits, temperature, task)[:, positive_index]
+    return choose_thresholds(probs, val_labels.ravel() == positive_index)
+
+
 def _intended_use(data: MedMNISTSplits) -> str:
     info = data.info
     return (
@@ -91,8 +113,9 @@ def train_and_register(
 ) -> ImageTrainingOutcome:
     """Train on `dataset`, evaluate on its test split, and (by default) register the model.
 
-    Nothing here looks at the test split before the model, its epoch and its temperature
-    are fixed. The run folder keeps the checkpoint, plots and `evaluation.json`.
+    Nothing here looks at the test split before the model, its epoch, its temperature and
+    (binary tasks) its decision thresholds are fixed, all on the validation split. The run
+    folder keeps the checkpoint, plots and `evaluation.json`.
 
     Raises:
         DataNotFoundError, ChecksumError: the dataset file is missing or corrupt.
@@ -138,9 +161,13 @@ def train_and_register(
         "torch": torch.__version__,
         "machine": f"{platform.machine()} {platform.system()}, {torch.get_num_threads()} threads",
     }
-    (run_dir / "evaluation.json").write_text(
-        json.dumps({"training": training, "evaluation": report.to_dict()}, indent=2, default=str)
+    thresholds = validation_thresholds(
+        val_logits, val_labels, report.temperature, data.info.task, data.info.positive_index
     )
+    record = {"training": training, "evaluation": report.to_dict()}
+    if thresholds is not None:
+        record["decision_thresholds"] = thresholds.to_dict()
+    (run_dir / "evaluation.json").write_text(json.dumps(record, indent=2, default=str))
     model = None
     if register:
         model = register_model(
@@ -158,6 +185,7 @@ def train_and_register(
             plots=list(report.plots.values()),
             intended_use=_intended_use(data),
             limitations=LIMITATIONS,
+            decision_thresholds=thresholds,
         )
     return ImageTrainingOutcome(train=result, report=report, model=model, run_dir=run_dir)
 

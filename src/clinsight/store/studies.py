@@ -18,6 +18,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from clinsight.errors import DataError, DecryptionError, PermissionDeniedError, RecordNotFoundError
+from clinsight.evaluation.thresholds import INDETERMINATE
 from clinsight.store import audit
 from clinsight.store.actors import PatientAccess, Principal
 from clinsight.store.audit import AuditEvent
@@ -82,6 +83,32 @@ class PredictionDraft:
     calibrated_confidence: float | None
     latency_ms: float
     warnings: tuple[str, ...] = ()
+    # The finding of a binary model's decision band (a label or "indeterminate") and the band
+    # behind it; None for argmax predictions (models registered without thresholds).
+    decision: str | None = None
+    decision_thresholds: dict[str, Any] | None = None
+
+    @property
+    def predicted_label(self) -> str:
+        """The finding: the band's decision, else the most probable label."""
+        return self.decision or self.label
+
+    @property
+    def positive_probability(self) -> float | None:
+        """The calibrated probability of the model's positive class (`calibrated_confidence`)."""
+        return self.calibrated_confidence
+
+    @property
+    def label_probability(self) -> float | None:
+        """The calibrated probability of `predicted_label`; None when indeterminate.
+
+        A decision other than `label` in a binary band is the other class: 1 - probability.
+        """
+        if self.decision == INDETERMINATE:
+            return None
+        if self.decision is None or self.decision == self.label:
+            return self.probability
+        return 1.0 - self.probability
 
     def check(self) -> None:
         """Raises DataError when a probability or confidence lies outside [0, 1]."""

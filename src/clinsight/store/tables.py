@@ -209,6 +209,10 @@ class Prediction(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Reasons to doubt that the model fits the image (e.g. a DICOM of another body part).
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The finding of a binary model's decision band (a label or "indeterminate") and the band
+    # (thresholds, validation sensitivity/specificity); null for argmax predictions.
+    decision: Mapped[str | None] = mapped_column(String(128))
+    decision_thresholds: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Feedback(Base):

@@ -8,7 +8,6 @@ import platform
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +32,6 @@ __all__ = [
     "ImageTrainingOutcome",
     "evaluate_registered_model",
     "split_logits",
-    "summary_row",
     "train_and_register",
     "validation_thresholds",
 ]
@@ -236,12 +234,3 @@ def evaluate_registered_model(
         n_bootstrap=n_bootstrap,
     )
     return model, report
-
-
-def summary_row(report: EvaluationReport) -> dict[str, Any]:
-    """The headline figures of a report (value and 95% interval), for tables."""
-    metrics = report.metrics
-    return {
-        name: {"value": metrics.values[name], "interval": metrics.intervals.get(name)}
-        for name in metrics.values
-    } | {"ece_before": report.ece_before, "ece_after": report.ece_after}

@@ -8,6 +8,9 @@ goes to the log, never PHI: exception messages of the domain carry ids only).
 from __future__ import annotations
 
 import logging
+import re
+import sys
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -122,6 +125,25 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def _server_folders(request: Request) -> list[str]:
+    """The server's own folders (state home, registry, data, files, the Python prefix)."""
+    state = getattr(request.app.state, "clinsight", None)
+    folders = {sys.prefix, str(Path.home())}
+    if state is not None:
+        settings = state.settings
+        folders |= {str(settings.home), str(settings.resolved_registry_dir),
+                    str(settings.resolved_data_dir), str(settings.resolved_files_dir)}  # fmt: skip
+    return sorted((f for f in folders if len(f) > 1), key=len, reverse=True)
+
+
+def withhold_paths(detail: str, folders: list[str]) -> str:
+    """`detail` with every path under one of `folders` replaced by words: a client is never
+    told where the server keeps its files (the log and the command line still are)."""
+    for folder in folders:
+        detail = re.sub(re.escape(folder) + r"[^\s'\",;)]*", "(a server folder)", detail)
+    return detail
+
+
 async def _clinsight_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ClinsightError)
     status, title = status_for(exc)
@@ -134,8 +156,9 @@ async def _clinsight_error(request: Request, exc: Exception) -> JSONResponse:
             {"location": f"inputs.{feature}", "message": message}
             for feature, message in exc.fields.items()
         ]
+    detail = withhold_paths(str(exc), _server_folders(request))
     return problem_response(
-        status, title, str(exc), instance=request.url.path, headers=headers, **extra
+        status, title, detail, instance=request.url.path, headers=headers, **extra
     )
 
 

@@ -36,7 +36,7 @@ from clinsight.store.crypto import load_or_create_keyring
 from clinsight.store.db import create_db_engine, read_session_factory, session_factory
 from clinsight.store.uploads import UploadRecorder
 from clinsight.web.notes import router as notes_web_router
-from clinsight.web.pages import STATIC_DIR
+from clinsight.web.pages import STATIC_DIR, error_page
 from clinsight.web.pages import router as web_router
 from clinsight.web.risk_pages import router as risk_web_router
 
@@ -178,7 +178,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.clinsight = state
-    install_problem_handlers(app)
+    install_problem_handlers(app, html_page=error_page)
     app.add_middleware(ObserveMiddleware, metrics=state.metrics)
     api_routers = [m.router for m in (auth, users, patients, studies, notes, models, audit)]
     api_routers.append(risk_router)

@@ -132,3 +132,24 @@ def test_a_result_inside_the_band_reads_indeterminate(service: Service, data_dir
     ) in result.text
     timeline = client.get(patient_url)
     assert re.search(r">Indeterminate \(P\(positive\) \d+\.\d%\)</a>", timeline.text)
+
+
+def test_a_browser_gets_pages_for_errors_and_the_api_keeps_problem_json(service: Service) -> None:
+    """An unknown address and a form the server cannot read: a page in words for a browser;
+    the same mistakes against the API still answer problem+json."""
+    client = service.client
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    lost = client.get("/no-such-page", headers=browser)
+    assert lost.status_code == 404
+    assert lost.headers["content-type"].startswith("text/html")
+    assert "there is no page at this address" in lost.text
+    assert "{" not in lost.text.split("<main>", 1)[1]  # no raw JSON on the page
+    web_login(service, "alice")
+    csrf = form_csrf(client.get("/patients").text)
+    incomplete = client.post("/patients", data={"csrf": csrf, "mrn": "M9"}, headers=browser)
+    assert incomplete.status_code == 422
+    assert incomplete.headers["content-type"].startswith("text/html")
+    assert "please fill in or correct: birth date, name" in incomplete.text
+    api = client.get("/api/v1/no-such-thing", headers=browser)
+    assert api.headers["content-type"] == "application/problem+json"
+    assert client.get("/no-such-page").headers["content-type"] == "application/problem+json"

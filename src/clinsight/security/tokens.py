@@ -37,7 +37,6 @@ _JWT_PROBLEMS: tuple[tuple[type[Exception], str], ...] = (
     (jwt.InvalidSignatureError, "its signature does not match"),
     (jwt.InvalidAudienceError, "it was issued for another audience"),
     (jwt.InvalidIssuerError, "it was issued by another issuer"),
-    (jwt.MissingRequiredClaimError, "a required claim is missing"),
     (jwt.InvalidAlgorithmError, "its signing algorithm is not accepted"),
     (jwt.DecodeError, "it is not a well-formed token"),
 )
@@ -45,6 +44,8 @@ _JWT_PROBLEMS: tuple[tuple[type[Exception], str], ...] = (
 
 def jwt_problem(exc: Exception) -> str:
     """What is wrong with a refused token, in words (never the library's exception text)."""
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"its {exc.claim} claim is missing"
     for cls, words in _JWT_PROBLEMS:
         if isinstance(exc, cls):
             return words

@@ -52,6 +52,7 @@ from clinsight.web.session import (
 __all__ = [
     "STATIC_DIR",
     "TEMPLATES_DIR",
+    "error_page",
     "guard_page",
     "redirect_to",
     "render_page",
@@ -77,6 +78,12 @@ def render_page(
     if web is not None and web.rotated is not None:
         set_session_cookies(response, web.rotated)
     return response
+
+
+def error_page(request: Request, status: int, title: str, detail: str) -> Response:
+    """The HTML page a browser gets for an error outside a page's own handling (an unknown
+    address, a form the server could not read, a failure): never raw JSON."""
+    return render_page(request, "error.html", None, status, message=detail, title=title)
 
 
 def redirect_to(url: str, web: WebSession | None = None) -> Response:

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clinsight import __version__
 from clinsight.api.deps import AppState, ServiceMetrics, declared_roles
+from clinsight.api.docs import ASSETS_PATH, assets, docs_router
 from clinsight.api.problems import PROBLEM_RESPONSES, install_problem_handlers, problem_response
 from clinsight.api.routes import audit, auth, models, notes, patients, studies, users
 from clinsight.api.routes.cds_hooks import router as cds_hooks_router
@@ -35,7 +36,7 @@ from clinsight.store.crypto import load_or_create_keyring
 from clinsight.store.db import create_db_engine, read_session_factory, session_factory
 from clinsight.store.uploads import UploadRecorder
 from clinsight.web.notes import router as notes_web_router
-from clinsight.web.pages import STATIC_DIR
+from clinsight.web.pages import STATIC_DIR, error_page
 from clinsight.web.pages import router as web_router
 from clinsight.web.risk_pages import router as risk_web_router
 
@@ -173,11 +174,11 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         version=__version__,
         description="Clinical decision support: image diagnosis with provenance and audit.",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served offline by `api.docs`
         redoc_url=None,
     )
     app.state.clinsight = state
-    install_problem_handlers(app)
+    install_problem_handlers(app, html_page=error_page)
     app.add_middleware(ObserveMiddleware, metrics=state.metrics)
     api_routers = [m.router for m in (auth, users, patients, studies, notes, models, audit)]
     api_routers.append(risk_router)
@@ -185,9 +186,11 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     for router in api_routers:
         app.include_router(router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     app.include_router(_operations_router(), responses=PROBLEM_RESPONSES)
+    app.include_router(docs_router())
     app.include_router(cds_hooks_router, responses=PROBLEM_RESPONSES)
     app.include_router(web_router)
     app.include_router(notes_web_router)
     app.include_router(risk_web_router)
+    app.mount(ASSETS_PATH, assets(), name="api-docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,6 +34,23 @@ def _count(service: Service, table: type) -> int:
     state = service.client.app.state.clinsight  # type: ignore[attr-defined]
     with state.sessions() as session:
         return int(session.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def test_api_documentation_renders_offline(service: Service) -> None:
+    """The docs page loads Swagger UI from the service itself (no CDN, no inline script)."""
+    client = service.client
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200
+    assert "cdn" not in page.text.lower()
+    assert "<script>" not in page.text  # the CSP (script-src 'self') would block it
+    scripts = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert scripts, page.text
+    for asset in scripts:
+        assert client.get(asset).status_code == 200, asset
+    moved = client.get("/openapi.json", follow_redirects=False)
+    assert moved.status_code == 308
+    assert moved.headers["location"] == "/api/v1/openapi.json"
+    assert client.get("/docs", follow_redirects=False).headers["location"] == "/api/v1/docs"
 
 
 def test_health_ready_metrics_and_openapi(service: Service) -> None:
@@ -363,6 +381,23 @@ def test_upload_and_diagnose_in_one_call(service: Service, data_dir: Path) -> No
     denied = client.post(url, headers=service.login("bob"), files={"file": ("x.dcm", dicom)})
     assert denied.status_code == 403
     assert _count(service, Study) == 1
+
+
+def test_errors_name_no_server_folder_and_no_python_text(service: Service) -> None:
+    """An unknown model and a bad token: the answer says what to do, not where the server
+    keeps its registry nor what the token library raised."""
+    alice = service.login("alice")
+    unknown = service.client.get("/api/v1/models/image/nothing/1", headers=alice)
+    assert unknown.status_code == 404
+    registry = str(service.settings.resolved_registry_dir)
+    assert registry not in unknown.text
+    assert str(service.settings.home) not in unknown.text
+    assert "No model named 'nothing'" in unknown.json()["detail"]
+    bad = service.client.get("/api/v1/patients", headers={"Authorization": "Bearer abc"})
+    assert bad.status_code == 401
+    assert bad.json()["detail"] == (
+        "the access token was refused: it is not a well-formed token; log in again"
+    )
 
 
 def test_a_malformed_model_name_is_a_client_error(service: Service) -> None:

@@ -7,6 +7,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
 
 from clinsight.imaging.networks import ARCHITECTURES
 from clinsight.imaging.specs import ARCHITECTURE_NAMES
@@ -36,3 +41,34 @@ def test_python_dash_m_turns_an_error_into_one_message_and_status_2() -> None:
 
 def test_the_architecture_names_are_those_the_networks_build() -> None:
     assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES
+
+
+def test_serve_under_nohup_prints_progress_lines_and_the_password_alone(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Not on a terminal (a log file), start-up says what it does epoch by epoch, and the
+    generated admin password stands on a line of its own, unwrapped."""
+    import clinsight.serve as serve_module
+    import clinsight.services.bootstrap as bootstrap_module
+    from clinsight.cli import app
+    from clinsight.cli import output as cli_output
+    from clinsight.imaging.training import EpochRecord
+    from clinsight.services.bootstrap import BootstrapResult
+
+    password = "x" * 90  # longer than a default 80-column console
+    seen: list[str] = []
+
+    def fake_bootstrap(settings: object, *, train_model: bool, progress: Any) -> BootstrapResult:
+        for epoch in (1, 2):
+            progress(EpochRecord(epoch, 0.5, 0.4, 0.9, 1e-3, 12.0), 2)
+        return BootstrapResult(None, password, tmp_path / "c", tmp_path / "k", "m:1")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bootstrap_module, "bootstrap", fake_bootstrap)
+    monkeypatch.setattr(serve_module, "run_server", lambda *a: seen.append("served"))
+    monkeypatch.setattr(cli_output.console, "width", 80)
+    done = CliRunner().invoke(app, ["serve"])
+    assert done.exit_code == 0, done.output
+    lines = done.output.splitlines()
+    assert "Training the default model: epoch 2 of 2 (validation AUC 0.900, 12 s)" in lines
+    assert password in lines  # alone on its line
+    assert seen == ["served"]

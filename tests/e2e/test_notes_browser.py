@@ -35,6 +35,7 @@ def test_clinician_reads_and_searches_notes_in_the_browser(server: str, tmp_path
         page.fill("#mrn", "E2E-N1")
         page.fill("#name", "Grace Hopper")
         page.fill("#birth_date", "1950-12-09")
+        page.select_option("#sex", "female")
         page.click("#create-patient")
         page.click("#notes-link")
         page.wait_for_selector("text=No notes yet.")

@@ -54,15 +54,15 @@ def test_wrong_issuer_expired_bad_signature_and_audience_are_refused(
     with pytest.raises(AuthenticationError, match=r"'https://stranger\.example\.org' is not allow"):
         verifier.verify(stranger.token(AUD), AUD)
     impostor = SigningEhr.create(ehr.issuer)  # right issuer, other keys
-    with pytest.raises(AuthenticationError, match="Signature verification failed"):
+    with pytest.raises(AuthenticationError, match="its signature does not match"):
         verifier.verify(impostor.token(AUD), AUD)
-    with pytest.raises(AuthenticationError, match="Signature has expired"):
+    with pytest.raises(AuthenticationError, match="it has expired"):
         verifier.verify(ehr.token(AUD, age=400), AUD)
-    with pytest.raises(AuthenticationError, match="Audience doesn't match"):
+    with pytest.raises(AuthenticationError, match="it was issued for another audience"):
         verifier.verify(ehr.token("https://elsewhere/cds-services/x"), AUD)
     with pytest.raises(AuthenticationError, match="lives over 5 minutes"):
         verifier.verify(ehr.token(AUD, lifetime=600), AUD)
-    with pytest.raises(AuthenticationError, match='missing the "jti" claim'):
+    with pytest.raises(AuthenticationError, match="its jti claim is missing"):
         verifier.verify(ehr.token(AUD, jti=None), AUD)
 
 
@@ -76,7 +76,7 @@ def test_replays_symmetric_algorithms_and_garbage_are_refused(
     forged = jwt.encode({"iss": ehr.issuer, "aud": AUD}, "s" * 32, algorithm="HS256")
     with pytest.raises(AuthenticationError, match="alg 'HS256' refused"):
         verifier.verify(forged, AUD)
-    with pytest.raises(AuthenticationError, match="malformed"):
+    with pytest.raises(AuthenticationError, match=r"refused: it is not a well-formed token$"):
         verifier.verify("not-a-jwt", AUD)
 
 

@@ -52,7 +52,10 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "GET /metrics": (200, 200, 200, 200),
     "GET /api/v1/openapi.json": (200, 200, 200, 200),
     "GET /api/v1/docs": (200, 200, 200, 200),
-    "GET /docs/oauth2-redirect": (200, 200, 200, 200),
+    "GET /api/v1/docs/init.js": (200, 200, 200, 200),
+    "GET /api/v1/docs/assets": (200, 200, 200, 200),
+    "GET /openapi.json": (308, 308, 308, 308),
+    "GET /docs": (308, 308, 308, 308),
     "GET /static": (200, 200, 200, 200),
     # REST API
     "POST /api/v1/auth/token": (200, 200, 200, 200),
@@ -203,6 +206,8 @@ def _request(world: World, key: str, role: str, scope: str) -> tuple[int, str]:
     path = template.format(**world.ids[scope]) if "{" in template else template
     if key == "GET /static":
         path = "/static/style.css"
+    if key == "GET /api/v1/docs/assets":
+        path = "/api/v1/docs/assets/swagger-ui.css"
     tokens = world.tokens(USER_OF[role]) if role != "anonymous" else None
     headers = {"Authorization": f"Bearer {tokens['access_token']}"} if tokens else {}
     web = not template.startswith(("/api/", "/health", "/ready", "/metrics", "/static"))

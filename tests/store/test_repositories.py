@@ -73,18 +73,44 @@ def test_clinician_finds_own_patients_by_mrn_and_name(people: People, context: M
     ada = committed(alice, _ada(alice))
     grace = committed(alice, _ada(alice, mrn="MRN-7", name="Grace Hopper"))
     committed(bob, _ada(bob, mrn="MRN-8", name="Ada Byron"))
-    assert committed(alice, search_patients(alice, " mrn-4471")) == [ada]
-    assert committed(alice, search_patients(alice, "ada")) == [ada]
-    assert committed(alice, search_patients(alice)) == [ada, grace]
-    assert [p.name for p in committed(bob, search_patients(bob, "ADA"))] == ["Ada Byron"]
-    assert committed(bob, search_patients(bob, "MRN-4471")) == []
+
+    def found(ctx: StoreContext, query: str = "") -> list[PatientRecord]:
+        return committed(ctx, search_patients(ctx, query)).records
+
+    assert found(alice, " mrn-4471") == [ada]
+    assert found(alice, "4471") == [ada]  # a fragment of the MRN finds it
+    assert found(alice, "ada") == [ada]
+    assert found(alice) == [ada, grace]
+    assert [p.name for p in found(bob, "ADA")] == ["Ada Byron"]
+    assert found(bob, "MRN-4471") == []
     assert committed(bob, find_patient_id(bob, "mrn-4471")) == ada.id
     assert committed(bob, find_patient_id(bob, "MRN-404")) is None
     mine = {ada.id, grace.id}
     listed = [a for a in _actions(alice.session) if a[0] == "patient.list" and a[2] in mine]
-    assert listed == [("patient.list", "success", ada.id)] * 3 + [
+    assert listed == [("patient.list", "success", ada.id)] * 4 + [
         ("patient.list", "success", grace.id)
     ]
+
+
+def test_the_patient_list_pages_in_natural_order(people: People, context: MakeContext) -> None:
+    alice = context(people.alice)
+    for n in (10, 2, 1, 123, 21):
+        committed(alice, _ada(alice, mrn=f"MRN-{n}", name=f"Test Patient {n}"))
+    first = committed(alice, search_patients(alice, "test", limit=3))
+    assert [p.name for p in first.records] == [f"Test Patient {n}" for n in (1, 2, 10)]
+    assert (first.total, first.offset) == (5, 0)
+    rest = committed(alice, search_patients(alice, "test", limit=3, offset=3)).records
+    assert [p.name for p in rest] == ["Test Patient 21", "Test Patient 123"]
+
+
+def test_a_birth_date_in_the_future_or_a_missing_sex_is_refused(
+    people: People, context: MakeContext
+) -> None:
+    alice = context(people.alice)
+    with pytest.raises(DataError, match="in the future"):
+        create_patient(alice, mrn="M-F", name="N", birth_date=date(2099, 1, 1), sex="male")
+    with pytest.raises(DataError, match="choose the patient's sex"):
+        create_patient(alice, mrn="M-S", name="N", birth_date=date(2000, 1, 1), sex="")
 
 
 def test_reads_are_audited_and_denials_survive_rollback(
@@ -112,7 +138,7 @@ def test_duplicate_mrn_and_invalid_patients_are_refused(
     _ada(ctx)
     with pytest.raises(DuplicateRecordError, match="MRN exists"):
         _ada(ctx, mrn=" mrn-4471 ", name="Someone Else")
-    with pytest.raises(DataError, match="sex must be one of female, male, other, unknown"):
+    with pytest.raises(DataError, match="choose the patient's sex: one of female, male"):
         create_patient(ctx, mrn="M1", name="X Y", birth_date=date(2000, 1, 1), sex="f")
     with pytest.raises(DataError, match="needs an MRN"):
         create_patient(ctx, mrn=" ", name="X Y", birth_date=date(2000, 1, 1), sex="male")

@@ -132,3 +132,51 @@ def test_a_result_inside_the_band_reads_indeterminate(service: Service, data_dir
     ) in result.text
     timeline = client.get(patient_url)
     assert re.search(r">Indeterminate \(P\(positive\) \d+\.\d%\)</a>", timeline.text)
+
+
+def test_a_browser_gets_pages_for_errors_and_the_api_keeps_problem_json(service: Service) -> None:
+    """An unknown address and a form the server cannot read: a page in words for a browser;
+    the same mistakes against the API still answer problem+json."""
+    client = service.client
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    lost = client.get("/no-such-page", headers=browser)
+    assert lost.status_code == 404
+    assert lost.headers["content-type"].startswith("text/html")
+    assert "there is no page at this address" in lost.text
+    assert "{" not in lost.text.split("<main>", 1)[1]  # no raw JSON on the page
+    web_login(service, "alice")
+    csrf = form_csrf(client.get("/patients").text)
+    incomplete = client.post("/patients", data={"csrf": csrf, "mrn": "M9"}, headers=browser)
+    assert incomplete.status_code == 422
+    assert incomplete.headers["content-type"].startswith("text/html")
+    assert "please fill in or correct: birth date, name" in incomplete.text
+    api = client.get("/api/v1/no-such-thing", headers=browser)
+    assert api.headers["content-type"] == "application/problem+json"
+    assert client.get("/no-such-page").headers["content-type"] == "application/problem+json"
+
+
+def test_the_patient_list_counts_pages_and_finds_an_mrn_fragment(service: Service) -> None:
+    client = service.client
+    web_login(service, "alice")
+    csrf = form_csrf(client.get("/patients").text)
+    for n in range(1, 56):
+        form = {"mrn": f"MRN-{1000 + n}", "name": f"Test Patient {n}", "birth_date": "1980-01-01",
+                "sex": "male", "csrf": csrf}  # fmt: skip
+        assert client.post("/patients", data=form).status_code == 200
+    first = client.get("/patients")
+    assert "Showing 1–50 of 55 patients." in first.text
+    names = re.findall(r">(Test Patient \d+)</a>", first.text)
+    assert names[:3] == ["Test Patient 1", "Test Patient 2", "Test Patient 3"]
+    assert 'id="next-page" href="/patients?q=&amp;offset=50"' in first.text
+    second = client.get("/patients", params={"offset": 50})
+    assert "Showing 51–55 of 55 patients." in second.text
+    assert 'id="previous-page"' in second.text
+    found = client.get("/patients", params={"q": "1001"})
+    assert re.findall(r">(Test Patient \d+)</a>", found.text) == ["Test Patient 1"]
+    api = client.get("/api/v1/patients", params={"q": "test", "limit": 5},
+                     headers=service.login("alice"))  # fmt: skip
+    assert api.headers["x-total-count"] == "55"
+    future = {"mrn": "F1", "name": "N", "birth_date": "2099-01-01", "sex": "male", "csrf": csrf}
+    refused = client.post("/patients", data=future)
+    assert refused.status_code == 422
+    assert "is in the future" in refused.text

@@ -8,11 +8,15 @@ goes to the log, never PHI: exception messages of the domain carry ids only).
 from __future__ import annotations
 
 import logging
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -104,6 +108,21 @@ def status_for(error: ClinsightError) -> tuple[int, str]:
     return 500, "Internal error"
 
 
+HtmlErrorPage = Callable[[Request, int, str, str], Response]
+"""Renders an error for a browser: (request, status, title, detail) -> an HTML page."""
+
+MACHINE_PREFIXES = ("/api/", "/cds-services", "/health", "/ready", "/metrics")
+
+
+def wants_html(request: Request) -> bool:
+    """A browser asking for a page (not the API, CDS Hooks or the probes): its Accept
+    header names text/html."""
+    path = request.url.path
+    if path.startswith(MACHINE_PREFIXES):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
 def problem_response(
     status: int,
     title: str,
@@ -122,7 +141,46 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-async def _clinsight_error(request: Request, exc: Exception) -> JSONResponse:
+def _server_folders(request: Request) -> list[str]:
+    """The server's own folders (state home, registry, data, files, the Python prefix)."""
+    state = getattr(request.app.state, "clinsight", None)
+    folders = {sys.prefix, str(Path.home())}
+    if state is not None:
+        settings = state.settings
+        folders |= {str(settings.home), str(settings.resolved_registry_dir),
+                    str(settings.resolved_data_dir), str(settings.resolved_files_dir)}  # fmt: skip
+    return sorted((f for f in folders if len(f) > 1), key=len, reverse=True)
+
+
+def withhold_paths(detail: str, folders: list[str]) -> str:
+    """`detail` with every path under one of `folders` replaced by words: a client is never
+    told where the server keeps its files (the log and the command line still are)."""
+    for folder in folders:
+        detail = re.sub(re.escape(folder) + r"[^\s'\",;)]*", "(a server folder)", detail)
+    return detail
+
+
+def _answer(
+    request: Request,
+    status: int,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """problem+json, or the web's HTML error page when a browser asks for a page."""
+    html_page: HtmlErrorPage | None = getattr(request.app.state, "html_error_page", None)
+    if html_page is not None and wants_html(request):
+        page = html_page(request, status, title, detail)
+        if headers:
+            page.headers.update(headers)
+        return page
+    return problem_response(
+        status, title, detail, instance=request.url.path, headers=headers, **extra
+    )
+
+
+async def _clinsight_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ClinsightError)
     status, title = status_for(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
@@ -134,29 +192,31 @@ async def _clinsight_error(request: Request, exc: Exception) -> JSONResponse:
             {"location": f"inputs.{feature}", "message": message}
             for feature, message in exc.fields.items()
         ]
-    return problem_response(
-        status, title, str(exc), instance=request.url.path, headers=headers, **extra
-    )
+    detail = withhold_paths(str(exc), _server_folders(request))
+    return _answer(request, status, title, detail, headers, **extra)
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Request refused")
-    return problem_response(
-        exc.status_code,
-        title,
-        str(exc.detail),
-        instance=request.url.path,
-        headers=dict(exc.headers) if exc.headers else None,
-    )
+    if exc.status_code == 404 and wants_html(request):
+        detail = "there is no page at this address; check the link or start from the home page"
+    else:
+        detail = str(exc.detail)
+    headers = dict(exc.headers) if exc.headers else None
+    return _answer(request, exc.status_code, title, detail, headers)
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {"location": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")}
         for err in exc.errors()
     ]
+    if wants_html(request):  # a form: name the fields in words, not their schema path
+        names = {str(err.get("loc", ("",))[-1]).replace("_", " ") for err in exc.errors()}
+        fields = ", ".join(sorted(names))
+        return _answer(request, 422, "Invalid form", f"please fill in or correct: {fields}")
     where = "; ".join(f"{e['location']}: {e['message']}" for e in errors)
     return problem_response(
         422,
@@ -167,30 +227,32 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+async def _database_error(request: Request, exc: Exception) -> Response:
     logger.error("database unavailable on %s: %s", request.url.path, exc)
-    return problem_response(
+    return _answer(
+        request,
         503,
         "Store unavailable",
         "the database did not answer (unreachable, busy or out of space), so the request "
         "was not completed; try again shortly or tell the admin if it persists",
-        instance=request.url.path,
-        headers={"Retry-After": "5"},
+        {"Retry-After": "5"},
     )
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
     logger.exception("unexpected %s on %s", type(exc).__name__, request.url.path)
-    return problem_response(
+    return _answer(
+        request,
         500,
         "Internal error",
         "the server failed unexpectedly; the incident is logged, try again or tell the admin",
-        instance=request.url.path,
     )
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Make every error response of `app` problem+json."""
+def install_problem_handlers(app: FastAPI, html_page: HtmlErrorPage | None = None) -> None:
+    """Make every error response of `app` problem+json; with `html_page`, a browser asking
+    for a page outside the API gets that HTML page instead."""
+    app.state.html_error_page = html_page
     app.add_exception_handler(ClinsightError, _clinsight_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -29,6 +29,7 @@ def serve(
     from clinsight.services.bootstrap import bootstrap
 
     settings = get_settings()
+    console.print("Preparing the store, keys, admin account and certificate (first run only).")
     with Progress(
         TextColumn("Training the default model"),
         BarColumn(),
@@ -36,18 +37,27 @@ def serve(
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # a log file gets plain lines instead (below)
     ) as progress:
         task = progress.add_task("train", total=None)
 
         def on_epoch(record: EpochRecord, planned: int) -> None:
             progress.update(task, completed=record.epoch, total=planned)
+            if not console.is_terminal:
+                console.print(
+                    f"Training the default model: epoch {record.epoch} of {planned} "
+                    f"(validation AUC {record.val_auc:.3f}, {record.seconds:.0f} s)",
+                    soft_wrap=True,
+                )
 
         result = bootstrap(settings, train_model=train, progress=on_epoch)
     if result.admin_password:
         console.print(
-            "[bold]Admin account created[/]: username [cyan]admin[/], password "
-            f"[cyan]{result.admin_password}[/] (shown once: store it now)"
+            "[bold]Admin account created[/]: username [cyan]admin[/]. "
+            "Its password is on the next line (shown once: store it now):",
+            soft_wrap=True,
         )
+        console.print(f"[cyan]{result.admin_password}[/]", soft_wrap=True, highlight=False)
     console.print(f"Model in production: {result.model or 'none'}")
     console.print(f"Open [link]{service_url(settings)}[/link]")
     run_server(settings, result.certificate, result.private_key)

@@ -32,6 +32,7 @@ from clinsight.errors import (
 )
 from clinsight.inference.risk import RiskResult
 from clinsight.interop.fhir_out import explanation_text
+from clinsight.security.tokens import jwt_problem
 
 __all__ = [
     "ALGORITHMS",
@@ -237,7 +238,7 @@ class CdsJwtVerifier:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError as exc:
-            raise AuthenticationError(f"the CDS Hooks JWT is malformed: {exc}") from exc
+            raise AuthenticationError(f"the CDS Hooks JWT was refused: {jwt_problem(exc)}") from exc
         if header.get("alg") not in ALGORITHMS:
             raise AuthenticationError(f"JWT alg {header.get('alg')!r} refused; use {ALGORITHMS}.")
         issuer = unverified.get("iss")
@@ -250,7 +251,7 @@ class CdsJwtVerifier:
                 options={"require": ["iss", "aud", "exp", "iat", "jti"]},
             )  # fmt: skip
         except jwt.PyJWTError as exc:
-            raise AuthenticationError(f"the CDS Hooks JWT was refused: {exc}") from exc
+            raise AuthenticationError(f"the CDS Hooks JWT was refused: {jwt_problem(exc)}") from exc
         if float(claims["exp"]) - float(claims["iat"]) > MAX_TOKEN_LIFETIME_S:
             raise AuthenticationError("the CDS Hooks JWT lives over 5 minutes (exp - iat).")
         return self._once(CdsCaller(issuer, claims.get("sub"), str(claims["jti"]), claims["exp"]))

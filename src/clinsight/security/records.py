@@ -101,16 +101,18 @@ def find_patient_id(ctx: StoreContext, mrn: str) -> str | None:
     return repositories.lookup_patient_id(ctx, mrn)
 
 
-def search_patients(ctx: StoreContext, query: str = "", *, limit: int = 100) -> list[PatientRecord]:
-    """The actor's patients (care team and break-glass) whose MRN equals `query` or whose
-    name contains it, by name; each returned patient gets an audit entry.
+def search_patients(
+    ctx: StoreContext, query: str = "", *, limit: int = 100, offset: int = 0
+) -> repositories.PatientPage:
+    """One page of the actor's patients (care team and break-glass) whose MRN or name
+    contains `query`, in natural order of name; each returned patient gets an audit entry.
 
     Raises:
         PermissionDeniedError: the actor is not a clinician.
     """
     require_role(ctx.session, ctx.actor, "patient.search", Role.CLINICIAN)
     allowed = accessible_patient_ids(ctx.session, ctx.actor)
-    return repositories.search_patients(ctx, allowed, query, limit=limit)
+    return repositories.search_patients(ctx, allowed, query, limit=limit, offset=offset)
 
 
 def assign_care_team(ctx: StoreContext, user_id: str, patient_id: str) -> None:

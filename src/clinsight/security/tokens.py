@@ -27,10 +27,31 @@ from clinsight.store.crypto import KeyRing
 from clinsight.store.roles import Role
 from clinsight.store.tables import AuthSession, RefreshToken, User, new_id, utcnow
 
-__all__ = ["AccessClaims", "TokenIssuer", "TokenPair"]
+__all__ = ["AccessClaims", "TokenIssuer", "TokenPair", "jwt_problem"]
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "jti", "sub", "sid", "role"]
+_JWT_PROBLEMS: tuple[tuple[type[Exception], str], ...] = (
+    (jwt.ExpiredSignatureError, "it has expired"),
+    (jwt.ImmatureSignatureError, "it is not valid yet"),
+    (jwt.InvalidSignatureError, "its signature does not match"),
+    (jwt.InvalidAudienceError, "it was issued for another audience"),
+    (jwt.InvalidIssuerError, "it was issued by another issuer"),
+    (jwt.InvalidAlgorithmError, "its signing algorithm is not accepted"),
+    (jwt.DecodeError, "it is not a well-formed token"),
+)
+
+
+def jwt_problem(exc: Exception) -> str:
+    """What is wrong with a refused token, in words (never the library's exception text)."""
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"its {exc.claim} claim is missing"
+    for cls, words in _JWT_PROBLEMS:
+        if isinstance(exc, cls):
+            return words
+    return "it is not a token this service issued"
+
+
 # Columns, not entities, built once: this runs on every API request.
 _SESSION_OF_TOKEN = (
     select(
@@ -127,7 +148,9 @@ class TokenIssuer:
         except jwt.ExpiredSignatureError as exc:
             raise AuthenticationError("access token expired; refresh it or log in again") from exc
         except (jwt.InvalidTokenError, ValueError) as exc:
-            raise AuthenticationError(f"access token is not valid ({exc}); log in again") from exc
+            raise AuthenticationError(
+                f"the access token was refused: {jwt_problem(exc)}; log in again"
+            ) from exc
         return AccessClaims(
             user_id=claims["sub"],
             role=role,

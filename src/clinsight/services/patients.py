@@ -11,7 +11,7 @@ from clinsight.config import Settings
 from clinsight.security import records
 from clinsight.security.access import BreakGlass, grant_break_glass
 from clinsight.security.clinical import list_feedback, list_predictions, list_studies
-from clinsight.store.repositories import PatientRecord, StoreContext
+from clinsight.store.repositories import PatientPage, PatientRecord, StoreContext
 from clinsight.store.studies import PredictionFeedback, PredictionRecord, StudyRecord
 
 __all__ = [
@@ -94,13 +94,16 @@ def read_patient(ctx: StoreContext, patient_id: str) -> PatientRecord:
     return record
 
 
-def search_patients(ctx: StoreContext, query: str = "", *, limit: int = 100) -> list[PatientRecord]:
-    """The actor's patients matching `query`, by name (see `security.records`). Committed.
+def search_patients(
+    ctx: StoreContext, query: str = "", *, limit: int = 100, offset: int = 0
+) -> PatientPage:
+    """One page of the actor's patients whose MRN or name contains `query`, in natural
+    order of name, with the total (see `security.records`). Committed.
 
     Raises:
         PermissionDeniedError: the actor is not a clinician.
     """
-    found = records.search_patients(ctx, query, limit=limit)
+    found = records.search_patients(ctx, query, limit=limit, offset=offset)
     ctx.session.commit()
     return found
 

@@ -9,6 +9,7 @@ dataclasses with plaintext, never as ORM rows.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from clinsight.store.tables import CareTeam, Patient, User, new_id
 
 __all__ = [
     "SEXES",
+    "PatientPage",
     "PatientRecord",
     "StoreContext",
     "UserRecord",
@@ -140,14 +142,18 @@ def add_patient(
     """Register a patient; the creator joins the care team.
 
     Raises:
-        DataError: empty MRN or name, or a sex other than female, male, other, unknown.
+        DataError: empty MRN or name, a sex other than female, male, other, unknown, or a
+            birth date in the future.
         DuplicateRecordError: a patient with this MRN exists.
     """
     mrn, name, sex = mrn.strip(), " ".join(name.split()), sex.strip().lower()
     if not mrn or not name or len(mrn) > 64:
         raise DataError("a patient needs an MRN (1-64 characters) and a name")
     if sex not in SEXES:
-        raise DataError(f"sex must be one of {', '.join(sorted(SEXES))}, not {sex!r}")
+        raise DataError(f"choose the patient's sex: one of {', '.join(sorted(SEXES))}")
+    if birth_date > date.today():
+        raise DataError(f"the birth date {birth_date.isoformat()} is in the future; check it")
+
     index = ctx.keyring.blind_index(mrn)
     exists = "a patient with this MRN exists; search for it instead"
     if ctx.session.execute(select(Patient.id).where(Patient.mrn_index == index)).first():
@@ -205,26 +211,44 @@ def lookup_patient_id(ctx: StoreContext, mrn: str) -> str | None:
     return found
 
 
+@dataclass(frozen=True)
+class PatientPage:
+    """One page of a patient search: its records, and how many matched in all."""
+
+    records: list[PatientRecord]
+    total: int
+    offset: int
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that orders the numbers inside a text by value ("Patient 2" before
+    "Patient 10"), case-insensitively."""
+    parts = re.split(r"(\d+)", text.casefold())
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts if p)
+
+
 def search_patients(
-    ctx: StoreContext, allowed: set[str], query: str = "", *, limit: int = 100
-) -> list[PatientRecord]:
-    """The `allowed` patients whose MRN equals `query` or whose name contains it, by name.
+    ctx: StoreContext, allowed: set[str], query: str = "", *, limit: int = 100, offset: int = 0
+) -> PatientPage:
+    """The `allowed` patients whose MRN or name contains `query` (case-insensitive), in
+    natural order of name, one page of at most `limit` from `offset`.
 
     Only the `allowed` patients are decrypted and searched; each returned patient gets an
     audit entry.
     """
     rows = ctx.session.execute(select(Patient).where(Patient.id.in_(allowed))).scalars()
-    needle, index = query.strip().casefold(), ctx.keyring.blind_index(query)
+    needle = " ".join(query.split()).casefold()
     matches = []
     for row in rows:
         record = _decrypt_patient(ctx.keyring, row)
-        if not needle or row.mrn_index == index or needle in record.name.casefold():
+        if not needle or needle in record.mrn.casefold() or needle in record.name.casefold():
             matches.append(record)
-    matches.sort(key=lambda record: (record.name.casefold(), record.id))
-    matches = matches[: max(1, min(limit, MAX_RESULTS))]
-    for record in matches:
+    matches.sort(key=lambda record: (natural_key(record.name), natural_key(record.mrn)))
+    offset = max(0, offset)
+    page = matches[offset : offset + max(1, min(limit, MAX_RESULTS))]
+    for record in page:
         ctx.audit("patient.list", "patient", resource_id=record.id, patient_id=record.id)
-    return matches
+    return PatientPage(page, len(matches), offset)
 
 
 def add_to_care_team(ctx: StoreContext, user_id: str, patient_id: str) -> None:

@@ -52,6 +52,7 @@ from clinsight.web.session import (
 __all__ = [
     "STATIC_DIR",
     "TEMPLATES_DIR",
+    "error_page",
     "guard_page",
     "redirect_to",
     "render_page",
@@ -77,6 +78,12 @@ def render_page(
     if web is not None and web.rotated is not None:
         set_session_cookies(response, web.rotated)
     return response
+
+
+def error_page(request: Request, status: int, title: str, detail: str) -> Response:
+    """The HTML page a browser gets for an error outside a page's own handling (an unknown
+    address, a form the server could not read, a failure): never raw JSON."""
+    return render_page(request, "error.html", None, status, message=detail, title=title)
 
 
 def redirect_to(url: str, web: WebSession | None = None) -> Response:
@@ -166,13 +173,25 @@ def home(request: Request, state: State, session: Db) -> Response:
     )
 
 
+PATIENTS_PER_PAGE = 50
+
+
 @router.get("/patients")
-def patients(request: Request, state: State, session: Db, q: str = "") -> Response:
-    """The clinician's patients, searchable by MRN or name."""
+def patients(request: Request, state: State, session: Db, q: str = "", offset: int = 0) -> Response:
+    """The clinician's patients, searchable by part of the MRN or name, a page at a time."""
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
-        found = search_patients(ctx, q[:200])
-        return render_page(request, "patients.html", web, patients=found, q=q)
+        found = search_patients(ctx, q[:200], limit=PATIENTS_PER_PAGE, offset=max(0, offset))
+        shown_to = found.offset + len(found.records)
+        pages = {
+            "previous": max(0, found.offset - PATIENTS_PER_PAGE) if found.offset > 0 else None,
+            "next": shown_to if shown_to < found.total else None,
+        }
+        return render_page(
+            request, "patients.html", web, patients=found.records, q=q, total=found.total,
+            first=found.offset + 1 if found.records else 0, last=shown_to, pages=pages,
+            today=date.today().isoformat(),
+        )  # fmt: skip
 
     return guard_page(request, state, session, page)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from clinsight.api.deps import Admin, Clinician, State, StoreCtx
 from clinsight.api.schemas import (
@@ -49,13 +49,17 @@ def create(body: PatientIn, user: Clinician, ctx: StoreCtx) -> PatientOut:
 def search(
     user: Clinician,
     ctx: StoreCtx,
-    q: Annotated[str, Query(max_length=200, description="MRN, or part of the name.")] = "",
+    response: Response,
+    q: Annotated[str, Query(max_length=200, description="Part of the MRN or the name.")] = "",
     limit: Limit = 50,
+    offset: Annotated[int, Query(ge=0, description="How many matches to skip.")] = 0,
 ) -> list[PatientOut]:
-    """The caller's patients (care team and break-glass) matching `q`, by name."""
+    """One page of the caller's patients (care team and break-glass) whose MRN or name
+    contains `q`, in natural order of name; the `X-Total-Count` header gives all matches."""
     del user
-    records = search_patients(ctx, q, limit=limit)
-    return [PatientOut.model_validate(r) for r in records]
+    found = search_patients(ctx, q, limit=limit, offset=offset)
+    response.headers["X-Total-Count"] = str(found.total)
+    return [PatientOut.model_validate(r) for r in found.records]
 
 
 @router.get("/lookup", response_model=PatientLookupOut)

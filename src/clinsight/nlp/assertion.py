@@ -212,6 +212,13 @@ class ConTextComponent:
                 self._index.setdefault(words[0], []).append((words, rule))
         for entries in self._index.values():
             entries.sort(key=lambda item: -len(item[0]))
+        self._leading_classes = {c: t for c, t in TOKEN_CLASSES.items() if c in self._index}
+        self._with_classes = {
+            words
+            for entries in self._index.values()
+            for words, _ in entries
+            if any(w in TOKEN_CLASSES for w in words)
+        }
 
     def find_triggers(self, doc: Doc) -> list[tuple[int, int, ContextRule]]:
         """Non-overlapping trigger matches `(start, end, rule)`: the longest first, and at
@@ -220,14 +227,17 @@ class ConTextComponent:
         Rules sharing one literal (``in the past`` FORWARD and BACKWARD) all match its span.
         """
         tokens = [t for t in doc if not t.is_space]
+        lowers = [t.lower_ for t in tokens]
         found: list[tuple[int, int, int, ContextRule]] = []
         for i, token in enumerate(tokens):
-            keys = [token.lower_, *(c for c, test in TOKEN_CLASSES.items() if test(token))]
+            keys = [lowers[i], *(c for c, test in self._leading_classes.items() if test(token))]
             for key in keys:
                 for words, rule in self._index.get(key, ()):
                     n = len(words)
-                    if i + n <= len(tokens) and all(
-                        _word_matches(w, t) for w, t in zip(words, tokens[i : i + n], strict=True)
+                    if tuple(lowers[i : i + n]) == words or (
+                        words in self._with_classes
+                        and i + n <= len(tokens)
+                        and all(map(_word_matches, words, tokens[i : i + n]))
                     ):
                         found.append((i, i + n, n, rule))
         found.sort(key=lambda m: (-m[2], m[3].direction is not Direction.PSEUDO, m[0]))

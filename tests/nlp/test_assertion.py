@@ -237,6 +237,8 @@ def test_dated_and_aged_past_events_are_historical(nlp: Language) -> None:
     assert _assert(nlp, "Seizures since 1998.", "seizures") == [{"historical": True}]
     assert _assert(nlp, "Diagnosed with lymphoma at age 19.", "lymphoma") == [{"historical": True}]
     assert _assert(nlp, "She had anorexia in her 20s.", "anorexia") == [{"historical": True}]
+    assert _assert(nlp, "Rickets in the 1950s.", "rickets") == [{"historical": True}]
+    assert _assert(nlp, "Saturations in the 80s with hypoxia.", "hypoxia") == [{}]
     assert _assert(nlp, "Low back pain for many years.", "low back pain") == [{"historical": True}]
     assert _assert(nlp, "Pneumonia last year.", "pneumonia") == [{"historical": True}]
     # a full date of this stay, a year inside a longer number, a recent span of days

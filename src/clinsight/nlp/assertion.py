@@ -3,11 +3,12 @@
 Trigger phrases (rules/context.json) modify the entities (`doc.ents`) inside their
 scope: the rest of the sentence after a FORWARD trigger, the part before a
 BACKWARD one, both for BIDIRECTIONAL, cut at the first TERMINATE phrase (``but``,
-``however``, ...) or after `max_scope` tokens. A literal's word may be a token class
-(``<year>``, ``<num>``, ``<month>``, ``<decade>``: "in <year>" matches "in 2015"). The longest
-phrase wins where matches overlap; at equal length a PSEUDO phrase ("no change",
-"gram negative") wins and blocks the triggers inside it. Section defaults
-(family history → family, past medical history → historical) add to the triggers, and
+``however``, ...) or after `max_scope` tokens. A literal's word may be a token class,
+``<year>``, ``<num>``, ``<month>``, ``<decade>`` ("1990s") or ``<ages>`` ("20s"): "in <year>"
+matches "in 2015". The longest phrase wins where matches overlap; at equal length a
+PSEUDO phrase ("no change", "gram negative") wins and blocks the triggers inside it.
+Section defaults (family history → family, past medical history → historical, return
+precautions → hypothetical) add to the triggers, and
 outside any section a bare problem-list line naming a chronic condition ("HYPERTENSION.")
 is historical: a past-history entry whose heading was lost.
 Each entity gets the Span attributes `is_negated`, `is_uncertain`,
@@ -66,8 +67,9 @@ TOKEN_CLASSES: dict[str, Callable[[Token], bool]] = {
     "<year>": lambda t: re.fullmatch(r"(?:19|20)\d\d", t.text) is not None,
     "<num>": lambda t: t.like_num,
     "<month>": lambda t: t.lower_.rstrip(".") in _MONTHS,
-    "<decade>": lambda t: (
-        re.fullmatch(r"(?:(?:19|20)?[1-9]0|[1-9]0)'?s", t.lower_) is not None
+    "<decade>": lambda t: re.fullmatch(r"(?:19|20)\d0'?s", t.lower_) is not None,
+    "<ages>": lambda t: (
+        re.fullmatch(r"[1-9]0'?s", t.lower_) is not None
         or t.lower_ in {"teens", "twenties", "thirties", "forties", "fifties", "sixties"}
     ),
 }

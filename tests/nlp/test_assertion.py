@@ -238,6 +238,7 @@ def test_dated_and_aged_past_events_are_historical(nlp: Language) -> None:
     assert _assert(nlp, "Diagnosed with lymphoma at age 19.", "lymphoma") == [{"historical": True}]
     assert _assert(nlp, "She had anorexia in her 20s.", "anorexia") == [{"historical": True}]
     assert _assert(nlp, "Rickets in the 1950s.", "rickets") == [{"historical": True}]
+    assert _assert(nlp, "Diabetes, diagnosed 1999.", "diabetes") == [{"historical": True}]
     assert _assert(nlp, "Saturations in the 80s with hypoxia.", "hypoxia") == [{}]
     assert _assert(nlp, "Low back pain for many years.", "low back pain") == [{"historical": True}]
     assert _assert(nlp, "Pneumonia last year.", "pneumonia") == [{"historical": True}]
@@ -270,6 +271,9 @@ def test_hypothetical_conditionals_precautions_and_risks(nlp: Language) -> None:
     )
     # a recurrence is current; rule-out is uncertain, not hypothetical; a cause ends the scope
     assert _assert(nlp, "Return of abdominal pain today.", "abdominal pain") == [{}]
+    text = "She will return to clinic in 3 months to recheck her anemia."  # a follow-up visit
+    assert _assert(nlp, text, "anemia") == [{}]
+    assert _assert(nlp, "Return to clinic if fever.", "fever") == [{"hypothetical": True}]
     assert _assert(nlp, "Rule out pneumonia.", "pneumonia") == [{"uncertain": True}]
     text = "Return if fever recurs, since her sepsis was severe."
     assert _assert(nlp, text, "fever", "sepsis") == [{"hypothetical": True}, {}]

@@ -224,3 +224,87 @@ def test_dev_set_figures_on_the_tuning_part(data_dir: Path, nlp: Language) -> No
     assert (tuned.negated.tp, tuned.negated.fp, tuned.negated.fn) == (171, 6, 3)
     assert (tuned.historical.tp, tuned.historical.fp, tuned.historical.fn) == (96, 7, 20)
     assert (tuned.hypothetical.tp, tuned.hypothetical.fp, tuned.hypothetical.fn) == (24, 0, 2)
+
+
+def test_dated_and_aged_past_events_are_historical(nlp: Language) -> None:
+    assert _assert(nlp, "Appendicitis in 2011, treated surgically.", "appendicitis") == [
+        {"historical": True}
+    ]
+    assert _assert(nlp, "In March 2009 she had a stroke.", "stroke") == [{"historical": True}]
+    assert _assert(nlp, "As a child he had rheumatic fever.", "rheumatic fever") == [
+        {"historical": True}
+    ]
+    assert _assert(nlp, "Seizures since 1998.", "seizures") == [{"historical": True}]
+    assert _assert(nlp, "Diagnosed with lymphoma at age 19.", "lymphoma") == [{"historical": True}]
+    assert _assert(nlp, "She had anorexia in her 20s.", "anorexia") == [{"historical": True}]
+    assert _assert(nlp, "Rickets in the 1950s.", "rickets") == [{"historical": True}]
+    assert _assert(nlp, "Diabetes, diagnosed 1999.", "diabetes") == [{"historical": True}]
+    assert _assert(nlp, "Saturations in the 80s with hypoxia.", "hypoxia") == [{}]
+    assert _assert(nlp, "Low back pain for many years.", "low back pain") == [{"historical": True}]
+    assert _assert(nlp, "Pneumonia last year.", "pneumonia") == [{"historical": True}]
+    # a full date of this stay, a year inside a longer number, a recent span of days
+    assert _assert(nlp, "Seen on Mar 3 2008 for chest pain.", "chest pain") == [{}]
+    assert _assert(nlp, "Dyspnea in the past 2 days.", "dyspnea") == [{}]
+    assert _assert(nlp, "Nausea over the past 3 days.", "nausea") == [{}]
+
+
+def test_current_encounter_cues_end_a_history_scope(nlp: Language) -> None:
+    text = "History of asthma, for 3 days with wheezing."
+    assert _assert(nlp, text, "asthma", "wheezing") == [{"historical": True}, {}]
+    text = "Prior stroke, brought in with aphasia."
+    assert _assert(nlp, text, "stroke", "aphasia") == [{"historical": True}, {}]
+    text = "Remote history of gastritis, c/o epigastric pain."
+    assert _assert(nlp, text, "gastritis", "epigastric pain") == [{"historical": True}, {}]
+    text = "Status post recent abscess drainage."  # a recent past event is still past
+    assert _assert(nlp, text, "abscess") == [{"historical": True}]
+
+
+def test_hypothetical_conditionals_precautions_and_risks(nlp: Language) -> None:
+    text = "Should the patient develop chest pain, call 911."
+    assert _assert(nlp, text, "chest pain") == [{"hypothetical": True}]
+    assert _assert(nlp, "Seizure precautions.", "seizure") == [{"hypothetical": True}]
+    assert _assert(nlp, "Heparin for DVT prophylaxis.", "DVT") == [{"hypothetical": True}]
+    assert _assert(nlp, "Tylenol as needed for headache.", "headache") == [{"hypothetical": True}]
+    assert (
+        _assert(nlp, "Risks include bleeding and infection.", "bleeding", "infection")
+        == [{"hypothetical": True}] * 2
+    )
+    # a recurrence is current; rule-out is uncertain, not hypothetical; a cause ends the scope
+    assert _assert(nlp, "Return of abdominal pain today.", "abdominal pain") == [{}]
+    text = "She will return to clinic in 3 months to recheck her anemia."  # a follow-up visit
+    assert _assert(nlp, text, "anemia") == [{}]
+    assert _assert(nlp, "Return to clinic if fever.", "fever") == [{"hypothetical": True}]
+    assert _assert(nlp, "Rule out pneumonia.", "pneumonia") == [{"uncertain": True}]
+    text = "Return if fever recurs, since her sepsis was severe."
+    assert _assert(nlp, text, "fever", "sepsis") == [{"hypothetical": True}, {}]
+
+
+def test_return_precaution_and_hospitalization_sections(nlp: Language) -> None:
+    text = (
+        "PLAN: Antibiotics for pneumonia.\nRETURN PRECAUTIONS: Worsening dyspnea.\n"
+        "PRIOR HOSPITALIZATIONS: Pancreatitis.\nSURGERIES: Cholecystectomy for gallstones."
+    )
+    assert _assert(nlp, text, "pneumonia", "dyspnea", "pancreatitis", "gallstones") == [
+        {},
+        {"hypothetical": True},
+        {"historical": True},
+        {"historical": True},
+    ]
+
+
+def test_token_classes_and_longest_match() -> None:
+    bare = spacy.blank("en")
+    bare.add_pipe("clinical_sentences")
+    rules = [
+        ContextRule("in <year>", "HISTORICAL", Direction.BIDIRECTIONAL),
+        ContextRule("as needed", "PSEUDO", Direction.PSEUDO),
+        ContextRule("as needed for", "HYPOTHETICAL", Direction.FORWARD),
+    ]
+    context = ConTextComponent(bare, rules, use_sections=False)
+    found = context.find_triggers(bare("gout in 2015 , rash in 20150 , pain as needed for"))
+    assert [(s, e, r.literal) for s, e, r in found] == [
+        (1, 3, "in <year>"),
+        (9, 12, "as needed for"),
+    ]
+    with pytest.raises(DataError, match="Unknown token class <date>"):
+        ConTextComponent(bare, [ContextRule("on <date>", "HISTORICAL", Direction.FORWARD)])

@@ -3,9 +3,12 @@
 Trigger phrases (rules/context.json) modify the entities (`doc.ents`) inside their
 scope: the rest of the sentence after a FORWARD trigger, the part before a
 BACKWARD one, both for BIDIRECTIONAL, cut at the first TERMINATE phrase (``but``,
-``however``, ...) or after `max_scope` tokens. PSEUDO phrases ("no change",
-"gram negative") block the shorter triggers they contain. Section defaults
-(family history → family, past medical history → historical) add to the triggers, and
+``however``, ...) or after `max_scope` tokens. A literal's word may be a token class,
+``<year>``, ``<num>``, ``<month>``, ``<decade>`` ("1990s") or ``<ages>`` ("20s"): "in <year>"
+matches "in 2015". The longest phrase wins where matches overlap; at equal length a
+PSEUDO phrase ("no change", "gram negative") wins and blocks the triggers inside it.
+Section defaults (family history → family, past medical history → historical, return
+precautions → hypothetical) add to the triggers, and
 outside any section a bare problem-list line naming a chronic condition ("HYPERTENSION.")
 is historical: a past-history entry whose heading was lost.
 Each entity gets the Span attributes `is_negated`, `is_uncertain`,
@@ -16,13 +19,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from spacy.language import Language
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc, Span, Token
 
 from clinsight.data.notes import ContextAnnotation, Temporality
 from clinsight.errors import DataError
@@ -31,6 +34,7 @@ from clinsight.nlp.sections import section_of
 
 __all__ = [
     "ATTRIBUTES",
+    "TOKEN_CLASSES",
     "AssertionReport",
     "ConTextComponent",
     "ContextRule",
@@ -50,6 +54,26 @@ ATTRIBUTES = {
     "HYPOTHETICAL": "is_hypothetical",
     "FAMILY": "is_family",
 }
+
+
+_MONTHS = frozenset(
+    {
+        *("january", "february", "march", "april", "may", "june", "july", "august"),
+        *("september", "october", "november", "december", "jan", "feb", "mar", "apr"),
+        *("jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"),
+    }
+)
+TOKEN_CLASSES: dict[str, Callable[[Token], bool]] = {
+    "<year>": lambda t: re.fullmatch(r"(?:19|20)\d\d", t.text) is not None,
+    "<num>": lambda t: t.like_num,
+    "<month>": lambda t: t.lower_.rstrip(".") in _MONTHS,
+    "<decade>": lambda t: re.fullmatch(r"(?:19|20)\d0'?s", t.lower_) is not None,
+    "<ages>": lambda t: (
+        re.fullmatch(r"[1-9]0'?s", t.lower_) is not None
+        or t.lower_ in {"teens", "twenties", "thirties", "forties", "fifties", "sixties"}
+    ),
+}
+"""Word classes a rule literal may use in place of a word (matched on the token, not its text)."""
 
 
 class Direction(StrEnum):
@@ -190,21 +214,35 @@ class ConTextComponent:
                 self._index.setdefault(words[0], []).append((words, rule))
         for entries in self._index.values():
             entries.sort(key=lambda item: -len(item[0]))
+        self._leading_classes = {c: t for c, t in TOKEN_CLASSES.items() if c in self._index}
+        self._with_classes = {
+            words
+            for entries in self._index.values()
+            for words, _ in entries
+            if any(w in TOKEN_CLASSES for w in words)
+        }
 
     def find_triggers(self, doc: Doc) -> list[tuple[int, int, ContextRule]]:
-        """Non-overlapping trigger matches `(start, end, rule)`, longest and PSEUDO first.
+        """Non-overlapping trigger matches `(start, end, rule)`: the longest first, and at
+        equal length PSEUDO first (a PSEUDO match is dropped after it has blocked the others).
 
         Rules sharing one literal (``in the past`` FORWARD and BACKWARD) all match its span.
         """
         tokens = [t for t in doc if not t.is_space]
         lowers = [t.lower_ for t in tokens]
         found: list[tuple[int, int, int, ContextRule]] = []
-        for i, word in enumerate(lowers):
-            for words, rule in self._index.get(word, ()):
-                n = len(words)
-                if tuple(lowers[i : i + n]) == words:
-                    found.append((i, i + n, n, rule))
-        found.sort(key=lambda m: (m[3].direction is not Direction.PSEUDO, -m[2], m[0]))
+        for i, token in enumerate(tokens):
+            keys = [lowers[i], *(c for c, test in self._leading_classes.items() if test(token))]
+            for key in keys:
+                for words, rule in self._index.get(key, ()):
+                    n = len(words)
+                    if tuple(lowers[i : i + n]) == words or (
+                        words in self._with_classes
+                        and i + n <= len(tokens)
+                        and all(map(_word_matches, words, tokens[i : i + n]))
+                    ):
+                        found.append((i, i + n, n, rule))
+        found.sort(key=lambda m: (-m[2], m[3].direction is not Direction.PSEUDO, m[0]))
         taken = [False] * len(tokens)
         kept_spans: set[tuple[int, int]] = set()
         kept: list[tuple[int, int, ContextRule]] = []
@@ -280,7 +318,22 @@ class ConTextComponent:
 
 
 def _words(nlp: Language, phrase: str) -> tuple[str, ...]:
-    return tuple(t.lower_ for t in nlp.make_doc(phrase) if not t.is_space)
+    """The lower-cased words of `phrase`, its token classes (``<year>``) kept whole."""
+    words: list[str] = []
+    for part in re.split(r"(<[a-z]+>)", phrase.lower()):
+        if part in TOKEN_CLASSES:
+            words.append(part)
+        elif part.startswith("<") and part.endswith(">"):
+            raise DataError(f"Unknown token class {part} in rule {phrase!r}.")
+        else:
+            words += [t.lower_ for t in nlp.make_doc(part) if not t.is_space]
+    return tuple(words)
+
+
+def _word_matches(word: str, token: Token) -> bool:
+    """Whether the rule word `word` (a lower-cased word or a token class) matches `token`."""
+    test = TOKEN_CLASSES.get(word)
+    return token.lower_ == word if test is None else test(token)
 
 
 def _contains(words: Sequence[str], phrases: set[tuple[str, ...]]) -> bool:

@@ -12,7 +12,9 @@ from tests.support.web import form_csrf, web_login
 
 def test_login_needs_the_form_token_and_pages_need_a_session(service: Service) -> None:
     client = service.client
-    assert client.get("/patients", follow_redirects=False).headers["location"] == "/login"
+    assert client.get("/patients", follow_redirects=False).headers["location"] == (
+        "/login?next=%2Fpatients"
+    )
     client.get("/login")
     forged = client.post("/login", data={"username": "alice", "password": PASSWORD, "csrf": "x"})
     assert forged.status_code == 401
@@ -180,3 +182,27 @@ def test_the_patient_list_counts_pages_and_finds_an_mrn_fragment(service: Servic
     refused = client.post("/patients", data=future)
     assert refused.status_code == 422
     assert "is in the future" in refused.text
+
+
+def test_login_keeps_the_username_returns_to_the_deep_link_and_says_logged_out(
+    service: Service,
+) -> None:
+    client = service.client
+    asked = client.get("/patients?q=ada", follow_redirects=False).headers["location"]
+    form = client.get(asked)
+    assert 'name="next" value="/patients?q=ada"' in form.text
+    wrong = {"username": "alice", "password": "wrong", "csrf": form_csrf(form.text),
+             "next": "/patients?q=ada"}  # fmt: skip
+    refused = client.post("/login", data=wrong)
+    assert refused.status_code == 401
+    assert 'id="username" autocomplete="username" required value="alice"' in refused.text
+    right = {**wrong, "password": PASSWORD, "csrf": form_csrf(refused.text)}
+    done = client.post("/login", data=right, follow_redirects=False)
+    assert done.headers["location"] == "/patients?q=ada"
+    away = {**right, "csrf": form_csrf(client.get("/login").text), "next": "https://evil.example"}
+    assert client.post("/login", data=away, follow_redirects=False).headers["location"] == (
+        "/patients"
+    )
+    csrf = form_csrf(client.get("/patients").text)
+    out = client.post("/logout", data={"csrf": csrf}, follow_redirects=True)
+    assert "You are logged out." in out.text

@@ -10,6 +10,7 @@ import base64
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, cast
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
@@ -93,8 +94,21 @@ def redirect_to(url: str, web: WebSession | None = None) -> Response:
     return response
 
 
-def _login_redirect() -> Response:
-    response = RedirectResponse("/login", status_code=303)
+def safe_next(target: str) -> str | None:
+    """`target` if it is a path on this site (a deep link to come back to), else None."""
+    if target.startswith("/") and not target.startswith(("//", "/\\", "/login", "/logout")):
+        return target[:2000]
+    return None
+
+
+def _login_redirect(request: Request | None = None, *, logged_out: bool = False) -> Response:
+    """To the login page; a page asked for by GET is remembered, so the login returns to it."""
+    url = "/login?logged_out=1" if logged_out else "/login"
+    if request is not None and request.method == "GET":
+        wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if (back := safe_next(wanted)) is not None:
+            url = f"/login?{urlencode({'next': back})}"
+    response = RedirectResponse(url, status_code=303)
     clear_cookies(response)
     return response
 
@@ -107,7 +121,7 @@ def guard_page(request: Request, state: AppState, session: Session, call: Any) -
     """Run a page for the logged-in user; domain errors become an error page."""
     web = web_session(request, state, session)
     if web is None:
-        return _login_redirect()
+        return _login_redirect(request)
     try:
         result: Response = call(web, _ctx(state, session, web))
         return result
@@ -120,10 +134,13 @@ def guard_page(request: Request, state: AppState, session: Session, call: Any) -
 
 
 @router.get("/login")
-def login_form(request: Request) -> Response:
-    """The login page."""
+def login_form(request: Request, next: str = "", logged_out: bool = False) -> Response:
+    """The login page (after a log-out, it says so; `next` is the page to return to)."""
     token = new_login_csrf()
-    response = render_page(request, "login.html", None, login_csrf=token)
+    notice = "You are logged out." if logged_out else None
+    response = render_page(
+        request, "login.html", None, login_csrf=token, next=safe_next(next) or "", notice=notice
+    )
     response.set_cookie(LOGIN_CSRF_COOKIE, token, secure=True, httponly=True, samesite="strict")
     return response
 
@@ -136,21 +153,26 @@ def login(
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=256)],
     csrf: Csrf,
+    next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    """Check the password, start a session, set the cookies."""
+    """Check the password, start a session, set the cookies, and go back to the page that
+    was asked for (else the role's start page)."""
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     error = "the form expired; try again"
     if expected and expected == csrf:
         try:
             signed_in = log_in(session, state.issuer, username, password, settings=state.settings)
-            response = redirect_to(HOME[signed_in.principal.role])
+            response = redirect_to(safe_next(next) or HOME[signed_in.principal.role])
             set_session_cookies(response, signed_in.tokens)
             response.delete_cookie(LOGIN_CSRF_COOKIE)
             return response
         except AuthenticationError as exc:
             error = str(exc)
     token = new_login_csrf()
-    response = render_page(request, "login.html", None, 401, login_csrf=token, error=error)
+    response = render_page(
+        request, "login.html", None, 401, login_csrf=token, error=error,
+        username=username, next=safe_next(next) or "",
+    )  # fmt: skip
     response.set_cookie(LOGIN_CSRF_COOKIE, token, secure=True, httponly=True, samesite="strict")
     return response
 
@@ -162,7 +184,7 @@ def logout(request: Request, state: State, session: Db, csrf: Csrf) -> Response:
     if web is not None:
         check_csrf(state, web, csrf)
         log_out(session, state.issuer, web.session_id)
-    return _login_redirect()
+    return _login_redirect(logged_out=True)
 
 
 @router.get("/")

@@ -1,11 +1,13 @@
 """De-identification of the HIPAA Safe Harbor identifiers in a note, with consistent surrogates.
 
-Detectors are patterns with context cues (rules/deid.json): names after titles,
-field labels or before credentials, common given names followed by a surname, and
-every later mention of a found name; dates (shifted by a per-key number of days and
-written back in their own format); ages over 89 (→ "90+"); phone and fax numbers;
-e-mail addresses; street addresses, cities with state and ZIP; record, account and
-other ID numbers; URLs; IP addresses. Surrogates are chosen by HMAC of a caller key,
+Detectors (`phi_detect`) use context cues, shapes and packaged gazetteers: names
+(after titles, labels, "seen by", relations, before credentials or "is a 70-year-old",
+census given + family names) and every later mention of a found name; dates in any
+written form (shifted by a per-key number of days and written back in their own format
+where it can be parsed); ages over 89 (→ "90+"); phone and fax numbers, national and
+international; e-mail addresses; street addresses, cities, postcodes, highways;
+hospitals, clinics and other facilities (LOCATION); record, account, licence, device
+and other ID numbers; URLs; IP addresses. Surrogates are chosen by HMAC of a caller key,
 so the same identifier gets the same surrogate within a note and, with the same
 key, across a patient's notes.
 """
@@ -23,6 +25,7 @@ from enum import StrEnum
 from functools import cache
 
 from clinsight.nlp import Scores, load_rules
+from clinsight.nlp.phi_detect import NAME_WORD, candidates, not_names
 
 __all__ = [
     "DeidResult",
@@ -45,6 +48,7 @@ class PHIType(StrEnum):
     FAX = "FAX"
     EMAIL = "EMAIL"
     ADDRESS = "ADDRESS"
+    LOCATION = "LOCATION"
     ID = "ID"
     URL = "URL"
     IP = "IP"
@@ -71,47 +75,6 @@ class DeidResult:
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _MON = r"(?P<mon>Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"  # noqa: E501
-_STATES = "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY"  # noqa: E501
-_NAME_WORD = r"[A-Z][a-z'][a-zA-Z'-]*"
-_NOT_NAMES = frozenset(
-    [
-        "The",
-        "This",
-        "That",
-        "He",
-        "She",
-        "His",
-        "Her",
-        "They",
-        "Patient",
-        "Pt",
-        "Is",
-        "Was",
-        "Has",
-        "Had",
-        "And",
-        "Of",
-        "On",
-        "In",
-        "At",
-        "To",
-        "For",
-        "With",
-        "No",
-        "Not",
-        "Date",
-        "Time",
-        "Room",
-        "Unit",
-        "Hospital",
-        "Clinic",
-        "Center",
-        "Street",
-        "Avenue",
-        "Dear",
-    ]
-)
-
 _DATE_PATTERNS = (
     re.compile(r"\b(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b"),
     re.compile(r"\b(?P<m>\d{1,2})(?P<sep>[/-])(?P<d>\d{1,2})(?P=sep)(?P<y>\d{4}|\d{2})\b"),
@@ -125,102 +88,21 @@ _DATE_PATTERNS = (
 _MONTH_DAY = re.compile(r"\b(?P<m>\d{1,2})/(?P<d>\d{1,2})\b")
 
 
-@cache
-def _patterns() -> tuple[tuple[PHIType, re.Pattern[str]], ...]:
-    rules = load_rules("deid")
-
-    def alt(words: Sequence[str]) -> str:
-        return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-
-    given = "|".join(n.capitalize() for n in rules["given_names"])
-    by_labels = [label for label in rules["name_labels"] if label.endswith(" by")]
-    name = rf"(?P<name>{_NAME_WORD}(?: [A-Z]\.)?(?: {_NAME_WORD}){{0,2}})"
-    return (
-        (PHIType.EMAIL, re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")),
-        (PHIType.URL, re.compile(r"\b(?:https?://|www\.)[^\s<>\"']*[^\s<>\"'.,;:)]")),
-        (
-            PHIType.IP,
-            re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b"),
-        ),
-        (
-            PHIType.ADDRESS,
-            re.compile(
-                rf"\b\d{{1,6}}\s+(?:{_NAME_WORD}\.?\s+){{1,3}}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Parkway|Circle|Highway)\b\.?(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|\#)\.?\s*\w+)?"
-            ),
-        ),
-        (
-            PHIType.ADDRESS,
-            re.compile(
-                rf"\b{_NAME_WORD}(?:\s{_NAME_WORD}){{0,2}},\s+(?:{'|'.join(_STATES.split())})\.?\s+\d{{5}}(?:-\d{{4}})?\b"
-            ),
-        ),
-        (PHIType.ID, re.compile(r"\b\d{3}-\d{2}-\d{4}\b")),
-        (
-            PHIType.ID,
-            re.compile(
-                rf"(?i:\b(?:{alt(rules['id_labels'])}))\s*(?:number|no\.?|#)?\s*[:#]?\s*(?P<value>(?=[A-Z-]*\d)[A-Z0-9][A-Z0-9-]{{3,}})\b"
-            ),
-        ),
-        (
-            PHIType.PHONE,
-            re.compile(
-                r"(?<![\w-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w-])"
-            ),
-        ),
-        *((PHIType.DATE, p) for p in _DATE_PATTERNS),
-        (
-            PHIType.AGE,
-            re.compile(
-                r"\b(?P<value>9\d|1[0-4]\d)(?=\s*-?\s*(?:years?|yrs?|y/?o)\b)", re.IGNORECASE
-            ),
-        ),
-        (PHIType.AGE, re.compile(r"(?i:\b(?:age|aged)\s*:?\s*)(?P<value>9\d|1[0-4]\d)\b")),
-        (PHIType.NAME, re.compile(rf"(?i:\b(?:{alt(rules['titles'])}))\.?\s+{name}")),
-        (PHIType.NAME, re.compile(rf"(?i:\b(?:{alt(rules['name_labels'])}))\s*:\s*{name}")),
-        (PHIType.NAME, re.compile(rf"(?i:\b(?:{alt(by_labels)}))\s*:?\s*{name}")),
-        (PHIType.NAME, re.compile(rf"{name},? (?:{alt(rules['credentials'])})(?!\w)")),
-        (PHIType.NAME, re.compile(rf"\b(?P<name>(?:{given})(?:\s+[A-Z]\.)?\s+{_NAME_WORD})")),
-    )
-
-
-def _clean_name(text: str, start: int, end: int) -> tuple[int, int] | None:
-    """Trim non-name words (The, Patient, ...) from the ends of a name candidate."""
-    words = list(re.finditer(r"\S+", text[start:end]))
-    while words and words[-1].group().rstrip(".,") in _NOT_NAMES:
-        words.pop()
-    while words and words[0].group() in _NOT_NAMES:
-        words.pop(0)
-    if not words or not words[0].group()[:1].isupper():
-        return None
-    return start + words[0].start(), start + words[-1].end()
-
-
 def find_phi(text: str) -> list[PHISpan]:
-    """Identifiers in `text`, non-overlapping, in order (earlier detectors win overlaps)."""
-    found: list[tuple[int, int, PHIType]] = []
-    for kind, pattern in _patterns():
-        for match in pattern.finditer(text):
-            group = next((g for g in ("value", "name") if g in pattern.groupindex), None)
-            start, end = match.span(group) if group else match.span()
-            if kind is PHIType.NAME:
-                cleaned = _clean_name(text, start, end)
-                if cleaned is None:
-                    continue
-                start, end = cleaned
-            if kind is PHIType.PHONE and "fax" in text[max(0, start - 20) : start].lower():
-                kind_here = PHIType.FAX
-            else:
-                kind_here = kind
-            found.append((start, end, kind_here))
+    """Identifiers in `text`, non-overlapping, in order (earlier detectors win overlaps;
+    within one detector family the longer span wins)."""
+    found = [(s, e, PHIType(k)) for s, e, k in candidates(text) if e > s]
     names = {
         w
         for s, e, k in found
         if k is PHIType.NAME
-        for w in re.findall(r"[A-Z][a-z'-]{2,}", text[s:e])
+        for w in re.findall(NAME_WORD, text[s:e])
+        if len(w) >= 3 and w not in not_names()
     }
-    for word in names - _NOT_NAMES:
+    for word in names:
         found.extend(
-            (m.start(), m.end(), PHIType.NAME) for m in re.finditer(rf"\b{re.escape(word)}\b", text)
+            (m.start(), m.end(), PHIType.NAME)
+            for m in re.finditer(rf"(?<![\w'-]){re.escape(word)}(?![\w'-])", text)
         )
     taken = [False] * len(text)
     spans = []

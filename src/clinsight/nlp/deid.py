@@ -22,10 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
-from functools import cache
 
 from clinsight.nlp import Scores, load_rules
-from clinsight.nlp.phi_detect import NAME_WORD, candidates, not_names
+from clinsight.nlp.phi_detect import candidates
 
 __all__ = [
     "DeidResult",
@@ -74,42 +73,30 @@ class DeidResult:
 
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_MON = r"(?P<mon>Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"  # noqa: E501
-_DATE_PATTERNS = (
-    re.compile(r"\b(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b"),
-    re.compile(r"\b(?P<m>\d{1,2})(?P<sep>[/-])(?P<d>\d{1,2})(?P=sep)(?P<y>\d{4}|\d{2})\b"),
-    re.compile(rf"\b{_MON}\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(?P<y>\d{{4}}))?\b"),
-    re.compile(rf"\b(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MON}\.?,?\s+(?P<y>\d{{4}})\b"),
-    re.compile(rf"\b{_MON}\.?,?\s+(?P<y>\d{{4}})\b"),
-    re.compile(
-        r"(?i:\b(?:on|since|from|until|dated?|seen|admitted|discharged)\s+)(?P<value>(?P<m>\d{1,2})/(?P<d>\d{1,2}))\b"
-    ),
-)
-_MONTH_DAY = re.compile(r"\b(?P<m>\d{1,2})/(?P<d>\d{1,2})\b")
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DATE_WORD = re.compile(r"[A-Za-z]+")
+_DATE_NUMBER = re.compile(r"(?<![\d'])(?P<q>')?(?P<n>\d+)(?P<o>st|nd|rd|th)?")
 
 
 def find_phi(text: str) -> list[PHISpan]:
-    """Identifiers in `text`, non-overlapping, in order (earlier detectors win overlaps;
-    within one detector family the longer span wins)."""
+    """Identifiers in `text`, in order: overlapping candidates merge into one span, whose
+    type is that of the earliest detector among them (numbers, dates, places, names)."""
     found = [(s, e, PHIType(k)) for s, e, k in candidates(text) if e > s]
-    names = {
-        w
-        for s, e, k in found
-        if k is PHIType.NAME
-        for w in re.findall(NAME_WORD, text[s:e])
-        if len(w) >= 3 and w not in not_names()
-    }
-    for word in names:
-        found.extend(
-            (m.start(), m.end(), PHIType.NAME)
-            for m in re.finditer(rf"(?<![\w'-]){re.escape(word)}(?![\w'-])", text)
-        )
-    taken = [False] * len(text)
-    spans = []
-    for start, end, kind in found:
-        if not any(taken[start:end]):
-            taken[start:end] = [True] * (end - start)
-            spans.append(PHISpan(start, end, kind, text[start:end]))
+    kinds = [PHIType.NAME] * len(text)
+    covered = [False] * len(text)
+    for start, end, kind in reversed(found):  # earlier detectors name the merged span
+        covered[start:end] = [True] * (end - start)
+        kinds[start:end] = [kind] * (end - start)
+    spans, i = [], 0
+    while i < len(text):
+        if not covered[i]:
+            i += 1
+            continue
+        start = i
+        while i < len(text) and covered[i]:
+            i += 1
+        kind = next(k for s, e, k in found if s < i and start < e)
+        spans.append(PHISpan(start, i, kind, text[start:i]))
     return sorted(spans, key=lambda s: s.start)
 
 
@@ -118,44 +105,82 @@ def _digest(key: str, *parts: str) -> int:
     return int.from_bytes(hmac.new(key.encode(), message, hashlib.sha256).digest()[:8], "big")
 
 
+def _date_parts(text: str) -> dict[str, tuple[int, int]] | None:
+    """Where the year, month, day, month name and weekday of a written date are."""
+    parts: dict[str, tuple[int, int]] = {}
+    for m in _DATE_WORD.finditer(text):
+        word = m.group().lower()
+        if word[:3] in _MONTHS and "mon" not in parts and len(word) >= 3:
+            parts["mon"] = m.span()
+        elif word[:3] in _WEEKDAYS and len(word) >= 3:
+            parts["wd"] = m.span()
+    numbers = [
+        ((m.start("n"), m.end()), m.group("n"), bool(m.group("q")))
+        for m in _DATE_NUMBER.finditer(text)
+    ]
+    if "mon" in parts:
+        for span, digits, quoted in numbers[:2]:
+            key = "y" if len(digits) == 4 or quoted or "d" in parts else "d"
+            parts.setdefault(key, span)
+        return parts
+    if len(numbers) < 2:
+        return None
+    order: tuple[str, ...]
+    if len(numbers[0][1]) == 4:
+        order = ("y", "m", "d")
+    elif len(numbers) == 2:
+        order = ("m", "y") if len(numbers[1][1]) == 4 else ("m", "d")
+    elif "." in text:
+        order = ("d", "m", "y")
+    else:
+        order = ("m", "d", "y")
+    return {key: span for key, (span, _, _) in zip(order, numbers, strict=False)}
+
+
 def _shift_date(text: str, days: int) -> str:
-    for pattern in (*_DATE_PATTERNS[:-1], _MONTH_DAY):
-        match = pattern.search(text)
-        if match is None:
-            continue
-        found = match.groupdict()
-        month = int(found["m"]) if found.get("m") else _MONTHS.index(found["mon"][:3].lower()) + 1
-        year = int(found["y"]) if found.get("y") else 2000
-        year += (1900 if year > 30 else 2000) if found.get("y") and len(found["y"]) == 2 else 0
-        try:
-            shifted = date(year, month, int(found["d"]) if found.get("d") else 1) + timedelta(days)
-        except ValueError:
-            return "[DATE]"
-        pieces = {
-            "y": f"{shifted.year:04d}",
-            "m": f"{shifted.month:0{len(found['m'] or '')}d}" if found.get("m") else "",
-            "d": f"{shifted.day:0{len(found['d'] or '')}d}" if found.get("d") else "",
-        }
-        if found.get("y") and len(found["y"]) == 2:
-            pieces["y"] = f"{shifted.year % 100:02d}"
-        if found.get("mon"):
-            pieces["mon"] = shifted.strftime("%B" if len(found["mon"]) > 3 else "%b")
-        out, last = [], match.start()
-        for group in ("y", "m", "d", "mon"):
-            if found.get(group):
-                out.append((match.start(group), match.end(group), pieces[group]))
-        result = text[: match.start()]
-        for start, end, value in sorted(out):
-            result += text[last:start] + value
-            last = end
-        return result + text[last:]
-    return "[DATE]"
+    """The date shifted by `days`, written back in its own format ("[DATE]" if unreadable)."""
+    parts = _date_parts(text)
+    if parts is None:
+        return "[DATE]"
+    value = {k: text[s:e] for k, (s, e) in parts.items()}
+    ordinal = value.get("d", "")[-2:].isalpha()
+    if ordinal:
+        value["d"] = value["d"][:-2]
+    try:
+        month = _MONTHS.index(value["mon"][:3].lower()) + 1 if "mon" in value else int(value["m"])
+        year = int(value.get("y", "2000"))
+        year += (1900 if year > 30 else 2000) if len(value.get("y", "2000")) == 2 else 0
+        shifted = date(year, month, int(value.get("d", "1"))) + timedelta(days)
+    except (ValueError, KeyError):
+        return "[DATE]"
+    new = {
+        "y": f"{shifted.year:04d}" if len(value.get("y", "")) != 2 else f"{shifted.year % 100:02d}",
+        "m": f"{shifted.month:0{len(value.get('m', ''))}d}",
+        "d": f"{shifted.day:0{len(value.get('d', ''))}d}",
+        "mon": shifted.strftime(
+            "%B" if len(value.get("mon", "")) > 3 or value.get("mon", "").lower() == "may" else "%b"
+        ),
+        "wd": shifted.strftime("%A" if len(value.get("wd", "")) > 3 else "%a"),
+    }
+    if ordinal:
+        day = shifted.day
+        new["d"] += {1: "st", 2: "nd", 3: "rd"}.get(day % 10 if day // 10 != 1 else 0, "th")
+    for key in ("mon", "wd"):
+        if value.get(key, "").isupper():
+            new[key] = new[key].upper()
+        if key in value and len(value[key]) == 4 and key == "mon":  # "Sept"
+            new[key] = shifted.strftime("%b")
+    out = text
+    for key, (start, end) in sorted(parts.items(), key=lambda kv: -kv[1][0]):
+        out = out[:start] + new[key] + out[end:]
+    return out
 
 
 def _surrogate(span: PHISpan, key: str, days: int) -> str:
     rules = load_rules("deid")
     n = _digest(key, span.type.value, span.text.lower())
     digits = "".join(str((n >> (4 * i)) % 10) for i in range(16))
+    cities = rules["surrogate_cities"]
     replacements: dict[PHIType, Callable[[], str]] = {
         PHIType.NAME: lambda: " ".join(
             w if len(w.rstrip(".")) == 1 else _name_word(w, key, rules) for w in span.text.split()
@@ -170,6 +195,9 @@ def _surrogate(span: PHISpan, key: str, days: int) -> str:
         PHIType.ID: lambda: "".join(
             digits[i % 16] if c.isalnum() else c for i, c in enumerate(span.text)
         ),
+        PHIType.LOCATION: lambda: (
+            f"{cities[n % len(cities)]} {_facility_word(span.text)}"
+        ).strip(),
         PHIType.ADDRESS: lambda: (
             f"{n % 900 + 100} {rules['surrogate_streets'][n % len(rules['surrogate_streets'])]}"
             if span.text[:1].isdigit()
@@ -177,6 +205,15 @@ def _surrogate(span: PHISpan, key: str, days: int) -> str:
         ),
     }
     return replacements[span.type]()
+
+
+def _facility_word(text: str) -> str:
+    """The kind of a facility named in `text` ("Hospital", "Nursing Home"), or ""."""
+    words: list[str] = load_rules("phi_cues")["facility_words"]
+    for word in sorted(words, key=len, reverse=True):
+        if re.search(rf"\b{re.escape(word)}\b", text):
+            return word
+    return ""
 
 
 def _name_word(word: str, key: str, rules: dict[str, list[str]]) -> str:

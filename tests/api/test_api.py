@@ -433,3 +433,22 @@ def test_a_prediction_inside_the_band_is_indeterminate(service: Service, data_di
     assert listed[0]["predicted_label"] == "indeterminate"
     schema = client.get("/api/v1/openapi.json").json()["components"]["schemas"]["PredictionOut"]
     assert schema["properties"]["calibrated_confidence"]["deprecated"] is True
+
+
+def test_the_audit_api_filters_and_exports_fhir_audit_events(service: Service) -> None:
+    auditor = service.login("auditor")
+    service.login("alice")
+    mine = service.client.get(
+        "/api/v1/audit", params={"username": "alice", "action": "auth"}, headers=auditor
+    ).json()
+    assert mine
+    assert {e["action"].split(".")[0] for e in mine} == {"auth"}
+    assert {e["actor_id"] for e in mine} == {service.users["alice"]}
+    bundle = service.client.get(
+        "/api/v1/audit/export", params={"format": "fhir", "outcome": "success"}, headers=auditor
+    )
+    assert bundle.headers["content-type"].startswith("application/fhir+json")
+    outcomes = {e["resource"]["outcome"] for e in bundle.json()["entry"]}
+    assert outcomes == {"0"}
+    unknown = service.client.get("/api/v1/audit", params={"username": "x"}, headers=auditor)
+    assert unknown.status_code == 422

@@ -94,6 +94,7 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "POST /api/v1/models/{kind}/{name}/rollback": (401, 200, 403, 403),
     "GET /api/v1/audit": (401, 403, 403, 200),
     "GET /api/v1/audit/verify": (401, 403, 403, 200),
+    "GET /api/v1/audit/export": (401, 403, 403, 200),
     "POST /api/v1/patients/{patient_id}/risk": (401, 403, (404, 403), 403),  # no risk model
     "POST /api/v1/risk/fhir": (401, 403, 422, 403),
     # CDS Hooks: discovery is public; calls need an EHR's JWT, never a user token
@@ -120,6 +121,7 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "POST /patients/{patient_id}/risk": (303, 403, (404, 403), 403),
     "GET /models": (303, 200, 200, 200),
     "GET /audit": (303, 403, 403, 200),
+    "GET /audit/export.{fmt}": (303, 403, 403, 200),
 }
 
 
@@ -203,6 +205,8 @@ def _request(world: World, key: str, role: str, scope: str) -> tuple[int, str]:
     """Send the request of `key` as `role` on the `scope` patient; status and body text."""
     client, n = world.service.client, next(world.counter)
     method, template = key.split(" ", 1)
+    if key == "GET /audit/export.{fmt}":
+        template = "/audit/export.csv"
     path = template.format(**world.ids[scope]) if "{" in template else template
     if key == "GET /static":
         path = "/static/style.css"
@@ -265,6 +269,8 @@ def _request(world: World, key: str, role: str, scope: str) -> tuple[int, str]:
     params = {"mrn": OTHER["mrn"]} if key == "GET /api/v1/patients/lookup" else None
     if key.endswith("/notes/search"):
         params = {"q": "asthma", "mode": "keyword"}
+    if key == "GET /api/v1/audit/export":
+        params = {"format": "fhir"}
     response = client.request(method, path, headers=headers, params=params,
                               follow_redirects=False, **bodies.get(key, {}))  # fmt: skip
     client.cookies.clear()

@@ -206,3 +206,51 @@ def test_login_keeps_the_username_returns_to_the_deep_link_and_says_logged_out(
     csrf = form_csrf(client.get("/patients").text)
     out = client.post("/logout", data={"csrf": csrf}, follow_redirects=True)
     assert "You are logged out." in out.text
+
+
+def test_the_audit_page_names_people_filters_exports_and_is_one_entry_per_view(
+    service: Service,
+) -> None:
+    from sqlalchemy import func, select
+
+    from clinsight.store.tables import AuditRow
+
+    client = service.client
+    web_login(service, "alice")
+    csrf = form_csrf(client.get("/patients").text)
+    form = {"mrn": "MRN-A1", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
+    assert client.post("/patients", data={**form, "csrf": csrf}).status_code == 200
+    web_login(service, "auditor")
+    state = client.app.state.clinsight  # type: ignore[attr-defined]
+
+    def count() -> int:
+        with state.sessions() as session:
+            return int(session.execute(select(func.count()).select_from(AuditRow)).scalar_one())
+
+    before = count()
+    page = client.get("/audit", params={"user": "alice", "action": "patient"})
+    assert count() == before + 1  # the view, nothing else
+    assert page.status_code == 200
+    rows = re.findall(r"<tr class=\"(\w+)\"><td>\d+</td>.*?</tr>", page.text, flags=re.S)
+    assert rows
+    assert ">alice</a>" in page.text
+    assert "Ada Lovelace" not in page.text  # the audit role sees no patient data
+    assert re.search(r">patient [0-9a-f]{8}</a>", page.text)
+    assert ">auditor</a>" not in page.text  # only alice's entries
+    assert "auth.login" not in page.text  # only the patient group
+    csv_export = client.get("/audit/export.csv", params={"user": "alice", "action": "patient"})
+    assert csv_export.headers["content-type"].startswith("text/csv")
+    lines = csv_export.text.strip().splitlines()
+    assert lines[0].startswith("seq,time_utc,user,user_id,action")
+    assert all(",alice," in line for line in lines[1:])
+    fhir = client.get("/audit/export.json", params={"user": "alice"}).json()
+    assert fhir["resourceType"] == "Bundle"
+    events = [e["resource"] for e in fhir["entry"]]
+    assert {e["resourceType"] for e in events} == {"AuditEvent"}
+    assert all(e["agent"][0]["who"]["display"] == "alice" for e in events)
+    created = next(e for e in events if e["subtype"][1]["code"] == "patient.create")
+    assert created["action"] == "C"
+    assert created["entity"][0]["role"]["code"] == "1"  # the patient
+    wrong = client.get("/audit", params={"user": "nobody"}, headers={"Accept": "text/html"})
+    assert wrong.status_code == 422
+    assert "no account is called &#39;nobody&#39;" in wrong.text

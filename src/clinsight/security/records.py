@@ -21,6 +21,7 @@ from clinsight.store.roles import Role
 
 __all__ = [
     "assign_care_team",
+    "audit_user_id",
     "create_patient",
     "create_user",
     "find_patient_id",
@@ -133,11 +134,23 @@ def list_audit(
     limit: int = 100,
     before_seq: int | None = None,
     patient_id: str | None = None,
+    where: audit.AuditFilter | None = None,
+    cap: int = 100,
+    action: str = "audit.read",
 ) -> list[audit.AuditEntry]:
-    """Audit entries newest first, at most 100 (auditors only; the read is itself audited).
+    """Audit entries newest first, at most `limit` (auditors only; the read is itself
+    audited as `action`).
 
     Raises:
         PermissionDeniedError: the actor is not an auditor.
     """
-    require_role(ctx.session, ctx.actor, "audit.read", Role.AUDITOR)
-    return repositories.read_audit(ctx, limit=limit, before_seq=before_seq, patient_id=patient_id)
+    require_role(ctx.session, ctx.actor, action, Role.AUDITOR)
+    return repositories.read_audit(
+        ctx, limit=limit, before_seq=before_seq, patient_id=patient_id, where=where, cap=cap,
+        action=action,
+    )  # fmt: skip
+
+
+def audit_user_id(ctx: StoreContext, username: str) -> str | None:
+    """The id of the account an auditor names (normalised like a login), or None."""
+    return repositories.user_id_by_name(ctx.session, normalise_username(username))

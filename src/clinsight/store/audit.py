@@ -27,6 +27,7 @@ __all__ = [
     "GENESIS_HASH",
     "AuditEntry",
     "AuditEvent",
+    "AuditFilter",
     "AuditVerification",
     "Outcome",
     "append",
@@ -239,17 +240,47 @@ def verify(session: Session) -> AuditVerification:
     return AuditVerification(True, expected_seq - 1)
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which entries an auditor asks for: every field that is set must match. `action`
+    matches a whole action or its group ("patient" matches "patient.read"); `since` and
+    `until` bound the time (inclusive, exclusive)."""
+
+    actor_id: str | None = None
+    patient_id: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
 def list_entries(
     session: Session,
     *,
     limit: int = 100,
     before_seq: int | None = None,
     patient_id: str | None = None,
+    where: AuditFilter | None = None,
+    cap: int = 100,
 ) -> list[AuditEntry]:
-    """Newest entries first, at most `limit` (capped at 100), optionally for one patient."""
-    query = select(*_columns()).order_by(AuditRow.seq.desc()).limit(max(1, min(limit, 100)))
+    """Newest entries first, at most `limit` (capped at `cap`), optionally filtered."""
+    where = where or AuditFilter(patient_id=patient_id)
+    if patient_id is not None and where.patient_id is None:
+        where = replace(where, patient_id=patient_id)
+    query = select(*_columns()).order_by(AuditRow.seq.desc()).limit(max(1, min(limit, cap)))
     if before_seq is not None:
         query = query.where(AuditRow.seq < before_seq)
-    if patient_id is not None:
-        query = query.where(AuditRow.patient_id == patient_id)
+    if where.patient_id is not None:
+        query = query.where(AuditRow.patient_id == where.patient_id)
+    if where.actor_id is not None:
+        query = query.where(AuditRow.actor_id == where.actor_id)
+    if where.action:
+        group = where.action.rstrip(".")
+        query = query.where((AuditRow.action == group) | AuditRow.action.startswith(f"{group}."))
+    if where.outcome:
+        query = query.where(AuditRow.outcome == where.outcome)
+    if where.since is not None:
+        query = query.where(AuditRow.at >= where.since)
+    if where.until is not None:
+        query = query.where(AuditRow.at < where.until)
     return [_entry(row) for row in session.execute(query)]

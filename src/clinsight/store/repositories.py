@@ -35,11 +35,13 @@ __all__ = [
     "add_patient",
     "add_to_care_team",
     "add_user",
+    "audit_labels",
     "lookup_patient_id",
     "read_audit",
     "read_patient",
     "read_user_by_name",
     "search_patients",
+    "user_id_by_name",
 ]
 
 SEXES = frozenset({"female", "male", "other", "unknown"})
@@ -276,10 +278,39 @@ def read_audit(
     limit: int = 100,
     before_seq: int | None = None,
     patient_id: str | None = None,
+    where: audit.AuditFilter | None = None,
+    cap: int = 100,
+    action: str = "audit.read",
 ) -> list[audit.AuditEntry]:
-    """Audit entries newest first, at most 100 (the read is itself audited)."""
+    """Audit entries newest first, at most `limit` (capped at `cap`); the read is itself
+    audited as `action`, with the filter used."""
+    where = where or audit.AuditFilter(patient_id=patient_id)
     entries = audit.list_entries(
-        ctx.session, limit=limit, before_seq=before_seq, patient_id=patient_id
+        ctx.session, limit=limit, before_seq=before_seq, patient_id=patient_id, where=where,
+        cap=cap,
+    )  # fmt: skip
+    asked = {k: str(v) for k, v in vars(where).items() if v is not None and k != "patient_id"}
+    ctx.audit(
+        action, "audit", patient_id=where.patient_id, details={"count": len(entries), **asked}
     )
-    ctx.audit("audit.read", "audit", patient_id=patient_id, details={"count": len(entries)})
     return entries
+
+
+def audit_labels(ctx: StoreContext, entries: list[audit.AuditEntry]) -> dict[str, str]:
+    """Readable names for the users that `entries` name (their login names), and a stable
+    pseudonymous reference for each patient ("patient 3f2a9c1e"): the audit role sees who
+    did what, never patient data; a clinician on the care team opens the patient by id."""
+    user_ids = {e.actor_id for e in entries if e.actor_id}
+    user_ids |= {e.resource_id for e in entries if e.resource_type == "user" and e.resource_id}
+    labels: dict[str, str] = {e.patient_id: f"patient {e.patient_id[:8]}"
+                              for e in entries if e.patient_id}  # fmt: skip
+    if user_ids:
+        rows = ctx.session.execute(select(User.id, User.username).where(User.id.in_(user_ids)))
+        labels.update({row.id: row.username for row in rows})
+    return labels
+
+
+def user_id_by_name(session: Session, username: str) -> str | None:
+    """The id of the account whose stored (normalised) username is `username`, or None."""
+    found: str | None = session.execute(select(User.id).where(User.username == username)).scalar()
+    return found

@@ -7,7 +7,7 @@ encryption and audit are identical. Every form carries the session's CSRF token.
 from __future__ import annotations
 
 import base64
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, cast
 from urllib.parse import urlencode
@@ -27,7 +27,7 @@ from clinsight.errors import AuthenticationError, ClinsightError, DataError
 from clinsight.registry.kinds import list_versions
 from clinsight.registry.ner import NerModelVersion
 from clinsight.registry.versions import ModelKind, RegisteredVersion
-from clinsight.services.audit import audit_entries, verify_audit_chain
+from clinsight.services.audit import audit_filter, audit_page, export_audit, verify_audit_chain
 from clinsight.services.auth import log_in, log_out
 from clinsight.services.patients import patient_timeline, register_patient, search_patients
 from clinsight.services.predictions import (
@@ -37,6 +37,7 @@ from clinsight.services.predictions import (
     model_labels,
     prediction_feedback,
 )
+from clinsight.store.audit import AuditFilter, Outcome
 from clinsight.store.repositories import StoreContext
 from clinsight.store.roles import Role
 from clinsight.store.tables import Verdict
@@ -394,13 +395,64 @@ def models(request: Request, state: State, session: Db) -> Response:
     return guard_page(request, state, session, page)
 
 
+def _day(text: str, field: str) -> datetime | None:
+    """A date field of the audit filter as midnight UTC, or None when empty."""
+    if not text.strip():
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(text.strip()), time(), tzinfo=UTC)
+    except ValueError:
+        raise DataError(f"the {field} date must look like 2026-01-31") from None
+
+
+def _audit_filter(ctx: StoreContext, request: Request) -> tuple[AuditFilter, dict[str, str]]:
+    fields = {k: request.query_params.get(k, "")[:200]
+              for k in ("user", "patient", "action", "outcome", "since", "until")}  # fmt: skip
+    until = _day(fields["until"], "'to'")
+    where = audit_filter(
+        ctx, username=fields["user"], patient_id=fields["patient"], action=fields["action"],
+        outcome=fields["outcome"], since=_day(fields["since"], "'from'"),
+        until=until + timedelta(days=1) if until else None,  # the 'to' day is included
+    )  # fmt: skip
+    return where, fields
+
+
 @router.get("/audit")
-def audit_page(request: Request, state: State, session: Db, before: int | None = None) -> Response:
-    """The audit log (auditors), newest first, with the chain verification."""
+def audit_page_view(
+    request: Request, state: State, session: Db, before: int | None = None
+) -> Response:
+    """The audit log (auditors), newest first, filtered by user, patient, action, outcome
+    and time, with the chain verification; one audit entry per view."""
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
-        entries = audit_entries(ctx, limit=100, before_seq=before)
+        where, fields = _audit_filter(ctx, request)
+        found = audit_page(ctx, where, limit=100, before_seq=before)
         check = verify_audit_chain(ctx, audited=False)
-        return render_page(request, "audit.html", web, entries=entries, check=check)
+        query = urlencode({k: v for k, v in fields.items() if v})
+        any_patient = urlencode({k: v for k, v in fields.items() if v and k != "patient"})
+        return render_page(
+            request, "audit.html", web, entries=found.entries, labels=found.labels,
+            check=check, fields=fields, query=query, any_patient=any_patient,
+            outcomes=[o.value for o in Outcome],
+        )  # fmt: skip
+
+    return guard_page(request, state, session, page)
+
+
+@router.get("/audit/export.{fmt}")
+def audit_export_view(request: Request, state: State, session: Db, fmt: str) -> Response:
+    """The filtered log as CSV (`export.csv`) or as FHIR AuditEvents (`export.json`)."""
+
+    def page(web: WebSession, ctx: StoreContext) -> Response:
+        where, _ = _audit_filter(ctx, request)
+        kind = {"csv": "csv", "json": "fhir"}.get(fmt)
+        if kind is None:
+            raise DataError("export as .csv or .json (FHIR AuditEvent)")
+        body = export_audit(ctx, where, kind)
+        media = "text/csv" if kind == "csv" else "application/fhir+json"
+        name = f"clinsight-audit.{fmt}"
+        headers = {"Content-Disposition": f'attachment; filename="{name}"',
+                   "Cache-Control": "no-store"}  # fmt: skip
+        return Response(body, media_type=media, headers=headers)
 
     return guard_page(request, state, session, page)

@@ -10,7 +10,12 @@ import pytest
 
 from clinsight.data.fhir import FhirObservation, PatientRecord, read_bundle
 from clinsight.data.fhir_features import FhirFeatureSpec, MissingFeature
-from clinsight.errors import DataError, ImplausibleInputError, ModelNotFoundError
+from clinsight.errors import (
+    DataError,
+    ImplausibleInputError,
+    InvalidInputError,
+    ModelNotFoundError,
+)
 from clinsight.inference.cache import ModelCache, RiskPredictor
 from clinsight.inference.risk import risk_level
 from clinsight.services.risk import assess_features, assess_record
@@ -52,7 +57,7 @@ def test_missing_inputs_are_listed_and_text_numbers_accepted(predictor: RiskPred
 def test_bad_inputs_are_refused_by_name(predictor: RiskPredictor) -> None:
     with pytest.raises(DataError, match="'Insulin' is not an input of this model"):
         assess_features(predictor, {"Insulin": 80})
-    with pytest.raises(DataError, match="column 'Glucose': 'high' is not a number"):
+    with pytest.raises(InvalidInputError, match=r"^Glucose must be a number \(mg/dL\); 'high' was"):
         assess_features(predictor, {"Glucose": "high", "Age": 30})
     with pytest.raises(DataError, match="none of the inputs of pima-synthea"):
         assess_features(predictor, {})

@@ -227,8 +227,6 @@ def test_the_reported_24_row_sample_keeps_the_ranking() -> None:
     assert choice.refused[1].startswith("slope, the fitted slope -")
     assert choice.method == RecalibrationMethod.NONE  # not even an intercept
     assert not choice.does_not_rank  # 12 events cannot establish that
-    assert choice.reason.startswith(
-        "Not recalibrated: the calibration slope is -"
-    )
+    assert choice.reason.startswith("Not recalibrated: the calibration slope is -")
     assert "on 12 events, too few to tell whether the model ranks" in choice.reason
     assert roc_auc(y, choice.apply(p)) == roc_auc(y, p)

@@ -63,6 +63,27 @@ def test_bad_inputs_are_refused_by_name(predictor: RiskPredictor) -> None:
         assess_features(predictor, {})
 
 
+def test_a_patient_outside_the_validated_population_is_flagged(predictor: RiskPredictor) -> None:
+    """Pima holds women aged 21-81: a 10-year-old (from the age input) or a known man is
+    outside it; the risk is still computed, with the warning beside it."""
+    child = assess_features(predictor, {"Glucose": 120.0, "Age": 10.0})
+    assert child.population_warning is not None
+    assert child.population_warning.reasons == ("age 10 is outside the training ages 21–81",)
+    assert child.to_dict()["warnings"] == [child.population_warning.to_dict()]
+    assert 0.0 < child.probability < 1.0
+    man = assess_features(predictor, {"Glucose": 120.0, "Age": 40.0}, sex="male")
+    assert man.population_warning is not None
+    assert man.population_warning.reasons == (
+        "sex male is not in the training population (female only)",
+    )
+    known = assess_features(predictor, {"Glucose": 120.0, "Age": 40.0}, age=9.5, sex="female")
+    assert known.population_warning is not None  # the known age wins over the input
+    woman = assess_features(predictor, {"Glucose": 120.0, "Age": 40.0}, sex="female")
+    assert woman.population_warning is None
+    assert woman.to_dict()["warnings"] == []
+    assert woman.to_dict()["validated_population"]["description"] == "female, age 21–81"
+
+
 def test_levels_follow_the_calibrated_thresholds() -> None:
     levels = {"warning": 0.2, "critical": 0.5}
     assert [risk_level(p, levels) for p in (0.1, 0.2, 0.49, 0.5)] == [

@@ -48,8 +48,9 @@ def parse_sex(value: object, codes: Mapping[str, str] | None = None) -> str | No
     if isinstance(value, int | float) and not isinstance(value, bool):
         text = _number(float(value))
     else:
-        text = str(value).strip().lower()
-    word = (codes or DEFAULT_SEX_CODES).get(text, text)
+        text = str(value).strip()
+    table = codes or DEFAULT_SEX_CODES
+    word = table.get(text, table.get(text.lower(), text.lower()))
     return {"f": "female", "m": "male"}.get(word, word) if word in (*SEXES, "f", "m") else None
 
 

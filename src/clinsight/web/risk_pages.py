@@ -37,9 +37,9 @@ _ROW, _BAR, _CHAR_WIDTH = 26, 320, 7.2  # px; the widest average glyph of a 12 p
 
 
 def _label(feature: str, value: object, unit: str | None) -> str:
-    shown = (
-        "missing" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value))
-    )
+    if value is None:
+        return f"{feature} = missing"
+    shown = f"{value:.4g}" if isinstance(value, float) else str(value)
     return f"{feature} = {shown} {unit or ''}".strip()
 
 

@@ -144,7 +144,12 @@ def test_cds_hooks_discovery_call_feedback_and_model_card(
     assert response.status_code == 200, response.text  # type: ignore[attr-defined]
     (card,) = response.json()["cards"]  # type: ignore[attr-defined]
     assert len(card["summary"]) < 140
-    assert card["indicator"] in ("info", "warning", "critical")
+    # Synthea patient 2 is a man born in 1932: outside Pima's women aged 21-81.
+    assert card["indicator"] == "warning"
+    assert card["summary"] == (
+        "Outside the model's validated population: risk not reliable - Risk (pima-synthea)"
+    )
+    assert "Calibrated probability of diabetes: **" in card["detail"]
     assert card["links"][0]["url"] == f"{SERVICE_URL}/model-card/1"
     markdown = client.get("/cds-services/pima-synthea-risk/model-card/1")
     assert markdown.text.startswith("# Model card: pima-synthea v1")

@@ -96,6 +96,9 @@ def test_a_fhir_bundle_in_gives_a_risk_assessment_out(service: Service) -> None:
     assert resource.method is not None
     assert resource.method.coding is not None
     assert resource.method.coding[0].code == "pima-synthea/1"
+    extension = response.json()["extension"]  # a man born in 1932: outside Pima's women 21-81
+    assert extension[0]["url"] == "urn:clinsight:outside-validated-population"
+    assert "sex male is not in the training population" in extension[0]["valueString"]
     not_fhir = service.client.post("/api/v1/risk/fhir", json={"resourceType": "Bundle",
                                    "type": 3}, headers=alice)  # fmt: skip
     assert not_fhir.status_code == 422

@@ -103,13 +103,14 @@ def test_train_on_a_user_csv_with_its_task_spec(tmp_path: Path, data_dir: Path) 
     assert "row 1 (line 2), column 'Glucose': 'high' is not a number" in out
 
 
-def test_validate_reports_implausible_values_and_explain_refuses_them(
+def test_validate_reports_implausible_values_and_explain_refuses_them_or_warns(
     tmp_path: Path, data_dir: Path
 ) -> None:
     code, out = run_cli("risk", "train", "--dataset", "pima", "--features", "Glucose,BMI,Age",
                      "--candidates", "logistic", "--folds", "3", "--repeats", "1")  # fmt: skip
     assert code == 0, out
     assert "Plausibility" not in out
+    assert "Validated population: female, age 21–81 (Pima Indians diabetes" in out
     lines = (data_dir / "tabular" / "pima" / "diabetes_kaggle_header.csv").read_text().splitlines()
     header = lines[0].split(",")
     first = dict(zip(header, lines[1].split(","), strict=True))
@@ -129,6 +130,17 @@ def test_validate_reports_implausible_values_and_explain_refuses_them(
         "Error: Glucose 2000 mg/dL is outside the plausible range 10–1500 mg/dL; correct the "
         "value or leave it empty (missing)."
     )
+    code, out = run_cli("risk", "explain", "--name", "pima", "--value", "Glucose=150",
+                     "--value", "Age=10")  # fmt: skip
+    assert code == 0, out
+    assert " ".join(out.split()).startswith(
+        "Warning Outside the validated population (female, age 21–81; Pima Indians diabetes "
+        "(NIDDK; women of Pima heritage aged 21 or more)): age 10 is outside the training ages "
+        "21–81. The risk is an extrapolation; do not rely on it."
+    )
+    code, out = run_cli("risk", "explain", "--name", "pima", "--value", "Glucose=150",
+                     "--value", "Age=30")  # fmt: skip
+    assert (code, "Warning" in out) == (0, False)
 
 
 def test_train_reports_values_outside_the_spec_ranges(tmp_path: Path, data_dir: Path) -> None:
@@ -153,24 +165,6 @@ def test_train_reports_values_outside_the_spec_ranges(tmp_path: Path, data_dir: 
     code, out = run_cli("risk", "train", "--csv", str(csv), "--spec", str(spec))
     assert code == 2
     assert "feature 'BMI': plausible range min 200 must be below max 7." in out
-
-
-def test_explain_warns_outside_the_validated_population() -> None:
-    code, out = run_cli("risk", "train", "--dataset", "pima", "--features", "Glucose,BMI,Age",
-                     "--candidates", "logistic", "--folds", "3", "--repeats", "1")  # fmt: skip
-    assert code == 0, out
-    assert "Validated population: female, age 21–81 (Pima Indians diabetes" in out
-    code, out = run_cli("risk", "explain", "--name", "pima", "--value", "Glucose=150",
-                     "--value", "Age=10")  # fmt: skip
-    assert code == 0, out
-    assert " ".join(out.split()).startswith(
-        "Warning Outside the validated population (female, age 21–81; Pima Indians diabetes "
-        "(NIDDK; women of Pima heritage aged 21 or more)): age 10 is outside the training ages "
-        "21–81. The risk is an extrapolation; do not rely on it."
-    )
-    code, out = run_cli("risk", "explain", "--name", "pima", "--value", "Glucose=150",
-                     "--value", "Age=30")  # fmt: skip
-    assert (code, "Warning" in out) == (0, False)
 
 
 def _heart_site(data_dir: Path, path: Path, *, chol_zero: bool, inverted: bool) -> Path:

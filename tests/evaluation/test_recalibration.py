@@ -190,6 +190,13 @@ def test_cleveland_site_with_inverted_labels(cleveland: TabularDataset) -> None:
     assert result.before_on_rest.auc < 0.3
     assert result.after_on_rest.auc == result.before_on_rest.auc
     assert result.to_dict()["recalibration"]["slope"] == 1.0
+    assert result.does_not_rank
+    assert result.warnings[-1].startswith(
+        "The model does not rank patients at external (calibration slope -"
+    )
+    few = external_validation(model, site_X.head(30), site_y[:30], recalibration_fraction=0.0)
+    assert few.before.calibration_slope < 0
+    assert not few.does_not_rank  # 30 rows: too few events to tell
 
 
 def test_cleveland_other_half_is_recalibrated_with_a_positive_slope(

@@ -33,6 +33,7 @@ from clinsight.evaluation.metrics import (
     roc_auc,
 )
 from clinsight.evaluation.recalibration import (
+    MIN_EVENTS_SLOPE,
     RecalibratedModel,
     RecalibrationChoice,
     check_outcomes,
@@ -175,9 +176,12 @@ class ExternalValidation:
 
     @property
     def does_not_rank(self) -> bool:
-        """The calibration slope at the site (all rows, or the recalibration sample) is <= 0."""
+        """The calibration slope at the site is <= 0 on enough events to tell
+        (`MIN_EVENTS_SLOPE`): on all rows, or on the recalibration sample."""
         chosen = self.recalibration is not None and self.recalibration.does_not_rank
-        return chosen or self.before.calibration_slope <= 0
+        share = min(self.before.prevalence, 1 - self.before.prevalence)
+        enough = round(share * self.before.n) >= MIN_EVENTS_SLOPE
+        return chosen or (enough and self.before.calibration_slope <= 0)
 
     @property
     def warnings(self) -> tuple[str, ...]:

@@ -52,7 +52,7 @@ from clinsight.evaluation.recalibration import (
     logit,
 )
 from clinsight.tabular.models import RiskModel, limit_threads
-from common import read_results, update_readme_section, write_results
+from common import provenance, read_results, update_readme_section, write_results
 from deid import deid_figures
 from deid import readme_section as deid_section
 from plausibility import plausibility_figures, readme_section
@@ -268,7 +268,7 @@ def main() -> None:
     results["seconds"] = time.perf_counter() - started
     document = read_results("safety")
     document.pop("provenance", None)
-    document[part] = results
+    document[part] = {**results, "provenance": provenance()}  # each part says where it ran
     write_results("safety", document)
     update_readme_section(f"safety-{part}", markdown)
     sys.stdout.write(markdown + "\n")

@@ -103,13 +103,14 @@ def test_train_on_a_user_csv_with_its_task_spec(tmp_path: Path, data_dir: Path) 
     assert "row 1 (line 2), column 'Glucose': 'high' is not a number" in out
 
 
-def test_validate_reports_implausible_values_and_explain_refuses_them(
+def test_validate_reports_implausible_values_and_explain_refuses_them_or_warns(
     tmp_path: Path, data_dir: Path
 ) -> None:
     code, out = run_cli("risk", "train", "--dataset", "pima", "--features", "Glucose,BMI,Age",
                      "--candidates", "logistic", "--folds", "3", "--repeats", "1")  # fmt: skip
     assert code == 0, out
     assert "Plausibility" not in out
+    assert "Validated population: female, age 21–81 (Pima Indians diabetes" in out
     lines = (data_dir / "tabular" / "pima" / "diabetes_kaggle_header.csv").read_text().splitlines()
     header = lines[0].split(",")
     first = dict(zip(header, lines[1].split(","), strict=True))
@@ -129,6 +130,17 @@ def test_validate_reports_implausible_values_and_explain_refuses_them(
         "Error: Glucose 2000 mg/dL is outside the plausible range 10–1500 mg/dL; correct the "
         "value or leave it empty (missing)."
     )
+    code, out = run_cli("risk", "explain", "--name", "pima", "--value", "Glucose=150",
+                     "--value", "Age=10")  # fmt: skip
+    assert code == 0, out
+    assert " ".join(out.split()).startswith(
+        "Warning Outside the validated population (female, age 21–81; Pima Indians diabetes "
+        "(NIDDK; women of Pima heritage aged 21 or more)): age 10 is outside the training ages "
+        "21–81. The risk is an extrapolation; do not rely on it."
+    )
+    code, out = run_cli("risk", "explain", "--name", "pima", "--value", "Glucose=150",
+                     "--value", "Age=30")  # fmt: skip
+    assert (code, "Warning" in out) == (0, False)
 
 
 def test_train_reports_values_outside_the_spec_ranges(tmp_path: Path, data_dir: Path) -> None:
@@ -153,3 +165,52 @@ def test_train_reports_values_outside_the_spec_ranges(tmp_path: Path, data_dir: 
     code, out = run_cli("risk", "train", "--csv", str(csv), "--spec", str(spec))
     assert code == 2
     assert "feature 'BMI': plausible range min 200 must be below max 7." in out
+
+
+def _heart_site(data_dir: Path, path: Path, *, chol_zero: bool, inverted: bool) -> Path:
+    """Cleveland's last 150 rows as a site CSV (header, outcome ``disease``)."""
+    source = data_dir / "tabular" / "uci_heart" / "processed.cleveland.data"
+    names = "age,sex,cp,trestbps,chol,fbs,restecg,thalach,exang,oldpeak,slope,ca,thal"
+    rows = []
+    for line in source.read_text().splitlines()[-150:]:
+        cells = line.split(",")
+        disease = int(float(cells[-1]) > 0)
+        if chol_zero:
+            cells[4] = "0"
+        rows.append(",".join([*cells[:-1], str(1 - disease if inverted else disease)]))
+    path.write_text("\n".join([f"{names},disease", *rows]) + "\n")
+    return path
+
+
+def test_validate_names_a_constant_zero_column_and_refuses_a_model_that_does_not_rank(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    code, out = run_cli("risk", "train", "--dataset", "cleveland", "--candidates", "logistic",
+                     "--folds", "3", "--repeats", "1")  # fmt: skip
+    assert code == 0, out
+    assert "Validated population: male and female, age 29–77 (UCI heart disease, cleveland)" in out
+    site = _heart_site(data_dir, tmp_path / "swiss.csv", chol_zero=True, inverted=False)
+    code, out = run_cli("risk", "validate", "--name", "cleveland", "--site", str(site),
+                     "--bootstrap", "0")  # fmt: skip
+    assert code == 0, out
+    assert "Plausibility chol is 0 in every row (150): read as 'not measured'" in out
+    assert "intercept" in out  # the table's calibration intercept column
+    assert "Do not use" not in out
+    code, out = run_cli("risk", "validate", "--name", "cleveland", "--site", str(site),
+                     "--json", "--bootstrap", "20")  # fmt: skip
+    report = json.loads(out)
+    assert report["warnings"][0] == "chol is 0 in every row (150): read as 'not measured'"
+    assert report["does_not_rank"] is False
+    for part in ("before_on_rest", "after_on_rest"):
+        assert set(report[part]["intervals"]) == {
+            "auc", "brier", "ece", "calibration_in_the_large", "calibration_intercept",
+            "calibration_slope",
+        }  # fmt: skip
+    backwards = _heart_site(data_dir, tmp_path / "coded.csv", chol_zero=False, inverted=True)
+    code, out = run_cli("risk", "validate", "--name", "cleveland", "--site", str(backwards),
+                     "--bootstrap", "0", "--fraction", "0.4")  # fmt: skip
+    assert code == 0, out
+    text = " ".join(out.split())
+    assert "Do not use The model does not rank patients at coded (calibration slope -" in text
+    assert "Not recalibrated: The model does not rank patients at this site" in text
+    assert "Recalibration chosen" not in text

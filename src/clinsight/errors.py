@@ -7,7 +7,8 @@ Domain code raises these; only the API layer maps them to HTTP.
     ├── DataError                input data is missing, corrupt or malformed
     │   ├── DataNotFoundError        a dataset file is not in the data directory
     │   ├── ChecksumError            a file's checksum does not match the official one
-    │   ├── ImplausibleInputError    an input lies outside its feature's plausible range
+    │   ├── InvalidInputError        an assessment input its feature cannot take (by field)
+    │   │   └── ImplausibleInputError    an input lies outside its feature's plausible range
     │   └── UnsupportedImageError    an image (or DICOM object) cannot be used
     ├── ModelError               a model cannot be built, trained or run
     ├── RegistryError            the model registry cannot satisfy a request
@@ -37,6 +38,7 @@ __all__ = [
     "DuplicateRecordError",
     "ImplausibleInputError",
     "IntegrityError",
+    "InvalidInputError",
     "ModelError",
     "ModelNotFoundError",
     "PermissionDeniedError",
@@ -68,11 +70,12 @@ class ChecksumError(DataError):
     """A file's checksum does not match the published one."""
 
 
-class ImplausibleInputError(DataError):
-    """An assessment input lies outside its feature's plausible range; nothing was scored.
+class InvalidInputError(DataError):
+    """An assessment input cannot be read for its feature (not a number, not 0/1, not one of
+    its categories); nothing was scored.
 
-    ``fields`` maps each offending feature to its message (e.g. ``Glucose 2000 mg/dL is
-    outside the plausible range 10–1500 mg/dL``), so a form can show it beside the field.
+    ``fields`` maps each offending feature to its message in words (e.g. ``Glucose must be
+    a number (mg/dL); 'high' was entered``), so a form can show it beside the field.
     """
 
     def __init__(self, fields: dict[str, str]) -> None:
@@ -80,6 +83,11 @@ class ImplausibleInputError(DataError):
         super().__init__(
             "; ".join(self.fields.values()) + "; correct the value or leave it empty (missing)."
         )
+
+
+class ImplausibleInputError(InvalidInputError):
+    """An assessment input lies outside its feature's plausible range; nothing was scored
+    (e.g. ``Glucose 2000 mg/dL is outside the plausible range 10–1500 mg/dL``)."""
 
 
 class UnsupportedImageError(DataError):

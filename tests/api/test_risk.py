@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -50,8 +51,9 @@ def settings(
     return get_settings()
 
 
-def _patient(service: Service, headers: dict[str, str]) -> str:
-    response = service.client.post("/api/v1/patients", json=PATIENT, headers=headers)
+def _patient(service: Service, headers: dict[str, str], **changes: str) -> str:
+    body = {**PATIENT, **changes}
+    response = service.client.post("/api/v1/patients", json=body, headers=headers)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 
@@ -94,6 +96,9 @@ def test_a_fhir_bundle_in_gives_a_risk_assessment_out(service: Service) -> None:
     assert resource.method is not None
     assert resource.method.coding is not None
     assert resource.method.coding[0].code == "pima-synthea/1"
+    extension = response.json()["extension"]  # a man born in 1932: outside Pima's women 21-81
+    assert extension[0]["url"] == "urn:clinsight:outside-validated-population"
+    assert "sex male is not in the training population" in extension[0]["valueString"]
     not_fhir = service.client.post("/api/v1/risk/fhir", json={"resourceType": "Bundle",
                                    "type": 3}, headers=alice)  # fmt: skip
     assert not_fhir.status_code == 422
@@ -142,7 +147,12 @@ def test_cds_hooks_discovery_call_feedback_and_model_card(
     assert response.status_code == 200, response.text  # type: ignore[attr-defined]
     (card,) = response.json()["cards"]  # type: ignore[attr-defined]
     assert len(card["summary"]) < 140
-    assert card["indicator"] in ("info", "warning", "critical")
+    # Synthea patient 2 is a man born in 1932: outside Pima's women aged 21-81.
+    assert card["indicator"] == "warning"
+    assert card["summary"] == (
+        "Outside the model's validated population: risk not reliable - Risk (pima-synthea)"
+    )
+    assert "Calibrated probability of diabetes: **" in card["detail"]
     assert card["links"][0]["url"] == f"{SERVICE_URL}/model-card/1"
     markdown = client.get("/cds-services/pima-synthea-risk/model-card/1")
     assert markdown.text.startswith("# Model card: pima-synthea v1")
@@ -254,6 +264,12 @@ def test_implausible_inputs_are_refused_naming_the_field(service: Service) -> No
     problem = refused.json()
     assert problem["detail"] == f"{GLUCOSE_2000}; correct the value or leave it empty (missing)."
     assert problem["errors"] == [{"location": "inputs.Glucose", "message": GLUCOSE_2000}]
+    auditor = service.login("auditor")
+    entries = client.get("/api/v1/audit", params={"patient_id": patient_id}, headers=auditor)
+    (entry,) = [e for e in entries.json() if e["outcome"] == "failure"]
+    assert (entry["action"], entry["details"]["level"], entry["details"]["invalid"]) == (
+        "risk.assess", "refused", "Glucose",
+    )  # fmt: skip
     bundle = json.loads(synthea_file(2).read_text())
     for entry in bundle["entry"]:
         if entry["resource"]["resourceType"] == "Patient":
@@ -264,6 +280,51 @@ def test_implausible_inputs_are_refused_naming_the_field(service: Service) -> No
     assert error["location"] == "inputs.Age"
     pattern = r"Patient/\S+: Age 1\d\d(\.\d+)? years is outside the plausible range 0–125 years"
     assert re.fullmatch(pattern, error["message"])
+    entries = client.get("/api/v1/audit", params={"limit": 5}, headers=auditor).json()
+    fhir_refusal = next(e for e in entries if e["action"] == "risk.assess_fhir")
+    assert (fhir_refusal["outcome"], fhir_refusal["details"]["invalid"]) == ("failure", "Age")
+
+
+def test_a_boy_of_ten_scored_by_the_pima_model_is_outside_its_population(
+    service: Service,
+) -> None:
+    """The age comes from the stored birth date (the Age input says 52), the sex from the
+    record: the API, the FHIR resource, the audit entry and the web result all say so."""
+    client, alice = service.client, service.login("alice")
+    born = (date.today() - timedelta(days=3700)).isoformat()
+    patient_id = _patient(service, alice, mrn="MRN-BOY", birth_date=born, sex="male")
+    response = client.post(f"/api/v1/patients/{patient_id}/risk", json={"inputs": VALUES},
+                           headers=alice)  # fmt: skip
+    assert response.status_code == 200, response.text
+    body = response.json()
+    (warning,) = body["warnings"]
+    assert warning["code"] == "outside_validated_population"
+    assert warning["reasons"] == [
+        "age 10 is outside the training ages 21–81",
+        "sex male is not in the training population (female only)",
+    ]
+    assert body["validated_population"]["description"] == "female, age 21–81"
+    assert body["fhir"]["extension"][0]["valueString"] == warning["message"]
+    assert body["fhir"]["note"][0]["text"] == warning["message"]
+    auditor = service.login("auditor")
+    entries = client.get("/api/v1/audit", params={"patient_id": patient_id}, headers=auditor)
+    (assessed,) = [e for e in entries.json() if e["action"] == "risk.assess"]
+    assert assessed["details"]["outside_population"] is True
+    web_login(service, "alice")
+    form = client.get(f"/patients/{patient_id}/risk")
+    assert 'id="f_Age" value="10"> <span class="unit" id="unit-Age">years</span> ' in form.text
+    assert "(from the record: birth date)" in form.text
+    assert 'id="f_Glucose" value="">' in form.text
+    assert "Validated population: female, age 21–81 (Pima Indians diabetes" in form.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf is not None
+    page = client.post(f"/patients/{patient_id}/risk",
+                       data={"csrf": csrf.group(1), "f_Glucose": "150", "f_Age": "10"})  # fmt: skip
+    assert page.status_code == 200
+    assert (
+        '<p class="warning" id="risk-population-warning"><strong>Outside the validated '
+        "population (female, age 21–81; "
+    ) in page.text
 
 
 def test_the_risk_page_shows_an_implausible_value_beside_its_field(service: Service) -> None:
@@ -279,10 +340,28 @@ def test_the_risk_page_shows_an_implausible_value_beside_its_field(service: Serv
     assert 'id="risk-result"' not in page.text
     assert (
         '<input name="f_Glucose" id="f_Glucose" value="2000" aria-invalid="true" '
-        'aria-describedby="error-Glucose"></label>\n'
+        'aria-describedby="error-Glucose"> <span class="unit" id="unit-Glucose">mg/dL (2-h '
+        "OGTT)</span></label>\n"
         f'  <p class="error" id="error-Glucose">{GLUCOSE_2000}</p>'
     ) in page.text
-    assert 'id="f_BMI" value="35">' in page.text
+    assert 'id="f_BMI" value="35"> <span class="unit" id="unit-BMI">kg/m²</span>' in page.text
+    typo = client.post(f"/patients/{patient_id}/risk", data={**data, "f_Glucose": "1O0"})
+    assert typo.status_code == 422
+    assert (
+        '<p class="error" id="error-Glucose">Glucose must be a number (mg/dL); '
+        "&#39;1O0&#39; was entered</p>"
+    ) in typo.text
+    assert "row 0" not in typo.text
+    auditor = service.login("auditor")
+    entries = client.get("/api/v1/audit", params={"patient_id": patient_id}, headers=auditor)
+    refusals = [
+        e["details"]
+        for e in entries.json()
+        if (e["action"], e["outcome"]) == ("risk.assess", "failure")
+    ]
+    assert [(d["level"], d["invalid"]) for d in refusals] == [
+        ("refused", "Glucose"), ("refused", "Glucose"),
+    ]  # fmt: skip
 
 
 def test_a_cds_call_with_an_implausible_value_answers_a_warning_card(

@@ -94,6 +94,25 @@ def test_a_site_coding_cholesterol_zero_for_not_measured_is_reported(
     assert data.notes[1].endswith("; and 118 more)")
 
 
+def test_a_constant_zero_column_whose_zero_is_plausible_is_kept_and_flagged(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    source = data_dir / "tabular" / "uci_heart" / "processed.cleveland.data"
+    rows = [line.split(",") for line in source.read_text().splitlines()[:40]]
+    for row in rows:
+        row[9] = "0"  # oldpeak: 0 mm is a plausible ST depression
+    folder = tmp_path / "tabular" / "uci_heart"
+    folder.mkdir(parents=True)
+    (folder / "processed.flat.data").write_text("\n".join(",".join(r) for r in rows))
+    data = load_uci_heart("flat", tmp_path)
+    assert data.X["oldpeak"].tolist() == [0.0] * 40
+    assert data.plausibility.zero_kept == ("oldpeak",)
+    assert data.notes[0] == (
+        "oldpeak is 0 in every row (40): kept as 0, a plausible value; check whether the site "
+        "codes 'not measured' as 0"
+    )
+
+
 def test_the_built_in_files_have_no_implausible_value(data_dir: Path) -> None:
     for data in (load_pima(data_dir), load_uci_heart("cleveland", data_dir)):
         assert data.plausibility.implausible == ()

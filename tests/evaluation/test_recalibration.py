@@ -73,16 +73,22 @@ def test_a_calibrated_sample_keeps_the_model() -> None:
     np.testing.assert_array_equal(choice.apply(p), p)
 
 
-def test_inverted_labels_never_get_a_negative_slope() -> None:
+def test_inverted_labels_are_not_recalibrated_at_all() -> None:
+    """A model that ranks the site backwards gets no update, not even an intercept (it
+    would make the average risk right and leave every ranking wrong): do not use it there."""
     y, p = _site(0.0, 1.0, 2000)
     choice = choose_recalibration(1 - y, p)
-    assert choice.method != RecalibrationMethod.LOGISTIC
-    assert choice.slope == 1.0
-    assert len(choice.refused) == 1
+    assert (choice.method, choice.intercept, choice.slope) == (RecalibrationMethod.NONE, 0.0, 1.0)
+    assert choice.does_not_rank
     assert choice.refused[0].startswith("slope, the fitted slope -")
     assert "is <= 0 and would reverse the model's ranking" in choice.refused[0]
-    assert "Refused: slope, the fitted slope" in choice.reason
-    assert roc_auc(1 - y, choice.apply(p)) == roc_auc(1 - y, p)
+    assert choice.refused[1] == "intercept, an intercept cannot mend a ranking"
+    assert choice.reason.startswith(
+        "The model does not rank patients at this site (calibration slope -0.98 <= 0 on 2000 "
+        "rows, 989 events): not recalibrated, do not use it here."
+    )
+    assert choice.to_dict()["does_not_rank"] is True
+    np.testing.assert_array_equal(choice.apply(p), p)
 
 
 def test_a_tiny_sample_with_too_few_events_keeps_the_model() -> None:
@@ -98,7 +104,7 @@ def test_between_ten_and_twenty_events_only_an_intercept_is_tried() -> None:
     rng = np.random.default_rng(0)
     p = np.linspace(0.6, 0.8, 60)  # average risk 0.7 against 0.25 observed
     y = np.zeros(60, dtype=int)
-    y[rng.choice(60, 15, replace=False)] = 1
+    y[30 + rng.choice(30, 15, replace=False)] = 1  # the events among the higher risks
     choice = choose_recalibration(y, p)
     assert choice.method == RecalibrationMethod.INTERCEPT
     assert choice.events == 15
@@ -139,7 +145,8 @@ def test_bootstrap_intervals_of_the_report() -> None:
     y, p = _site(0.0, 1.0, 300)
     report = validation_report(y, p, n_bootstrap=200, seed=1)
     assert set(report.intervals) == {
-        "auc", "brier", "ece", "calibration_in_the_large", "calibration_slope",
+        "auc", "brier", "ece", "calibration_in_the_large", "calibration_intercept",
+        "calibration_slope",
     }  # fmt: skip
     for name, (lo, hi) in report.intervals.items():
         assert lo is not None
@@ -183,6 +190,13 @@ def test_cleveland_site_with_inverted_labels(cleveland: TabularDataset) -> None:
     assert result.before_on_rest.auc < 0.3
     assert result.after_on_rest.auc == result.before_on_rest.auc
     assert result.to_dict()["recalibration"]["slope"] == 1.0
+    assert result.does_not_rank
+    assert result.warnings[-1].startswith(
+        "The model does not rank patients at external (calibration slope -"
+    )
+    few = external_validation(model, site_X.head(30), site_y[:30], recalibration_fraction=0.0)
+    assert few.before.calibration_slope < 0
+    assert not few.does_not_rank  # 30 rows: too few events to tell
 
 
 def test_cleveland_other_half_is_recalibrated_with_a_positive_slope(
@@ -218,4 +232,8 @@ def test_the_reported_24_row_sample_keeps_the_ranking() -> None:
     assert choice.slope == 1.0
     assert choice.refused[0] == "slope, 12 events < 20 needed for a slope"
     assert choice.refused[1].startswith("slope, the fitted slope -")
+    assert choice.method == RecalibrationMethod.NONE  # not even an intercept
+    assert not choice.does_not_rank  # 12 events cannot establish that
+    assert choice.reason.startswith("Not recalibrated: the calibration slope is -")
+    assert "on 12 events, too few to tell whether the model ranks" in choice.reason
     assert roc_auc(y, choice.apply(p)) == roc_auc(y, p)

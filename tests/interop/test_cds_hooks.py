@@ -9,7 +9,7 @@ import pytest
 
 from clinsight.data.fhir_features import FhirFeatureSpec
 from clinsight.errors import AuthenticationError, ConfigurationError, DataError
-from clinsight.inference.cache import ModelCache
+from clinsight.inference.cache import ModelCache, RiskPredictor
 from clinsight.interop.cds_client import SigningEhr, prefetch_for
 from clinsight.interop.cds_hooks import (
     CdsJwtVerifier,
@@ -113,11 +113,17 @@ def test_prefetch_becomes_a_record_of_the_context_patient() -> None:
         record_from_prefetch(SERVICE, {"context": {"patientId": "other"}, "prefetch": prefetch})
 
 
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory: pytest.TempPathFactory) -> RiskPredictor:
+    """The small Pima model, trained once for this module's card tests."""
+    root = tmp_path_factory.mktemp("cds-cards")
+    train_pima_synthea(root)
+    return ModelCache(root).risk(MODEL_NAME)
+
+
 def test_cards_carry_a_short_summary_indicator_factors_and_the_card_link(
-    tmp_path: Path,
+    predictor: RiskPredictor,
 ) -> None:
-    train_pima_synthea(tmp_path)
-    predictor = ModelCache(tmp_path).risk(MODEL_NAME)
     result = assess_features(predictor, {"Glucose": 180.0, "BMI": 38.0, "Age": 55.0})
     (card,) = build_cards(SERVICE, result, "https://x/card")
     assert len(card["summary"]) < 140
@@ -129,3 +135,31 @@ def test_cards_carry_a_short_summary_indicator_factors_and_the_card_link(
     assert "BloodPressure: not given" in card["detail"]
     assert card["links"] == [{"label": "Model card", "url": "https://x/card", "type": "absolute"}]
     assert card["source"]["label"] == "Clinsight pima-synthea v1"
+
+
+def test_a_patient_outside_the_population_gets_a_warning_card_without_the_figure(
+    predictor: RiskPredictor,
+) -> None:
+    """A 10-year-old boy scored by the Pima model (women aged 21-81): indicator warning, no
+    risk figure on the summary line; the figure stays in the detail, after the warning."""
+    values = {"Glucose": 180.0, "BMI": 38.0, "Age": 10.0}
+    result = assess_features(predictor, values, age=10.0, sex="male")
+    assert result.level == "critical"
+    (card,) = build_cards(SERVICE, result, "https://x/card")
+    assert card["indicator"] == "warning"
+    assert card["summary"] == (
+        "Outside the model's validated population: risk not reliable - Diabetes risk"
+    )
+    assert "%" not in card["summary"]
+    first, _, rest = card["detail"].partition("\n\n")
+    assert first == (
+        "**Outside the validated population (female, age 21–81; Pima Indians diabetes (NIDDK; "
+        "women of Pima heritage aged 21 or more)): age 10 is outside the training ages 21–81; "
+        "sex male is not in the training population (female only). The risk is an "
+        "extrapolation; do not rely on it.**"
+    )
+    assert rest.startswith(f"Calibrated probability of diabetes: **{result.probability:.1%}**")
+    inside = assess_features(predictor, values | {"Age": 30.0}, age=30.0, sex="female")
+    (plain,) = build_cards(SERVICE, inside, "https://x/card")
+    assert plain["indicator"] == "critical"
+    assert plain["summary"].startswith("Diabetes risk ")

@@ -13,6 +13,7 @@ from clinsight.errors import DataError
 from clinsight.inference.cache import ModelCache, RiskPredictor
 from clinsight.interop.fhir_out import (
     MODEL_SYSTEM,
+    POPULATION_WARNING_URL,
     explanation_text,
     risk_assessment,
     risk_assessment_json,
@@ -51,7 +52,15 @@ def test_a_synthea_patient_round_trips_to_a_valid_risk_assessment(
     coding = data["method"]["coding"][0]
     assert (coding["system"], coding["code"]) == (MODEL_SYSTEM, f"{MODEL_NAME}/1")
     assert result.model.artifact_sha256 in data["method"]["text"]
-    assert data["note"][0]["text"].startswith("Top factors: ")
+    assert data["note"][1]["text"].startswith("Top factors: ")
+    warning = (
+        "Outside the validated population (female, age 21–81; Pima Indians diabetes (NIDDK; "
+        "women of Pima heritage aged 21 or more)): age 87 is outside the training ages 21–81; "
+        "sex male is not in the training population (female only). The risk is an "
+        "extrapolation; do not rely on it."
+    )  # Synthea patient 2: a man born in 1932
+    assert data["note"][0]["text"] == warning
+    assert data["extension"] == [{"url": POPULATION_WARNING_URL, "valueString": warning}]
 
 
 def test_levels_map_to_qualitative_risk_and_missing_inputs_to_the_note(
@@ -66,9 +75,12 @@ def test_levels_map_to_qualitative_risk_and_missing_inputs_to_the_note(
         for r in (low, high)
     ]
     assert codes == ["low", "high"]
-    note = risk_assessment_json(risk_assessment(low, "Patient/p"))["note"][0]["text"]
-    assert note.endswith("Missing inputs (imputed by the model): BloodPressure (not given).")
-    assert "basis" not in risk_assessment_json(risk_assessment(low, "Patient/p"))
+    data = risk_assessment_json(risk_assessment(low, "Patient/p"))
+    assert data["note"][0]["text"].endswith(
+        "Missing inputs (imputed by the model): BloodPressure (not given)."
+    )
+    assert "basis" not in data
+    assert "extension" not in data  # a woman of 22: inside the population
     assert explanation_text(high, 1) == "Glucose 190 mg/dL (2-h OGTT) raised the risk"
 
 

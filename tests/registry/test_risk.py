@@ -67,6 +67,22 @@ def test_card_reports_cv_metrics_with_intervals_subgroups_and_limitations(regist
     assert metrics["cross_validation"]["ece"]["mean"] < 0.06
 
 
+def test_the_card_states_the_validated_population(registry: Path) -> None:
+    version = get_risk_model(registry, MODEL_NAME, 1)
+    assert version.population is not None
+    assert version.population.describe() == "female, age 21–81"
+    card = version.card_path.read_text()
+    assert ("## Validated population\n\nTrained and validated on: **female, age 21–81**.") in card
+    assert "| Age (years), min–max | 21–81 |" in card
+    assert "| Age (years), 2.5th–97.5th percentile | 21–63 |" in card
+    assert "| Sex | female 768 (100%) |" in card
+    assert "| Site / data set | Pima Indians diabetes (NIDDK; women of Pima heritage" in card
+    assert "like those of Pima Indians diabetes" in card  # the intended use names it
+    record = json.loads((version.path / "card.json").read_text())
+    assert record["population"]["sex"] == {"female": 768}
+    assert version.to_dict()["population"]["description"] == "female, age 21–81"
+
+
 def test_loaded_model_predicts_like_the_trained_one(registry: Path) -> None:
     data = subset_features(load_dataset("pima", shared_data()), PIMA_FHIR_FEATURES)
     model = load_risk_model(get_risk_model(registry, MODEL_NAME, 1))
@@ -113,6 +129,8 @@ def test_an_artifact_with_an_untrusted_type_is_not_loaded(tmp_path: Path) -> Non
         tmp_path, name="svc", model=model, task=data.spec, reference={}, metrics={},
         training={"data_sha256": data.sha256}, intended_use="test",
     )  # fmt: skip
+    assert version.population is None  # none given: not recorded, so never checked
+    assert "## Validated population" not in version.card_path.read_text()
     with pytest.raises(
         IntegrityError,
         match=r"outside the trusted list \(tests\.registry\.test_risk\.HomeMadeClassifier\)",

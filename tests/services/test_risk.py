@@ -10,7 +10,12 @@ import pytest
 
 from clinsight.data.fhir import FhirObservation, PatientRecord, read_bundle
 from clinsight.data.fhir_features import FhirFeatureSpec, MissingFeature
-from clinsight.errors import DataError, ImplausibleInputError, ModelNotFoundError
+from clinsight.errors import (
+    DataError,
+    ImplausibleInputError,
+    InvalidInputError,
+    ModelNotFoundError,
+)
 from clinsight.inference.cache import ModelCache, RiskPredictor
 from clinsight.inference.risk import risk_level
 from clinsight.services.risk import assess_features, assess_record
@@ -52,10 +57,31 @@ def test_missing_inputs_are_listed_and_text_numbers_accepted(predictor: RiskPred
 def test_bad_inputs_are_refused_by_name(predictor: RiskPredictor) -> None:
     with pytest.raises(DataError, match="'Insulin' is not an input of this model"):
         assess_features(predictor, {"Insulin": 80})
-    with pytest.raises(DataError, match="column 'Glucose': 'high' is not a number"):
+    with pytest.raises(InvalidInputError, match=r"^Glucose must be a number \(mg/dL\); 'high' was"):
         assess_features(predictor, {"Glucose": "high", "Age": 30})
     with pytest.raises(DataError, match="none of the inputs of pima-synthea"):
         assess_features(predictor, {})
+
+
+def test_a_patient_outside_the_validated_population_is_flagged(predictor: RiskPredictor) -> None:
+    """Pima holds women aged 21-81: a 10-year-old (from the age input) or a known man is
+    outside it; the risk is still computed, with the warning beside it."""
+    child = assess_features(predictor, {"Glucose": 120.0, "Age": 10.0})
+    assert child.population_warning is not None
+    assert child.population_warning.reasons == ("age 10 is outside the training ages 21–81",)
+    assert child.to_dict()["warnings"] == [child.population_warning.to_dict()]
+    assert 0.0 < child.probability < 1.0
+    man = assess_features(predictor, {"Glucose": 120.0, "Age": 40.0}, sex="male")
+    assert man.population_warning is not None
+    assert man.population_warning.reasons == (
+        "sex male is not in the training population (female only)",
+    )
+    known = assess_features(predictor, {"Glucose": 120.0, "Age": 40.0}, age=9.5, sex="female")
+    assert known.population_warning is not None  # the known age wins over the input
+    woman = assess_features(predictor, {"Glucose": 120.0, "Age": 40.0}, sex="female")
+    assert woman.population_warning is None
+    assert woman.to_dict()["warnings"] == []
+    assert woman.to_dict()["validated_population"]["description"] == "female, age 21–81"
 
 
 def test_levels_follow_the_calibrated_thresholds() -> None:

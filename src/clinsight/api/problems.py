@@ -28,8 +28,8 @@ from clinsight.errors import (
     DataError,
     DataNotFoundError,
     DuplicateRecordError,
-    ImplausibleInputError,
     IntegrityError,
+    InvalidInputError,
     ModelError,
     ModelNotFoundError,
     PermissionDeniedError,
@@ -187,7 +187,7 @@ async def _clinsight_error(request: Request, exc: Exception) -> Response:
     if status >= 500:
         logger.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
     extra: dict[str, Any] = {}
-    if isinstance(exc, ImplausibleInputError):
+    if isinstance(exc, InvalidInputError):
         extra["errors"] = [
             {"location": f"inputs.{feature}", "message": message}
             for feature, message in exc.fields.items()

@@ -105,6 +105,10 @@ def train(
         f"Chosen: {outcome.selection.best.name}, calibrated ({version.calibration}): AUC "
         f"{cv['auc']['mean']:.3f}, Brier {cv['brier']['mean']:.3f}, ECE {cv['ece']['mean']:.3f}"
     )
+    if version.population is not None:
+        console.print(
+            f"Validated population: {version.population.describe()} ({version.population.site})"
+        )
     console.print(f"Card: {version.card_path}")
 
 
@@ -168,6 +172,8 @@ def explain(
         console.print_json(json.dumps(risk_assessment_json(assessment)))
         return
     model = result.model
+    if result.population_warning is not None:
+        console.print(f"[bold yellow]Warning[/] {result.population_warning.message}")
     console.print(
         f"[bold]{model.task.positive_label}[/] risk {result.probability:.1%} ({result.level}) "
         f"— {model.name} v{model.version}"
@@ -200,7 +206,8 @@ def validate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """External validation on another site's labelled data, before and after recalibration
-    (chosen by closed testing: keep the model, intercept only, or intercept and slope)."""
+    (chosen by closed testing: keep the model, intercept only, or intercept and slope; none
+    at all when the model does not rank the site's patients)."""
     from clinsight.data.tabular import load_csv, load_uci_heart
     from clinsight.evaluation.external import external_validation
     from clinsight.inference.cache import ModelCache
@@ -213,17 +220,17 @@ def validate(
         if path.suffix in (".csv", ".txt") or path.is_file()
         else load_uci_heart(site, settings.resolved_data_dir)
     )
-    _print_plausibility(data.plausibility)
     report = external_validation(
         predictor.model, data.X[predictor.version.task.feature_names], data.y.to_numpy(),
         site=path.stem if path.is_file() else site, recalibration_fraction=fraction,
-        n_bootstrap=bootstrap,
+        n_bootstrap=bootstrap, data_warnings=data.plausibility.lines(),
     )  # fmt: skip
-    if as_json:
+    if as_json:  # the plausibility findings are the report's warnings
         console.print_json(json.dumps(report.to_dict()))
         return
+    _print_plausibility(data.plausibility)
     table = Table(title=f"{name} on {report.site}")
-    for column in ("rows", "AUC", "Brier", "ECE", "in-the-large", "slope"):
+    for column in ("rows", "AUC", "Brier", "ECE", "in-the-large", "intercept", "slope"):
         table.add_column(column)
     rows = [("all rows, as shipped", report.before), ("rest, as shipped", report.before_on_rest),
             ("rest, recalibrated", report.after_on_rest)]  # fmt: skip
@@ -231,12 +238,18 @@ def validate(
         if item is not None:
             table.add_row(f"{label} (n={item.n})", item.shown("auc"), item.shown("brier"),
                           item.shown("ece"), item.shown("calibration_in_the_large", 2),
+                          item.shown("calibration_intercept", 2),
                           item.shown("calibration_slope", 2))  # fmt: skip
     console.print(table)
     if bootstrap:
         console.print(f"95 % bootstrap intervals ({bootstrap} resamples) in brackets.")
+    if report.does_not_rank:
+        console.print(f"[bold red]Do not use[/] {report.warnings[-1]}", soft_wrap=True)
     choice = report.recalibration
     if choice is None:
+        return
+    if choice.does_not_rank:
+        console.print(f"Not recalibrated: {choice.reason}", soft_wrap=True)
         return
     console.print(
         f"Recalibration chosen on {report.recalibration_rows} rows ({choice.events} events): "

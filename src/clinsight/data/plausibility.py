@@ -114,12 +114,14 @@ class ImplausibleValue:
 
 @dataclass(frozen=True)
 class PlausibilityReport:
-    """What a loader read as missing because it was implausible, and constant-zero columns."""
+    """What a loader read as missing because it was implausible, and constant-zero columns
+    (``zero_kept``: those of them whose 0 is a plausible value, so it was not set missing)."""
 
     implausible: tuple[ImplausibleValue, ...] = ()
     constant_zero: tuple[str, ...] = ()
     rows: int = 0
     detail_limit: int = field(default=5, compare=False)
+    zero_kept: tuple[str, ...] = ()
 
     @property
     def counts(self) -> dict[str, int]:
@@ -129,7 +131,10 @@ class PlausibilityReport:
     def lines(self) -> tuple[str, ...]:
         """A summary per finding (empty when there is none), for notes and the CLI."""
         out = [
-            f"{name} is 0 in every row ({self.rows}): read as 'not measured'"
+            f"{name} is 0 in every row ({self.rows}): kept as 0, a plausible value; check "
+            "whether the site codes 'not measured' as 0"
+            if name in self.zero_kept
+            else f"{name} is 0 in every row ({self.rows}): read as 'not measured'"
             for name in self.constant_zero
         ]
         for name, count in self.counts.items():
@@ -143,5 +148,5 @@ class PlausibilityReport:
         """JSON-ready form."""
         return {
             "rows": self.rows, "constant_zero": list(self.constant_zero),
-            "implausible": self.counts,
+            "zero_kept": list(self.zero_kept), "implausible": self.counts,
         }  # fmt: skip

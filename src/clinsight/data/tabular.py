@@ -31,13 +31,15 @@ from clinsight.data.plausibility import (
     PlausibilityReport,
     PlausibleRange,
     parse_range,
+    short_unit,
 )
 from clinsight.errors import DataError, DataNotFoundError
 from clinsight.files import read_mapping_file, sha256_file
 
 __all__ = [
     "DATASETS", "MISSING_TOKENS", "PIMA_RANGES", "FeatureSpec", "FeatureType", "TabularDataset",
-    "TaskSpec", "check_plausibility", "coerce_features", "load_breast_cancer", "load_csv",
+    "TaskSpec", "check_plausibility", "coerce_features", "input_errors", "load_breast_cancer",
+    "load_csv",
     "load_dataset", "load_pima", "load_uci_heart", "uci_heart_sites",
 ]  # fmt: skip
 
@@ -79,6 +81,9 @@ class TaskSpec:
     features: tuple[FeatureSpec, ...]
     sex_column: str | None = None
     age_column: str | None = None
+    sex_codes: dict[str, str] | None = None
+    population_sex: str | None = None
+    site: str | None = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -98,7 +103,10 @@ class TaskSpec:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> TaskSpec:
         """Build a spec from parsed JSON/YAML (``features`` maps name → type or details:
-        ``type``, ``unit``, ``categories``, ``zero_is_missing``, ``plausible``).
+        ``type``, ``unit``, ``categories``, ``zero_is_missing``, ``plausible``). Optional
+        population keys (`data.population`): ``age_column``, ``sex_column``, ``sex_codes``
+        (column value → female/male/other; default 0 female, 1 male), ``population_sex``
+        (the one sex of every row when there is no sex column) and ``site``.
 
         Raises:
             DataError: a required key is missing, a feature type is unknown, or a plausible
@@ -137,7 +145,12 @@ class TaskSpec:
         label = str(data.get("positive_label", positive))
         name = str(data.get("name", target))
         sex, age = data.get("sex_column"), data.get("age_column")
-        return cls(name, target, positive, label, tuple(features), sex, age)
+        codes = data.get("sex_codes")
+        codes = {_category_label(k): str(v).lower() for k, v in codes.items()} if codes else None
+        return cls(
+            name, target, positive, label, tuple(features), sex, age, codes,
+            data.get("population_sex"), data.get("site"),
+        )  # fmt: skip
 
     @classmethod
     def from_file(cls, path: Path) -> TaskSpec:
@@ -246,6 +259,32 @@ def coerce_features(
     return pd.DataFrame(out, index=frame.index)
 
 
+def input_errors(values: Mapping[str, Any], spec: TaskSpec) -> dict[str, str]:
+    """Feature → message, in words, for each given value its feature cannot take (one
+    patient's inputs: a form or an API body); empty when every value is valid or missing,
+    e.g. ``Glucose must be a number (mg/dL); 'high' was entered``."""
+    errors: dict[str, str] = {}
+    for feat in spec.features:
+        value = values.get(feat.name)
+        if value is None or _is_missing(pd.Series([value], dtype=object)).iloc[0]:
+            continue
+        unit = f" ({short_unit(feat.unit)})" if feat.unit else ""
+        if feat.type is FeatureType.CATEGORICAL:
+            if feat.categories is not None and _category_label(value) not in feat.categories:
+                errors[feat.name] = (
+                    f"{feat.name} must be one of {', '.join(feat.categories)}; "
+                    f"{str(value)!r} was entered"
+                )
+            continue
+        number = pd.to_numeric(pd.Series([value], dtype=object), errors="coerce").iloc[0]
+        if pd.isna(number):
+            expected = "0 or 1" if feat.type is FeatureType.BINARY else "a number"
+            errors[feat.name] = f"{feat.name} must be {expected}{unit}; {str(value)!r} was entered"
+        elif feat.type is FeatureType.BINARY and float(number) not in (0.0, 1.0):
+            errors[feat.name] = f"{feat.name} must be 0 or 1{unit}; {str(value)!r} was entered"
+    return errors
+
+
 def check_plausibility(
     raw: pd.DataFrame, typed: pd.DataFrame, spec: TaskSpec, *, first_line: int | None = None
 ) -> tuple[pd.DataFrame, PlausibilityReport]:
@@ -254,6 +293,7 @@ def check_plausibility(
     that has a value (``first_line`` as in `coerce_features`)."""
     found: list[ImplausibleValue] = []
     zero_columns: list[str] = []
+    kept: list[str] = []
     out = typed.copy()
     for feat in spec.features:
         if feat.type is not FeatureType.NUMERIC:
@@ -263,16 +303,20 @@ def check_plausibility(
         if given.notna().any() and (given.dropna() == 0.0).all():
             zero_columns.append(feat.name)
         limits = feat.plausible
-        if limits is None:
-            continue
         values = out[feat.name].astype(float)
-        outside = values.notna() & ~values.between(limits.low, limits.high)
-        for pos in np.flatnonzero(outside.to_numpy()):
-            row = _row_name(typed, int(pos), first_line)
-            found.append(ImplausibleValue(feat.name, float(values.iloc[pos]), feat.unit,
-                                          limits, row))  # fmt: skip
-        out[feat.name] = values.mask(outside)
-    return out, PlausibilityReport(tuple(found), tuple(zero_columns), len(typed))
+        if limits is not None:
+            outside = values.notna() & ~values.between(limits.low, limits.high)
+            for pos in np.flatnonzero(outside.to_numpy()):
+                row = _row_name(typed, int(pos), first_line)
+                found.append(ImplausibleValue(feat.name, float(values.iloc[pos]), feat.unit,
+                                              limits, row))  # fmt: skip
+            out[feat.name] = values = values.mask(outside)
+        if zero_columns[-1:] == [feat.name] and values.notna().any():
+            kept.append(feat.name)
+    report = PlausibilityReport(
+        tuple(found), tuple(zero_columns), len(typed), zero_kept=tuple(kept)
+    )
+    return out, report
 
 
 def _build(
@@ -412,7 +456,10 @@ def load_uci_heart(site: str = "cleveland", data_dir: Path | None = None) -> Tab
     num = coerce_features(raw, num_spec, first_line=1)["num"]
     raw["disease"] = np.where(num > 0, "1", np.where(num.isna(), "", "0"))
     label = "heart disease (num > 0)"
-    spec = TaskSpec(f"uci_heart_{site}", "disease", "1", label, _HEART_FEATURES, "sex", "age")
+    spec = TaskSpec(
+        f"uci_heart_{site}", "disease", "1", label, _HEART_FEATURES, "sex", "age",
+        {"0": "female", "1": "male"}, site=f"UCI heart disease, {site}",
+    )  # fmt: skip
     return _build(raw, spec, str(path), sha256_file(path), first_line=1)
 
 
@@ -464,7 +511,10 @@ def load_pima(data_dir: Path | None = None) -> TabularDataset:
         )
         for n, u in _PIMA_UNITS.items()
     )
-    spec = TaskSpec("pima", "Outcome", "1", "diabetes", features, age_column="Age")
+    spec = TaskSpec(
+        "pima", "Outcome", "1", "diabetes", features, age_column="Age", population_sex="female",
+        site="Pima Indians diabetes (NIDDK; women of Pima heritage aged 21 or more)",
+    )  # fmt: skip
     return _build(_read_csv(path), spec, str(path), sha256_file(path), first_line=2)
 
 

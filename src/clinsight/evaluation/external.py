@@ -7,7 +7,10 @@ under-predicts) and the calibration slope (``b`` of ``logit P(y) = a + b logit(p
 1 is ideal, < 1 means predictions are too extreme), each with a bootstrap 95 % interval.
 The recalibration, fitted on a labelled sample of the site, is chosen by the closed testing
 procedure of `clinsight.evaluation.recalibration` (keep, intercept, or intercept and slope);
-before and after are scored on the site's remaining rows only.
+before and after are scored on the site's remaining rows only. A model whose calibration
+slope at the site is <= 0 does not rank the site's patients: it is not recalibrated and the
+report's ``warnings`` say not to use it there, beside the caller's data warnings (e.g. a
+feature that is 0 in every row of the site's file).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from clinsight.evaluation.metrics import (
     roc_auc,
 )
 from clinsight.evaluation.recalibration import (
+    MIN_EVENTS_SLOPE,
     RecalibratedModel,
     RecalibrationChoice,
     check_outcomes,
@@ -46,7 +50,10 @@ __all__ = [
     "validation_report",
 ]
 
-INTERVAL_METRICS = ("auc", "brier", "ece", "calibration_in_the_large", "calibration_slope")
+INTERVAL_METRICS = (
+    "auc", "brier", "ece", "calibration_in_the_large", "calibration_intercept",
+    "calibration_slope",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -153,7 +160,8 @@ class ExternalValidation:
     """A model on another site: as shipped, and recalibrated on a labelled sample.
 
     ``recalibration`` is the closed-testing choice (method, tests, reason); ``intercept``
-    and ``slope`` are the map applied (``0`` and ``1`` when the model is kept).
+    and ``slope`` are the map applied (``0`` and ``1`` when the model is kept);
+    ``data_warnings`` come from the caller (the site file's plausibility report).
     """
 
     site: str
@@ -164,11 +172,36 @@ class ExternalValidation:
     intercept: float | None
     slope: float | None
     recalibration: RecalibrationChoice | None = None
+    data_warnings: tuple[str, ...] = ()
+
+    @property
+    def does_not_rank(self) -> bool:
+        """The calibration slope at the site is <= 0 on enough events to tell
+        (`MIN_EVENTS_SLOPE`): on all rows, or on the recalibration sample."""
+        chosen = self.recalibration is not None and self.recalibration.does_not_rank
+        share = min(self.before.prevalence, 1 - self.before.prevalence)
+        enough = round(share * self.before.n) >= MIN_EVENTS_SLOPE
+        return chosen or (enough and self.before.calibration_slope <= 0)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The data warnings, then the verdict when the model does not rank at this site."""
+        if not self.does_not_rank:
+            return self.data_warnings
+        verdict = (
+            f"The model does not rank patients at {self.site} (calibration slope "
+            f"{self.before.calibration_slope:.2f} on all {self.before.n} rows): not "
+            "recalibrated, do not use it here; check the outcome coding and the predictor "
+            "definitions."
+        )
+        return (*self.data_warnings, verdict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
             "site": self.site,
+            "warnings": list(self.warnings),
+            "does_not_rank": self.does_not_rank,
             "before": self.before.to_dict(),
             "before_on_rest": self.before_on_rest.to_dict() if self.before_on_rest else None,
             "after_on_rest": self.after_on_rest.to_dict() if self.after_on_rest else None,
@@ -188,6 +221,7 @@ def external_validation(
     recalibration_fraction: float = 0.2,
     random_state: int = 0,
     n_bootstrap: int = 0,
+    data_warnings: tuple[str, ...] = (),
 ) -> ExternalValidation:
     """Validate a fitted model on a site's rows, then recalibrate on a stratified sample.
 
@@ -206,7 +240,9 @@ def external_validation(
     scoring = {"n_bootstrap": n_bootstrap, "seed": random_state}
     before = validation_report(target, model.predict_proba(X)[:, 1], **scoring)
     if recalibration_fraction == 0.0:
-        return ExternalValidation(site, before, None, None, 0, None, None)
+        return ExternalValidation(
+            site, before, None, None, 0, None, None, data_warnings=data_warnings
+        )
     X_cal, X_rest, y_cal, y_rest = train_test_split(
         X, target, train_size=recalibration_fraction, stratify=target, random_state=random_state
     )
@@ -222,4 +258,5 @@ def external_validation(
         intercept=recalibrated.intercept_,
         slope=recalibrated.slope_,
         recalibration=recalibrated.choice_,
+        data_warnings=data_warnings,
     )

@@ -11,9 +11,13 @@ Likelihood-ratio tests choose among them, in order: 3 vs 1 (2 df) at ``alpha``; 
 not significant the model is kept. Otherwise 3 vs 2 (1 df) decides for the slope, and
 failing that 2 vs 1 (1 df) for the intercept. Each step needs a minimum number of events
 (the smaller of the positive and negative counts): `MIN_EVENTS_INTERCEPT` for an
-intercept, `MIN_EVENTS_SLOPE` for a slope. A fitted slope <= 0 is always refused: it would
-reverse the model's ranking. Model revision (refitting the predictors' coefficients at the
-site) is out of scope. Every accepted map is monotone increasing, so AUC never changes.
+intercept, `MIN_EVENTS_SLOPE` for a slope. A fitted slope <= 0 means the model does not
+rank the site's patients (or ranks them backwards): then no update at all is made, not
+even an intercept (it would make the average risk right while the ranking stays wrong),
+and with at least `MIN_EVENTS_SLOPE` events the choice says so (``does_not_rank``: do not
+use the model at this site; with fewer the sign is not established, and nothing is done). Model
+revision (refitting the predictors' coefficients at the site) is out of scope. Every
+accepted map is monotone increasing, so AUC never changes.
 """
 
 from __future__ import annotations
@@ -190,6 +194,7 @@ class RecalibrationChoice:
     refused: list[str] = field(default_factory=list)
     alpha: float = ALPHA
     min_events: dict[str, int] = field(default_factory=dict)
+    does_not_rank: bool = False
 
     def apply(self, risk: ArrayLike) -> NDArray[np.float64]:
         """Recalibrated risks (the risks unchanged for ``none``)."""
@@ -218,6 +223,7 @@ class RecalibrationChoice:
             "refused": list(self.refused),
             "alpha": self.alpha,
             "min_events": dict(self.min_events),
+            "does_not_rank": self.does_not_rank,
         }
 
 
@@ -253,12 +259,14 @@ def choose_recalibration(
         tests: list[LikelihoodRatioTest],
         a: float = 0.0,
         b: float = 1.0,
+        does_not_rank: bool = False,
     ) -> RecalibrationChoice:
         if refused:
             reason += " Refused: " + "; ".join(refused) + "."
         return RecalibrationChoice(
-            method, a, b, len(y), events, reason, tests, list(refused), alpha, minima
-        )
+            method, a, b, len(y), events, reason, tests, list(refused), alpha, minima,
+            does_not_rank,
+        )  # fmt: skip
 
     if events < min_events_intercept:
         return choice(
@@ -275,13 +283,31 @@ def choose_recalibration(
     ll1, ll2, ll3 = (_log_likelihood(y, eta) for eta in (z, a2 + z, a3 + b3 * z))
     if events < min_events_slope:
         refused.append(f"slope, {events} events < {min_events_slope} needed for a slope")
-    if b3 <= 0:
+    if np.ptp(z) < 1e-9:
+        refused.append("slope, every risk of the sample is the same")
+    elif b3 <= 0:
         refused.append(
             f"slope, the fitted slope {b3:.2f} is <= 0 and would reverse the model's ranking "
             "(the model ranks this site's patients the wrong way round: check the outcome "
             "coding and the predictor definitions before any use)"
         )
-    elif not ok3 and not refused:
+        refused.append("intercept, an intercept cannot mend a ranking")
+        if events < min_events_slope:
+            return choice(
+                RecalibrationMethod.NONE,
+                f"Not recalibrated: the calibration slope is {b3:.2f} (<= 0) on {events} "
+                f"events, too few to tell whether the model ranks this site's patients; "
+                f"collect at least {min_events_slope} events before recalibrating.",
+                [],
+            )
+        return choice(
+            RecalibrationMethod.NONE,
+            f"The model does not rank patients at this site (calibration slope {b3:.2f} <= 0 "
+            f"on {len(y)} rows, {events} events): not recalibrated, do not use it here.",
+            [],
+            does_not_rank=True,
+        )
+    if not ok3 and not refused:
         refused.append("slope, the fit does not converge (the sample separates the outcomes)")
     slope_ok = not refused
     if not ok2:

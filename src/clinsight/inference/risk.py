@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from clinsight.data.fhir_features import MissingFeature
+from clinsight.data.population import PopulationWarning
 from clinsight.registry.risk import RiskModelVersion
 from clinsight.tabular.explain import Explanation
 
@@ -20,7 +21,8 @@ RiskLevel = Literal["info", "warning", "critical"]
 
 @dataclass(frozen=True)
 class RiskResult:
-    """A calibrated risk, its level, the explanation, the inputs used and those missing."""
+    """A calibrated risk, its level, the explanation, the inputs used and those missing, and
+    the warning when the patient lies outside the model's validated population."""
 
     model: RiskModelVersion
     probability: float
@@ -31,6 +33,7 @@ class RiskResult:
     basis: tuple[str, ...]
     input_sha256: str
     latency_ms: float
+    population_warning: PopulationWarning | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (for the CLI and the API)."""
@@ -41,6 +44,10 @@ class RiskResult:
             "missing": [{"feature": m.feature, "reason": m.reason} for m in self.missing],
             "basis": list(self.basis), "explanation": self.explanation.to_dict(),
             "input_sha256": self.input_sha256, "latency_ms": self.latency_ms,
+            "validated_population": (
+                self.model.population.to_dict() if self.model.population else None
+            ),
+            "warnings": [self.population_warning.to_dict()] if self.population_warning else [],
         }  # fmt: skip
 
 

@@ -128,15 +128,21 @@ def build_cards(
 ) -> list[dict[str, Any]]:
     """One card: summary (< 140 characters), indicator from the model's calibrated
     thresholds, the top contributing factors and missing inputs in the detail (Markdown),
-    and a link to the model card."""
+    and a link to the model card. A patient outside the model's validated population gets
+    indicator ``warning``, a summary that says so without the risk figure (the figure is in
+    the detail, after the warning)."""
     model = result.model
+    warning = result.population_warning
     summary = (
         f"{model.task.positive_label.capitalize()} risk {result.probability:.0%} "
         f"({result.level}) - {service.title}"
+        if warning is None
+        else f"Outside the model's validated population: risk not reliable - {service.title}"
     )
     if len(summary) >= SUMMARY_LIMIT:
         summary = summary[: SUMMARY_LIMIT - 2] + "…"
-    lines = [
+    lines = [f"**{warning.message}**", ""] if warning is not None else []
+    lines += [
         f"Calibrated probability of {model.task.positive_label}: **{result.probability:.1%}** "
         f"(warning at {model.thresholds['warning']:.0%}, critical at "
         f"{model.thresholds['critical']:.0%}).",
@@ -151,7 +157,7 @@ def build_cards(
         {
             "uuid": str(uuid.uuid4()),
             "summary": summary,
-            "indicator": _INDICATOR[result.level],
+            "indicator": "warning" if warning is not None else _INDICATOR[result.level],
             "detail": "\n".join(lines),
             "source": {"label": label, "url": card_url},
             "links": [{"label": "Model card", "url": card_url, "type": "absolute"}],

@@ -3,7 +3,9 @@
 The prediction carries the calibrated probability (``probabilityDecimal``) and a qualitative
 risk from the model's thresholds; ``basis`` cites the resources the inputs came from (the
 observations of a FHIR record); ``method`` names the model, its version and artifact sha256;
-the note lists the top contributing factors and any missing inputs.
+the note lists the top contributing factors and any missing inputs. A patient outside the
+model's validated population gets a first note saying so, and the same warning as an
+extension (`POPULATION_WARNING_URL`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from clinsight.inference.risk import RiskLevel, RiskResult
 
 __all__ = [
     "MODEL_SYSTEM",
+    "POPULATION_WARNING_URL",
     "QUALITATIVE_RISK",
     "explanation_text",
     "risk_assessment",
@@ -29,6 +32,7 @@ __all__ = [
 ]
 
 MODEL_SYSTEM = "urn:clinsight:model"
+POPULATION_WARNING_URL = "urn:clinsight:outside-validated-population"
 _RISK_SYSTEM = "http://terminology.hl7.org/CodeSystem/risk-probability"
 QUALITATIVE_RISK: dict[RiskLevel, tuple[str, str]] = {
     "info": ("low", "Low likelihood"),
@@ -91,6 +95,10 @@ def risk_assessment(
         }],
         "note": [{"text": note}],
     }  # fmt: skip
+    warning = result.population_warning
+    if warning is not None:
+        resource["note"].insert(0, {"text": warning.message})
+        resource["extension"] = [{"url": POPULATION_WARNING_URL, "valueString": warning.message}]
     if encounter:
         resource["encounter"] = {"reference": encounter}
     if not resource["basis"]:

@@ -173,6 +173,35 @@ def _threshold_section(thresholds: Mapping[str, Any] | None) -> list[str]:
     ]
 
 
+def _population_section(population: Mapping[str, Any] | None) -> list[str]:
+    """The population a risk model was trained and validated on, if recorded."""
+    if not population:
+        return []
+    age = population.get("age")
+    rows = [("Site / data set", str(population["site"])), ("Rows", str(population["rows"]))]
+    if age:
+        rows += [
+            ("Age (years), min–max", f"{_number(age['min'])}–{_number(age['max'])}"),
+            ("Age (years), 2.5th–97.5th percentile",
+             f"{_number(age['p2_5'])}–{_number(age['p97_5'])}"),
+        ]  # fmt: skip
+    sexes = population.get("sex")
+    if sexes:
+        total = sum(sexes.values()) or 1
+        shown = ", ".join(f"{k} {v} ({v / total:.0%})" for k, v in sexes.items())
+        rows.append(("Sex", shown))
+    return [
+        "## Validated population",
+        "",
+        f"Trained and validated on: **{population['description']}**. An assessment of a "
+        "patient outside these ages or of another sex carries an 'outside the validated "
+        "population' warning.",
+        "",
+        *_table(("Item", "Value"), rows),
+        "",
+    ]
+
+
 def render_card_markdown(card: Mapping[str, Any]) -> str:
     """card.md: the card as Markdown, with metric intervals and links to the plots."""
     model, outputs = card["model"], card["outputs"]
@@ -196,6 +225,7 @@ def render_card_markdown(card: Mapping[str, Any]) -> str:
         "",
         card["intended_use"],
         "",
+        *_population_section(card.get("population")),
         "## Data and training",
         "",
         *_table(("Item", "Value"), _rows(card["training"])),

@@ -6,7 +6,8 @@ Layout, beside the image models (``_risk`` cannot be an image model's name)::
     <registry_dir>/_risk/<name>/<version>/
         model.skops   the fitted RiskModel (skops: no pickle, loaded with a trusted-type list)
         model.json    task and feature spec (types, units, categories), calibration,
-                      thresholds, reference sample for explanations, metrics, training
+                      thresholds, reference sample for explanations, metrics, training,
+                      the validated population (ages, sexes, site; `data.population`)
         card.json  card.md  manifest.json (sha256 of every file; artifact = model.skops)
 
 Versions, the staging folder, locks, manifests and stages work as for every kind
@@ -24,6 +25,7 @@ from typing import Any
 import pandas as pd
 import skops.io as sio
 
+from clinsight.data.population import ValidatedPopulation
 from clinsight.data.tabular import FeatureType, TaskSpec
 from clinsight.errors import IntegrityError, RegistryError
 from clinsight.registry.manifest import verify_manifest
@@ -75,12 +77,14 @@ DEFAULT_THRESHOLDS = {"warning": 0.2, "critical": 0.5}
 
 @dataclass(frozen=True)
 class RiskModelVersion(RegisteredVersion):
-    """A registered risk model version, as read from its folder (the estimator loads lazily)."""
+    """A registered risk model version, as read from its folder (the estimator loads lazily;
+    ``population`` is None for versions registered before it was recorded)."""
 
     task: TaskSpec
     calibration: str
     thresholds: dict[str, float]
     reference: dict[str, list[Any]]
+    population: ValidatedPopulation | None = None
 
     @property
     def reference_frame(self) -> pd.DataFrame:
@@ -99,6 +103,7 @@ class RiskModelVersion(RegisteredVersion):
             "calibration": self.calibration, "thresholds": self.thresholds,
             "artifact_sha256": self.artifact_sha256, "metrics": self.metrics,
             "training": self.training,
+            "population": self.population.to_dict() if self.population else None,
         }  # fmt: skip
 
 
@@ -106,7 +111,8 @@ def _task_dict(task: TaskSpec) -> dict[str, Any]:
     return {
         "name": task.name, "target": task.target, "positive": task.positive,
         "positive_label": task.positive_label, "sex_column": task.sex_column,
-        "age_column": task.age_column,
+        "age_column": task.age_column, "sex_codes": task.sex_codes,
+        "population_sex": task.population_sex, "site": task.site,
         "features": {
             f.name: {"type": f.type.value, "unit": f.unit,
                      "categories": list(f.categories) if f.categories else None,
@@ -118,9 +124,11 @@ def _task_dict(task: TaskSpec) -> dict[str, Any]:
 
 
 def _from_record(record: dict[str, Any], common: dict[str, Any]) -> RiskModelVersion:
+    population = record.get("population")
     return RiskModelVersion(
         **common, task=TaskSpec.from_mapping(record["task"]), calibration=record["calibration"],
         thresholds=dict(record["thresholds"]), reference=dict(record["reference"]),
+        population=ValidatedPopulation.from_mapping(population) if population else None,
     )  # fmt: skip
 
 
@@ -169,6 +177,7 @@ def _risk_card(
         "calibration": {"method": record["calibration"]},
         "limitations": list(limitations),
         "plots": [],
+        **({"population": record["population"]} if record.get("population") else {}),
     }  # fmt: skip
 
 
@@ -184,8 +193,10 @@ def register_risk_model(
     thresholds: Mapping[str, float] | None = None,
     intended_use: str,
     limitations: Sequence[str] = (),
+    population: ValidatedPopulation | None = None,
 ) -> RiskModelVersion:
-    """Store a fitted `RiskModel` as the next version of `name` (stage candidate).
+    """Store a fitted `RiskModel` as the next version of `name` (stage candidate), with the
+    `population` it was trained and validated on (assessments outside it are flagged).
 
     Raises:
         RegistryError: invalid name, unfitted model, features that differ from the task,
@@ -205,6 +216,7 @@ def register_risk_model(
             "calibration": model.calibration, "thresholds": levels,
             "reference": {k: list(v) for k, v in reference.items()}, "metrics": metrics,
             "training": training, "intended_use": intended_use,
+            "population": population.to_dict() if population else None,
         }  # fmt: skip
         version = publish_version(
             root, staging, record, SKOPS_FILE, lambda r, sha: _risk_card(r, sha, limitations)

@@ -52,6 +52,7 @@ def answer_patient_view(
         session, action="cds.patient_view", resource_type="cds_service", resource_id=cds.id,
         details={"issuer": caller.issuer, "jti": caller.jti, "model": result.model.name,
                  "version": result.model.version, "level": result.level,
+                 "outside_population": result.population_warning is not None,
                  "hook_instance": str(request.get("hookInstance", ""))[:64]},
     )  # fmt: skip
     session.commit()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from sklearn.model_selection import RepeatedStratifiedKFold
 
 from clinsight.data.medmnist import TaskType
+from clinsight.data.population import ValidatedPopulation, population_of
 from clinsight.data.tabular import FeatureType, TabularDataset, TaskSpec
 from clinsight.errors import DataError
 from clinsight.evaluation.calibration import brier_score, expected_calibration_error
@@ -37,6 +38,7 @@ __all__ = [
     "reference_sample",
     "subset_features",
     "train_risk_model",
+    "training_population",
 ]
 
 LIMITATIONS = (
@@ -74,11 +76,10 @@ def subset_features(dataset: TabularDataset, features: Sequence[str]) -> Tabular
             f"choose from {dataset.spec.feature_names}."
         )
     kept = tuple(f for f in dataset.spec.features if f.name in features)
-    spec = TaskSpec(
-        dataset.spec.name, dataset.spec.target, dataset.spec.positive,
-        dataset.spec.positive_label, kept,
-        dataset.spec.sex_column if dataset.spec.sex_column in features else None,
-        dataset.spec.age_column if dataset.spec.age_column in features else None,
+    spec = replace(
+        dataset.spec, features=kept,
+        sex_column=dataset.spec.sex_column if dataset.spec.sex_column in features else None,
+        age_column=dataset.spec.age_column if dataset.spec.age_column in features else None,
     )  # fmt: skip
     return TabularDataset(
         dataset.X[spec.feature_names],
@@ -112,6 +113,20 @@ def reference_sample(
                 quantiles = [float(round(q)) for q in quantiles]
             sample[feature.name] = quantiles
     return sample
+
+
+def training_population(dataset: TabularDataset) -> ValidatedPopulation:
+    """The population `dataset` covers: ages from the spec's age column, sexes from its sex
+    column (or ``population_sex``), the site from ``site`` (default: the task name).
+
+    Raises:
+        DataError: the sex column holds a code the spec's ``sex_codes`` do not map.
+    """
+    spec = dataset.spec
+    return population_of(
+        dataset.X, site=spec.site or spec.name, age_column=spec.age_column,
+        sex_column=spec.sex_column, sex_codes=spec.sex_codes, population_sex=spec.population_sex,
+    )  # fmt: skip
 
 
 def _oof_risks(
@@ -222,6 +237,7 @@ def train_risk_model(
     }
     version = None
     if registry_dir is not None:
+        population = training_population(dataset)
         training = {
             "dataset": dataset.spec.name, "source": dataset.source,
             "data_sha256": dataset.sha256, "rows": len(dataset.X),
@@ -235,9 +251,10 @@ def train_risk_model(
             metrics=metrics, training=training, thresholds=thresholds,
             intended_use=(
                 f"Decision support: estimate the probability of {dataset.spec.positive_label} "
-                f"for adult patients like those of {dataset.spec.name}, with the factors that "
-                "raised or lowered it, for review by a clinician. Not a diagnosis."
+                f"for patients like those of {population.site} ({population.describe()}), "
+                "with the factors that raised or lowered it, for review by a clinician. Not a "
+                "diagnosis; an assessment outside that population is flagged."
             ),
-            limitations=LIMITATIONS,
+            limitations=LIMITATIONS, population=population,
         )  # fmt: skip
     return RiskTrainingOutcome(selection, metrics, version)

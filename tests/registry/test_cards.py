@@ -43,7 +43,7 @@ RECORD: dict[str, Any] = {
         ([[50, 3], [4, 60]], "[[50, 3], [4, 60]]"),
         ([0.0, 1 / 3, None], "[0, 0.3333, n/a]"),
         (list(range(25)), "25 values (see card.json)"),
-        ({"a": 1}, '{"a": 1}'),
+        ({"a": 1, "val_auc": 0.5}, "A: 1; Validation AUC: 0.5"),
     ],
 )
 def test_format_metric(value: Any, text: str) -> None:
@@ -65,8 +65,8 @@ def test_evaluation_report_metrics_show_values_with_their_intervals() -> None:
     text = render_card_markdown(card)
     low, high = report.metrics.intervals["auc"]
     auc = f"{report.metrics.values['auc']:.4g} (95% CI {low:.4g}–{high:.4g})"
-    assert f"| metrics / auc | {auc} |" in text
-    assert f"| ece_before | {report.ece_before:.4g} |" in text
+    assert f"| Metrics / AUC | {auc} |" in text
+    assert f"| ECE before | {report.ece_before:.4g} |" in text
     assert "metrics / intervals" not in text
     assert "reliability_before" not in text
     assert "bootstrap_used" not in text
@@ -103,13 +103,13 @@ def test_markdown_card_shows_metrics_intervals_calibration_and_plots() -> None:
         "| Artifact sha256 | `" + "f" * 64 + "` |",
         "| Positive label | pneumonia |",
         "Triage support.",
-        f"| data_sha256 | {DATA_SHA256} |",
-        "| test / auc | 0.912 (95% CI 0.89–0.931) |",
-        "| test / accuracy | 0.85 (95% CI 0.82–0.88) |",
-        "| test / n | 624 |",
-        "| temperature | 1.234 |",
-        "| ece_before | 0.081 |",
-        "| ece_after | 0.023 |",
+        f"| Data SHA-256 | {DATA_SHA256} |",
+        "| Test / AUC | 0.912 (95% CI 0.89–0.931) |",
+        "| Test / Accuracy | 0.85 (95% CI 0.82–0.88) |",
+        "| Test / N | 624 |",
+        "| Temperature | 1.234 |",
+        "| ECE before | 0.081 |",
+        "| ECE after | 0.023 |",
         "![roc.png](plots/roc.png)",
     ]:
         assert line in text, line
@@ -124,7 +124,7 @@ def test_registered_card_files_agree(tmp_path: Path) -> None:
     assert card["model"]["artifact_sha256"] == model.artifact_sha256
     assert card["plots"] == ["plots/calibration.png"]
     assert model.card_path.read_text() == render_card_markdown(card)
-    assert "| test / auc | 0.912 (95% CI 0.89–0.931) |" in model.card_path.read_text()
+    assert "| Test / AUC | 0.912 (95% CI 0.89–0.931) |" in model.card_path.read_text()
 
 
 def test_card_states_the_ensemble_size(tmp_path: Path) -> None:

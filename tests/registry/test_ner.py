@@ -55,10 +55,10 @@ def test_version_folders_hold_model_record_card_and_manifest(registry: Path) -> 
     assert minilm.artifact_sha256 == manifest["files"]["model/model.safetensors"]
     card = minilm.card_path.read_text()
     assert "| Architecture | MiniLM-L6 token tagger |" in card
-    assert "| test / Disease / f1 | " in card
+    assert "| Test / Disease / F1 | " in card
     assert "(95% CI " in card
     assert "Trained on PubMed abstracts" in card
-    assert "| pipeline_labels / Disease | PROBLEM |" in card
+    assert "| Pipeline labels / Disease | PROBLEM |" in card
     assert list_models(registry) == []  # NER models are not image models
 
 

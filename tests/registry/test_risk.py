@@ -55,10 +55,10 @@ def test_version_folder_holds_artifact_spec_card_and_manifest(registry: Path) ->
 def test_card_reports_cv_metrics_with_intervals_subgroups_and_limitations(registry: Path) -> None:
     version = get_risk_model(registry, MODEL_NAME, 1)
     card = version.card_path.read_text()
-    assert "| at_threshold / auc | 0.8" in card
+    assert "| At threshold / AUC | 0.8" in card
     assert "(95% CI 0." in card
-    assert "| cross_validation / ece / mean |" in card
-    assert "| subgroups / age_band / <40 / auc |" in card
+    assert "| Cross validation / ECE / Mean |" in card
+    assert "| Subgroups / Age band / <40 / AUC |" in card
     assert "## Limitations" in card
     assert "validated externally" in card
     assert f"`{version.artifact_sha256}`" in card

@@ -64,6 +64,15 @@ def test_models_page_renders_each_card_as_html(service: Service) -> None:
     assert "<h1>Model card: breastmnist v1</h1>" in page.text
     assert "<table>" in page.text
     assert "| Field | Value |" not in page.text
+    card = page.text.split('<details class="model-card" open>', 1)[1].split("</details>", 1)[0]
+    assert 'src="plots/' not in card  # every plot inline: nothing the browser cannot fetch
+    images = re.findall(r'<img src="([^"]+)"', card)
+    assert images
+    assert all(src.startswith("data:image/png;base64,") for src in images)
+    assert "_" not in " ".join(re.findall(r"<tr>\s*<td>([^<]+)</td>", card))  # human labels
+    assert '{"' not in card  # no raw JSON
+    limitations = re.findall(r"<li>(.*?)</li>", card.split("Limitations", 1)[1], flags=re.S)
+    assert len(limitations) == len(set(limitations))
 
 
 def test_feedback_is_shown_again_editable_and_checked_against_the_labels(

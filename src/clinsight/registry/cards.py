@@ -9,7 +9,6 @@ dictionaries. A metric given as ``{"value": v, "low": l, "high": h}`` or
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -85,7 +84,7 @@ def build_card(
             if "decision_thresholds" in record
             else {}
         ),
-        "limitations": [*_default_limitations(record), *limitations],
+        "limitations": list(dict.fromkeys([*_default_limitations(record), *limitations])),
         "plots": list(plots),
     }
 
@@ -120,13 +119,27 @@ def format_metric(value: Any, confidence: float = 0.95) -> str:
         if low is None or high is None:
             return _number(value["value"])
         return f"{_number(value['value'])} ({confidence:.0%} CI {_number(low)}–{_number(high)})"
-    if isinstance(value, Mapping):
-        return json.dumps(value, sort_keys=True)
+    if isinstance(value, Mapping):  # a small mapping reads as "key: value; key: value"
+        return "; ".join(f"{human_key(str(k))}: {format_metric(v)}" for k, v in value.items())
     if isinstance(value, list | tuple):
         if len(value) > _MAX_INLINE_LIST:
             return f"{len(value)} values (see card.json)"
         return "[" + ", ".join(format_metric(v) for v in value) + "]"
     return _number(value)
+
+
+_WORDS = {"auc": "AUC", "auroc": "AUROC", "auprc": "AUPRC", "roc": "ROC", "ece": "ECE",
+          "mce": "MCE", "ci": "CI", "id": "ID", "ood": "OOD", "onnx": "ONNX", "sha256": "SHA-256",
+          "lr": "learning rate", "val": "validation", "qwk": "QWK", "psi": "PSI"}  # fmt: skip
+
+
+def human_key(key: str) -> str:
+    """A stored key as a label: "val_auc" -> "Validation AUC", "image_size" -> "Image size"."""
+    words = [_WORDS.get(w.lower(), w) for w in key.replace("-", "_").split("_") if w]
+    if not words:
+        return key
+    first = words[0]
+    return " ".join([first[:1].upper() + first[1:], *words[1:]])
 
 
 def _rows(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
@@ -137,10 +150,10 @@ def _rows(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     if isinstance(values, Mapping) and isinstance(intervals, Mapping):
         for key, value in values.items():
             merged = {"value": value, "ci": intervals.get(key)}
-            rows.append((f"{prefix}{key}", format_metric(merged, confidence)))
+            rows.append((f"{prefix}{human_key(str(key))}", format_metric(merged, confidence)))
         data = {k: v for k, v in data.items() if k not in ("values", "intervals")}
     for key, value in data.items():
-        name = f"{prefix}{key}"
+        name = f"{prefix}{human_key(str(key))}"
         if key in _DETAIL_KEYS:
             continue
         if isinstance(value, Mapping) and value and "value" not in value:

@@ -139,7 +139,7 @@ def _ner_card(
         "training": record["training"],
         "metrics": record["metrics"],
         "calibration": {"method": "none (the most likely tag of each word)"},
-        "limitations": [*LIMITATIONS, *limitations],
+        "limitations": list(dict.fromkeys([*LIMITATIONS, *limitations])),
         "plots": [],
     }  # fmt: skip
 

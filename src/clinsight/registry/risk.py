@@ -175,7 +175,7 @@ def _risk_card(
         "training": record["training"],
         "metrics": record["metrics"],
         "calibration": {"method": record["calibration"]},
-        "limitations": list(limitations),
+        "limitations": list(dict.fromkeys(limitations)),
         "plots": [],
         **({"population": record["population"]} if record.get("population") else {}),
     }  # fmt: skip

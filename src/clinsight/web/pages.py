@@ -7,6 +7,7 @@ encryption and audit are identical. Every form carries the session's CSRF token.
 from __future__ import annotations
 
 import base64
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -24,6 +25,7 @@ from clinsight.api.problems import status_for
 from clinsight.api.schemas import ner_test_f1
 from clinsight.api.uploads import read_upload
 from clinsight.errors import AuthenticationError, ClinsightError, DataError
+from clinsight.registry.cards import human_key
 from clinsight.registry.kinds import list_versions
 from clinsight.registry.ner import NerModelVersion
 from clinsight.registry.versions import ModelKind, RegisteredVersion
@@ -354,20 +356,27 @@ def feedback(
     return guard_page(request, state, session, page)
 
 
-def _plots(folder: Path) -> list[tuple[str, str]]:
-    return [
-        (
-            png.stem.replace("_", " "),
-            "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode(),
-        )
-        for png in sorted((folder / "plots").glob("*.png"))
-    ]
+def _inline_plots(markdown: str, folder: Path) -> str:
+    """The card's relative `plots/...` images as data URIs of the version's own files (a
+    browser cannot fetch a path inside the registry); a missing plot is said in words."""
+
+    def inline(match: re.Match[str]) -> str:
+        alt, target = match.group(1), match.group(2)
+        path = (folder / target).resolve()
+        if not path.is_relative_to(folder.resolve()) or not path.is_file():
+            return f"*(plot {alt} is not in the registry)*"
+        data = base64.b64encode(path.read_bytes()).decode()
+        return f"![{human_key(Path(alt).stem)}](data:image/png;base64,{data})"
+
+    return re.sub(r"!\[([^\]]*)\]\((plots/[^)\s]+\.png)\)", inline, markdown)
 
 
 def _card_html(path: Path) -> Markup:
-    """A model card's Markdown as HTML (raw HTML in the card is escaped, not rendered)."""
+    """A model card's Markdown as HTML, its plots inline (raw HTML in the card is escaped,
+    not rendered)."""
     renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
-    return Markup(renderer.render(path.read_text("utf-8")))  # noqa: S704 (escaped by markdown-it)
+    markdown = _inline_plots(path.read_text("utf-8"), path.parent)
+    return Markup(renderer.render(markdown))  # noqa: S704 (escaped by markdown-it)
 
 
 @router.get("/models")
@@ -385,7 +394,7 @@ def models(request: Request, state: State, session: Db) -> Response:
         def card(model: RegisteredVersion) -> Markup | str:
             return _card_html(model.card_path) if model.card_path.is_file() else ""
 
-        cards = [(m, card(m), _plots(m.path)) for m in newest_first(ModelKind.IMAGE)]
+        cards = [(m, card(m)) for m in newest_first(ModelKind.IMAGE)]
         risk = [(m, card(m)) for m in newest_first(ModelKind.RISK)]
         ner = [
             (m, ner_test_f1(cast(NerModelVersion, m)), card(m)) for m in newest_first(ModelKind.NER)

@@ -8,6 +8,7 @@ Domain code raises these; only the API layer maps them to HTTP.
     │   ├── DataNotFoundError        a dataset file is not in the data directory
     │   ├── ChecksumError            a file's checksum does not match the official one
     │   ├── ImplausibleInputError    an input lies outside its feature's plausible range
+    │   ├── PatientMismatchError     a DICOM header names another patient than the chart
     │   └── UnsupportedImageError    an image (or DICOM object) cannot be used
     ├── ModelError               a model cannot be built, trained or run
     ├── RegistryError            the model registry cannot satisfy a request
@@ -39,6 +40,7 @@ __all__ = [
     "IntegrityError",
     "ModelError",
     "ModelNotFoundError",
+    "PatientMismatchError",
     "PermissionDeniedError",
     "RecordNotFoundError",
     "RefreshReuseError",
@@ -79,6 +81,22 @@ class ImplausibleInputError(DataError):
         self.fields = dict(fields)
         super().__init__(
             "; ".join(self.fields.values()) + "; correct the value or leave it empty (missing)."
+        )
+
+
+class PatientMismatchError(DataError):
+    """A DICOM file's patient attributes contradict the chart it is uploaded to; nothing was
+    stored. ``mismatches`` maps each field (name, patient_id, birth_date, sex) to the
+    disagreement in words; the upload needs the clinician's explicit confirmation.
+    """
+
+    def __init__(self, mismatches: dict[str, str]) -> None:
+        self.mismatches = dict(mismatches)
+        super().__init__(
+            "the DICOM file does not match this patient's chart: "
+            + " ".join(self.mismatches.values())
+            + " Check that the image belongs to this patient; to file it here anyway, "
+            "confirm the mismatch (API: confirm_patient_mismatch=true)."
         )
 
 

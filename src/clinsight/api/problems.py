@@ -28,6 +28,7 @@ from clinsight.errors import (
     IntegrityError,
     ModelError,
     ModelNotFoundError,
+    PatientMismatchError,
     PermissionDeniedError,
     RecordNotFoundError,
     RegistryError,
@@ -70,7 +71,8 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         401: "No, expired or revoked credentials.",
         403: "The role or the care team does not allow it (audited).",
         404: "No such record or model.",
-        409: "A unique value exists already, or a registry conflict.",
+        409: "A unique value exists already, a registry conflict, or a DICOM file naming "
+        "another patient than the chart (confirm with confirm_patient_mismatch=true).",
         413: "The upload is too large.",
         415: "The upload is not a recognised image.",
         422: "The request does not match the schema, or the input is invalid.",
@@ -87,6 +89,7 @@ STATUS_BY_ERROR: tuple[tuple[type[ClinsightError], int, str], ...] = (
     (ModelNotFoundError, 404, "Model not found"),
     (DataNotFoundError, 404, "Data not found"),
     (DuplicateRecordError, 409, "Already exists"),
+    (PatientMismatchError, 409, "Patient mismatch"),
     (DataError, 422, "Invalid input"),
     (IntegrityError, 503, "Model artifact failed verification"),
     (RegistryError, 409, "Model registry conflict"),
@@ -133,6 +136,11 @@ async def _clinsight_error(request: Request, exc: Exception) -> JSONResponse:
         extra["errors"] = [
             {"location": f"inputs.{feature}", "message": message}
             for feature, message in exc.fields.items()
+        ]
+    if isinstance(exc, PatientMismatchError):
+        extra["errors"] = [
+            {"location": f"dicom.{field}", "message": message}
+            for field, message in exc.mismatches.items()
         ]
     return problem_response(
         status, title, str(exc), instance=request.url.path, headers=headers, **extra

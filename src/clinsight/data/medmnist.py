@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from clinsight.data.population import IntendedPopulation
 from clinsight.errors import ChecksumError, DataError, DataNotFoundError
 from clinsight.files import atomic_writer
 
@@ -68,6 +69,8 @@ class MedMNISTInfo:
     positive_index: int = 1
     dicom_modalities: tuple[str, ...] = ()
     body_parts: tuple[str, ...] = ()
+    # Who the source dataset's images come from, where its provenance states an age range.
+    population: IntendedPopulation | None = None
 
     @property
     def num_classes(self) -> int:
@@ -86,6 +89,12 @@ class MedMNISTInfo:
 _ORGANS = (
     "bladder", "femur-left", "femur-right", "heart", "kidney-left", "kidney-right",
     "liver", "lung-left", "lung-right", "pancreas", "spleen",
+)  # fmt: skip
+
+_PNEUMONIA_CHILDREN = IntendedPopulation(
+    1, 5, "children aged 1 to 5 years",
+    "Kermany et al., Cell 2018 (the source of PneumoniaMNIST): chest X-rays of paediatric "
+    "patients one to five years old, Guangzhou Women and Children's Medical Center",
 )  # fmt: skip
 
 CATALOGUE: dict[str, MedMNISTInfo] = {

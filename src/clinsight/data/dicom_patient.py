@@ -2,8 +2,9 @@
 
 The header's Patient's Name, Patient ID, Birth Date and Sex are read without the pixels.
 A field missing from either side is not compared. Names compare leniently: the `^`
-component separators, case, accents, punctuation and order do not count, and one name
-may leave out parts of the other (a middle name), as long as two parts agree.
+component separators, case, accents, apostrophes and order do not count, and one name
+may leave out parts of the other (a middle name, half of a double-barrelled surname), as
+long as two parts agree.
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ def read_dicom_patient(content: bytes) -> DicomPatient:
 
 def _name_parts(name: str) -> set[str]:
     plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    return {part for part in re.split(r"[^a-z0-9]+", plain.lower()) if part}
+    plain = re.sub(r"['`]", "", plain.lower())  # O'Brien is OBrien
+    return {part for part in re.split(r"[^a-z0-9]+", plain) if part}
 
 
 def names_match(dicom_name: str, chart_name: str) -> bool:

@@ -146,7 +146,7 @@ CATALOGUE: dict[str, MedMNISTInfo] = {
             1,
             {28: "28209eda62fecd6e6a2d98b1501bb15f", 64: "8f4eceb4ccffa70c672198ea285246c6",
              128: "05b46931834c231683c68f40c47b2971", 224: "d6a3c71de1b945ea11211b03746c1fe1"},
-            dicom_modalities=("CR", "DX"), body_parts=("CHEST",),
+            dicom_modalities=("CR", "DX"), body_parts=("CHEST",), population=_PNEUMONIA_CHILDREN,
         ),
         MedMNISTInfo(
             "retinamnist", "Fundus camera, diabetic retinopathy grade 0-4", "fundus photography",

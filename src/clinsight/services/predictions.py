@@ -363,11 +363,14 @@ def confirm_held_upload(
 
 
 def cancel_held_upload(ctx: StoreContext, patient_id: str, token: str) -> None:
-    """Forget a held upload without storing it.
+    """Forget a held upload without storing it; committed.
 
     Raises:
+        PermissionDeniedError: the actor may not open this patient.
         RecordNotFoundError: nothing is held under this token for the actor and patient.
     """
+    require_patient_access(ctx.session, ctx.actor, patient_id, "study.upload")
+    ctx.session.commit()
     read_held_upload(ctx.keyring, ctx.files_dir, ctx.actor, patient_id, token)
     drop_held_upload(ctx.files_dir, token)
 

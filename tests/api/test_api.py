@@ -362,7 +362,10 @@ def test_upload_and_diagnose_in_one_call(service: Service, data_dir: Path) -> No
             select(AuditRow.action).where(AuditRow.patient_id == patient_id).order_by(AuditRow.seq)
         ).scalars()
         assert list(actions)[1:5] == [  # the chart is read to compare the DICOM header
-            "patient.read", "study.create", "study.patient_mismatch_confirmed", "prediction.create"
+            "patient.read",
+            "study.create",
+            "study.patient_mismatch_confirmed",
+            "prediction.create",
         ]
     cut = client.post(url, headers=alice, files={"file": ("c.dcm", dicom[:4000])})
     assert cut.status_code == 422

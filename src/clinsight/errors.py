@@ -92,11 +92,12 @@ class PatientMismatchError(DataError):
 
     def __init__(self, mismatches: dict[str, str]) -> None:
         self.mismatches = dict(mismatches)
+        fields = ", ".join(field.replace("_", " ") for field in self.mismatches)
+        # The message names the fields only (no PHI); the values are in `mismatches`.
         super().__init__(
-            "the DICOM file does not match this patient's chart: "
-            + " ".join(self.mismatches.values())
-            + " Check that the image belongs to this patient; to file it here anyway, "
-            "confirm the mismatch (API: confirm_patient_mismatch=true)."
+            f"the DICOM file does not match this patient's chart ({fields}; see errors). "
+            "Check that the image belongs to this patient; to file it here anyway, confirm "
+            "the mismatch (API: confirm_patient_mismatch=true)."
         )
 
 

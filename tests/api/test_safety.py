@@ -55,7 +55,11 @@ def test_a_dicom_of_another_patient_is_refused_until_confirmed(
         assert problem["errors"][2]["message"] == (
             "Birth date: the DICOM file says 1940-03-05, the chart 2019-05-01."
         )
-        assert "confirm_patient_mismatch=true" in problem["detail"]
+        assert problem["detail"] == (
+            "the DICOM file does not match this patient's chart (name, patient id, birth date, "
+            "sex; see errors). Check that the image belongs to this patient; to file it here "
+            "anyway, confirm the mismatch (API: confirm_patient_mismatch=true)."
+        )
     with client.app.state.clinsight.sessions() as session:  # type: ignore[attr-defined]
         assert session.execute(select(func.count()).select_from(Study)).scalar_one() == 0
     made = client.post(f"/api/v1/patients/{patient_id}/studies", headers=alice,

@@ -3,12 +3,15 @@ patient, and the monitoring page of a model version."""
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
-from sqlalchemy import func, select
+import numpy as np
+from PIL import Image
+from sqlalchemy import func, insert, select
 
-from clinsight.store.tables import Study
+from clinsight.store.tables import Prediction, Study, new_id
 from tests.support.service import Service
 from tests.support.web import form_csrf, web_login
 
@@ -72,6 +75,23 @@ def test_a_mismatching_dicom_asks_for_confirmation_and_keeps_the_upload(
     assert list(held.glob("*.enc")) == []
 
 
+def _drifted_predictions(service: Service) -> None:
+    """25 predictions of breastmnist v1 this week, every input far brighter than validation."""
+    alice = service.login("alice")
+    patient = {"mrn": "W-DRIFT", "name": "Ada Lovelace", "birth_date": "1980-12-10",
+               "sex": "female"}  # fmt: skip
+    made = service.client.post("/api/v1/patients", json=patient, headers=alice).json()
+    image = io.BytesIO()
+    Image.fromarray(np.full((32, 32), 250, dtype=np.uint8)).save(image, format="PNG")
+    first = service.client.post(f"/api/v1/patients/{made['id']}/predictions", headers=alice,
+                                files={"file": ("x.png", image.getvalue())}).json()  # fmt: skip
+    with service.client.app.state.clinsight.sessions() as session:  # type: ignore[attr-defined]
+        row = session.get(Prediction, first["id"])
+        copy = {c.name: getattr(row, c.name) for c in Prediction.__table__.columns}
+        session.execute(insert(Prediction), [{**copy, "id": new_id()} for _ in range(24)])
+        session.commit()
+
+
 def test_the_monitoring_page_shows_agreement_and_refuses_a_recalibration_in_words(
     service: Service,
 ) -> None:
@@ -90,9 +110,16 @@ def test_the_monitoring_page_shows_agreement_and_refuses_a_recalibration_in_word
                           data={"csrf": form_csrf(page.text)})  # fmt: skip
     assert refused.status_code == 422
     assert "too few confirmed labels to recalibrate breastmnist v1: 0" in refused.text
+    _drifted_predictions(service)
     web_login(service, "auditor")
     seen = client.get(link).text
     assert 'id="agreement-rate"' in seen
     assert 'id="propose-recalibration"' not in seen
+    banner = re.search(r'<p class="warning" role="alert" id="drift-banner">Drift: in (\S+) the '
+                       r"population stability index against the validation baseline exceeds "
+                       r"0\.2 \(([^)]*)\)", seen)  # fmt: skip
+    assert banner is not None
+    assert "mean intensity " in banner.group(2)  # 25 identical images: both features drift
+    assert '<tr class="drift"><td>' + banner.group(1) in seen
     web_login(service, "alice")
     assert client.get(link).status_code == 403

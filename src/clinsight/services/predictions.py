@@ -352,9 +352,12 @@ def confirm_held_upload(
     (recorded with the study and audited); the held file is then dropped.
 
     Raises:
+        PermissionDeniedError: the actor may not open this patient (checked first).
         RecordNotFoundError: nothing is held under this token for the actor and patient.
         As `diagnose_upload`.
     """
+    require_patient_access(ctx.session, ctx.actor, patient_id, "study.upload")
+    ctx.session.commit()
     content = read_held_upload(ctx.keyring, ctx.files_dir, ctx.actor, patient_id, token)
     stored = diagnose_upload(ctx, uploads, predictor, patient_id, content, settings,
                              confirm_patient_mismatch=True)  # fmt: skip

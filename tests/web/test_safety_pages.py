@@ -58,7 +58,7 @@ def test_a_mismatching_dicom_asks_for_confirmation_and_keeps_the_upload(
     _, action = upload()
     web_login(service, "bob")  # another clinician cannot use alice's held upload
     bob_csrf = form_csrf(client.get("/patients").text)
-    assert client.post(action, data={"csrf": bob_csrf, "action": "confirm"}).status_code == 404
+    assert client.post(action, data={"csrf": bob_csrf, "action": "confirm"}).status_code == 403
     web_login(service, "alice")
     csrf = form_csrf(client.get("/patients").text)
     result = client.post(action, data={"csrf": csrf, "action": "confirm"})

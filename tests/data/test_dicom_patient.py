@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,9 @@ from clinsight.errors import DataError
 from tests.support.dicom import dicom_for
 
 RG1 = Path("dicom") / "pydicom_data" / "RG1_J2KI.dcm"
-BOY = {"name": "Tom Thumb", "mrn": "MRN-7", "birth_date": date(2019, 5, 1), "sex": "male"}
+BOY: dict[str, Any] = {
+    "name": "Tom Thumb", "mrn": "MRN-7", "birth_date": date(2019, 5, 1), "sex": "male",
+}  # fmt: skip
 
 
 def test_the_header_of_a_real_file_is_read_without_its_pixels(data_dir: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, insert, select
 
-from clinsight.data.population import IntendedPopulation, age_in_years
+from clinsight.data.intended_population import IntendedPopulation, age_in_years
 from clinsight.inference.predictors import load_torch_model
 from clinsight.registry.image import REGISTRY, Stage, get_model, register_model
 from clinsight.store.tables import AuditRow, Prediction, Study, new_id

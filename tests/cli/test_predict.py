@@ -36,7 +36,7 @@ def test_the_cli_says_indeterminate_inside_the_band(
 def test_the_cli_warns_for_a_patient_outside_the_intended_population(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from clinsight.data.population import IntendedPopulation
+    from clinsight.data.intended_population import IntendedPopulation
 
     population = IntendedPopulation(1, 5, "children aged 1 to 5 years", "a test")
     register_tiny(tmp_path / "reg", intended_population=population)

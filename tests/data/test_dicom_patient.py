@@ -15,8 +15,8 @@ from clinsight.data.dicom_patient import (
     names_match,
     read_dicom_patient,
 )
+from clinsight.data.intended_population import IntendedPopulation, age_in_years
 from clinsight.data.medmnist import dataset_info
-from clinsight.data.population import IntendedPopulation, age_in_years
 from clinsight.errors import DataError
 from tests.support.dicom import dicom_for
 

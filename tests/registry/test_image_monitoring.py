@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clinsight.data.population import IntendedPopulation
+from clinsight.data.intended_population import IntendedPopulation
 from clinsight.errors import IntegrityError
 from clinsight.evaluation.drift import build_baseline
 from clinsight.registry.image import get_model, read_baseline, verify

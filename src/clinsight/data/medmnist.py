@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from clinsight.data.population import IntendedPopulation
+from clinsight.data.intended_population import IntendedPopulation
 from clinsight.errors import ChecksumError, DataError, DataNotFoundError
 from clinsight.files import atomic_writer
 

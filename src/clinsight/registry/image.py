@@ -25,8 +25,8 @@ from typing import Any
 
 from torch import nn
 
+from clinsight.data.intended_population import IntendedPopulation
 from clinsight.data.medmnist import TaskType
-from clinsight.data.population import IntendedPopulation
 from clinsight.errors import DataError, ModelError, RegistryError
 from clinsight.evaluation.drift import Baseline
 from clinsight.evaluation.thresholds import DecisionThresholds

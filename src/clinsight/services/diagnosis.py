@@ -12,8 +12,8 @@ import torch
 from numpy.typing import NDArray
 
 from clinsight.data.images import read_image
+from clinsight.data.intended_population import age_in_years
 from clinsight.data.medmnist import dataset_info
-from clinsight.data.population import age_in_years
 from clinsight.data.source import SourceImage
 from clinsight.errors import DataError
 from clinsight.imaging.explain import grad_cam, save_overlay

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
@@ -16,8 +16,11 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,13 +28,15 @@ from clinsight import __version__
 from clinsight.api.deps import AppState, ServiceMetrics, declared_roles
 from clinsight.api.docs import ASSETS_PATH, assets, docs_router
 from clinsight.api.problems import PROBLEM_RESPONSES, install_problem_handlers, problem_response
-from clinsight.api.routes import audit, auth, models, notes, patients, studies, users
+from clinsight.api.routes import audit, auth, models, monitoring, notes, patients, studies, users
 from clinsight.api.routes.cds_hooks import router as cds_hooks_router
 from clinsight.api.routes.risk import router as risk_router
 from clinsight.config import Settings
 from clinsight.errors import ClinsightError, ConfigurationError
+from clinsight.evaluation.drift import DRIFT_PSI
 from clinsight.security.access import UPLOAD_POLICY
 from clinsight.security.tokens import TokenIssuer
+from clinsight.services.monitoring import drift_gauges
 from clinsight.store.crypto import load_or_create_keyring
 from clinsight.store.db import create_db_engine, read_session_factory, session_factory
 from clinsight.store.uploads import UploadRecorder
@@ -40,7 +45,9 @@ from clinsight.web.pages import STATIC_DIR, error_page
 from clinsight.web.pages import router as web_router
 from clinsight.web.risk_pages import router as risk_web_router
 
-__all__ = ["API_PREFIX", "ObserveMiddleware", "check_routes_declare_roles", "create_app"]
+__all__ = [
+    "API_PREFIX", "DriftCollector", "ObserveMiddleware", "check_routes_declare_roles", "create_app",
+]  # fmt: skip
 
 API_PREFIX = "/api/v1"
 SECURITY_HEADERS = {
@@ -103,6 +110,50 @@ class ObserveMiddleware:
             )
 
 
+class DriftCollector(Collector):
+    """The drift gauges, computed from the store at each scrape: the newest weekly PSI per
+    image model version and feature, and whether it exceeds the drift threshold."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    def describe(self) -> Iterable[Metric]:
+        """The gauges without samples (registering the collector reads no store)."""
+        return self._families()
+
+    def _families(self) -> list[GaugeMetricFamily]:
+        psi = GaugeMetricFamily(
+            "clinsight_model_drift_psi",
+            "Population stability index of the newest ISO week against the validation "
+            "baseline, by image model, version and feature.",
+            labels=["model", "version", "feature"],
+        )
+        alert = GaugeMetricFamily(
+            "clinsight_model_drift_alert",
+            f"1 when a feature's PSI of the newest week exceeds {DRIFT_PSI}, by model version.",
+            labels=["model", "version"],
+        )
+        return [psi, alert]
+
+    def collect(self) -> Iterable[Metric]:
+        """`clinsight_model_drift_psi` and `clinsight_model_drift_alert` (no samples while
+        the store or the registry cannot be read)."""
+        psi, alert = self._families()
+        try:
+            with self.state.read_sessions() as session:
+                gauges = drift_gauges(session, self.state.settings.resolved_registry_dir)
+        except (ClinsightError, SQLAlchemyError):
+            return [psi, alert]
+        drifting: dict[tuple[str, str], bool] = {}
+        for gauge in gauges:
+            key = (gauge.model, str(gauge.version))
+            psi.add_metric([*key, gauge.feature], gauge.psi)
+            drifting[key] = drifting.get(key, False) or gauge.psi > DRIFT_PSI
+        for key, value in drifting.items():
+            alert.add_metric(list(key), 1.0 if value else 0.0)
+        return [psi, alert]
+
+
 def _operations_router() -> APIRouter:
     router = APIRouter(tags=["operations"])
 
@@ -132,6 +183,7 @@ def _operations_router() -> APIRouter:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # several workers: pool their files
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            registry.register(DriftCollector(state))
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
@@ -178,9 +230,12 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.clinsight = state
+    state.metrics.registry.register(DriftCollector(state))
     install_problem_handlers(app, html_page=error_page)
     app.add_middleware(ObserveMiddleware, metrics=state.metrics)
-    api_routers = [m.router for m in (auth, users, patients, studies, notes, models, audit)]
+    api_routers = [
+        m.router for m in (auth, users, patients, studies, notes, models, monitoring, audit)
+    ]
     api_routers.append(risk_router)
     check_routes_declare_roles(api_routers, auth.PUBLIC_PATHS)
     for router in api_routers:

@@ -98,6 +98,13 @@ class Settings(BaseSettings):
     upload_max_pixels: int = Field(
         default=40_000_000, ge=1024, description="Largest decoded image accepted, in pixels."
     )
+    recalibration_min_labels: int = Field(
+        default=100,
+        ge=2,
+        description="Fewest clinician-confirmed labels (agree or override) on an image model "
+        "version's predictions, at least a tenth of them of each class, before a "
+        "recalibration may be proposed.",
+    )
     risk_model: str = Field(
         default="pima-synthea", description="Registered risk model of CDS Hooks and risk pages."
     )

@@ -9,6 +9,7 @@ Domain code raises these; only the API layer maps them to HTTP.
     │   ├── ChecksumError            a file's checksum does not match the official one
     │   ├── InvalidInputError        an assessment input its feature cannot take (by field)
     │   │   └── ImplausibleInputError    an input lies outside its feature's plausible range
+    │   ├── PatientMismatchError     a DICOM header names another patient than the chart
     │   └── UnsupportedImageError    an image (or DICOM object) cannot be used
     ├── ModelError               a model cannot be built, trained or run
     ├── RegistryError            the model registry cannot satisfy a request
@@ -41,6 +42,7 @@ __all__ = [
     "InvalidInputError",
     "ModelError",
     "ModelNotFoundError",
+    "PatientMismatchError",
     "PermissionDeniedError",
     "RecordNotFoundError",
     "RefreshReuseError",
@@ -82,6 +84,23 @@ class InvalidInputError(DataError):
         self.fields = dict(fields)
         super().__init__(
             "; ".join(self.fields.values()) + "; correct the value or leave it empty (missing)."
+        )
+
+
+class PatientMismatchError(DataError):
+    """A DICOM file's patient attributes contradict the chart it is uploaded to; nothing was
+    stored. ``mismatches`` maps each field (name, patient_id, birth_date, sex) to the
+    disagreement in words; the upload needs the clinician's explicit confirmation.
+    """
+
+    def __init__(self, mismatches: dict[str, str]) -> None:
+        self.mismatches = dict(mismatches)
+        fields = ", ".join(field.replace("_", " ") for field in self.mismatches)
+        # The message names the fields only (no PHI); the values are in `mismatches`.
+        super().__init__(
+            f"the DICOM file does not match this patient's chart ({fields}; see errors). "
+            "Check that the image belongs to this patient; to file it here anyway, confirm "
+            "the mismatch (API: confirm_patient_mismatch=true)."
         )
 
 

@@ -177,7 +177,9 @@ def test_dicom_upload_prediction_heatmap_and_feedback(service: Service, data_dir
     alice = service.login("alice")
     patient_id = _patient(service, alice)
     dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
-    study = client.post(f"/api/v1/patients/{patient_id}/studies", headers=alice,
+    # RG1_J2KI.dcm names another patient than the chart: filed here on purpose
+    study = client.post(f"/api/v1/patients/{patient_id}/studies?confirm_patient_mismatch=true",
+                        headers=alice,
                         files={"file": ("x.dcm", dicom, "application/dicom")})  # fmt: skip
     assert study.status_code == 201, study.text
     assert study.json()["modality"] == "CR"
@@ -225,6 +227,7 @@ def test_feedback_is_one_editable_verdict_per_clinician_with_history(
     patient_id = _patient(service, alice)
     dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
     made = client.post(f"/api/v1/patients/{patient_id}/predictions", headers=alice,
+                       params={"confirm_patient_mismatch": True},
                        files={"file": ("x.dcm", dicom, "application/dicom")})  # fmt: skip
     assert made.status_code == 201, made.text
     url = f"/api/v1/predictions/{made.json()['id']}"
@@ -282,6 +285,7 @@ def test_a_write_is_not_blocked_while_a_heat_map_is_computed(
     patient_id = _patient(service, alice)
     dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
     made = client.post(f"/api/v1/patients/{patient_id}/predictions", headers=alice,
+                       params={"confirm_patient_mismatch": True},
                        files={"file": ("x.dcm", dicom)})  # fmt: skip
     assert made.status_code == 201, made.text
     step = HeldStep()
@@ -357,7 +361,7 @@ def test_upload_and_diagnose_in_one_call(service: Service, data_dir: Path) -> No
     client = service.client
     alice = service.login("alice")
     patient_id = _patient(service, alice)
-    url = f"/api/v1/patients/{patient_id}/predictions"
+    url = f"/api/v1/patients/{patient_id}/predictions?confirm_patient_mismatch=true"
     dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
     made = client.post(url, headers=alice, files={"file": ("x.dcm", dicom)})
     assert made.status_code == 201, made.text
@@ -375,7 +379,12 @@ def test_upload_and_diagnose_in_one_call(service: Service, data_dir: Path) -> No
         actions = session.execute(
             select(AuditRow.action).where(AuditRow.patient_id == patient_id).order_by(AuditRow.seq)
         ).scalars()
-        assert list(actions)[1:3] == ["study.create", "prediction.create"]
+        assert list(actions)[1:5] == [  # the chart is read to compare the DICOM header
+            "patient.read",
+            "study.create",
+            "study.patient_mismatch_confirmed",
+            "prediction.create",
+        ]
     cut = client.post(url, headers=alice, files={"file": ("c.dcm", dicom[:4000])})
     assert cut.status_code == 422
     denied = client.post(url, headers=service.login("bob"), files={"file": ("x.dcm", dicom)})
@@ -414,7 +423,7 @@ def test_a_malformed_model_name_is_a_client_error(service: Service) -> None:
 def test_a_prediction_inside_the_band_is_indeterminate(service: Service, data_dir: Path) -> None:
     client = service.client
     alice = service.login("alice")
-    url = f"/api/v1/patients/{_patient(service, alice)}/predictions"
+    url = f"/api/v1/patients/{_patient(service, alice)}/predictions?confirm_patient_mismatch=1"
     dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
     trained = client.post(url, headers=alice, files={"file": ("x.dcm", dicom)}).json()
     band = trained["decision_thresholds"]  # chosen on the validation split at training time

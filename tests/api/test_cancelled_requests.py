@@ -51,7 +51,7 @@ def test_an_upload_cancelled_while_its_image_is_staged_is_recorded_not_orphaned(
     async def cancel_mid_way() -> None:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as ac:
-            url = f"/api/v1/patients/{patient_id}/predictions"
+            url = f"/api/v1/patients/{patient_id}/predictions?confirm_patient_mismatch=true"
             request = asyncio.ensure_future(
                 ac.post(url, headers=alice, files={"file": ("x.dcm", dicom)})
             )

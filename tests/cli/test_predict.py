@@ -31,3 +31,53 @@ def test_the_cli_says_indeterminate_inside_the_band(
         assert "x.png: class0 (" in output
         assert "in between" not in output
     assert "(validation sensitivity 96.0%, specificity 97.0%)" in output
+
+
+def test_the_cli_warns_for_a_patient_outside_the_intended_population(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clinsight.data.intended_population import IntendedPopulation
+
+    population = IntendedPopulation(1, 5, "children aged 1 to 5 years", "a test")
+    register_tiny(tmp_path / "reg", intended_population=population)
+    monkeypatch.setenv("CLINSIGHT_REGISTRY_DIR", str(tmp_path / "reg"))
+    monkeypatch.setenv("CLINSIGHT_THREADS", "1")
+    get_settings.cache_clear()
+    image = str(write_plot(tmp_path / "x.png"))
+    code, output = run_cli("predict", "image", image, "--model", "tiny", "--birth-date",
+                           "2019-05-01", "--study-date", "2026-01-10")  # fmt: skip
+    assert code == 0, output
+    assert "Warning: The patient was 6 years old at the study date (2026-01-10), outside " in (
+        " ".join(output.split())
+    )
+    code, output = run_cli("predict", "image", image, "--model", "tiny", "--birth-date",
+                           "2019-05-01", "--study-date", "2023-01-10")  # fmt: skip
+    assert code == 0, output
+    assert "Warning" not in output
+
+
+def test_the_cli_monitors_a_version_and_refuses_a_recalibration_without_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clinsight.services.users import create_local_account
+    from clinsight.store.roles import Role
+
+    register_tiny(tmp_path / "reg", decision_thresholds=band(0.3, 0.7))
+    monkeypatch.setenv("CLINSIGHT_REGISTRY_DIR", str(tmp_path / "reg"))
+    get_settings.cache_clear()
+    settings = get_settings()
+    create_local_account(settings, username="root", password="correct horse battery staple",
+                         role=Role.ADMIN)  # fmt: skip
+    code, output = run_cli("models", "monitor", "tiny", "1", "--as", "root")
+    assert code == 0, output
+    assert "No baseline: this version was registered without one." in output
+    assert "Agreement rate - ({}); 0 confirmed labels." in output
+    code, output = run_cli("models", "monitor", "tiny", "1", "--as", "root", "--json")
+    assert code == 0, output
+    assert '"baseline": null' in output
+    code, output = run_cli("models", "recalibrate", "tiny", "1", "--as", "root")
+    assert code == 2
+    assert "too few confirmed labels to recalibrate tiny v1: 0" in " ".join(output.split())
+    code, output = run_cli("models", "recalibrate", "tiny", "1", "--as", "nobody")
+    assert code == 2
+    assert "no account is named 'nobody'" in output

@@ -34,6 +34,7 @@ def test_clinician_gets_a_diagnosis_in_the_browser(server: str, data_dir: Path) 
         page.screenshot(path=str(ARTIFACTS / "2-patient.png"))
         page.set_input_files("#file", str(dicom))
         page.click("#upload")
+        page.click("#confirm-mismatch")  # the file names another patient: filed on purpose
         page.wait_for_selector("#overlay", timeout=60_000)
         label = page.inner_text("#label")
         probability = page.inner_text("#probability")
@@ -47,6 +48,7 @@ def test_clinician_gets_a_diagnosis_in_the_browser(server: str, data_dir: Path) 
     assert probability.endswith("%")
     # The test model reads breast ultrasound: a chest radiograph is flagged on the page.
     assert [w.split(",")[0] for w in warnings] == [
+        "The DICOM header differs from the chart (name",
         "The image is modality CR",
         "The image shows body part CHEST",
     ]

@@ -97,6 +97,8 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "GET /api/v1/audit/export": (401, 403, 403, 200),
     "POST /api/v1/patients/{patient_id}/risk": (401, 403, (404, 403), 403),  # no risk model
     "POST /api/v1/risk/fhir": (401, 403, 422, 403),
+    "GET /api/v1/monitoring/image/{name}/{version}": (401, 200, 403, 200),
+    "POST /api/v1/monitoring/image/{name}/{version}/recalibration": (401, 422, 403, 403),
     # CDS Hooks: discovery is public; calls need an EHR's JWT, never a user token
     "GET /cds-services": (200, 200, 200, 200),
     "POST /cds-services/{service}": (401, 401, 401, 401),
@@ -120,6 +122,9 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "GET /patients/{patient_id}/risk": (303, 403, (404, 403), 403),
     "POST /patients/{patient_id}/risk": (303, 403, (404, 403), 403),
     "GET /models": (303, 200, 200, 200),
+    "GET /models/image/{name}/{version}/monitoring": (303, 200, 403, 200),
+    "POST /models/image/{name}/{version}/recalibration": (303, 422, 403, 403),  # too few labels
+    "POST /patients/{patient_id}/held/{token}": (303, 403, (404, 403), 403),  # nothing held
     "GET /audit": (303, 403, 403, 200),
     "GET /audit/export.{fmt}": (303, 403, 403, 200),
 }
@@ -181,6 +186,7 @@ def _records(service: Service, username: str, patient: dict[str, str]) -> dict[s
         "name": "breastmnist",
         "version": "1",
         "service": "pima-synthea-risk",
+        "token": "A" * 22,
     }
 
 
@@ -265,6 +271,8 @@ def _request(world: World, key: str, role: str, scope: str) -> tuple[int, str]:
             "files": {"file": ("x.png", _png(), "image/png")},
         },
         "POST /predictions/{prediction_id}/feedback": {"data": {**form, "verdict": "agree"}},
+        "POST /patients/{patient_id}/held/{token}": {"data": {**form, "action": "confirm"}},
+        "POST /models/image/{name}/{version}/recalibration": {"data": form},
     }
     params = {"mrn": OTHER["mrn"]} if key == "GET /api/v1/patients/lookup" else None
     if key.endswith("/notes/search"):

@@ -39,3 +39,12 @@ def test_feedback_is_one_service_function_each() -> None:
     assert vars(web_pages)["give_feedback"] is prediction_service.give_feedback
     assert vars(api_studies)["prediction_feedback"] is prediction_service.prediction_feedback
     assert vars(web_pages)["prediction_feedback"] is prediction_service.prediction_feedback
+
+
+def test_monitoring_and_recalibration_are_one_service_function_each() -> None:
+    from clinsight.api.routes import monitoring as api_monitoring
+    from clinsight.services import monitoring as monitoring_service
+
+    for name in ("model_monitoring", "propose_recalibration"):
+        assert vars(api_monitoring)[name] is vars(monitoring_service)[name]
+        assert vars(web_pages)[name] is vars(monitoring_service)[name]

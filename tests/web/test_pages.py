@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from tests.support.dicom import dicom_for
 from tests.support.image_models import promote_with_band
 from tests.support.service import PASSWORD, Service
 from tests.support.web import form_csrf, web_login
@@ -34,7 +35,7 @@ def test_clinician_flow_upload_to_result_and_feedback(service: Service, data_dir
     assert "Ada Lovelace" in made.text
     assert "No studies yet." in made.text
     patient_url = str(made.url)
-    dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
+    dicom = dicom_for(data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm", **form)
     result = client.post(f"{patient_url}/studies", data={"csrf": csrf},
                          files={"file": ("x.dcm", dicom)})  # fmt: skip
     assert result.status_code == 200
@@ -83,7 +84,7 @@ def test_feedback_is_shown_again_editable_and_checked_against_the_labels(
     csrf = form_csrf(client.get("/patients").text)
     form = {"mrn": "M2", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
     patient_url = str(client.post("/patients", data={**form, "csrf": csrf}).url)
-    dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
+    dicom = dicom_for(data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm", **form)
     result = client.post(f"{patient_url}/studies", data={"csrf": csrf},
                          files={"file": ("x.dcm", dicom)})  # fmt: skip
     result_url = str(result.url).split("?")[0]
@@ -124,7 +125,7 @@ def test_a_result_inside_the_band_reads_indeterminate(service: Service, data_dir
     csrf = form_csrf(client.get("/patients").text)
     form = {"mrn": "M9", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
     patient_url = str(client.post("/patients", data={**form, "csrf": csrf}).url)
-    dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
+    dicom = dicom_for(data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm", **form)
     promote_with_band(service.settings.resolved_registry_dir, "breastmnist", 0.0, 1.0)
     result = client.post(f"{patient_url}/studies", data={"csrf": csrf},
                          files={"file": ("x.dcm", dicom)})  # fmt: skip

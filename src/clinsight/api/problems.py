@@ -32,6 +32,7 @@ from clinsight.errors import (
     InvalidInputError,
     ModelError,
     ModelNotFoundError,
+    PatientMismatchError,
     PermissionDeniedError,
     RecordNotFoundError,
     RegistryError,
@@ -74,7 +75,8 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         401: "No, expired or revoked credentials.",
         403: "The role or the care team does not allow it (audited).",
         404: "No such record or model.",
-        409: "A unique value exists already, or a registry conflict.",
+        409: "A unique value exists already, a registry conflict, or a DICOM file naming "
+        "another patient than the chart (confirm with confirm_patient_mismatch=true).",
         413: "The upload is too large.",
         415: "The upload is not a recognised image.",
         422: "The request does not match the schema, or the input is invalid.",
@@ -91,6 +93,7 @@ STATUS_BY_ERROR: tuple[tuple[type[ClinsightError], int, str], ...] = (
     (ModelNotFoundError, 404, "Model not found"),
     (DataNotFoundError, 404, "Data not found"),
     (DuplicateRecordError, 409, "Already exists"),
+    (PatientMismatchError, 409, "Patient mismatch"),
     (DataError, 422, "Invalid input"),
     (IntegrityError, 503, "Model artifact failed verification"),
     (RegistryError, 409, "Model registry conflict"),
@@ -191,6 +194,11 @@ async def _clinsight_error(request: Request, exc: Exception) -> Response:
         extra["errors"] = [
             {"location": f"inputs.{feature}", "message": message}
             for feature, message in exc.fields.items()
+        ]
+    if isinstance(exc, PatientMismatchError):
+        extra["errors"] = [
+            {"location": f"dicom.{field}", "message": message}
+            for field, message in exc.mismatches.items()
         ]
     detail = withhold_paths(str(exc), _server_folders(request))
     return _answer(request, status, title, detail, headers, **extra)

@@ -141,6 +141,11 @@ class StudyOut(_Out):
     size_bytes: int
     modality: str
     created_at: datetime
+    patient_mismatch: list[str] = Field(
+        default_factory=list,
+        description="Fields (name, patient_id, birth_date, sex) where the DICOM header "
+        "contradicted the chart and the uploader confirmed the study belongs to this patient.",
+    )
 
 
 class DecisionThresholdsOut(BaseModel):

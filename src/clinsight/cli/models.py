@@ -24,7 +24,9 @@ __all__ = [
     "models_archive",
     "models_history",
     "models_list",
+    "models_monitor",
     "models_promote",
+    "models_recalibrate",
     "models_rollback",
     "models_show",
     "models_verify",
@@ -182,3 +184,66 @@ def models_history(kind: KindArg, name: NameArg) -> None:
             change.actor or "-", change.note,
         )  # fmt: skip
     console.print(table)
+
+
+RequiredAsOpt = Annotated[
+    str, typer.Option("--as", help="Your admin (or, for monitor, auditor) account's username.")
+]
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+@app.command("monitor")
+def models_monitor(
+    name: NameArg,
+    version: Annotated[int, typer.Argument(help="Image model version to monitor.")],
+    as_user: RequiredAsOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """An image model version in use by ISO week against its validation baseline: agreement,
+    refusals, indeterminate share, positive rate, input statistics, PSI and drift."""
+    import json
+
+    from clinsight.services.monitoring import monitoring_locally
+
+    report = monitoring_locally(get_settings(), name, version, as_user=as_user)
+    if as_json:
+        console.print_json(json.dumps(report.to_dict()))
+        return
+    if report.drift_alert and report.latest_psi is not None:
+        console.print(f"[bold red]Drift:[/] PSI > 0.2 in {report.latest_psi.week}.")
+    if report.baseline is None:
+        console.print("No baseline: this version was registered without one.")
+    console.print(f"Agreement rate {_percent(report.agreement_rate)} ({report.verdicts}); "
+                  f"{report.confirmed_labels} confirmed labels.")  # fmt: skip
+    table = Table(title=f"image model {name} v{version}: by ISO week")
+    for column in ("week", "n", "refused", "indeterminate", "positive", "PSI p", "PSI intensity",
+                   "agreement"):  # fmt: skip
+        table.add_column(column)
+    for week in report.weeks:
+        psi = [("-" if v is None else f"{v:.2f}") for v in week.psi.values()]
+        table.add_row(week.week, str(week.predictions), str(week.refused),
+                      _percent(week.indeterminate_share), _percent(week.predicted_positive_rate),
+                      *psi, _percent(week.agreement_rate))  # fmt: skip
+    console.print(table)
+
+
+@app.command("recalibrate")
+def models_recalibrate(
+    name: NameArg,
+    version: Annotated[int, typer.Argument(help="Image model version to recalibrate.")],
+    as_user: RequiredAsOpt,
+) -> None:
+    """Propose a recalibration from the clinicians' confirmed labels: a new candidate version
+    (audited, not serving until promoted)."""
+    from clinsight.services.monitoring import propose_recalibration_locally
+
+    found = propose_recalibration_locally(get_settings(), name, version, as_user=as_user)
+    console.print(
+        f"[green]Proposed {found.model.name} v{found.model.version} (candidate)[/]: temperature "
+        f"{found.temperature_before:.4g} -> {found.temperature_after:.4g} on {found.labels} "
+        f"confirmed labels (NLL {found.nll_before:.4f} -> {found.nll_after:.4f}). Promote it "
+        f"with `clinsight models promote image {found.model.name} {found.model.version}`."
+    )

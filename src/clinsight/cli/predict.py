@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +27,20 @@ def predict_image(
     stage: StageOpt = None,
     frame: Annotated[int | None, typer.Option(help="Frame of a multi-frame DICOM.")] = None,
     heatmap: Annotated[Path | None, typer.Option(help="Write a Grad-CAM overlay PNG here.")] = None,
+    birth_date: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="The patient's birth date: warns when their "
+            "age is outside the model's intended population.",
+        ),
+    ] = None,
+    study_date: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"], help="The study date (default: the DICOM's, else today)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Diagnose one image with a registered model (calibrated probability, optional heat map)."""
@@ -36,7 +51,14 @@ def predict_image(
     predictor = ImagePredictor.from_registry(
         settings.resolved_registry_dir, model, version, stage, threads=settings.threads
     )
-    result = diagnose_image(predictor, path, frame=frame, heatmap_path=heatmap)
+    on = study_date.date() if study_date else None
+    if on is None and birth_date is not None:
+        from clinsight.data.dicom_patient import read_dicom_patient
+
+        on = read_dicom_patient(path.read_bytes()).study_date if path.is_file() else None
+    result = diagnose_image(predictor, path, frame=frame, heatmap_path=heatmap,
+                            birth_date=birth_date.date() if birth_date else None,
+                            study_date=on)  # fmt: skip
     if as_json:
         console.print_json(json.dumps(result.to_dict()))
         return

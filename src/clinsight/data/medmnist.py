@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from clinsight.data.intended_population import IntendedPopulation
 from clinsight.errors import ChecksumError, DataError, DataNotFoundError
 from clinsight.files import atomic_writer
 
@@ -68,6 +69,8 @@ class MedMNISTInfo:
     positive_index: int = 1
     dicom_modalities: tuple[str, ...] = ()
     body_parts: tuple[str, ...] = ()
+    # Who the source dataset's images come from, where its provenance states an age range.
+    population: IntendedPopulation | None = None
 
     @property
     def num_classes(self) -> int:
@@ -86,6 +89,12 @@ class MedMNISTInfo:
 _ORGANS = (
     "bladder", "femur-left", "femur-right", "heart", "kidney-left", "kidney-right",
     "liver", "lung-left", "lung-right", "pancreas", "spleen",
+)  # fmt: skip
+
+_PNEUMONIA_CHILDREN = IntendedPopulation(
+    1, 5, "children aged 1 to 5 years",
+    "Kermany et al., Cell 2018 (the source of PneumoniaMNIST): chest X-rays of paediatric "
+    "patients one to five years old, Guangzhou Women and Children's Medical Center",
 )  # fmt: skip
 
 CATALOGUE: dict[str, MedMNISTInfo] = {
@@ -137,7 +146,7 @@ CATALOGUE: dict[str, MedMNISTInfo] = {
             1,
             {28: "28209eda62fecd6e6a2d98b1501bb15f", 64: "8f4eceb4ccffa70c672198ea285246c6",
              128: "05b46931834c231683c68f40c47b2971", 224: "d6a3c71de1b945ea11211b03746c1fe1"},
-            dicom_modalities=("CR", "DX"), body_parts=("CHEST",),
+            dicom_modalities=("CR", "DX"), body_parts=("CHEST",), population=_PNEUMONIA_CHILDREN,
         ),
         MedMNISTInfo(
             "retinamnist", "Fundus camera, diabetic retinopathy grade 0-4", "fundus photography",

@@ -70,6 +70,11 @@ def build_card(
             "artifact_sha256": artifact_sha256,
         },
         "intended_use": intended_use or _default_intended_use(record),
+        **(
+            {"intended_population": record["intended_population"]}
+            if "intended_population" in record
+            else {}
+        ),
         "outputs": {
             "task": record["task"],
             "labels": labels,
@@ -87,6 +92,18 @@ def build_card(
         "limitations": list(dict.fromkeys([*_default_limitations(record), *limitations])),
         "plots": list(plots),
     }
+
+
+def _population_lines(population: Mapping[str, Any] | None) -> list[str]:
+    """The intended population (ages at the study date) under the intended use, if known."""
+    if not population:
+        return []
+    return [
+        f"Intended population: {population['description']} (ages {population['min_age_years']}"
+        f"–{population['max_age_years']} years at the study date; source: "
+        f"{population['source']}). Predictions for patients outside it carry a warning.",
+        "",
+    ]
 
 
 def _ensemble_rows(model: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -239,6 +256,7 @@ def render_card_markdown(card: Mapping[str, Any]) -> str:
         card["intended_use"],
         "",
         *_population_section(card.get("population")),
+        *_population_lines(card.get("intended_population")),
         "## Data and training",
         "",
         *_table(("Item", "Value"), _rows(card["training"])),

@@ -5,6 +5,7 @@ Layout of ``registry_dir``::
     <name>/stages.json          current stage of every version + history of changes
     <name>/<version>/           1, 2, ...; immutable once written
         model.onnx  weights.safetensors  model.json  card.json  card.md  plots/*.png
+        baseline.json           validation statistics for drift monitoring (`evaluation.drift`)
         manifest.json           sha256 of every other file; artifact sha256 (model.onnx)
 
 Versions, the staging folder, locks and stages work as for every kind (`registry.versions`):
@@ -14,6 +15,7 @@ live in stages.json (not model.json) because version folders are hashed and neve
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from collections.abc import Mapping, Sequence
@@ -23,13 +25,16 @@ from typing import Any
 
 from torch import nn
 
+from clinsight.data.intended_population import IntendedPopulation
 from clinsight.data.medmnist import TaskType
 from clinsight.errors import DataError, ModelError, RegistryError
+from clinsight.evaluation.drift import Baseline
 from clinsight.evaluation.thresholds import DecisionThresholds
 from clinsight.imaging.networks import NetworkConfig
 from clinsight.imaging.transforms import PreprocessSpec
 from clinsight.registry.cards import build_card
 from clinsight.registry.export import INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, export_onnx, save_weights
+from clinsight.registry.manifest import write_json
 from clinsight.registry.stages import Stage, StageChange
 from clinsight.registry.versions import (
     NAME_PATTERN,
@@ -52,12 +57,13 @@ __all__ = [
     "StageChange",
     "get_model",
     "list_models",
+    "read_baseline",
     "register_model",
     "verify",
     "version_numbers",
 ]
 
-ONNX_FILE, WEIGHTS_FILE = "model.onnx", "weights.safetensors"
+ONNX_FILE, WEIGHTS_FILE, BASELINE_FILE = "model.onnx", "weights.safetensors", "baseline.json"
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,8 @@ class ModelVersion(RegisteredVersion):
     temperature: float
     # Binary models registered with decision thresholds; None for older ones (argmax).
     decision_thresholds: DecisionThresholds | None = None
+    # The ages the training data covers, where its provenance states them; None: unknown.
+    intended_population: IntendedPopulation | None = None
 
     @property
     def onnx_path(self) -> Path:
@@ -95,6 +103,9 @@ class ModelVersion(RegisteredVersion):
             "decision_thresholds": (
                 self.decision_thresholds.to_dict() if self.decision_thresholds else None
             ),
+            "intended_population": (
+                self.intended_population.to_dict() if self.intended_population else None
+            ),
         }  # fmt: skip
 
 
@@ -108,13 +119,38 @@ def _thresholds(record: dict[str, Any]) -> DecisionThresholds | None:
         raise RegistryError(f"model.json of {record.get('name')!r}: {exc}") from exc
 
 
+def _population(record: dict[str, Any]) -> IntendedPopulation | None:
+    stored = record.get("intended_population")
+    if stored is None:
+        return None
+    try:
+        return IntendedPopulation.from_dict(stored)
+    except DataError as exc:
+        raise RegistryError(f"model.json of {record.get('name')!r}: {exc}") from exc
+
+
+def read_baseline(model: ModelVersion) -> Baseline | None:
+    """The validation baseline saved with the version; None for a version without one.
+
+    Raises:
+        RegistryError: baseline.json is malformed.
+    """
+    path = model.path / BASELINE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return Baseline.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, DataError) as exc:
+        raise RegistryError(f"baseline.json of {model.name} v{model.version}: {exc}") from exc
+
+
 def _from_record(record: dict[str, Any], common: dict[str, Any]) -> ModelVersion:
     return ModelVersion(
         **common, network_config=NetworkConfig.from_dict(record["network"]),
         preprocess=PreprocessSpec.from_dict(record["preprocess"]),
         labels=tuple(record["labels"]), task=TaskType(record["task"]),
         positive_index=int(record["positive_index"]), temperature=float(record["temperature"]),
-        decision_thresholds=_thresholds(record),
+        decision_thresholds=_thresholds(record), intended_population=_population(record),
     )  # fmt: skip
 
 
@@ -182,11 +218,15 @@ def register_model(
     intended_use: str | None = None,
     limitations: Sequence[str] = (),
     decision_thresholds: DecisionThresholds | None = None,
+    intended_population: IntendedPopulation | None = None,
+    baseline: Baseline | None = None,
 ) -> ModelVersion:
     """Export, check and store `network` as the next version of `name` (stage candidate).
 
     `decision_thresholds` (binary tasks only, chosen on validation) are kept in model.json
-    and the card; without them a prediction is the most probable class.
+    and the card; without them a prediction is the most probable class. The
+    `intended_population` (ages) goes in model.json and the card; the validation `baseline`
+    in baseline.json, for drift monitoring.
 
     Raises:
         RegistryError: invalid name, missing training['data_sha256'], missing plot,
@@ -213,6 +253,10 @@ def register_model(
         }  # fmt: skip
         if decision_thresholds is not None:
             record["decision_thresholds"] = decision_thresholds.to_dict()
+        if intended_population is not None:
+            record["intended_population"] = intended_population.to_dict()
+        if baseline is not None:
+            write_json(staging / BASELINE_FILE, baseline.to_dict())
 
         def card(stored: dict[str, Any], artifact_sha256: str) -> dict[str, Any]:
             return build_card(

@@ -89,15 +89,26 @@ def list_notes(ctx: StoreContext, patient_id: str) -> list[NoteRecord]:
     return notes.read_notes(ctx, patient_id, break_glass=_glass(ctx, patient_id, "note.list"))
 
 
-def add_study(ctx: StoreContext, patient_id: str, content: bytes, *, modality: str) -> StudyRecord:
-    """Store an uploaded image encrypted on disk and record it for the patient (the caller
-    commits and, if that fails, removes the file with `store.studies.discard_study_file`).
+def add_study(
+    ctx: StoreContext,
+    patient_id: str,
+    content: bytes,
+    *,
+    modality: str,
+    patient_mismatch: tuple[str, ...] = (),
+) -> StudyRecord:
+    """Store an uploaded image encrypted on disk and record it for the patient, with any
+    patient mismatch the uploader confirmed (the caller commits and, if that fails, removes
+    the file with `store.studies.discard_study_file`).
 
     Raises:
         PermissionDeniedError: the actor may not open this patient (the denial is committed).
     """
     glass = _glass(ctx, patient_id, "study.create")
-    return studies.insert_study(ctx, patient_id, content, modality=modality, break_glass=glass)
+    return studies.insert_study(
+        ctx, patient_id, content, modality=modality, break_glass=glass,
+        patient_mismatch=patient_mismatch,
+    )  # fmt: skip
 
 
 def read_study(ctx: StoreContext, study_id: str) -> tuple[StudyRecord, bytes]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import torch
 from numpy.typing import NDArray
 
 from clinsight.data.images import read_image
+from clinsight.data.intended_population import age_in_years
 from clinsight.data.medmnist import dataset_info
 from clinsight.data.source import SourceImage
 from clinsight.errors import DataError
@@ -23,6 +25,7 @@ __all__ = [
     "centre_square",
     "diagnose_image",
     "explain_prediction",
+    "population_warnings",
     "suitability_warnings",
 ]
 
@@ -36,6 +39,8 @@ class Diagnosis:
     source: dict[str, str]
     heatmap: Path | None
     warnings: tuple[str, ...] = ()
+    # The mean of the image's pixels in [0, 1], an input statistic for drift monitoring.
+    mean_intensity: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -44,6 +49,7 @@ class Diagnosis:
             "source": self.source,
             "heatmap": str(self.heatmap) if self.heatmap else None,
             "warnings": list(self.warnings),
+            "mean_intensity": self.mean_intensity,
         }
 
 
@@ -70,6 +76,30 @@ def suitability_warnings(model: ModelVersion, source: dict[str, str]) -> tuple[s
             f"{'/'.join(info.body_parts)} images: the finding is unreliable for this image."
         )
     return tuple(found)
+
+
+def population_warnings(
+    model: ModelVersion, birth_date: date | None, study_date: date
+) -> tuple[str, ...]:
+    """A warning when the patient's age at the study date lies outside the model card's
+    intended population (none when either is unknown)."""
+    population = model.intended_population
+    if population is None or birth_date is None:
+        return ()
+    age = age_in_years(birth_date, study_date)
+    if age < 0:
+        return (
+            f"The study date {study_date.isoformat()} precedes the patient's birth date "
+            f"{birth_date.isoformat()}: check that the image belongs to this patient.",
+        )
+    if population.contains(age):
+        return ()
+    return (
+        f"The patient was {age} years old at the study date ({study_date.isoformat()}), "
+        f"outside the intended population of {model.name} v{model.version}: "
+        f"{population.description} ({population.min_age_years}–{population.max_age_years} "
+        "years). The finding is unreliable for this patient.",
+    )
 
 
 def centre_square(pixels: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -101,9 +131,12 @@ def diagnose_image(
     *,
     frame: int | None = None,
     heatmap_path: Path | None = None,
+    birth_date: date | None = None,
+    study_date: date | None = None,
 ) -> Diagnosis:
     """Read a PNG, JPEG or DICOM image (or take one already read), predict it, and
-    optionally save a Grad-CAM overlay.
+    optionally save a Grad-CAM overlay. With the patient's `birth_date`, their age at
+    `study_date` (default: today) is checked against the model's intended population.
 
     Raises:
         UnsupportedImageError: the file is not an image Clinsight can read (reason given).
@@ -116,9 +149,12 @@ def diagnose_image(
     if heatmap_path is not None:
         heatmap = explain_prediction(predictor, image, heatmap_path)
     source_facts = dict(image.metadata)
+    on = study_date or datetime.now(UTC).date()
     return Diagnosis(
         prediction=prediction,
         source=source_facts,
         heatmap=heatmap,
-        warnings=suitability_warnings(predictor.model, source_facts),
+        warnings=suitability_warnings(predictor.model, source_facts)
+        + population_warnings(predictor.model, birth_date, on),
+        mean_intensity=float(np.mean(image.pixels)),
     )

@@ -12,14 +12,17 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from clinsight.config import Settings
+from clinsight.data.dicom_patient import DicomPatient, compare_with_chart, read_dicom_patient
 from clinsight.data.images import read_image
 from clinsight.data.source import SourceImage, sniff_image_format
-from clinsight.errors import RecordNotFoundError
+from clinsight.errors import PatientMismatchError, RecordNotFoundError
 from clinsight.inference.predictors import ImagePredictor
-from clinsight.registry.image import get_model
+from clinsight.registry.image import ModelVersion, get_model
+from clinsight.security import records
 from clinsight.security.access import require_patient_access
 from clinsight.security.clinical import (
     add_study,
@@ -32,7 +35,7 @@ from clinsight.security.clinical import (
     record_prediction,
 )
 from clinsight.services.diagnosis import Diagnosis, diagnose_image, explain_prediction
-from clinsight.store.actors import Principal
+from clinsight.store.held_uploads import drop_held_upload, hold_upload, read_held_upload
 from clinsight.store.repositories import StoreContext
 from clinsight.store.studies import (
     FeedbackRecord,
@@ -52,14 +55,19 @@ from clinsight.store.tables import Prediction, Verdict
 from clinsight.store.uploads import UploadRecorder
 
 __all__ = [
+    "ChartCheck",
     "PredictionDetail",
     "PredictionView",
     "PredictorLookup",
+    "cancel_held_upload",
+    "check_against_chart",
     "check_image",
+    "confirm_held_upload",
     "diagnose_upload",
     "explained_prediction",
     "give_feedback",
     "heatmap_png",
+    "hold_mismatched_upload",
     "model_labels",
     "patient_studies",
     "predict_study",
@@ -105,22 +113,74 @@ def _modality(image: SourceImage) -> str:
     return (image.metadata.get("modality") or image.format.upper())[:16]
 
 
+@dataclass(frozen=True)
+class ChartCheck:
+    """An upload against the chart: the mismatching fields the clinician confirmed, and the
+    patient's birth date and the study date for the intended-population check."""
+
+    patient_mismatch: tuple[str, ...] = ()
+    birth_date: date | None = None
+    study_date: date | None = None
+
+
+def check_against_chart(
+    ctx: StoreContext,
+    patient_id: str,
+    content: bytes,
+    image: SourceImage,
+    model: ModelVersion | None,
+    *,
+    confirm_patient_mismatch: bool,
+) -> ChartCheck:
+    """Compare a DICOM header's patient with the chart, and read the birth date when `model`
+    has an intended population; the chart is read (audited, committed) only then.
+
+    Raises:
+        PatientMismatchError: the header contradicts the chart and the clinician has not
+            confirmed it (nothing is stored).
+        PermissionDeniedError: the actor may not open this patient.
+    """
+    is_dicom = image.format == "dicom"
+    if not is_dicom and (model is None or model.intended_population is None):
+        return ChartCheck()
+    chart = records.get_patient(ctx, patient_id)
+    ctx.session.commit()  # the read's audit entry; no lock held while the model runs
+    header = read_dicom_patient(content) if is_dicom else DicomPatient()
+    found = compare_with_chart(
+        header, name=chart.name, mrn=chart.mrn, birth_date=chart.birth_date, sex=chart.sex
+    )
+    if found and not confirm_patient_mismatch:
+        raise PatientMismatchError({m.field: m.message for m in found})
+    return ChartCheck(tuple(m.field for m in found), chart.birth_date, header.study_date)
+
+
 def upload_study(
-    ctx: StoreContext, patient_id: str, content: bytes, settings: Settings
+    ctx: StoreContext,
+    patient_id: str,
+    content: bytes,
+    settings: Settings,
+    *,
+    confirm_patient_mismatch: bool = False,
 ) -> StudyRecord:
     """Check an uploaded image and store it encrypted as a study of the patient; commits.
 
-    The access check comes first, so a denied caller learns nothing about the file. If the
-    rows cannot be committed, the file is removed again.
+    The access check comes first, so a denied caller learns nothing about the file. A DICOM
+    header naming another patient is refused unless `confirm_patient_mismatch`; a confirmed
+    mismatch is recorded with the study and audited. If the rows cannot be committed, the
+    file is removed again.
 
     Raises:
         PermissionDeniedError: the actor may not open this patient.
         UnsupportedImageError: the file is not a usable image (nothing is stored).
+        PatientMismatchError: the header contradicts the chart, unconfirmed (nothing stored).
     """
     require_patient_access(ctx.session, ctx.actor, patient_id, "study.upload")
     ctx.session.commit()
     image = check_image(content, settings)
-    study = add_study(ctx, patient_id, content, modality=_modality(image))
+    check = check_against_chart(ctx, patient_id, content, image, None,
+                                confirm_patient_mismatch=confirm_patient_mismatch)  # fmt: skip
+    study = add_study(ctx, patient_id, content, modality=_modality(image),
+                      patient_mismatch=check.patient_mismatch)  # fmt: skip
     try:
         ctx.session.commit()
     except BaseException:
@@ -144,30 +204,42 @@ def _draft(predictor: ImagePredictor, diagnosis: Diagnosis) -> PredictionDraft:
         warnings=diagnosis.warnings,
         decision=found.decision if found.thresholds else None,
         decision_thresholds=found.thresholds.to_dict() if found.thresholds else None,
+        input_mean_intensity=diagnosis.mean_intensity,
     )
 
 
 def stage_diagnosis(
+    ctx: StoreContext,
     uploads: UploadRecorder,
-    actor: Principal,
     predictor: ImagePredictor,
     patient_id: str,
     content: bytes,
     settings: Settings,
+    *,
+    confirm_patient_mismatch: bool = False,
 ) -> StagedUpload:
     """The work of a one-call diagnosis before anything is recorded: the access check, then
-    decode once, infer, and write the encrypted file (`uploads.record` stores the rows).
+    decode once, check against the chart (`check_against_chart`), infer (with a warning for
+    a patient outside the model's intended population), and write the encrypted file
+    (`uploads.record` stores the rows, with any confirmed mismatch).
 
     Raises:
         PermissionDeniedError: the actor may not open this patient (checked first).
         UnsupportedImageError: the file is not a usable image (nothing is stored).
+        PatientMismatchError: the header contradicts the chart, unconfirmed (nothing stored).
         ModelError: inference failed (nothing is stored).
     """
+    actor = ctx.actor
     uploads.check_access(actor, patient_id)
     image = check_image(content, settings)
-    diagnosis = diagnose_image(predictor, image)
+    check = check_against_chart(ctx, patient_id, content, image, predictor.model,
+                                confirm_patient_mismatch=confirm_patient_mismatch)  # fmt: skip
+    diagnosis = diagnose_image(
+        predictor, image, birth_date=check.birth_date, study_date=check.study_date
+    )
     return stage_upload(uploads.keyring, uploads.files_dir, actor, patient_id, content,
-                        modality=_modality(image), draft=_draft(predictor, diagnosis))  # fmt: skip
+                        modality=_modality(image), draft=_draft(predictor, diagnosis),
+                        patient_mismatch=check.patient_mismatch)  # fmt: skip
 
 
 def predict_study(ctx: StoreContext, predictor: ImagePredictor, study_id: str) -> PredictionRecord:
@@ -179,11 +251,18 @@ def predict_study(ctx: StoreContext, predictor: ImagePredictor, study_id: str) -
         UnsupportedImageError: the stored image cannot be decoded.
         ModelError: inference failed.
     """
-    _, content = read_study(ctx, study_id)
+    study, content = read_study(ctx, study_id)
     # The read (and its audit entry) is committed before inference, so the store is not
     # locked while the image is decoded and the model runs.
     ctx.session.commit()
-    diagnosis = diagnose_image(predictor, content)
+    image = read_image(content)
+    check = check_against_chart(
+        ctx, study.patient_id, content, image, predictor.model, confirm_patient_mismatch=True
+    )  # confirmed at the upload
+    diagnosis = diagnose_image(
+        predictor, image, birth_date=check.birth_date,
+        study_date=check.study_date or study.created_at.date(),
+    )  # fmt: skip
     record = record_prediction(ctx, study_id, _draft(predictor, diagnosis))
     ctx.session.commit()
     return record
@@ -232,6 +311,8 @@ def diagnose_upload(
     patient_id: str,
     content: bytes,
     settings: Settings,
+    *,
+    confirm_patient_mismatch: bool = False,
 ) -> StoredUpload:
     """Diagnose an upload and record it with its prediction; waits for the commit.
 
@@ -242,8 +323,59 @@ def diagnose_upload(
         As `stage_diagnosis`; RuntimeError: the recorder was closed.
     """
     ctx.session.commit()
-    staged = stage_diagnosis(uploads, ctx.actor, predictor, patient_id, content, settings)
+    staged = stage_diagnosis(ctx, uploads, predictor, patient_id, content, settings,
+                             confirm_patient_mismatch=confirm_patient_mismatch)  # fmt: skip
     return uploads.record(staged).result()
+
+
+def hold_mismatched_upload(ctx: StoreContext, patient_id: str, content: bytes) -> str:
+    """Keep an upload refused for a patient mismatch, encrypted, while the clinician
+    confirms or cancels it; the token naming it (`confirm_held_upload`).
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient.
+    """
+    require_patient_access(ctx.session, ctx.actor, patient_id, "study.upload")
+    ctx.session.commit()
+    return hold_upload(ctx.keyring, ctx.files_dir, ctx.actor, patient_id, content)
+
+
+def confirm_held_upload(
+    ctx: StoreContext,
+    uploads: UploadRecorder,
+    predictor: ImagePredictor,
+    patient_id: str,
+    token: str,
+    settings: Settings,
+) -> StoredUpload:
+    """Diagnose and record a held upload, its patient mismatch confirmed by the clinician
+    (recorded with the study and audited); the held file is then dropped.
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient (checked first).
+        RecordNotFoundError: nothing is held under this token for the actor and patient.
+        As `diagnose_upload`.
+    """
+    require_patient_access(ctx.session, ctx.actor, patient_id, "study.upload")
+    ctx.session.commit()
+    content = read_held_upload(ctx.keyring, ctx.files_dir, ctx.actor, patient_id, token)
+    stored = diagnose_upload(ctx, uploads, predictor, patient_id, content, settings,
+                             confirm_patient_mismatch=True)  # fmt: skip
+    drop_held_upload(ctx.files_dir, token)
+    return stored
+
+
+def cancel_held_upload(ctx: StoreContext, patient_id: str, token: str) -> None:
+    """Forget a held upload without storing it; committed.
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient.
+        RecordNotFoundError: nothing is held under this token for the actor and patient.
+    """
+    require_patient_access(ctx.session, ctx.actor, patient_id, "study.upload")
+    ctx.session.commit()
+    read_held_upload(ctx.keyring, ctx.files_dir, ctx.actor, patient_id, token)
+    drop_held_upload(ctx.files_dir, token)
 
 
 def patient_studies(ctx: StoreContext, patient_id: str) -> list[StudyRecord]:

@@ -15,8 +15,9 @@ from numpy.typing import NDArray
 
 from clinsight.data.medmnist import MedMNISTSplits, Split, TaskType, load_medmnist
 from clinsight.evaluation.calibration import apply_temperature
+from clinsight.evaluation.drift import Baseline, build_baseline
 from clinsight.evaluation.report import EvaluationReport, evaluate_predictions
-from clinsight.evaluation.thresholds import DecisionThresholds, choose_thresholds
+from clinsight.evaluation.thresholds import INDETERMINATE, DecisionThresholds, choose_thresholds
 from clinsight.imaging.specs import TrainConfig
 from clinsight.imaging.training import (
     ProgressCallback,
@@ -33,6 +34,7 @@ __all__ = [
     "evaluate_registered_model",
     "split_logits",
     "train_and_register",
+    "validation_baseline",
     "validation_thresholds",
 ]
 
@@ -84,6 +86,35 @@ def validation_thresholds(
         return None
     probs = apply_temperature(val_logits, temperature, task)[:, positive_index]
     return choose_thresholds(probs, val_labels.ravel() == positive_index)
+
+
+def validation_baseline(
+    data: MedMNISTSplits,
+    val_logits: NDArray[np.float32],
+    temperature: float,
+    thresholds: DecisionThresholds | None,
+) -> Baseline | None:
+    """The drift baseline of a binary model (`evaluation.drift`): its calibrated validation
+    probabilities, findings and images' mean intensity; None for other tasks.
+
+    Raises:
+        DataError: the logits are malformed.
+    """
+    info = data.info
+    if info.task is not TaskType.BINARY:
+        return None
+    probs = apply_temperature(val_logits, temperature, info.task)[:, info.positive_index]
+    positive, negative = info.labels[info.positive_index], info.labels[1 - info.positive_index]
+    if thresholds is None:
+        decisions = [positive if p >= 0.5 else negative for p in probs]
+    else:
+        decisions = [thresholds.decide(float(p), positive, negative) for p in probs]
+    images = data.split(Split.VAL)[0]
+    intensity = images.reshape(len(images), -1).mean(axis=1) / 255.0
+    return build_baseline(
+        probs, intensity, decisions, positive_label=positive,
+        indeterminate=INDETERMINATE if thresholds is not None else None,
+    )  # fmt: skip
 
 
 def _intended_use(data: MedMNISTSplits) -> str:
@@ -184,6 +215,8 @@ def train_and_register(
             intended_use=_intended_use(data),
             limitations=LIMITATIONS,
             decision_thresholds=thresholds,
+            intended_population=data.info.population,
+            baseline=validation_baseline(data, val_logits, report.temperature, thresholds),
         )
     return ImageTrainingOutcome(train=result, report=report, model=model, run_dir=run_dir)
 

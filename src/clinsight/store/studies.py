@@ -67,6 +67,8 @@ class StudyRecord:
     size_bytes: int
     modality: str
     created_at: datetime
+    # The fields where the DICOM header contradicted the chart, confirmed by the uploader.
+    patient_mismatch: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,8 @@ class PredictionDraft:
     # behind it; None for argmax predictions (models registered without thresholds).
     decision: str | None = None
     decision_thresholds: dict[str, Any] | None = None
+    # The input image's mean pixel value in [0, 1] (drift monitoring).
+    input_mean_intensity: float | None = None
 
     @property
     def predicted_label(self) -> str:
@@ -180,8 +184,9 @@ LabelLookup = Callable[[str, str], Sequence[str]]
 
 def _study_record(row: Study) -> StudyRecord:
     return StudyRecord(
-        row.id, row.patient_id, row.sha256, row.size_bytes, row.modality, row.created_at
-    )
+        row.id, row.patient_id, row.sha256, row.size_bytes, row.modality, row.created_at,
+        tuple(row.patient_mismatch or ()),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -197,6 +202,7 @@ class StagedUpload:
     size_bytes: int
     modality: str
     draft: PredictionDraft
+    patient_mismatch: tuple[str, ...] = ()
 
     def discard(self) -> None:
         """Remove the file of an upload that will not be recorded."""
@@ -236,8 +242,10 @@ def stage_upload(
     *,
     modality: str,
     draft: PredictionDraft,
+    patient_mismatch: tuple[str, ...] = (),
 ) -> StagedUpload:
     """Write an uploaded image's encrypted file before its rows are recorded (no lock held).
+    `patient_mismatch` names the header fields the uploader confirmed despite the chart.
 
     Raises:
         DataError: a probability or confidence outside [0, 1] (nothing is written).
@@ -247,30 +255,35 @@ def stage_upload(
     sha256 = hashlib.sha256(content).hexdigest()
     return StagedUpload(
         actor, patient_id, study_id, files_dir / blob_key, blob_key, sha256, len(content),
-        modality, draft,
+        modality, draft, patient_mismatch,
     )  # fmt: skip
 
 
 def _study_row(
     study_id: str, patient_id: str, blob_key: str, content: tuple[str, int], modality: str,
-    actor: Principal,
+    actor: Principal, mismatch: tuple[str, ...] = (),
 ) -> dict[str, Any]:  # fmt: skip
     sha256, size_bytes = content
     return {"id": study_id, "patient_id": patient_id, "blob_key": blob_key, "sha256": sha256,
             "size_bytes": size_bytes, "modality": modality, "created_by": actor.user_id,
-            "created_at": utcnow()}  # fmt: skip
+            "created_at": utcnow(), "patient_mismatch": list(mismatch) or None}  # fmt: skip
 
 
-def _study_event(row: dict[str, Any], glass: bool) -> AuditEvent:
-    return AuditEvent(
-        "study.create",
-        "study",
-        actor_id=row["created_by"],
-        resource_id=row["id"],
+def _study_events(row: dict[str, Any], glass: bool) -> list[AuditEvent]:
+    """The study's creation and, if the uploader confirmed a patient mismatch, that (the
+    field names only: the values are PHI)."""
+    events = [AuditEvent(
+        "study.create", "study", actor_id=row["created_by"], resource_id=row["id"],
         patient_id=row["patient_id"],
-        details={"modality": row["modality"], "bytes": row["size_bytes"]},
-        break_glass=glass,
-    )
+        details={"modality": row["modality"], "bytes": row["size_bytes"]}, break_glass=glass,
+    )]  # fmt: skip
+    if row["patient_mismatch"]:
+        events.append(AuditEvent(
+            "study.patient_mismatch_confirmed", "study", actor_id=row["created_by"],
+            resource_id=row["id"], patient_id=row["patient_id"],
+            details={"fields": ",".join(row["patient_mismatch"])}, break_glass=glass,
+        ))  # fmt: skip
+    return events
 
 
 def _prediction_row(study_id: str, draft: PredictionDraft, actor: Principal) -> dict[str, Any]:
@@ -292,7 +305,8 @@ def _prediction_event(row: dict[str, Any], patient_id: str, glass: bool) -> Audi
 
 
 def _study_from(row: dict[str, Any]) -> StudyRecord:
-    return StudyRecord(**{name: row[name] for name in StudyRecord.__dataclass_fields__})
+    fields = {name: row[name] for name in StudyRecord.__dataclass_fields__}
+    return StudyRecord(**{**fields, "patient_mismatch": tuple(row["patient_mismatch"] or ())})
 
 
 def _prediction_from(row: dict[str, Any]) -> PredictionRecord:
@@ -300,21 +314,29 @@ def _prediction_from(row: dict[str, Any]) -> PredictionRecord:
 
 
 def insert_study(
-    ctx: StoreContext, patient_id: str, content: bytes, *, modality: str, break_glass: bool
+    ctx: StoreContext,
+    patient_id: str,
+    content: bytes,
+    *,
+    modality: str,
+    break_glass: bool,
+    patient_mismatch: tuple[str, ...] = (),
 ) -> StudyRecord:
     """Store an uploaded image encrypted on disk and record it for the patient (the caller
-    commits, and calls `discard_study_file` if that fails).
+    commits, and calls `discard_study_file` if that fails); a confirmed `patient_mismatch`
+    is recorded with it and audited.
 
     If the rows cannot be written, the file is removed again.
     """
     study_id, blob_key = _write_blob(ctx.keyring, ctx.files_dir, content)
     digest = (hashlib.sha256(content).hexdigest(), len(content))
-    row = _study_row(study_id, patient_id, blob_key, digest, modality, ctx.actor)
+    row = _study_row(study_id, patient_id, blob_key, digest, modality, ctx.actor,
+                     patient_mismatch)  # fmt: skip
     try:
         # Core statements: the unit of work would cost more than the rest of the store's
         # part of a prediction request.
         ctx.session.execute(_INSERT_STUDY, row)
-        audit.append_many(ctx.session, [_study_event(row, break_glass)])
+        audit.append_many(ctx.session, _study_events(row, break_glass))
     except BaseException:
         (ctx.files_dir / blob_key).unlink(missing_ok=True)
         raise
@@ -354,12 +376,12 @@ def record_uploads(
         glass = access is PatientAccess.BREAK_GLASS
         digest = (upload.sha256, upload.size_bytes)
         study = _study_row(upload.study_id, upload.patient_id, upload.blob_key, digest,
-                           upload.modality, upload.actor)  # fmt: skip
+                           upload.modality, upload.actor, upload.patient_mismatch)  # fmt: skip
         prediction = _prediction_row(upload.study_id, upload.draft, upload.actor)
         studies.append(study)
         predictions.append(prediction)
         events += [
-            _study_event(study, glass),
+            *_study_events(study, glass),
             _prediction_event(prediction, upload.patient_id, glass),
         ]
         results.append((_study_from(study), _prediction_from(prediction)))

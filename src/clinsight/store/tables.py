@@ -174,6 +174,9 @@ class Study(Base):
     modality: Mapped[str] = mapped_column(String(16))
     created_by: Mapped[str | None] = mapped_column(ID, ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The fields (e.g. ["name", "birth_date"]) where the DICOM header contradicted the chart
+    # and the uploader confirmed the study belongs to this patient; null when none did.
+    patient_mismatch: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class Note(Base):
@@ -213,6 +216,8 @@ class Prediction(Base):
     # (thresholds, validation sensitivity/specificity); null for argmax predictions.
     decision: Mapped[str | None] = mapped_column(String(128))
     decision_thresholds: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The mean of the input image's pixels in [0, 1], for drift monitoring; null for old rows.
+    input_mean_intensity: Mapped[float | None] = mapped_column(Float)
 
 
 class Feedback(Base):

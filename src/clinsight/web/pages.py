@@ -24,18 +24,23 @@ from clinsight.api.deps import AppState, get_db, get_state
 from clinsight.api.problems import status_for
 from clinsight.api.schemas import ner_test_f1
 from clinsight.api.uploads import read_upload
-from clinsight.errors import AuthenticationError, ClinsightError, DataError
+from clinsight.errors import AuthenticationError, ClinsightError, DataError, PatientMismatchError
 from clinsight.registry.cards import human_key
 from clinsight.registry.kinds import list_versions
 from clinsight.registry.ner import NerModelVersion
 from clinsight.registry.versions import ModelKind, RegisteredVersion
 from clinsight.services.audit import audit_filter, audit_page, export_audit, verify_audit_chain
 from clinsight.services.auth import log_in, log_out
+from clinsight.services.models import StageActor
+from clinsight.services.monitoring import model_monitoring, propose_recalibration
 from clinsight.services.patients import patient_timeline, register_patient, search_patients
 from clinsight.services.predictions import (
+    cancel_held_upload,
+    confirm_held_upload,
     diagnose_upload,
     explained_prediction,
     give_feedback,
+    hold_mismatched_upload,
     model_labels,
     prediction_feedback,
 )
@@ -262,7 +267,8 @@ def upload(
     csrf: Csrf,
     file: Annotated[UploadFile, File()],
 ) -> Response:
-    """Store the uploaded image, diagnose it, and show the result."""
+    """Store the uploaded image, diagnose it, and show the result; a DICOM naming another
+    patient than the chart is held and the clinician asked to confirm it."""
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
         check_csrf(state, web, csrf)
@@ -272,8 +278,41 @@ def upload(
             return render_page(
                 request, "error.html", web, 415, message=str(getattr(exc, "detail", exc))
             )
-        _, record = diagnose_upload(
-            ctx, state.uploads, state.predictor(), patient_id, content, state.settings
+        try:
+            _, record = diagnose_upload(
+                ctx, state.uploads, state.predictor(), patient_id, content, state.settings
+            )
+        except PatientMismatchError as exc:
+            session.rollback()
+            token = hold_mismatched_upload(ctx, patient_id, content)
+            return render_page(request, "confirm_patient.html", web, 409, patient_id=patient_id,
+                               token=token, mismatches=list(exc.mismatches.values()))  # fmt: skip
+        state.metrics.predictions.labels(record.model_name, record.model_version).inc()
+        return redirect_to(f"/predictions/{record.id}", web)
+
+    return guard_page(request, state, session, page)
+
+
+@router.post("/patients/{patient_id}/held/{token}")
+def confirm_upload(
+    request: Request,
+    state: State,
+    session: Db,
+    patient_id: str,
+    token: str,
+    csrf: Csrf,
+    action: Annotated[str, Form(pattern="^(confirm|cancel)$")],
+) -> Response:
+    """Confirm a held upload (diagnosed and filed under this patient, the mismatch recorded
+    and audited) or cancel it (forgotten)."""
+
+    def page(web: WebSession, ctx: StoreContext) -> Response:
+        check_csrf(state, web, csrf)
+        if action == "cancel":
+            cancel_held_upload(ctx, patient_id, token)
+            return redirect_to(f"/patients/{patient_id}?cancelled=1", web)
+        _, record = confirm_held_upload(
+            ctx, state.uploads, state.predictor(), patient_id, token, state.settings
         )
         state.metrics.predictions.labels(record.model_name, record.model_version).inc()
         return redirect_to(f"/predictions/{record.id}", web)
@@ -400,6 +439,44 @@ def models(request: Request, state: State, session: Db) -> Response:
             (m, ner_test_f1(cast(NerModelVersion, m)), card(m)) for m in newest_first(ModelKind.NER)
         ]
         return render_page(request, "models.html", web, cards=cards, risk=risk, ner=ner)
+
+    return guard_page(request, state, session, page)
+
+
+@router.get("/models/image/{name}/{version}/monitoring")
+def monitoring_page(
+    request: Request, state: State, session: Db, name: str, version: int, proposed: int = 0
+) -> Response:
+    """An image model version in use, by ISO week against its validation baseline, with the
+    drift banner and (admins) the button proposing a recalibration."""
+
+    def page(web: WebSession, ctx: StoreContext) -> Response:
+        report = model_monitoring(ctx, state.settings, name, version)
+        return render_page(request, "monitoring.html", web, report=report, proposed=proposed)
+
+    return guard_page(request, state, session, page)
+
+
+@router.post("/models/image/{name}/{version}/recalibration")
+def recalibration(
+    request: Request, state: State, session: Db, name: str, version: int, csrf: Csrf
+) -> Response:
+    """Propose a recalibration (admins): a new candidate version, or the reason it is refused
+    shown on the monitoring page."""
+
+    def page(web: WebSession, ctx: StoreContext) -> Response:
+        check_csrf(state, web, csrf)
+        actor = StageActor.of(web.principal, via="web")
+        try:
+            found = propose_recalibration(ctx, state.settings, actor, name, version)
+        except DataError as exc:
+            session.rollback()
+            report = model_monitoring(ctx, state.settings, name, version)
+            return render_page(request, "monitoring.html", web, 422, report=report,
+                               error=str(exc))  # fmt: skip
+        return redirect_to(
+            f"/models/image/{name}/{version}/monitoring?proposed={found.model.version}", web
+        )
 
     return guard_page(request, state, session, page)
 

@@ -35,6 +35,14 @@ from clinsight.store.studies import StoredUpload
 __all__ = ["router"]
 
 router = APIRouter(tags=["studies"])
+ConfirmMismatch = Annotated[
+    bool,
+    Query(
+        description="File a DICOM whose header names another patient (name, ID, birth date "
+        "or sex) than the chart anyway; without it such an upload is refused with 409 and the "
+        "mismatching fields. A confirmed mismatch is recorded with the study and audited."
+    ),
+]
 PNG: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/png": {}}, "description": "Grad-CAM overlay (PNG)."}
 }
@@ -47,11 +55,15 @@ def upload(
     ctx: StoreCtx,
     state: State,
     file: Annotated[UploadFile, File(description=f"The image: {ACCEPTED_FORMATS}.")],
+    confirm_patient_mismatch: ConfirmMismatch = False,
 ) -> StudyOut:
-    """Upload an image for a patient; it is decoded within the limits, then stored encrypted."""
+    """Upload an image for a patient; it is decoded within the limits, checked against the
+    chart (DICOM), then stored encrypted."""
     del user
     content = read_upload(file, state.settings.upload_max_bytes)
-    study = upload_study(ctx, patient_id, content, state.settings)  # committed
+    study = upload_study(
+        ctx, patient_id, content, state.settings, confirm_patient_mismatch=confirm_patient_mismatch
+    )  # committed
     return StudyOut.model_validate(study)
 
 
@@ -59,20 +71,25 @@ def upload(
 async def upload_and_predict(
     patient_id: str,
     user: Clinician,
+    ctx: StoreCtx,
     state: State,
     file: Annotated[UploadFile, File(description=f"The image: {ACCEPTED_FORMATS}.")],
     model: Annotated[
         str | None, Query(max_length=64, description="Model name (default: the service's).")
     ] = None,
+    confirm_patient_mismatch: ConfirmMismatch = False,
 ) -> PredictionOut:
     """Upload an image and diagnose it in one call: the study and its prediction are stored
-    together (encrypted, with provenance, audited) or not at all."""
+    together (encrypted, with provenance, audited) or not at all. A patient outside the
+    model's intended population gets a warning."""
+    del user
 
     def stage_and_submit() -> Future[StoredUpload]:
         content = read_upload(file, state.settings.upload_max_bytes)
         predictor = state.predictor(model)
-        staged = stage_diagnosis(state.uploads, user, predictor, patient_id, content,
-                                 state.settings)  # fmt: skip
+        staged = stage_diagnosis(ctx, state.uploads, predictor, patient_id, content,
+                                 state.settings,
+                                 confirm_patient_mismatch=confirm_patient_mismatch)  # fmt: skip
         # Submitted in the same thread as the file was written: a request cancelled
         # meanwhile (shutdown, a client gone) still has its file recorded or removed.
         return state.uploads.record(staged)

@@ -19,7 +19,9 @@ For comparison, the former behaviour (logistic recalibration always applied, shr
 is scored on the same samples.
 
 Run: ``.venv/bin/python benchmarks/safety.py --part recalibration`` (about a minute) or
-``--part plausibility`` (seconds).
+``--part plausibility`` (seconds), ``--part ood`` (about 10 minutes: trains the two image
+models within a fixed budget the first time) or ``--part indeterminate`` (seconds once
+``ood`` has trained them).
 Writes the part's key of ``benchmarks/results/safety.json`` (other parts are kept) and the
 ``safety-<part>`` section of ``benchmarks/README.md``.
 """
@@ -53,6 +55,7 @@ from clinsight.evaluation.recalibration import (
 )
 from clinsight.tabular.models import RiskModel, limit_threads
 from common import read_results, update_readme_section, write_results
+from ood import indeterminate_figures, ood_figures, readme_indeterminate, readme_ood
 from plausibility import plausibility_figures, readme_section
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -242,7 +245,21 @@ def plausibility() -> tuple[dict[str, Any], str]:
     return figures, readme_section(figures)
 
 
+def ood() -> tuple[dict[str, Any], str]:
+    """The intended-use gate on in-distribution, far and near OOD images (see `ood.py`)."""
+    figures = ood_figures()
+    return figures, readme_ood(figures)
+
+
+def indeterminate() -> tuple[dict[str, Any], str]:
+    """Share of test cases in each model's band and accuracy outside it (see `ood.py`)."""
+    figures = indeterminate_figures()
+    return figures, readme_indeterminate(figures)
+
+
 PARTS: dict[str, Callable[[], tuple[dict[str, Any], str]]] = {
+    "indeterminate": indeterminate,
+    "ood": ood,
     "plausibility": plausibility,
     "recalibration": recalibration,
 }

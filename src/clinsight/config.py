@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     upload_max_pixels: int = Field(
         default=40_000_000, ge=1024, description="Largest decoded image accepted, in pixels."
     )
+    intended_use_warn_only: list[str] = Field(
+        default_factory=list,
+        description="Image models (by name) whose intended-use gate only warns: an image "
+        "outside their intended use still gets a finding, with the reasons. Default: every "
+        "model refuses such images (no finding).",
+    )
     risk_model: str = Field(
         default="pima-synthea", description="Registered risk model of CDS Hooks and risk pages."
     )

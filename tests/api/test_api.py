@@ -344,14 +344,15 @@ def test_upload_and_diagnose_in_one_call(service: Service, data_dir: Path) -> No
     made = client.post(url, headers=alice, files={"file": ("x.dcm", dicom)})
     assert made.status_code == 201, made.text
     prediction = made.json()
-    # The test model reads breast ultrasound: a chest radiograph is flagged, not refused.
-    assert len(prediction["warnings"]) == 2
-    assert "body part CHEST" in prediction["warnings"][1]
+    # The test model reads breast ultrasound; its gate only warns in these tests (the
+    # service settings), so a chest radiograph is flagged, not refused.
+    assert prediction["intended_use"] == "warned"
+    assert "body part CHEST" in prediction["intended_use_reasons"][1]
     studies = client.get(f"/api/v1/patients/{patient_id}/studies", headers=alice).json()
     assert [s["id"] for s in studies] == [prediction["study_id"]]
     assert studies[0]["modality"] == "CR"
     listed = client.get(f"/api/v1/studies/{prediction['study_id']}/predictions", headers=alice)
-    assert listed.json()[0]["warnings"] == prediction["warnings"]
+    assert listed.json()[0]["intended_use_reasons"] == prediction["intended_use_reasons"]
     state = client.app.state.clinsight  # type: ignore[attr-defined]
     with state.sessions() as session:
         actions = session.execute(

@@ -14,10 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from clinsight.config import Settings
 from clinsight.data.images import read_image
 from clinsight.data.source import SourceImage, sniff_image_format
 from clinsight.errors import RecordNotFoundError
+from clinsight.imaging.explain import save_overlay
 from clinsight.inference.predictors import ImagePredictor
 from clinsight.registry.image import get_model
 from clinsight.security.access import require_patient_access
@@ -31,7 +34,12 @@ from clinsight.security.clinical import (
     record_feedback,
     record_prediction,
 )
-from clinsight.services.diagnosis import Diagnosis, diagnose_image, explain_prediction
+from clinsight.services.diagnosis import (
+    Diagnosis,
+    centre_square,
+    diagnose_image,
+    explain_prediction,
+)
 from clinsight.store.actors import Principal
 from clinsight.store.repositories import StoreContext
 from clinsight.store.studies import (
@@ -68,6 +76,7 @@ __all__ = [
     "stage_diagnosis",
     "study_predictions",
     "upload_study",
+    "warns_only",
 ]
 
 PredictorLookup = Callable[[str, int], ImagePredictor]
@@ -130,7 +139,7 @@ def upload_study(
 
 
 def _draft(predictor: ImagePredictor, diagnosis: Diagnosis) -> PredictionDraft:
-    found = diagnosis.prediction
+    found, check = diagnosis.prediction, diagnosis.intended_use
     return PredictionDraft(
         model_name=found.model_name,
         model_version=str(found.model_version),
@@ -144,6 +153,8 @@ def _draft(predictor: ImagePredictor, diagnosis: Diagnosis) -> PredictionDraft:
         warnings=diagnosis.warnings,
         decision=found.decision if found.thresholds else None,
         decision_thresholds=found.thresholds.to_dict() if found.thresholds else None,
+        intended_use=str(check.status) if check else None,
+        intended_use_reasons=check.reasons if check else (),
     )
 
 
@@ -165,12 +176,22 @@ def stage_diagnosis(
     """
     uploads.check_access(actor, patient_id)
     image = check_image(content, settings)
-    diagnosis = diagnose_image(predictor, image)
+    diagnosis = diagnose_image(predictor, image, warn_only=warns_only(predictor, settings))
     return stage_upload(uploads.keyring, uploads.files_dir, actor, patient_id, content,
                         modality=_modality(image), draft=_draft(predictor, diagnosis))  # fmt: skip
 
 
-def predict_study(ctx: StoreContext, predictor: ImagePredictor, study_id: str) -> PredictionRecord:
+def warns_only(predictor: ImagePredictor, settings: Settings | None) -> bool:
+    """Whether the model's intended-use gate only warns (`intended_use_warn_only`)."""
+    return settings is not None and predictor.model.name in settings.intended_use_warn_only
+
+
+def predict_study(
+    ctx: StoreContext,
+    predictor: ImagePredictor,
+    study_id: str,
+    settings: Settings | None = None,
+) -> PredictionRecord:
     """Diagnose a stored study and record the prediction with its provenance; commits.
 
     Raises:
@@ -183,7 +204,7 @@ def predict_study(ctx: StoreContext, predictor: ImagePredictor, study_id: str) -
     # The read (and its audit entry) is committed before inference, so the store is not
     # locked while the image is decoded and the model runs.
     ctx.session.commit()
-    diagnosis = diagnose_image(predictor, content)
+    diagnosis = diagnose_image(predictor, content, warn_only=warns_only(predictor, settings))
     record = record_prediction(ctx, study_id, _draft(predictor, diagnosis))
     ctx.session.commit()
     return record
@@ -201,7 +222,9 @@ def explained_prediction(
     ctx: StoreContext, predictors: PredictorLookup, prediction_id: str
 ) -> tuple[PredictionView, bytes]:
     """A prediction, its study and its Grad-CAM overlay as PNG bytes, computed now with the
-    model that made it; the study is read (decrypted, audited and committed) once.
+    model that made it; the study is read (decrypted, audited and committed) once. An image
+    refused as outside the model's intended use has no finding to explain: its PNG is the
+    image alone.
 
     Raises:
         RecordNotFoundError: no such prediction.
@@ -214,8 +237,12 @@ def explained_prediction(
     record = view.prediction
     predictor = predictors(record.model_name, int(record.model_version))
     image = read_image(content)
-    label_index = predictor.model.labels.index(record.label)
     with tempfile.TemporaryDirectory(prefix="clinsight-cam-") as folder:
+        if record.refused:
+            plain = centre_square(image.pixels)
+            path = save_overlay(plain, np.zeros(plain.shape[:2]), Path(folder) / "image.png", 0.0)
+            return view, path.read_bytes()
+        label_index = predictor.model.labels.index(record.label)
         path = explain_prediction(predictor, image, Path(folder) / "cam.png", label_index)
         return view, path.read_bytes()
 

@@ -27,6 +27,7 @@ from clinsight.imaging.training import (
 from clinsight.imaging.transforms import Preprocess
 from clinsight.inference.runtime import OnnxClassifier
 from clinsight.registry.image import ModelVersion, get_model, register_model
+from clinsight.services.intended_use import fit_intended_use_gate
 
 __all__ = [
     "ImageTrainingOutcome",
@@ -168,6 +169,7 @@ def train_and_register(
     (run_dir / "evaluation.json").write_text(json.dumps(record, indent=2, default=str))
     model = None
     if register:
+        gate = fit_intended_use_gate(result.network, data, preprocess)  # validation limit
         model = register_model(
             registry_dir,
             name=name or data.info.name,
@@ -184,6 +186,7 @@ def train_and_register(
             intended_use=_intended_use(data),
             limitations=LIMITATIONS,
             decision_thresholds=thresholds,
+            intended_use_gate=gate,
         )
     return ImageTrainingOutcome(train=result, report=report, model=model, run_dir=run_dir)
 

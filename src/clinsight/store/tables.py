@@ -213,6 +213,10 @@ class Prediction(Base):
     # (thresholds, validation sensitivity/specificity); null for argmax predictions.
     decision: Mapped[str | None] = mapped_column(String(128))
     decision_thresholds: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The intended-use gate's verdict ("ok", "warned", "refused"; null for rows made before
+    # gates) and its reasons in plain words; a refused row is no finding.
+    intended_use: Mapped[str | None] = mapped_column(String(16))
+    intended_use_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class Feedback(Base):

@@ -106,7 +106,7 @@ def predict(
     """Diagnose a study with the production model; stored with provenance and audited."""
     del user
     predictor = state.predictor(model)
-    record = predict_study(ctx, predictor, study_id)
+    record = predict_study(ctx, predictor, study_id, state.settings)
     state.metrics.predictions.labels(record.model_name, record.model_version).inc()
     return PredictionOut.model_validate(record)
 

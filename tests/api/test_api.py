@@ -399,3 +399,23 @@ def test_a_prediction_inside_the_band_is_indeterminate(service: Service, data_di
     assert listed[0]["predicted_label"] == "indeterminate"
     schema = client.get("/api/v1/openapi.json").json()["components"]["schemas"]["PredictionOut"]
     assert schema["properties"]["calibrated_confidence"]["deprecated"] is True
+
+
+def test_a_finding_as_a_fhir_observation(service: Service, data_dir: Path) -> None:
+    client = service.client
+    alice = service.login("alice")
+    url = f"/api/v1/patients/{_patient(service, alice)}/predictions"
+    dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
+    found = client.post(url, headers=alice, files={"file": ("x.dcm", dicom)}).json()
+    observation = client.get(f"/api/v1/predictions/{found['id']}/fhir", headers=alice).json()
+    assert observation["valueCodeableConcept"] == {"text": found["predicted_label"]}
+    assert "dataAbsentReason" not in observation
+    probability, label = found["label_probability"], found["predicted_label"]
+    expected = (
+        [] if probability is None else [f"Calibrated probability of {label}: {probability:.1%}."]
+    )
+    # warned in these tests (the service settings): the reasons follow
+    assert [note["text"] for note in observation["note"]] == expected + found[
+        "intended_use_reasons"
+    ]
+    assert observation["method"]["coding"][0]["code"] == "breastmnist/1"

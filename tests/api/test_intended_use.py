@@ -52,3 +52,11 @@ def test_a_chest_radiograph_sent_to_the_breast_model_gets_no_finding(
     )  # fmt: skip
     again = client.post(f"/api/v1/studies/{found['study_id']}/predictions", headers=alice)
     assert (again.json()["intended_use"], again.json()["label"]) == ("refused", None)
+    fhir = client.get(f"/api/v1/predictions/{found['id']}/fhir", headers=alice)
+    assert fhir.status_code == 200, fhir.text
+    observation = fhir.json()
+    assert (observation["resourceType"], observation["status"]) == ("Observation", "preliminary")
+    assert "valueCodeableConcept" not in observation
+    assert observation["dataAbsentReason"]["coding"][0]["code"] == "not-applicable"
+    assert [note["text"] for note in observation["note"]] == found["intended_use_reasons"]
+    assert observation["subject"]["reference"] == f"Patient/{made.json()['id']}"

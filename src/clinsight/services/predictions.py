@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from clinsight.data.source import SourceImage, sniff_image_format
 from clinsight.errors import RecordNotFoundError
 from clinsight.imaging.explain import save_overlay
 from clinsight.inference.predictors import ImagePredictor
+from clinsight.interop.fhir_images import image_observation, image_observation_json
 from clinsight.registry.image import get_model
 from clinsight.security.access import require_patient_access
 from clinsight.security.clinical import (
@@ -73,6 +75,7 @@ __all__ = [
     "predict_study",
     "prediction_detail",
     "prediction_feedback",
+    "prediction_observation",
     "stage_diagnosis",
     "study_predictions",
     "upload_study",
@@ -347,6 +350,20 @@ def prediction_feedback(ctx: StoreContext, prediction_id: str) -> PredictionFeed
     records = list_feedback(ctx, patient_id, [prediction_id])
     ctx.session.commit()
     return PredictionFeedback(tuple(records))
+
+
+def prediction_observation(ctx: StoreContext, prediction_id: str) -> dict[str, Any]:
+    """A prediction as a FHIR R4 `Observation` (JSON; no value for a refused image); the
+    read's audit entry is committed.
+
+    Raises:
+        RecordNotFoundError: no such prediction.
+        PermissionDeniedError: the actor may not open its patient.
+    """
+    record = get_prediction(ctx, prediction_id)
+    patient_id = prediction_patient_id(ctx, prediction_id)
+    ctx.session.commit()
+    return image_observation_json(image_observation(record, f"Patient/{patient_id}"))
 
 
 def prediction_detail(ctx: StoreContext, prediction_id: str) -> PredictionDetail:

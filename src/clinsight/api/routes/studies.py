@@ -26,6 +26,7 @@ from clinsight.services.predictions import (
     predict_study,
     prediction_detail,
     prediction_feedback,
+    prediction_observation,
     stage_diagnosis,
     study_predictions,
     upload_study,
@@ -138,6 +139,14 @@ def prediction(prediction_id: str, user: Clinician, ctx: StoreCtx) -> Prediction
             "feedback": [FeedbackOut.model_validate(r) for r in detail.feedback.current],
         }
     )
+
+
+@router.get("/predictions/{prediction_id}/fhir")
+def prediction_fhir(prediction_id: str, user: Clinician, ctx: StoreCtx) -> dict[str, Any]:
+    """The prediction as a FHIR R4 Observation: the finding as its value, or, for an image
+    outside the model's intended use, no value, a data-absent reason and the reasons."""
+    del user
+    return prediction_observation(ctx, prediction_id)
 
 
 @router.get("/predictions/{prediction_id}/feedback", response_model=list[FeedbackOut])

@@ -125,6 +125,11 @@ def _scores(predictor: ImagePredictor, images: list[NDArray[Any]]) -> dict[str, 
     }  # fmt: skip
 
 
+def _medmnist_images(data_dir: Path, dataset: str, split: Split) -> list[NDArray[Any]]:
+    """A MedMNIST split as source images: float pixels in [0, 1], as a decoded upload."""
+    return list(load_medmnist(data_dir, dataset).split(split)[0].astype(np.float32) / 255.0)
+
+
 def _dicom_images(root: Path) -> dict[str, list[NDArray[Any]]]:
     found: dict[str, list[NDArray[Any]]] = {f"dicom-{m}": [] for m in DICOM_MODALITIES}
     for path in sorted(root.rglob("*.dcm")):
@@ -204,13 +209,13 @@ def _energy(predictor: ImagePredictor, logits: NDArray[Any]) -> NDArray[Any]:
 
 def _selection(predictors: dict[str, ImagePredictor], data_dir: Path) -> dict[str, Any]:
     """Mahalanobis against energy on validation splits only (the other model's = OOD)."""
-    val = {ds: load_medmnist(data_dir, ds).split(Split.VAL)[0] for ds in MODELS.values()}
+    val = {ds: _medmnist_images(data_dir, ds, Split.VAL) for ds in MODELS.values()}
     out: dict[str, Any] = {}
     for key, predictor in predictors.items():
         own = MODELS[key]
         other = next(ds for ds in MODELS.values() if ds != own)
-        inside = _scores(predictor, list(val[own]))
-        outside = _scores(predictor, list(val[other]))
+        inside = _scores(predictor, val[own])
+        outside = _scores(predictor, val[other])
         out[key] = {
             "ood_stand_in": f"{other} validation split",
             "mahalanobis_auroc": _auroc(inside["score"], outside["score"]),
@@ -234,7 +239,7 @@ def ood_figures() -> dict[str, Any]:
         gate = predictor.model.intended_use_gate
         assert gate is not None
         assert gate.features is not None
-        test = _scores(predictor, list(load_medmnist(data_dir, MODELS[key]).split(Split.TEST)[0]))
+        test = _scores(predictor, _medmnist_images(data_dir, MODELS[key], Split.TEST))
         per_source = {name: _scores(predictor, images) for name, images in sources.items()}
 
         def far(key: str, per_source: dict[str, Any] = per_source) -> NDArray[Any]:

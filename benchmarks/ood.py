@@ -10,8 +10,9 @@ split: means and covariance; validation split: the limit) is applied to:
 - far OOD, each source reported on its own, DICOM headers stripped (the gate sees pixels
   alone, so only the colour and feature checks can refuse):
   - ``dicom-<modality>``: the CT, MR, US and NM images of the pydicom test files in
-    ``shared/data/dicom`` (frame 0; files that do not decode are skipped), and ``dicom-OT``,
-    the one secondary-capture face photograph (OT-PAL-8-face);
+    ``shared/data/dicom`` (frame 0; files that do not decode are skipped), and ``dicom-OT``
+    (modality "other"): the colour secondary captures and test patterns and the face
+    photograph (OT-PAL-8-face);
   - ``endoscopy``: the first `N_ENDOSCOPY` Kvasir-SEG colonoscopy frames (sorted by name);
   - ``screenshot``: `N_SYNTHETIC` renderings of the service's login page made with PIL
     (the page's words "Clinsight", "Sign in", "Username", "Password" and a button, dark

@@ -19,7 +19,9 @@ For comparison, the former behaviour (logistic recalibration always applied, shr
 is scored on the same samples.
 
 Run: ``.venv/bin/python benchmarks/safety.py --part recalibration`` (about a minute) or
-``--part plausibility`` (seconds) or ``--part deid`` (minutes; the ``bench`` extra).
+``--part plausibility`` (seconds), ``--part deid`` (minutes; the ``bench`` extra),
+``--part ood`` (about 10 minutes: trains the two image models within a fixed budget the
+first time) or ``--part indeterminate`` (seconds once ``ood`` has trained them).
 Writes the part's key of ``benchmarks/results/safety.json`` (other parts are kept) and the
 ``safety-<part>`` section of ``benchmarks/README.md``.
 """
@@ -55,6 +57,7 @@ from clinsight.tabular.models import RiskModel, limit_threads
 from common import provenance, read_results, update_readme_section, write_results
 from deid import deid_figures
 from deid import readme_section as deid_section
+from ood import indeterminate_figures, ood_figures, readme_indeterminate, readme_ood
 from plausibility import plausibility_figures, readme_section
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -250,8 +253,22 @@ def deid() -> tuple[dict[str, Any], str]:
     return figures, deid_section(figures)
 
 
+def ood() -> tuple[dict[str, Any], str]:
+    """The intended-use gate on in-distribution, far and near OOD images (see `ood.py`)."""
+    figures = ood_figures()
+    return figures, readme_ood(figures)
+
+
+def indeterminate() -> tuple[dict[str, Any], str]:
+    """Share of test cases in each model's band and accuracy outside it (see `ood.py`)."""
+    figures = indeterminate_figures()
+    return figures, readme_indeterminate(figures)
+
+
 PARTS: dict[str, Callable[[], tuple[dict[str, Any], str]]] = {
     "deid": deid,
+    "indeterminate": indeterminate,
+    "ood": ood,
     "plausibility": plausibility,
     "recalibration": recalibration,
 }

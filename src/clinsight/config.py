@@ -105,6 +105,12 @@ class Settings(BaseSettings):
         "version's predictions, at least a tenth of them of each class, before a "
         "recalibration may be proposed.",
     )
+    intended_use_warn_only: list[str] = Field(
+        default_factory=list,
+        description="Image models (by name) whose intended-use gate only warns: an image "
+        "outside their intended use still gets a finding, with the reasons. Default: every "
+        "model refuses such images (no finding).",
+    )
     risk_model: str = Field(
         default="pima-synthea", description="Registered risk model of CDS Hooks and risk pages."
     )

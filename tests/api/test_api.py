@@ -366,14 +366,15 @@ def test_upload_and_diagnose_in_one_call(service: Service, data_dir: Path) -> No
     made = client.post(url, headers=alice, files={"file": ("x.dcm", dicom)})
     assert made.status_code == 201, made.text
     prediction = made.json()
-    # The test model reads breast ultrasound: a chest radiograph is flagged, not refused.
-    assert len(prediction["warnings"]) == 2
-    assert "body part CHEST" in prediction["warnings"][1]
+    # The test model reads breast ultrasound; its gate only warns in these tests (the
+    # service settings), so a chest radiograph is flagged, not refused.
+    assert prediction["intended_use"] == "warned"
+    assert "body part CHEST" in prediction["intended_use_reasons"][1]
     studies = client.get(f"/api/v1/patients/{patient_id}/studies", headers=alice).json()
     assert [s["id"] for s in studies] == [prediction["study_id"]]
     assert studies[0]["modality"] == "CR"
     listed = client.get(f"/api/v1/studies/{prediction['study_id']}/predictions", headers=alice)
-    assert listed.json()[0]["warnings"] == prediction["warnings"]
+    assert listed.json()[0]["intended_use_reasons"] == prediction["intended_use_reasons"]
     state = client.app.state.clinsight  # type: ignore[attr-defined]
     with state.sessions() as session:
         actions = session.execute(
@@ -461,3 +462,23 @@ def test_the_audit_api_filters_and_exports_fhir_audit_events(service: Service) -
     assert outcomes == {"0"}
     unknown = service.client.get("/api/v1/audit", params={"username": "x"}, headers=auditor)
     assert unknown.status_code == 422
+
+
+def test_a_finding_as_a_fhir_observation(service: Service, data_dir: Path) -> None:
+    client = service.client
+    alice = service.login("alice")
+    url = f"/api/v1/patients/{_patient(service, alice)}/predictions"
+    dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
+    found = client.post(url, headers=alice, files={"file": ("x.dcm", dicom)}).json()
+    observation = client.get(f"/api/v1/predictions/{found['id']}/fhir", headers=alice).json()
+    assert observation["valueCodeableConcept"] == {"text": found["predicted_label"]}
+    assert "dataAbsentReason" not in observation
+    probability, label = found["label_probability"], found["predicted_label"]
+    expected = (
+        [] if probability is None else [f"Calibrated probability of {label}: {probability:.1%}."]
+    )
+    # warned in these tests (the service settings): the reasons follow
+    assert [note["text"] for note in observation["note"]] == expected + found[
+        "intended_use_reasons"
+    ]
+    assert observation["method"]["coding"][0]["code"] == "breastmnist/1"

@@ -1,14 +1,18 @@
-"""`clinsight predict image`: the finding, and the band behind it."""
+"""`clinsight predict image`: the finding, the band behind it, or no finding outside the
+model's intended use."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from clinsight.config import get_settings
+from clinsight.imaging.networks import NetworkConfig
 from tests.support.cli import run_cli, wide_console
-from tests.support.image_models import band, register_tiny, write_plot
+from tests.support.image_models import band, register_tiny, tiny_gate, tiny_network, write_plot
 
 __all__ = ["wide_console"]
 
@@ -81,3 +85,29 @@ def test_the_cli_monitors_a_version_and_refuses_a_recalibration_without_labels(
     code, output = run_cli("models", "recalibrate", "tiny", "1", "--as", "nobody")
     assert code == 2
     assert "no account is named 'nobody'" in output
+
+
+@pytest.mark.parametrize("warn_only", ["[]", '["tiny"]'])
+def test_the_cli_gives_no_finding_for_a_colour_photo_unless_the_model_only_warns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, warn_only: str
+) -> None:
+    gate, _ = tiny_gate(tiny_network(NetworkConfig("cnn", 1, 2, width=4)))
+    register_tiny(tmp_path / "reg", intended_use_gate=gate)
+    photo = np.zeros((32, 32, 3), dtype=np.uint8)
+    photo[..., 0] = 220
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    monkeypatch.setenv("CLINSIGHT_REGISTRY_DIR", str(tmp_path / "reg"))
+    monkeypatch.setenv("CLINSIGHT_THREADS", "1")
+    monkeypatch.setenv("CLINSIGHT_INTENDED_USE_WARN_ONLY", warn_only)
+    get_settings.cache_clear()
+    code, output = run_cli("predict", "image", str(tmp_path / "photo.png"), "--model", "tiny")
+    assert code == 0, output
+    colour = "This is a colour picture (mean colour saturation 0.86, limit 0.08)"
+    if warn_only == "[]":
+        assert "photo.png: no finding (outside the intended use of tiny v1)" in output
+        assert f"Refused: {colour}" in output
+        assert "Refused: No finding is given." in output
+        assert "calibrated probability" not in output
+    else:
+        assert "photo.png: class" in output
+        assert f"Warning: {colour}" in output

@@ -134,6 +134,7 @@ DICOM_TABLE: list[tuple[str, Expected, str]] = [
 METADATA_KEYS = {
     "modality",
     "body_part",
+    "view",
     "sop_class",
     "photometric",
     "transfer_syntax",

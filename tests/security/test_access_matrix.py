@@ -76,6 +76,7 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "GET /api/v1/studies/{study_id}/predictions": (401, 403, (200, 403), 403),
     "GET /api/v1/predictions/{prediction_id}/heatmap": (401, 403, (200, 403), 403),
     "GET /api/v1/predictions/{prediction_id}": (401, 403, (200, 403), 403),
+    "GET /api/v1/predictions/{prediction_id}/fhir": (401, 403, (200, 403), 403),
     "GET /api/v1/predictions/{prediction_id}/feedback": (401, 403, (200, 403), 403),
     "POST /api/v1/predictions/{prediction_id}/feedback": (401, 403, (201, 403), 403),
     "POST /api/v1/patients/{patient_id}/notes": (401, 403, (201, 403), 403),

@@ -25,23 +25,39 @@ def predictor(trained: ImageTrainingOutcome) -> ImagePredictor:
     return ImagePredictor(trained.model)
 
 
-def test_dicom_radiograph_gets_a_calibrated_finding_and_heat_map(
+def test_a_chest_radiograph_is_outside_the_breast_models_intended_use(
     predictor: ImagePredictor, data_dir: Path, tmp_path: Path
 ) -> None:
     source = data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm"
     result = diagnose_image(predictor, source, heatmap_path=tmp_path / "cam.png")
+    assert result.refused
+    assert result.heatmap is None
+    assert result.warnings == ()
+    assert result.intended_use is not None
+    assert result.intended_use.reasons[:2] == (
+        "The DICOM header gives modality CR, but the model is meant for breast ultrasound "
+        "images with modality US.",
+        "The DICOM header gives body part CHEST, but the model is meant for breast ultrasound "
+        "images with body part BREAST.",
+    )
+    assert result.intended_use.reasons[-1] == "No finding is given."
+    assert result.to_dict()["prediction"] is None
+
+
+def test_dicom_radiograph_gets_a_calibrated_finding_and_heat_map_when_the_gate_warns(
+    predictor: ImagePredictor, data_dir: Path, tmp_path: Path
+) -> None:
+    source = data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm"
+    result = diagnose_image(predictor, source, heatmap_path=tmp_path / "cam.png", warn_only=True)
     prediction = result.prediction
     assert set(prediction.probabilities) == {"malignant", "normal, benign"}
     assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     assert prediction.model_version == 1
     assert result.source["modality"] == "CR"
     assert result.source["body_part"] == "CHEST"
-    assert result.warnings == (
-        "The image is modality CR, but breastmnist was trained on ultrasound images (US): "
-        "the finding is unreliable for this image.",
-        "The image shows body part CHEST, but breastmnist was trained on BREAST images: "
-        "the finding is unreliable for this image.",
-    )
+    assert result.intended_use is not None
+    assert str(result.intended_use.status) == "warned"
+    assert "modality CR" in result.intended_use.reasons[0]
     assert result.heatmap is not None
     with Image.open(result.heatmap) as overlay:
         assert overlay.mode == "RGB"

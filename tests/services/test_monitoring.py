@@ -48,9 +48,11 @@ def local(settings: Settings, registry: Path, monkeypatch: pytest.MonkeyPatch) -
     return get_settings()
 
 
-def _predictions(ctx_factory: MakeContext, people: People, probs: list[float]) -> list[str]:
+def _predictions(
+    ctx_factory: MakeContext, people: People, probs: list[float], intended_use: str = "ok"
+) -> list[str]:
     ctx = ctx_factory(people.alice)
-    patient = create_patient(ctx, mrn="MON-1", name="Ada Lovelace",
+    patient = create_patient(ctx, mrn=f"MON-{intended_use}", name="Ada Lovelace",
                              birth_date=date(1815, 12, 10), sex="female")  # fmt: skip
     study = add_study(ctx, patient.id, IMAGE, modality="CR")
     ids = []
@@ -58,7 +60,7 @@ def _predictions(ctx_factory: MakeContext, people: People, probs: list[float]) -
         decision = "class1" if p >= 0.7 else "class0" if p < 0.3 else "indeterminate"
         draft = replace(DRAFT, model_name="tiny", model_version="1", label=decision,
                         probability=p, calibrated_confidence=p, decision=decision,
-                        input_mean_intensity=0.9)  # fmt: skip
+                        input_mean_intensity=0.9, intended_use=intended_use)  # fmt: skip
         ids.append(record_prediction(ctx, study.id, draft).id)
     ctx.session.commit()
     return ids
@@ -76,6 +78,7 @@ def test_monitoring_counts_verdicts_shares_and_drift_by_week(
     give_feedback(alice, registry, ids[3], Verdict.DISAGREE)
     give_feedback(alice, registry, ids[20], Verdict.OVERRIDE, reason=" missed  consolidation ",
                   override_label="class0")  # fmt: skip
+    refused = _predictions(context, people, [0.9], intended_use="refused")  # one more, no finding
     admin = context(people.admin)
     report = model_monitoring(admin, local, "tiny", 1)
     assert not admin.session.in_transaction()  # committed, with its audit entry
@@ -86,7 +89,8 @@ def test_monitoring_counts_verdicts_shares_and_drift_by_week(
     assert report.confirmed_labels == 4  # three agreed findings and one corrected label
     assert len(report.weeks) == 1
     week = report.weeks[0]
-    assert (week.predictions, week.refused) == (25, 0)
+    assert (week.predictions, week.refused) == (26, 1)
+    assert refused
     assert week.indeterminate_share == pytest.approx(0.2)
     assert week.predicted_positive_rate == pytest.approx(0.4)
     assert week.mean["mean_intensity"] == pytest.approx(0.9)

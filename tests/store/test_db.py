@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -204,3 +205,33 @@ def test_migration_0004_keeps_the_newest_verdict_of_each_clinician_current(
         ).all()
     superseded = {row_id: str(when)[:19] if when else None for row_id, when in found}
     assert superseded == {"f1": "2026-11-30 10:00:02", "f2": None, "f3": None}
+
+
+def test_migration_0006_leaves_old_predictions_unchecked_and_downgrades(
+    empty_engine: sa.Engine,
+) -> None:
+    db.migrate(empty_engine, "0005")
+    statements = [
+        "INSERT INTO patients (id, mrn_index, mrn_ct, name_ct, birth_date_ct, sex_ct,"
+        " created_at) VALUES ('p', 'i', 'c', 'c', 'c', 'c', :t)",
+        "INSERT INTO studies (id, patient_id, blob_key, sha256, size_bytes, modality,"
+        " created_at) VALUES ('s', 'p', 'k', 'x', 1, 'CR', :t)",
+        "INSERT INTO predictions (id, study_id, model_name, model_version, artifact_sha256,"
+        " input_sha256, preprocessing, label, probability, latency_ms, created_at, warnings)"
+        " VALUES ('r', 's', 'm', '1', 'a', 'b', '{}', 'x', 0.5, 1.0, :t, '[]')",
+    ]
+    with empty_engine.begin() as connection:
+        for statement in statements:
+            connection.execute(sa.text(statement), {"t": "2026-12-03 10:00:00"})
+    db.migrate(empty_engine, "0006")
+    with empty_engine.connect() as connection:
+        row = connection.execute(
+            sa.text("SELECT intended_use, intended_use_reasons FROM predictions")
+        ).one()
+    assert row[0] is None
+    assert row[1] in ("[]", [])  # SQLite returns the JSON text, PostgreSQL the list
+    with empty_engine.begin() as connection:
+        command.downgrade(db._alembic_config(connection), "0005")
+    columns = {c["name"] for c in sa.inspect(empty_engine).get_columns("predictions")}
+    assert "intended_use" not in columns
+    assert "decision" in columns

@@ -7,11 +7,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from PIL import Image
 from torch import nn
 
 from clinsight.data.medmnist import TaskType
+from clinsight.evaluation.ood import ExpectedHeaders, IntendedUseGate, fit_feature_gate
 from clinsight.evaluation.thresholds import DecisionThresholds
+from clinsight.imaging.features import penultimate_features
 from clinsight.imaging.networks import NetworkConfig, build_network
 from clinsight.imaging.transforms import PreprocessSpec
 from clinsight.inference.predictors import load_torch_model
@@ -104,3 +107,19 @@ def promote_with_band(registry_dir: Path, name: str, low: float, high: float) ->
     )  # fmt: skip
     REGISTRY.promote(registry_dir, name, made.version, Stage.PRODUCTION)
     return made
+
+
+def tiny_gate(
+    network: nn.Module, channels: int = 1, *, seed: int = 0
+) -> tuple[IntendedUseGate, NDArray[np.float32]]:
+    """A chest-style gate fitted on `network`'s features of smooth grey images (60 for the
+    fit, 40 for the limit); returns it and the 40 validation images (N, 28, 28) in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    ramps = np.linspace(0.2, 0.8, IMAGE_SIZE, dtype=np.float32)[None, :, None]
+    noisy = np.clip(ramps + rng.normal(0, 0.03, (100, IMAGE_SIZE, IMAGE_SIZE)), 0, 1)
+    images: NDArray[np.float32] = noisy.astype(np.float32)
+    batch = torch.from_numpy(np.repeat(images[:, None], channels, axis=1))
+    features = penultimate_features(network, batch).numpy()
+    fitted = fit_feature_gate(features[:60], rng.integers(0, 2, 60), features[60:])
+    headers = ExpectedHeaders(modality=("CR", "DX"), body_part=("CHEST",))
+    return IntendedUseGate("chest radiograph", headers, fitted), images[60:]

@@ -58,6 +58,9 @@ def settings(tmp_path: Path, tiny_registry: Path, monkeypatch: pytest.MonkeyPatc
         "PASSWORD_HASH_PARALLELISM": "1",
         "ADMIN_PASSWORD": PASSWORD,
         "THREADS": "1",
+        # The service tests post a chest radiograph to the tiny breast model: its gate warns
+        # there (tests of refusal set this to "[]").
+        "INTENDED_USE_WARN_ONLY": '["breastmnist"]',
     }.items():
         monkeypatch.setenv(f"CLINSIGHT_{name}", value)
     get_settings.cache_clear()

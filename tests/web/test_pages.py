@@ -41,6 +41,11 @@ def test_clinician_flow_upload_to_result_and_feedback(service: Service, data_dir
     assert result.status_code == 200
     assert 'id="overlay" src="data:image/png;base64,' in result.text
     assert "breastmnist v1" in result.text
+    # The tiny breast model's gate only warns in these tests: a chest radiograph is flagged.
+    assert (
+        '<p class="warning intended-use" role="alert">The DICOM header gives modality CR, but '
+        "the model is meant for breast ultrasound images with modality US.</p>"
+    ) in result.text
     saved = client.post(f"{result.url}/feedback", data={"verdict": "agree", "csrf": csrf})
     assert "Feedback recorded: agree." in saved.text
     timeline = client.get(patient_url)

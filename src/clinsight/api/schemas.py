@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from clinsight.registry.ner import NerModelVersion
 from clinsight.registry.versions import ModelKind
@@ -170,6 +170,8 @@ class PredictionOut(_Out):
 
     The finding is `predicted_label` with `label_probability`; `label` and `probability` are
     the most probable class, which the finding may not be for a binary model with a band.
+    An image outside the model's intended use (`intended_use` "refused") gets no finding:
+    `predicted_label` is "outside intended use" and every probability and `label` are null.
     """
 
     id: str
@@ -180,20 +182,24 @@ class PredictionOut(_Out):
     input_sha256: str
     preprocessing: dict[str, Any]
     predicted_label: str = Field(
-        description='The finding: a label, or "indeterminate" inside the model\'s band.'
+        description='The finding: a label, "indeterminate" inside the model\'s band, or '
+        '"outside intended use" when the image was refused (no finding).'
     )
     label_probability: float | None = Field(
-        description="Calibrated probability of `predicted_label`; null when indeterminate."
+        description="Calibrated probability of `predicted_label`; null when indeterminate "
+        "or refused."
     )
     positive_probability: float | None = Field(
-        description="Calibrated probability of the model's positive class."
+        description="Calibrated probability of the model's positive class; null when refused."
     )
     decision_thresholds: DecisionThresholdsOut | None = Field(
         description="The band behind the finding; null for a model registered without one "
         "(the finding is then the most probable class)."
     )
-    label: str = Field(description="The most probable class.")
-    probability: float = Field(description="Calibrated probability of `label`.")
+    label: str | None = Field(description="The most probable class; null when refused.")
+    probability: float | None = Field(
+        description="Calibrated probability of `label`; null when refused."
+    )
     calibrated_confidence: float | None = Field(
         deprecated=True,
         description="Deprecated: the calibrated probability of the model's positive class "
@@ -205,6 +211,21 @@ class PredictionOut(_Out):
     warnings: list[str] = Field(
         default_factory=list, description="Reasons to doubt that the model fits this image."
     )
+    intended_use: Literal["ok", "warned", "refused"] | None = Field(
+        default=None,
+        description='The intended-use check: "ok", "warned" (a finding, with reasons to doubt '
+        'it, or a model without a fitted gate), "refused" (no finding); null for predictions '
+        "made before the check existed.",
+    )
+    intended_use_reasons: list[str] = Field(
+        default_factory=list, description="Why the image was warned about or refused, in words."
+    )
+
+    @model_validator(mode="after")
+    def _no_finding_when_refused(self) -> PredictionOut:
+        if self.intended_use == "refused":
+            self.label = self.probability = self.calibrated_confidence = None
+        return self
 
 
 class FeedbackIn(BaseModel):

@@ -46,6 +46,7 @@ def predict_image(
     """Diagnose one image with a registered model (calibrated probability, optional heat map)."""
     from clinsight.inference.predictors import ImagePredictor
     from clinsight.services.diagnosis import diagnose_image
+    from clinsight.services.predictions import warns_only
 
     settings = get_settings()
     predictor = ImagePredictor.from_registry(
@@ -56,13 +57,21 @@ def predict_image(
         from clinsight.data.dicom_patient import read_dicom_patient
 
         on = read_dicom_patient(path.read_bytes()).study_date if path.is_file() else None
-    result = diagnose_image(predictor, path, frame=frame, heatmap_path=heatmap,
-                            birth_date=birth_date.date() if birth_date else None,
-                            study_date=on)  # fmt: skip
+    result = diagnose_image(
+        predictor, path, frame=frame, heatmap_path=heatmap,
+        birth_date=birth_date.date() if birth_date else None, study_date=on,
+        warn_only=warns_only(predictor, settings),
+    )  # fmt: skip
     if as_json:
         console.print_json(json.dumps(result.to_dict()))
         return
-    prediction = result.prediction
+    prediction, check = result.prediction, result.intended_use
+    if check is not None and check.refused:
+        console.print(f"[bold red]{path.name}: no finding (outside the intended use of "
+                      f"{prediction.model_name} v{prediction.model_version})[/]")  # fmt: skip
+        for reason in check.reasons:
+            console.print(f"[bold red]Refused:[/] {reason}")
+        return
     if prediction.label_probability is None:
         title = f"{path.name}: Indeterminate"
     else:
@@ -87,5 +96,5 @@ def predict_image(
     )
     if result.heatmap is not None:
         console.print(f"Grad-CAM overlay: {result.heatmap}")
-    for warning in result.warnings:
+    for warning in (*result.warnings, *(check.reasons if check else ())):
         console.print(f"[bold yellow]Warning:[/] {warning}")

@@ -131,6 +131,7 @@ def _read_dataset(dataset: Dataset, *, frame: int | None, max_pixels: int) -> So
     metadata = {
         "modality": str(dataset.get("Modality", "")),
         "body_part": str(dataset.get("BodyPartExamined", "")).strip().upper(),
+        "view": str(dataset.get("ViewPosition", "")).strip().upper(),
         "sop_class": _sop_class_name(dataset),
         "photometric": photometric,
         "transfer_syntax": str(syntax.name),

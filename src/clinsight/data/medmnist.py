@@ -71,6 +71,10 @@ class MedMNISTInfo:
     body_parts: tuple[str, ...] = ()
     # Who the source dataset's images come from, where its provenance states an age range.
     population: IntendedPopulation | None = None
+    # What the intended use declares beyond modality and body part (empty: not checked).
+    dicom_photometric: tuple[str, ...] = ()
+    dicom_views: tuple[str, ...] = ()
+    image_noun: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -120,6 +124,8 @@ CATALOGUE: dict[str, MedMNISTInfo] = {
             {28: "02c8a6516a18b556561a56cbdd36c4a8", 64: "9de6cd0b934ebb5b7426cfba5efbae16",
              128: "db107e5590b27930b62dbaf558aebee3", 224: "45bd33e6f06c3e8cdb481c74a89152aa"},
             dicom_modalities=("CR", "DX"), body_parts=("CHEST",),
+            dicom_photometric=("MONOCHROME1", "MONOCHROME2"), dicom_views=("AP", "PA"),
+            image_noun="chest radiograph",
         ),
         MedMNISTInfo(
             "dermamnist", "Dermatoscopy (HAM10000)", "dermatoscopy",
@@ -147,6 +153,8 @@ CATALOGUE: dict[str, MedMNISTInfo] = {
             {28: "28209eda62fecd6e6a2d98b1501bb15f", 64: "8f4eceb4ccffa70c672198ea285246c6",
              128: "05b46931834c231683c68f40c47b2971", 224: "d6a3c71de1b945ea11211b03746c1fe1"},
             dicom_modalities=("CR", "DX"), body_parts=("CHEST",), population=_PNEUMONIA_CHILDREN,
+            dicom_photometric=("MONOCHROME1", "MONOCHROME2"), dicom_views=("AP", "PA"),
+            image_noun="paediatric chest radiograph",
         ),
         MedMNISTInfo(
             "retinamnist", "Fundus camera, diabetic retinopathy grade 0-4", "fundus photography",
@@ -164,6 +172,8 @@ CATALOGUE: dict[str, MedMNISTInfo] = {
             {28: "750601b1f35ba3300ea97c75c52ff8f6", 64: "742edef2a1fd1524b2efff4bd7ba9364",
              128: "363e4b3f8d712e9b5de15470a2aaadf1", 224: "b56378a6eefa9fed602bb16d192d4c8b"},
             positive_index=0, dicom_modalities=("US",), body_parts=("BREAST",),
+            dicom_photometric=("MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422"),
+            image_noun="breast ultrasound image",
         ),
         MedMNISTInfo(
             "bloodmnist", "Blood cell microscopy", "microscopy",

@@ -2,8 +2,10 @@
 
 `ImagePredictor` replays the model's stored preprocessing, runs its ONNX graph and
 turns logits into temperature-scaled probabilities: softmax for binary, multi-class
-and ordinal tasks, independent sigmoids for multi-label ones. `load_torch_model`
-rebuilds the PyTorch network from safetensors for explanations such as Grad-CAM.
+and ordinal tasks, independent sigmoids for multi-label ones. Where the model has an
+intended-use gate, the same run's penultimate features and the input's statistics get its
+out-of-distribution scores. `load_torch_model` rebuilds the PyTorch network from
+safetensors for explanations such as Grad-CAM.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from torch import nn
 from clinsight.data.medmnist import TaskType
 from clinsight.errors import ModelError
 from clinsight.evaluation.calibration import apply_temperature
+from clinsight.evaluation.ood import input_statistics
 from clinsight.evaluation.thresholds import INDETERMINATE, DecisionThresholds
 from clinsight.imaging.networks import build_network
 from clinsight.imaging.transforms import Preprocess
@@ -46,6 +49,8 @@ class Prediction:
     the label its band gives (or "indeterminate"), otherwise `label`; `thresholds` is that
     band. `label_probability` is the probability of `decision` (None when indeterminate).
     `input_sha256` hashes the preprocessed network input (float32, C order).
+    `ood_score` and `input_score` are the intended-use gate's scores of the penultimate
+    features and of the input statistics (None: the model has no such gate).
     """
 
     label: str
@@ -60,6 +65,8 @@ class Prediction:
     latency_ms: float
     decision: str
     thresholds: DecisionThresholds | None
+    ood_score: float | None = None
+    input_score: float | None = None
 
     @property
     def indeterminate(self) -> bool:
@@ -136,6 +143,35 @@ class ImagePredictor:
         """
         return self.probabilities(self.session.logits(batch))
 
+    def ood_scores(self, batch: NDArray[np.float32]) -> NDArray[np.float64] | None:
+        """The gate's out-of-distribution scores (N,) of a preprocessed batch; None when the
+        model has no feature gate.
+
+        Raises:
+            ModelError: the batch has the wrong shape or dtype, or the run fails.
+            RegistryError: the stored gate cannot be read.
+        """
+        _, features = self.session.logits_and_features(batch)
+        return self._scores(features)
+
+    def input_scores(self, batch: NDArray[np.float32]) -> NDArray[np.float64] | None:
+        """The gate's input-statistics scores (N,) of a preprocessed batch; None when the
+        model has no input-statistics gate.
+
+        Raises:
+            RegistryError: the stored gate cannot be read.
+        """
+        gate = self.model.intended_use_gate
+        if gate is None or gate.inputs is None:
+            return None
+        return gate.inputs.scores(input_statistics(batch))
+
+    def _scores(self, features: NDArray[np.float32] | None) -> NDArray[np.float64] | None:
+        gate = self.model.intended_use_gate
+        if gate is None or gate.features is None or features is None:
+            return None
+        return gate.features.scores(features)
+
     def predict(self, image: NDArray[Any]) -> Prediction:
         """Predict one source image: float (H, W) or (H, W, C) with values in [0, 1].
 
@@ -143,10 +179,14 @@ class ImagePredictor:
             UnsupportedImageError: the array is not a 2D grey or colour image.
             DataError: the image holds non-finite values.
             ModelError: the run fails.
+            RegistryError: the stored intended-use gate cannot be read.
         """
         start = time.perf_counter()
         network_input = np.ascontiguousarray(self.preprocess(image), dtype=np.float32)
-        probs = self.predict_batch(network_input[None])[0]
+        logits, features = self.session.logits_and_features(network_input[None])
+        probs = self.probabilities(logits)[0]
+        scores = self._scores(features)
+        input_scores = self.input_scores(network_input[None])
         latency_ms = (time.perf_counter() - start) * 1000.0
         labels = self.model.labels
         best = int(np.argmax(probs))
@@ -175,6 +215,8 @@ class ImagePredictor:
             latency_ms=latency_ms,
             decision=decision,
             thresholds=thresholds,
+            ood_score=None if scores is None else float(scores[0]),
+            input_score=None if input_scores is None else float(input_scores[0]),
         )
 
 

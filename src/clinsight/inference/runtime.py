@@ -1,5 +1,8 @@
 """ONNX Runtime sessions for registered classifiers: fixed threads, full graph optimisation.
 
+A graph may have a second output, "features" (N, D): the penultimate features the
+intended-use gate scores; graphs registered before gates have only the logits.
+
 One `OnnxClassifier` per model and process; its `logits` is safe to call from several
 threads (ONNX Runtime sessions allow concurrent `run`).
 """
@@ -29,7 +32,7 @@ class OnnxClassifier:
 
         Raises:
             ModelError: `threads` is negative, or the file is not a loadable ONNX classifier
-                with one 4D image input and one 2D output.
+                with one 4D image input and one 2D output (and maybe a 2D "features").
         """
         if threads < 0:
             raise ModelError(f"threads must be 0 (all cores) or positive, got {threads}.")
@@ -46,11 +49,13 @@ class OnnxClassifier:
             raise ModelError(f"Cannot load ONNX model {model_path}: {exc}") from exc
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         fixed = [*inputs[0].shape[1:], *outputs[0].shape[1:]] if inputs and outputs else []
+        extra = outputs[1:]
         if (
             len(inputs) != 1
-            or len(outputs) != 1
+            or not outputs
             or len(inputs[0].shape) != 4
             or len(outputs[0].shape) != 2
+            or not (not extra or (len(extra) == 1 and len(extra[0].shape) == 2))
             or not all(isinstance(dim, int) for dim in fixed)
         ):
             raise ModelError(
@@ -62,6 +67,7 @@ class OnnxClassifier:
         self.threads = threads
         self.input_name: str = inputs[0].name
         self.output_name: str = outputs[0].name
+        self.features_name: str | None = extra[0].name if extra else None
         channels, height, width = (int(dim) for dim in inputs[0].shape[1:])
         self.input_shape: tuple[int, int, int] = (channels, height, width)
         self.num_classes: int = int(outputs[0].shape[1])
@@ -77,16 +83,29 @@ class OnnxClassifier:
         Raises:
             ModelError: the batch has the wrong shape or dtype, or the run fails.
         """
-        array = np.asarray(batch)
+        return self._run(np.asarray(batch), [self.output_name])[0]
+
+    def logits_and_features(
+        self, batch: NDArray[np.float32]
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32] | None]:
+        """Logits (N, K) and, where the graph has them, features (N, D) in one run.
+
+        Raises:
+            ModelError: the batch has the wrong shape or dtype, or the run fails.
+        """
+        if self.features_name is None:
+            return self.logits(batch), None
+        logits, features = self._run(np.asarray(batch), [self.output_name, self.features_name])
+        return logits, features
+
+    def _run(self, array: NDArray[np.float32], names: list[str]) -> list[NDArray[np.float32]]:
         if array.dtype != np.float32 or array.ndim != 4 or array.shape[1:] != self.input_shape:
             raise ModelError(
                 f"Expected a float32 batch shaped (N, {', '.join(map(str, self.input_shape))}), "
                 f"got {array.dtype} {array.shape}; preprocess images with the model's spec."
             )
         try:
-            (logits,) = self._session.run(
-                [self.output_name], {self.input_name: np.ascontiguousarray(array)}
-            )
+            outputs = self._session.run(names, {self.input_name: np.ascontiguousarray(array)})
         except Exception as exc:  # ONNX Runtime raises its own untyped exceptions
             raise ModelError(f"ONNX Runtime failed on {self.model_path}: {exc}") from exc
-        return np.asarray(logits, dtype=np.float32)
+        return [np.asarray(output, dtype=np.float32) for output in outputs]

@@ -89,6 +89,11 @@ def build_card(
             if "decision_thresholds" in record
             else {}
         ),
+        **(
+            {"intended_use_gate": record["intended_use_gate"]}
+            if "intended_use_gate" in record
+            else {}
+        ),
         "limitations": list(dict.fromkeys([*_default_limitations(record), *limitations])),
         "plots": list(plots),
     }
@@ -232,6 +237,30 @@ def _population_section(population: Mapping[str, Any] | None) -> list[str]:
     ]
 
 
+def _gate_section(gate: Mapping[str, Any] | None) -> list[str]:
+    """The intended-use gate of an image model: what it checks and its validation limit."""
+    if gate is None:
+        return []
+    headers = [
+        (f"DICOM {key}", "/".join(values)) for key, values in gate["headers"].items() if values
+    ]
+    features = gate.get("features")
+    rows = [
+        ("Meant for", f"{gate['noun']}s"), *headers,
+        ("Greyscale only", f"yes (colour saturation limit {gate['saturation_limit']})"
+         if gate["greyscale"] else "no"),
+        ("On a failed check", str(gate["action"])),
+    ]  # fmt: skip
+    if features:
+        rows += [
+            ("Out-of-distribution score", f"{features['method']} on penultimate features"),
+            ("Score limit", f"{features['limit']:.2f} ({features['split']} split, target "
+             f"{features['rejection_target']:.0%} rejected, {features['validation_rejected']:.1%} "
+             f"of {features['n_validation']} rejected)"),
+        ]  # fmt: skip
+    return ["## Intended-use gate", "", *_table(("Check", "Value"), rows), ""]
+
+
 def render_card_markdown(card: Mapping[str, Any]) -> str:
     """card.md: the card as Markdown, with metric intervals and links to the plots."""
     model, outputs = card["model"], card["outputs"]
@@ -274,6 +303,7 @@ def render_card_markdown(card: Mapping[str, Any]) -> str:
         *_table(("Item", "Value"), _rows(card["calibration"])),
         "",
         *_threshold_section(card.get("decision_thresholds")),
+        *_gate_section(card.get("intended_use_gate")),
         "## Limitations",
         "",
         *[f"- {item}" for item in card["limitations"]],

@@ -1,9 +1,10 @@
 """Turn a trained PyTorch network into registry artifacts: ONNX graph and safetensors weights.
 
 The ONNX graph takes "image" (N, C, S, S) float32 and returns "logits" (N, K) with a
-dynamic batch dimension. Every export is checked against PyTorch on a random batch
-with ONNX Runtime before it is accepted; weights are saved as safetensors (never pickle)
-so Grad-CAM can rebuild the PyTorch module.
+dynamic batch dimension; exported `with_features`, it also returns "features" (N, D), the
+penultimate features the intended-use gate scores (`imaging.features`). Every export is
+checked against PyTorch on a random batch with ONNX Runtime before it is accepted; weights
+are saved as safetensors (never pickle) so Grad-CAM can rebuild the PyTorch module.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from safetensors.torch import save_file
 from torch import nn
 
 from clinsight.errors import ModelError
+from clinsight.imaging.features import WithFeatures
 from clinsight.imaging.transforms import PreprocessSpec
 
 __all__ = [
     "EXPORT_TOLERANCE",
+    "FEATURES_NAME",
     "INPUT_NAME",
     "ONNX_OPSET",
     "OUTPUT_NAME",
@@ -35,6 +38,7 @@ __all__ = [
 ONNX_OPSET = 17
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
+FEATURES_NAME = "features"
 EXPORT_TOLERANCE = 1e-4
 
 _log = logging.getLogger(__name__)
@@ -42,7 +46,12 @@ _log = logging.getLogger(__name__)
 _EXPORT_LOCK = threading.Lock()
 
 
+def _outputs(network: nn.Module) -> list[str]:
+    return [OUTPUT_NAME, FEATURES_NAME] if isinstance(network, WithFeatures) else [OUTPUT_NAME]
+
+
 def _export_torchscript(network: nn.Module, example: torch.Tensor, opset: int, path: Path) -> None:
+    outputs = _outputs(network)
     torch.onnx.export(
         network,
         (example,),
@@ -50,8 +59,8 @@ def _export_torchscript(network: nn.Module, example: torch.Tensor, opset: int, p
         dynamo=False,
         opset_version=opset,
         input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
-        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        output_names=outputs,
+        dynamic_axes={INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in outputs}},
     )
 
 
@@ -62,7 +71,7 @@ def _export_dynamo(network: nn.Module, example: torch.Tensor, opset: int, path: 
         dynamo=True,
         opset_version=max(opset, 18),
         input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
+        output_names=_outputs(network),
         dynamic_shapes=({0: torch.export.Dim("batch")},),
         verbose=False,
     )
@@ -78,15 +87,19 @@ def _max_difference(network: nn.Module, path: Path, batch: torch.Tensor) -> floa
     session = ort.InferenceSession(
         str(path), sess_options=options, providers=["CPUExecutionProvider"]
     )
-    (onnx_logits,) = session.run([OUTPUT_NAME], {INPUT_NAME: batch.numpy()})
+    onnx_outputs = session.run(_outputs(network), {INPUT_NAME: batch.numpy()})
     with torch.no_grad():
-        torch_logits = network(batch).numpy()
-    if onnx_logits.shape != torch_logits.shape:
-        raise ModelError(
-            f"The ONNX graph returns logits shaped {onnx_logits.shape}, PyTorch "
-            f"{torch_logits.shape}; the export is broken."
-        )
-    return float(np.max(np.abs(onnx_logits - torch_logits)))
+        torch_output = network(batch)
+    torch_outputs = torch_output if isinstance(torch_output, tuple) else (torch_output,)
+    difference = 0.0
+    for name, ours, theirs in zip(_outputs(network), onnx_outputs, torch_outputs, strict=True):
+        if ours.shape != tuple(theirs.shape):
+            raise ModelError(
+                f"The ONNX graph returns {name} shaped {ours.shape}, PyTorch "
+                f"{tuple(theirs.shape)}; the export is broken."
+            )
+        difference = max(difference, float(np.max(np.abs(ours - theirs.numpy()))))
+    return difference
 
 
 def export_onnx(
@@ -97,12 +110,14 @@ def export_onnx(
     opset: int = ONNX_OPSET,
     tolerance: float = EXPORT_TOLERANCE,
     seed: int = 0,
+    with_features: bool = False,
 ) -> float:
     """Export `network` (in eval mode) to ONNX at `path` and check it against PyTorch.
 
     The caller's module is left untouched (a CPU copy is exported). The check runs a seeded
-    random batch of 3 images shaped by `preprocess` through both and compares logits.
-    Returns the largest absolute logit difference.
+    random batch of 3 images shaped by `preprocess` through both and compares logits (and,
+    `with_features`, the penultimate features of the second output). Returns the largest
+    absolute difference.
 
     Raises:
         ModelError: the network rejects the spec's input shape or does not return (N, K)
@@ -126,6 +141,8 @@ def export_onnx(
         ) from exc
     if output.ndim != 2:
         raise ModelError(f"{type(network).__name__} returns {tuple(output.shape)}, not (N, K).")
+    if with_features:
+        model = WithFeatures(model).eval()
     with _EXPORT_LOCK, warnings.catch_warnings():
         # The exporters warn about their own deprecations, which callers cannot act on.
         warnings.simplefilter("ignore", category=DeprecationWarning)

@@ -6,6 +6,7 @@ Layout of ``registry_dir``::
     <name>/<version>/           1, 2, ...; immutable once written
         model.onnx  weights.safetensors  model.json  card.json  card.md  plots/*.png
         baseline.json           validation statistics for drift monitoring (`evaluation.drift`)
+        gate.safetensors        the intended-use gate's means and precisions (if fitted)
         manifest.json           sha256 of every other file; artifact sha256 (model.onnx)
 
 Versions, the staging folder, locks and stages work as for every kind (`registry.versions`):
@@ -20,20 +21,32 @@ import math
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
 from torch import nn
 
 from clinsight.data.intended_population import IntendedPopulation
 from clinsight.data.medmnist import TaskType
 from clinsight.errors import DataError, ModelError, RegistryError
 from clinsight.evaluation.drift import Baseline
+from clinsight.evaluation.ood import IntendedUseGate
 from clinsight.evaluation.thresholds import DecisionThresholds
+from clinsight.imaging.features import feature_layers
 from clinsight.imaging.networks import NetworkConfig
 from clinsight.imaging.transforms import PreprocessSpec
 from clinsight.registry.cards import build_card
-from clinsight.registry.export import INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, export_onnx, save_weights
+from clinsight.registry.export import (
+    FEATURES_NAME,
+    INPUT_NAME,
+    ONNX_OPSET,
+    OUTPUT_NAME,
+    export_onnx,
+    save_weights,
+)
 from clinsight.registry.manifest import write_json
 from clinsight.registry.stages import Stage, StageChange
 from clinsight.registry.versions import (
@@ -63,7 +76,8 @@ __all__ = [
     "version_numbers",
 ]
 
-ONNX_FILE, WEIGHTS_FILE, BASELINE_FILE = "model.onnx", "weights.safetensors", "baseline.json"
+ONNX_FILE, WEIGHTS_FILE = "model.onnx", "weights.safetensors"
+BASELINE_FILE, GATE_FILE = "baseline.json", "gate.safetensors"
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,27 @@ class ModelVersion(RegisteredVersion):
     decision_thresholds: DecisionThresholds | None = None
     # The ages the training data covers, where its provenance states them; None: unknown.
     intended_population: IntendedPopulation | None = None
+    # The intended-use gate's JSON part; None for versions registered before gates.
+    gate_summary: dict[str, Any] | None = None
+
+    @cached_property
+    def intended_use_gate(self) -> IntendedUseGate | None:
+        """The intended-use gate stored with the version (None: registered before gates).
+
+        Raises:
+            RegistryError: the gate's record or its safetensors file is malformed.
+        """
+        if self.gate_summary is None:
+            return None
+        try:
+            fitted = self.gate_summary.get("features") or self.gate_summary.get("inputs")
+            tensors = load_file(str(self.path / GATE_FILE)) if fitted else None
+            return IntendedUseGate.from_parts(self.gate_summary, tensors)
+        except (DataError, SafetensorError, OSError) as exc:
+            raise RegistryError(
+                f"The intended-use gate of {self.name} v{self.version} cannot be read ({exc}); "
+                "register the model again."
+            ) from exc
 
     @property
     def onnx_path(self) -> Path:
@@ -106,6 +141,7 @@ class ModelVersion(RegisteredVersion):
             "intended_population": (
                 self.intended_population.to_dict() if self.intended_population else None
             ),
+            "intended_use_gate": self.gate_summary,
         }  # fmt: skip
 
 
@@ -151,6 +187,7 @@ def _from_record(record: dict[str, Any], common: dict[str, Any]) -> ModelVersion
         labels=tuple(record["labels"]), task=TaskType(record["task"]),
         positive_index=int(record["positive_index"]), temperature=float(record["temperature"]),
         decision_thresholds=_thresholds(record), intended_population=_population(record),
+        gate_summary=record.get("intended_use_gate"),
     )  # fmt: skip
 
 
@@ -220,17 +257,21 @@ def register_model(
     decision_thresholds: DecisionThresholds | None = None,
     intended_population: IntendedPopulation | None = None,
     baseline: Baseline | None = None,
+    intended_use_gate: IntendedUseGate | None = None,
 ) -> ModelVersion:
     """Export, check and store `network` as the next version of `name` (stage candidate).
 
     `decision_thresholds` (binary tasks only, chosen on validation) are kept in model.json
     and the card; without them a prediction is the most probable class. The
     `intended_population` (ages) goes in model.json and the card; the validation `baseline`
-    in baseline.json, for drift monitoring.
+    in baseline.json, for drift monitoring. The ONNX graph also returns the penultimate
+    features; `intended_use_gate` (fitted on those features) is kept in model.json, the
+    card and gate.safetensors.
 
     Raises:
         RegistryError: invalid name, missing training['data_sha256'], missing plot,
-            non-JSON metrics/training values, or thresholds for a non-binary task.
+            non-JSON metrics/training values, thresholds for a non-binary task, or a gate
+            whose feature size differs from the network's.
         ModelError: inconsistent sizes, bad temperature, or an ONNX export that fails or
             differs from PyTorch by more than 1e-4.
     """
@@ -240,7 +281,7 @@ def register_model(
         raise RegistryError(f"Decision thresholds need a binary task, not {task}.")
     root = REGISTRY.root(registry_dir, name)
     with staging_folder(root) as staging:
-        max_diff = export_onnx(network, preprocess, staging / ONNX_FILE)
+        max_diff = export_onnx(network, preprocess, staging / ONNX_FILE, with_features=True)
         save_weights(network, staging / WEIGHTS_FILE)
         plot_paths = _copy_plots(plots, staging / "plots")
         record: dict[str, Any] = {
@@ -249,7 +290,7 @@ def register_model(
             "positive_index": positive_index, "temperature": float(temperature),
             "metrics": metrics, "training": training,
             "onnx": {"opset": ONNX_OPSET, "input": INPUT_NAME, "output": OUTPUT_NAME,
-                     "max_abs_diff_vs_torch": max_diff},
+                     "features": FEATURES_NAME, "max_abs_diff_vs_torch": max_diff},
         }  # fmt: skip
         if decision_thresholds is not None:
             record["decision_thresholds"] = decision_thresholds.to_dict()
@@ -257,6 +298,8 @@ def register_model(
             record["intended_population"] = intended_population.to_dict()
         if baseline is not None:
             write_json(staging / BASELINE_FILE, baseline.to_dict())
+        if intended_use_gate is not None:
+            record["intended_use_gate"] = _store_gate(intended_use_gate, network, staging)
 
         def card(stored: dict[str, Any], artifact_sha256: str) -> dict[str, Any]:
             return build_card(
@@ -269,6 +312,19 @@ def register_model(
 
         version = publish_version(root, staging, record, ONNX_FILE, card)
     return get_model(registry_dir, name, version, verify=False)
+
+
+def _store_gate(gate: IntendedUseGate, network: nn.Module, staging: Path) -> dict[str, Any]:
+    if gate.features is not None:
+        width = sum(layer.in_features for layer in feature_layers(network))
+        if gate.features.dimension != width:
+            raise RegistryError(
+                f"The intended-use gate was fitted on {gate.features.dimension} features, but "
+                f"the network has {width}; fit it on this network's features."
+            )
+    if gate.tensors():
+        save_file(gate.tensors(), str(staging / GATE_FILE))
+    return gate.summary()
 
 
 def verify(registry_dir: Path, name: str, version: int) -> ModelVersion:

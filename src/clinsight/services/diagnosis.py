@@ -1,4 +1,8 @@
-"""Use case: diagnose one image file with a registered model, optionally with a Grad-CAM map."""
+"""Use case: diagnose one image file with a registered model, optionally with a Grad-CAM map.
+
+Every image first passes the model's intended-use gate (`evaluation.ood`): an image
+outside it gets no finding (or, for a model set to warn, a finding with the reasons).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from clinsight.data.intended_population import age_in_years
 from clinsight.data.medmnist import dataset_info
 from clinsight.data.source import SourceImage
 from clinsight.errors import DataError
+from clinsight.evaluation.ood import IntendedUseCheck, assess_intended_use
 from clinsight.imaging.explain import grad_cam, save_overlay
 from clinsight.inference.predictors import ImagePredictor, Prediction, load_torch_model
 from clinsight.registry.image import ModelVersion
@@ -32,8 +37,11 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """A calibrated finding for one image, with the technical facts of its source and any
-    reason to doubt that the model fits the image."""
+    """A calibrated finding for one image, with the technical facts of its source, the
+    intended-use check and (models without a gate) header reasons to doubt the fit.
+
+    When `intended_use.refused`, the prediction is not a finding and must not be shown as one.
+    """
 
     prediction: Prediction
     source: dict[str, str]
@@ -41,15 +49,22 @@ class Diagnosis:
     warnings: tuple[str, ...] = ()
     # The mean of the image's pixels in [0, 1], an input statistic for drift monitoring.
     mean_intensity: float | None = None
+    intended_use: IntendedUseCheck | None = None
+
+    @property
+    def refused(self) -> bool:
+        """Whether the image is outside the model's intended use (no finding)."""
+        return self.intended_use is not None and self.intended_use.refused
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
+        """JSON-ready form (a refused image's prediction is null)."""
         return {
-            "prediction": self.prediction.to_dict(),
+            "prediction": None if self.refused else self.prediction.to_dict(),
             "source": self.source,
             "heatmap": str(self.heatmap) if self.heatmap else None,
             "warnings": list(self.warnings),
             "mean_intensity": self.mean_intensity,
+            "intended_use": self.intended_use.to_dict() if self.intended_use else None,
         }
 
 
@@ -133,28 +148,38 @@ def diagnose_image(
     heatmap_path: Path | None = None,
     birth_date: date | None = None,
     study_date: date | None = None,
+    warn_only: bool = False,
 ) -> Diagnosis:
-    """Read a PNG, JPEG or DICOM image (or take one already read), predict it, and
-    optionally save a Grad-CAM overlay. With the patient's `birth_date`, their age at
-    `study_date` (default: today) is checked against the model's intended population.
+    """Read a PNG, JPEG or DICOM image (or take one already read), check it against the
+    model's intended use, predict it, and optionally save a Grad-CAM overlay (never for a
+    refused image). `warn_only` turns a refusal into a warning (`intended_use_warn_only`).
+    With the patient's `birth_date`, their age at `study_date` (default: today) is checked
+    against the model's intended population.
 
     Raises:
         UnsupportedImageError: the file is not an image Clinsight can read (reason given).
         DataNotFoundError: the path does not exist.
         ModelError: inference or the explanation failed.
+        RegistryError: the model's stored intended-use gate cannot be read.
     """
     image = source if isinstance(source, SourceImage) else read_image(source, frame=frame)
     prediction = predictor.predict(image.pixels)
-    heatmap = None
-    if heatmap_path is not None:
-        heatmap = explain_prediction(predictor, image, heatmap_path)
     source_facts = dict(image.metadata)
     on = study_date or datetime.now(UTC).date()
+    gate = predictor.model.intended_use_gate
+    check = assess_intended_use(
+        gate, score=prediction.ood_score, pixels=image.pixels, source=source_facts,
+        input_score=prediction.input_score, warn_only=warn_only,
+    )  # fmt: skip
+    heatmap = None
+    if heatmap_path is not None and not check.refused:
+        heatmap = explain_prediction(predictor, image, heatmap_path)
     return Diagnosis(
         prediction=prediction,
         source=source_facts,
         heatmap=heatmap,
-        warnings=suitability_warnings(predictor.model, source_facts)
+        warnings=(suitability_warnings(predictor.model, source_facts) if gate is None else ())
         + population_warnings(predictor.model, birth_date, on),
         mean_intensity=float(np.mean(image.pixels)),
+        intended_use=check,
     )

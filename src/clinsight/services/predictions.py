@@ -14,13 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from clinsight.config import Settings
 from clinsight.data.dicom_patient import DicomPatient, compare_with_chart, read_dicom_patient
 from clinsight.data.images import read_image
 from clinsight.data.source import SourceImage, sniff_image_format
 from clinsight.errors import PatientMismatchError, RecordNotFoundError
+from clinsight.imaging.explain import save_overlay
 from clinsight.inference.predictors import ImagePredictor
+from clinsight.interop.fhir_images import image_observation, image_observation_json
 from clinsight.registry.image import ModelVersion, get_model
 from clinsight.security import records
 from clinsight.security.access import require_patient_access
@@ -34,7 +39,12 @@ from clinsight.security.clinical import (
     record_feedback,
     record_prediction,
 )
-from clinsight.services.diagnosis import Diagnosis, diagnose_image, explain_prediction
+from clinsight.services.diagnosis import (
+    Diagnosis,
+    centre_square,
+    diagnose_image,
+    explain_prediction,
+)
 from clinsight.store.held_uploads import drop_held_upload, hold_upload, read_held_upload
 from clinsight.store.repositories import StoreContext
 from clinsight.store.studies import (
@@ -73,9 +83,11 @@ __all__ = [
     "predict_study",
     "prediction_detail",
     "prediction_feedback",
+    "prediction_observation",
     "stage_diagnosis",
     "study_predictions",
     "upload_study",
+    "warns_only",
 ]
 
 PredictorLookup = Callable[[str, int], ImagePredictor]
@@ -190,7 +202,7 @@ def upload_study(
 
 
 def _draft(predictor: ImagePredictor, diagnosis: Diagnosis) -> PredictionDraft:
-    found = diagnosis.prediction
+    found, check = diagnosis.prediction, diagnosis.intended_use
     return PredictionDraft(
         model_name=found.model_name,
         model_version=str(found.model_version),
@@ -205,6 +217,8 @@ def _draft(predictor: ImagePredictor, diagnosis: Diagnosis) -> PredictionDraft:
         decision=found.decision if found.thresholds else None,
         decision_thresholds=found.thresholds.to_dict() if found.thresholds else None,
         input_mean_intensity=diagnosis.mean_intensity,
+        intended_use=str(check.status) if check else None,
+        intended_use_reasons=check.reasons if check else (),
     )
 
 
@@ -235,14 +249,25 @@ def stage_diagnosis(
     check = check_against_chart(ctx, patient_id, content, image, predictor.model,
                                 confirm_patient_mismatch=confirm_patient_mismatch)  # fmt: skip
     diagnosis = diagnose_image(
-        predictor, image, birth_date=check.birth_date, study_date=check.study_date
-    )
+        predictor, image, birth_date=check.birth_date, study_date=check.study_date,
+        warn_only=warns_only(predictor, settings),
+    )  # fmt: skip
     return stage_upload(uploads.keyring, uploads.files_dir, actor, patient_id, content,
                         modality=_modality(image), draft=_draft(predictor, diagnosis),
                         patient_mismatch=check.patient_mismatch)  # fmt: skip
 
 
-def predict_study(ctx: StoreContext, predictor: ImagePredictor, study_id: str) -> PredictionRecord:
+def warns_only(predictor: ImagePredictor, settings: Settings | None) -> bool:
+    """Whether the model's intended-use gate only warns (`intended_use_warn_only`)."""
+    return settings is not None and predictor.model.name in settings.intended_use_warn_only
+
+
+def predict_study(
+    ctx: StoreContext,
+    predictor: ImagePredictor,
+    study_id: str,
+    settings: Settings | None = None,
+) -> PredictionRecord:
     """Diagnose a stored study and record the prediction with its provenance; commits.
 
     Raises:
@@ -262,6 +287,7 @@ def predict_study(ctx: StoreContext, predictor: ImagePredictor, study_id: str) -
     diagnosis = diagnose_image(
         predictor, image, birth_date=check.birth_date,
         study_date=check.study_date or study.created_at.date(),
+        warn_only=warns_only(predictor, settings),
     )  # fmt: skip
     record = record_prediction(ctx, study_id, _draft(predictor, diagnosis))
     ctx.session.commit()
@@ -280,7 +306,9 @@ def explained_prediction(
     ctx: StoreContext, predictors: PredictorLookup, prediction_id: str
 ) -> tuple[PredictionView, bytes]:
     """A prediction, its study and its Grad-CAM overlay as PNG bytes, computed now with the
-    model that made it; the study is read (decrypted, audited and committed) once.
+    model that made it; the study is read (decrypted, audited and committed) once. An image
+    refused as outside the model's intended use has no finding to explain: its PNG is the
+    image alone.
 
     Raises:
         RecordNotFoundError: no such prediction.
@@ -293,8 +321,12 @@ def explained_prediction(
     record = view.prediction
     predictor = predictors(record.model_name, int(record.model_version))
     image = read_image(content)
-    label_index = predictor.model.labels.index(record.label)
     with tempfile.TemporaryDirectory(prefix="clinsight-cam-") as folder:
+        if record.refused:
+            plain = centre_square(image.pixels)
+            path = save_overlay(plain, np.zeros(plain.shape[:2]), Path(folder) / "image.png", 0.0)
+            return view, path.read_bytes()
+        label_index = predictor.model.labels.index(record.label)
         path = explain_prediction(predictor, image, Path(folder) / "cam.png", label_index)
         return view, path.read_bytes()
 
@@ -452,6 +484,20 @@ def prediction_feedback(ctx: StoreContext, prediction_id: str) -> PredictionFeed
     records = list_feedback(ctx, patient_id, [prediction_id])
     ctx.session.commit()
     return PredictionFeedback(tuple(records))
+
+
+def prediction_observation(ctx: StoreContext, prediction_id: str) -> dict[str, Any]:
+    """A prediction as a FHIR R4 `Observation` (JSON; no value for a refused image); the
+    read's audit entry is committed.
+
+    Raises:
+        RecordNotFoundError: no such prediction.
+        PermissionDeniedError: the actor may not open its patient.
+    """
+    record = get_prediction(ctx, prediction_id)
+    patient_id = prediction_patient_id(ctx, prediction_id)
+    ctx.session.commit()
+    return image_observation_json(image_observation(record, f"Patient/{patient_id}"))
 
 
 def prediction_detail(ctx: StoreContext, prediction_id: str) -> PredictionDetail:

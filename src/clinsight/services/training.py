@@ -28,6 +28,7 @@ from clinsight.imaging.training import (
 from clinsight.imaging.transforms import Preprocess
 from clinsight.inference.runtime import OnnxClassifier
 from clinsight.registry.image import ModelVersion, get_model, register_model
+from clinsight.services.intended_use import fit_intended_use_gate
 
 __all__ = [
     "ImageTrainingOutcome",
@@ -199,6 +200,7 @@ def train_and_register(
     (run_dir / "evaluation.json").write_text(json.dumps(record, indent=2, default=str))
     model = None
     if register:
+        gate = fit_intended_use_gate(result.network, data, preprocess)  # validation limit
         model = register_model(
             registry_dir,
             name=name or data.info.name,
@@ -217,6 +219,7 @@ def train_and_register(
             decision_thresholds=thresholds,
             intended_population=data.info.population,
             baseline=validation_baseline(data, val_logits, report.temperature, thresholds),
+            intended_use_gate=gate,
         )
     return ImageTrainingOutcome(train=result, report=report, model=model, run_dir=run_dir)
 

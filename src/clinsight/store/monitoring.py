@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, literal, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from clinsight.store.repositories import StoreContext
@@ -50,12 +50,8 @@ class MonitoredVerdict:
 
 
 def intended_use_refused() -> ColumnElement[bool]:
-    """Whether a prediction row records an intended-use refusal.
-
-    Refusals are not recorded on prediction rows yet, so none is counted; once
-    `predictions.intended_use` exists this is ``Prediction.intended_use == "refused"``.
-    """
-    return literal(False)
+    """Whether a prediction row records an intended-use refusal (no finding given)."""
+    return Prediction.intended_use == "refused"
 
 
 def _version_filter(name: str, version: int) -> list[ColumnElement[bool]]:

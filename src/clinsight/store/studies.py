@@ -18,6 +18,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from clinsight.errors import DataError, DecryptionError, PermissionDeniedError, RecordNotFoundError
+from clinsight.evaluation.ood import OUTSIDE_INTENDED_USE, IntendedUse
 from clinsight.evaluation.thresholds import INDETERMINATE
 from clinsight.store import audit
 from clinsight.store.actors import PatientAccess, Principal
@@ -91,24 +92,38 @@ class PredictionDraft:
     decision_thresholds: dict[str, Any] | None = None
     # The input image's mean pixel value in [0, 1] (drift monitoring).
     input_mean_intensity: float | None = None
+    # The intended-use gate's verdict ("ok", "warned", "refused"; None for rows made before
+    # gates) and its reasons. A refused prediction is no finding: `label` and `probability`
+    # keep what the model computed, for audit only.
+    intended_use: str | None = None
+    intended_use_reasons: tuple[str, ...] = ()
+
+    @property
+    def refused(self) -> bool:
+        """Whether the image was outside the model's intended use (no finding given)."""
+        return self.intended_use == IntendedUse.REFUSED
 
     @property
     def predicted_label(self) -> str:
-        """The finding: the band's decision, else the most probable label."""
+        """The finding: "outside intended use" when refused, else the band's decision, else
+        the most probable label."""
+        if self.refused:
+            return OUTSIDE_INTENDED_USE
         return self.decision or self.label
 
     @property
     def positive_probability(self) -> float | None:
-        """The calibrated probability of the model's positive class (`calibrated_confidence`)."""
-        return self.calibrated_confidence
+        """The calibrated probability of the model's positive class (`calibrated_confidence`);
+        None when refused."""
+        return None if self.refused else self.calibrated_confidence
 
     @property
     def label_probability(self) -> float | None:
-        """The calibrated probability of `predicted_label`; None when indeterminate.
+        """The calibrated probability of `predicted_label`; None when indeterminate or refused.
 
         A decision other than `label` in a binary band is the other class: 1 - probability.
         """
-        if self.decision == INDETERMINATE:
+        if self.decision == INDETERMINATE or self.refused:
             return None
         if self.decision is None or self.decision == self.label:
             return self.probability
@@ -460,7 +475,10 @@ def read_studies(ctx: StoreContext, patient_id: str, *, break_glass: bool) -> li
 def prediction_record(row: Prediction) -> PredictionRecord:
     """A stored prediction row as a record (warnings as a tuple, as in its draft)."""
     fields = {name: getattr(row, name) for name in PredictionRecord.__dataclass_fields__}
-    return PredictionRecord(**{**fields, "warnings": tuple(row.warnings or ())})
+    reasons = tuple(row.intended_use_reasons or ())
+    return PredictionRecord(
+        **{**fields, "warnings": tuple(row.warnings or ()), "intended_use_reasons": reasons}
+    )
 
 
 def _insert_prediction(

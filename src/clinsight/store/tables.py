@@ -218,6 +218,10 @@ class Prediction(Base):
     decision_thresholds: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # The mean of the input image's pixels in [0, 1], for drift monitoring; null for old rows.
     input_mean_intensity: Mapped[float | None] = mapped_column(Float)
+    # The intended-use gate's verdict ("ok", "warned", "refused"; null for rows made before
+    # gates) and its reasons in plain words; a refused row is no finding.
+    intended_use: Mapped[str | None] = mapped_column(String(16))
+    intended_use_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class Feedback(Base):

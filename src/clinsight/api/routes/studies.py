@@ -26,6 +26,7 @@ from clinsight.services.predictions import (
     predict_study,
     prediction_detail,
     prediction_feedback,
+    prediction_observation,
     stage_diagnosis,
     study_predictions,
     upload_study,
@@ -123,7 +124,7 @@ def predict(
     """Diagnose a study with the production model; stored with provenance and audited."""
     del user
     predictor = state.predictor(model)
-    record = predict_study(ctx, predictor, study_id)
+    record = predict_study(ctx, predictor, study_id, state.settings)
     state.metrics.predictions.labels(record.model_name, record.model_version).inc()
     return PredictionOut.model_validate(record)
 
@@ -155,6 +156,14 @@ def prediction(prediction_id: str, user: Clinician, ctx: StoreCtx) -> Prediction
             "feedback": [FeedbackOut.model_validate(r) for r in detail.feedback.current],
         }
     )
+
+
+@router.get("/predictions/{prediction_id}/fhir")
+def prediction_fhir(prediction_id: str, user: Clinician, ctx: StoreCtx) -> dict[str, Any]:
+    """The prediction as a FHIR R4 Observation: the finding as its value, or, for an image
+    outside the model's intended use, no value, a data-absent reason and the reasons."""
+    del user
+    return prediction_observation(ctx, prediction_id)
 
 
 @router.get("/predictions/{prediction_id}/feedback", response_model=list[FeedbackOut])

@@ -25,6 +25,7 @@ from torch import nn
 
 from clinsight.data.medmnist import TaskType
 from clinsight.errors import DataError, ModelError, RegistryError
+from clinsight.evaluation.selection import Calibrator, DecisionRule
 from clinsight.evaluation.thresholds import DecisionThresholds
 from clinsight.imaging.networks import NetworkConfig
 from clinsight.imaging.transforms import PreprocessSpec
@@ -72,6 +73,9 @@ class ModelVersion(RegisteredVersion):
     temperature: float
     # Binary models registered with decision thresholds; None for older ones (argmax).
     decision_thresholds: DecisionThresholds | None = None
+    # Chosen on validation; None for older models (temperature scaling, arg-max).
+    calibration: Calibrator | None = None
+    decision_rule: DecisionRule | None = None
 
     @property
     def onnx_path(self) -> Path:
@@ -95,6 +99,8 @@ class ModelVersion(RegisteredVersion):
             "decision_thresholds": (
                 self.decision_thresholds.to_dict() if self.decision_thresholds else None
             ),
+            "calibration": self.calibration.to_dict() if self.calibration else None,
+            "decision_rule": self.decision_rule.to_dict() if self.decision_rule else None,
         }  # fmt: skip
 
 
@@ -108,13 +114,25 @@ def _thresholds(record: dict[str, Any]) -> DecisionThresholds | None:
         raise RegistryError(f"model.json of {record.get('name')!r}: {exc}") from exc
 
 
+def _choices(record: dict[str, Any]) -> tuple[Calibrator | None, DecisionRule | None]:
+    calibration, rule = record.get("calibration"), record.get("decision_rule")
+    try:
+        return (
+            None if calibration is None else Calibrator.from_dict(calibration),
+            None if rule is None else DecisionRule.from_dict(rule),
+        )
+    except DataError as exc:
+        raise RegistryError(f"model.json of {record.get('name')!r}: {exc}") from exc
+
+
 def _from_record(record: dict[str, Any], common: dict[str, Any]) -> ModelVersion:
+    calibration, rule = _choices(record)
     return ModelVersion(
         **common, network_config=NetworkConfig.from_dict(record["network"]),
         preprocess=PreprocessSpec.from_dict(record["preprocess"]),
         labels=tuple(record["labels"]), task=TaskType(record["task"]),
         positive_index=int(record["positive_index"]), temperature=float(record["temperature"]),
-        decision_thresholds=_thresholds(record),
+        decision_thresholds=_thresholds(record), calibration=calibration, decision_rule=rule,
     )  # fmt: skip
 
 
@@ -182,11 +200,14 @@ def register_model(
     intended_use: str | None = None,
     limitations: Sequence[str] = (),
     decision_thresholds: DecisionThresholds | None = None,
+    calibration: Calibrator | None = None,
+    decision_rule: DecisionRule | None = None,
 ) -> ModelVersion:
     """Export, check and store `network` as the next version of `name` (stage candidate).
 
     `decision_thresholds` (binary tasks only, chosen on validation) are kept in model.json
-    and the card; without them a prediction is the most probable class.
+    and the card; without them a prediction is the most probable class. `calibration` and
+    `decision_rule` (chosen on validation) replace the plain `temperature` and the arg-max.
 
     Raises:
         RegistryError: invalid name, missing training['data_sha256'], missing plot,
@@ -213,6 +234,10 @@ def register_model(
         }  # fmt: skip
         if decision_thresholds is not None:
             record["decision_thresholds"] = decision_thresholds.to_dict()
+        if calibration is not None:
+            record["calibration"] = calibration.to_dict()
+        if decision_rule is not None:
+            record["decision_rule"] = decision_rule.to_dict()
 
         def card(stored: dict[str, Any], artifact_sha256: str) -> dict[str, Any]:
             return build_card(

@@ -18,8 +18,8 @@ and AUC, ECE and Brier before and after are measured on the pool rows NOT in the
 For comparison, the former behaviour (logistic recalibration always applied, shrinkage 1)
 is scored on the same samples.
 
-Run: ``.venv/bin/python benchmarks/safety.py --part recalibration`` (about a minute) or
-``--part plausibility`` (seconds).
+Run: ``.venv/bin/python benchmarks/safety.py --part recalibration`` (about a minute),
+``--part plausibility`` (seconds) or ``--part imaging_recipe`` (about 20 CPU minutes).
 Writes the part's key of ``benchmarks/results/safety.json`` (other parts are kept) and the
 ``safety-<part>`` section of ``benchmarks/README.md``.
 """
@@ -53,6 +53,8 @@ from clinsight.evaluation.recalibration import (
 )
 from clinsight.tabular.models import RiskModel, limit_threads
 from common import read_results, update_readme_section, write_results
+from imaging_recipe import readme_section as recipe_section
+from imaging_recipe import recipe_figures
 from plausibility import plausibility_figures, readme_section
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -242,7 +244,14 @@ def plausibility() -> tuple[dict[str, Any], str]:
     return figures, readme_section(figures)
 
 
+def imaging_recipe() -> tuple[dict[str, Any], str]:
+    """The image recipe's validation choices on four task types (see `imaging_recipe.py`)."""
+    figures = recipe_figures()
+    return figures, recipe_section(figures)
+
+
 PARTS: dict[str, Callable[[], tuple[dict[str, Any], str]]] = {
+    "imaging_recipe": imaging_recipe,
     "plausibility": plausibility,
     "recalibration": recalibration,
 }

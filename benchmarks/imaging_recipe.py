@@ -219,7 +219,20 @@ def readme_section(figures: dict[str, Any]) -> str:
             f"| {_fmt(b['ece'])} → {_fmt(a['ece'])} "
             f"| {_fmt(t['test_ece_former_temperature']['ece'])} |"
         )
+    worse = [
+        name
+        for name, t in figures["tasks"].items()
+        if t["test_after"]["ece"] > t["test_before"]["ece"]
+    ]
+    lower_ba = [
+        name
+        for name, t in figures["tasks"].items()
+        if t["test_after"]["balanced_accuracy"] < t["test_before"]["balanced_accuracy"]
+    ]
     lines += [
+        "",
+        f"Test ECE rose after the validation choice on: {', '.join(worse) or 'none'}; "
+        f"balanced accuracy fell on: {', '.join(lower_ba) or 'none'}.",
         "",
         "One seed, small fixed epochs: the figures show what the choices do, not the "
         "recipe's best accuracy. The validation evidence of every choice (pilot AUCs, "

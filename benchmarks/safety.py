@@ -21,7 +21,8 @@ is scored on the same samples.
 Run: ``.venv/bin/python benchmarks/safety.py --part recalibration`` (about a minute) or
 ``--part plausibility`` (seconds), ``--part deid`` (minutes; the ``bench`` extra),
 ``--part ood`` (about 10 minutes: trains the two image models within a fixed budget the
-first time) or ``--part indeterminate`` (seconds once ``ood`` has trained them).
+first time), ``--part indeterminate`` (seconds once ``ood`` has trained them) or
+``--part imaging_recipe`` (about 20 CPU minutes).
 Writes the part's key of ``benchmarks/results/safety.json`` (other parts are kept) and the
 ``safety-<part>`` section of ``benchmarks/README.md``.
 """
@@ -57,6 +58,8 @@ from clinsight.tabular.models import RiskModel, limit_threads
 from common import provenance, read_results, update_readme_section, write_results
 from deid import deid_figures
 from deid import readme_section as deid_section
+from imaging_recipe import readme_section as recipe_section
+from imaging_recipe import recipe_figures
 from ood import indeterminate_figures, ood_figures, readme_indeterminate, readme_ood
 from plausibility import plausibility_figures, readme_section
 
@@ -265,8 +268,15 @@ def indeterminate() -> tuple[dict[str, Any], str]:
     return figures, readme_indeterminate(figures)
 
 
+def imaging_recipe() -> tuple[dict[str, Any], str]:
+    """The image recipe's validation choices on four task types (see `imaging_recipe.py`)."""
+    figures = recipe_figures()
+    return figures, recipe_section(figures)
+
+
 PARTS: dict[str, Callable[[], tuple[dict[str, Any], str]]] = {
     "deid": deid,
+    "imaging_recipe": imaging_recipe,
     "indeterminate": indeterminate,
     "ood": ood,
     "plausibility": plausibility,

@@ -62,6 +62,10 @@ def test_fetch_of_an_absent_dataset_says_where_to_put_it() -> None:
         (("train", "image", "--dataset", "breastmnist", "--architecture", "vgg"), "vgg"),
         (("train", "image", "--dataset", "breastmnist", "--bogus"), "No such option"),
         (("train", "image", "--dataset", "breastmnist", "--ensemble", "0"), "equal to 1"),
+        (
+            ("train", "image", "--dataset", "breastmnist", "--class-weighting", "sqrt"),
+            "Unknown --class-weighting 'sqrt'; use auto, none, inverse, effective",
+        ),
         (("models", "show", "image", "nothing"), "No model named 'nothing'"),
         (("models", "show", "genome", "x"), "'genome' is not one of"),
     ],

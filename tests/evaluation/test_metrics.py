@@ -17,6 +17,7 @@ from clinsight.evaluation.metrics import (
     check_predictions,
     classification_metrics,
     json_float,
+    quadratic_weighted_kappa,
     roc_auc,
 )
 
@@ -45,6 +46,7 @@ def _binary_expected(
     two = len(np.unique(y)) == 2
     return {
         "accuracy": sk.accuracy_score(y, pred),
+        "balanced_accuracy": sk.balanced_accuracy_score(y, pred),
         "sensitivity": sk.recall_score(y, pred, pos_label=pos, zero_division=NAN),
         "specificity": sk.recall_score(y, pred, pos_label=neg, zero_division=NAN),
         "precision": sk.precision_score(y, pred, pos_label=pos, zero_division=NAN),
@@ -116,12 +118,15 @@ def test_multiclass_metrics_match_sklearn(task: TaskType, seed: int) -> None:
     specificity = np.mean([sk.recall_score(y == j, pred == j, pos_label=False) for j in range(k)])
     expected = {
         "accuracy": sk.accuracy_score(y, pred),
+        "balanced_accuracy": sk.balanced_accuracy_score(y, pred),
         "sensitivity": sk.recall_score(y, pred, **kw),
         "specificity": specificity,
         "precision": sk.precision_score(y, pred, **kw),
         "f1": sk.f1_score(y, pred, **kw),
         "auc": sk.roc_auc_score(y, probs, multi_class="ovr", average="macro"),
     }
+    if task == TaskType.ORDINAL:
+        expected["qwk"] = sk.cohen_kappa_score(y, pred, weights="quadratic")
     assert set(report.values) == set(expected)
     for name, value in expected.items():
         _close(report.values[name], value)
@@ -155,6 +160,9 @@ def test_multilabel_metrics_match_sklearn() -> None:
     spec = np.mean([sk.recall_score(y[:, j], pred[:, j], pos_label=0) for j in range(6)])
     expected = {
         "accuracy": np.mean([sk.accuracy_score(y[:, j], pred[:, j]) for j in range(6)]),
+        "balanced_accuracy": np.mean(
+            [sk.balanced_accuracy_score(y[:, j], pred[:, j]) for j in range(6)]
+        ),
         "sensitivity": sk.recall_score(y, pred, **kw),
         "specificity": spec,
         "precision": sk.precision_score(y, pred, **kw),
@@ -292,3 +300,33 @@ class _Options(TypedDict, total=False):
 def test_bad_options_raise(options: _Options, match: str) -> None:
     with pytest.raises(DataError, match=match):
         classification_metrics([0, 1], [[0.6, 0.4], [0.1, 0.9]], TaskType.BINARY, **options)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_quadratic_weighted_kappa_matches_sklearn(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 5, 200)
+    pred = np.clip(y + rng.integers(-2, 3, 200), 0, 4)  # graded errors, mostly near the truth
+    expected = sk.cohen_kappa_score(y, pred, weights="quadratic")
+    assert quadratic_weighted_kappa(y, pred, 5) == pytest.approx(expected, abs=1e-12)
+    assert quadratic_weighted_kappa(y, y, 5) == 1.0
+
+
+def test_quadratic_weighted_kappa_of_one_class_is_nan() -> None:
+    assert np.isnan(quadratic_weighted_kappa([2, 2, 2], [2, 2, 2], 5))
+    with pytest.raises(DataError, match=r"QWK labels must lie in 0\.\.2"):
+        quadratic_weighted_kappa([0, 1], [0, 3], 3)
+
+
+def test_given_predictions_replace_the_argmax() -> None:
+    y = np.array([0, 0, 0, 1, 1, 2])
+    probs = np.tile([0.6, 0.3, 0.1], (6, 1))  # the arg-max is always class 0
+    pred = np.array([0, 0, 1, 1, 1, 2])
+    report = classification_metrics(y, probs, TaskType.ORDINAL, predicted=pred, n_bootstrap=20)
+    assert report.values["accuracy"] == pytest.approx(5 / 6)
+    assert report.values["balanced_accuracy"] == pytest.approx((2 / 3 + 1 + 1) / 3)
+    assert report.values["qwk"] == pytest.approx(sk.cohen_kappa_score(y, pred, weights="quadratic"))
+    assert report.confusion == sk.confusion_matrix(y, pred).tolist()
+    assert len(report.intervals["qwk"]) == 2
+    with pytest.raises(DataError, match="predicted must hold one class"):
+        classification_metrics(y, probs, TaskType.ORDINAL, predicted=[0, 1], n_bootstrap=0)

@@ -10,17 +10,29 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from clinsight.data.medmnist import Split, TaskType, load_medmnist
+from clinsight.data.medmnist import MedMNISTSplits, Split, TaskType, load_medmnist
 from clinsight.errors import ModelError
 from clinsight.imaging.networks import Ensemble
 from clinsight.imaging.specs import AugmentSpec, TrainConfig
-from clinsight.imaging.training import EpochRecord, member_seed, predict_logits, train_image_model
+from clinsight.imaging.training import (
+    EpochRecord,
+    class_weights,
+    member_seed,
+    predict_logits,
+    train_image_model,
+)
 from clinsight.imaging.transforms import Preprocess
 from tests.support.synthetic import synthetic_splits
 
 MILD = AugmentSpec(rotate_degrees=5, scale=0.05, translate=0.05, contrast_gamma=0.1, intensity=0.05)
 FAST = TrainConfig(
-    architecture="cnn", width=4, batch_size=16, threads=1, augment=MILD, label_smoothing=0.0
+    architecture="cnn",
+    width=4,
+    batch_size=16,
+    threads=1,
+    augment=MILD,
+    label_smoothing=0.0,
+    class_weighting="inverse",
 )
 
 
@@ -85,7 +97,8 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(
 
 def test_early_stopping_and_time_budget() -> None:
     data = synthetic_splits(TaskType.BINARY)
-    stopped = train_image_model(data, replace(FAST, epochs=30, patience=1))
+    no_floor = replace(FAST, min_epochs=0, min_epochs_fraction=0.0, patience_fraction=0.0)
+    stopped = train_image_model(data, replace(no_floor, epochs=30, patience=1))
     assert stopped.stopped_because == "early stopping"
     assert stopped.epochs_run < 30
     budget = train_image_model(data, replace(FAST, epochs=30, time_budget_minutes=1e-4))
@@ -189,3 +202,46 @@ def test_ensemble_of_no_networks_is_refused() -> None:
     data = synthetic_splits(TaskType.BINARY)
     with pytest.raises(ModelError, match="ensemble must be 1 or more networks; got 0"):
         train_image_model(data, replace(FAST, ensemble=0))
+
+
+def test_class_weights_of_each_scheme() -> None:
+    labels = np.array([[0]] * 6 + [[1]] * 2)
+    np.testing.assert_allclose(class_weights(labels, 2, "none"), [1.0, 1.0])
+    np.testing.assert_allclose(class_weights(labels, 2, "inverse"), [8 / 12, 8 / 4])
+    effective = (1 - 0.999) / (1 - 0.999 ** np.array([6.0, 2.0]))
+    np.testing.assert_allclose(
+        class_weights(labels, 2, "effective"), 2 * effective / effective.sum()
+    )
+    with pytest.raises(ModelError, match="Unknown class weighting 'auto'"):
+        class_weights(labels, 2, "auto")
+
+
+def _imbalanced(data: MedMNISTSplits, keep_every: int) -> MedMNISTSplits:
+    """The training split with only every `keep_every`-th case of class 1 kept."""
+    images, labels = data.split(Split.TRAIN)
+    ones = np.flatnonzero(labels[:, 0] == 1)
+    keep = np.sort(np.r_[np.flatnonzero(labels[:, 0] == 0), ones[::keep_every]])
+    return replace(
+        data, images={**data.images, Split.TRAIN: images[keep]},
+        labels={**data.labels, Split.TRAIN: labels[keep]},
+    )  # fmt: skip
+
+
+def test_auto_class_weighting_pilots_every_scheme_on_an_imbalanced_split() -> None:
+    data = _imbalanced(synthetic_splits(TaskType.BINARY, n=64), keep_every=4)
+    config = replace(FAST, epochs=2, class_weighting="auto", pilot_epochs=1)
+    result = train_image_model(data, config)
+    choice = result.class_weighting
+    assert choice["imbalance_ratio"] == 4.0
+    assert set(choice["validation_auc"]) == {"none", "inverse", "effective"}
+    aucs = choice["validation_auc"]
+    assert aucs[choice["scheme"]] == max(aucs.values())
+    assert choice["pilot_epochs"] == 1
+    assert result.epochs_run == 2  # the pilots are not part of the run's history
+
+
+def test_auto_class_weighting_of_a_balanced_split_is_none_without_pilots() -> None:
+    data = synthetic_splits(TaskType.BINARY)
+    result = train_image_model(data, replace(FAST, epochs=1, class_weighting="auto"))
+    assert result.class_weighting["scheme"] == "none"
+    assert "validation_auc" not in result.class_weighting

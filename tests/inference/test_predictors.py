@@ -12,6 +12,7 @@ from scipy.special import expit, softmax
 
 from clinsight.data.medmnist import TaskType
 from clinsight.errors import IntegrityError, ModelError
+from clinsight.evaluation.selection import Calibrator, DecisionRule
 from clinsight.imaging.networks import NetworkConfig
 from clinsight.imaging.transforms import Preprocess
 from clinsight.inference.predictors import ImagePredictor, load_torch_model
@@ -110,3 +111,27 @@ def test_load_torch_model_rebuilds_the_exact_network(tmp_path: Path) -> None:
     model.weights_path.write_bytes(weights[:-4] + b"\x00\x00\x00\x00")
     with pytest.raises(IntegrityError, match=r"weights\.safetensors has sha256"):
         load_torch_model(model)
+
+
+def test_the_calibration_and_decision_rule_chosen_on_validation_are_served(
+    tmp_path: Path,
+) -> None:
+    config = NetworkConfig("cnn", 1, 3, width=4)
+    calibrator = Calibrator("vector", scale=(0.5, 1.0, 2.0), bias=(0.3, 0.0, -0.3))
+    rule = DecisionRule("prior-corrected", priors=(0.98, 0.01, 0.01))
+    model, network = register_tiny(
+        tmp_path / "reg", config=config, task=TaskType.MULTI_CLASS, calibration=calibrator,
+        decision_rule=rule,
+    )  # fmt: skip
+    stored = get_model(tmp_path / "reg", "tiny")
+    assert (stored.calibration, stored.decision_rule) == (calibrator, rule)
+    image = np.random.default_rng(5).random((28, 28), dtype=np.float32)
+    prediction = ImagePredictor(stored).predict(image)
+    with torch.no_grad():
+        logits = network.eval()(torch.from_numpy(Preprocess(model.preprocess)(image)[None]))
+    expected = softmax(logits.numpy()[0] * np.array([0.5, 1.0, 2.0]) + [0.3, 0.0, -0.3])
+    got = [prediction.probabilities[label] for label in model.labels]
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
+    assert prediction.label == model.labels[int(np.argmax(expected))]
+    assert prediction.decision == model.labels[int(np.argmax(expected / [0.98, 0.01, 0.01]))]
+    assert prediction.decision != prediction.label  # the prior correction changed the class

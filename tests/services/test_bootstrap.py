@@ -1,5 +1,5 @@
 """The production gate: default secrets and missing key or TLS files are refused outside
-development, with every problem named at once."""
+development, with every problem named at once; the first-run model's fixed epochs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pydantic import SecretStr
 
 from clinsight.config import Settings
 from clinsight.errors import ConfigurationError
-from clinsight.services.bootstrap import check_production
+from clinsight.imaging.specs import epoch_floor
+from clinsight.services.bootstrap import BOOTSTRAP_CONFIG, BOOTSTRAP_EPOCHS, check_production
 
 SECRET = SecretStr("s" * 32)
 
@@ -79,3 +80,11 @@ def test_production_with_configured_files_that_do_not_exist_is_refused(tmp_path:
         f"(CLINSIGHT_KEY_FILE); TLS file {tmp_path / 'cert.pem'} does not exist; "
         f"TLS file {tmp_path / 'key.pem'} does not exist"
     )
+
+
+def test_the_first_run_model_trains_a_fixed_number_of_epochs() -> None:
+    # A time budget would make the first model's quality depend on the machine's load.
+    assert BOOTSTRAP_CONFIG.time_budget_minutes is None
+    assert BOOTSTRAP_CONFIG.epochs == BOOTSTRAP_EPOCHS == 4
+    assert epoch_floor(BOOTSTRAP_CONFIG, BOOTSTRAP_EPOCHS) >= BOOTSTRAP_EPOCHS  # never cut short
+    assert BOOTSTRAP_CONFIG.class_weighting == "inverse"  # no pilot runs on first start

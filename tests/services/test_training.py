@@ -64,9 +64,8 @@ def test_binary_models_are_registered_with_thresholds_chosen_on_validation(
     val_logits, val_labels = split_logits(
         trained.train.network, data, Preprocess(trained.train.preprocess), Split.VAL
     )
-    expected = validation_thresholds(
-        val_logits, val_labels, trained.report.temperature, TaskType.BINARY, 0
-    )
+    assert model.calibration is not None
+    expected = validation_thresholds(val_logits, val_labels, model.calibration, TaskType.BINARY, 0)
     assert expected is not None
     assert model.decision_thresholds == expected
     assert (expected.n_positive, expected.n_negative) == (21, 57)  # malignant is positive
@@ -74,4 +73,24 @@ def test_binary_models_are_registered_with_thresholds_chosen_on_validation(
     assert expected.specificity >= 0.95
     saved = json.loads((trained.run_dir / "evaluation.json").read_text())
     assert saved["decision_thresholds"] == model.to_dict()["decision_thresholds"]
-    assert validation_thresholds(val_logits, val_labels, 1.0, TaskType.MULTI_CLASS, 0) is None
+    assert (
+        validation_thresholds(val_logits, val_labels, model.calibration, TaskType.MULTI_CLASS, 0)
+        is None
+    )
+
+
+def test_the_card_records_the_choices_made_on_validation(trained: ImageTrainingOutcome) -> None:
+    model = trained.model
+    assert model is not None
+    assert model.calibration is not None
+    assert model.decision_rule is not None
+    assert model.calibration == trained.report.calibrator
+    assert set(model.calibration.evidence["ece"]) == {"none", "temperature", "vector"}
+    assert model.decision_rule.name in model.decision_rule.evidence["scores"]
+    weighting = model.training["class_weighting"]
+    assert set(weighting["validation_auc"]) == {"none", "inverse", "effective"}
+    assert model.training["early_stopping"].startswith("stop after max(10, 0.25 x planned)")
+    card = json.loads((model.path / "card.json").read_text())
+    assert card["decision_rule"]["name"] == model.decision_rule.name
+    assert card["calibration"]["parameters"]["method"] == model.calibration.method
+    assert "balanced_accuracy" in card["metrics"]["metrics"]["values"]

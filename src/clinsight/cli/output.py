@@ -42,5 +42,10 @@ def print_report(title: str, report: EvaluationReport) -> None:
         low, high = report.metrics.intervals.get(name, (float("nan"), float("nan")))
         table.add_row(name, f"{value:.4f}", f"{low:.4f} - {high:.4f}")
     table.add_row("ECE (raw)", f"{report.ece_before:.4f}", "")
-    table.add_row(f"ECE (T={report.temperature:.3f})", f"{report.ece_after:.4f}", "")
+    method = f"T={report.temperature:.3f}"
+    if report.calibrator is not None and report.calibrator.method != "temperature":
+        method = f"{report.calibrator.method} chosen on validation"
+    table.add_row(f"ECE ({method})", f"{report.ece_after:.4f}", "")
+    if report.decision_rule is not None:
+        table.add_row("decision rule (chosen on validation)", report.decision_rule.name, "")
     console.print(table)

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from clinsight.cli.output import console, fail, print_report
 from clinsight.config import get_settings
-from clinsight.imaging.specs import ARCHITECTURE_NAMES, TrainConfig
+from clinsight.imaging.specs import ARCHITECTURE_NAMES, CLASS_WEIGHTINGS, TrainConfig
 
 if TYPE_CHECKING:
     from clinsight.imaging.training import EpochRecord
@@ -43,6 +43,16 @@ def train_image(
         int, typer.Option(help="Epochs without better val AUC.")
     ] = TrainConfig.patience,
     seed: Annotated[int, typer.Option(help="Random seed (runs are reproducible).")] = 0,
+    class_weighting: Annotated[
+        str,
+        typer.Option(
+            help=(
+                f"Loss weights per class: {', '.join(CLASS_WEIGHTINGS)}. 'auto' tries each on "
+                "an imbalanced training split in short pilot runs and keeps the best "
+                "validation AUC."
+            )
+        ),
+    ] = TrainConfig.class_weighting,
     ensemble: Annotated[
         int,
         typer.Option(
@@ -77,12 +87,17 @@ def train_image(
     info = dataset_info(dataset)
     if architecture not in ARCHITECTURE_NAMES:
         raise fail(f"Unknown --architecture {architecture!r}; use {', '.join(ARCHITECTURE_NAMES)}.")
+    if class_weighting not in CLASS_WEIGHTINGS:
+        raise fail(
+            f"Unknown --class-weighting {class_weighting!r}; use {', '.join(CLASS_WEIGHTINGS)}."
+        )
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     folder = run_dir or settings.home / "runs" / f"{info.name}-{stamp}"
     config = TrainConfig(
         architecture=architecture, width=width, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, patience=patience, time_budget_minutes=time_budget,
         seed=seed, threads=settings.threads, train_subset=train_subset, ensemble=ensemble,
+        class_weighting=class_weighting,
     )  # fmt: skip
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=console) as progress:

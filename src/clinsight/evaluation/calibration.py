@@ -1,8 +1,10 @@
-"""Probability calibration: temperature scaling, expected calibration error, Brier score.
+"""Probability calibration: temperature and vector scaling, expected calibration error, Brier.
 
 Temperature scaling (Guo et al., 2017) divides the logits by one scalar T fitted on the
 validation split, never on the test split. It changes how confident the probabilities are
-but not which class ranks first, so accuracy and AUC stay as they were.
+but not which class ranks first, so accuracy and AUC stay as they were. Vector scaling (the
+same paper) fits a scale and a bias per class: it can also correct a class's prior, so it
+may change which class ranks first.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 from scipy.special import expit, log_expit, log_softmax, softmax
 
 from clinsight.data.medmnist import TaskType
@@ -23,9 +25,11 @@ from clinsight.evaluation.metrics import check_predictions, json_float
 __all__ = [
     "ReliabilityBins",
     "apply_temperature",
+    "apply_vector_scaling",
     "brier_score",
     "expected_calibration_error",
     "fit_temperature",
+    "fit_vector_scaling",
     "reliability_bins",
 ]
 
@@ -76,6 +80,56 @@ def apply_temperature(logits: ArrayLike, temperature: float, task: TaskType) -> 
     if task == TaskType.MULTI_LABEL:
         return np.asarray(expit(scaled), dtype=np.float64)
     return np.asarray(softmax(scaled, axis=1), dtype=np.float64)
+
+
+_VECTOR_RIDGE = 1e-3  # keeps the biases (and the scales near 1) identifiable on small splits
+
+
+def fit_vector_scaling(
+    logits_val: ArrayLike, y_val: ArrayLike, task: TaskType
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per-class scales w and biases b minimising the validation negative log-likelihood of
+    softmax(w * logits + b), with a small ridge on b and w - 1 (single-label tasks only).
+
+    Raises:
+        DataError: the logits and labels are malformed, or the task is multi-label.
+    """
+    if task == TaskType.MULTI_LABEL:
+        raise DataError("Vector scaling is for single-label tasks; use temperature scaling.")
+    y, logits = check_predictions(y_val, logits_val, task)
+    n, k = logits.shape
+    one_hot = (y[:, None] == np.arange(k)).astype(np.float64)
+
+    def loss(params: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+        w, b = params[:k], params[k:]
+        scaled = logits * w + b
+        log_p = log_softmax(scaled, axis=1)
+        residual = (np.exp(log_p) - one_hot) / n
+        penalty = _VECTOR_RIDGE * (np.sum((w - 1) ** 2) + np.sum(b**2))
+        grad = np.r_[(residual * logits).sum(axis=0) + 2 * _VECTOR_RIDGE * (w - 1),
+                     residual.sum(axis=0) + 2 * _VECTOR_RIDGE * b]  # fmt: skip
+        return float(-np.mean((log_p * one_hot).sum(axis=1)) + penalty), grad
+
+    start = np.r_[np.full(k, 1.0 / fit_temperature(logits, y, task)), np.zeros(k)]
+    result = minimize(loss, start, jac=True, method="L-BFGS-B")
+    return np.asarray(result.x[:k], dtype=np.float64), np.asarray(result.x[k:], dtype=np.float64)
+
+
+def apply_vector_scaling(
+    logits: ArrayLike, scale: ArrayLike, bias: ArrayLike
+) -> NDArray[np.float64]:
+    """Probabilities softmax(scale * logits + bias) of a single-label model.
+
+    Raises:
+        DataError: the logits are not a finite (N, K) array or the parameters are not K numbers.
+    """
+    values = np.asarray(logits, dtype=np.float64)
+    w, b = np.asarray(scale, dtype=np.float64), np.asarray(bias, dtype=np.float64)
+    if values.ndim != 2 or not np.all(np.isfinite(values)):
+        raise DataError(f"Logits must be a finite (N, K) array; got shape {values.shape}.")
+    if w.shape != (values.shape[1],) or b.shape != w.shape:
+        raise DataError(f"Vector scaling needs {values.shape[1]} scales and biases.")
+    return np.asarray(softmax(values * w + b, axis=1), dtype=np.float64)
 
 
 @dataclass(frozen=True)

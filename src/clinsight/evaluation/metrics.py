@@ -27,6 +27,7 @@ __all__ = [
     "classification_metrics",
     "json_float",
     "percentile_interval",
+    "quadratic_weighted_kappa",
     "roc_auc",
 ]
 
@@ -175,61 +176,108 @@ def _rates(tp: Any, fp: Any, fn: Any, tn: Any) -> Values:
     }
 
 
+def _quadratic_kappa(
+    y: NDArray[np.int64], predicted: NDArray[np.int64], k: int, weights: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Cohen's kappa with quadratic weights for each row of case weights (B, N)."""
+    cells = np.zeros((len(y), k * k))
+    cells[np.arange(len(y)), y * k + predicted] = 1.0
+    observed = (weights @ cells).reshape(-1, k, k)
+    total = observed.sum(axis=(1, 2))
+    expected = observed.sum(axis=2)[:, :, None] * observed.sum(axis=1)[:, None, :]
+    expected /= np.where(total > 0, total, 1.0)[:, None, None]
+    grid = np.arange(k)
+    penalty = (grid[:, None] - grid[None, :]) ** 2 / max((k - 1) ** 2, 1)
+    disagreement = (observed * penalty).sum(axis=(1, 2))
+    chance = (expected * penalty).sum(axis=(1, 2))
+    return 1.0 - _ratio(disagreement, chance)
+
+
+def quadratic_weighted_kappa(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int) -> float:
+    """Cohen's kappa with quadratic weights (i - j)^2 between graded classes 0..K-1, as
+    scikit-learn's ``cohen_kappa_score(weights="quadratic")``; NaN when chance disagreement
+    is zero (one class only).
+
+    Raises:
+        DataError: the arrays differ in length or hold labels outside 0..K-1.
+    """
+    y, p = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
+    if y.shape != p.shape or not len(y) or min(y.min(), p.min()) < 0:
+        raise DataError(f"QWK needs two equal non-empty label arrays; got {y.shape}, {p.shape}.")
+    if max(y.max(), p.max()) >= num_classes:
+        raise DataError(f"QWK labels must lie in 0..{num_classes - 1}.")
+    kappa = _quadratic_kappa(
+        y.astype(np.int64), p.astype(np.int64), num_classes, np.ones((1, len(y)))
+    )
+    return float(kappa[0])
+
+
 def _values(
     y: NDArray[np.int64],
     probs: NDArray[np.float64],
     task: TaskType,
+    predicted: NDArray[np.int64],
     positive_index: int,
     threshold: float,
     weights: NDArray[np.float64],
 ) -> Values:
-    """Every metric for each row of case weights (B, N): a dict of (B,) arrays."""
+    """Every metric for each row of case weights (B, N): a dict of (B,) arrays.
+
+    `predicted` holds the class of every case (single-label tasks; ignored for multi-label).
+    """
     k = probs.shape[1]
     if task == TaskType.MULTI_LABEL:
-        truth, predicted = y.astype(bool), probs >= threshold
-        tp, fp, fn, tn = _counts(truth, predicted, weights)
+        truth, hit = y.astype(bool), probs >= threshold
+        tp, fp, fn, tn = _counts(truth, hit, weights)
         rates = _rates(tp, fp, fn, tn)
         values = {name: _nanmean(rates[name]) for name in _MACRO}
         values["accuracy"] = _nanmean(_ratio(tp + tn, tp + fp + fn + tn))
+        pair = np.stack([rates["sensitivity"], rates["specificity"]], axis=2)
+        values["balanced_accuracy"] = _nanmean(_nanmean(pair))
         aucs = [_weighted_auc(probs[:, j], truth[:, j], weights) for j in range(k)]
         values["auc"] = _nanmean(np.stack(aucs, axis=1))
         return values
     truth = y[:, None] == np.arange(k)
     if task == TaskType.BINARY:
         positive = truth[:, [positive_index]]
-        predicted = probs[:, [positive_index]] >= threshold
-        tp, fp, fn, tn = _counts(positive, predicted, weights)
+        tp, fp, fn, tn = _counts(positive, (predicted == positive_index)[:, None], weights)
         values = {name: v[:, 0] for name, v in _rates(tp, fp, fn, tn).items()}
         values["accuracy"] = _ratio(tp + tn, tp + fp + fn + tn)[:, 0]
+        pair = np.stack([values["sensitivity"], values["specificity"]], axis=1)
+        values["balanced_accuracy"] = _nanmean(pair)  # mean recall of the classes present
         values["auc"] = _weighted_auc(probs[:, positive_index], positive[:, 0], weights)
         return values
-    predicted = probs.argmax(axis=1)[:, None] == np.arange(k)
-    tp, fp, fn, tn = _counts(truth, predicted, weights)
+    tp, fp, fn, tn = _counts(truth, predicted[:, None] == np.arange(k), weights)
     rates = _rates(tp, fp, fn, tn)
     values = {name: _nanmean(rates[name]) for name in _MACRO}
     values["accuracy"] = _ratio(tp.sum(axis=1), weights.sum(axis=1))
+    values["balanced_accuracy"] = values["sensitivity"]  # mean recall over present classes
     aucs = [_weighted_auc(probs[:, j], truth[:, j], weights) for j in range(k)]
     values["auc"] = _nanmean(np.stack(aucs, axis=1))
+    if task == TaskType.ORDINAL:
+        values["qwk"] = _quadratic_kappa(y, predicted, k, weights)
     return values
 
 
+def _predicted(
+    probs: NDArray[np.float64], task: TaskType, positive_index: int, threshold: float
+) -> NDArray[np.int64]:
+    """Default class predictions: the threshold on P(positive) (binary), else the arg-max."""
+    if task == TaskType.BINARY:
+        hit = probs[:, positive_index] >= threshold
+        return np.asarray(np.where(hit, positive_index, 1 - positive_index), dtype=np.int64)
+    return np.asarray(probs.argmax(axis=1), dtype=np.int64)
+
+
 def _confusion(
-    y: NDArray[np.int64],
-    probs: NDArray[np.float64],
-    task: TaskType,
-    positive_index: int,
-    threshold: float,
-) -> list[list[int]]:
+    y: NDArray[np.int64], probs: NDArray[np.float64], task: TaskType,
+    predicted: NDArray[np.int64], threshold: float,
+) -> list[list[int]]:  # fmt: skip
     k = probs.shape[1]
     if task == TaskType.MULTI_LABEL:
         tp, fp, fn, tn = _counts(y.astype(bool), probs >= threshold, np.ones((1, len(y))))
         matrix = np.stack([tn[0], fp[0], fn[0], tp[0]], axis=1)
     else:
-        if task == TaskType.BINARY:
-            hit = probs[:, positive_index] >= threshold
-            predicted = np.where(hit, positive_index, 1 - positive_index)
-        else:
-            predicted = probs.argmax(axis=1)
         matrix = np.zeros((k, k))
         np.add.at(matrix, (y, predicted), 1)
     return [[int(v) for v in row] for row in matrix]
@@ -242,24 +290,28 @@ def classification_metrics(
     *,
     positive_index: int = 1,
     threshold: float = 0.5,
+    predicted: ArrayLike | None = None,
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> MetricsReport:
-    """Accuracy, sensitivity, specificity, precision, F1 and ROC AUC, with bootstrap intervals.
+    """Accuracy, balanced accuracy, sensitivity, specificity, precision, F1 and ROC AUC (and
+    the quadratic weighted kappa of ordinal tasks), with bootstrap intervals.
 
     Binary: a case is predicted positive when P(`positive_index`) >= `threshold`; NPV is added.
     Multi-class and ordinal: the prediction is the arg-max; sensitivity, specificity, precision
-    and F1 are macro averages over classes and AUC is the one-vs-rest macro average. Multi-label:
-    each label is positive when its probability >= `threshold`; accuracy is the mean of the
-    per-label accuracies (as MedMNIST reports it) and the others are macro averages over labels.
+    and F1 are macro averages over classes and AUC is the one-vs-rest macro average. A decision
+    rule chosen on validation passes its class of every case as `predicted` instead (single-
+    label tasks). Balanced accuracy is the mean recall over the classes present (binary: the
+    mean of sensitivity and specificity). Multi-label: each label is positive when its
+    probability >= `threshold`; accuracy is the mean of the per-label accuracies (as MedMNIST
+    reports it) and the others are macro averages over labels.
     Intervals are bootstrap percentile intervals over `n_bootstrap` case resamples (0 skips them).
 
     Raises:
         DataError: the inputs are malformed or an option is out of range.
     """
     y, p = check_predictions(y_true, probs, task)
-    task = TaskType.MULTI_CLASS if task == TaskType.ORDINAL else task
     if task == TaskType.BINARY and positive_index not in (0, 1):
         raise DataError(f"positive_index must be 0 or 1 for a binary task; got {positive_index}.")
     if not 0.0 < threshold < 1.0 or not 0.0 < confidence < 1.0 or n_bootstrap < 0:
@@ -267,21 +319,30 @@ def classification_metrics(
             f"Need 0 < threshold < 1, 0 < confidence < 1 and n_bootstrap >= 0; got "
             f"threshold={threshold}, confidence={confidence}, n_bootstrap={n_bootstrap}."
         )
+    classes = _predicted(p, task, positive_index, threshold)
+    if predicted is not None and task != TaskType.MULTI_LABEL:
+        classes = np.asarray(predicted).astype(np.int64).ravel()
+        if classes.shape != y.shape or classes.min() < 0 or classes.max() >= p.shape[1]:
+            raise DataError(f"predicted must hold one class in 0..{p.shape[1] - 1} per case.")
     n = len(p)
-    point = _values(y, p, task, positive_index, threshold, np.ones((1, n)))
+    point = _values(y, p, task, classes, positive_index, threshold, np.ones((1, n)))
     values = {name: float(v[0]) for name, v in sorted(point.items())}
     intervals: dict[str, tuple[float, float]] = {}
     used: dict[str, int] = {}
     if n_bootstrap > 0:
-        samples = _bootstrap(y, p, task, positive_index, threshold, n_bootstrap, seed)
+        parts = [
+            _values(y, p, task, classes, positive_index, threshold, weights)
+            for weights in bootstrap_weights(n, n_bootstrap, seed)
+        ]
         for name in values:
-            used[name] = int(np.isfinite(samples[name]).sum())
-            intervals[name] = percentile_interval(samples[name], confidence)
+            samples = np.concatenate([part[name] for part in parts])
+            used[name] = int(np.isfinite(samples).sum())
+            intervals[name] = percentile_interval(samples, confidence)
     return MetricsReport(
-        task=task,
+        task=TaskType.MULTI_CLASS if task == TaskType.ORDINAL else task,
         values=values,
         intervals=intervals,
-        confusion=_confusion(y, p, task, positive_index, threshold),
+        confusion=_confusion(y, p, task, classes, threshold),
         n=n,
         threshold=threshold,
         positive_index=positive_index if task == TaskType.BINARY else None,
@@ -289,23 +350,6 @@ def classification_metrics(
         bootstrap_replicates=n_bootstrap,
         bootstrap_used=used,
     )
-
-
-def _bootstrap(
-    y: NDArray[np.int64],
-    probs: NDArray[np.float64],
-    task: TaskType,
-    positive_index: int,
-    threshold: float,
-    replicates: int,
-    seed: int,
-) -> Values:
-    """Metric values of `replicates` case resamples, drawn in memory-bounded chunks."""
-    parts = [
-        _values(y, probs, task, positive_index, threshold, weights)
-        for weights in bootstrap_weights(len(y), replicates, seed)
-    ]
-    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 def bootstrap_weights(n: int, replicates: int, seed: int) -> Iterator[NDArray[np.float64]]:

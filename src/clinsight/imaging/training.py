@@ -1,7 +1,8 @@
 """Seeded, resumable training of image classifiers on MedMNIST-style splits.
 
 AdamW with a cosine schedule sized to the epoch or time budget, class weighting for
-imbalance, MONAI augmentation, early stopping on validation AUC, checkpoints in
+imbalance (chosen on validation by short pilot runs), MONAI augmentation, early stopping on
+validation AUC with patience and an epoch floor in proportion to the run, checkpoints in
 safetensors (no pickle) so a run can resume where it stopped. A deep ensemble trains its
 member networks one after another, each as an independent seeded run.
 """
@@ -9,14 +10,16 @@ member networks one after another, each as an independent seeded run.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import random
 import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,19 +31,21 @@ from torch import nn
 
 from clinsight.data.medmnist import MedMNISTSplits, Split, TaskType
 from clinsight.errors import ModelError
+from clinsight.files import write_text_atomic
 from clinsight.imaging.checkpoints import (
     WeightAverage,
     load_checkpoint,
     save_checkpoint,
 )
 from clinsight.imaging.networks import Ensemble, NetworkConfig, build_network
-from clinsight.imaging.specs import TrainConfig
+from clinsight.imaging.specs import CLASS_WEIGHTINGS, TrainConfig, early_stop_due
 from clinsight.imaging.transforms import Preprocess, PreprocessSpec, build_augmentation
 
 __all__ = [
     "EpochRecord",
     "MemberSummary",
     "TrainResult",
+    "class_weights",
     "data_fingerprint",
     "member_seed",
     "predict_logits",
@@ -85,7 +90,8 @@ class TrainResult:
     `epochs_run` and `seconds` are totals over its members, `best_epoch` is the members'
     mean selected epoch (rounded) and `stopped_because` names each member's reason;
     `members` has the per-network figures. `val_auc` is the returned network's
-    validation AUC (the ensemble's own, for an ensemble).
+    validation AUC (the ensemble's own, for an ensemble). `class_weighting` is the loss
+    weighting trained with and how it was chosen (pilot validation AUCs for "auto").
     """
 
     network: nn.Module
@@ -100,6 +106,7 @@ class TrainResult:
     stopped_because: str
     members: tuple[MemberSummary, ...] = ()
     val_auc: float = math.nan
+    class_weighting: dict[str, Any] = field(default_factory=dict)
 
 
 ProgressCallback = Callable[[EpochRecord, int], None]
@@ -136,16 +143,39 @@ def _targets(labels: NDArray[np.int64], task: TaskType) -> torch.Tensor:
     return torch.from_numpy(labels[:, 0].astype(np.int64))
 
 
-def _loss_fn(task: TaskType, labels: NDArray[np.int64], config: TrainConfig, k: int) -> nn.Module:
+_EFFECTIVE_BETA = 0.999
+_IMBALANCE_RATIO = 1.5  # largest / smallest class count from which weightings are piloted
+_WEIGHTING_FILE = "class_weighting.json"
+
+
+def class_weights(labels: NDArray[np.int64], k: int, scheme: str) -> NDArray[np.float64]:
+    """Loss weight of each of `k` classes (single-label) or labels' positives (multi-label).
+
+    "inverse": N / (K n_c) (multi-label: negatives / positives); "effective":
+    (1 - beta) / (1 - beta^n_c), scaled to sum to K; "none": ones.
+
+    Raises:
+        ModelError: the scheme is unknown (or "auto", which must be resolved first).
+    """
+    if scheme not in CLASS_WEIGHTINGS[1:]:
+        raise ModelError(f"Unknown class weighting {scheme!r}; use {', '.join(CLASS_WEIGHTINGS)}.")
+    multi_label = labels.ndim == 2 and labels.shape[1] == k and k > 1 and labels.max() <= 1
+    counts = labels.sum(axis=0) if multi_label else np.bincount(labels[:, 0], minlength=k)
+    counts = counts.clip(min=1).astype(np.float64)
+    if scheme == "none":
+        return np.ones(k)
+    if scheme == "inverse":
+        return (len(labels) - counts) / counts if multi_label else len(labels) / (k * counts)
+    weights = (1 - _EFFECTIVE_BETA) / (1 - _EFFECTIVE_BETA**counts)
+    return np.asarray(weights * k / weights.sum(), dtype=np.float64)
+
+
+def _loss_fn(task: TaskType, labels: NDArray[np.int64], scheme: str, k: int,
+             smoothing: float) -> nn.Module:  # fmt: skip
+    weights = torch.tensor(class_weights(labels, k, scheme), dtype=torch.float32)
     if task == TaskType.MULTI_LABEL:
-        pos = labels.sum(axis=0).clip(min=1)
-        pos_weight = (len(labels) - pos) / pos if config.class_weighting else np.ones(k)
-        return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32))
-    counts = np.bincount(labels[:, 0], minlength=k).clip(min=1)
-    weights = len(labels) / (k * counts) if config.class_weighting else np.ones(k)
-    return nn.CrossEntropyLoss(
-        weight=torch.tensor(weights, dtype=torch.float32), label_smoothing=config.label_smoothing
-    )
+        return nn.BCEWithLogitsLoss(pos_weight=weights)
+    return nn.CrossEntropyLoss(weight=weights, label_smoothing=smoothing)
 
 
 def _auc(task: TaskType, labels: NDArray[np.int64], logits: NDArray[np.float32]) -> float:
@@ -268,10 +298,19 @@ def train_image_model(
         val=torch.from_numpy(preprocess.batch(val_images)),
         val_labels=val_labels,
         val_targets=_targets(val_labels, info.task),
-        loss_fn=_loss_fn(info.task, train_labels, config, info.num_classes),
+        loss_fn=_loss_fn(info.task, train_labels, "none", info.num_classes, 0.0),
         augment=build_augmentation(config.augment, data.size),
         preprocess=preprocess,
     )
+    weighting = _resolve_weighting(inputs, train_labels, net_config, config, checkpoint_dir)
+    loss_fn = _loss_fn(
+        info.task, train_labels, weighting["scheme"], info.num_classes, config.label_smoothing
+    )
+    inputs = replace(inputs, loss_fn=loss_fn)
+    budget = None
+    if config.time_budget_minutes is not None:
+        left = config.time_budget_minutes * 60.0 - weighting.get("pilot_seconds", 0.0)
+        budget = max(left, 0.0) / config.ensemble
     networks: list[nn.Module] = []
     history: list[EpochRecord] = []
     summaries: list[MemberSummary] = []
@@ -280,7 +319,7 @@ def train_image_model(
         if checkpoint_dir is not None and config.ensemble > 1:
             folder = checkpoint_dir / f"member-{member}"
         network, records, summary = _train_member(
-            inputs, net_config, config, member, folder, progress
+            inputs, net_config, config, member, folder, progress, budget
         )
         networks.append(network)
         history.extend(records)
@@ -301,7 +340,55 @@ def train_image_model(
         stopped_because=_stopped_because(summaries),
         members=tuple(summaries),
         val_auc=_auc(info.task, val_labels, predict_logits(network, inputs.val)),
+        class_weighting=weighting,
     )
+
+
+def _resolve_weighting(
+    inputs: _Inputs,
+    train_labels: NDArray[np.int64],
+    net_config: NetworkConfig,
+    config: TrainConfig,
+    checkpoint_dir: Path | None,
+) -> dict[str, Any]:
+    """The class weighting to train with and why: the configured one, or for "auto" the
+    best validation AUC of `pilot_epochs`-epoch pilot runs of every weighting (skipped for a
+    balanced single-label split: "none"; multi-label: "inverse"). A resumed run reuses it."""
+    saved = None if checkpoint_dir is None else checkpoint_dir / _WEIGHTING_FILE
+    if saved is not None and saved.is_file():
+        stored: dict[str, Any] = json.loads(saved.read_text())
+        return stored
+    k = net_config.num_classes
+    if config.class_weighting != "auto":
+        class_weights(train_labels, k, config.class_weighting)  # refuses an unknown scheme
+        return {"scheme": config.class_weighting, "chosen_by": "configuration"}
+    if inputs.task == TaskType.MULTI_LABEL:
+        return {"scheme": "inverse", "chosen_by": "multi-label default (positive weights)"}
+    counts = np.bincount(train_labels[:, 0], minlength=k)
+    ratio = float(counts.max() / max(counts.min(), 1))
+    choice: dict[str, Any] = {"scheme": "none", "imbalance_ratio": ratio}
+    if ratio < _IMBALANCE_RATIO:
+        choice["chosen_by"] = f"balanced training split (largest/smallest < {_IMBALANCE_RATIO})"
+    else:
+        pilot = replace(config, epochs=config.pilot_epochs, time_budget_minutes=None)
+        aucs: dict[str, float] = {}
+        started = time.perf_counter()
+        for scheme in CLASS_WEIGHTINGS[1:]:
+            loss = _loss_fn(inputs.task, train_labels, scheme, k, config.label_smoothing)
+            _, _, summary = _train_member(
+                replace(inputs, loss_fn=loss), net_config, pilot, 0, None, None, None
+            )
+            aucs[scheme] = summary.best_val_auc
+        best = max(aucs, key=lambda s: aucs[s] if math.isfinite(aucs[s]) else -math.inf)
+        choice.update(
+            scheme=best, validation_auc=aucs, pilot_epochs=config.pilot_epochs,
+            pilot_seconds=time.perf_counter() - started,
+            chosen_by="best validation AUC of the pilot runs",
+        )  # fmt: skip
+    if saved is not None:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(saved, json.dumps(choice))
+    return choice
 
 
 def _stopped_because(summaries: list[MemberSummary]) -> str:
@@ -319,8 +406,9 @@ def _train_member(
     member: int,
     checkpoint_dir: Path | None,
     progress: ProgressCallback | None,
+    budget: float | None,
 ) -> tuple[nn.Module, list[EpochRecord], MemberSummary]:
-    """Train one network with its own seed, early stopping and share of the time budget."""
+    """Train one network with its own seed, early stopping and `budget` seconds (or none)."""
     seed = member_seed(config.seed, member)
     _seed_everything(seed)
     network = build_network(net_config)
@@ -344,16 +432,13 @@ def _train_member(
         best_auc, best_epoch = meta["best_auc"], meta["best_epoch"]
         start_epoch, elapsed, planned = len(history), meta["seconds"], meta["planned"]
 
-    budget = None
-    if config.time_budget_minutes is not None:
-        budget = config.time_budget_minutes * 60.0 / config.ensemble
     stopped = "epochs"
     for epoch in range(start_epoch, config.epochs):
         over_budget = budget is not None and history and elapsed + history[-1].seconds > budget
         if epoch >= planned or over_budget:
             stopped = "time budget"
             break
-        if epoch - best_epoch >= config.patience and history:
+        if history and early_stop_due(config, epoch, best_epoch, planned, elapsed, budget):
             stopped = "early stopping"
             break
         started = time.perf_counter()

@@ -1,11 +1,12 @@
 """Predictions from registered image models, with the provenance a clinician can check.
 
 `ImagePredictor` replays the model's stored preprocessing, runs its ONNX graph and
-turns logits into temperature-scaled probabilities: softmax for binary, multi-class
-and ordinal tasks, independent sigmoids for multi-label ones. Where the model has an
-intended-use gate, the same run's penultimate features and the input's statistics get its
-out-of-distribution scores. `load_torch_model` rebuilds the PyTorch network from
-safetensors for explanations such as Grad-CAM.
+turns logits into calibrated probabilities (the calibration chosen on validation, or the
+temperature of older models): softmax for binary, multi-class and ordinal tasks,
+independent sigmoids for multi-label ones. Where the model has an intended-use gate, the
+same run's penultimate features and the input's statistics get its out-of-distribution
+scores. `load_torch_model` rebuilds the PyTorch network from safetensors for explanations
+such as Grad-CAM.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class Prediction:
     predicted present (multi-label: probability >= 0.5; otherwise just `label`);
     `positive_probability` is the probability of the model's positive label.
     `decision` is the finding: for a binary model registered with decision thresholds,
-    the label its band gives (or "indeterminate"), otherwise `label`; `thresholds` is that
+    the label its band gives (or "indeterminate"), otherwise the class of the model's
+    decision rule (chosen on validation; `label` for older models); `thresholds` is that
     band. `label_probability` is the probability of `decision` (None when indeterminate).
     `input_sha256` hashes the preprocessed network input (float32, C order).
     `ood_score` and `input_score` are the intended-use gate's scores of the penultimate
@@ -126,11 +128,13 @@ class ImagePredictor:
         return cls(get_model(registry_dir, name, version, stage, verify=True), threads=threads)
 
     def probabilities(self, logits: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Temperature-scaled probabilities (N, K) from logits (N, K).
+        """Calibrated probabilities (N, K) from logits (N, K).
 
         Raises:
             DataError: the logits are not finite (e.g. the input held NaN).
         """
+        if self.model.calibration is not None:
+            return self.model.calibration.probabilities(logits, self.model.task).astype(np.float32)
         scaled = apply_temperature(logits, self.model.temperature, self.model.task)
         return scaled.astype(np.float32)
 
@@ -199,6 +203,9 @@ class ImagePredictor:
         positive = float(probs[self.model.positive_index])
         thresholds = self.model.decision_thresholds
         decision = labels[best]
+        rule = self.model.decision_rule
+        if rule is not None and self.model.task is not TaskType.MULTI_LABEL:
+            decision = labels[int(rule.predict(probs[None])[0])]
         if thresholds is not None and self.model.task is TaskType.BINARY:
             negative = labels[1 - self.model.positive_index]
             decision = thresholds.decide(positive, labels[self.model.positive_index], negative)

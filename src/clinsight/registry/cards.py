@@ -29,14 +29,27 @@ def _default_intended_use(record: Mapping[str, Any]) -> str:
     )
 
 
+def _calibration_limitation(record: Mapping[str, Any]) -> str:
+    method = record.get("calibration", {}).get("method", "temperature")
+    drift = "calibration can drift when the input population shifts."
+    if method == "none":
+        return (
+            "Probabilities are the network's own: neither temperature nor vector scaling "
+            f"lowered the cross-fitted validation calibration error; {drift}"
+        )
+    how = f"temperature scaling (T = {record['temperature']:.4g})"
+    if method == "vector":
+        how = "vector scaling (a scale and a bias per class)"
+    return f"Probabilities are calibrated by {how} on held-out data; {drift}"
+
+
 def _default_limitations(record: Mapping[str, Any]) -> list[str]:
     dataset = record["training"].get("dataset", "a single data set")
     size = record["preprocess"]["image_size"]
     return [
         f"Trained and evaluated on {dataset} only, at {size}x{size} pixels; performance on "
         f"other sites, devices or populations is unknown until validated externally.",
-        f"Probabilities are calibrated by temperature scaling (T = {record['temperature']:.4g}) "
-        f"on held-out data; calibration can drift when the input population shifts.",
+        _calibration_limitation(record),
         "Performance in patient subgroups is known only where the metrics list it.",
     ]
 
@@ -84,11 +97,7 @@ def build_card(
         "training": record["training"],
         "metrics": metrics,
         "calibration": {"temperature": record["temperature"], **calibration},
-        **(
-            {"decision_thresholds": record["decision_thresholds"]}
-            if "decision_thresholds" in record
-            else {}
-        ),
+        **{key: record[key] for key in ("decision_thresholds", "decision_rule") if key in record},
         **(
             {"intended_use_gate": record["intended_use_gate"]}
             if "intended_use_gate" in record

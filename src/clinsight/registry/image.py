@@ -34,6 +34,7 @@ from clinsight.data.medmnist import TaskType
 from clinsight.errors import DataError, ModelError, RegistryError
 from clinsight.evaluation.drift import Baseline
 from clinsight.evaluation.ood import IntendedUseGate
+from clinsight.evaluation.selection import Calibrator, DecisionRule
 from clinsight.evaluation.thresholds import DecisionThresholds
 from clinsight.imaging.features import feature_layers
 from clinsight.imaging.networks import NetworkConfig
@@ -116,6 +117,10 @@ class ModelVersion(RegisteredVersion):
                 "register the model again."
             ) from exc
 
+    # Chosen on validation; None for older models (temperature scaling, arg-max).
+    calibration: Calibrator | None = None
+    decision_rule: DecisionRule | None = None
+
     @property
     def onnx_path(self) -> Path:
         """The ONNX graph ("image" → "logits")."""
@@ -142,6 +147,8 @@ class ModelVersion(RegisteredVersion):
                 self.intended_population.to_dict() if self.intended_population else None
             ),
             "intended_use_gate": self.gate_summary,
+            "calibration": self.calibration.to_dict() if self.calibration else None,
+            "decision_rule": self.decision_rule.to_dict() if self.decision_rule else None,
         }  # fmt: skip
 
 
@@ -165,6 +172,17 @@ def _population(record: dict[str, Any]) -> IntendedPopulation | None:
         raise RegistryError(f"model.json of {record.get('name')!r}: {exc}") from exc
 
 
+def _choices(record: dict[str, Any]) -> tuple[Calibrator | None, DecisionRule | None]:
+    calibration, rule = record.get("calibration"), record.get("decision_rule")
+    try:
+        return (
+            None if calibration is None else Calibrator.from_dict(calibration),
+            None if rule is None else DecisionRule.from_dict(rule),
+        )
+    except DataError as exc:
+        raise RegistryError(f"model.json of {record.get('name')!r}: {exc}") from exc
+
+
 def read_baseline(model: ModelVersion) -> Baseline | None:
     """The validation baseline saved with the version; None for a version without one.
 
@@ -181,13 +199,14 @@ def read_baseline(model: ModelVersion) -> Baseline | None:
 
 
 def _from_record(record: dict[str, Any], common: dict[str, Any]) -> ModelVersion:
+    calibration, rule = _choices(record)
     return ModelVersion(
         **common, network_config=NetworkConfig.from_dict(record["network"]),
         preprocess=PreprocessSpec.from_dict(record["preprocess"]),
         labels=tuple(record["labels"]), task=TaskType(record["task"]),
         positive_index=int(record["positive_index"]), temperature=float(record["temperature"]),
         decision_thresholds=_thresholds(record), intended_population=_population(record),
-        gate_summary=record.get("intended_use_gate"),
+        gate_summary=record.get("intended_use_gate"), calibration=calibration, decision_rule=rule,
     )  # fmt: skip
 
 
@@ -258,6 +277,8 @@ def register_model(
     intended_population: IntendedPopulation | None = None,
     baseline: Baseline | None = None,
     intended_use_gate: IntendedUseGate | None = None,
+    calibration: Calibrator | None = None,
+    decision_rule: DecisionRule | None = None,
 ) -> ModelVersion:
     """Export, check and store `network` as the next version of `name` (stage candidate).
 
@@ -266,7 +287,8 @@ def register_model(
     `intended_population` (ages) goes in model.json and the card; the validation `baseline`
     in baseline.json, for drift monitoring. The ONNX graph also returns the penultimate
     features; `intended_use_gate` (fitted on those features) is kept in model.json, the
-    card and gate.safetensors.
+    card and gate.safetensors. `calibration` and `decision_rule` (chosen on validation)
+    replace the plain `temperature` and the arg-max.
 
     Raises:
         RegistryError: invalid name, missing training['data_sha256'], missing plot,
@@ -300,6 +322,10 @@ def register_model(
             write_json(staging / BASELINE_FILE, baseline.to_dict())
         if intended_use_gate is not None:
             record["intended_use_gate"] = _store_gate(intended_use_gate, network, staging)
+        if calibration is not None:
+            record["calibration"] = calibration.to_dict()
+        if decision_rule is not None:
+            record["decision_rule"] = decision_rule.to_dict()
 
         def card(stored: dict[str, Any], artifact_sha256: str) -> dict[str, Any]:
             return build_card(

@@ -1,5 +1,5 @@
 """Use case: train an image model on a MedMNIST dataset, evaluate it on the untouched test
-split (temperature fitted on validation), and register it with its card."""
+split (calibration and decision rule chosen on validation), and register it with its card."""
 
 from __future__ import annotations
 
@@ -14,11 +14,16 @@ import torch
 from numpy.typing import NDArray
 
 from clinsight.data.medmnist import MedMNISTSplits, Split, TaskType, load_medmnist
-from clinsight.evaluation.calibration import apply_temperature
 from clinsight.evaluation.drift import Baseline, build_baseline
 from clinsight.evaluation.report import EvaluationReport, evaluate_predictions
+from clinsight.evaluation.selection import (
+    Calibrator,
+    DecisionRule,
+    choose_calibration,
+    choose_decision_rule,
+)
 from clinsight.evaluation.thresholds import INDETERMINATE, DecisionThresholds, choose_thresholds
-from clinsight.imaging.specs import TrainConfig
+from clinsight.imaging.specs import TrainConfig, stopping_rule
 from clinsight.imaging.training import (
     ProgressCallback,
     TrainResult,
@@ -32,6 +37,7 @@ from clinsight.services.intended_use import fit_intended_use_gate
 
 __all__ = [
     "ImageTrainingOutcome",
+    "choose_on_validation",
     "evaluate_registered_model",
     "split_logits",
     "train_and_register",
@@ -73,7 +79,7 @@ def _labels_for_metrics(labels: NDArray[np.int64], multi_label: bool) -> NDArray
 def validation_thresholds(
     val_logits: NDArray[np.float32],
     val_labels: NDArray[np.int64],
-    temperature: float,
+    calibrator: Calibrator,
     task: TaskType,
     positive_index: int,
 ) -> DecisionThresholds | None:
@@ -85,14 +91,14 @@ def validation_thresholds(
     """
     if task is not TaskType.BINARY:
         return None
-    probs = apply_temperature(val_logits, temperature, task)[:, positive_index]
+    probs = calibrator.probabilities(val_logits, task)[:, positive_index]
     return choose_thresholds(probs, val_labels.ravel() == positive_index)
 
 
 def validation_baseline(
     data: MedMNISTSplits,
     val_logits: NDArray[np.float32],
-    temperature: float,
+    calibrator: Calibrator,
     thresholds: DecisionThresholds | None,
 ) -> Baseline | None:
     """The drift baseline of a binary model (`evaluation.drift`): its calibrated validation
@@ -104,7 +110,7 @@ def validation_baseline(
     info = data.info
     if info.task is not TaskType.BINARY:
         return None
-    probs = apply_temperature(val_logits, temperature, info.task)[:, info.positive_index]
+    probs = calibrator.probabilities(val_logits, info.task)[:, info.positive_index]
     positive, negative = info.labels[info.positive_index], info.labels[1 - info.positive_index]
     if thresholds is None:
         decisions = [positive if p >= 0.5 else negative for p in probs]
@@ -116,6 +122,30 @@ def validation_baseline(
         probs, intensity, decisions, positive_label=positive,
         indeterminate=INDETERMINATE if thresholds is not None else None,
     )  # fmt: skip
+
+
+def choose_on_validation(
+    val_logits: NDArray[np.float32],
+    val_labels: NDArray[np.int64],
+    train_labels: NDArray[np.int64],
+    task: TaskType,
+    positive_index: int,
+    seed: int = 0,
+) -> tuple[Calibrator, DecisionRule | None]:
+    """The calibration (cross-fitted validation ECE) and, for single-label tasks, the
+    decision rule (on the out-of-fold calibrated validation probabilities) of a model.
+
+    Raises:
+        DataError: the logits are malformed or the validation split is too small.
+    """
+    labels = _labels_for_metrics(val_labels, task is TaskType.MULTI_LABEL)
+    calibrator, out_of_fold = choose_calibration(val_logits, labels, task, seed=seed)
+    if task is TaskType.MULTI_LABEL:
+        return calibrator, None
+    rule = choose_decision_rule(
+        out_of_fold, labels, train_labels, task, positive_index=positive_index
+    )
+    return calibrator, rule
 
 
 def _intended_use(data: MedMNISTSplits) -> str:
@@ -143,9 +173,10 @@ def train_and_register(
 ) -> ImageTrainingOutcome:
     """Train on `dataset`, evaluate on its test split, and (by default) register the model.
 
-    Nothing here looks at the test split before the model, its epoch, its temperature and
-    (binary tasks) its decision thresholds are fixed, all on the validation split. The run
-    folder keeps the checkpoint, plots and `evaluation.json`.
+    Nothing here looks at the test split before the model, its class weighting, its epoch,
+    its calibration, its decision rule and (binary tasks) its decision thresholds are fixed,
+    all on the validation split; the card records each choice with its validation evidence.
+    The run folder keeps the checkpoint, plots and `evaluation.json`.
 
     Raises:
         DataNotFoundError, ChecksumError: the dataset file is missing or corrupt.
@@ -161,6 +192,10 @@ def train_and_register(
     preprocess = Preprocess(result.preprocess)
     multi_label = data.info.task.value == "multi-label"
     val_logits, val_labels = split_logits(result.network, data, preprocess, Split.VAL)
+    calibrator, rule = choose_on_validation(
+        val_logits, val_labels, data.labels[Split.TRAIN], data.info.task,
+        data.info.positive_index, config.seed,
+    )  # fmt: skip
     test_logits, test_labels = split_logits(result.network, data, preprocess, Split.TEST)
     report = evaluate_predictions(
         _labels_for_metrics(test_labels, multi_label),
@@ -173,6 +208,8 @@ def train_and_register(
         out_dir=run_dir,
         n_bootstrap=n_bootstrap,
         seed=config.seed,
+        calibrator=calibrator,
+        decision_rule=rule,
     )
     training = {
         "dataset": data.info.name,
@@ -187,12 +224,14 @@ def train_and_register(
         "seconds": round(result.seconds, 1),
         "networks": [asdict(member) for member in result.members],
         "val_auc": result.val_auc,
+        "class_weighting": result.class_weighting,
+        "early_stopping": stopping_rule(config),
         "history": [asdict(record) for record in result.history],
         "torch": torch.__version__,
         "machine": f"{platform.machine()} {platform.system()}, {torch.get_num_threads()} threads",
     }
     thresholds = validation_thresholds(
-        val_logits, val_labels, report.temperature, data.info.task, data.info.positive_index
+        val_logits, val_labels, calibrator, data.info.task, data.info.positive_index
     )
     record = {"training": training, "evaluation": report.to_dict()}
     if thresholds is not None:
@@ -218,8 +257,10 @@ def train_and_register(
             limitations=LIMITATIONS,
             decision_thresholds=thresholds,
             intended_population=data.info.population,
-            baseline=validation_baseline(data, val_logits, report.temperature, thresholds),
+            baseline=validation_baseline(data, val_logits, calibrator, thresholds),
             intended_use_gate=gate,
+            calibration=calibrator,
+            decision_rule=rule,
         )
     return ImageTrainingOutcome(train=result, report=report, model=model, run_dir=run_dir)
 
@@ -238,8 +279,9 @@ def evaluate_registered_model(
 ) -> tuple[ModelVersion, EvaluationReport]:
     """Evaluate a registered model through ONNX Runtime on a dataset's test split.
 
-    The temperature is refitted on the validation split (it reproduces the registered one
-    for the model's own dataset), so a model can be re-checked or checked on another set.
+    The model's calibration and decision rule (chosen on validation at training) are
+    applied as registered; a model without them has its temperature refitted on the
+    validation split (reproducing the registered one for the model's own dataset).
 
     Raises:
         ModelNotFoundError, IntegrityError: the version is missing or altered.
@@ -268,5 +310,7 @@ def evaluate_registered_model(
         model.positive_index,
         out_dir=out_dir,
         n_bootstrap=n_bootstrap,
+        calibrator=model.calibration,
+        decision_rule=model.decision_rule,
     )
     return model, report

@@ -8,6 +8,7 @@ Domain code raises these; only the API layer maps them to HTTP.
     │   ├── DataNotFoundError        a dataset file is not in the data directory
     │   ├── ChecksumError            a file's checksum does not match the official one
     │   ├── ImplausibleInputError    an input lies outside its feature's plausible range
+    │   ├── OutOfPopulationError     an input lies outside the population a model was made for
     │   └── UnsupportedImageError    an image (or DICOM object) cannot be used
     ├── ModelError               a model cannot be built, trained or run
     ├── RegistryError            the model registry cannot satisfy a request
@@ -39,6 +40,7 @@ __all__ = [
     "IntegrityError",
     "ModelError",
     "ModelNotFoundError",
+    "OutOfPopulationError",
     "PermissionDeniedError",
     "RecordNotFoundError",
     "RefreshReuseError",
@@ -79,6 +81,19 @@ class ImplausibleInputError(DataError):
         self.fields = dict(fields)
         super().__init__(
             "; ".join(self.fields.values()) + "; correct the value or leave it empty (missing)."
+        )
+
+
+class OutOfPopulationError(DataError):
+    """A patient lies outside the population a model was trained on (e.g. an age never seen
+    in training), so the model refuses rather than extrapolate; ``fields`` as for
+    `ImplausibleInputError`."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        self.fields = dict(fields)
+        super().__init__(
+            "; ".join(self.fields.values())
+            + "; the model was not made for such patients, so no risk is given."
         )
 
 

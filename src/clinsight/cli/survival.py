@@ -54,6 +54,9 @@ def train(
     band_refits: Annotated[
         int, typer.Option(min=0, help="Bootstrap refits behind the curve's band (0: none).")
     ] = 10,
+    bootstrap: Annotated[
+        int, typer.Option(min=0, help="Bootstrap resamples for the 95 % intervals (0: none).")
+    ] = 200,
     production: Annotated[
         bool, typer.Option(help="Put the new version into production (audited).")
     ] = False,
@@ -77,7 +80,7 @@ def train(
         outcome = train_survival_model(
             data, registry_dir=settings.resolved_registry_dir, name=name or dataset,
             candidates=chosen, n_splits=folds, n_repeats=repeats, n_trees=trees,
-            band_refits=band_refits,
+            band_refits=band_refits, bootstrap=bootstrap,
         )  # fmt: skip
     version = outcome.version
     if version is None:

@@ -2,7 +2,7 @@
 
 Each prediction is the probability of the event by that horizon (``probabilityDecimal``),
 over ``whenRange`` from 0 to the horizon in years (UCUM ``a``), with the band of the
-model's bootstrap refits as ``probabilityRange`` where there is one; ``method`` names the
+model's bootstrap refits in the ``rationale`` (FHIR allows one ``probability[x]``); ``method`` names the
 model, version and artifact sha256; the note gives the factors that move the risk and
 the missing inputs. Validated with fhir.resources.
 """
@@ -45,16 +45,18 @@ def _years(value: float) -> dict[str, Any]:
 
 def _prediction(result: SurvivalResult, index: int) -> dict[str, Any]:
     horizon = result.horizons[index]
-    out: dict[str, Any] = {
+    rationale = (
+        f"Probability of {result.model.event_label} within {horizon.years:g} years: "
+        f"{horizon.risk:.1%}"
+    )
+    if horizon.low is not None and horizon.high is not None:
+        rationale += f" (95 % band of bootstrap refits {horizon.low:.1%}-{horizon.high:.1%})"
+    return {
         "outcome": {"text": result.model.event_label},
         "probabilityDecimal": round(horizon.risk, 6),
         "whenRange": {"low": _years(0), "high": _years(horizon.years)},
-        "rationale": f"Probability of {result.model.event_label} within {horizon.years:g} years.",
+        "rationale": rationale + ".",
     }
-    if horizon.low is not None and horizon.high is not None:
-        out["probabilityRange"] = {"low": {"value": round(horizon.low, 6)},
-                                   "high": {"value": round(horizon.high, 6)}}  # fmt: skip
-    return out
 
 
 def survival_risk_assessment(

@@ -142,7 +142,7 @@ def assess_stored_survival(
         "survival.assess", "patient", resource_id=patient_id, patient_id=patient_id,
         details={"model": result.model.name, "version": result.model.version,
                  "input_sha256": result.input_sha256,
-                 "horizons_years": [h.years for h in result.horizons]},
+                 "horizons_years": ",".join(f"{h.years:g}" for h in result.horizons)},
         break_glass=access is PatientAccess.BREAK_GLASS,
     )  # fmt: skip
     ctx.session.commit()

@@ -27,7 +27,8 @@ def test_train_evaluate_predict_and_refuse() -> None:
     version = get_survival_model(get_settings().resolved_registry_dir, "gbsg2", 1)
     assert version.stage is Stage.PRODUCTION
     code, out = run_cli("models", "list", "--kind", "survival")
-    assert code == 0 and "│ survival │ gbsg2 │ 1       │ production │ CV Uno C 0.6" in out
+    assert code == 0
+    assert "│ survival │ gbsg2 │ 1       │ production │ CV Uno C 0.6" in out
     code, out = run_cli("survival", "evaluate", "--name", "gbsg2")
     assert code == 0, out
     assert "686 patients, 299 events (recurrence or death), censoring 56%" in out
@@ -35,7 +36,8 @@ def test_train_evaluate_predict_and_refuse() -> None:
     args = [a for v in VALUES for a in ("--value", v)]
     code, out = run_cli("survival", "predict", "--name", "gbsg2", *args)
     assert code == 0, out
-    assert "│ 5 years │" in out and "│ pnodes " in out
+    assert "│ 5 years │" in out
+    assert "│ pnodes " in out
     code, out = run_cli("survival", "predict", "--name", "gbsg2", *args, "--json")
     assert code == 0, out
     resource = json.loads(out)

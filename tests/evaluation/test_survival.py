@@ -32,7 +32,8 @@ def test_kaplan_meier_nelson_aalen_and_harrell_match_scikit_survival() -> None:
     x, time, event = _data()
     times, surv = kaplan_meier(time, event)
     ref_times, ref_surv = kaplan_meier_estimator(event, time)
-    assert np.allclose(times, ref_times) and np.allclose(surv, ref_surv)
+    assert np.allclose(times, ref_times)
+    assert np.allclose(surv, ref_surv)
     assert np.allclose(nelson_aalen(time, event)[1], nelson_aalen_estimator(event, time)[1])
     risk = np.round(x, 1)  # ties in risk and in time
     assert harrell_c(time, event, risk) == pytest.approx(
@@ -51,7 +52,8 @@ def test_harrell_counts_by_hand() -> None:
 def test_kaplan_meier_band_contains_the_estimate() -> None:
     _, time, event = _data()
     _, surv, low, high = kaplan_meier_band(time, event)
-    assert np.all(low <= surv + 1e-12) and np.all(surv <= high + 1e-12)
+    assert np.all(low <= surv + 1e-12)
+    assert np.all(surv <= high + 1e-12)
 
 
 def test_calibration_of_a_perfect_model_has_slope_one() -> None:
@@ -68,7 +70,9 @@ def test_calibration_of_a_perfect_model_has_slope_one() -> None:
 def test_bootstrap_interval_skips_undefined_resamples() -> None:
     values = np.arange(100.0)
     low, high = bootstrap_interval(lambda rows: float(values[rows].mean()), 100, 200, seed=0)
-    assert low is not None and high is not None and low < 49.5 < high
+    assert low is not None
+    assert high is not None
+    assert low < 49.5 < high
     assert bootstrap_interval(lambda rows: float("x"), 10, 50) == (None, None)
 
 

@@ -38,13 +38,15 @@ def test_a_patient_gets_a_curve_risks_by_horizon_and_factors(predictor: Survival
     result = predict_survival(predictor, PATIENT)
     assert [h.years for h in result.horizons] == [1.0, 3.0, 5.0]
     risks = [h.risk for h in result.horizons]
-    assert risks == sorted(risks) and 0 < risks[0] < risks[-1] < 1
+    assert risks == sorted(risks)
+    assert 0 < risks[0] < risks[-1] < 1
     expected = 1 - predictor.model.predict_survival(pd.DataFrame([PATIENT]), [5 * 365.25])[0, 0]
     assert result.headline.risk == pytest.approx(expected)
     assert all(h.low is not None and h.low <= h.risk <= h.high for h in result.horizons)  # type: ignore[operator]
     assert result.factors[0].feature == "pnodes"
     assert result.factors[0].direction == "raises"
-    assert result.days[0] == 0.0 and result.survival[0] == 1.0
+    assert result.days[0] == 0.0
+    assert result.survival[0] == 1.0
     assert result.missing == ()
 
 

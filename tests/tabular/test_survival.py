@@ -33,9 +33,11 @@ def test_every_model_gives_decreasing_curves_and_a_band_around_them(gbsg2_sample
     times = [100.0, 365.25, 1095.75, 1826.25]
     curves = model.predict_survival(X.iloc[:5], times)
     assert curves.shape == (5, 4)
-    assert np.all(np.diff(curves, axis=1) <= 1e-12) and np.all((curves >= 0) & (curves <= 1))
+    assert np.all(np.diff(curves, axis=1) <= 1e-12)
+    assert np.all((curves >= 0) & (curves <= 1))
     low, high = model.predict_band(X.iloc[:5], times)
-    assert np.all(low <= curves + 1e-12) and np.all(curves <= high + 1e-12)
+    assert np.all(low <= curves + 1e-12)
+    assert np.all(curves <= high + 1e-12)
     assert model.predict(X.iloc[:5]).shape == (5,)
 
 

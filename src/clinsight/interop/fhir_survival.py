@@ -2,9 +2,9 @@
 
 Each prediction is the probability of the event by that horizon (``probabilityDecimal``),
 over ``whenRange`` from 0 to the horizon in years (UCUM ``a``), with the band of the
-model's bootstrap refits in the ``rationale`` (FHIR allows one ``probability[x]``); ``method`` names the
-model, version and artifact sha256; the note gives the factors that move the risk and
-the missing inputs. Validated with fhir.resources.
+model's bootstrap refits in the ``rationale`` (FHIR allows one ``probability[x]``);
+``method`` names the model, version and artifact sha256; the note gives the factors
+that move the risk and the missing inputs. Validated with fhir.resources.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ def test_the_survival_page_draws_the_curves_and_refuses_beside_the_field(
     result = client.post(f"/patients/{patient_id}/survival", data=data)
     assert result.status_code == 200, result.text
     for part in ('id="survival-chart"', 'id="survival-band"', 'id="population-km"',
-                 'id="patient-curve"', "5 years</td>", "pnodes</td>"):  # fmt: skip
+                 'id="patient-curve"', "5 years</td>", "1 year</td>", "pnodes</td>"):  # fmt: skip
         assert part in result.text
     refused = client.post(f"/patients/{patient_id}/survival", data={**data, "f_age": "90"})
     assert refused.status_code == 422

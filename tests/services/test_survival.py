@@ -15,6 +15,7 @@ from clinsight.errors import (
     PermissionDeniedError,
 )
 from clinsight.inference.cache import ModelCache, SurvivalPredictor
+from clinsight.interop.cds_survival import survival_card
 from clinsight.interop.fhir_survival import survival_risk_assessment
 from clinsight.services.patients import register_patient
 from clinsight.services.survival import assess_stored_survival, predict_survival
@@ -101,3 +102,16 @@ def test_a_stored_patient_is_access_checked_and_audited(
         actions = [(e.action, e.outcome) for e in entries]
     assert ("survival.assess", "success") in actions
     assert ("survival.assess", "denied") in actions
+
+
+def test_the_cds_card_informs_with_every_horizon(predictor: SurvivalPredictor) -> None:
+    result = predict_survival(predictor, PATIENT)
+    card = survival_card(result, "Recurrence (gbsg2)", "https://x.example/card")
+    assert card["summary"] == (
+        f"{result.headline.risk:.0%} risk of recurrence or death within 5 years"
+        " - Recurrence (gbsg2)"
+    )
+    assert card["indicator"] == "info"
+    assert card["detail"].count("- within ") == 3
+    assert "Factors: pnodes 5.0 nodes raises the 5-year risk by" in card["detail"]
+    assert card["links"][0]["url"] == "https://x.example/card"

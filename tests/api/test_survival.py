@@ -11,17 +11,10 @@ from fhir.resources.R4B.riskassessment import RiskAssessment
 
 from clinsight.config import Settings, get_settings
 from tests.support.service import Service
-from tests.support.survival_models import PATIENT, SURVIVAL_MODEL, train_gbsg2
+from tests.support.survival_models import PATIENT, SURVIVAL_MODEL
 from tests.support.web import form_csrf, web_login
 
 PERSON = {"mrn": "MRN-SURV", "name": "Grace Hopper", "birth_date": "1960-01-01", "sex": "female"}
-
-
-@pytest.fixture(scope="module")
-def survival_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("api-survival")
-    train_gbsg2(root)
-    return root
 
 
 @pytest.fixture

@@ -18,16 +18,14 @@ from clinsight.registry.survival import (
 )
 from clinsight.registry.versions import ModelKind
 from clinsight.tabular.survival import SurvivalModel
-from tests.support.survival_models import SURVIVAL_MODEL, train_gbsg2
+from tests.support.survival_models import SURVIVAL_MODEL
 
 SHA = "0" * 64
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("survival-registry")
-    train_gbsg2(root, production=False)
-    return root
+@pytest.fixture
+def registry(survival_registry: Path) -> Path:
+    return survival_registry
 
 
 def test_the_card_carries_population_follow_up_censoring_and_the_ph_check(registry: Path) -> None:
@@ -59,8 +57,9 @@ def test_a_tampered_artifact_is_not_loaded(registry: Path, tmp_path: Path) -> No
 def test_stage_changes_work_for_the_survival_kind(registry: Path, tmp_path: Path) -> None:
     copy = tmp_path / "stages"
     shutil.copytree(registry, copy)
-    changed = change_stage(copy, ModelKind.SURVIVAL, SURVIVAL_MODEL, StageAction.PROMOTE, 1)
-    assert str(changed.stage) == "production"
+    changed = change_stage(copy, ModelKind.SURVIVAL, SURVIVAL_MODEL, StageAction.ARCHIVE, 1)
+    assert str(changed.stage) == "archived"
+    assert str(get_survival_model(registry, SURVIVAL_MODEL).stage) == "production"
 
 
 def test_the_neural_model_is_stored_as_safetensors(tmp_path: Path) -> None:

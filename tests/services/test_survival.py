@@ -20,14 +20,12 @@ from clinsight.interop.fhir_survival import survival_risk_assessment
 from clinsight.services.patients import register_patient
 from clinsight.services.survival import assess_stored_survival, predict_survival
 from clinsight.store import audit
-from tests.support.survival_models import PATIENT, SURVIVAL_MODEL, train_gbsg2
+from tests.support.survival_models import PATIENT, SURVIVAL_MODEL
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("survival-service")
-    train_gbsg2(root)
-    return root
+@pytest.fixture
+def registry(survival_registry: Path) -> Path:
+    return survival_registry
 
 
 @pytest.fixture

@@ -104,7 +104,7 @@ def evaluate(data: SurvivalDataset, trees: int, nested: bool) -> dict[str, Any]:
 def signature(data: SurvivalDataset) -> dict[str, Any]:
     """The bootstrap-stable signature and the clinical / genes / combined comparison."""
     start = time.perf_counter()
-    genes, frequency, alpha = bootstrap_signature(
+    genes, frequency, alpha, fits = bootstrap_signature(
         data.X, data.y, data.spec.feature_types, categories=_categories(data), seed=SEED
     )
     folds = survival_folds(data.event, N_SPLITS, N_REPEATS, SEED)
@@ -122,6 +122,7 @@ def signature(data: SurvivalDataset) -> dict[str, Any]:
         "refitted on 200 bootstrap resamples; kept: selected in >= 60 % of refits; hazard "
         "ratio per SD from the fit on all rows (bootstrap 2.5-97.5 %)",
         "alpha": alpha,
+        "bootstrap_fits_converged": fits,
         "genes": [g.to_dict() for g in genes],
         "selection_frequency_top20": dict(sorted(frequency.items(), key=lambda kv: -kv[1])[:20]),
         "comparison_coxnet_same_folds": compare,

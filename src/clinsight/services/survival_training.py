@@ -22,6 +22,7 @@ import sklearn
 
 from clinsight.data.survival import DAYS_PER_YEAR, SurvivalDataset
 from clinsight.data.tabular import FeatureType
+from clinsight.evaluation.metrics import json_float
 from clinsight.evaluation.proportional_hazards import schoenfeld_test
 from clinsight.evaluation.survival import kaplan_meier, kaplan_meier_band
 from clinsight.evaluation.survival_cv import (
@@ -170,8 +171,9 @@ def train_survival_model(
         f"(seed {seed}); mean over folds, 2.5-97.5 percentile of fold values, mean per repeat",
         "cross_validation": summarise(result, n_repeats),
         "kaplan_meier_integrated_brier": summarise(km, n_repeats)["integrated_brier"],
-        "selection": {s.name: {"uno_c_mean": s.uno_mean, "uno_c_repeats": list(s.uno_repeats),
-                               "harrell_c_mean": s.harrell_mean}
+        "selection": {s.name: {"uno_c_mean": json_float(s.uno_mean),
+                               "uno_c_repeats": [json_float(r) for r in s.uno_repeats],
+                               "harrell_c_mean": json_float(s.harrell_mean), "failed": s.failed}
                       for s in selection.scores},
     }  # fmt: skip
     metrics["calibration_slope"] = metrics["cross_validation"]["calibration_slope"]

@@ -53,9 +53,10 @@ def bootstrap_signature(
     threshold: float = 0.6,
     l1_ratio: float = 0.9,
     seed: int = 0,
-) -> tuple[list[SignatureGene], dict[str, float], float]:
-    """The signature (most frequent first), every input's selection frequency, and the
-    penalty used."""
+) -> tuple[list[SignatureGene], dict[str, float], float, int]:
+    """The signature (most frequent first), every input's selection frequency, the penalty
+    used and the number of refits that converged (a resample whose fit diverges
+    numerically is skipped; frequencies are over the converged refits)."""
     from sksurv.linear_model import CoxnetSurvivalAnalysis
 
     preprocess = build_preprocessor(feature_types, categories)
@@ -67,12 +68,18 @@ def bootstrap_signature(
         rng = np.random.default_rng(seed)
         kept = np.zeros((n_bootstrap, design.shape[1]), dtype=bool)
         coefs = np.zeros((n_bootstrap, design.shape[1]))
+        fitted = np.zeros(n_bootstrap, dtype=bool)
         for b in range(n_bootstrap):
             rows = rng.integers(0, len(design), len(design))
             refit = CoxnetSurvivalAnalysis(l1_ratio=l1_ratio, alphas=[alpha], max_iter=5000)
-            refit.fit(design[rows], y[rows])
+            try:
+                refit.fit(design[rows], y[rows])
+            except ArithmeticError:
+                continue
+            fitted[b] = True
             coefs[b] = refit.coef_[:, 0]
             kept[b] = coefs[b] != 0
+        kept, coefs = kept[fitted], coefs[fitted]
     frequency = kept.mean(axis=0)
     per_source = {name: float(frequency[[s == name for s in sources]].max())
                   for name in dict.fromkeys(sources)}  # fmt: skip
@@ -82,4 +89,4 @@ def bootstrap_signature(
         ratio, interval = float(np.exp(coef[column])), (float(low), float(high))
         genes.append(SignatureGene(sources[column], float(frequency[column]), ratio, interval))
     genes.sort(key=lambda g: -g.frequency)
-    return genes, per_source, alpha
+    return genes, per_source, alpha, int(fitted.sum())

@@ -222,13 +222,16 @@ class SurvivalModel(BaseEstimator):  # type: ignore[misc]
 
 @dataclass(frozen=True)
 class SurvivalCandidate:
-    """Cross-validated Uno's C of one configuration: mean, per repeat, per fold."""
+    """Cross-validated Uno's C of one configuration: mean and per repeat (NaN, with the
+    reason in `failed`, where a fit broke down, e.g. unpenalised Cox on more inputs than
+    the events support)."""
 
     name: str
     params: dict[str, Any]
     uno_mean: float
     uno_repeats: tuple[float, ...]
     harrell_mean: float
+    failed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -271,11 +274,12 @@ def select_survival_model(
     """Pick a candidate by mean Uno's C over repeated stratified CV, then refit it on all rows.
 
     Uno's C is truncated at the 80th percentile of the training fold's follow-up. The
-    first candidate (in the given order) within `tolerance` of the best mean wins.
+    first candidate (in the given order) within `tolerance` of the best mean wins; a
+    candidate whose fit breaks down numerically is kept in the scores as failed.
 
     Raises:
         DataError: y is malformed.
-        ModelError: no candidate, or one names an unknown model.
+        ModelError: no candidate, one names an unknown model, or every candidate failed.
     """
     from sksurv.metrics import concordance_index_censored, concordance_index_ipcw
 
@@ -290,17 +294,26 @@ def select_survival_model(
     scores = []
     for name, params in chosen.items():
         uno, harrell = np.zeros(len(folds)), np.zeros(len(folds))
-        for i, (fit, held) in enumerate(folds):
-            model = SurvivalModel(**base, **params).fit(X.iloc[fit], target[fit])
-            risk = model.predict(X.iloc[held])
-            train, test = target[fit], target[held]
-            tau = float(np.quantile(train[time_name], 0.8))
-            uno[i] = concordance_index_ipcw(train, test, risk, tau=tau)[0]
-            harrell[i] = concordance_index_censored(test[event_name], test[time_name], risk)[0]
+        try:
+            for i, (fit, held) in enumerate(folds):
+                model = SurvivalModel(**base, **params).fit(X.iloc[fit], target[fit])
+                risk = model.predict(X.iloc[held])
+                train, test = target[fit], target[held]
+                tau = float(np.quantile(train[time_name], 0.8))
+                uno[i] = concordance_index_ipcw(train, test, risk, tau=tau)[0]
+                harrell[i] = concordance_index_censored(test[event_name], test[time_name], risk)[0]
+        except (ArithmeticError, np.linalg.LinAlgError) as exc:
+            nan = float("nan")
+            scores.append(SurvivalCandidate(name, dict(params), nan, (nan,) * n_repeats, nan,
+                                            f"{type(exc).__name__}: {exc}"))  # fmt: skip
+            continue
         repeats = tuple(float(v) for v in uno.reshape(n_repeats, n_splits).mean(axis=1))
         scores.append(SurvivalCandidate(name, dict(params), float(uno.mean()), repeats,
                                         float(harrell.mean())))  # fmt: skip
-    top = max(s.uno_mean for s in scores)
-    best = next(s for s in scores if s.uno_mean >= top - tolerance)
+    usable = [s for s in scores if s.failed is None]
+    if not usable:
+        raise ModelError(f"every candidate failed to fit: {scores[0].failed}")
+    top = max(s.uno_mean for s in usable)
+    best = next(s for s in usable if s.uno_mean >= top - tolerance)
     model = SurvivalModel(**base, band_refits=band_refits, **best.params).fit(X, target)
     return SurvivalSelection(tuple(scores), best, model)

@@ -58,17 +58,16 @@ class CoxnetCV(BaseEstimator):  # type: ignore[misc]
 
         data = np.asarray(X, dtype=np.float64)
         event = y[outcome_fields(y)[0]]
-        path = CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, n_alphas=self.n_alphas,
-                                      alpha_min_ratio=0.01, max_iter=5000).fit(data, y)  # fmt: skip
+        path = _path(data, y, self.l1_ratio, n_alphas=self.n_alphas)
         alphas = path.alphas_
         scores = np.zeros(len(alphas))
         folds = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
         for fit, held in folds.split(data, event):
-            inner = CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, alphas=alphas, max_iter=5000)
-            inner.fit(data[fit], y[fit])
+            inner = _path(data[fit], y[fit], self.l1_ratio, alphas=alphas)
             for i, alpha in enumerate(inner.alphas_):
                 risk = inner.predict(data[held], alpha=alpha)
                 scores[i] += _harrell(y[held], risk)
+            scores[len(inner.alphas_) :] = -np.inf
         self.alpha_ = float(alphas[int(np.argmax(scores))])
         self.estimator_ = CoxnetSurvivalAnalysis(
             l1_ratio=self.l1_ratio, alphas=[self.alpha_], fit_baseline_model=True, max_iter=5000
@@ -89,6 +88,44 @@ class CoxnetCV(BaseEstimator):  # type: ignore[misc]
         return self.estimator_.predict_survival_function(
             np.asarray(X, dtype=np.float64), return_array=return_array
         )
+
+
+def _path(
+    data: NDArray[np.float64],
+    y: NDArray[Any],
+    l1_ratio: float,
+    *,
+    n_alphas: int = 30,
+    alphas: NDArray[np.float64] | None = None,
+) -> Any:
+    """The elastic-net path (from the largest useful penalty down to 1 % of it, or over
+    `alphas`); where its weakest penalties diverge numerically (more inputs than the
+    events support), the weakest third is dropped and the path fitted again.
+
+    Raises:
+        ArithmeticError: even the strongest penalty diverges.
+    """
+    from sksurv.linear_model import CoxnetSurvivalAnalysis
+
+    def fit(grid: NDArray[np.float64] | None) -> Any:
+        model = CoxnetSurvivalAnalysis(l1_ratio=l1_ratio, alphas=grid, n_alphas=n_alphas,
+                                       alpha_min_ratio=0.01, max_iter=5000)  # fmt: skip
+        return model.fit(data, y)
+
+    try:
+        return fit(alphas)
+    except ArithmeticError:
+        if alphas is None:
+            top = CoxnetSurvivalAnalysis(l1_ratio=l1_ratio, n_alphas=2, alpha_min_ratio=0.5)
+            alphas = top.fit(data, y).alphas_[0] * np.logspace(0, -2, n_alphas)
+    grid = np.asarray(alphas)
+    while len(grid) > 1:
+        grid = grid[: max(1, 2 * len(grid) // 3)]
+        try:
+            return fit(grid)
+        except ArithmeticError:
+            continue
+    return fit(grid)
 
 
 def _harrell(y: NDArray[Any], risk: NDArray[np.float64]) -> float:

@@ -52,8 +52,10 @@ def test_a_patient_gets_a_curve_risks_by_horizon_and_factors(predictor: Survival
 def test_bad_inputs_and_horizons_are_refused(predictor: SurvivalPredictor) -> None:
     with pytest.raises(DataError, match=r"longest supported horizon is 6\.0 years \(2195 days\)"):
         predict_survival(predictor, PATIENT, [1, 8])
-    with pytest.raises(DataError, match="must be positive"):
+    with pytest.raises(DataError, match="must be a positive number of years"):
         predict_survival(predictor, PATIENT, [0])
+    with pytest.raises(DataError, match="must be a positive number of years"):
+        predict_survival(predictor, PATIENT, [float("nan")])
     with pytest.raises(ImplausibleInputError, match="age 150 years is outside the plausible"):
         predict_survival(predictor, {**PATIENT, "age": 150})
     with pytest.raises(OutOfPopulationError, match="age 90 years is outside the training"):

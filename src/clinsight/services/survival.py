@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -42,8 +43,8 @@ def check_horizons(predictor: SurvivalPredictor, horizons: Sequence[float]) -> t
         raise DataError("give at least one horizon in years, e.g. 1, 3 and 5.")
     longest = predictor.version.max_horizon_days / DAYS_PER_YEAR
     for years in horizons:
-        if years <= 0:
-            raise DataError(f"horizon {years:g} years must be positive.")
+        if not math.isfinite(years) or years <= 0:
+            raise DataError(f"horizon {years:g} years must be a positive number of years.")
         if years > longest:
             raise DataError(
                 f"horizon {years:g} years is beyond the follow-up of the training data; the "

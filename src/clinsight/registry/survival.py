@@ -124,14 +124,19 @@ list_survival_models = REGISTRY.versions
 get_survival_model = REGISTRY.get
 
 
+def _architecture(model: str) -> str:
+    if model == "neural_cox":
+        return "neural_cox (DeepSurv, PyTorch; weights in safetensors)"
+    return f"{model} (scikit-survival)"
+
+
 def _card(record: Mapping[str, Any], sha: str, limitations: Sequence[str]) -> dict[str, Any]:
     task, population = record["task"], record["population"]
     shown = {k: v for k, v in population.items() if k not in ("kaplan_meier", "ranges")}
     return {
         "model": {
             "name": record["name"], "version": record["version"], "created": record["created"],
-            "architecture": f"{record['training'].get('model', 'survival model')} "
-                            "(scikit-survival / PyTorch)",
+            "architecture": _architecture(str(record["training"].get("model", "survival model"))),
             "artifact_sha256": sha,
         },
         "intended_use": record["intended_use"],

@@ -113,8 +113,12 @@ def signature(data: SurvivalDataset) -> dict[str, Any]:
         subset = data if group == "combined" else data.subset(data.groups[group])
         params = {"model": "coxnet", "feature_types": subset.spec.feature_types,
                   "categories": _categories(subset), "random_state": SEED}  # fmt: skip
-        result = cross_validate_survival(model_predictor(params), subset.X, subset.y, folds,
-                                         N_REPEATS, seed=SEED, bootstrap=0)  # fmt: skip
+        try:
+            result = cross_validate_survival(model_predictor(params), subset.X, subset.y,
+                                             folds, N_REPEATS, seed=SEED, bootstrap=0)  # fmt: skip
+        except ArithmeticError as exc:
+            compare[group] = {"failed": f"{type(exc).__name__}: {exc}"}
+            continue
         summary = summarise(result, N_REPEATS)
         compare[group] = {k: summary[k] for k in ("harrell_c", "uno_c", "integrated_brier")}
     return {
@@ -179,6 +183,9 @@ def readme_section(results: dict[str, Any]) -> str:
               "", "| inputs (elastic-net Cox, same folds) | Harrell C | Uno C | IBS |",
               "|---|---|---|---|"]  # fmt: skip
     for group, entry in sig["comparison_coxnet_same_folds"].items():
+        if "failed" in entry:
+            lines.append(f"| {group} | failed: {entry['failed'][:60]} | | |")
+            continue
         lines.append(f"| {group} | {_cell(entry, 'harrell_c')} | {_cell(entry, 'uno_c')} | "
                      f"{_cell(entry, 'integrated_brier')} |")  # fmt: skip
     return "\n".join(lines)

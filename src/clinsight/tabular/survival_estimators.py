@@ -68,11 +68,15 @@ class CoxnetCV(BaseEstimator):  # type: ignore[misc]
                 risk = inner.predict(data[held], alpha=alpha)
                 scores[i] += _harrell(y[held], risk)
             scores[len(inner.alphas_) :] = -np.inf
-        self.alpha_ = float(alphas[int(np.argmax(scores))])
+        best = int(np.argmax(scores))
+        self.alpha_ = float(alphas[best])
+        # Down the path to the chosen penalty (warm starts): a cold fit at one weak
+        # penalty can diverge where the path converges.
         self.estimator_ = CoxnetSurvivalAnalysis(
-            l1_ratio=self.l1_ratio, alphas=[self.alpha_], fit_baseline_model=True, max_iter=5000
-        ).fit(data, y)
-        self.coef_: NDArray[np.float64] = np.asarray(self.estimator_.coef_[:, 0])
+            l1_ratio=self.l1_ratio, alphas=alphas[: best + 1], fit_baseline_model=True,
+            max_iter=5000,
+        ).fit(data, y)  # fmt: skip
+        self.coef_: NDArray[np.float64] = np.asarray(self.estimator_.coef_[:, -1])
         self.unique_times_ = self.estimator_.unique_times_
         self.n_features_in_ = data.shape[1]
         return self
@@ -80,13 +84,14 @@ class CoxnetCV(BaseEstimator):  # type: ignore[misc]
     def predict(self, X: ArrayLike) -> NDArray[np.float64]:
         """The linear predictor (log relative hazard)."""
         check_is_fitted(self)
-        return np.asarray(self.estimator_.predict(np.asarray(X, dtype=np.float64)))
+        data = np.asarray(X, dtype=np.float64)
+        return np.asarray(self.estimator_.predict(data, alpha=self.alpha_))
 
     def predict_survival_function(self, X: ArrayLike, return_array: bool = True) -> Any:
         """Survival probabilities at ``unique_times_``, shape (n, times)."""
         check_is_fitted(self)
         return self.estimator_.predict_survival_function(
-            np.asarray(X, dtype=np.float64), return_array=return_array
+            np.asarray(X, dtype=np.float64), alpha=self.alpha_, return_array=return_array
         )
 
 

@@ -39,3 +39,12 @@ def test_feedback_is_one_service_function_each() -> None:
     assert vars(web_pages)["give_feedback"] is prediction_service.give_feedback
     assert vars(api_studies)["prediction_feedback"] is prediction_service.prediction_feedback
     assert vars(web_pages)["prediction_feedback"] is prediction_service.prediction_feedback
+
+
+def test_survival_prediction_is_one_service_function() -> None:
+    from clinsight.api.routes import survival as api_survival
+    from clinsight.services import survival as survival_service
+    from clinsight.web import survival_pages as web_survival
+
+    assert vars(api_survival)["assess_stored_survival"] is survival_service.assess_stored_survival
+    assert vars(web_survival)["assess_stored_survival"] is survival_service.assess_stored_survival

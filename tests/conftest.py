@@ -12,6 +12,7 @@ from clinsight.data.tabular import TabularDataset, load_uci_heart
 from clinsight.imaging.specs import TrainConfig
 from clinsight.services.training import ImageTrainingOutcome, train_and_register
 from tests.support.data import shared_data
+from tests.support.survival_models import train_gbsg2
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +22,15 @@ def data_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared data directory {path} is not present")
     return path
+
+
+@pytest.fixture(scope="session")
+def survival_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry with the small GBSG2 survival model in production, trained once per run
+    (tests that change it work on a copy)."""
+    root = tmp_path_factory.mktemp("survival-registry")
+    train_gbsg2(root)
+    return root
 
 
 @pytest.fixture(autouse=True)

@@ -31,6 +31,7 @@ from clinsight.api.problems import PROBLEM_RESPONSES, install_problem_handlers, 
 from clinsight.api.routes import audit, auth, models, monitoring, notes, patients, studies, users
 from clinsight.api.routes.cds_hooks import router as cds_hooks_router
 from clinsight.api.routes.risk import router as risk_router
+from clinsight.api.routes.survival import router as survival_router
 from clinsight.config import Settings
 from clinsight.errors import ClinsightError, ConfigurationError
 from clinsight.evaluation.drift import DRIFT_PSI
@@ -44,6 +45,7 @@ from clinsight.web.notes import router as notes_web_router
 from clinsight.web.pages import STATIC_DIR, error_page
 from clinsight.web.pages import router as web_router
 from clinsight.web.risk_pages import router as risk_web_router
+from clinsight.web.survival_pages import router as survival_web_router
 
 __all__ = [
     "API_PREFIX", "DriftCollector", "ObserveMiddleware", "check_routes_declare_roles", "create_app",
@@ -236,7 +238,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     api_routers = [
         m.router for m in (auth, users, patients, studies, notes, models, monitoring, audit)
     ]
-    api_routers.append(risk_router)
+    api_routers += [risk_router, survival_router]
     check_routes_declare_roles(api_routers, auth.PUBLIC_PATHS)
     for router in api_routers:
         app.include_router(router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
@@ -247,5 +249,6 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(notes_web_router)
     app.include_router(risk_web_router)
     app.mount(ASSETS_PATH, assets(), name="api-docs-assets")
+    app.include_router(survival_web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     risk_model: str = Field(
         default="pima-synthea", description="Registered risk model of CDS Hooks and risk pages."
     )
+    survival_model: str = Field(
+        default="gbsg2", description="Registered survival model of the survival pages and API."
+    )
     risk_feature_spec: str = Field(
         default="pima-synthea",
         description="FHIR feature spec of the risk model: a built-in name or a JSON/YAML file.",

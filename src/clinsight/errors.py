@@ -10,6 +10,7 @@ Domain code raises these; only the API layer maps them to HTTP.
     │   ├── InvalidInputError        an assessment input its feature cannot take (by field)
     │   │   └── ImplausibleInputError    an input lies outside its feature's plausible range
     │   ├── PatientMismatchError     a DICOM header names another patient than the chart
+    │   ├── OutOfPopulationError     an input lies outside the population a model was made for
     │   └── UnsupportedImageError    an image (or DICOM object) cannot be used
     ├── ModelError               a model cannot be built, trained or run
     ├── RegistryError            the model registry cannot satisfy a request
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidInputError",
     "ModelError",
     "ModelNotFoundError",
+    "OutOfPopulationError",
     "PatientMismatchError",
     "PermissionDeniedError",
     "RecordNotFoundError",
@@ -107,6 +109,19 @@ class PatientMismatchError(DataError):
 class ImplausibleInputError(InvalidInputError):
     """An assessment input lies outside its feature's plausible range; nothing was scored
     (e.g. ``Glucose 2000 mg/dL is outside the plausible range 10–1500 mg/dL``)."""
+
+
+class OutOfPopulationError(DataError):
+    """A patient lies outside the population a model was trained on (e.g. an age never seen
+    in training), so the model refuses rather than extrapolate; ``fields`` as for
+    `ImplausibleInputError`."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        self.fields = dict(fields)
+        super().__init__(
+            "; ".join(self.fields.values())
+            + "; the model was not made for such patients, so no risk is given."
+        )
 
 
 class UnsupportedImageError(DataError):

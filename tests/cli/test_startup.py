@@ -16,7 +16,10 @@ from typer.testing import CliRunner
 from clinsight.imaging.networks import ARCHITECTURES
 from clinsight.imaging.specs import ARCHITECTURE_NAMES
 
-HEAVY = ("torch", "monai", "sklearn", "spacy", "fastapi", "pandas", "matplotlib", "transformers")
+HEAVY = (
+    "torch", "monai", "sklearn", "sksurv", "spacy", "fastapi", "pandas", "matplotlib",
+    "transformers",
+)  # fmt: skip
 
 
 def test_importing_the_cli_loads_no_heavy_library() -> None:

@@ -48,3 +48,12 @@ def test_monitoring_and_recalibration_are_one_service_function_each() -> None:
     for name in ("model_monitoring", "propose_recalibration"):
         assert vars(api_monitoring)[name] is vars(monitoring_service)[name]
         assert vars(web_pages)[name] is vars(monitoring_service)[name]
+
+
+def test_survival_prediction_is_one_service_function() -> None:
+    from clinsight.api.routes import survival as api_survival
+    from clinsight.services import survival as survival_service
+    from clinsight.web import survival_pages as web_survival
+
+    assert vars(api_survival)["assess_stored_survival"] is survival_service.assess_stored_survival
+    assert vars(web_survival)["assess_stored_survival"] is survival_service.assess_stored_survival

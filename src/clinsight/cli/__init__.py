@@ -29,6 +29,7 @@ from clinsight.cli import (
     predict,
     risk,
     serve,
+    survival,
     train,
     users,
 )
@@ -83,6 +84,7 @@ _GROUPS: tuple[tuple[typer.Typer, str | None], ...] = (
     (db.app, "db"),
     (nlp.app, "nlp"),
     (risk.app, "risk"),
+    (survival.app, "survival"),
 )
 for _group, _name in _GROUPS:
     app.add_typer(_group, name=_name)

@@ -28,9 +28,11 @@ from clinsight.registry.versions import ModelKind, RegisteredVersion
 if TYPE_CHECKING:
     from clinsight.inference.predictors import ImagePredictor
     from clinsight.registry.risk import RiskModelVersion
+    from clinsight.registry.survival import SurvivalModelVersion
     from clinsight.tabular.models import RiskModel
+    from clinsight.tabular.survival import SurvivalModel
 
-__all__ = ["LoadedModel", "ModelCache", "RiskPredictor", "model_cache"]
+__all__ = ["LoadedModel", "ModelCache", "RiskPredictor", "SurvivalPredictor", "model_cache"]
 
 T = TypeVar("T")
 Stamp = tuple[int, int] | None
@@ -50,6 +52,14 @@ class RiskPredictor:
 
     version: RiskModelVersion
     model: RiskModel
+
+
+@dataclass(frozen=True)
+class SurvivalPredictor:
+    """A registered survival model version and its fitted estimator, loaded and checked once."""
+
+    version: SurvivalModelVersion
+    model: SurvivalModel
 
 
 def _load_image(version: RegisteredVersion, threads: int) -> Any:
@@ -74,10 +84,19 @@ def _load_ner(version: RegisteredVersion, threads: int) -> Any:
     return load_ner_model(cast(NerModelVersion, version))
 
 
+def _load_survival(version: RegisteredVersion, threads: int) -> Any:
+    from clinsight.registry.survival import SurvivalModelVersion, load_survival_model
+
+    del threads
+    survival = cast(SurvivalModelVersion, version)
+    return SurvivalPredictor(survival, load_survival_model(survival))
+
+
 LOADERS: dict[ModelKind, Callable[[RegisteredVersion, int], Any]] = {
     ModelKind.IMAGE: _load_image,
     ModelKind.RISK: _load_risk,
     ModelKind.NER: _load_ner,
+    ModelKind.SURVIVAL: _load_survival,
 }
 """How each kind's version becomes a runtime (after verification): one entry per kind."""
 
@@ -176,6 +195,14 @@ class ModelCache:
     def risk(self, name: str, version: int | None = None, *, newest: bool = False) -> RiskPredictor:
         """The predictor of risk model `name` (`version`, else production; see `load`)."""
         predictor: RiskPredictor = self.load(ModelKind.RISK, name, version, newest=newest).model
+        return predictor
+
+    def survival(
+        self, name: str, version: int | None = None, *, newest: bool = False
+    ) -> SurvivalPredictor:
+        """The predictor of survival model `name` (`version`, else production; see `load`)."""
+        loaded = self.load(ModelKind.SURVIVAL, name, version, newest=newest)
+        predictor: SurvivalPredictor = loaded.model
         return predictor
 
 

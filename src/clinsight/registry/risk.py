@@ -48,6 +48,7 @@ __all__ = [
     "list_risk_models",
     "load_risk_model",
     "register_risk_model",
+    "task_dict",
 ]
 
 RISK_ROOT, SKOPS_FILE = "_risk", "model.skops"
@@ -99,7 +100,7 @@ class RiskModelVersion(RegisteredVersion):
         """JSON-ready summary (for the CLI and the API)."""
         return {
             "name": self.name, "version": self.version, "stage": str(self.stage),
-            "created": self.created, "task": _task_dict(self.task),
+            "created": self.created, "task": task_dict(self.task),
             "calibration": self.calibration, "thresholds": self.thresholds,
             "artifact_sha256": self.artifact_sha256, "metrics": self.metrics,
             "training": self.training,
@@ -107,7 +108,8 @@ class RiskModelVersion(RegisteredVersion):
         }  # fmt: skip
 
 
-def _task_dict(task: TaskSpec) -> dict[str, Any]:
+def task_dict(task: TaskSpec) -> dict[str, Any]:
+    """The task spec in the JSON form `TaskSpec.from_mapping` reads (also used by survival)."""
     return {
         "name": task.name, "target": task.target, "positive": task.positive,
         "positive_label": task.positive_label, "sex_column": task.sex_column,
@@ -212,7 +214,7 @@ def register_risk_model(
     with staging_folder(root) as staging:
         sio.dump(model, staging / SKOPS_FILE)
         record: dict[str, Any] = {
-            "format": 1, "kind": "risk", "name": name, "task": _task_dict(task),
+            "format": 1, "kind": "risk", "name": name, "task": task_dict(task),
             "calibration": model.calibration, "thresholds": levels,
             "reference": {k: list(v) for k, v in reference.items()}, "metrics": metrics,
             "training": training, "intended_use": intended_use,

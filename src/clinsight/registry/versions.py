@@ -78,6 +78,7 @@ class ModelKind(StrEnum):
     IMAGE = "image"
     RISK = "risk"
     NER = "ner"
+    SURVIVAL = "survival"
 
 
 @dataclass(frozen=True)

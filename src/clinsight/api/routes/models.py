@@ -1,6 +1,6 @@
 """The model registry over HTTP, one set of routes for every kind (``image``, ``risk``,
-``ner``): list, card, promote, archive and roll back. Admins change stages, through the
-audited service (`services.models.change_stage`)."""
+``ner``, ``survival``): list, card, promote, archive and roll back. Admins change stages,
+through the audited service (`services.models.change_stage`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from clinsight.registry.image import ModelVersion
 from clinsight.registry.kinds import StageAction, get_version, list_versions
 from clinsight.registry.ner import NerModelVersion
 from clinsight.registry.risk import RiskModelVersion
+from clinsight.registry.survival import SurvivalModelVersion
 from clinsight.registry.versions import ModelKind, RegisteredVersion
 from clinsight.services.models import StageActor, change_stage
 
@@ -31,6 +32,8 @@ def _kind_fields(model: RegisteredVersion) -> dict[str, Any]:
             "labels": [model.task.positive_label],
             "thresholds": model.thresholds,
         }
+    if isinstance(model, SurvivalModelVersion):
+        return {"task": model.task.name, "labels": [model.event_label]}
     if isinstance(model, NerModelVersion):
         return {
             "labels": list(model.labels),

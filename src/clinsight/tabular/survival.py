@@ -1,0 +1,319 @@
+"""Survival models on the risk pipeline's preprocessing, and their selection by repeated CV.
+
+`SurvivalModel` is one scikit-learn estimator: `build_preprocessor` (clipping, imputation
+with missing-value indicators, scaling, one-hot) followed by one of Cox PH, elastic-net
+Cox (`CoxnetCV`), a random survival forest, gradient-boosted Cox, or the DeepSurv-style
+`NeuralCoxSurvival`. It predicts a risk score and survival probabilities at any times,
+and, when fitted with ``band_refits``, a pointwise band from that many refits on
+bootstrap resamples. `select_survival_model` compares configurations on the same
+repeated stratified folds by Uno's C and keeps the simplest within ``tolerance``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import RepeatedStratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
+
+from clinsight.data.survival import outcome_fields
+from clinsight.data.tabular import FeatureType
+from clinsight.errors import DataError, ModelError
+from clinsight.tabular.models import limit_threads
+from clinsight.tabular.pipeline import build_preprocessor
+from clinsight.tabular.survival_estimators import CoxnetCV, NeuralCoxSurvival
+
+__all__ = [
+    "DEFAULT_SURVIVAL_CANDIDATES",
+    "SURVIVAL_MODELS",
+    "SurvivalCandidate",
+    "SurvivalModel",
+    "SurvivalModelName",
+    "SurvivalSelection",
+    "check_structured",
+    "make_survival_estimator",
+    "select_survival_model",
+    "step_values",
+    "survival_folds",
+]
+
+SurvivalModelName = Literal[
+    "cox", "coxnet", "random_survival_forest", "gradient_boosting", "neural_cox"
+]
+SURVIVAL_MODELS: tuple[SurvivalModelName, ...] = (
+    "cox", "coxnet", "random_survival_forest", "gradient_boosting", "neural_cox",
+)  # fmt: skip
+
+
+def make_survival_estimator(
+    name: str, random_state: int = 0, n_trees: int = 200, **params: Any
+) -> Any:
+    """A fresh survival estimator by name (``params`` override its defaults).
+
+    Raises:
+        ModelError: `name` is not one of `SURVIVAL_MODELS`.
+    """
+    from sksurv.ensemble import GradientBoostingSurvivalAnalysis, RandomSurvivalForest
+    from sksurv.linear_model import CoxPHSurvivalAnalysis
+
+    if name == "cox":
+        return CoxPHSurvivalAnalysis(**{"alpha": 1e-4, "ties": "breslow", **params})
+    if name == "coxnet":
+        return CoxnetCV(**{"random_state": random_state, **params})
+    if name == "random_survival_forest":
+        defaults = {"n_estimators": n_trees, "min_samples_leaf": 15, "max_features": "sqrt",
+                    "n_jobs": 1, "random_state": random_state}  # fmt: skip
+        return RandomSurvivalForest(**{**defaults, **params})
+    if name == "gradient_boosting":
+        defaults = {"n_estimators": n_trees, "learning_rate": 0.05, "max_depth": 2,
+                    "subsample": 0.8, "random_state": random_state}  # fmt: skip
+        return GradientBoostingSurvivalAnalysis(**{**defaults, **params})
+    if name == "neural_cox":
+        return NeuralCoxSurvival(**{"random_state": random_state, **params})
+    raise ModelError(f"Unknown survival model {name!r}; choose from {', '.join(SURVIVAL_MODELS)}.")
+
+
+def step_values(
+    grid: NDArray[np.float64], values: NDArray[np.float64], times: ArrayLike
+) -> NDArray[np.float64]:
+    """A right-continuous step function given at `grid` (ascending), read at `times`
+    (value 1 before the first grid time): columns of ``values`` (n, len(grid))."""
+    at = np.searchsorted(grid, np.asarray(times, dtype=np.float64), side="right") - 1
+    padded = np.column_stack([np.ones(len(values)), values])
+    return np.asarray(padded[:, at + 1], dtype=np.float64)
+
+
+def check_structured(y: Any) -> NDArray[Any]:
+    """`y` as scikit-survival's structured (event, time) array.
+
+    Raises:
+        DataError: y is not a structured array of an event flag and a time.
+    """
+    target = np.asarray(y)
+    outcome_fields(target)
+    return target
+
+
+class SurvivalModel(BaseEstimator):  # type: ignore[misc]
+    """Preprocessing plus one survival estimator, as one scikit-learn estimator."""
+
+    def __init__(
+        self,
+        model: str = "coxnet",
+        feature_types: Mapping[str, FeatureType | str] | None = None,
+        categories: Mapping[str, tuple[str, ...]] | None = None,
+        params: Mapping[str, Any] | None = None,
+        n_trees: int = 200,
+        band_refits: int = 0,
+        random_state: int = 0,
+        n_threads: int = 1,
+    ) -> None:
+        self.model = model
+        self.feature_types = feature_types
+        self.categories = categories
+        self.params = params
+        self.n_trees = n_trees
+        self.band_refits = band_refits
+        self.random_state = random_state
+        self.n_threads = n_threads
+
+    def _pipeline(self, types: Mapping[str, FeatureType], seed: int, n_trees: int) -> Pipeline:
+        estimator = make_survival_estimator(self.model, seed, n_trees, **dict(self.params or {}))
+        preprocess = build_preprocessor(types, self.categories)
+        return Pipeline([("preprocess", preprocess), ("model", estimator)])
+
+    def fit(self, X: pd.DataFrame, y: Any) -> SurvivalModel:
+        """Fit the pipeline (and the band's bootstrap refits, forests with a tenth of the
+        trees each).
+
+        Raises:
+            DataError: X is not a DataFrame or lacks a feature; y is malformed.
+            ModelError: the model name is unknown.
+        """
+        if not isinstance(X, pd.DataFrame):
+            raise DataError(f"SurvivalModel needs a pandas DataFrame; got {type(X).__name__}.")
+        target = check_structured(y)
+        types = self._types(X)
+        frame = X[list(types)]
+        with limit_threads(self.n_threads):
+            self.pipeline_: Pipeline = self._pipeline(types, self.random_state, self.n_trees)
+            self.pipeline_.fit(frame, target)
+            rng = np.random.default_rng(self.random_state)
+            self.band_: list[Pipeline] = []
+            for i in range(self.band_refits):
+                rows = rng.integers(0, len(frame), len(frame))
+                refit = self._pipeline(
+                    types, self.random_state + 1 + i, max(10, self.n_trees // 10)
+                )
+                self.band_.append(refit.fit(frame.iloc[rows], target[rows]))
+        self.feature_types_: dict[str, FeatureType] = types
+        self.feature_names_in_ = np.asarray(list(types), dtype=object)
+        self.n_features_in_ = len(types)
+        self.max_time_ = float(target[outcome_fields(target)[1]].max())
+        return self
+
+    def _types(self, X: pd.DataFrame) -> dict[str, FeatureType]:
+        if self.feature_types is None:
+            return {
+                str(c): FeatureType.NUMERIC
+                if pd.api.types.is_numeric_dtype(X[c])
+                else FeatureType.CATEGORICAL
+                for c in X.columns
+            }
+        absent = [c for c in self.feature_types if c not in X.columns]
+        if absent:
+            raise DataError(f"column {absent[0]!r} is missing from X; columns: {list(X.columns)}.")
+        return {str(c): FeatureType(t) for c, t in self.feature_types.items()}
+
+    def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self)
+        if not isinstance(X, pd.DataFrame):
+            raise DataError(f"SurvivalModel needs a pandas DataFrame; got {type(X).__name__}.")
+        return X[list(self.feature_types_)]
+
+    def predict(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        """Risk scores (higher: earlier event), the order concordance is measured on."""
+        with limit_threads(self.n_threads):
+            return np.asarray(self.pipeline_.predict(self._frame(X)), dtype=np.float64)
+
+    @staticmethod
+    def _survival(pipeline: Pipeline, frame: pd.DataFrame, times: ArrayLike) -> NDArray[Any]:
+        values = np.asarray(pipeline.predict_survival_function(frame, return_array=True))
+        grid = np.asarray(pipeline.named_steps["model"].unique_times_, dtype=np.float64)
+        return step_values(grid, values, times)
+
+    def predict_survival(self, X: pd.DataFrame, times: ArrayLike) -> NDArray[np.float64]:
+        """Survival probabilities at `times` (days), shape (n, len(times))."""
+        frame = self._frame(X)
+        with limit_threads(self.n_threads):
+            return self._survival(self.pipeline_, frame, times)
+
+    def predict_band(
+        self, X: pd.DataFrame, times: ArrayLike, level: float = 0.95
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Pointwise `level` band at `times`: the percentile spread of the bootstrap refits'
+        survival around their median, centred on this model's estimate (so it contains it).
+
+        Raises:
+            ModelError: the model was fitted without ``band_refits``.
+        """
+        frame = self._frame(X)
+        if not self.band_:
+            raise ModelError("This survival model was fitted without band refits.")
+        with limit_threads(self.n_threads):
+            curves = np.stack([self._survival(p, frame, times) for p in self.band_])
+        tail = (1 - level) / 2 * 100
+        low, middle, high = np.percentile(curves, [tail, 50, 100 - tail], axis=0)
+        estimate = self.predict_survival(X, times)
+        return (np.clip(estimate + low - middle, 0.0, 1.0),
+                np.clip(estimate + high - middle, 0.0, 1.0))  # fmt: skip
+
+    def design(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        """The preprocessed design matrix the estimator sees."""
+        return np.asarray(self.pipeline_.named_steps["preprocess"].transform(self._frame(X)))
+
+
+@dataclass(frozen=True)
+class SurvivalCandidate:
+    """Cross-validated Uno's C of one configuration: mean and per repeat (NaN, with the
+    reason in `failed`, where a fit broke down, e.g. unpenalised Cox on more inputs than
+    the events support)."""
+
+    name: str
+    params: dict[str, Any]
+    uno_mean: float
+    uno_repeats: tuple[float, ...]
+    harrell_mean: float
+    failed: str | None = None
+
+
+@dataclass(frozen=True)
+class SurvivalSelection:
+    """Every candidate's scores, the winner and the winner refitted on all rows."""
+
+    scores: tuple[SurvivalCandidate, ...]
+    best: SurvivalCandidate
+    model: SurvivalModel
+
+
+DEFAULT_SURVIVAL_CANDIDATES: dict[str, dict[str, Any]] = {
+    name: {"model": name} for name in SURVIVAL_MODELS
+}
+"""Configurations `select_survival_model` compares by default (simplest first)."""
+
+
+def survival_folds(
+    event: ArrayLike, n_splits: int, n_repeats: int, seed: int
+) -> list[tuple[NDArray[np.intp], NDArray[np.intp]]]:
+    """The (fit, held) row indices of repeated K-fold stratified on the event flag."""
+    flags = np.asarray(event, dtype=int)
+    cv = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
+    return list(cv.split(np.zeros(len(flags)), flags))
+
+
+def select_survival_model(
+    X: pd.DataFrame,
+    y: Any,
+    feature_types: Mapping[str, FeatureType | str] | None = None,
+    *,
+    categories: Mapping[str, tuple[str, ...]] | None = None,
+    candidates: Mapping[str, Mapping[str, Any]] | None = None,
+    n_splits: int = 5,
+    n_repeats: int = 3,
+    tolerance: float = 0.002,
+    band_refits: int = 0,
+    random_state: int = 0,
+) -> SurvivalSelection:
+    """Pick a candidate by mean Uno's C over repeated stratified CV, then refit it on all rows.
+
+    Uno's C is truncated at the 80th percentile of the training fold's follow-up. The
+    first candidate (in the given order) within `tolerance` of the best mean wins; a
+    candidate whose fit breaks down numerically is kept in the scores as failed.
+
+    Raises:
+        DataError: y is malformed.
+        ModelError: no candidate, one names an unknown model, or every candidate failed.
+    """
+    from sksurv.metrics import concordance_index_censored, concordance_index_ipcw
+
+    target = check_structured(y)
+    chosen = dict(DEFAULT_SURVIVAL_CANDIDATES if candidates is None else candidates)
+    if not chosen:
+        raise ModelError("select_survival_model needs at least one candidate configuration.")
+    event_name, time_name = outcome_fields(target)
+    folds = survival_folds(target[event_name], n_splits, n_repeats, random_state)
+    base: dict[str, Any] = {"feature_types": feature_types, "categories": categories,
+                            "random_state": random_state}  # fmt: skip
+    scores = []
+    for name, params in chosen.items():
+        uno, harrell = np.zeros(len(folds)), np.zeros(len(folds))
+        try:
+            for i, (fit, held) in enumerate(folds):
+                model = SurvivalModel(**base, **params).fit(X.iloc[fit], target[fit])
+                risk = model.predict(X.iloc[held])
+                train, test = target[fit], target[held]
+                tau = float(np.quantile(train[time_name], 0.8))
+                uno[i] = concordance_index_ipcw(train, test, risk, tau=tau)[0]
+                harrell[i] = concordance_index_censored(test[event_name], test[time_name], risk)[0]
+        except (ArithmeticError, np.linalg.LinAlgError) as exc:
+            nan = float("nan")
+            scores.append(SurvivalCandidate(name, dict(params), nan, (nan,) * n_repeats, nan,
+                                            f"{type(exc).__name__}: {exc}"))  # fmt: skip
+            continue
+        repeats = tuple(float(v) for v in uno.reshape(n_repeats, n_splits).mean(axis=1))
+        scores.append(SurvivalCandidate(name, dict(params), float(uno.mean()), repeats,
+                                        float(harrell.mean())))  # fmt: skip
+    usable = [s for s in scores if s.failed is None]
+    if not usable:
+        raise ModelError(f"every candidate failed to fit: {scores[0].failed}")
+    top = max(s.uno_mean for s in usable)
+    best = next(s for s in usable if s.uno_mean >= top - tolerance)
+    model = SurvivalModel(**base, band_refits=band_refits, **best.params).fit(X, target)
+    return SurvivalSelection(tuple(scores), best, model)

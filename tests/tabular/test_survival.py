@@ -1,0 +1,70 @@
+"""Survival estimators on the risk pipeline: every model fits, predicts curves and a band."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clinsight.data.survival import load_survival_dataset
+from clinsight.errors import DataError, ModelError
+from clinsight.tabular.survival import (
+    SURVIVAL_MODELS,
+    SurvivalModel,
+    make_survival_estimator,
+    select_survival_model,
+    step_values,
+)
+
+FAST = {"neural_cox": {"max_epochs": 30}}
+
+
+@pytest.fixture(scope="module")
+def gbsg2_sample():  # type: ignore[no-untyped-def]
+    data = load_survival_dataset("gbsg2")
+    rows = np.random.default_rng(0).choice(len(data.X), 240, replace=False)
+    return data.X.iloc[rows], data.y[rows], data.spec.feature_types
+
+
+@pytest.mark.parametrize("name", SURVIVAL_MODELS)
+def test_every_model_gives_decreasing_curves_and_a_band_around_them(gbsg2_sample, name) -> None:  # type: ignore[no-untyped-def]
+    X, y, types = gbsg2_sample
+    model = SurvivalModel(name, types, params=FAST.get(name), n_trees=5, band_refits=2)
+    model.fit(X, y)
+    times = [100.0, 365.25, 1095.75, 1826.25]
+    curves = model.predict_survival(X.iloc[:5], times)
+    assert curves.shape == (5, 4)
+    assert np.all(np.diff(curves, axis=1) <= 1e-12)
+    assert np.all((curves >= 0) & (curves <= 1))
+    low, high = model.predict_band(X.iloc[:5], times)
+    assert np.all(low <= curves + 1e-12)
+    assert np.all(curves <= high + 1e-12)
+    assert model.predict(X.iloc[:5]).shape == (5,)
+
+
+def test_step_values_reads_a_right_continuous_step_function() -> None:
+    grid = np.array([1.0, 3.0])
+    values = np.array([[0.9, 0.5]])
+    assert step_values(grid, values, [0.5, 1.0, 2.9, 3.0, 10.0]).tolist() == [
+        [1.0, 0.9, 0.9, 0.5, 0.5]
+    ]
+
+
+def test_bad_arguments_are_refused(gbsg2_sample) -> None:  # type: ignore[no-untyped-def]
+    X, y, types = gbsg2_sample
+    with pytest.raises(ModelError, match="Unknown survival model 'deephit'"):
+        make_survival_estimator("deephit")
+    with pytest.raises(DataError, match="structured array"):
+        SurvivalModel("cox", types).fit(X, np.ones(len(X)))
+    with pytest.raises(ModelError, match="without band refits"):
+        SurvivalModel("cox", types).fit(X, y).predict_band(X.iloc[:1], [100.0])
+
+
+def test_selection_compares_candidates_on_the_same_folds(gbsg2_sample) -> None:  # type: ignore[no-untyped-def]
+    X, y, types = gbsg2_sample
+    candidates = {"cox": {"model": "cox"}, "coxnet": {"model": "coxnet"}}
+    selection = select_survival_model(X, y, types, candidates=candidates, n_splits=3, n_repeats=2)
+    assert [s.name for s in selection.scores] == ["cox", "coxnet"]
+    assert all(len(s.uno_repeats) == 2 for s in selection.scores)
+    top = max(s.uno_mean for s in selection.scores)
+    assert selection.best.uno_mean >= top - 0.002
+    assert selection.model.model == selection.best.name

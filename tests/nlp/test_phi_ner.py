@@ -42,10 +42,12 @@ def test_model_spans_join_the_rules() -> None:
     assert "Skutskar" not in clean
 
 
-def test_a_tiny_model_trains_saves_and_loads_from_its_folder(tmp_path: Path) -> None:
+def test_a_tiny_model_trains_repeatably_saves_and_loads_from_its_folder(tmp_path: Path) -> None:
     folder = tmp_path / "phi_ner"
     assert phi_ner(folder) is None  # nothing cached, and training was not asked for
     nlp = train_phi_ner(120, seed=1, epochs=1, max_steps=3)
+    again = train_phi_ner(120, seed=1, epochs=1, max_steps=3)  # seeded: the same weights
+    assert nlp.to_bytes() == again.to_bytes()
     assert set(nlp.get_pipe("ner").labels) == set(PHI_LABELS)  # type: ignore[attr-defined]
     nlp.to_disk(folder)
     loaded = phi_ner(folder)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import spacy
+from spacy.language import Language
 
+from clinsight.nlp import phi_ner as phi_ner_module
 from clinsight.nlp.deid import PHIType, deidentify, find_phi
-from clinsight.nlp.phi_ner import phi_ner, tagged, train_phi_ner
+from clinsight.nlp.phi_ner import PHI_NER_NAME, phi_ner, tagged, train_phi_ner
 from clinsight.nlp.phi_synth import PHI_LABELS, synthetic_sentences
+from tests.support.cli import run_cli
 
 
 def test_generated_sentences_are_seeded_and_mark_their_values() -> None:
@@ -55,3 +59,21 @@ def test_a_tiny_model_trains_repeatably_saves_and_loads_from_its_folder(tmp_path
     assert not list(folder.rglob("*.pkl"))
     text = "Lives at 12 Harbour Road, Bergen, with Ingrid Halvorsen."
     assert [e.text for e in loaded(text).ents] == [e.text for e in nlp(text).ents]
+
+
+def test_the_command_trains_once_into_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+
+    def tiny(*_: object, **__: object) -> Language:
+        calls.append(1)
+        return train_phi_ner(120, seed=1, epochs=1, max_steps=2)
+
+    monkeypatch.setattr(phi_ner_module, "train_phi_ner", tiny)
+    code, out = run_cli("nlp", "train-deid-ner")
+    assert code == 0, out
+    assert out.startswith(f"Trained: {PHI_NER_NAME}")
+    assert phi_ner() is not None  # the note service's default: HOME/models
+    code, out = run_cli("nlp", "train-deid-ner")
+    assert code == 0, out
+    assert out.startswith("Already trained")
+    assert calls == [1]

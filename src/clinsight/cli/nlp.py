@@ -1,6 +1,7 @@
 """`clinsight nlp`: clinical notes — annotate (entities, assertion, problem list, de-identified
 text), classify (medical specialty), and the trained NER models of the note pipeline
-(train-ner; listing and stage changes: `clinsight models ... ner`)."""
+(train-ner; listing and stage changes: `clinsight models ... ner`), and the names-and-places
+NER beside the de-identification rules (train-deid-ner)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ __all__ = [
     "annotate",
     "app",
     "classify",
+    "train_deid_ner",
     "train_ner",
 ]
 
@@ -143,6 +145,24 @@ def classify(
 def _f1(scores: dict[str, Any]) -> str:
     f1 = scores["f1"]
     return f"{f1['value']:.3f} ({f1['low']:.3f}–{f1['high']:.3f})"
+
+
+@app.command("train-deid-ner")
+def train_deid_ner() -> None:
+    """Train the de-identification NER on synthetic sentences (minutes on one core) and cache
+    it in HOME/models, where `annotate --deid` and the note service find it."""
+    from clinsight.nlp.phi_ner import PHI_NER_NAME, phi_ner
+
+    folder = get_settings().home / "models" / PHI_NER_NAME
+    cached = (folder / "config.cfg").is_file()
+    nlp = phi_ner(folder, train=True)
+    assert nlp is not None
+    run = nlp.meta.get("training", {})
+    done = "Already trained" if cached else "Trained"
+    console.print(
+        f"{done}: {PHI_NER_NAME} ({nlp.meta.get('description')}; epoch {run.get('kept_epoch')} "
+        f"kept, validation F1 {run.get('devel_f1')}) in {folder}"
+    )
 
 
 @app.command("train-ner")

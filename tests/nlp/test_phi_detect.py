@@ -135,3 +135,17 @@ def test_new_types_get_surrogates() -> None:
     assert "Wojciechowski" not in result.text
     assert "12-Aug-2022" not in result.text
     assert "09-Aug-2022" in result.text
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Seen in follow-up by Dr. Q today.", {"Q": "NAME"}),
+        ("Mr. Y tolerated the infusion; Dr. Z agreed.", {"Y": "NAME", "Z": "NAME"}),
+        ("She saw her doctor. I reviewed the films.", {}),
+    ],
+)
+def test_a_single_letter_after_a_capitalised_title_is_a_name(
+    text: str, found: dict[str, str]
+) -> None:
+    assert _found(text) == found

@@ -1,6 +1,7 @@
 """`clinsight nlp`: clinical notes — annotate (entities, assertion, problem list, de-identified
 text), classify (medical specialty), and the trained NER models of the note pipeline
-(train-ner; listing and stage changes: `clinsight models ... ner`)."""
+(train-ner; listing and stage changes: `clinsight models ... ner`), and the names-and-places
+NER beside the de-identification rules (train-deid-ner)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ __all__ = [
     "annotate",
     "app",
     "classify",
+    "train_deid_ner",
     "train_ner",
 ]
 
@@ -84,6 +86,7 @@ def annotate(
 ) -> None:
     """Find problems, medications, procedures and tests with their assertion and ICD-10-CM code."""
     from clinsight.nlp.deid import deidentify
+    from clinsight.nlp.phi_ner import phi_ner
     from clinsight.nlp.pipeline import annotate_notes, default_pipeline
     from clinsight.services.notes import note_pipeline
 
@@ -99,7 +102,7 @@ def annotate(
         used = ", ".join(notes[0].ner_models) if notes and notes[0].ner_models else None
         console.print(f"[bold]NER models:[/] {used or 'none (vocabulary rules only)'}")
     for path, note in zip(files, notes, strict=True):
-        clean = deidentify(note.text, key).text if deid else None
+        clean = deidentify(note.text, key, ner=phi_ner()).text if deid else None
         if as_json:
             console.print_json(json.dumps({"file": str(path)} | _annotation_dict(note, clean)))
             continue
@@ -142,6 +145,24 @@ def classify(
 def _f1(scores: dict[str, Any]) -> str:
     f1 = scores["f1"]
     return f"{f1['value']:.3f} ({f1['low']:.3f}–{f1['high']:.3f})"
+
+
+@app.command("train-deid-ner")
+def train_deid_ner() -> None:
+    """Train the de-identification NER on synthetic sentences (minutes on one core) and cache
+    it in HOME/models, where `annotate --deid` and the note service find it."""
+    from clinsight.nlp.phi_ner import PHI_NER_NAME, phi_ner
+
+    folder = get_settings().home / "models" / PHI_NER_NAME
+    cached = (folder / "config.cfg").is_file()
+    nlp = phi_ner(folder, train=True)
+    assert nlp is not None
+    run = nlp.meta.get("training", {})
+    done = "Already trained" if cached else "Trained"
+    console.print(
+        f"{done}: {PHI_NER_NAME} ({nlp.meta.get('description')}; epoch {run.get('kept_epoch')} "
+        f"kept, validation F1 {run.get('devel_f1')}) in {folder}"
+    )
 
 
 @app.command("train-ner")

@@ -7,9 +7,11 @@ written form (shifted by a per-key number of days and written back in their own 
 where it can be parsed); ages over 89 (→ "90+"); phone and fax numbers, national and
 international; e-mail addresses; street addresses, cities, postcodes, highways;
 hospitals, clinics and other facilities (LOCATION); record, account, licence, device
-and other ID numbers; URLs; IP addresses. Surrogates are chosen by HMAC of a caller key,
-so the same identifier gets the same surrogate within a note and, with the same
-key, across a patient's notes.
+and other ID numbers; URLs; IP addresses. A trained NER for names and places
+(`phi_ner`, trained on synthetic sentences only) may be given: its spans join the rules'
+ones (a union), for names and places no cue or word list catches. Surrogates are
+chosen by HMAC of a caller key, so the same identifier gets the same surrogate within a
+note and, with the same key, across a patient's notes.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
 
+from spacy.language import Language
+
 from clinsight.nlp import Scores, load_rules
 from clinsight.nlp.phi_detect import candidates
+from clinsight.nlp.phi_ner import ner_spans
 
 __all__ = [
     "DeidResult",
@@ -78,10 +83,13 @@ _DATE_WORD = re.compile(r"[A-Za-z]+")
 _DATE_NUMBER = re.compile(r"(?<![\d'])(?P<q>')?(?P<n>\d+)(?P<o>st|nd|rd|th)?")
 
 
-def find_phi(text: str) -> list[PHISpan]:
+def find_phi(text: str, ner: Language | None = None) -> list[PHISpan]:
     """Identifiers in `text`, in order: overlapping candidates merge into one span, whose
-    type is that of the earliest detector among them (numbers, dates, places, names)."""
+    type is that of the earliest detector among them (numbers, dates, places, names,
+    then the spans of the trained `ner` model, `phi_ner`, when one is given)."""
     found = [(s, e, PHIType(k)) for s, e, k in candidates(text) if e > s]
+    if ner is not None:
+        found += [(s, e, PHIType(k)) for s, e, k in ner_spans(ner, text) if e > s]
     kinds = [PHIType.NAME] * len(text)
     covered = [False] * len(text)
     for start, end, kind in reversed(found):  # earlier detectors name the merged span
@@ -223,14 +231,21 @@ def _name_word(word: str, key: str, rules: dict[str, list[str]]) -> str:
     return word.replace(bare, pool[_digest(key, "NAME", bare.lower()) % len(pool)])
 
 
-def deidentify(text: str, key: str = "", *, date_shift_days: int | None = None) -> DeidResult:
-    """Replace every identifier found by `find_phi` with a consistent surrogate.
+def deidentify(
+    text: str,
+    key: str = "",
+    *,
+    date_shift_days: int | None = None,
+    ner: Language | None = None,
+) -> DeidResult:
+    """Replace every identifier found by `find_phi` (with the trained `ner` model when
+    given) with a consistent surrogate.
 
     `key` (a per-patient secret) makes surrogates and the date shift repeatable across
     notes; the shift is 1-365 days back unless `date_shift_days` fixes it.
     """
     days = -(_digest(key, "date-shift") % 365 + 1) if date_shift_days is None else date_shift_days
-    spans = find_phi(text)
+    spans = find_phi(text, ner)
     pieces, last, surrogates = [], 0, []
     for span in spans:
         surrogate = _surrogate(span, key, days)

@@ -273,18 +273,22 @@ _ARTICLES = frozenset(
 _FAX = re.compile(r"(?i:fax|facsimile)")
 
 
-def _trim_name(text: str, start: int, end: int, stop: frozenset[str]) -> tuple[int, int] | None:
-    """Drop non-name words from the ends of a candidate (and everything after a stop word)."""
+def _trim_name(
+    text: str, start: int, end: int, stop: frozenset[str], *, letter: bool = False
+) -> tuple[int, int] | None:
+    """Drop non-name words from the ends of a candidate (and everything after a stop word);
+    with `letter`, a single capital letter is a name (the "Dr. X" placeholder after a title)."""
     words = list(re.finditer(r"\S+", text[start:end]))
     kept: list[re.Match[str]] = []
     for w in words:
         bare = w.group().rstrip(".,;:")
-        if bare in stop or bare.upper() in {"MD", "RN", "DO", "NP", "PA"}:
+        placeholder = letter and len(bare) == 1 and bare != "I"
+        if (bare in stop and not placeholder) or bare.upper() in {"MD", "RN", "DO", "NP", "PA"}:
             if kept:
                 break
             continue
         kept.append(w)
-    while kept and kept[-1].group().rstrip(".,").lower() in _particles():
+    while kept[letter:] and kept[-1].group().rstrip(".,").lower() in _particles():
         kept.pop()
     if not kept:
         return None
@@ -295,7 +299,8 @@ def _trim_name(text: str, start: int, end: int, stop: frozenset[str]) -> tuple[i
     if text[e - 1] == "." and not re.search(rf"(?:^|\s){_INITIAL}$", text[s:e]):
         e -= 1
     token = text[s:e]
-    if len(token.replace(".", "").strip()) < 2 or not token[:1].isupper():
+    short = 1 if letter and token.rstrip(".") != "I" else 2
+    if len(token.replace(".", "").strip()) < short or not token[:1].isupper():
         return None
     return s, e
 
@@ -327,7 +332,8 @@ def _names(text: str, p: dict[str, re.Pattern[str]]) -> Iterator[Candidate]:
             if key == "label" and "," in text[s:e]:
                 strong.append((s, e, "NAME"))
                 continue
-            trimmed = _trim_name(text, s, e, stop)
+            letter = key == "title" and text[m.start()].isupper()
+            trimmed = _trim_name(text, s, e, stop, letter=letter)
             if trimmed is None:
                 continue
             if key in ("before_verb", "label", "verb") and not _looks_like_name(

@@ -469,7 +469,8 @@ def test_a_finding_as_a_fhir_observation(service: Service, data_dir: Path) -> No
     alice = service.login("alice")
     url = f"/api/v1/patients/{_patient(service, alice)}/predictions"
     dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
-    found = client.post(url, headers=alice, files={"file": ("x.dcm", dicom)}).json()
+    found = client.post(url, headers=alice, files={"file": ("x.dcm", dicom)},
+                        params={"confirm_patient_mismatch": True}).json()  # fmt: skip
     observation = client.get(f"/api/v1/predictions/{found['id']}/fhir", headers=alice).json()
     assert observation["valueCodeableConcept"] == {"text": found["predicted_label"]}
     assert "dataAbsentReason" not in observation

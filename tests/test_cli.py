@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from clinsight.config import get_settings
 from tests.support.cli import run_cli, wide_console
 
 __all__ = ["wide_console"]  # the autouse fixture: a wide terminal
@@ -76,7 +77,13 @@ def test_bad_input_gets_an_actionable_error(args: tuple[str, ...], message: str)
     assert message in out
 
 
-def test_train_register_promote_predict_and_roll_back(tmp_path: Path, data_dir: Path) -> None:
+def test_train_register_promote_predict_and_roll_back(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A chest radiograph is outside the breast model's intended use: its gate only warns
+    # here, so the command's path to a heat map is exercised (refusal: tests/cli).
+    monkeypatch.setenv("CLINSIGHT_INTENDED_USE_WARN_ONLY", '["breastmnist"]')
+    get_settings.cache_clear()
     train = (
         "train", "image", "--dataset", "breastmnist", "--architecture", "cnn", "--width", "4",
         "--epochs", "1", "--train-subset", "64",

@@ -31,7 +31,8 @@ def test_a_chest_radiograph_sent_to_the_breast_model_gets_no_finding(
     assert made.status_code == 201, made.text
     url = f"/api/v1/patients/{made.json()['id']}/predictions"
     dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
-    answer = client.post(url, headers=alice, files={"file": ("x.dcm", dicom)})
+    answer = client.post(url, headers=alice, files={"file": ("x.dcm", dicom)},
+                         params={"confirm_patient_mismatch": True})  # fmt: skip
     assert answer.status_code == 201, answer.text
     found = answer.json()
     assert found["intended_use"] == "refused"

@@ -36,8 +36,8 @@ def test_the_card_carries_population_follow_up_censoring_and_the_ph_check(regist
     assert version.proportional_hazards is not None
     assert "tgrade" in version.proportional_hazards["features"]
     card = version.card_path.read_text()
-    assert "population / censoring_rate | 0.5641" in card
-    assert "proportional_hazards_check / meaning" in card
+    assert "Population / Censoring rate | 0.5641" in card
+    assert "Proportional hazards check / Meaning" in card
     assert kind_registry("survival") is kind_registry(ModelKind.SURVIVAL)
     model = load_survival_model(version)
     data = load_survival_dataset("gbsg2")

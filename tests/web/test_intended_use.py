@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from clinsight.config import Settings, get_settings
+from tests.support.dicom import dicom_for
 from tests.support.service import Service
 from tests.support.web import form_csrf, web_login
 
@@ -27,7 +28,7 @@ def test_a_refused_image_reads_no_finding_with_the_reasons(
     csrf = form_csrf(client.get("/patients").text)
     form = {"mrn": "M7", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
     patient_url = str(client.post("/patients", data={**form, "csrf": csrf}).url)
-    dicom = (data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm").read_bytes()
+    dicom = dicom_for(data_dir / "dicom" / "pydicom_data" / "RG1_J2KI.dcm", **form)
     result = client.post(f"{patient_url}/studies", data={"csrf": csrf},
                          files={"file": ("x.dcm", dicom)})  # fmt: skip
     assert result.status_code == 200

@@ -251,7 +251,9 @@ def _gate_section(gate: Mapping[str, Any] | None) -> list[str]:
     if gate is None:
         return []
     headers = [
-        (f"DICOM {key}", "/".join(values)) for key, values in gate["headers"].items() if values
+        (f"DICOM {key.replace('_', ' ')}", "/".join(values))
+        for key, values in gate["headers"].items()
+        if values
     ]
     features = gate.get("features")
     rows = [

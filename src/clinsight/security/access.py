@@ -128,10 +128,9 @@ def patient_denial(
 ) -> tuple[audit.AuditEvent, PermissionDeniedError]:
     """The audit entry and the error for refusing `action` on a patient (nothing written)."""
     hint = (
-        "ask an administrator to add you to the care team, or, in an emergency, open "
-        f"emergency access (break-glass) with a reason: in the browser at "
-        f"/break-glass?patient={patient_id}, through the API with "
-        f"POST /api/v1/patients/{patient_id}/break-glass"
+        "ask an administrator to add you to the care team, or in an emergency use break-glass "
+        f"with a reason: in the browser at /break-glass?patient={patient_id}, through the API "
+        f"with POST /api/v1/patients/{patient_id}/break-glass"
         if principal.role is Role.CLINICIAN
         else f"the {principal.role} role has no access to patient records"
     )

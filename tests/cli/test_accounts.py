@@ -79,8 +79,8 @@ def _patient(mrn: str) -> str:
 
 
 def test_users_list_disable_enable_reset_and_role_from_the_command_line() -> None:
-    for name, role in (("root", "admin"), ("dave", "clinician")):
-        made = runner.invoke(app, ["users", "create", name, "--role", role,
+    for name, kind in (("root", "admin"), ("dave", "clinician")):
+        made = runner.invoke(app, ["users", "create", name, "--role", kind,
                                    "--password", "correct horse battery"])  # fmt: skip
         assert made.exit_code == 0, made.output
     listed = runner.invoke(app, ["users", "list", "--as", "root"])
@@ -95,8 +95,10 @@ def test_users_list_disable_enable_reset_and_role_from_the_command_line() -> Non
     assert reset.exit_code == 0
     assert re.fullmatch(r"Temporary password for dave \(shown once; their sessions have ended\):\n"
                         r"[A-Za-z0-9_-]{20}\n", reset.output)  # fmt: skip
-    role = runner.invoke(app, ["users", "role", "dave", "auditor"])
-    assert (role.exit_code, role.output) == (0, "dave is now auditor; their sessions have ended.\n")
+    changed = runner.invoke(app, ["users", "role", "dave", "auditor"])
+    assert (changed.exit_code, changed.output) == (
+        0, "dave is now auditor; their sessions have ended.\n"
+    )  # fmt: skip
     last = runner.invoke(app, ["users", "disable", "root"])
     assert (last.exit_code, last.output) == (
         2,

@@ -98,6 +98,8 @@ def test_care_team_break_glass_banner_and_the_auditors_list(service: Service) ->
         rf"Emergency access until \d\d:\d\d UTC — reason: {REASON} — every view is audited\.",
         banner.group(1),
     )
+    notes = client.get(f"{patient_path}/notes")
+    assert 'id="emergency-banner"' in notes.text
     _logout(service, bob_csrf)
     # the admin adds bob to the care team by MRN (no patient data shown), then removes him
     web_login(service, "admin")

@@ -3,6 +3,8 @@ with an audit entry, the chain intact afterwards; refusals are one message and s
 
 from __future__ import annotations
 
+import os
+import pwd
 import re
 
 import pytest
@@ -114,13 +116,16 @@ def test_users_list_disable_enable_reset_and_role_from_the_command_line() -> Non
     from clinsight.store.db import create_db_engine, session_factory
 
     with session_factory(create_db_engine(settings=get_settings()))() as session:
-        actions = [
-            (e.action, e.actor_id[:3] if e.actor_id else None, e.outcome)
-            for e in audit.list_entries(session)
-            if e.action.startswith("user.")
-        ]
-    assert ("user.disable", "os:", "success") in actions
-    assert ("user.disable", "os:", "denied") in actions
+        entries = [e for e in audit.list_entries(session) if e.action.startswith("user.")]
+    login = pwd.getpwuid(os.getuid()).pw_name
+    found = {(e.action, e.outcome, e.actor_id == f"os:{login}"[:36]): e.details for e in entries}
+    assert found[("user.disable", "success", True)] == {
+        "via": "cli", "unauthenticated_os_account": True, "sessions_ended": 0
+    }  # fmt: skip
+    assert found[("user.enable", "success", False)] == {
+        "via": "cli", "os_user": login, "sessions_ended": 0
+    }  # fmt: skip
+    assert ("user.disable", "denied", True) in found  # the last admin, refused and audited
     assert runner.invoke(app, ["audit", "verify"]).exit_code == 0
 
 

@@ -4,6 +4,7 @@ break-glass grants; each change committed with its audit entry, refusals audited
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -22,6 +23,8 @@ from clinsight.services import break_glass, care_teams, users
 from clinsight.services.auth import authenticate_password
 from clinsight.services.patients import open_break_glass, patient_timeline, register_patient
 from clinsight.store.actors import Principal
+from clinsight.store.crypto import KeyRing
+from clinsight.store.repositories import StoreContext
 from clinsight.store.roles import Role
 from clinsight.store.tables import AuditRow, User, utcnow
 from tests.support.store import PASSWORD, MakeContext, People
@@ -38,32 +41,42 @@ def _last(session: Session) -> tuple[str, str, str | None]:
     return row.action, row.outcome, row.resource_id
 
 
+def _on(session: Session, keyring: KeyRing, actor: Principal) -> StoreContext:
+    return StoreContext(session, keyring, Path("unused"), actor)
+
+
 def test_disabling_ends_sessions_and_enabling_restores_login(
-    sessions: sessionmaker[Session], settings: Settings, people: People
+    sessions: sessionmaker[Session], settings: Settings, keyring: KeyRing, people: People
 ) -> None:
     issuer = TokenIssuer(b"k" * 32, settings)
     with sessions() as session:
         pair = issuer.start_session(session, people.alice)
         session.commit()
-        done = users.set_account_active(session, people.admin, people.alice.user_id, active=False)
+        admin = _on(session, keyring, people.admin)
+        done = users.set_account_active(admin, people.alice.user_id, active=False)
         assert (done.username, done.active) == ("alice", False)
         assert _last(session) == ("user.disable", "success", people.alice.user_id)
         with pytest.raises(AuthenticationError, match="this session has ended"):
             issuer.authenticate(session, pair.access_token)
         with pytest.raises(AuthenticationError):
             authenticate_password(session, "alice", PASSWORD, settings=settings)
-        users.set_account_active(session, people.admin, people.alice.user_id, active=True)
+        users.set_account_active(admin, people.alice.user_id, active=True)
         assert authenticate_password(session, "alice", PASSWORD, settings=settings) == people.alice
 
 
 @pytest.mark.parametrize("change", ["disable", "demote"])
 def test_an_admin_cannot_disable_or_demote_themselves_or_the_last_admin(
-    sessions: sessionmaker[Session], settings: Settings, people: People, change: str
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    keyring: KeyRing,
+    people: People,
+    change: str,
 ) -> None:
     def act(session: Session, actor: Principal, user_id: str) -> object:
+        ctx = _on(session, keyring, actor)
         if change == "disable":
-            return users.set_account_active(session, actor, user_id, active=False)
-        return users.change_account_role(session, actor, user_id, Role.CLINICIAN)
+            return users.set_account_active(ctx, user_id, active=False)
+        return users.change_account_role(ctx, user_id, Role.CLINICIAN)
 
     verb = "disable" if change == "disable" else "demote"
     with sessions() as session:
@@ -85,7 +98,7 @@ def test_an_admin_cannot_disable_or_demote_themselves_or_the_last_admin(
 
 
 def test_a_reset_gives_a_one_time_password_clears_the_lock_and_ends_sessions(
-    sessions: sessionmaker[Session], settings: Settings, people: People
+    sessions: sessionmaker[Session], settings: Settings, keyring: KeyRing, people: People
 ) -> None:
     issuer = TokenIssuer(b"k" * 32, settings)
     with sessions() as session:
@@ -94,9 +107,10 @@ def test_a_reset_gives_a_one_time_password_clears_the_lock_and_ends_sessions(
         assert bob is not None
         bob.locked_until = utcnow() + timedelta(hours=1)
         session.commit()
-        listed = {u.username: u.locked for u in list_accounts(session, people.admin)}
+        admin = _on(session, keyring, people.admin)
+        listed = {u.username: u.locked for u in list_accounts(admin)}
         assert listed == {"admin": False, "alice": False, "auditor": False, "bob": True}
-        reset = users.reset_account_password(session, settings, people.admin, people.bob.user_id)
+        reset = users.reset_account_password(admin, settings, people.bob.user_id)
         assert len(reset.temporary_password) == 20
         assert (reset.account.username, reset.account.locked) == ("bob", False)
         details = session.execute(select(AuditRow.details).where(
@@ -108,10 +122,11 @@ def test_a_reset_gives_a_one_time_password_clears_the_lock_and_ends_sessions(
 
 
 def test_a_role_change_is_audited_with_both_roles(
-    sessions: sessionmaker[Session], people: People
+    sessions: sessionmaker[Session], keyring: KeyRing, people: People
 ) -> None:
     with sessions() as session:
-        done = users.change_account_role(session, people.admin, people.bob.user_id, Role.AUDITOR)
+        admin = _on(session, keyring, people.admin)
+        done = users.change_account_role(admin, people.bob.user_id, Role.AUDITOR)
         assert done.role is Role.AUDITOR
         row = session.execute(select(AuditRow.details).where(AuditRow.action == "user.role"))
         assert row.scalar_one() == {"from_role": "clinician", "to_role": "auditor",

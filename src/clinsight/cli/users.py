@@ -78,7 +78,7 @@ def _set_active(username: str, as_user: str | None, *, active: bool) -> Account:
 
     def use(ctx: StoreContext) -> Account:
         user_id = account_id(ctx.session, username)
-        return set_account_active(ctx.session, ctx.actor, user_id, active=active)
+        return set_account_active(ctx, user_id, active=active)
 
     return _as_admin(as_user, "user.enable" if active else "user.disable", use)
 
@@ -104,7 +104,7 @@ def users_reset(username: NameArg, as_user: AsAdminOpt = None) -> None:
 
     def use(ctx: StoreContext) -> PasswordReset:
         user_id = account_id(ctx.session, username)
-        return reset_account_password(ctx.session, get_settings(), ctx.actor, user_id)
+        return reset_account_password(ctx, get_settings(), user_id)
 
     reset = _as_admin(as_user, "user.reset_password", use)
     console.print(f"Temporary password for {reset.account.username} (shown once; their "
@@ -122,7 +122,7 @@ def users_role(
     from clinsight.services.users import account_id, change_account_role
 
     def use(ctx: StoreContext) -> Account:
-        return change_account_role(ctx.session, ctx.actor, account_id(ctx.session, username), role)
+        return change_account_role(ctx, account_id(ctx.session, username), role)
 
     done = _as_admin(as_user, "user.role", use)
     console.print(f"{done.username} is now {done.role}; their sessions have ended.")

@@ -70,17 +70,17 @@ def _keep_an_admin(session: Session, actor: Principal, action: str, user: User, 
         )
 
 
-def list_accounts(session: Session, actor: Principal, *, limit: int = 100) -> list[Account]:
+def list_accounts(ctx: StoreContext, *, limit: int = 100) -> list[Account]:
     """Accounts by username with their state (admins only).
 
     Raises:
         PermissionDeniedError: the actor is not an admin.
     """
-    require_role(session, actor, "user.list", Role.ADMIN)
-    return accounts.list_accounts(session, limit=limit)
+    require_role(ctx.session, ctx.actor, "user.list", Role.ADMIN)
+    return accounts.list_accounts(ctx.session, limit=limit)
 
 
-def set_active(session: Session, actor: Principal, user_id: str, *, active: bool) -> Account:
+def set_active(ctx: StoreContext, user_id: str, *, active: bool) -> Account:
     """Disable an account (its sessions end now) or enable it again. Audited.
 
     Raises:
@@ -88,6 +88,7 @@ def set_active(session: Session, actor: Principal, user_id: str, *, active: bool
             last active admin (the refusal is committed).
         RecordNotFoundError: no such account.
     """
+    session, actor = ctx.session, ctx.actor
     action = "user.enable" if active else "user.disable"
     require_role(session, actor, action, Role.ADMIN)
     user = accounts.read_account(session, user_id)
@@ -95,7 +96,7 @@ def set_active(session: Session, actor: Principal, user_id: str, *, active: bool
         _keep_an_admin(session, actor, action, user, "disable")
     user.active = active
     ended = 0 if active else end_user_sessions(session, user.id, reason="account_disabled")
-    accounts.record_change(session, actor.user_id, action, user.id, sessions_ended=ended)
+    ctx.audit(action, "user", resource_id=user.id, details={"sessions_ended": ended})
     session.flush()
     return accounts.account_of(session, user.id)
 
@@ -105,7 +106,7 @@ def temporary_password() -> str:
     return secrets.token_urlsafe(15)
 
 
-def reset_password(session: Session, settings: Settings, actor: Principal, user_id: str) -> str:
+def reset_password(ctx: StoreContext, settings: Settings, user_id: str) -> str:
     """Give an account a new temporary password (returned, shown once), clear its lockout
     and end its sessions. Audited (without the password).
 
@@ -113,20 +114,20 @@ def reset_password(session: Session, settings: Settings, actor: Principal, user_
         PermissionDeniedError: the actor is not an admin.
         RecordNotFoundError: no such account.
     """
-    require_role(session, actor, "user.reset_password", Role.ADMIN)
+    session = ctx.session
+    require_role(session, ctx.actor, "user.reset_password", Role.ADMIN)
     user = accounts.read_account(session, user_id)
     password = temporary_password()
     check_new_password(user.username, password)
     user.password_hash = hash_password(password, settings)
     user.failed_logins, user.failure_window_start, user.locked_until = 0, None, None
     ended = end_user_sessions(session, user.id, reason="password_reset")
-    accounts.record_change(
-        session, actor.user_id, "user.reset_password", user.id, sessions_ended=ended
-    )
+    ctx.audit("user.reset_password", "user", resource_id=user.id,
+              details={"sessions_ended": ended})  # fmt: skip
     return password
 
 
-def change_role(session: Session, actor: Principal, user_id: str, role: Role) -> Account:
+def change_role(ctx: StoreContext, user_id: str, role: Role) -> Account:
     """Give an account another role; its sessions end (their tokens carry the old role).
 
     Raises:
@@ -134,6 +135,7 @@ def change_role(session: Session, actor: Principal, user_id: str, role: Role) ->
             active admin (the refusal is committed).
         RecordNotFoundError: no such account.
     """
+    session, actor = ctx.session, ctx.actor
     require_role(session, actor, "user.role", Role.ADMIN)
     user = accounts.read_account(session, user_id)
     before = Role(user.role)
@@ -142,15 +144,8 @@ def change_role(session: Session, actor: Principal, user_id: str, role: Role) ->
     if before is not role:
         user.role = str(role)
         ended = end_user_sessions(session, user.id, reason="role_change")
-        accounts.record_change(
-            session,
-            actor.user_id,
-            "user.role",
-            user.id,
-            from_role=str(before),
-            to_role=str(role),
-            sessions_ended=ended,
-        )
+        changed = {"from_role": str(before), "to_role": str(role), "sessions_ended": ended}
+        ctx.audit("user.role", "user", resource_id=user.id, details=changed)
     session.flush()
     return accounts.account_of(session, user.id)
 

@@ -98,7 +98,7 @@ def list_users(ctx: StoreContext, *, limit: int = 100) -> list[Account]:
     Raises:
         PermissionDeniedError: the actor is not an admin.
     """
-    found = admin.list_accounts(ctx.session, ctx.actor, limit=limit)
+    found = admin.list_accounts(ctx, limit=limit)
     ctx.session.commit()
     return found
 
@@ -115,9 +115,7 @@ def account_id(session: Session, username: str) -> str:
     return user.id
 
 
-def set_account_active(
-    session: Session, actor: Principal, user_id: str, *, active: bool
-) -> Account:
+def set_account_active(ctx: StoreContext, user_id: str, *, active: bool) -> Account:
     """Disable an account (its sessions end at once) or enable it again. Committed.
 
     Raises:
@@ -125,14 +123,12 @@ def set_account_active(
             last active admin.
         RecordNotFoundError: no such account.
     """
-    account = admin.set_active(session, actor, user_id, active=active)
-    session.commit()
+    account = admin.set_active(ctx, user_id, active=active)
+    ctx.session.commit()
     return account
 
 
-def reset_account_password(
-    session: Session, settings: Settings, actor: Principal, user_id: str
-) -> PasswordReset:
+def reset_account_password(ctx: StoreContext, settings: Settings, user_id: str) -> PasswordReset:
     """A new temporary password for an account; its lockout is cleared and its sessions
     end. Committed.
 
@@ -140,12 +136,12 @@ def reset_account_password(
         PermissionDeniedError: the actor is not an admin.
         RecordNotFoundError: no such account.
     """
-    password = admin.reset_password(session, settings, actor, user_id)
-    session.commit()
-    return PasswordReset(account_of(session, user_id), password)
+    password = admin.reset_password(ctx, settings, user_id)
+    ctx.session.commit()
+    return PasswordReset(account_of(ctx.session, user_id), password)
 
 
-def change_account_role(session: Session, actor: Principal, user_id: str, role: Role) -> Account:
+def change_account_role(ctx: StoreContext, user_id: str, role: Role) -> Account:
     """Give an account another role (its sessions end). Committed.
 
     Raises:
@@ -153,8 +149,8 @@ def change_account_role(session: Session, actor: Principal, user_id: str, role: 
             active admin.
         RecordNotFoundError: no such account.
     """
-    account = admin.change_role(session, actor, user_id, role)
-    session.commit()
+    account = admin.change_role(ctx, user_id, role)
+    ctx.session.commit()
     return account
 
 
@@ -174,7 +170,8 @@ def local_admin(
 ) -> T:
     """Run `use` from the server itself (`clinsight users ...`, `clinsight care-team ...`)
     as the admin named `as_user`, else as the operating-system account ``os:<login>``
-    (audited under that name, as `clinsight models` does). Schema upgraded first.
+    (audited under that name and flagged as unauthenticated, as `clinsight models` does;
+    every audit entry of `use` says it came from the command line). Schema upgraded first.
 
     Raises:
         RecordNotFoundError, PermissionDeniedError: `as_user` is no active admin account.
@@ -184,4 +181,5 @@ def local_admin(
         who = command_line_actor(session, as_user, action)
         actor = Principal(who.actor_id, who.label, Role.ADMIN)
         keyring = load_keyring(settings.resolved_key_file)
-        return use(StoreContext(session, keyring, settings.resolved_files_dir, actor))
+        files = settings.resolved_files_dir
+        return use(StoreContext(session, keyring, files, actor, audit_details=who.details))

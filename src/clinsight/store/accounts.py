@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from clinsight.errors import RecordNotFoundError
-from clinsight.store import audit
 from clinsight.store.crypto import KeyRing
 from clinsight.store.repositories import StoreContext
 from clinsight.store.roles import Role
@@ -28,7 +27,6 @@ __all__ = [
     "list_grants",
     "live_grant",
     "read_account",
-    "record_change",
     "remove_from_care_team",
 ]
 
@@ -167,32 +165,15 @@ def live_grant(
     now: datetime | None = None,
 ) -> GrantRecord | None:
     """The user's unexpired grant on this patient that lasts longest, or None."""
-    found = (
-        session.execute(
-            select(BreakGlassGrant, User.username)
-            .join(User, User.id == BreakGlassGrant.user_id)
-            .where(
-                BreakGlassGrant.user_id == user_id,
-                BreakGlassGrant.patient_id == patient_id,
-                BreakGlassGrant.expires_at > (now or utcnow()),
-            )
-            .order_by(BreakGlassGrant.expires_at.desc())
-            .limit(1)
+    found = session.execute(
+        select(BreakGlassGrant, User.username)
+        .join(User, User.id == BreakGlassGrant.user_id)
+        .where(
+            BreakGlassGrant.user_id == user_id,
+            BreakGlassGrant.patient_id == patient_id,
+            BreakGlassGrant.expires_at > (now or utcnow()),
         )
-        .first()
-    )
+        .order_by(BreakGlassGrant.expires_at.desc())
+        .limit(1)
+    ).first()
     return None if found is None else _grant(keyring, found[0], found[1])
-
-
-def record_change(
-    session: Session, actor_id: str | None, action: str, user_id: str, **details: audit.Scalar
-) -> None:
-    """Audit a change to an account (`user.disable`, `user.role`, ...)."""
-    audit.append(
-        session,
-        action=action,
-        resource_type="user",
-        actor_id=actor_id,
-        resource_id=user_id,
-        details=details,
-    )

@@ -112,7 +112,7 @@ def disable_user(request: Request, state: State, session: Db, user_id: str, csrf
     """Disable an account: its sessions end at once."""
 
     def act(web: WebSession, ctx: StoreContext) -> dict[str, Any]:
-        done = set_account_active(session, web.principal, user_id, active=False)
+        done = set_account_active(ctx, user_id, active=False)
         return {"notice": f"Disabled {done.username}; their sessions have ended."}
 
     return _user_action(request, state, session, csrf, act)
@@ -123,7 +123,7 @@ def enable_user(request: Request, state: State, session: Db, user_id: str, csrf:
     """Enable a disabled account again."""
 
     def act(web: WebSession, ctx: StoreContext) -> dict[str, Any]:
-        done = set_account_active(session, web.principal, user_id, active=True)
+        done = set_account_active(ctx, user_id, active=True)
         return {"notice": f"Enabled {done.username}."}
 
     return _user_action(request, state, session, csrf, act)
@@ -136,7 +136,7 @@ def reset_password(
     """A temporary password, shown once on this page; the account's sessions end."""
 
     def act(web: WebSession, ctx: StoreContext) -> dict[str, Any]:
-        reset = reset_account_password(session, state.settings, web.principal, user_id)
+        reset = reset_account_password(ctx, state.settings, user_id)
         return {"reset": reset}
 
     return _user_action(request, state, session, csrf, act)
@@ -154,7 +154,7 @@ def change_role(
     """Give an account another role; its sessions end."""
 
     def act(web: WebSession, ctx: StoreContext) -> dict[str, Any]:
-        done = change_account_role(session, web.principal, user_id, role)
+        done = change_account_role(ctx, user_id, role)
         return {"notice": f"{done.username} is now {done.role}; their sessions have ended."}
 
     return _user_action(request, state, session, csrf, act)

@@ -44,19 +44,19 @@ def users(user: Admin, ctx: StoreCtx) -> list[AccountOut]:
 @router.post("/{user_id}/disable", response_model=AccountOut)
 def disable(user_id: str, user: Admin, ctx: StoreCtx) -> AccountOut:
     """Disable an account: its sessions end at once (not yourself, not the last admin)."""
-    return AccountOut.model_validate(set_account_active(ctx.session, user, user_id, active=False))
+    return AccountOut.model_validate(set_account_active(ctx, user_id, active=False))
 
 
 @router.post("/{user_id}/enable", response_model=AccountOut)
 def enable(user_id: str, user: Admin, ctx: StoreCtx) -> AccountOut:
     """Enable a disabled account again."""
-    return AccountOut.model_validate(set_account_active(ctx.session, user, user_id, active=True))
+    return AccountOut.model_validate(set_account_active(ctx, user_id, active=True))
 
 
 @router.post("/{user_id}/reset-password", response_model=PasswordResetOut)
 def reset_password(user_id: str, user: Admin, ctx: StoreCtx, state: State) -> PasswordResetOut:
     """A temporary password, shown once; the account's lockout clears and its sessions end."""
-    reset = reset_account_password(ctx.session, state.settings, user, user_id)
+    reset = reset_account_password(ctx, state.settings, user_id)
     return PasswordResetOut(account=AccountOut.model_validate(reset.account),
                             temporary_password=reset.temporary_password)  # fmt: skip
 
@@ -64,4 +64,4 @@ def reset_password(user_id: str, user: Admin, ctx: StoreCtx, state: State) -> Pa
 @router.post("/{user_id}/role", response_model=AccountOut)
 def role(user_id: str, body: RoleIn, user: Admin, ctx: StoreCtx) -> AccountOut:
     """Change an account's role; its sessions end (not your own, not the last admin's)."""
-    return AccountOut.model_validate(change_account_role(ctx.session, user, user_id, body.role))
+    return AccountOut.model_validate(change_account_role(ctx, user_id, body.role))

@@ -79,7 +79,11 @@ def test_care_team_break_glass_banner_and_the_auditors_list(service: Service) ->
     assert WEB_PATIENT["name"] not in search.text
     denied = client.get(patient_path)
     assert denied.status_code == 403
-    assert 'id="break-glass-link"' in denied.text
+    link = re.search(r'id="break-glass-link" href="([^"]+)"', denied.text)
+    assert link is not None
+    by_record = client.get(link.group(1))  # the refusal's link: the form, by record id
+    assert 'id="bg-exists"' in by_record.text
+    assert 'id="break-glass-form"' in by_record.text
     form = client.get("/break-glass", params={"mrn": WEB_PATIENT["mrn"]})
     assert 'id="break-glass-form"' in form.text
     assert 'max="60" value="60"' in form.text

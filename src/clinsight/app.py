@@ -28,7 +28,17 @@ from clinsight import __version__
 from clinsight.api.deps import AppState, ServiceMetrics, declared_roles
 from clinsight.api.docs import ASSETS_PATH, assets, docs_router
 from clinsight.api.problems import PROBLEM_RESPONSES, install_problem_handlers, problem_response
-from clinsight.api.routes import audit, auth, models, monitoring, notes, patients, studies, users
+from clinsight.api.routes import (
+    audit,
+    auth,
+    care_teams,
+    models,
+    monitoring,
+    notes,
+    patients,
+    studies,
+    users,
+)
 from clinsight.api.routes.cds_hooks import router as cds_hooks_router
 from clinsight.api.routes.risk import router as risk_router
 from clinsight.api.routes.survival import router as survival_router
@@ -41,6 +51,7 @@ from clinsight.services.monitoring import drift_gauges
 from clinsight.store.crypto import load_or_create_keyring
 from clinsight.store.db import create_db_engine, read_session_factory, session_factory
 from clinsight.store.uploads import UploadRecorder
+from clinsight.web.admin_pages import router as admin_web_router
 from clinsight.web.notes import router as notes_web_router
 from clinsight.web.pages import STATIC_DIR, error_page
 from clinsight.web.pages import router as web_router
@@ -239,6 +250,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         m.router for m in (auth, users, patients, studies, notes, models, monitoring, audit)
     ]
     api_routers += [risk_router, survival_router]
+    api_routers.append(care_teams.router)
     check_routes_declare_roles(api_routers, auth.PUBLIC_PATHS)
     for router in api_routers:
         app.include_router(router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
@@ -246,6 +258,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(docs_router())
     app.include_router(cds_hooks_router, responses=PROBLEM_RESPONSES)
     app.include_router(web_router)
+    app.include_router(admin_web_router)
     app.include_router(notes_web_router)
     app.include_router(risk_web_router)
     app.mount(ASSETS_PATH, assets(), name="api-docs-assets")

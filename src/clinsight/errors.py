@@ -176,4 +176,9 @@ class RefreshReuseError(AuthenticationError):
 
 
 class PermissionDeniedError(AccessError):
-    """The caller is authenticated, but the access policy denies the action."""
+    """The caller is authenticated, but the access policy denies the action; `help_url`
+    is the page where the caller can act on the refusal (e.g. emergency access)."""
+
+    def __init__(self, message: str, *, help_url: str | None = None) -> None:
+        super().__init__(message)
+        self.help_url = help_url

@@ -63,6 +63,14 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "POST /api/v1/auth/logout": (401, 204, 204, 204),
     "POST /api/v1/users": (401, 201, 403, 403),
     "GET /api/v1/users": (401, 200, 403, 403),
+    "POST /api/v1/users/{user_id}/disable": (401, 200, 403, 403),
+    "POST /api/v1/users/{user_id}/enable": (401, 200, 403, 403),
+    "POST /api/v1/users/{user_id}/reset-password": (401, 200, 403, 403),
+    "POST /api/v1/users/{user_id}/role": (401, 200, 403, 403),
+    "GET /api/v1/care-teams": (401, 200, 403, 403),
+    "POST /api/v1/care-teams/add": (401, 200, 403, 403),
+    "POST /api/v1/care-teams/remove": (401, 200, 403, 403),
+    "GET /api/v1/audit/break-glass": (401, 403, 403, 200),
     "POST /api/v1/patients": (401, 403, 201, 403),
     "GET /api/v1/patients": (401, 403, 200, 403),
     "GET /api/v1/patients/lookup": (401, 403, 200, 403),
@@ -131,6 +139,19 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "POST /patients/{patient_id}/held/{token}": (303, 403, (404, 403), 403),  # nothing held
     "GET /audit": (303, 403, 403, 200),
     "GET /audit/export.{fmt}": (303, 403, 403, 200),
+    "GET /admin/users": (303, 200, 403, 403),
+    "POST /admin/users": (303, 200, 403, 403),
+    "POST /admin/users/{user_id}/disable": (303, 200, 403, 403),
+    "POST /admin/users/{user_id}/enable": (303, 200, 403, 403),
+    "POST /admin/users/{user_id}/reset-password": (303, 200, 403, 403),
+    "POST /admin/users/{user_id}/role": (303, 200, 403, 403),
+    "GET /admin/care-teams": (303, 200, 403, 403),
+    "POST /admin/care-teams": (303, 200, 403, 403),
+    "POST /admin/care-teams/add": (303, 200, 403, 403),
+    "POST /admin/care-teams/remove": (303, 200, 403, 403),
+    "GET /break-glass": (303, 403, 200, 403),
+    "POST /break-glass": (303, 403, 303, 403),
+    "GET /audit/break-glass": (303, 403, 403, 200),
 }
 
 
@@ -203,11 +224,13 @@ def world(service: Service) -> World:
 
     state = service.client.app.state.clinsight  # type: ignore[attr-defined]
     with session_factory(state.engine)() as session:
-        carol = create_user(session, service.settings, username="carol", password=PASSWORD,
-                            role=Role.CLINICIAN, actor=None)  # fmt: skip
+        for name in ("carol", "dave", "erin"):  # dave and erin: targets of account changes
+            made = create_user(session, service.settings, username=name, password=PASSWORD,
+                               role=Role.CLINICIAN, actor=None)  # fmt: skip
+            service.users[name] = made.id
         session.commit()
-    service.users["carol"] = carol.id
     ids = {"own": _records(service, "alice", OWN), "other": _records(service, "bob", OTHER)}
+    ids["own"]["user_id"], ids["other"]["user_id"] = service.users["dave"], service.users["erin"]
     return World(service, ids, itertools.count())
 
 
@@ -234,6 +257,7 @@ def _request(world: World, key: str, role: str, scope: str) -> tuple[int, str]:
         state = client.app.state.clinsight  # type: ignore[attr-defined]
         sid = state.issuer.decode_access_token(tokens["access_token"]).session_id
         form["csrf"] = csrf_token(state, sid)
+    team = {"mrn": OWN["mrn"], "username": "carol"}  # the admin names the patient by MRN
     bodies: dict[str, dict[str, Any]] = {
         "POST /api/v1/auth/token": {"json": {"username": "alice", "password": PASSWORD}},
         "POST /api/v1/auth/refresh": {
@@ -279,10 +303,33 @@ def _request(world: World, key: str, role: str, scope: str) -> tuple[int, str]:
         "POST /predictions/{prediction_id}/feedback": {"data": {**form, "verdict": "agree"}},
         "POST /patients/{patient_id}/held/{token}": {"data": {**form, "action": "confirm"}},
         "POST /models/image/{name}/{version}/recalibration": {"data": form},
+        "POST /api/v1/users/{user_id}/role": {"json": {"role": "clinician"}},
+        "POST /api/v1/care-teams/add": {"json": team},
+        "POST /api/v1/care-teams/remove": {"json": team},
+        "POST /admin/users": {
+            "data": {**form, "username": f"web{n}", "password": PASSWORD, "role": "clinician"}
+        },
+        "POST /admin/users/{user_id}/role": {"data": {**form, "role": "clinician"}},
+        "POST /admin/users/{user_id}/disable": {"data": form},
+        "POST /admin/users/{user_id}/enable": {"data": form},
+        "POST /admin/users/{user_id}/reset-password": {"data": form},
+        "POST /admin/care-teams": {"data": {**form, "mrn": OWN["mrn"]}},
+        "POST /admin/care-teams/add": {"data": {**form, **team}},
+        "POST /admin/care-teams/remove": {"data": {**form, **team}},
+        "POST /break-glass": {
+            "data": {
+                **form,
+                "patient_id": world.ids["own"]["patient_id"],
+                "minutes": "30",
+                "reason": "unconscious in the emergency room",
+            }
+        },
     }
     params = {"mrn": OTHER["mrn"]} if key == "GET /api/v1/patients/lookup" else None
     if key.endswith("/notes/search"):
         params = {"q": "asthma", "mode": "keyword"}
+    if key in ("GET /api/v1/care-teams", "GET /break-glass"):
+        params = {"mrn": OWN["mrn"]}
     if key == "GET /api/v1/audit/export":
         params = {"format": "fhir"}
     response = client.request(method, path, headers=headers, params=params,
@@ -311,7 +358,7 @@ def test_access_matrix_has_no_unauthorized_read_or_write(world: World) -> None:
     checked, mismatches, leaks, writes = 0, [], [], []
     for key in keys:
         scoped = "{patient_id}" in key or "{study_id}" in key or "{prediction_id}" in key
-        scoped = scoped or "{note_id}" in key
+        scoped = scoped or "{note_id}" in key or "{user_id}" in key
         for role, expected in zip(ROLES, EXPECTED[key], strict=True):
             for scope in ("own", "other") if scoped else ("own",):
                 want = expected if isinstance(expected, int) else expected[scope == "other"]

@@ -57,3 +57,23 @@ def test_survival_prediction_is_one_service_function() -> None:
 
     assert vars(api_survival)["assess_stored_survival"] is survival_service.assess_stored_survival
     assert vars(web_survival)["assess_stored_survival"] is survival_service.assess_stored_survival
+
+
+def test_administration_and_break_glass_are_one_service_function_each() -> None:
+    from clinsight.api.routes import care_teams as api_care_teams
+    from clinsight.api.routes import users as api_users
+    from clinsight.services import break_glass as break_glass_service
+    from clinsight.services import care_teams as care_team_service
+    from clinsight.services import users as user_service
+    from clinsight.web import admin_pages as web_admin
+
+    for name in ("create_account", "list_users", "set_account_active", "reset_account_password",
+                 "change_account_role"):  # fmt: skip
+        assert vars(api_users)[name] is vars(web_admin)[name] is getattr(user_service, name)
+    for name in ("add_member", "remove_member", "care_team"):
+        assert vars(api_care_teams)[name] is vars(web_admin)[name]
+        assert vars(web_admin)[name] is getattr(care_team_service, name)
+    assert vars(api_care_teams)["grant_log"] is vars(web_admin)["grant_log"]
+    assert vars(web_admin)["grant_log"] is break_glass_service.grant_log
+    assert vars(api_patients)["open_break_glass"] is vars(web_admin)["open_break_glass"]
+    assert vars(web_admin)["open_break_glass"] is patient_service.open_break_glass

@@ -122,6 +122,9 @@ class BreakGlassIn(BaseModel):
     """Why emergency access to a patient outside the care team is needed."""
 
     reason: str = Field(min_length=10, max_length=1000)
+    minutes: int | None = Field(
+        default=None, ge=1, description="How long (default and most: the server's setting)."
+    )
 
 
 class BreakGlassOut(_Out):

@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 from clinsight.cli import (
     audit,
     backup,
+    care_team,
     data,
     db,
     evaluate,
@@ -79,6 +80,7 @@ _GROUPS: tuple[tuple[typer.Typer, str | None], ...] = (
     (predict.app, "predict"),
     (models.app, "models"),
     (users.app, "users"),
+    (care_team.app, "care-team"),
     (audit.app, "audit"),
     (keys.app, "keys"),
     (db.app, "db"),

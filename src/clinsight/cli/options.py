@@ -8,7 +8,7 @@ import typer
 
 from clinsight.registry.stages import Stage
 
-__all__ = ["AsUserOpt", "StageOpt", "VersionOpt"]
+__all__ = ["AsAdminOpt", "AsUserOpt", "StageOpt", "VersionOpt"]
 
 AsUserOpt = Annotated[
     str | None,
@@ -16,6 +16,14 @@ AsUserOpt = Annotated[
         "--as",
         help="The admin account the stage change is made for (default: your operating-system "
         "account, recorded as unauthenticated).",
+    ),
+]
+AsAdminOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        help="The admin account the change is made for (default: your operating-system "
+        "account, recorded as os:<login>, unauthenticated).",
     ),
 ]
 VersionOpt = Annotated[int | None, typer.Option("--version", "-v", help="Version number.")]

@@ -128,12 +128,16 @@ def patient_denial(
 ) -> tuple[audit.AuditEvent, PermissionDeniedError]:
     """The audit entry and the error for refusing `action` on a patient (nothing written)."""
     hint = (
-        "ask an administrator to add you to the care team, or use break-glass with a reason"
+        "ask an administrator to add you to the care team, or in an emergency use break-glass "
+        f"with a reason: in the browser at /break-glass?patient={patient_id}, through the API "
+        f"with POST /api/v1/patients/{patient_id}/break-glass"
         if principal.role is Role.CLINICIAN
         else f"the {principal.role} role has no access to patient records"
     )
     message = f"user {principal.username!r} may not open patient {patient_id}: {hint}"
-    return _denial(principal, action, "patient", patient_id), PermissionDeniedError(message)
+    url = f"/break-glass?patient={patient_id}" if principal.role is Role.CLINICIAN else None
+    error = PermissionDeniedError(message, help_url=url)
+    return _denial(principal, action, "patient", patient_id), error
 
 
 def require_patient_access(
@@ -184,16 +188,19 @@ def grant_break_glass(
     patient_id: str,
     reason: str,
     *,
+    minutes: int | None = None,
     now: datetime | None = None,
 ) -> BreakGlass:
-    """Give a clinician emergency access to a patient for `settings.break_glass_minutes`.
+    """Give a clinician emergency access to a patient for `minutes` (default and most:
+    `settings.break_glass_minutes`).
 
     The reason is stored encrypted; the grant is flagged in the audit log. The caller
     commits.
 
     Raises:
         PermissionDeniedError: the principal is not a clinician (the denial is committed).
-        DataError: the reason is shorter than `MIN_BREAK_GLASS_REASON` characters.
+        DataError: the reason is shorter than `MIN_BREAK_GLASS_REASON` characters, or the
+            duration is outside 1 to `settings.break_glass_minutes` minutes.
         RecordNotFoundError: no patient has this id.
     """
     require_role(session, principal, "break_glass.grant", Role.CLINICIAN)
@@ -203,6 +210,12 @@ def grant_break_glass(
             f"break-glass needs a reason of at least {MIN_BREAK_GLASS_REASON} characters "
             "saying why this emergency access is needed"
         )
+    most = settings.break_glass_minutes
+    minutes = most if minutes is None else minutes
+    if not 1 <= minutes <= most:
+        raise DataError(
+            f"emergency access lasts 1 to {most} minutes; choose a duration in that range"
+        )
     if session.get(Patient, patient_id) is None:
         raise RecordNotFoundError(f"no patient with id {patient_id}; check the id")
     now = now or utcnow()
@@ -211,7 +224,7 @@ def grant_break_glass(
         user_id=principal.user_id,
         patient_id=patient_id,
         created_at=now,
-        expires_at=now + timedelta(minutes=settings.break_glass_minutes),
+        expires_at=now + timedelta(minutes=minutes),
     )
     grant.reason_ct = keyring.encrypt_field(
         reason, table="break_glass_grants", column="reason_ct", row_id=grant.id
@@ -224,7 +237,7 @@ def grant_break_glass(
         actor_id=principal.user_id,
         resource_id=grant.id,
         patient_id=patient_id,
-        details={"minutes": settings.break_glass_minutes},
+        details={"minutes": minutes},
         break_glass=True,
         at=now,
     )

@@ -27,7 +27,7 @@ from clinsight.store.crypto import KeyRing
 from clinsight.store.roles import Role
 from clinsight.store.tables import AuthSession, RefreshToken, User, new_id, utcnow
 
-__all__ = ["AccessClaims", "TokenIssuer", "TokenPair", "jwt_problem"]
+__all__ = ["AccessClaims", "TokenIssuer", "TokenPair", "end_user_sessions", "jwt_problem"]
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "jti", "sub", "sid", "role"]
@@ -247,16 +247,7 @@ class TokenIssuer:
         auth = session.get(AuthSession, session_id, populate_existing=True)
         if auth is None or auth.revoked_at is not None:
             return
-        auth.revoked_at, auth.revoked_reason = now, reason
-        audit.append(
-            session,
-            action=f"auth.{reason}",
-            resource_type="session",
-            actor_id=auth.user_id,
-            resource_id=auth.id,
-            outcome=audit.Outcome.DENIED if reason == "refresh_reuse" else audit.Outcome.SUCCESS,
-            at=now,
-        )
+        _end_session(session, auth, reason, now)
 
     def authenticate(
         self, session: Session, access_token: str, *, now: datetime | None = None
@@ -284,3 +275,35 @@ class TokenIssuer:
         if found.revoked_at is not None or now >= found.absolute_expires_at or not found.active:
             raise AuthenticationError("this session has ended; log in again")
         return Principal(user_id=found.id, username=found.username, role=Role(found.role))
+
+
+def _end_session(session: Session, auth: AuthSession, reason: str, now: datetime) -> None:
+    auth.revoked_at, auth.revoked_reason = now, reason
+    audit.append(
+        session,
+        action=f"auth.{reason}",
+        resource_type="session",
+        actor_id=auth.user_id,
+        resource_id=auth.id,
+        outcome=audit.Outcome.DENIED if reason == "refresh_reuse" else audit.Outcome.SUCCESS,
+        at=now,
+    )
+
+
+def end_user_sessions(
+    session: Session, user_id: str, *, reason: str, now: datetime | None = None
+) -> int:
+    """End every live session of an account at once (disabled, password reset, role
+    changed): their access and refresh tokens stop working. How many ended; the caller
+    commits."""
+    now = now or utcnow()
+    live = session.execute(
+        select(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .execution_options(populate_existing=True)
+    ).scalars()
+    ended = 0
+    for auth in live:
+        _end_session(session, auth, reason, now)
+        ended += 1
+    return ended

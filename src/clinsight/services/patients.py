@@ -11,6 +11,8 @@ from clinsight.config import Settings
 from clinsight.security import records
 from clinsight.security.access import BreakGlass, grant_break_glass
 from clinsight.security.clinical import list_feedback, list_predictions, list_studies
+from clinsight.services.break_glass import emergency_access
+from clinsight.store.accounts import GrantRecord
 from clinsight.store.repositories import PatientPage, PatientRecord, StoreContext
 from clinsight.store.studies import PredictionFeedback, PredictionRecord, StudyRecord
 
@@ -39,10 +41,12 @@ class StudyEntry:
 
 @dataclass(frozen=True)
 class PatientTimeline:
-    """A patient's record with every study and prediction, newest first."""
+    """A patient's record with every study and prediction, newest first, and the live
+    break-glass grant that opens it (None under the care team)."""
 
     patient: PatientRecord
     studies: list[StudyEntry]
+    emergency: GrantRecord | None = None
 
 
 def patient_timeline(ctx: StoreContext, patient_id: str) -> PatientTimeline:
@@ -63,8 +67,9 @@ def patient_timeline(ctx: StoreContext, patient_id: str) -> PatientTimeline:
         )
         for study, predictions in found
     ]
+    emergency = emergency_access(ctx, patient_id)
     ctx.session.commit()
-    return PatientTimeline(patient, entries)
+    return PatientTimeline(patient, entries, emergency)
 
 
 def register_patient(
@@ -132,15 +137,23 @@ def add_care_team_member(ctx: StoreContext, user_id: str, patient_id: str) -> No
 
 
 def open_break_glass(
-    ctx: StoreContext, settings: Settings, patient_id: str, reason: str
+    ctx: StoreContext,
+    settings: Settings,
+    patient_id: str,
+    reason: str,
+    *,
+    minutes: int | None = None,
 ) -> BreakGlass:
-    """Grant the acting clinician emergency access to a patient (flagged, expiring). Committed.
+    """Grant the acting clinician emergency access to a patient for `minutes` (default and
+    most: the setting), flagged and expiring. Committed.
 
     Raises:
         PermissionDeniedError: the actor is not a clinician.
-        DataError: the reason is too short.
+        DataError: the reason is too short or the duration out of range.
         RecordNotFoundError: no such patient.
     """
-    grant = grant_break_glass(ctx.session, ctx.keyring, settings, ctx.actor, patient_id, reason)
+    grant = grant_break_glass(
+        ctx.session, ctx.keyring, settings, ctx.actor, patient_id, reason, minutes=minutes
+    )
     ctx.session.commit()
     return grant

@@ -10,7 +10,8 @@ dataclasses with plaintext, never as ORM rows.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -50,15 +51,20 @@ MAX_RESULTS = 100
 
 @dataclass(frozen=True)
 class StoreContext:
-    """One unit of work: the session, the key ring, the files folder and who is acting."""
+    """One unit of work: the session, the key ring, the files folder and who is acting;
+    `audit_details` go into each of its audit entries (e.g. how a command-line actor is
+    known)."""
 
     session: Session
     keyring: KeyRing
     files_dir: Path
     actor: Principal
+    audit_details: Mapping[str, audit.Scalar] = field(default_factory=dict)
 
     def audit(self, action: str, resource_type: str, **fields: Any) -> None:
         """Append an audit entry with this actor."""
+        if self.audit_details:
+            fields["details"] = {**self.audit_details, **(fields.get("details") or {})}
         audit.append(
             self.session,
             action=action,

@@ -20,6 +20,7 @@ from clinsight.errors import DataError
 from clinsight.nlp.deid import DeidResult
 from clinsight.nlp.pipeline import VOCABULARY_SOURCE, ClinicalEntity
 from clinsight.nlp.search import SearchMode
+from clinsight.services.break_glass import emergency_access
 from clinsight.services.notes import (
     create_note,
     note_fhir_bundle,
@@ -105,6 +106,7 @@ def notes_page(
             mode=search_mode,
             modes=MODES,
             max_chars=MAX_NOTE_CHARS,
+            emergency=emergency_access(ctx, patient_id),
         )
 
     return guard_page(request, state, session, page)

@@ -31,6 +31,7 @@ from clinsight.registry.ner import NerModelVersion
 from clinsight.registry.versions import ModelKind, RegisteredVersion
 from clinsight.services.audit import audit_filter, audit_page, export_audit, verify_audit_chain
 from clinsight.services.auth import log_in, log_out
+from clinsight.services.break_glass import emergency_lookup
 from clinsight.services.models import StageActor
 from clinsight.services.monitoring import model_monitoring, propose_recalibration
 from clinsight.services.patients import patient_timeline, register_patient, search_patients
@@ -138,7 +139,8 @@ def guard_page(request: Request, state: AppState, session: Session, call: Any) -
         return render_page(request, "error.html", web, 401, message=str(exc))
     except ClinsightError as exc:
         session.rollback()
-        return render_page(request, "error.html", web, status_for(exc)[0], message=str(exc))
+        return render_page(request, "error.html", web, status_for(exc)[0], message=str(exc),
+                           help_url=getattr(exc, "help_url", None))  # fmt: skip
 
 
 @router.get("/login")
@@ -208,10 +210,12 @@ PATIENTS_PER_PAGE = 50
 
 @router.get("/patients")
 def patients(request: Request, state: State, session: Db, q: str = "", offset: int = 0) -> Response:
-    """The clinician's patients, searchable by part of the MRN or name, a page at a time."""
+    """The clinician's patients, searchable by part of the MRN or name, a page at a time;
+    a search that finds none of them but is a patient's MRN offers emergency access."""
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
         found = search_patients(ctx, q[:200], limit=PATIENTS_PER_PAGE, offset=max(0, offset))
+        emergency = emergency_lookup(ctx, mrn=q[:64]) if q.strip() and not found.total else None
         shown_to = found.offset + len(found.records)
         pages = {
             "previous": max(0, found.offset - PATIENTS_PER_PAGE) if found.offset > 0 else None,
@@ -220,7 +224,7 @@ def patients(request: Request, state: State, session: Db, q: str = "", offset: i
         return render_page(
             request, "patients.html", web, patients=found.records, q=q, total=found.total,
             first=found.offset + 1 if found.records else 0, last=shown_to, pages=pages,
-            today=date.today().isoformat(),
+            today=date.today().isoformat(), emergency=emergency,
         )  # fmt: skip
 
     return guard_page(request, state, session, page)

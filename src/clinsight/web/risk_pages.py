@@ -23,6 +23,7 @@ from clinsight.data.population import DEFAULT_SEX_CODES
 from clinsight.errors import InvalidInputError
 from clinsight.inference.risk import RiskResult
 from clinsight.registry.risk import RiskModelVersion
+from clinsight.services.break_glass import emergency_access
 from clinsight.services.patients import read_patient
 from clinsight.services.risk import age_on, assess_stored_patient
 from clinsight.store.repositories import PatientRecord, StoreContext
@@ -107,7 +108,8 @@ def _form(request: Request, web: WebSession, ctx: StoreContext, patient_id: str,
     errors = refused.fields if refused else {}
     return render_page(request, "risk.html", web, 422 if refused else 200,
                        patient=patient, model=predictor.version, result=result, chart=chart,
-                       values=values, errors=errors, from_record=from_record)  # fmt: skip
+                       values=values, errors=errors, from_record=from_record,
+                       emergency=emergency_access(ctx, patient_id))  # fmt: skip
 
 
 @router.get("/patients/{patient_id}/risk")

@@ -107,5 +107,5 @@ def break_glass(
 ) -> BreakGlassOut:
     """Emergency access outside the care team: a reason is required, it expires, it is flagged."""
     del user
-    grant = open_break_glass(ctx, state.settings, patient_id, body.reason)
+    grant = open_break_glass(ctx, state.settings, patient_id, body.reason, minutes=body.minutes)
     return BreakGlassOut.model_validate(grant)

@@ -383,7 +383,7 @@ def philter() -> Detector:
     nlp = _spacy()
 
     def pos(text: str) -> list[tuple[str, str]]:
-        words: list[str] = core._get_clean(text)  # type: ignore[no-untyped-call]
+        words: list[str] = core._get_clean(text)  # type: ignore[no-untyped-call,unused-ignore]
         doc = Doc(nlp.vocab, words=[w if not w.isspace() else "_" for w in words])
         for _, component in nlp.pipeline:
             doc = component(doc)

@@ -269,3 +269,32 @@ def test_the_audit_page_names_people_filters_exports_and_is_one_entry_per_view(
     wrong = client.get("/audit", params={"user": "nobody"}, headers={"Accept": "text/html"})
     assert wrong.status_code == 422
     assert "no account is called &#39;nobody&#39;" in wrong.text
+
+
+def test_the_result_has_a_colour_scale_the_plain_image_and_states_a_crop(
+    service: Service, tmp_path: Path
+) -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    client = service.client
+    web_login(service, "alice")
+    csrf = form_csrf(client.get("/patients").text)
+    form = {"mrn": "M-CROP", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
+    patient_url = str(client.post("/patients", data={**form, "csrf": csrf}).url)
+    wide = np.tile(np.linspace(0, 255, 96, dtype=np.uint8), (64, 1))  # 96 wide, 64 high
+    png = io.BytesIO()
+    Image.fromarray(wide).save(png, format="PNG")
+    result = client.post(f"{patient_url}/studies", data={"csrf": csrf},
+                         files={"file": ("wide.png", png.getvalue())})  # fmt: skip
+    assert result.status_code == 200
+    text = result.text
+    assert "No finding" not in text  # the tiny model's gate only warns in these tests
+    assert 'id="colour-bar"' in text
+    plain = text.split('<details id="plain-image">', 1)[1].split("</details>", 1)[0]
+    assert '<img src="data:image/png;base64,' in plain
+    assert (
+        "The uploaded image is 96×64 pixels: the model reads its centred square (64×64)"
+    ) in text

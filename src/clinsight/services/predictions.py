@@ -66,6 +66,7 @@ from clinsight.store.uploads import UploadRecorder
 
 __all__ = [
     "ChartCheck",
+    "ExplainedPrediction",
     "PredictionDetail",
     "PredictionView",
     "PredictorLookup",
@@ -302,13 +303,30 @@ def _load(ctx: StoreContext, prediction_id: str) -> tuple[PredictionView, bytes]
     return PredictionView(prediction_record(row), study), content
 
 
+@dataclass(frozen=True)
+class ExplainedPrediction:
+    """A prediction with its pictures: the Grad-CAM `overlay` (the image alone when it was
+    refused), the `plain` image the model read (the centred square) and the uploaded
+    image's `source_size` (height, width)."""
+
+    view: PredictionView
+    overlay: bytes
+    plain: bytes
+    source_size: tuple[int, int]
+
+    @property
+    def cropped(self) -> bool:
+        """Whether the model read only the centred square of a non-square image."""
+        return self.source_size[0] != self.source_size[1]
+
+
 def explained_prediction(
     ctx: StoreContext, predictors: PredictorLookup, prediction_id: str
-) -> tuple[PredictionView, bytes]:
-    """A prediction, its study and its Grad-CAM overlay as PNG bytes, computed now with the
-    model that made it; the study is read (decrypted, audited and committed) once. An image
-    refused as outside the model's intended use has no finding to explain: its PNG is the
-    image alone.
+) -> ExplainedPrediction:
+    """A prediction, its study, its Grad-CAM overlay and the plain image as PNG bytes,
+    computed now with the model that made it; the study is read (decrypted, audited and
+    committed) once. An image refused as outside the model's intended use has no finding to
+    explain: its overlay is the image alone.
 
     Raises:
         RecordNotFoundError: no such prediction.
@@ -321,19 +339,21 @@ def explained_prediction(
     record = view.prediction
     predictor = predictors(record.model_name, int(record.model_version))
     image = read_image(content)
+    size = (int(image.pixels.shape[0]), int(image.pixels.shape[1]))
     with tempfile.TemporaryDirectory(prefix="clinsight-cam-") as folder:
+        square = centre_square(image.pixels)
+        plain = save_overlay(square, np.zeros(square.shape[:2]), Path(folder) / "image.png", 0.0)
+        plain_png = plain.read_bytes()
         if record.refused:
-            plain = centre_square(image.pixels)
-            path = save_overlay(plain, np.zeros(plain.shape[:2]), Path(folder) / "image.png", 0.0)
-            return view, path.read_bytes()
+            return ExplainedPrediction(view, plain_png, plain_png, size)
         label_index = predictor.model.labels.index(record.label)
         path = explain_prediction(predictor, image, Path(folder) / "cam.png", label_index)
-        return view, path.read_bytes()
+        return ExplainedPrediction(view, path.read_bytes(), plain_png, size)
 
 
 def heatmap_png(ctx: StoreContext, predictors: PredictorLookup, prediction_id: str) -> bytes:
     """The Grad-CAM overlay of a prediction as PNG bytes (see `explained_prediction`)."""
-    return explained_prediction(ctx, predictors, prediction_id)[1]
+    return explained_prediction(ctx, predictors, prediction_id).overlay
 
 
 def diagnose_upload(

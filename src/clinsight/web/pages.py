@@ -336,22 +336,28 @@ def _result_page(
 ) -> Response:
     """The result page; the feedback form holds `form` (as submitted), else the clinician's
     current verdict."""
-    view, png = explained_prediction(ctx, state.predictor, prediction_id)
+    explained = explained_prediction(ctx, state.predictor, prediction_id)
+    view = explained.view
     found = prediction_feedback(ctx, prediction_id)
     record = view.prediction
     labels = model_labels(state.settings.resolved_registry_dir)(
         record.model_name, record.model_version
     )
-    overlay = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    overlay, plain = (
+        "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        for png in (explained.overlay, explained.plain)
+    )
+    height, width = explained.source_size
     mine = found.current_of(web.principal.user_id)
     form = form or {
         "reason": (mine.reason if mine else None) or "",
         "override_label": (mine.override_label if mine else None) or "",
     }
     return render_page(
-        request, "result.html", web, status, view=view, overlay=overlay, feedback=found,
-        mine=mine, history=found.history_of(web.principal.user_id), labels=labels, form=form,
-        **values,
+        request, "result.html", web, status, view=view, overlay=overlay, plain=plain,
+        cropped=explained.cropped, source=(width, height), side=min(width, height),
+        feedback=found, mine=mine, history=found.history_of(web.principal.user_id),
+        labels=labels, form=form, **values,
     )  # fmt: skip
 
 

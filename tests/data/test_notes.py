@@ -69,10 +69,11 @@ def test_context_split_is_by_sentence_hash_and_stable() -> None:
 
 
 def test_context_split_of_the_real_file(data_dir: Path) -> None:
-    """Only the mechanics: sizes, disjoint, complete, deterministic (no held-out labels)."""
+    """Only the mechanics: the share, disjoint, complete, deterministic. Nothing of the
+    held-out part is counted or read beyond its line numbers (the benchmark reads it)."""
     rows = load_context_annotations()
     tuning, held_out = split_context_annotations(rows)
-    assert (len(tuning), len(held_out)) == (890, 358)
+    assert 0.2 < len(held_out) / len(rows) < 0.4
     assert not {r.sentence.strip() for r in tuning} & {r.sentence.strip() for r in held_out}
     assert sorted(r.line for r in tuning + held_out) == [r.line for r in rows]
     assert split_context_annotations(load_context_annotations()) == (tuning, held_out)

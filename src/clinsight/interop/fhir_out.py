@@ -26,9 +26,11 @@ __all__ = [
     "MODEL_SYSTEM",
     "POPULATION_WARNING_URL",
     "QUALITATIVE_RISK",
+    "assessment_shell",
     "explanation_text",
     "risk_assessment",
     "risk_assessment_json",
+    "validated_assessment",
 ]
 
 MODEL_SYSTEM = "urn:clinsight:model"
@@ -74,18 +76,10 @@ def risk_assessment(
     if missing:
         note += f" Missing inputs (imputed by the model): {missing}."
     code, display = QUALITATIVE_RISK[result.level]
-    resource: dict[str, Any] = {
-        "resourceType": "RiskAssessment",
-        "id": str(uuid.uuid4()),
-        "status": "final",
-        "subject": {"reference": subject},
-        "occurrenceDateTime": (occurrence or datetime.now(UTC)).isoformat(timespec="seconds"),
-        "method": {
-            "coding": [{"system": MODEL_SYSTEM, "code": f"{model.name}/{model.version}",
-                        "display": f"Clinsight {model.name} v{model.version}"}],
-            "text": f"{model.name} v{model.version} (artifact sha256 {model.artifact_sha256}, "
-                    f"Clinsight {__version__})",
-        },
+    resource = assessment_shell(
+        model.name, model.version, model.artifact_sha256, subject, occurrence, kind=None
+    )
+    resource.update({
         "basis": [{"reference": ref} for ref in result.basis],
         "prediction": [{
             "outcome": {"text": model.task.positive_label},
@@ -94,7 +88,7 @@ def risk_assessment(
                                             "display": display}]},
         }],
         "note": [{"text": note}],
-    }  # fmt: skip
+    })  # fmt: skip
     warning = result.population_warning
     if warning is not None:
         resource["note"].insert(0, {"text": warning.message})
@@ -103,6 +97,36 @@ def risk_assessment(
         resource["encounter"] = {"reference": encounter}
     if not resource["basis"]:
         del resource["basis"]
+    return validated_assessment(resource)
+
+
+def assessment_shell(
+    name: str, version: int, artifact_sha256: str, subject: str,
+    occurrence: datetime | None, *, kind: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The parts every Clinsight RiskAssessment shares: id, status, subject, time and the
+    model that made it (`kind` names the model kind in the method text, e.g. "survival")."""
+    what = f"{name} v{version} {kind} model" if kind else f"{name} v{version}"
+    return {
+        "resourceType": "RiskAssessment",
+        "id": str(uuid.uuid4()),
+        "status": "final",
+        "subject": {"reference": subject},
+        "occurrenceDateTime": (occurrence or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "method": {
+            "coding": [{"system": MODEL_SYSTEM, "code": f"{name}/{version}",
+                        "display": f"Clinsight {name} v{version}"}],
+            "text": f"{what} (artifact sha256 {artifact_sha256}, Clinsight {__version__})",
+        },
+    }  # fmt: skip
+
+
+def validated_assessment(resource: dict[str, Any]) -> RiskAssessment:
+    """`resource` checked against the FHIR R4B RiskAssessment model.
+
+    Raises:
+        DataError: it does not validate.
+    """
     try:
         return RiskAssessment.model_validate(resource)
     except ValidationError as exc:

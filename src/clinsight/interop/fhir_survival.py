@@ -9,18 +9,15 @@ that move the risk and the missing inputs. Validated with fhir.resources.
 
 from __future__ import annotations
 
-import json
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from fhir.resources.R4B.riskassessment import RiskAssessment
-from pydantic import ValidationError
-
-from clinsight import __version__
-from clinsight.errors import DataError
 from clinsight.inference.survival import SurvivalResult
-from clinsight.interop.fhir_out import MODEL_SYSTEM
+from clinsight.interop.fhir_out import (
+    assessment_shell,
+    risk_assessment_json,
+    validated_assessment,
+)
 
 __all__ = ["factors_text", "survival_risk_assessment"]
 
@@ -71,24 +68,9 @@ def survival_risk_assessment(
     note = f"Factors: {factors_text(result)}."
     if result.missing:
         note += f" Missing inputs (imputed by the model): {', '.join(result.missing)}."
-    resource: dict[str, Any] = {
-        "resourceType": "RiskAssessment",
-        "id": str(uuid.uuid4()),
-        "status": "final",
-        "subject": {"reference": subject},
-        "occurrenceDateTime": (occurrence or datetime.now(UTC)).isoformat(timespec="seconds"),
-        "method": {
-            "coding": [{"system": MODEL_SYSTEM, "code": f"{model.name}/{model.version}",
-                        "display": f"Clinsight {model.name} v{model.version}"}],
-            "text": f"{model.name} v{model.version} survival model (artifact sha256 "
-                    f"{model.artifact_sha256}, Clinsight {__version__})",
-        },
-        "prediction": [_prediction(result, i) for i in range(len(result.horizons))],
-        "note": [{"text": note}],
-    }  # fmt: skip
-    try:
-        assessment = RiskAssessment.model_validate(resource)
-    except ValidationError as exc:
-        raise DataError(f"the RiskAssessment does not validate: {exc}") from exc
-    data: dict[str, Any] = json.loads(assessment.model_dump_json(exclude_none=True))
-    return data
+    resource = assessment_shell(
+        model.name, model.version, model.artifact_sha256, subject, occurrence, kind="survival"
+    )
+    resource["prediction"] = [_prediction(result, i) for i in range(len(result.horizons))]
+    resource["note"] = [{"text": note}]
+    return risk_assessment_json(validated_assessment(resource))

@@ -311,7 +311,7 @@ class ExplainedPrediction:
 
     view: PredictionView
     overlay: bytes
-    plain: bytes
+    plain: bytes | None
     source_size: tuple[int, int]
 
     @property
@@ -321,12 +321,13 @@ class ExplainedPrediction:
 
 
 def explained_prediction(
-    ctx: StoreContext, predictors: PredictorLookup, prediction_id: str
+    ctx: StoreContext, predictors: PredictorLookup, prediction_id: str, *, plain: bool = True
 ) -> ExplainedPrediction:
     """A prediction, its study, its Grad-CAM overlay and the plain image as PNG bytes,
     computed now with the model that made it; the study is read (decrypted, audited and
     committed) once. An image refused as outside the model's intended use has no finding to
-    explain: its overlay is the image alone.
+    explain: its overlay is the image alone. With `plain` False (the API's heat map) the
+    plain image is not rendered.
 
     Raises:
         RecordNotFoundError: no such prediction.
@@ -341,11 +342,14 @@ def explained_prediction(
     image = read_image(content)
     size = (int(image.pixels.shape[0]), int(image.pixels.shape[1]))
     with tempfile.TemporaryDirectory(prefix="clinsight-cam-") as folder:
-        square = centre_square(image.pixels)
-        plain = save_overlay(square, np.zeros(square.shape[:2]), Path(folder) / "image.png", 0.0)
-        plain_png = plain.read_bytes()
+        plain_png = None
+        if plain or record.refused:
+            square = centre_square(image.pixels)
+            blank = np.zeros(square.shape[:2])
+            plain_png = save_overlay(square, blank, Path(folder) / "image.png", 0.0).read_bytes()
         if record.refused:
-            return ExplainedPrediction(view, plain_png, plain_png, size)
+            assert plain_png is not None
+            return ExplainedPrediction(view, plain_png, plain_png if plain else None, size)
         label_index = predictor.model.labels.index(record.label)
         path = explain_prediction(predictor, image, Path(folder) / "cam.png", label_index)
         return ExplainedPrediction(view, path.read_bytes(), plain_png, size)
@@ -353,7 +357,7 @@ def explained_prediction(
 
 def heatmap_png(ctx: StoreContext, predictors: PredictorLookup, prediction_id: str) -> bytes:
     """The Grad-CAM overlay of a prediction as PNG bytes (see `explained_prediction`)."""
-    return explained_prediction(ctx, predictors, prediction_id).overlay
+    return explained_prediction(ctx, predictors, prediction_id, plain=False).overlay
 
 
 def diagnose_upload(

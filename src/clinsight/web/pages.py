@@ -344,7 +344,7 @@ def _result_page(
         record.model_name, record.model_version
     )
     overlay, plain = (
-        "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        "data:image/png;base64," + base64.b64encode(png or b"").decode("ascii")
         for png in (explained.overlay, explained.plain)
     )
     height, width = explained.source_size

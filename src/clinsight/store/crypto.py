@@ -220,7 +220,8 @@ def load_keyring(path: Path) -> KeyRing:
     """
     if not path.is_file():
         raise ConfigurationError(
-            f"key file {path} does not exist; restore it from backup or set CLINSIGHT_KEY_FILE"
+            f"key file {path} does not exist: on a new installation run `clinsight serve` "
+            "once to create it; otherwise restore it from backup or set CLINSIGHT_KEY_FILE"
         )
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:

@@ -6,7 +6,7 @@ RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test lint typecheck bench clean image image-test
 
 # The service's own dependencies: all that `make run` needs.
 $(RUNTIME): pyproject.toml constraints.txt
@@ -43,6 +43,18 @@ typecheck: $(STAMP)
 ## bench: the image benchmark (long: about 90 minutes on 2 cores)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/imaging.py
+
+## image: build the container image air-gapped (debootstrap base, host wheelhouse, buildah; root)
+image: $(RUNTIME)
+	mkdir -p build/image
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^clinsight' > build/image/lock.txt
+	LOCK=build/image/lock.txt PYTHON=$(BIN)/python deploy/wheelhouse.sh
+	deploy/build-base.sh
+	deploy/build-image.sh
+
+## image-test: run the image and check /health, /ready and a diagnosis over TLS (slow)
+image-test: $(STAMP)
+	$(BIN)/python -m pytest -m slow tests/deploy/test_image.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -10,6 +10,11 @@ source "$(dirname "$0")/env.sh"
 
 PYTHON="${PYTHON:-python3.11}"
 WHEELS="$BUILD_DIR/wheelhouse"
+version=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+if [[ "$version" != 3.11 ]]; then
+    echo "the image's Python is 3.11 (Debian bookworm); $PYTHON is $version" >&2
+    exit 1
+fi
 mkdir -p "$WHEELS"
 extra=()
 if [[ -n "${LOCK:-}" ]]; then

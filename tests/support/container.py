@@ -36,8 +36,20 @@ from tests.support.image_models import register_tiny
 from tests.support.store import PASSWORD
 
 __all__ = [
-    "DEPLOY", "IMAGE_TAG", "IMAGE_UID", "Prepared", "container_started_at", "diagnose",
-    "image_available", "podman", "prepare", "remove", "start", "wait_ready",
+    "DEPLOY",
+    "IMAGE_TAG",
+    "IMAGE_UID",
+    "MODEL",
+    "Prepared",
+    "container_started_at",
+    "diagnose",
+    "image_available",
+    "png",
+    "podman",
+    "prepare",
+    "remove",
+    "start",
+    "wait_ready",
 ]  # fmt: skip
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -53,7 +65,7 @@ def _environment() -> dict[str, str]:
 
 def podman(*args: str, check: bool = True) -> str:
     """Run podman with the settings of deploy/env.sh; returns its standard output."""
-    return subprocess.run(  # noqa: S603 (fixed program, arguments from this module)
+    return subprocess.run(
         [*PODMAN, *args], check=check, capture_output=True, text=True, env=_environment()
     ).stdout
 
@@ -62,7 +74,7 @@ def image_available() -> bool:
     """Whether podman is installed and the image has been built (`make image`)."""
     if shutil.which("podman") is None:
         return False
-    exists = subprocess.run(  # noqa: S603 (fixed program and arguments)
+    exists = subprocess.run(
         [*PODMAN, "image", "exists", IMAGE_TAG], env=_environment(), check=False
     )
     return exists.returncode == 0
@@ -115,7 +127,7 @@ def start(name: str, prepared: Prepared, port: int, *extra: str) -> None:
         "CLINSIGHT_WORKERS": "1",
     }
     options = [item for key, value in settings.items() for item in ("-e", f"{key}={value}")]
-    subprocess.run(  # noqa: S603
+    subprocess.run(
         ["bash", str(DEPLOY / "run-image.sh"), name, str(prepared.home),
          str(prepared.registry), str(port), *options, *extra],
         check=True, env=_environment(), capture_output=True,
@@ -149,7 +161,8 @@ def wait_ready(base: str, timeout_s: float) -> float:
     raise TimeoutError(f"{base} was not ready within {timeout_s:.0f} s")
 
 
-def _png() -> bytes:
+def png() -> bytes:
+    """A 64x64 noise PNG."""
     buffer = io.BytesIO()
     pixels = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
     Image.fromarray(pixels).save(buffer, format="PNG")
@@ -164,7 +177,7 @@ def diagnose(base: str, prepared: Prepared) -> httpx.Response:
         return client.post(
             f"/api/v1/patients/{prepared.patient_id}/predictions",
             headers={"Authorization": f"Bearer {token['access_token']}"},
-            files={"file": ("image.png", _png(), "image/png")},
+            files={"file": ("image.png", png(), "image/png")},
         )
 
 

@@ -229,6 +229,9 @@ def test_a_killed_replica_loses_no_acknowledged_prediction(cluster: Cluster) -> 
         with Session(engine) as session:
             stored = set(session.execute(sa.text("SELECT id FROM predictions")).scalars())
             verification = audit.verify(session)
+            tables = session.execute(sa.text(
+                "SELECT relname, n_tup_ins, n_tup_upd, pg_total_relation_size(relid) "
+                "FROM pg_stat_user_tables WHERE schemaname = current_schema()")).all()  # fmt: skip
     finally:
         engine.dispose()
     lost = [prediction for prediction in load.acked if prediction not in stored]
@@ -236,4 +239,12 @@ def test_a_killed_replica_loses_no_acknowledged_prediction(cluster: Cluster) -> 
     assert verification.ok, verification.problem
     # The survivor still answers through the proxy.
     assert httpx.get(f"{cluster.proxy}/ready", verify=False, timeout=10).status_code == 200
-    print(f"acked {len(load.acked)} ({after_kill} after the kill), errors {load.errors}, lost 0")
+    # What a prediction costs the database (docs/capacity.md), printed with -s.
+    rows = {name: (inserted, updated, size) for name, inserted, updated, size in tables}
+    count = len(stored)
+    stored_bytes = sum(rows[t][2] for t in ("predictions", "studies", "audit_log"))
+    print(f"acked {len(load.acked)} ({after_kill} after the kill), errors {load.errors}, lost 0;"
+          f" per stored prediction ({count}): rows inserted "
+          f"{sum(r[0] for r in rows.values()) / count:.2f}, rows updated "
+          f"{sum(r[1] for r in rows.values()) / count:.2f}, bytes of predictions+studies+audit "
+          f"{stored_bytes / count:.0f}")  # fmt: skip

@@ -42,7 +42,10 @@ from common import update_readme_section, write_results
 
 MODELS = ("clinsight", "logistic", "gradient_boosting", "saps1")
 TARGETS = {"auroc": 0.87, "auprc": 0.55, "ece": 0.03, "train_minutes": 20.0}
-PUBLISHED = "GRU-D AUROC 0.842 (Che et al. 2018); SeFT/transformers 0.85-0.86 (Horn et al. 2020); mTAND 0.858 (Shukla & Marlin 2021)"
+PUBLISHED = (
+    "GRU-D AUROC 0.842 (Che et al. 2018); SeFT/transformers 0.85-0.86 (Horn et al. 2020); "
+    "mTAND 0.858 (Shukla & Marlin 2021)"
+)
 
 
 def cached_set(name: str, cache: Path) -> SequenceArrays:
@@ -72,7 +75,9 @@ def _report(test: SequenceArrays, risk: NDArray[np.float64], replicates: int) ->
     return risk_report(test.labels, risk, sex=test.sex, age=test.age, n_bootstrap=replicates)
 
 
-def _inference_speed(model: ProgressionModel, one: SequenceArrays, seconds: float = 3.0) -> dict[str, Any]:
+def _inference_speed(
+    model: ProgressionModel, one: SequenceArrays, seconds: float = 3.0
+) -> dict[str, Any]:
     """Predictions per second for one stay on one thread, eager and ONNX Runtime."""
     import onnxruntime as ort
 
@@ -97,7 +102,12 @@ def _inference_speed(model: ProgressionModel, one: SequenceArrays, seconds: floa
             options = ort.SessionOptions()
             options.intra_op_num_threads = options.inter_op_num_threads = 1
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            feed = {"x": inputs.x, "mask": inputs.mask, "delta": inputs.delta, "static": inputs.static}
+            feed = {
+                "x": inputs.x,
+                "mask": inputs.mask,
+                "delta": inputs.delta,
+                "static": inputs.static,
+            }
             onnx_logit = float(session.run(None, feed)[0][0])
             count, start = 0, time.perf_counter()
             while time.perf_counter() - start < seconds:
@@ -143,10 +153,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             estimator.fit(x_train, train.labels)
             minutes = (time.perf_counter() - t0) / 60
             risk = estimator.predict_proba(x_test)[:, 1]
-            per_seed[name].append({"seed": seed, "train_minutes": minutes, **_report(set_b, risk, args.bootstrap)})
+            per_seed[name].append(
+                {"seed": seed, "train_minutes": minutes, **_report(set_b, risk, args.bootstrap)}
+            )
             print(f"seed {seed} {name} {per_seed[name][-1]['values']}", flush=True)
         risk = saps_fit.predict_proba(test_saps[:, None])[:, 1]
-        per_seed["saps1"].append({"seed": seed, "train_minutes": 0.0, **_report(set_b, risk, args.bootstrap)})
+        per_seed["saps1"].append(
+            {"seed": seed, "train_minutes": 0.0, **_report(set_b, risk, args.bootstrap)}
+        )
     results: dict[str, Any] = {}
     for name, runs in per_seed.items():
         mean = {m: statistics.fmean(r["values"][m] for r in runs) for m in RISK_METRICS}
@@ -162,20 +176,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "auroc": clinsight["auroc"] >= TARGETS["auroc"],
         "auprc": clinsight["auprc"] >= TARGETS["auprc"],
         "ece": clinsight["ece"] <= TARGETS["ece"],
-        "above_gradient_boosting": clinsight["auroc"] > boosting["auroc"] and clinsight["auprc"] > boosting["auprc"],
+        "above_gradient_boosting": clinsight["auroc"] > boosting["auroc"]
+        and clinsight["auprc"] > boosting["auprc"],
         "train_minutes": results["clinsight"]["train_minutes"] <= TARGETS["train_minutes"],
     }
     return {
         "physionet2012": {"mortality": results},
         "protocol": {
-            "train": "set A, 80 % (patient_split seed 0)", "validation": "set A, 20 %",
-            "test": "set B, once", "stays": {"a": len(set_a), "b": len(set_b),
-                                             "train": len(train), "validation": len(val)},
-            "architecture": args.architecture, "hidden": args.hidden, "epochs": args.epochs,
-            "budget": {"minutes_per_seed": args.minutes, "seeds": args.seeds,
-                       "threads": args.threads, "bootstrap": args.bootstrap,
-                       "reduced": args.seeds < 3 or args.bootstrap < 1000},
-        },  # fmt: skip
+            "train": "set A, 80 % (patient_split seed 0)",
+            "validation": "set A, 20 %",
+            "test": "set B, once",
+            "stays": {
+                "a": len(set_a),
+                "b": len(set_b),
+                "train": len(train),
+                "validation": len(val),
+            },
+            "architecture": args.architecture,
+            "hidden": args.hidden,
+            "epochs": args.epochs,
+            "budget": {
+                "minutes_per_seed": args.minutes,
+                "seeds": args.seeds,
+                "threads": args.threads,
+                "bootstrap": args.bootstrap,
+                "reduced": args.seeds < 3 or args.bootstrap < 1000,
+            },
+        },
         "targets": {"values": TARGETS, "met": targets},
         "inference": speed,
         "published": PUBLISHED,
@@ -221,7 +248,8 @@ def readme_section(results: dict[str, Any]) -> str:
         "",
         "Intervals: seed 0's 95 % bootstrap interval over set-B stays. Targets (AUROC ≥ 0.87, "
         "AUPRC ≥ 0.55, ECE ≤ 0.03, above gradient boosting, ≤ 20 min per seed): "
-        + ", ".join(f"{k} {'met' if v else 'missed'}" for k, v in met.items()) + ".",
+        + ", ".join(f"{k} {'met' if v else 'missed'}" for k, v in met.items())
+        + ".",
         f"Published (quoted, not measured here): {results['published']}.",
         "",
         f"Inference, one 48-h stay, one thread: eager {results['inference']['eager_per_s']:.0f}/s, "

@@ -26,7 +26,9 @@ def set_a(data_dir: Path) -> tuple[Path, Path]:
     return folder, outcomes
 
 
-def tiny_set(data_dir: Path, target: Path, survivors: int = 24, deaths: int = 12) -> tuple[Path, Path]:
+def tiny_set(
+    data_dir: Path, target: Path, survivors: int = 24, deaths: int = 12
+) -> tuple[Path, Path]:
     """The first `survivors` and `deaths` stays of set A (by Outcomes order) as set ``x``."""
     folder, outcomes = set_a(data_dir)
     lines = outcomes.read_text().splitlines()

@@ -26,7 +26,9 @@ VersionOpt = Annotated[
 ]
 SetOpt = Annotated[
     Path | None,
-    typer.Option("--set", help="Folder of <RecordID>.txt stays (default: set-a of the data directory)."),
+    typer.Option(
+        "--set", help="Folder of <RecordID>.txt stays (default: set-a of the data directory)."
+    ),
 ]
 OutcomesOpt = Annotated[
     Path | None,
@@ -96,8 +98,8 @@ def train(
         job = bar.add_task(f"Training {architecture} on {stays.name}", total=epochs)
 
         def progress(record: SequenceEpoch, planned: int) -> None:
-            bar.update(job, completed=record.epoch, total=planned,
-                       description=f"epoch {record.epoch}: validation AUPRC {record.val_auprc:.3f}")  # fmt: skip
+            shown = f"epoch {record.epoch}: validation AUPRC {record.val_auprc:.3f}"
+            bar.update(job, completed=record.epoch, total=planned, description=shown)
 
         outcome = train_progression_model(
             stays, outcome_file, registry_dir=settings.resolved_registry_dir, name=name,

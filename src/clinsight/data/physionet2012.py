@@ -135,8 +135,7 @@ class ProgressionSpec:
         """
         if name not in self.variables:
             raise DataError(
-                f"unknown variable {name!r}: the {self.name} spec has "
-                f"{', '.join(self.variables)}."
+                f"unknown variable {name!r}: the {self.name} spec has {', '.join(self.variables)}."
             )
         return self.variables[name]
 

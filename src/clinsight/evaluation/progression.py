@@ -41,7 +41,9 @@ def binary_risk_metrics(y_true: ArrayLike, risk: ArrayLike) -> dict[str, float]:
     y = np.asarray(y_true).astype(np.int64)
     p = np.asarray(risk, dtype=np.float64)
     if y.shape != p.shape or y.ndim != 1 or not len(y):
-        raise DataError(f"outcomes and risks must be two equal 1-D arrays; got {y.shape}, {p.shape}.")
+        raise DataError(
+            f"outcomes and risks must be two equal 1-D arrays; got {y.shape}, {p.shape}."
+        )
     if not np.isin(y, (0, 1)).all() or not np.all((p >= 0) & (p <= 1)):
         raise DataError("outcomes must be 0/1 and risks probabilities in [0, 1].")
     both = np.stack([1 - p, p], axis=1)
@@ -86,7 +88,7 @@ def risk_report(
     } if n_bootstrap > 0 else {}  # fmt: skip
     subgroups = subgroup_reports(y, p, sex=sex, age=age, threshold=threshold)
     return {
-        "n": int(len(y)),
+        "n": len(y),
         "positives": int(y.sum()),
         "values": {k: json_float(v) for k, v in values.items()},
         "intervals": intervals,

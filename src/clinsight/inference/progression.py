@@ -57,7 +57,9 @@ class ProgressionPredictor:
         if self.session is None:
             return self.model.logits(arrays)
         inputs = self.model.inputs(arrays)
-        feed = dict(zip(INPUT_NAMES, (inputs.x, inputs.mask, inputs.delta, inputs.static), strict=True))
+        feed = dict(
+            zip(INPUT_NAMES, (inputs.x, inputs.mask, inputs.delta, inputs.static), strict=True)
+        )
         return np.asarray(self.session.run(None, feed)[0], dtype=np.float64)
 
     def risk(self, arrays: SequenceArrays) -> NDArray[np.float64]:
@@ -106,7 +108,9 @@ class ProgressionResult:
         }  # fmt: skip
 
 
-def _drivers(values: NDArray[np.float64], variables: tuple[str, ...], bin_hours: float) -> tuple[Driver, ...]:
+def _drivers(
+    values: NDArray[np.float64], variables: tuple[str, ...], bin_hours: float
+) -> tuple[Driver, ...]:
     """The strongest variables (summed over bins), each with the bin that moved it most."""
     totals = values.sum(axis=0)
     order = np.argsort(-np.abs(totals))[:TOP_DRIVERS]
@@ -115,7 +119,9 @@ def _drivers(values: NDArray[np.float64], variables: tuple[str, ...], bin_hours:
         if totals[j] == 0:
             continue
         peak = int(np.argmax(np.abs(values[:, j])))
-        out.append(Driver(variables[j], (peak * bin_hours, (peak + 1) * bin_hours), float(totals[j])))
+        out.append(
+            Driver(variables[j], (peak * bin_hours, (peak + 1) * bin_hours), float(totals[j]))
+        )
     return tuple(out)
 
 

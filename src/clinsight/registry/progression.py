@@ -130,7 +130,9 @@ def export_progression_onnx(model: ProgressionModel, path: Path) -> None:
                 dynamic_axes={**{n: {0: "batch"} for n in INPUT_NAMES}, OUTPUT_NAME: {0: "batch"}},
             )  # fmt: skip
     except Exception as exc:  # the exporter raises many types; none is ours
-        raise ModelError(f"the {model.network_config.architecture} network does not export to ONNX.") from exc
+        raise ModelError(
+            f"the {model.network_config.architecture} network does not export to ONNX."
+        ) from exc
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feed = {name: t.numpy() for name, t in zip(INPUT_NAMES, example, strict=True)}
     exported = session.run(None, feed)[0]
@@ -138,7 +140,9 @@ def export_progression_onnx(model: ProgressionModel, path: Path) -> None:
         expected = network(*example).numpy()
     gap = float(np.max(np.abs(exported - expected)))
     if not gap <= EXPORT_TOLERANCE:
-        raise ModelError(f"the ONNX graph differs from PyTorch by {gap:.2e} (> {EXPORT_TOLERANCE}).")
+        raise ModelError(
+            f"the ONNX graph differs from PyTorch by {gap:.2e} (> {EXPORT_TOLERANCE})."
+        )
 
 
 def _card(record: Mapping[str, Any], sha: str, limitations: Sequence[str]) -> dict[str, Any]:
@@ -225,4 +229,6 @@ def load_progression_model(version: ProgressionModelVersion) -> ProgressionModel
         weights = load_file(str(version.path / WEIGHTS_FILE))
         return ProgressionModel.from_parts(version.model, weights)
     except (OSError, RuntimeError, KeyError) as exc:
-        raise IntegrityError(f"the weights of {version.name} v{version.version} do not load.") from exc
+        raise IntegrityError(
+            f"the weights of {version.name} v{version.version} do not load."
+        ) from exc

@@ -53,10 +53,12 @@ class BinSpec:
 
     @property
     def bins(self) -> int:
-        return int(round(self.hours / self.bin_hours))
+        return round(self.hours / self.bin_hours)
 
     @classmethod
-    def from_spec(cls, spec: ProgressionSpec, hours: float = 48.0, bin_hours: float = 1.0) -> BinSpec:
+    def from_spec(
+        cls, spec: ProgressionSpec, hours: float = 48.0, bin_hours: float = 1.0
+    ) -> BinSpec:
         """All time-series variables of a variable spec, in its order."""
         logs = frozenset(v.name for v in spec.variables.values() if v.transform == "log")
         return cls(spec.variable_names, logs, hours, bin_hours)
@@ -131,7 +133,8 @@ def _static_row(sample: TaskSample) -> list[float]:
         np.nan if gender is None else float(gender),
         np.nan if height is None else float(height),
         np.nan if weight is None else float(weight),
-        float(height is None), float(weight is None),
+        float(height is None),
+        float(weight is None),
     ]
     row += [float(icu == code) for code in ICU_TYPES]
     return row

@@ -19,7 +19,13 @@ from sklearn.preprocessing import StandardScaler
 
 from clinsight.sequence.binning import STATIC_FEATURES, SequenceArrays
 
-__all__ = ["SUMMARIES", "gradient_boosting", "logistic_regression", "summary_features", "summary_names"]
+__all__ = [
+    "SUMMARIES",
+    "gradient_boosting",
+    "logistic_regression",
+    "summary_features",
+    "summary_names",
+]
 
 SUMMARIES = ("last", "min", "max", "mean", "count", "slope")
 

@@ -158,15 +158,22 @@ def train_sequence_model(
     history: list[SequenceEpoch] = []
     best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
     best_auprc, best_epoch, elapsed, planned = -math.inf, 0, 0.0, config.epochs
-    loaded = None if checkpoint_dir is None else load_checkpoint(checkpoint_dir, network, optimizer, None)
+    loaded = (
+        None
+        if checkpoint_dir is None
+        else load_checkpoint(checkpoint_dir, network, optimizer, None)
+    )
     if loaded is not None:
         best_state, meta = loaded
         history = [SequenceEpoch(**r) for r in meta["history"]]
         best_auprc, best_epoch = meta["best_auprc"], meta["best_epoch"]
-        elapsed, planned = meta["seconds"], meta["planned"]
+        elapsed = meta["seconds"]
+        planned = meta["planned"] if budget is not None else config.epochs
     stopped = "epochs"
     for epoch in range(len(history), config.epochs):
-        if epoch >= planned or (budget is not None and history and elapsed + history[-1].seconds > budget):
+        if epoch >= planned or (
+            budget is not None and history and elapsed + history[-1].seconds > budget
+        ):
             stopped = "time budget"
             break
         if epoch >= config.min_epochs and epoch - best_epoch >= config.patience:
@@ -177,7 +184,9 @@ def train_sequence_model(
         for group in optimizer.param_groups:
             group["lr"] = lr
         _seed(config.seed * 1000 + epoch)
-        order = torch.randperm(len(targets), generator=torch.Generator().manual_seed(config.seed * 1000 + epoch))
+        order = torch.randperm(
+            len(targets), generator=torch.Generator().manual_seed(config.seed * 1000 + epoch)
+        )
         network.train()
         total = 0.0
         for start in range(0, len(order), config.batch_size):

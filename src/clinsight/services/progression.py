@@ -57,7 +57,9 @@ def _fingerprint(arrays: SequenceArrays) -> str:
     return digest.hexdigest()
 
 
-def load_set(folder: Path, outcomes: Path | None, task: ProgressionTask) -> tuple[SequenceArrays, tuple[str, ...]]:
+def load_set(
+    folder: Path, outcomes: Path | None, task: ProgressionTask
+) -> tuple[SequenceArrays, tuple[str, ...]]:
     """A set's stays binned for `task`, and the loader's report lines.
 
     Raises:
@@ -101,14 +103,19 @@ def train_progression_model(
     arrays, skipped = load_set(folder, outcomes, task)
     parts = patient_split(list(arrays.patient_ids), {"train": 0.8, "validation": 0.2}, seed=0)
     which = np.array([parts[p] for p in arrays.patient_ids])
-    train, val = arrays.take(np.flatnonzero(which == "train")), arrays.take(np.flatnonzero(which == "validation"))
+    train, val = (
+        arrays.take(np.flatnonzero(which == "train")),
+        arrays.take(np.flatnonzero(which == "validation")),
+    )
     if len(train) == 0 or len(val) == 0:
         raise DataError("the set is too small to split into training and validation stays.")
     model, trained = fit_progression_model(
         train, val, model_bins(), config, checkpoint_dir=checkpoint_dir, progress=progress
     )
     temperature = calibrate(model, val)
-    report = risk_report(val.labels, model.risk(val), sex=val.sex, age=val.age, n_bootstrap=bootstrap)
+    report = risk_report(
+        val.labels, model.risk(val), sex=val.sex, age=val.age, n_bootstrap=bootstrap
+    )
     metrics = {
         "protocol": "20 % of the stays by patient_split (seed 0), used for early stopping "
         "and the temperature as well: optimistic; score a separate set with "

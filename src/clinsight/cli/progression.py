@@ -64,7 +64,7 @@ def train(
     folder: SetOpt = None,
     outcomes: OutcomesOpt = None,
     name: Annotated[str, typer.Option(help="Model name.")] = "mortality48",
-    architecture: Annotated[str, typer.Option(help="grud, gru, lstm or retain.")] = "grud",
+    architecture: Annotated[str, typer.Option(help="gru, grud, lstm or retain.")] = "gru",
     hidden: Annotated[int, typer.Option(min=4, help="Hidden units.")] = 64,
     epochs: Annotated[int, typer.Option(min=1, help="Most epochs.")] = 40,
     minutes: Annotated[float | None, typer.Option(help="Training time budget.")] = None,

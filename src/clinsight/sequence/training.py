@@ -41,7 +41,7 @@ __all__ = [
 class SequenceTrainConfig:
     """Hyper-parameters of one run (recorded on the model card)."""
 
-    architecture: str = "grud"
+    architecture: str = "gru"
     hidden: int = 64
     dropout: float = 0.3
     epochs: int = 40

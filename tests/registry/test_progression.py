@@ -26,7 +26,7 @@ from tests.support.progression import tiny_set, train_tiny
 @pytest.fixture(scope="module")
 def registered(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("progression")
-    train_tiny(data_dir, root)
+    train_tiny(data_dir, root / "registry", root)
     return root
 
 

@@ -16,7 +16,7 @@ from tests.support.progression import set_a, tiny_set, train_tiny
 @pytest.fixture(scope="module")
 def predictor(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> ProgressionPredictor:
     root = tmp_path_factory.mktemp("progression-service")
-    train_tiny(data_dir, root)
+    train_tiny(data_dir, root / "registry", root)
     return ProgressionPredictor(get_progression_model(root / "registry", "tiny"))
 
 

@@ -43,12 +43,14 @@ def tiny_set(
     return out, table
 
 
-def train_tiny(data_dir: Path, root: Path) -> ProgressionModelVersion:
-    """A tiny GRU-D registered in `root / "registry"` from 36 real stays."""
-    folder, outcomes = tiny_set(data_dir, root / "data")
+def train_tiny(data_dir: Path, registry: Path, work: Path) -> ProgressionModelVersion:
+    """A tiny GRU-D registered as ``tiny`` in `registry` from 36 real stays (copied to `work`)."""
+    data = work / "progression-data"
+    folder, outcomes = (
+        (data / "set-x", data / "Outcomes-x.txt") if data.is_dir() else tiny_set(data_dir, data)
+    )
     outcome = train_progression_model(
-        folder, outcomes, registry_dir=root / "registry", name="tiny", config=TINY_CONFIG,
-        bootstrap=20,
-    )  # fmt: skip
+        folder, outcomes, registry_dir=registry, name="tiny", config=TINY_CONFIG, bootstrap=20
+    )
     assert outcome.version is not None
     return outcome.version

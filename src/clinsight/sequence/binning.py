@@ -222,16 +222,18 @@ class Standardiser:
     def transform(self, arrays: SequenceArrays, bin_hours: float = 1.0) -> ModelInputs:
         """Standardised values (0 where missing), mask, scaled delta, standardised static."""
         observed = ~np.isnan(arrays.values)
-        x = (arrays.values - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        x = np.asarray(np.where(observed, x, 0.0), dtype=np.float32)
+        scaled = (arrays.values - np.asarray(self.mean, np.float32)) / np.asarray(
+            self.std, np.float32
+        )
+        x: NDArray[np.float32] = np.asarray(np.where(observed, scaled, 0.0), dtype=np.float32)
         n, t, v = x.shape
         delta = np.zeros((n, t, v), dtype=np.float32)
         for step in range(1, t):
             delta[:, step] = bin_hours + np.where(observed[:, step - 1], 0.0, delta[:, step - 1])
-        static = (arrays.static - np.asarray(self.static_mean, np.float32)) / np.asarray(
+        raw = (arrays.static - np.asarray(self.static_mean, np.float32)) / np.asarray(
             self.static_std, np.float32
         )
-        static = np.asarray(np.nan_to_num(static, nan=0.0), dtype=np.float32)
+        static: NDArray[np.float32] = np.asarray(np.nan_to_num(raw, nan=0.0), dtype=np.float32)
         return ModelInputs(x, observed.astype(np.float32), delta / (t * bin_hours), static)
 
     def to_dict(self) -> dict[str, Any]:

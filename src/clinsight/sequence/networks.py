@@ -59,7 +59,8 @@ class _Head(nn.Module):
         self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden + hidden // 2, 1))
 
     def forward(self, state: torch.Tensor, static: torch.Tensor) -> torch.Tensor:
-        return self.out(torch.cat([state, self.static(static)], dim=1)).squeeze(1)
+        logit: torch.Tensor = self.out(torch.cat([state, self.static(static)], dim=1))
+        return logit.squeeze(1)
 
 
 class GRUDNetwork(nn.Module):

@@ -92,11 +92,19 @@ def _load_survival(version: RegisteredVersion, threads: int) -> Any:
     return SurvivalPredictor(survival, load_survival_model(survival))
 
 
+def _load_progression(version: RegisteredVersion, threads: int) -> Any:
+    from clinsight.inference.progression import ProgressionPredictor
+    from clinsight.registry.progression import ProgressionModelVersion
+
+    return ProgressionPredictor(cast(ProgressionModelVersion, version), threads=threads)
+
+
 LOADERS: dict[ModelKind, Callable[[RegisteredVersion, int], Any]] = {
     ModelKind.IMAGE: _load_image,
     ModelKind.RISK: _load_risk,
     ModelKind.NER: _load_ner,
     ModelKind.SURVIVAL: _load_survival,
+    ModelKind.PROGRESSION: _load_progression,
 }
 """How each kind's version becomes a runtime (after verification): one entry per kind."""
 

@@ -1,0 +1,177 @@
+"""Sequence networks over binned inputs (x, mask, delta, static) → one logit per stay.
+
+- ``grud``: GRU-D (Che et al., Sci Rep 2018): each missing input decays from its last
+  observation towards the training mean, and the hidden state decays with the time since
+  the last observation, both at learned per-variable rates.
+- ``gru`` / ``lstm``: a recurrent layer over [x, mask, delta] (missing values at the mean).
+- ``retain``: RETAIN (Choi et al., NeurIPS 2016): two reverse-time GRUs give a weight per
+  time bin (alpha) and per embedding dimension (beta); the logit is a sum over time bins
+  and variables, so `RetainNetwork.contributions` splits it exactly into variables x time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from clinsight.errors import ModelError
+
+__all__ = [
+    "ARCHITECTURES",
+    "GRUDNetwork",
+    "RecurrentNetwork",
+    "RetainNetwork",
+    "SequenceNetworkConfig",
+    "build_sequence_network",
+]
+
+ARCHITECTURES = ("grud", "gru", "lstm", "retain")
+
+
+@dataclass(frozen=True)
+class SequenceNetworkConfig:
+    """What it takes to rebuild a network from its weights."""
+
+    architecture: str
+    variables: int
+    static: int
+    hidden: int = 64
+    dropout: float = 0.3
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> SequenceNetworkConfig:
+        return cls(**dict(raw))
+
+
+class _Head(nn.Module):
+    """The last hidden state and the descriptors → one logit."""
+
+    def __init__(self, hidden: int, static: int, dropout: float) -> None:
+        super().__init__()
+        self.static = nn.Sequential(nn.Linear(static, hidden // 2), nn.ReLU())
+        self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden + hidden // 2, 1))
+
+    def forward(self, state: torch.Tensor, static: torch.Tensor) -> torch.Tensor:
+        logit: torch.Tensor = self.out(torch.cat([state, self.static(static)], dim=1))
+        return logit.squeeze(1)
+
+
+class GRUDNetwork(nn.Module):
+    """GRU-D with input and hidden-state decay; an unrolled loop, so ONNX export traces it."""
+
+    def __init__(self, config: SequenceNetworkConfig) -> None:
+        super().__init__()
+        v, h = config.variables, config.hidden
+        self.input_decay = nn.Parameter(torch.linspace(1.0, 10.0, v))  # per window length
+        self.input_decay_bias = nn.Parameter(torch.zeros(v))
+        self.hidden_decay = nn.Linear(v, h)
+        self.cell = nn.GRUCell(2 * v, h)
+        self.head = _Head(h, config.static, config.dropout)
+        self.hidden = h
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, delta: torch.Tensor, static: torch.Tensor
+    ) -> torch.Tensor:
+        n, steps, _ = x.shape
+        state = x.new_zeros((n, self.hidden))
+        last = x.new_zeros(x[:, 0].shape)
+        for t in range(steps):
+            m, d = mask[:, t], delta[:, t]
+            gamma_x = torch.exp(-torch.relu(self.input_decay * d + self.input_decay_bias))
+            last = m * x[:, t] + (1 - m) * last
+            filled = m * x[:, t] + (1 - m) * gamma_x * last
+            gamma_h = torch.exp(-torch.relu(self.hidden_decay(d)))
+            state = self.cell(torch.cat([filled, m], dim=1), gamma_h * state)
+        output: torch.Tensor = self.head(state, static)
+        return output
+
+
+class RecurrentNetwork(nn.Module):
+    """One GRU or LSTM layer over [x, mask, delta] per bin."""
+
+    def __init__(self, config: SequenceNetworkConfig) -> None:
+        super().__init__()
+        kind = nn.GRU if config.architecture == "gru" else nn.LSTM
+        self.rnn = kind(3 * config.variables, config.hidden, batch_first=True)
+        self.head = _Head(config.hidden, config.static, config.dropout)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, delta: torch.Tensor, static: torch.Tensor
+    ) -> torch.Tensor:
+        outputs, _ = self.rnn(torch.cat([x, mask, delta], dim=2))
+        result: torch.Tensor = self.head(outputs[:, -1], static)
+        return result
+
+
+class RetainNetwork(nn.Module):
+    """RETAIN over [x, mask] per bin: logit = sum_t alpha_t w'(beta_t * W [x_t, m_t]) + s."""
+
+    def __init__(self, config: SequenceNetworkConfig) -> None:
+        super().__init__()
+        v, h = config.variables, config.hidden
+        self.embed = nn.Linear(2 * v, h, bias=False)
+        self.alpha_rnn = nn.GRU(h + 1, h, batch_first=True)
+        self.beta_rnn = nn.GRU(h + 1, h, batch_first=True)
+        self.alpha = nn.Linear(h, 1)
+        self.beta = nn.Linear(h, h)
+        self.dropout = nn.Dropout(config.dropout)
+        self.out = nn.Linear(h, 1)
+        self.static = nn.Linear(config.static, 1)
+
+    def _weights(
+        self, x: torch.Tensor, mask: torch.Tensor, delta: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        embedded = self.embed(torch.cat([x, mask], dim=2))
+        since = delta.mean(dim=2, keepdim=True)
+        reverse = torch.flip(torch.cat([embedded, since], dim=2), dims=[1])
+        g, _ = self.alpha_rnn(reverse)
+        hb, _ = self.beta_rnn(reverse)
+        alpha = torch.softmax(torch.flip(self.alpha(g), dims=[1]), dim=1)  # (N, T, 1)
+        beta = torch.tanh(torch.flip(self.beta(hb), dims=[1]))  # (N, T, H)
+        return embedded, alpha, beta
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, delta: torch.Tensor, static: torch.Tensor
+    ) -> torch.Tensor:
+        embedded, alpha, beta = self._weights(x, mask, delta)
+        context = (alpha * beta * embedded).sum(dim=1)
+        logit: torch.Tensor = (self.out(self.dropout(context)) + self.static(static)).squeeze(1)
+        return logit
+
+    def contributions(
+        self, x: torch.Tensor, mask: torch.Tensor, delta: torch.Tensor
+    ) -> torch.Tensor:
+        """(N, T, V) share of each variable in each bin of the logit (value and mask terms)."""
+        _, alpha, beta = self._weights(x, mask, delta)
+        v = x.shape[2]
+        weight = self.embed.weight  # (H, 2V)
+        scaled = (alpha * beta) * self.out.weight[0]  # (N, T, H)
+        per_input = torch.einsum("nth,hk->ntk", scaled, weight) * torch.cat([x, mask], dim=2)
+        return per_input[:, :, :v] + per_input[:, :, v:]
+
+
+def build_sequence_network(config: SequenceNetworkConfig) -> nn.Module:
+    """The network of `config`.
+
+    Raises:
+        ModelError: the architecture is unknown or a size is not positive.
+    """
+    if config.architecture not in ARCHITECTURES:
+        raise ModelError(
+            f"unknown sequence architecture {config.architecture!r}; use "
+            f"{', '.join(ARCHITECTURES)}."
+        )
+    if min(config.variables, config.static, config.hidden) < 1:
+        raise ModelError("a sequence network needs at least one variable, descriptor and unit.")
+    if config.architecture == "grud":
+        return GRUDNetwork(config)
+    if config.architecture == "retain":
+        return RetainNetwork(config)
+    return RecurrentNetwork(config)

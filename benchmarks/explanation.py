@@ -192,11 +192,23 @@ def readme_section(results: dict[str, Any]) -> str:
             f"{results['share_inside_mean']:.2f} | {results['flagged_mostly_outside']:.0%} | "
             f"{results['peak_inside_lungs']:.0%} | {results['lung_area_share_median']:.2f} |",
             "",
-            "A map spread evenly over the square would score the lung area share. "
+            f"{_training_text(model)}A map spread evenly over the square would score the lung "
+            "area share. "
             f"{results['zero_maps']} map(s) were all zero (no evidence) and are left out of the "
             "shares. The model is paediatric (PneumoniaMNIST): these adult images are outside "
             "its intended population.",
         ]
+    )
+
+
+def _training_text(model: dict[str, Any]) -> str:
+    training = model.get("training") or {}
+    if "epochs_run" not in training:
+        return ""
+    return (
+        f"The classifier ran {training['epochs_run']} epoch(s) (stopped because "
+        f"{training.get('stopped_because', 'n/a')}; validation AUC "
+        f"{training.get('val_auc', float('nan')):.3f}). "
     )
 
 

@@ -62,7 +62,9 @@ from clinsight.inference.predictors import ImagePredictor
 from clinsight.registry.image import get_model
 from clinsight.services.training import train_and_register
 
-__all__ = ["indeterminate_figures", "ood_figures", "readme_indeterminate", "readme_ood"]
+__all__ = [
+    "gated_predictor", "indeterminate_figures", "ood_figures", "readme_indeterminate", "readme_ood",
+]  # fmt: skip
 
 RUNS = Path(__file__).resolve().parent / "runs"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -86,7 +88,7 @@ def _data_dir() -> Path:
     return configured if (configured / "medmnist").is_dir() else SHARED_DATA
 
 
-def _predictor(dataset: str) -> ImagePredictor:
+def gated_predictor(dataset: str) -> ImagePredictor:
     """The benchmark's gated model of `dataset`, trained within its budget if absent."""
     registry, name = RUNS / "registry", f"{dataset}-gate"
     try:
@@ -232,7 +234,7 @@ def ood_figures() -> dict[str, Any]:
     """Per model: far/near AUROC, in-distribution and per-source rejection (module doc)."""
     data_dir = _data_dir()
     torch.set_num_threads(2)
-    predictors = {key: _predictor(dataset) for key, dataset in MODELS.items()}
+    predictors = {key: gated_predictor(dataset) for key, dataset in MODELS.items()}
     sources = _sources(data_dir)
     near = _folder_images(data_dir / "segmentation" / "covid19-cxr-segmentations" / "images")
     results: dict[str, Any] = {"selection": _selection(predictors, data_dir)}
@@ -330,7 +332,7 @@ def indeterminate_figures() -> dict[str, Any]:
     torch.set_num_threads(2)
     results: dict[str, Any] = {}
     for key, dataset in MODELS.items():
-        predictor = _predictor(dataset)
+        predictor = gated_predictor(dataset)
         band = predictor.model.decision_thresholds
         if band is None:
             results[key] = {"model": predictor.model.name, "band": None}

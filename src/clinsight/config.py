@@ -121,6 +121,11 @@ class Settings(BaseSettings):
         default="pima-synthea",
         description="FHIR feature spec of the risk model: a built-in name or a JSON/YAML file.",
     )
+    survival_feature_spec: str = Field(
+        default="gbsg2-fhir",
+        description="FHIR feature spec of the survival model's CDS Hooks service: a built-in "
+        "name or a JSON/YAML file.",
+    )
     cds_hooks_issuers: dict[str, str] = Field(
         default_factory=dict,
         description="CDS Hooks: allow-listed EHR issuers (JWT iss) → JWKS file path or https URL.",

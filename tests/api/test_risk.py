@@ -140,8 +140,9 @@ def test_cds_hooks_discovery_call_feedback_and_model_card(
     service: Service, ehr: SigningEhr
 ) -> None:
     client = service.client
-    (entry,) = client.get("/cds-services").json()["services"]
-    assert (entry["id"], entry["hook"]) == ("pima-synthea-risk", "patient-view")
+    listed = {e["id"]: e for e in client.get("/cds-services").json()["services"]}
+    assert set(listed) == {"pima-synthea-risk", "gbsg2-survival"}  # the configured models
+    assert listed["pima-synthea-risk"]["hook"] == "patient-view"
     prefetch = prefetch_for(synthea_file(2), CODES)
     response = _call(service, ehr.token(SERVICE_URL, alg="ES384"), prefetch)
     assert response.status_code == 200, response.text  # type: ignore[attr-defined]

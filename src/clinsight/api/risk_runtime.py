@@ -22,7 +22,8 @@ _RUNTIME_LOCK = threading.Lock()
 
 @dataclass
 class RiskRuntime:
-    """Loaded risk models, the CDS service of the configured model, and the JWT verifier."""
+    """Loaded models, the CDS services of the configured risk and survival models, and the
+    JWT verifier."""
 
     predictors: ModelCache
     services: dict[str, CdsService]
@@ -35,30 +36,40 @@ class RiskRuntime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RiskRuntime:
-        """Build the runtime; the feature spec is a built-in name or a file.
+        """Build the runtime; each feature spec is a built-in name or a file.
 
         Raises:
-            DataError: the feature spec cannot be read.
+            DataError: a feature spec cannot be read.
         """
-        source = settings.risk_feature_spec
-        spec = (
-            FhirFeatureSpec.builtin(source)
-            if source in BUILTIN_SPECS
-            else FhirFeatureSpec.from_file(Path(source))
-        )
-        service = CdsService(
+        risk = CdsService(
             id=f"{settings.risk_model}-risk",
             title=f"Risk ({settings.risk_model})",
             description=f"Calibrated risk from the {settings.risk_model} model, with the "
             "factors that raised or lowered it, computed from the patient's FHIR data.",
             model_name=settings.risk_model,
-            spec=spec,
+            spec=_spec(settings.risk_feature_spec),
+        )
+        survival = CdsService(
+            id=f"{settings.survival_model}-survival",
+            title=f"Survival ({settings.survival_model})",
+            description=f"Predicted risk of the event by 1, 3 and 5 years from the "
+            f"{settings.survival_model} survival model, with the factors that move it, "
+            "computed from the patient's FHIR data.",
+            model_name=settings.survival_model,
+            spec=_spec(settings.survival_feature_spec),
+            kind="survival",
         )
         return cls(
             model_cache(settings.resolved_registry_dir),
-            {service.id: service},
+            {risk.id: risk, survival.id: survival},
             CdsJwtVerifier(settings.cds_hooks_issuers),
         )
+
+
+def _spec(source: str) -> FhirFeatureSpec:
+    if source in BUILTIN_SPECS:
+        return FhirFeatureSpec.builtin(source)
+    return FhirFeatureSpec.from_file(Path(source))
 
 
 def risk_runtime(request: Request) -> RiskRuntime:

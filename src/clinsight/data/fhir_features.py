@@ -50,7 +50,7 @@ Source = Literal["observation", "condition", "medication", "patient"]
 Aggregate = Literal["latest", "mean", "count", "exists", "days_since"]
 _SOURCES = ("observation", "condition", "medication", "patient")
 _AGGREGATES = ("latest", "mean", "count", "exists", "days_since")
-BUILTIN_SPECS = ("pima-synthea",)
+BUILTIN_SPECS = ("pima-synthea", "gbsg2-fhir")
 """Feature specs shipped with Clinsight (``clinsight/data/fhir_specs/<name>.json``)."""
 
 

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jwt
 
@@ -55,13 +55,15 @@ _INDICATOR = {"info": "info", "warning": "warning", "critical": "critical"}
 
 @dataclass(frozen=True)
 class CdsService:
-    """A ``patient-view`` service backed by a risk model and a FHIR feature spec."""
+    """A ``patient-view`` service backed by a risk or survival model (`kind`) and a FHIR
+    feature spec."""
 
     id: str
     title: str
     description: str
     model_name: str
     spec: FhirFeatureSpec
+    kind: Literal["risk", "survival"] = "risk"
 
     @property
     def prefetch(self) -> dict[str, str]:

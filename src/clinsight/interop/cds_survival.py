@@ -12,11 +12,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from clinsight.errors import OutOfPopulationError
 from clinsight.inference.survival import SurvivalResult
-from clinsight.interop.cds_hooks import SUMMARY_LIMIT
+from clinsight.interop.cds_hooks import SUMMARY_LIMIT, CdsService
 from clinsight.interop.fhir_survival import factors_text
 
-__all__ = ["survival_card"]
+__all__ = ["out_of_population_card", "survival_card"]
 
 
 def survival_card(result: SurvivalResult, title: str, card_url: str) -> dict[str, Any]:
@@ -44,4 +45,22 @@ def survival_card(result: SurvivalResult, title: str, card_url: str) -> dict[str
         "detail": "\n".join(lines),
         "source": {"label": label, "url": card_url},
         "links": [{"label": "Model card", "url": card_url, "type": "absolute"}],
+    }
+
+
+def out_of_population_card(service: CdsService, error: OutOfPopulationError) -> dict[str, Any]:
+    """The warning card answered instead of a survival when the patient lies outside the
+    population the model was trained on."""
+    listing = "\n".join(f"- {message}" for message in error.fields.values())
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": f"No estimate: outside the model's training population - {service.title}"[
+            : SUMMARY_LIMIT - 1
+        ],
+        "indicator": "warning",
+        "detail": (
+            "The survival was not predicted, because the patient lies outside the population "
+            f"the model was trained on:\n{listing}\n\nThe model was not made for such patients."
+        ),
+        "source": {"label": f"Clinsight {service.model_name}"},
     }

@@ -1,6 +1,7 @@
-"""Use cases of HL7 CDS Hooks: answer a ``patient-view`` call with the patient's risk, and
-record what the clinician did with the cards. EHRs, not users, are the callers: each call
-and each feedback item is audited with the caller's issuer and no PHI, and committed.
+"""Use cases of HL7 CDS Hooks: answer a ``patient-view`` call with the patient's risk or
+predicted survival, and record what the clinician did with the cards. EHRs, not users, are
+the callers: each call and each feedback item is audited with the caller's issuer and no
+PHI, and committed.
 """
 
 from __future__ import annotations
@@ -10,14 +11,17 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from clinsight.errors import DataError, ImplausibleInputError
+from clinsight.data.fhir_features import extract_features
+from clinsight.errors import DataError, ImplausibleInputError, OutOfPopulationError
 from clinsight.inference.cache import ModelCache
 from clinsight.inference.risk import RiskResult
+from clinsight.inference.survival import SurvivalResult
 from clinsight.interop.cds_hooks import CdsCaller, CdsService, record_from_prefetch
 from clinsight.services.risk import assess_record
+from clinsight.services.survival import predict_survival
 from clinsight.store import audit
 
-__all__ = ["answer_patient_view", "record_cds_feedback"]
+__all__ = ["answer_patient_view", "answer_survival_view", "record_cds_feedback"]
 
 
 def answer_patient_view(
@@ -54,6 +58,47 @@ def answer_patient_view(
                  "version": result.model.version, "level": result.level,
                  "outside_population": result.population_warning is not None,
                  "hook_instance": str(request.get("hookInstance", ""))[:64]},
+    )  # fmt: skip
+    session.commit()
+    return result
+
+
+def answer_survival_view(
+    session: Session,
+    predictors: ModelCache,
+    cds: CdsService,
+    caller: CdsCaller,
+    request: Mapping[str, Any],
+) -> SurvivalResult:
+    """The predicted survival (1, 3 and 5 years) of the patient in a ``patient-view``
+    request's prefetch, by the service's production survival model, its inputs read by the
+    service's feature spec. Audited (issuer, call id, model, version, outcome) and committed.
+
+    Raises:
+        ImplausibleInputError, OutOfPopulationError: an input is implausible or outside the
+            training population; the refusal is audited (level ``refused``) and committed.
+        DataError: the prefetch is malformed or supplies none of the model's inputs.
+        ModelNotFoundError: the service's model has no production version.
+    """
+    record = record_from_prefetch(cds, request)
+    predictor = predictors.survival(cds.model_name)
+    names = predictor.version.task.feature_names
+    values = extract_features(record, cds.spec, names).values
+    details = {"issuer": caller.issuer, "jti": caller.jti, "model": cds.model_name,
+               "hook_instance": str(request.get("hookInstance", ""))[:64]}  # fmt: skip
+    try:
+        result = predict_survival(predictor, values)
+    except (ImplausibleInputError, OutOfPopulationError) as exc:
+        audit.append(
+            session, action="cds.patient_view", resource_type="cds_service", resource_id=cds.id,
+            details={**details, "level": "refused", "fields": ",".join(sorted(exc.fields))},
+        )  # fmt: skip
+        session.commit()
+        raise
+    audit.append(
+        session, action="cds.patient_view", resource_type="cds_service", resource_id=cds.id,
+        details={**details, "version": result.model.version, "level": "info",
+                 "input_sha256": result.input_sha256},
     )  # fmt: skip
     session.commit()
     return result

@@ -1,4 +1,5 @@
-"""HL7 CDS Hooks over HTTP: discovery, the ``patient-view`` service, feedback, model card.
+"""HL7 CDS Hooks over HTTP: discovery, the ``patient-view`` services (risk and survival),
+feedback, model card.
 
 Served at the root (``/cds-services``), as EHRs expect, not under /api/v1: callers are
 EHRs authenticated by their signed JWT (`interop.cds_hooks.CdsJwtVerifier`), not users.
@@ -20,6 +21,7 @@ from clinsight.errors import (
     AuthenticationError,
     DataError,
     ImplausibleInputError,
+    OutOfPopulationError,
     RecordNotFoundError,
 )
 from clinsight.interop.cds_hooks import (
@@ -30,8 +32,10 @@ from clinsight.interop.cds_hooks import (
     implausible_card,
     missing_prefetch,
 )
+from clinsight.interop.cds_survival import out_of_population_card, survival_card
 from clinsight.registry.risk import get_risk_model
-from clinsight.services.cds import answer_patient_view, record_cds_feedback
+from clinsight.registry.survival import get_survival_model
+from clinsight.services.cds import answer_patient_view, answer_survival_view, record_cds_feedback
 
 __all__ = ["router"]
 
@@ -79,7 +83,8 @@ def call_service(
     session: DbSession,
     body: Annotated[dict[str, Any], Body(description="A CDS Hooks request.")],
 ) -> dict[str, Any] | JSONResponse:
-    """``patient-view``: cards with the patient's calibrated risk and its main factors.
+    """``patient-view``: a card with the patient's calibrated risk and its main factors, or
+    (a survival service) the risk of the event by 1, 3 and 5 years.
 
     412 when a prefetch the service declares is missing (the service cannot query the EHR).
     """
@@ -93,11 +98,20 @@ def call_service(
             f"send the prefetch {', '.join(absent)} as declared by GET /cds-services",
         )  # fmt: skip
     try:
+        if cds.kind == "survival":
+            survival = answer_survival_view(session, runtime.predictors, cds, caller, body)
+            card_url = _card_url(request, service, survival.model.version)
+            return {"cards": [survival_card(survival, cds.title, card_url)]}
         result = answer_patient_view(session, runtime.predictors, cds, caller, body)
     except ImplausibleInputError as exc:
         return {"cards": [implausible_card(cds, exc)]}
-    card_url = f"{_base_url(request)}/cds-services/{service}/model-card/{result.model.version}"
-    return {"cards": build_cards(cds, result, card_url)}
+    except OutOfPopulationError as exc:
+        return {"cards": [out_of_population_card(cds, exc)]}
+    return {"cards": build_cards(cds, result, _card_url(request, service, result.model.version))}
+
+
+def _card_url(request: Request, service: str, version: int) -> str:
+    return f"{_base_url(request)}/cds-services/{service}/model-card/{version}"
 
 
 @router.post("/{service}/feedback")
@@ -117,5 +131,7 @@ def model_card(service: str, version: int, runtime: Runtime) -> str:
     """The Markdown model card of the model version behind the service's cards."""
     cds = _service(runtime, service)
     registry = runtime.predictors.registry_dir
-    entry = get_risk_model(registry, cds.model_name, version, verify=False)
-    return entry.card_path.read_text(encoding="utf-8")
+    get = get_survival_model if cds.kind == "survival" else get_risk_model
+    return get(registry, cds.model_name, version, verify=False).card_path.read_text(
+        encoding="utf-8"
+    )

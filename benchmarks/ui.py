@@ -55,7 +55,7 @@ def run_pages() -> dict[str, Any]:
     """The browser test over every page template; its report, and whether it passed."""
     REPORT.unlink(missing_ok=True)
     started = time.monotonic()
-    done = subprocess.run(  # noqa: S603 (our own interpreter and test file)
+    done = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/e2e/test_pages_browser.py", "-q", "-p",
          "no:cacheprovider"],
         cwd=ROOT, capture_output=True, text=True, timeout=1800, check=False,
@@ -179,7 +179,7 @@ def run_first_diagnosis(data_dir: Path) -> dict[str, Any]:
             "PYTHONUNBUFFERED": "1"}  # fmt: skip
     command = [str(Path(sys.executable).parent / "clinsight"), "serve"]
     started = time.monotonic()
-    process = subprocess.Popen(  # noqa: S603 (the venv's own command)
+    process = subprocess.Popen(
         command, env=env, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True,
     )  # fmt: skip
@@ -188,7 +188,7 @@ def run_first_diagnosis(data_dir: Path) -> dict[str, Any]:
         index, _ = log.wait_for(r"password is on the next line", SERVE_LIMIT_S)
         log.wait_for(r"^Open https://", SERVE_LIMIT_S)
         password = log.lines[index + 1][1].strip()
-        _, opened = log.wait_for(r"Uvicorn running on|Application startup complete", 300)
+        log.wait_for(r"Uvicorn running on|Application startup complete", 300)
         listening = time.monotonic() - started
         browser = _browser_diagnosis(f"https://localhost:{port}/", password, image)
         total = time.monotonic() - started
@@ -238,8 +238,7 @@ def _table(results: dict[str, Any]) -> str:
         "",
         "| measure | value | goal |",
         "|---|---|---|",
-        *[f"| {name} | {'not measured' if value is None else value} | {goal} |"
-          for name, value, goal in rows],  # fmt: skip
+        *[f"| {name} | {'not measured' if v is None else v} | {goal} |" for name, v, goal in rows],
     ]
     if "service_listening_seconds" in results:
         lines += [

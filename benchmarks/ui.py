@@ -42,6 +42,16 @@ CHROMIUM = Path("/usr/bin/chromium")
 REPORT = ROOT / "test-artifacts" / "e2e" / "pages-report.json"
 SHOTS = ROOT / "test-artifacts" / "ui-benchmark"
 TARGET_SECONDS = 300
+FIRST_RUN_HISTORY = (
+    "2026-12-03, commit 3f94a19, this project's shared 2-core machine (Intel Xeon), load "
+    "average 15-19 from other sessions' work throughout: `clinsight serve` on an empty HOME "
+    "was stopped after 41 minutes, still training the default model: epoch 1 of 4 took "
+    "917 s and epoch 2 1371 s wall (validation AUC 0.986 and 0.985); the service process "
+    "had used 569 CPU seconds by then. The README's 312 s for the whole first run was "
+    "measured at load average about 3. No first diagnosis was reached, so "
+    "first_diagnosis_seconds is not measured here; the script times it on a machine "
+    "that can spare the cores (`--part first-diagnosis`)."
+)
 SERVE_LIMIT_S = 3600
 CLINICIAN_PASSWORD = "first diagnosis 1"
 
@@ -240,6 +250,8 @@ def _table(results: dict[str, Any]) -> str:
         "|---|---|---|",
         *[f"| {name} | {'not measured' if v is None else v} | {goal} |" for name, v, goal in rows],
     ]
+    if results.get("first_diagnosis_seconds") is None:
+        lines += ["", f"First diagnosis not measured to the end: {FIRST_RUN_HISTORY}"]
     if "service_listening_seconds" in results:
         lines += [
             "",
@@ -262,6 +274,9 @@ def main() -> None:
         results |= run_pages()
     if args.part in ("all", "first-diagnosis"):
         results |= run_first_diagnosis(_data_dir())
+    results.setdefault("first_diagnosis_seconds", None)
+    results.setdefault("first_diagnosis_target_seconds", TARGET_SECONDS)
+    results["first_diagnosis_history"] = FIRST_RUN_HISTORY
     write_results("ui", results)
     update_readme_section("ui", _table(results))
     print(_table(results))

@@ -31,7 +31,7 @@ AXE_JS = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
 DESKTOP = {"width": 1280, "height": 900}
 NARROW = {"width": 390, "height": 844}
 SERIOUS = ("serious", "critical")
-NOT_TEMPLATES = "the API documentation (Swagger UI, not a template)"
+NOT_TEMPLATES = "API documentation (Swagger UI, no template)"
 
 _OVERFLOW_JS = """() => {
   const root = document.scrollingElement, width = root.clientWidth;

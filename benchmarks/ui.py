@@ -86,6 +86,7 @@ def run_pages() -> dict[str, Any]:
         "broken_images": sum(len(p["broken_images"]) for p in pages),
         "visits": len(pages),
         "test_passed": done.returncode == 0,
+        "test_output_tail": None if done.returncode == 0 else done.stdout[-3000:],
         "seconds": round(time.monotonic() - started, 1),
         "per_page": pages,
     }

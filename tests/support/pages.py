@@ -30,7 +30,7 @@ __all__ = [
 AXE_JS = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
 DESKTOP = {"width": 1280, "height": 900}
 NARROW = {"width": 390, "height": 844}
-SERIOUS = ("serious", "critical")
+WAIT_MS = 180_000
 NOT_TEMPLATES = "API documentation (Swagger UI, no template)"
 
 _OVERFLOW_JS = """() => {
@@ -175,10 +175,15 @@ class Tour:
     def auditor(self) -> str:
         return f"audra{self.tag}"
 
-    def login(self, username: str, password: str = PASSWORD) -> Any:
+    def context(self) -> Any:
+        """A browser context for one user; waits are long, for a busy shared machine."""
         context = self.browser.new_context(ignore_https_errors=True, bypass_csp=True,
                                            viewport=DESKTOP)  # fmt: skip
-        page = context.new_page()
+        context.set_default_timeout(WAIT_MS)
+        return context
+
+    def login(self, username: str, password: str = PASSWORD) -> Any:
+        page = self.context().new_page()
         page.goto(f"{self.server}/login")
         page.fill("#username", username)
         page.fill("#password", password)
@@ -200,15 +205,14 @@ class Tour:
 
     def run(self) -> list[PageCheck]:
         """Every page, each role in turn; the clinician's data feeds the later steps."""
-        visitor = self.browser.new_context(ignore_https_errors=True, bypass_csp=True,
-                                           viewport=DESKTOP).new_page()  # fmt: skip
+        visitor = self.context().new_page()
         self.goto("login", visitor, "/login")
         self.goto("not-found", visitor, "/no-such-page")
         self.goto("method-not-allowed", visitor, "/logout")  # a form's address, by GET
 
         def docs() -> None:
             visitor.goto(f"{self.server}/api/v1/docs")
-            visitor.wait_for_selector(".swagger-ui .info .title", timeout=120_000)
+            visitor.wait_for_selector(".swagger-ui .info .title")
 
         self.step("api-docs", visitor, docs)
         patient = self._clinician()
@@ -243,7 +247,7 @@ class Tour:
 
         def confirm() -> None:
             alice.click("#confirm-mismatch")
-            alice.wait_for_selector("#overlay", timeout=60_000)
+            alice.wait_for_selector("#overlay")
 
         self.step("result", alice, confirm)
         self.step("result-feedback", alice, lambda: alice.click("#agree"))

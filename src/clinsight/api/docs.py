@@ -4,7 +4,9 @@ Swagger UI's assets (5.x, for OpenAPI 3.1) come from the `swagger-ui-py` package
 (Apache-2.0; Swagger UI's licence ships beside them) and are served by the service
 itself, so the page renders in an air-gapped hospital and under the page's
 content-security policy (`script-src 'self'`: the start-up script is a file, not an
-inline block).
+inline block). `/static/api-docs.css` raises the contrast of Swagger UI's small text
+to WCAG AA; deep links are off, since Swagger UI puts each deep link inside the
+operation's toggle button (a link inside a button, which screen readers cannot reach).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ _PAGE = f"""<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Clinsight API documentation</title>
 <link rel="stylesheet" href="{ASSETS_PATH}/swagger-ui.css">
+<link rel="stylesheet" href="/static/api-docs.css">
 </head>
 <body>
 <main id="swagger-ui" data-openapi="{OPENAPI_PATH}"></main>
@@ -43,7 +46,7 @@ _INIT = """"use strict";
   window.ui = SwaggerUIBundle({
     url: root.getAttribute("data-openapi"),
     dom_id: "#swagger-ui",
-    deepLinking: true,
+    deepLinking: false,
     presets: [SwaggerUIBundle.presets.apis],
     layout: "BaseLayout"
   });

@@ -65,7 +65,8 @@ def survival_chart(result: SurvivalResult) -> Markup:
     km = result.model.population["kaplan_meier"]
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H + 30}" role="img" '
-        'aria-labelledby="survival-title" id="survival-chart">',
+        f'viewBox="0 0 {_W} {_H + 30}" aria-labelledby="survival-title" id="survival-chart" '
+        'class="chart">',
         '<title id="survival-title">Predicted probability of staying event-free over time, '
         "with the population's Kaplan-Meier curve</title>",
         f'<rect x="{_LEFT}" y="{_TOP}" width="{_PLOT_W}" height="{_PLOT_H}" fill="none" '

@@ -28,6 +28,7 @@ from clinsight.cli import (
     models,
     nlp,
     predict,
+    recommend,
     risk,
     serve,
     survival,
@@ -87,6 +88,7 @@ _GROUPS: tuple[tuple[typer.Typer, str | None], ...] = (
     (nlp.app, "nlp"),
     (risk.app, "risk"),
     (survival.app, "survival"),
+    (recommend.app, "recommend"),
 )
 for _group, _name in _GROUPS:
     app.add_typer(_group, name=_name)

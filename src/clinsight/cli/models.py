@@ -37,7 +37,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-KindArg = Annotated[ModelKind, typer.Argument(help="Model kind: image, risk, ner or survival.")]
+KindArg = Annotated[ModelKind, typer.Argument(help="Model kind: image, risk, ner, survival or recommendation.")]
 NameArg = Annotated[str, typer.Argument(help="Registered model name.")]
 NoteOpt = Annotated[str, typer.Option(help="Why (kept in the stage history).")]
 
@@ -51,6 +51,7 @@ def headline_metric(version: RegisteredVersion) -> str:
         ModelKind.RISK: ("CV AUC", ("cross_validation", "auc", "mean")),
         ModelKind.NER: ("test F1", ("test", "ALL", "f1", "value")),
         ModelKind.SURVIVAL: ("CV Uno C", ("cross_validation", "uno_c", "mean")),
+        ModelKind.RECOMMENDATION: ("validation NDCG@10", ("validation", "ndcg_at_10")),
     }
     label, path = paths[version.kind]
     value: Any = metrics

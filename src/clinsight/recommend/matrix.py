@@ -9,8 +9,7 @@ given adverse-event conditions, or stopped at under a quarter of that treatment'
 duration, counts a quarter.
 
 The indication table counts, per condition and treatment, the patients who started the
-treatment while the condition was active (diagnosed up to `indication_days` before, or
-ongoing without an end): candidates for a patient are the treatments started for one of
+treatment within `indication_days` of the condition's diagnosis: candidates for a patient are the treatments started for one of
 their active conditions, and "n patients with this condition received X" reads from it.
 """
 
@@ -246,10 +245,7 @@ def build_treatment_data(
             ui_vals.append(exposure_weight(found, factors))
             for event in found:
                 for cond in conds:
-                    if cond.start <= event.start and (
-                        cond.start >= event.start - window
-                        or (cond.end is None or cond.end >= event.start)
-                    ):
+                    if event.start - window <= cond.start <= event.start:
                         pairs.add((cond_at[cond.code.key()], item_at[key], u))
         for key in {c.code.key() for c in conds}:
             uc_rows.append(u)

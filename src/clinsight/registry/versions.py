@@ -79,6 +79,7 @@ class ModelKind(StrEnum):
     RISK = "risk"
     NER = "ner"
     SURVIVAL = "survival"
+    RECOMMENDATION = "recommendation"
 
 
 @dataclass(frozen=True)

@@ -126,9 +126,10 @@ class _Reader:
         from sqlalchemy import inspect
         from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+        engine = _engine(url)
         self.where = _describe(url)
         self.prefix = f"{schema}." if schema else ""
-        engine = _engine(url)
+        self.persons = ""
         try:
             self.connection = engine.connect()
             tables = {t.lower() for t in inspect(self.connection).get_table_names(schema=schema)}
@@ -153,12 +154,27 @@ class _Reader:
         from sqlalchemy.exc import DBAPIError
 
         try:
-            return self.connection.execute(text(sql.format(p=self.prefix)), params).fetchall()
+            query = sql.format(p=self.prefix) + self.persons
+            return self.connection.execute(text(query), params).fetchall()
         except DBAPIError as exc:
             raise DataError(
                 f"{self.where[0].upper()}{self.where[1:]} does not have the OMOP CDM "
                 f"columns the loader reads (a query failed); check it follows CDM v5.3/5.4."
             ) from exc
+
+    def vocabulary(self, sql: str) -> Sequence[Any]:
+        """A query that is not by person (concepts, ancestors)."""
+        persons, self.persons = self.persons, ""
+        try:
+            return self.rows(sql)
+        finally:
+            self.persons = persons
+
+    def only(self, persons: set[int] | None) -> None:
+        """Filter the person-level queries that follow to `persons` (in SQL, when few)."""
+        small = persons is not None and len(persons) <= 1000
+        self.persons = f" where person_id in ({', '.join(map(str, sorted(persons or ())))})" \
+            if small and persons else ""
 
     def close(self) -> None:
         self.connection.close()
@@ -192,7 +208,7 @@ _INGREDIENTS = """
 
 def _ingredient_map(reader: _Reader) -> dict[int, list[Code]]:
     found: dict[int, list[Code]] = defaultdict(list)
-    for drug_id, system, code, name in reader.rows(_INGREDIENTS):
+    for drug_id, system, code, name in reader.vocabulary(_INGREDIENTS):
         found[int(drug_id)].append(Code(str(system), str(code), name))
     return found
 
@@ -202,7 +218,7 @@ def _concepts(reader: _Reader, table: str, column: str) -> dict[int, Code]:
         f"select distinct c.concept_id, c.vocabulary_id, c.concept_code, c.concept_name "
         f"from {{p}}{table} t join {{p}}concept c on c.concept_id = t.{column}"
     )
-    return {int(i): Code(str(s), str(c), n) for i, s, c, n in reader.rows(sql) if int(i) != 0}
+    return {int(i): Code(str(s), str(c), n) for i, s, c, n in reader.vocabulary(sql) if int(i) != 0}
 
 
 def load_omop(
@@ -215,8 +231,10 @@ def load_omop(
             not an OMOP CDM database (a required table or column is missing).
     """
     reader = _Reader(url, schema)
+    wanted = None if person_ids is None else {int(p) for p in person_ids}
+    reader.only(wanted)
     try:
-        return _load(reader, None if person_ids is None else {int(p) for p in person_ids})
+        return _load(reader, wanted)
     finally:
         reader.close()
 
@@ -379,7 +397,7 @@ def drug_classes(url: str, *, schema: str | None = None) -> dict[str, Code]:
     reader = _Reader(url, schema)
     try:
         found: dict[str, Code] = {}
-        for system, code, atc_code, atc_name in reader.rows(
+        for system, code, atc_code, atc_name in reader.vocabulary(
             "select i.vocabulary_id, i.concept_code, a.concept_code, a.concept_name "
             "from {p}concept_ancestor ca "
             "join {p}concept a on a.concept_id = ca.ancestor_concept_id "

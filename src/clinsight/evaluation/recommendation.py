@@ -56,7 +56,8 @@ def rank_queries(
     """Each query's suggestions (after the safety filter), best first."""
     lists = []
     for query in queries:
-        found = suggest(model, data, query.context, table, size=depth, min_support=min_support)
+        found = suggest(model, data, query.context, table, size=depth,
+                        min_support=min_support, explain=False)  # fmt: skip
         lists.append(tuple(s.treatment for s in found.suggestions))
     return RankedLists(
         tuple(lists), tuple(q.truth for q in queries),

@@ -143,8 +143,10 @@ def suggest(
     extra_active: Iterable[str] = (),
     extra_allergies: Iterable[Code] = (),
     classes: Mapping[str, Code] | None = None,
+    explain: bool = True,
 ) -> SuggestionList:
-    """Up to `size` safe suggestions for the patient, with the removals and their reasons.
+    """Up to `size` safe suggestions for the patient, with the removals and their reasons
+    (and, with `explain`, the model's own explanation of each).
 
     Raises:
         DataError: an extra active drug's code is malformed or unknown.
@@ -187,7 +189,7 @@ def suggest(
             Suggestion(
                 key, display, score, sum(n for _, n in support),
                 tuple(names.get(c, c) for c, _ in support), text,
-                tuple(_details(used, context, data, item)),
+                tuple(_details(used, context, data, item)) if explain else (),
             )  # fmt: skip
         )
     return SuggestionList(

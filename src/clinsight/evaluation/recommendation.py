@@ -1,8 +1,9 @@
 """Ranking metrics of treatment suggestions, over time-ordered queries, with bootstrap
 intervals: precision@5, recall@10, NDCG@10, Jaccard of the proposed set (the model's
-chosen size), catalogue coverage, and the DDI rate of the proposed sets against an
+chosen size), catalogue coverage, and the DDI rate of the top-5 lists against an
 interaction table (SafeDrug's definition: the share of drug pairs within a set that
-interact, averaged over sets). Every list is scored after the safety filter, as a
+interact, averaged over sets with two drugs or more; ``truth_ddi_rate`` is the same over
+the held-out truth sets). Every list is scored after the safety filter, as a
 clinician would see it; `filtered_proposals` counts proposals the filter would still
 remove (zero when the filter is applied).
 """
@@ -88,7 +89,7 @@ def _per_query(lists: RankedLists, size: int, table: InteractionTable) -> dict[s
         proposed = set(ranked[:size])
         union = proposed | truth
         rows["jaccard"].append(len(proposed & truth) / len(union) if union else 0.0)
-        rows["ddi_rate"].append(ddi_rate(ranked[:size], table))
+        rows["ddi_rate"].append(ddi_rate(ranked[:5], table))
         rows["truth_ddi_rate"].append(ddi_rate(sorted(truth), table))
     return {k: np.asarray(v, dtype=np.float64) for k, v in rows.items()}
 

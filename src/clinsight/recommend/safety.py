@@ -1,6 +1,7 @@
 """The safety filter applied to every list of proposed treatments, each removal with its
 reason: a recorded allergy to the substance, duplicate therapy (the same ingredient, or
-the same class, already active), and an interaction with an active medication.
+the same class, already active), and an interaction with an active medication or with a
+treatment ranked higher in the same list (so no proposed set holds an interacting pair).
 
 Interactions come from a table kept as data: the shipped `interactions.json` is a small
 demonstration set with a citation per pair (public-domain sources); a hospital loads its
@@ -220,7 +221,7 @@ def check_treatments(
             continue
         hit = None
         if system == RXNORM:
-            for other in active:
+            for other in [*active, *kept]:
                 other_system, other_code = _code_of(other)
                 found = table.between(code, other_code) if other_system == RXNORM else None
                 if found is not None:
@@ -228,10 +229,11 @@ def check_treatments(
                     break
         if hit is not None:
             other, found = hit
+            where = "active" if other in active else "suggested (ranked higher)"
             removed.append(
                 Removal(
                     key, display, "interaction",
-                    f"interacts with active {names.get(other, other)}: {found.text}",
+                    f"interacts with {where} {names.get(other, other)}: {found.text}",
                     severity=found.severity, citation=found.citation,
                 )  # fmt: skip
             )

@@ -27,12 +27,11 @@ from clinsight.data.omop import eunomia_url, load_omop
 from clinsight.evaluation.recommendation import paired_difference, rank_queries, ranking_metrics
 from clinsight.recommend.safety import shipped_interactions
 from clinsight.services.recommendation import GRIDS, choose_parameters, prepare
-
 from common import update_readme_section, write_results
 
 MODELS = ("item_knn", "user_knn", "als")
 BASELINES = ("most_popular", "cooccurrence")
-SHOWN = ("precision_at_5", "recall_at_10", "ndcg_at_10", "jaccard", "ddi_rate")
+SHOWN = ("precision_at_5", "recall_at_10", "ndcg_at_10", "jaccard", "ddi_rate", "top5_ddi_rate")
 
 
 def _cell(entry: dict[str, Any]) -> str:
@@ -66,8 +65,13 @@ def run(replicates: int) -> dict[str, Any]:
                  "set_size": size, "test": test}  # fmt: skip
         (part["models"] if name in MODELS else part["baselines"])[name] = entry
         print(name, figures["chosen"], test["ndcg_at_10"], flush=True)
-    best = max(MODELS, key=lambda n: part["models"][n]["tried_on_validation"] and max(
-        t["validation_ndcg_at_10"] for t in part["models"][n]["tried_on_validation"]))
+    best = max(
+        MODELS,
+        key=lambda n: (
+            part["models"][n]["tried_on_validation"]
+            and max(t["validation_ndcg_at_10"] for t in part["models"][n]["tried_on_validation"])
+        ),
+    )
     diffs = {b: paired_difference(lists[best], lists[b], table, replicates=replicates)
              for b in BASELINES}  # fmt: skip
     truth_ddi = part["models"][best]["test"]["truth_ddi_rate"]["value"]
@@ -94,6 +98,7 @@ def readme(part: dict[str, Any]) -> str:
             rows.append(f"| {group[:-1]} {name} | {entry['params']} | {entry['set_size']} | "
                         f"{cells} | {test['coverage']['value']:.3f} |")  # fmt: skip
     target = part["target"]
+    truth = part["models"][target["best_collaborative_on_validation"]]["test"]["truth_ddi_rate"]
     diffs = "; ".join(f"vs {b}: {_cell(d)}" for b, d in target["ndcg_at_10_difference"].items())
     return "\n".join([
         "## Treatment recommendation (Eunomia OMOP CDM)",
@@ -108,7 +113,7 @@ def readme(part: dict[str, Any]) -> str:
         "",
         *rows,
         "",
-        f"Held-out truth DDI rate: {_cell(part['models'][target['best_collaborative_on_validation']]['test']['truth_ddi_rate'])}. "
+        f"Held-out truth DDI rate: {_cell(truth)}. "
         f"Best collaborative model (chosen on validation): "
         f"{target['best_collaborative_on_validation']}; paired NDCG@10 difference {diffs}. "
         f"Target (beat both baselines by more than the interval, DDI rate not above the "
@@ -125,8 +130,16 @@ def main() -> None:
     parser.add_argument("--replicates", type=int, default=1000)
     args = parser.parse_args()
     part = run(args.replicates)
-    write_results("recommend", {"eunomia": part, "budget": {"replicates": args.replicates,
-                                "grids": {k: GRIDS[k] for k in (*MODELS, *BASELINES)}}})
+    write_results(
+        "recommend",
+        {
+            "eunomia": part,
+            "budget": {
+                "replicates": args.replicates,
+                "grids": {k: GRIDS[k] for k in (*MODELS, *BASELINES)},
+            },
+        },
+    )
     update_readme_section("recommend", readme(part))
 
 

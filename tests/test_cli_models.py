@@ -23,15 +23,17 @@ from tests.support.cli import run_cli, wide_console
 from tests.support.image_models import register_tiny as register_image
 from tests.support.ner_models import register_tiny as register_ner
 from tests.support.ner_models import tiny_spacy
+from tests.support.recommend import register_tiny as register_recommendation
 from tests.support.risk_models import MODEL_NAME, train_pima_synthea
 from tests.support.survival_models import SURVIVAL_MODEL, train_gbsg2
 
 __all__ = ["wide_console"]  # the autouse fixture: a wide terminal
 PASSWORD = "correct horse battery staple"
 NAMES = {ModelKind.IMAGE: "tiny", ModelKind.RISK: MODEL_NAME, ModelKind.NER: "tiny",
-         ModelKind.SURVIVAL: SURVIVAL_MODEL}  # fmt: skip
+         ModelKind.SURVIVAL: SURVIVAL_MODEL, ModelKind.RECOMMENDATION: "tiny"}  # fmt: skip
 RESOURCES = {ModelKind.IMAGE: "model", ModelKind.RISK: "risk_model", ModelKind.NER: "ner_model",
-             ModelKind.SURVIVAL: "survival_model"}  # fmt: skip
+             ModelKind.SURVIVAL: "survival_model",
+             ModelKind.RECOMMENDATION: "recommendation_model"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +45,7 @@ def two_versions_each(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) 
         train_pima_synthea(registry, production=False)
         register_ner(registry, tiny_spacy(data_dir), data_dir, name="tiny", promote=False)
         train_gbsg2(registry, production=False)
+        register_recommendation(registry)
     return registry
 
 

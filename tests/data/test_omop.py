@@ -66,4 +66,5 @@ def test_not_an_omop_database(tmp_path: Path) -> None:
 def test_eunomia_ships_in_the_package() -> None:
     assert eunomia_url().endswith("eunomia.duckdb")
     cohort = load_omop(eunomia_url(), person_ids=[1])
-    assert cohort.records[0].sex == "male" and cohort.records[0].events
+    assert cohort.records[0].sex == "male"
+    assert cohort.records[0].events

@@ -9,7 +9,7 @@ from clinsight.errors import DataError, ModelError
 from clinsight.recommend.matrix import build_treatment_data, context_at, exposure_weight
 from clinsight.recommend.models import MODELS, make_recommender, rank
 from clinsight.recommend.split import index_query
-from tests.support.recommend import ARTHRITIS, START, IBUPROFEN, records, treated
+from tests.support.recommend import ARTHRITIS, IBUPROFEN, START, records, treated
 
 
 def test_matrix_counts_indications_and_weights_exposures() -> None:
@@ -50,4 +50,5 @@ def test_index_query_holds_out_new_treatments_not_refills() -> None:
     query = index_query(patient, seed=0)
     assert query is not None
     assert query.truth == frozenset({"RxNorm|11289"})
-    assert query.context.moment == START and not query.context.history
+    assert query.context.moment == START
+    assert not query.context.history

@@ -155,7 +155,7 @@ class _Reader:
 
         try:
             query = sql.format(p=self.prefix) + self.persons
-            return self.connection.execute(text(query), params).fetchall()
+            return list(self.connection.execute(text(query), params).fetchall())
         except DBAPIError as exc:
             raise DataError(
                 f"{self.where[0].upper()}{self.where[1:]} does not have the OMOP CDM "
@@ -173,8 +173,11 @@ class _Reader:
     def only(self, persons: set[int] | None) -> None:
         """Filter the person-level queries that follow to `persons` (in SQL, when few)."""
         small = persons is not None and len(persons) <= 1000
-        self.persons = f" where person_id in ({', '.join(map(str, sorted(persons or ())))})" \
-            if small and persons else ""
+        self.persons = (
+            f" where person_id in ({', '.join(map(str, sorted(persons or ())))})"
+            if small and persons
+            else ""
+        )
 
     def close(self) -> None:
         self.connection.close()
@@ -214,8 +217,9 @@ def _ingredient_map(reader: _Reader) -> dict[int, list[Code]]:
 
 
 def _concepts(reader: _Reader, table: str, column: str) -> dict[int, Code]:
+    # table and column are the loader's own constants, never user input
     sql = (
-        f"select distinct c.concept_id, c.vocabulary_id, c.concept_code, c.concept_name "
+        "select distinct c.concept_id, c.vocabulary_id, c.concept_code, c.concept_name "  # noqa: S608
         f"from {{p}}{table} t join {{p}}concept c on c.concept_id = t.{column}"
     )
     return {int(i): Code(str(s), str(c), n) for i, s, c, n in reader.vocabulary(sql) if int(i) != 0}
@@ -241,13 +245,12 @@ def load_omop(
 
 def _load(reader: _Reader, wanted: set[int] | None) -> Cohort:
     report = LoadReport(source=f"OMOP CDM ({reader.where})")
-    keep = (lambda pid: True) if wanted is None else (lambda pid: int(pid) in wanted)
     people: dict[int, dict[str, Any]] = {}
     for pid, gender, year, month, day in reader.rows(
         "select person_id, gender_concept_id, year_of_birth, month_of_birth, day_of_birth "
         "from {p}person"
     ):
-        if keep(pid):
+        if wanted is None or int(pid) in wanted:
             people[int(pid)] = {"sex": _SEX.get(int(gender or 0)),
                                 "birth": _birth(year, month, day)}  # fmt: skip
     visits: dict[int, list[Visit]] = defaultdict(list)
@@ -274,9 +277,12 @@ def _load(reader: _Reader, wanted: set[int] | None) -> Cohort:
         _observations(reader, people, events, report)
     records = tuple(
         PatientRecord(
-            patient_id=str(pid), birth_date=info["birth"], sex=info["sex"],
-            visits=tuple(visits[pid]), events=tuple(events[pid]),
-        )  # fmt: skip
+            patient_id=str(pid),
+            birth_date=info["birth"],
+            sex=info["sex"],
+            visits=tuple(visits[pid]),
+            events=tuple(events[pid]),
+        )
         for pid, info in sorted(people.items())
     )
     report.patients = len(records)

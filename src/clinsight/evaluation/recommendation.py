@@ -1,9 +1,10 @@
 """Ranking metrics of treatment suggestions, over time-ordered queries, with bootstrap
 intervals: precision@5, recall@10, NDCG@10, Jaccard of the proposed set (the model's
-chosen size), catalogue coverage, and the DDI rate of the top-5 lists against an
-interaction table (SafeDrug's definition: the share of drug pairs within a set that
-interact, averaged over sets with two drugs or more; ``truth_ddi_rate`` is the same over
-the held-out truth sets). Every list is scored after the safety filter, as a
+chosen size, drawn by `proposed_set`), catalogue coverage, and the DDI rate of the
+proposed sets against an interaction table (SafeDrug's definition: the share of drug pairs
+within a set that interact, averaged over sets of two drugs or more; ``truth_ddi_rate``
+is the same over the held-out truth sets, ``top5_ddi_rate`` over the top five ranked
+alternatives, which are not given together). Every list is scored after the safety filter, as a
 clinician would see it; `filtered_proposals` counts proposals the filter would still
 remove (zero when the filter is applied).
 """
@@ -22,7 +23,7 @@ from numpy.typing import NDArray
 from clinsight.evaluation.metrics import bootstrap_weights, json_float, percentile_interval
 from clinsight.recommend.matrix import TreatmentData
 from clinsight.recommend.models import Recommender
-from clinsight.recommend.safety import InteractionTable, check_treatments
+from clinsight.recommend.safety import InteractionTable, check_treatments, proposed_set
 from clinsight.recommend.split import Query
 from clinsight.recommend.suggest import suggest
 
@@ -75,10 +76,12 @@ def ddi_rate(proposed: Sequence[str], table: InteractionTable) -> float:
     return sum(table.between(a, b) is not None for a, b in pairs) / len(pairs)
 
 
-def _per_query(lists: RankedLists, size: int, table: InteractionTable) -> dict[str, NDArray[np.float64]]:
+def _per_query(
+    lists: RankedLists, size: int, table: InteractionTable
+) -> dict[str, NDArray[np.float64]]:
     rows: dict[str, list[float]] = {k: [] for k in
                                     ("precision_at_5", "recall_at_10", "ndcg_at_10", "jaccard",
-                                     "ddi_rate", "truth_ddi_rate")}  # fmt: skip
+                                     "ddi_rate", "top5_ddi_rate", "truth_ddi_rate")}  # fmt: skip
     for ranked, truth in zip(lists.lists, lists.truths, strict=True):
         hits = [item in truth for item in ranked[:10]]
         rows["precision_at_5"].append(sum(hits[:5]) / 5.0)
@@ -86,10 +89,11 @@ def _per_query(lists: RankedLists, size: int, table: InteractionTable) -> dict[s
         gain = sum(1.0 / math.log2(i + 2) for i, hit in enumerate(hits) if hit)
         ideal = sum(1.0 / math.log2(i + 2) for i in range(min(10, len(truth))))
         rows["ndcg_at_10"].append(gain / ideal)
-        proposed = set(ranked[:size])
+        proposed = set(proposed_set(ranked, size, table))
         union = proposed | truth
         rows["jaccard"].append(len(proposed & truth) / len(union) if union else 0.0)
-        rows["ddi_rate"].append(ddi_rate(ranked[:5], table))
+        rows["ddi_rate"].append(ddi_rate(sorted(proposed), table))
+        rows["top5_ddi_rate"].append(ddi_rate(ranked[:5], table))
         rows["truth_ddi_rate"].append(ddi_rate(sorted(truth), table))
     return {k: np.asarray(v, dtype=np.float64) for k, v in rows.items()}
 
@@ -122,11 +126,14 @@ def ranking_metrics(
     n = len(lists.lists)
     weights = list(bootstrap_weights(n, replicates, seed)) if n else []
     out: dict[str, Any] = {k: _summary(v, weights) for k, v in values.items()}
-    out["coverage"] = {"value": json_float(
-        len({item for ranked in lists.lists for item in ranked[:10]}) / max(catalogue, 1))}
+    out["coverage"] = {
+        "value": json_float(
+            len({item for ranked in lists.lists for item in ranked[:10]}) / max(catalogue, 1)
+        )
+    }
     out["filtered_proposals"] = sum(
-        len(check_treatments(ranked[:size], active=active, allergies=(), table=table,
-                             names=names or {}).removed)
+        len(check_treatments(proposed_set(ranked, size, table), active=active,
+                             allergies=(), table=table, names=names or {}).removed)
         for ranked, active in zip(lists.lists, lists.active, strict=True)
     )  # fmt: skip
     out["set_size"], out["queries"], out["bootstrap_replicates"] = size, n, replicates

@@ -9,8 +9,9 @@ given adverse-event conditions, or stopped at under a quarter of that treatment'
 duration, counts a quarter.
 
 The indication table counts, per condition and treatment, the patients who started the
-treatment within `indication_days` of the condition's diagnosis: candidates for a patient are the treatments started for one of
-their active conditions, and "n patients with this condition received X" reads from it.
+treatment within `indication_days` of the condition's diagnosis: candidates for a patient
+are the treatments started for one of their active conditions, and "n patients with this
+condition received X" reads from it.
 """
 
 from __future__ import annotations

@@ -116,8 +116,7 @@ class Recommender(ABC):
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
             raise ModelError(
-                f"{self.name} takes {sorted(self.defaults) or 'no parameters'}; "
-                f"got {unknown}."
+                f"{self.name} takes {sorted(self.defaults) or 'no parameters'}; got {unknown}."
             )
         self.params = {**self.defaults, **params}
 
@@ -237,7 +236,9 @@ class UserKnnRecommender(_Blended):
         self.ages_, self.sexes_ = data.ages, data.sexes
         return self
 
-    def neighbours(self, context: PatientContext, data: TreatmentData) -> tuple[NDArray[Any], Array]:
+    def neighbours(
+        self, context: PatientContext, data: TreatmentData
+    ) -> tuple[NDArray[Any], Array]:
         """The indices and similarities of the most similar training patients."""
         row = _query_row(context, data, self.idf_)
         norm = np.linalg.norm(row)

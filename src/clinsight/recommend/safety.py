@@ -1,7 +1,8 @@
 """The safety filter applied to every list of proposed treatments, each removal with its
 reason: a recorded allergy to the substance, duplicate therapy (the same ingredient, or
-the same class, already active), and an interaction with an active medication or with a
-treatment ranked higher in the same list (so no proposed set holds an interacting pair).
+the same class, already active), and an interaction with an active medication. The list
+ranks alternatives; `proposed_set` draws the set proposed together from it, skipping a
+treatment that interacts with one drawn before it.
 
 Interactions come from a table kept as data: the shipped `interactions.json` is a small
 demonstration set with a citation per pair (public-domain sources); a hospital loads its
@@ -35,6 +36,7 @@ __all__ = [
     "SafetyResult",
     "check_treatments",
     "load_interaction_csv",
+    "proposed_set",
     "shipped_interactions",
 ]
 
@@ -89,9 +91,12 @@ def shipped_interactions() -> InteractionTable:
     doc = json.loads(text)
     pairs = [
         Interaction(
-            Code(**p["drug_a"]), Code(**p["drug_b"]), _severity(p["severity"], "shipped table"),
-            p["text"], p["citation"],
-        )  # fmt: skip
+            Code(**p["drug_a"]),
+            Code(**p["drug_b"]),
+            _severity(p["severity"], "shipped table"),
+            p["text"],
+            p["citation"],
+        )
         for p in doc["pairs"]
     ]
     return InteractionTable(pairs, source=doc["title"], notice=doc["notice"])
@@ -127,9 +132,12 @@ def load_interaction_csv(path: Path | str, *, text: str | None = None) -> Intera
             raise DataError(f"{where}: drug_a and drug_b must be RxNorm ingredient codes.")
         pairs.append(
             Interaction(
-                Code(RXNORM, a), Code(RXNORM, b), _severity(row["severity"] or "", where),
-                (row["text"] or "").strip(), (row.get("citation") or name).strip(),
-            )  # fmt: skip
+                Code(RXNORM, a),
+                Code(RXNORM, b),
+                _severity(row["severity"] or "", where),
+                (row["text"] or "").strip(),
+                (row.get("citation") or name).strip(),
+            )
         )
     return InteractionTable(pairs, source=name)
 
@@ -161,6 +169,18 @@ class SafetyResult:
     kept: tuple[str, ...]
     removed: tuple[Removal, ...]
     unchecked_allergies: tuple[str, ...]
+
+
+def proposed_set(ranked: Sequence[str], size: int, table: InteractionTable) -> tuple[str, ...]:
+    """The first `size` treatments of a ranked list that do not interact with each other."""
+    chosen: list[str] = []
+    for key in ranked:
+        if len(chosen) == size:
+            break
+        code = key.partition("|")[2]
+        if all(table.between(code, other.partition("|")[2]) is None for other in chosen):
+            chosen.append(key)
+    return tuple(chosen)
 
 
 def _code_of(key: str) -> tuple[str, str]:
@@ -214,14 +234,16 @@ def check_treatments(
             same = names.get(active_classes[klass.key()], active_classes[klass.key()])
             removed.append(
                 Removal(
-                    key, display, "duplicate_class",
+                    key,
+                    display,
+                    "duplicate_class",
                     f"{same} of the same class ({klass.display or klass.code}) is already active",
-                )  # fmt: skip
+                )
             )
             continue
         hit = None
         if system == RXNORM:
-            for other in [*active, *kept]:
+            for other in active:
                 other_system, other_code = _code_of(other)
                 found = table.between(code, other_code) if other_system == RXNORM else None
                 if found is not None:
@@ -229,13 +251,15 @@ def check_treatments(
                     break
         if hit is not None:
             other, found = hit
-            where = "active" if other in active else "suggested (ranked higher)"
             removed.append(
                 Removal(
-                    key, display, "interaction",
-                    f"interacts with {where} {names.get(other, other)}: {found.text}",
-                    severity=found.severity, citation=found.citation,
-                )  # fmt: skip
+                    key,
+                    display,
+                    "interaction",
+                    f"interacts with active {names.get(other, other)}: {found.text}",
+                    severity=found.severity,
+                    citation=found.citation,
+                )
             )
             continue
         kept.append(key)

@@ -103,7 +103,9 @@ def _support(data: TreatmentData, context: PatientContext, item: int) -> list[tu
     return sorted((f for f in found if f[1] > 0), key=lambda f: -f[1])
 
 
-def _details(model: Recommender, context: PatientContext, data: TreatmentData, item: int) -> list[str]:
+def _details(
+    model: Recommender, context: PatientContext, data: TreatmentData, item: int
+) -> list[str]:
     name = data.names.get(data.items[item], data.items[item])
     if isinstance(model, UserKnnRecommender):
         top, _ = model.neighbours(context, data)
@@ -187,10 +189,14 @@ def suggest(
         )
         suggestions.append(
             Suggestion(
-                key, display, score, sum(n for _, n in support),
-                tuple(names.get(c, c) for c, _ in support), text,
+                key,
+                display,
+                score,
+                sum(n for _, n in support),
+                tuple(names.get(c, c) for c, _ in support),
+                text,
                 tuple(_details(used, context, data, item)) if explain else (),
-            )  # fmt: skip
+            )
         )
     return SuggestionList(
         context.patient_id, used.name, tuple(suggestions), safety.removed,

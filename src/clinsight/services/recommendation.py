@@ -49,8 +49,9 @@ GRIDS: dict[str, list[dict[str, float]]] = {
     "most_popular": [{}],
     "cooccurrence": [{}],
     "item_knn": [{"prior_weight": w} for w in (0.0, 0.5, 0.8, 0.9)],
-    "user_knn": [{"prior_weight": w, "neighbours": k} for w in (0.0, 0.5, 0.8, 0.9)
-                 for k in (50.0, 200.0)],  # fmt: skip
+    "user_knn": [
+        {"prior_weight": w, "neighbours": k} for w in (0.0, 0.5, 0.8, 0.9) for k in (50.0, 200.0)
+    ],
     "als": [{"prior_weight": w, "factors": f} for w in (0.0, 0.5, 0.8, 0.9) for f in (16.0, 32.0)],
 }
 """The parameters compared on validation, per recommender."""

@@ -1,4 +1,4 @@
-"""`clinsight models`: the registry of every model kind (image, risk, ner) — versions,
+"""`clinsight models`: the registry of every model kind (image, risk, ner, ...) — versions,
 cards, verification, and audited stage changes (promote, rollback, archive).
 
 Stage changes go through `services.models`, as the API's do: each appends an audit entry

@@ -24,16 +24,18 @@ from tests.support.image_models import register_tiny as register_image
 from tests.support.ner_models import register_tiny as register_ner
 from tests.support.ner_models import tiny_spacy
 from tests.support.progression import train_tiny as train_progression
+from tests.support.recommend import register_tiny as register_recommendation
 from tests.support.risk_models import MODEL_NAME, train_pima_synthea
 from tests.support.survival_models import SURVIVAL_MODEL, train_gbsg2
 
 __all__ = ["wide_console"]  # the autouse fixture: a wide terminal
 PASSWORD = "correct horse battery staple"
 NAMES = {ModelKind.IMAGE: "tiny", ModelKind.RISK: MODEL_NAME, ModelKind.NER: "tiny",
-         ModelKind.SURVIVAL: SURVIVAL_MODEL, ModelKind.PROGRESSION: "tiny"}  # fmt: skip
+         ModelKind.SURVIVAL: SURVIVAL_MODEL, ModelKind.PROGRESSION: "tiny",
+         ModelKind.RECOMMENDATION: "tiny"}  # fmt: skip
 RESOURCES = {ModelKind.IMAGE: "model", ModelKind.RISK: "risk_model", ModelKind.NER: "ner_model",
-             ModelKind.SURVIVAL: "survival_model",
-             ModelKind.PROGRESSION: "progression_model"}  # fmt: skip
+             ModelKind.SURVIVAL: "survival_model", ModelKind.PROGRESSION: "progression_model",
+             ModelKind.RECOMMENDATION: "recommendation_model"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +48,7 @@ def two_versions_each(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) 
         register_ner(registry, tiny_spacy(data_dir), data_dir, name="tiny", promote=False)
         train_gbsg2(registry, production=False)
         train_progression(data_dir, registry, tmp_path_factory.mktemp("progression-work"))
+        register_recommendation(registry)
     return registry
 
 
@@ -117,7 +120,7 @@ def test_models_list_shows_every_kind(two_versions_each: Path) -> None:
     rows = [line.split("│")[1:5] for line in out.splitlines() if "candidate" in line]
     assert [[cell.strip() for cell in row] for row in rows] == [
         [kind, NAMES[ModelKind(kind)], version, "candidate"]
-        for kind in ("image", "risk", "ner", "survival")
+        for kind in ("image", "risk", "ner", "survival", "recommendation")
         for version in ("1", "2")
     ]
     code, out = run_cli("models", "list", "--name", "tiny")

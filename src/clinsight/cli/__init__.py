@@ -29,6 +29,7 @@ from clinsight.cli import (
     nlp,
     predict,
     progression,
+    recommend,
     risk,
     serve,
     survival,
@@ -89,6 +90,7 @@ _GROUPS: tuple[tuple[typer.Typer, str | None], ...] = (
     (risk.app, "risk"),
     (survival.app, "survival"),
     (progression.app, "progression"),
+    (recommend.app, "recommend"),
 )
 for _group, _name in _GROUPS:
     app.add_typer(_group, name=_name)

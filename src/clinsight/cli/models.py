@@ -1,4 +1,4 @@
-"""`clinsight models`: the registry of every model kind (image, risk, ner) — versions,
+"""`clinsight models`: the registry of every model kind (image, risk, ner, ...) — versions,
 cards, verification, and audited stage changes (promote, rollback, archive).
 
 Stage changes go through `services.models`, as the API's do: each appends an audit entry
@@ -37,7 +37,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-KindArg = Annotated[ModelKind, typer.Argument(help="Model kind: image, risk, ner, survival or progression.")]
+KindArg = Annotated[
+    ModelKind, typer.Argument(help=f"Model kind: {', '.join(kind.value for kind in ModelKind)}.")
+]
 NameArg = Annotated[str, typer.Argument(help="Registered model name.")]
 NoteOpt = Annotated[str, typer.Option(help="Why (kept in the stage history).")]
 
@@ -51,6 +53,7 @@ def headline_metric(version: RegisteredVersion) -> str:
         ModelKind.RISK: ("CV AUC", ("cross_validation", "auc", "mean")),
         ModelKind.NER: ("test F1", ("test", "ALL", "f1", "value")),
         ModelKind.SURVIVAL: ("CV Uno C", ("cross_validation", "uno_c", "mean")),
+        ModelKind.RECOMMENDATION: ("validation NDCG@10", ("validation", "ndcg_at_10")),
     }
     label, path = paths[version.kind]
     value: Any = metrics

@@ -99,12 +99,23 @@ def _load_progression(version: RegisteredVersion, threads: int) -> Any:
     return ProgressionPredictor(cast(ProgressionModelVersion, version), threads=threads)
 
 
+def _load_recommendation(version: RegisteredVersion, threads: int) -> Any:
+    from clinsight.registry.recommendation import (
+        RecommendationModelVersion,
+        load_recommendation_model,
+    )
+
+    del threads
+    return load_recommendation_model(cast(RecommendationModelVersion, version))
+
+
 LOADERS: dict[ModelKind, Callable[[RegisteredVersion, int], Any]] = {
     ModelKind.IMAGE: _load_image,
     ModelKind.RISK: _load_risk,
     ModelKind.NER: _load_ner,
     ModelKind.SURVIVAL: _load_survival,
     ModelKind.PROGRESSION: _load_progression,
+    ModelKind.RECOMMENDATION: _load_recommendation,
 }
 """How each kind's version becomes a runtime (after verification): one entry per kind."""
 

@@ -80,6 +80,7 @@ class ModelKind(StrEnum):
     NER = "ner"
     SURVIVAL = "survival"
     PROGRESSION = "progression"
+    RECOMMENDATION = "recommendation"
 
 
 @dataclass(frozen=True)

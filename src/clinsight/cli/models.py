@@ -37,20 +37,21 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-KindArg = Annotated[ModelKind, typer.Argument(help="Model kind: image, risk, ner or survival.")]
+KindArg = Annotated[ModelKind, typer.Argument(help="Model kind: image, risk, ner, survival or segmentation.")]
 NameArg = Annotated[str, typer.Argument(help="Registered model name.")]
 NoteOpt = Annotated[str, typer.Option(help="Why (kept in the stage history).")]
 
 
 def headline_metric(version: RegisteredVersion) -> str:
     """The one number a list shows: test AUC (image), cross-validated AUC (risk), test F1
-    over all labels (NER)."""
+    over all labels (NER), validation Dice (segmentation)."""
     metrics: dict[str, Any] = version.metrics
     paths = {
         ModelKind.IMAGE: ("test AUC", ("metrics", "values", "auc")),
         ModelKind.RISK: ("CV AUC", ("cross_validation", "auc", "mean")),
         ModelKind.NER: ("test F1", ("test", "ALL", "f1", "value")),
         ModelKind.SURVIVAL: ("CV Uno C", ("cross_validation", "uno_c", "mean")),
+        ModelKind.SEGMENTATION: ("validation Dice", ("validation", "values", "dice")),
     }
     label, path = paths[version.kind]
     value: Any = metrics

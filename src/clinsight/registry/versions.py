@@ -79,6 +79,7 @@ class ModelKind(StrEnum):
     RISK = "risk"
     NER = "ner"
     SURVIVAL = "survival"
+    SEGMENTATION = "segmentation"
 
 
 @dataclass(frozen=True)

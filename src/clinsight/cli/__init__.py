@@ -29,6 +29,7 @@ from clinsight.cli import (
     nlp,
     predict,
     risk,
+    segment,
     serve,
     survival,
     train,
@@ -87,6 +88,7 @@ _GROUPS: tuple[tuple[typer.Typer, str | None], ...] = (
     (nlp.app, "nlp"),
     (risk.app, "risk"),
     (survival.app, "survival"),
+    (segment.app, "segment"),
 )
 for _group, _name in _GROUPS:
     app.add_typer(_group, name=_name)

@@ -38,6 +38,7 @@ __all__ = [
     "SegmentationCase",
     "SegmentationDataset",
     "SegmentationSample",
+    "dicom_pixel_spacing",
     "kfold_ids",
     "load_cxr_lungs",
     "load_folder",
@@ -401,3 +402,24 @@ def kfold_ids(ids: Sequence[str], k: int, seed: int = 0) -> list[tuple[str, ...]
         raise DataError(f"{k}-fold cross-validation needs k >= 2 and at least k images.")
     order = np.random.default_rng(seed).permutation(len(unique))
     return [tuple(sorted(unique[i] for i in order[f::k])) for f in range(k)]
+
+
+def dicom_pixel_spacing(content: bytes) -> tuple[float, float] | None:
+    """(row, column) spacing in mm from a DICOM file's PixelSpacing (or, for projection
+    radiographs, ImagerPixelSpacing); None for PNG/JPEG or where the header has none."""
+    import io
+
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(content), stop_before_pixels=True)
+    except (InvalidDicomError, OSError, ValueError, EOFError):
+        return None
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = dataset.get(keyword)
+        if value is not None and len(value) == 2:
+            row, column = float(value[0]), float(value[1])
+            if row > 0 and column > 0:
+                return (row, column)
+    return None

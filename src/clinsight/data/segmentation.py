@@ -263,10 +263,11 @@ def load_folder(
 
 
 def load_segmentation_dataset(
-    root: Path, layout: str | None = None, **options: Any
+    root: Path, layout: str | None = None, *, heart: bool = False, **folder_options: Any
 ) -> SegmentationDataset:
     """The dataset at `root` in `layout` (guessed: structure.csv means the CXR layout, a
-    folder named kvasir-seg the Kvasir layout, else a plain folder).
+    folder named kvasir-seg the Kvasir layout, else a plain folder); `heart` applies to the
+    CXR layout, `folder_options` to `load_folder`.
 
     Raises:
         DataError: unknown layout; see the loaders for the rest.
@@ -282,9 +283,9 @@ def load_segmentation_dataset(
     if layout == "kvasir-seg":
         return load_kvasir(root)
     if layout == "covid19-cxr-segmentations":
-        return load_cxr_lungs(root, heart=bool(options.get("heart", False)))
+        return load_cxr_lungs(root, heart=heart)
     if layout == "folder":
-        return load_folder(root, **options)
+        return load_folder(root, **folder_options)
     raise DataError(f"Unknown segmentation layout {layout!r}; use one of {', '.join(LAYOUTS)}.")
 
 

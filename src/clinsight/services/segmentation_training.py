@@ -168,8 +168,7 @@ def train_and_register_segmentation(
         ModelError: the network cannot be trained or exported.
         RegistryError: the model cannot be registered.
     """
-    options = {"heart": heart} if layout in (None, "covid19-cxr-segmentations") else {}
-    dataset = load_segmentation_dataset(Path(data_root), layout, **options)
+    dataset = load_segmentation_dataset(Path(data_root), layout, heart=heart)
     n_val = max(1, round(val_fraction * len(dataset.cases)))
     split = seeded_split(dataset.ids, val=n_val, seed=config.seed)
     spec = PreprocessSpec(image_size, dataset.channels)
@@ -234,8 +233,7 @@ def evaluate_segmentation(
         ModelKind.SEGMENTATION, name, version, newest=True
     ).model
     labels = predictor.model.labels
-    options = {"heart": len(labels) > 2} if layout in (None, "covid19-cxr-segmentations") else {}
-    dataset = load_segmentation_dataset(Path(data_root), layout, **options)
+    dataset = load_segmentation_dataset(Path(data_root), layout, heart=len(labels) > 2)
     if dataset.labels[1:] != labels[1:] and dataset.layout != "folder":
         raise DataError(
             f"The folder's labels {list(dataset.labels[1:])} differ from the model's "

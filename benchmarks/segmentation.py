@@ -20,6 +20,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from clinsight.data.segmentation import (
 from clinsight.evaluation.segmentation import segmentation_report
 from clinsight.imaging.segmentation import (
     PairArrays,
+    SegmentationEpoch,
     predict_mask,
     prepare_pairs,
     train_segmentation_model,
@@ -86,8 +88,12 @@ def _config(args: argparse.Namespace, seed: int, minutes: float, size: int) -> T
     )  # fmt: skip
 
 
-def _score(network: torch.nn.Module, dataset: SegmentationDataset,
-           cases: tuple[SegmentationCase, ...], spec: PreprocessSpec) -> dict[str, Any]:  # fmt: skip
+def _score(
+    network: torch.nn.Module,
+    dataset: SegmentationDataset,
+    cases: tuple[SegmentationCase, ...],
+    spec: PreprocessSpec,
+) -> dict[str, Any]:
     predicted, truth = [], []
     for case in cases:
         sample = read_case(dataset, case)
@@ -97,6 +103,14 @@ def _score(network: torch.nn.Module, dataset: SegmentationDataset,
         [c.case_id for c in cases], predicted, truth, dataset.labels, n_bootstrap=1000
     )
     return report.to_dict(with_images=False)
+
+
+def _printer(what: str) -> Callable[[SegmentationEpoch, int], None]:
+    def show(record: SegmentationEpoch, planned: int) -> None:
+        print(f"{what} epoch {record.epoch}/{planned} val Dice {record.val_dice:.3f} "
+              f"{record.seconds:.0f}s", flush=True)  # fmt: skip
+
+    return show
 
 
 def kvasir(args: argparse.Namespace) -> dict[str, Any]:
@@ -113,8 +127,7 @@ def kvasir(args: argparse.Namespace) -> dict[str, Any]:
         net = SegmentationNetworkConfig(args.architecture, 3, 2, args.width, args.depth)
         result = train_segmentation_model(
             train, val, _config(args, seed, args.minutes, args.size), net, spec,
-            progress=lambda r, p: print(f"kvasir seed {seed} epoch {r.epoch}/{p} "
-                                        f"val Dice {r.val_dice:.3f} {r.seconds:.0f}s", flush=True),
+            progress=_printer(f"kvasir seed {seed}"),
         )  # fmt: skip
         test = _score(result.network, dataset, dataset.subset(outer.test), spec)
         seeds.append({
@@ -223,8 +236,10 @@ def _table(results: dict[str, Any]) -> str:
                      f"{k['mean']['boundary_precision']:.3f} | reported | |")  # fmt: skip
     if c:
         value = c["mean"]["dice"]
-        lines.append(f"| cxr_lungs (5-fold CV, {c['budget']['minutes_per_fold']:g} min/fold) | "
-                     f"mean Dice | {value:.3f} | >= 0.95 | {'yes' if value >= 0.95 else 'no'} |")
+        lines.append(
+            f"| cxr_lungs (5-fold CV, {c['budget']['minutes_per_fold']:g} min/fold) | "
+            f"mean Dice | {value:.3f} | >= 0.95 | {'yes' if value >= 0.95 else 'no'} |"
+        )
     if results.get("inference"):
         i = results["inference"]
         lines.append(f"| inference 256x256, 1 thread | ONNX Runtime / PyTorch eager images/s | "
@@ -261,9 +276,11 @@ def main() -> None:
     for part in args.parts:
         results[part] = runners[part](args)
         write_results("segmentation", results)
-    flat = {"kvasir_seg.mean.dice": results.get("kvasir_seg", {}).get("mean", {}).get("dice"),
-            "kvasir_seg.mean.iou": results.get("kvasir_seg", {}).get("mean", {}).get("iou"),
-            "cxr_lungs.mean.dice": results.get("cxr_lungs", {}).get("mean", {}).get("dice")}
+    flat = {
+        "kvasir_seg.mean.dice": results.get("kvasir_seg", {}).get("mean", {}).get("dice"),
+        "kvasir_seg.mean.iou": results.get("kvasir_seg", {}).get("mean", {}).get("iou"),
+        "cxr_lungs.mean.dice": results.get("cxr_lungs", {}).get("mean", {}).get("dice"),
+    }
     results["targets"] = {k: {"target": t, "measured": flat[k],
                               "met": flat[k] is not None and flat[k] >= t}
                           for k, t in TARGETS.items()}  # fmt: skip

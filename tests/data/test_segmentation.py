@@ -28,7 +28,8 @@ def test_folder_reads_binary_masks(tmp_path: Path) -> None:
     assert dataset.ids == ("case000", "case001", "case002")
     assert dataset.labels == ("background", "polyp")
     sample = read_case(dataset, dataset.cases[0])
-    assert sample.image.shape == (40, 48, 3) and sample.mask.shape == (40, 48)
+    assert sample.image.shape == (40, 48, 3)
+    assert sample.mask.shape == (40, 48)
     assert set(np.unique(sample.mask)) == {0, 1}
 
 
@@ -43,7 +44,8 @@ def test_kvasir_jpeg_masks_are_thresholded_at_127(tmp_path: Path) -> None:
     dataset = load_segmentation_dataset(root)
     assert dataset.layout == "kvasir-seg"
     sample = read_case(dataset, dataset.cases[0])
-    assert sample.mask[:, :12].all() and not sample.mask[:, 14:].any()
+    assert sample.mask[:, :12].all()
+    assert not sample.mask[:, 14:].any()
 
 
 def test_kvasir_missing_mask_is_named(tmp_path: Path) -> None:
@@ -65,8 +67,12 @@ def _cxr(root: Path, resolution: str = "40x30") -> Path:
         crop[..., 0], crop[..., 3] = 255, 255
         crop[0, 0, :3] = 0  # background pixel inside the bounding box
         Image.fromarray(crop, "RGBA").save(root / "masks" / name)
-    rows = [("Left Lung", "m_left.png", 2, 3), ("Right Lung", "m_right.png", 2, 25),
-            ("Cardiomediastinum", "m_heart.png", 5, 15), ("Airways", "m_heart.png", 0, 0)]
+    rows = [
+        ("Left Lung", "m_left.png", 2, 3),
+        ("Right Lung", "m_right.png", 2, 25),
+        ("Cardiomediastinum", "m_heart.png", 5, 15),
+        ("Airways", "m_heart.png", 0, 0),
+    ]
     with (root / "structure.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["#", "Template Name", "Filename", "Mask", "Resolution", "Top", "Left"])
@@ -77,7 +83,8 @@ def _cxr(root: Path, resolution: str = "40x30") -> Path:
 
 def test_cxr_masks_are_pasted_at_left_top(tmp_path: Path) -> None:
     dataset = load_cxr_lungs(_cxr(tmp_path / "cxr"), heart=True)
-    assert dataset.labels == ("background", "lung", "heart") and dataset.channels == 1
+    assert dataset.labels == ("background", "lung", "heart")
+    assert dataset.channels == 1
     mask = read_case(dataset, dataset.cases[0]).mask
     expected = np.zeros((30, 40), np.uint8)
     expected[2:8, 3:13] = 1
@@ -136,5 +143,6 @@ def test_seeded_split_is_fixed_and_disjoint() -> None:
 def test_kfold_ids_cover_every_image_once() -> None:
     folds = kfold_ids([f"c{i}" for i in range(11)], 5, seed=1)
     flat = [i for fold in folds for i in fold]
-    assert sorted(flat) == sorted(f"c{i}" for i in range(11)) and len(flat) == 11
+    assert sorted(flat) == sorted(f"c{i}" for i in range(11))
+    assert len(flat) == 11
     assert sorted(len(f) for f in folds) == [2, 2, 2, 2, 3]

@@ -37,7 +37,8 @@ def _reference(pred: NDArray[np.uint8], true: NDArray[np.uint8],
     to_true = distance_transform_edt(~et, sampling=spacing)[ep]
     to_pred = distance_transform_edt(~ep, sampling=spacing)[et]
     return {
-        "dice": 2 * inter / (p.sum() + t.sum()), "iou": inter / union,
+        "dice": 2 * inter / (p.sum() + t.sum()),
+        "iou": inter / union,
         "hd95": max(np.percentile(to_true, 95), np.percentile(to_pred, 95)),
         "boundary_precision": float(np.mean(to_true <= tol)),
     }
@@ -61,8 +62,10 @@ def test_empty_masks_follow_the_stated_conventions() -> None:
     both = image_metrics(empty, empty, 2)
     assert [both[m][0] for m in ("dice", "iou", "hd95", "boundary_precision")] == [1, 1, 0, 1]
     missed = image_metrics(empty, blob, 2)
-    assert missed["dice"][0] == 0 and missed["iou"][0] == 0
-    assert math.isnan(missed["hd95"][0]) and math.isnan(missed["boundary_precision"][0])
+    assert missed["dice"][0] == 0
+    assert missed["iou"][0] == 0
+    assert math.isnan(missed["hd95"][0])
+    assert math.isnan(missed["boundary_precision"][0])
 
 
 def test_report_means_intervals_and_labels() -> None:
@@ -85,7 +88,8 @@ def test_multi_label_report_has_per_label_means() -> None:
     true[_blob(5).astype(bool)] = 2
     report = segmentation_report(["a"], [true], [true], ("background", "lung", "heart"),
                                  n_bootstrap=0)  # fmt: skip
-    assert report.values["lung.dice"] == 1.0 and report.values["heart.dice"] == 1.0
+    assert report.values["lung.dice"] == 1.0
+    assert report.values["heart.dice"] == 1.0
     assert report.values["dice"] == 1.0
 
 

@@ -37,7 +37,9 @@ def _pairs(start: int, count: int) -> PairArrays:
     samples = []
     for i in range(start, start + count):
         frame, mask = blob_frame(i)
-        samples.append(SegmentationSample(f"c{i}", frame / np.float32(255), (mask > 0).astype(np.uint8)))
+        samples.append(
+            SegmentationSample(f"c{i}", frame / np.float32(255), (mask > 0).astype(np.uint8))
+        )
     return prepare_pairs(samples, SPEC)
 
 
@@ -69,7 +71,8 @@ def test_augmentation_moves_image_and_mask_together() -> None:
 
 def test_prepare_pairs_resizes_both_to_the_network_size() -> None:
     pairs = _pairs(0, 2)
-    assert pairs.images.shape == (2, 3, 32, 32) and pairs.masks.shape == (2, 1, 32, 32)
+    assert pairs.images.shape == (2, 3, 32, 32)
+    assert pairs.masks.shape == (2, 1, 32, 32)
     assert set(np.unique(pairs.masks)) == {0, 1}
 
 
@@ -78,15 +81,16 @@ def test_training_is_seeded_and_resumes(tmp_path: Path) -> None:
     first = train_segmentation_model(train, val, CONFIG, NET, SPEC)
     again = train_segmentation_model(train, val, CONFIG, NET, SPEC)
     assert [e.train_loss for e in first.history] == [e.train_loss for e in again.history]
-    assert first.epochs_run == 2 and 0.0 <= first.best_val_dice <= 1.0
+    assert first.epochs_run == 2
+    assert 0.0 <= first.best_val_dice <= 1.0
 
-    class Interrupted(Exception):
+    class StopTrainingError(Exception):
         pass
 
     def stop(record: object, planned: int) -> None:
-        raise Interrupted
+        raise StopTrainingError
 
-    with pytest.raises(Interrupted):  # stopped after the first epoch's checkpoint
+    with pytest.raises(StopTrainingError):  # stopped after the first epoch's checkpoint
         train_segmentation_model(train, val, CONFIG, NET, SPEC, checkpoint_dir=tmp_path / "ck",
                                  progress=stop)  # fmt: skip
     resumed = train_segmentation_model(train, val, CONFIG, NET, SPEC,
@@ -94,7 +98,8 @@ def test_training_is_seeded_and_resumes(tmp_path: Path) -> None:
     assert resumed.epochs_run == 2
     assert [e.train_loss for e in resumed.history] == [e.train_loss for e in first.history]
     mask = predict_mask(resumed.network, blob_frame(0)[0] / np.float32(255), SPEC)
-    assert mask.shape == (40, 48) and mask.dtype == np.uint8
+    assert mask.shape == (40, 48)
+    assert mask.dtype == np.uint8
 
 
 def test_image_size_must_suit_the_depth() -> None:

@@ -54,7 +54,8 @@ def test_registered_with_split_card_gate_and_onnx(
 ) -> None:
     root, outcome = trained
     model = outcome.model
-    assert model is not None and model.kind is ModelKind.SEGMENTATION
+    assert model is not None
+    assert model.kind is ModelKind.SEGMENTATION
     assert (len(model.split.train), len(model.split.val), model.split.seed) == (9, 3, 0)
     assert set(model.split.val) == set(outcome.validation.case_ids)
     record = json.loads((model.path / "model.json").read_text())
@@ -62,9 +63,12 @@ def test_registered_with_split_card_gate_and_onnx(
     card = model.card_path.read_text()
     for heading in ("## Intended use", "## Data and training", "## Metrics", "## Limitations"):
         assert heading in card
-    assert "plots/worst_cases.png" in card and (root / "run" / "plots" / "dice_histogram.png").is_file()
+    assert "plots/worst_cases.png" in card
+    assert (root / "run" / "plots" / "dice_histogram.png").is_file()
     gate = model.intended_use_gate
-    assert gate is not None and not gate.greyscale and gate.colour_minimum is not None
+    assert gate is not None
+    assert not gate.greyscale
+    assert gate.colour_minimum is not None
     assert model.metrics["validation"]["n"] == 3
 
 
@@ -82,17 +86,21 @@ def test_predict_areas_and_outline(trained: tuple[Path, SegmentationOutcome]) ->
     pixels = frame / np.float32(255)
     # Nine training images make a tight input-statistics limit; warn instead of refusing.
     result = predictor.predict(pixels, warn_only=True)
-    assert not result.refused and result.mask is not None and result.mask.shape == (40, 48)
+    assert not result.refused
+    assert result.mask is not None
+    assert result.mask.shape == (40, 48)
     assert result.areas_px["lesion"] == int((result.mask == 1).sum())
     assert result.areas_mm2 == {"lesion": None}
     spaced = predictor.predict(pixels, spacing_mm=(0.5, 0.2), warn_only=True)
     assert spaced.areas_mm2["lesion"] == pytest.approx(spaced.areas_px["lesion"] * 0.1)
     drawn = outline_png(pixels, result.mask)
-    assert drawn[:4] == b"\x89PNG" and plain_png(pixels)[:4] == b"\x89PNG"
+    assert drawn[:4] == b"\x89PNG"
+    assert plain_png(pixels)[:4] == b"\x89PNG"
     one = np.zeros((40, 48), np.uint8)
     one[10:20, 10:20] = 1
     outlined = np.asarray(Image.open(io.BytesIO(outline_png(pixels, one))))
-    assert tuple(outlined[10, 15]) == (255, 0, 255) and tuple(outlined[15, 15]) != (255, 0, 255)
+    assert tuple(outlined[10, 15]) == (255, 0, 255)
+    assert tuple(outlined[15, 15]) != (255, 0, 255)
 
 
 def test_colour_model_refuses_a_greyscale_radiograph(
@@ -105,7 +113,9 @@ def test_colour_model_refuses_a_greyscale_radiograph(
     segmented = segment_content(predictor, _png(radiograph))
     result = segmented.result
     assert not segmented.is_dicom
-    assert result.refused and result.mask is None and result.areas_px == {}
+    assert result.refused
+    assert result.mask is None
+    assert result.areas_px == {}
     assert any("greyscale picture" in reason for reason in result.intended_use.reasons)
 
 
@@ -128,13 +138,24 @@ def test_command_line_train_evaluate_predict(tmp_path: Path) -> None:
     assert code == 0, out
     assert "Registered segmentation model cli-blobs v1" in out
     code, out = run_cli("segment", "evaluate", "--name", "cli-blobs", "--data", str(data))
-    assert code == 0 and "dice" in out, out
+    assert code == 0, out
+    assert "dice" in out
     grey = np.asarray(np.linspace(30, 230, 40)[:, None] * np.ones((1, 48)), dtype=np.uint8)
     Image.fromarray(grey).save(tmp_path / "radiograph.png")
-    code, out = run_cli("segment", "predict", "--name", "cli-blobs",
-                        str(tmp_path / "radiograph.png"), "--outline", str(tmp_path / "o.png"))
-    assert code == 2 and "greyscale picture" in out and "areas_px" in out, out
+    code, out = run_cli(
+        "segment",
+        "predict",
+        "--name",
+        "cli-blobs",
+        str(tmp_path / "radiograph.png"),
+        "--outline",
+        str(tmp_path / "o.png"),
+    )
+    assert code == 2, out
+    assert "greyscale picture" in out
+    assert "areas_px" in out
     assert not (tmp_path / "o.png").exists()
     code, out = run_cli("models", "list", "--kind", "segmentation")
-    assert code == 0 and "cli-blobs" in out, out
+    assert code == 0, out
+    assert "cli-blobs" in out
     assert get_settings().resolved_registry_dir.is_dir()

@@ -20,8 +20,9 @@ from clinsight.registry.segmentation import SegmentationModelVersion, register_s
 __all__ = ["blob_frame", "register_tiny_segmenter", "write_blob_folder"]
 
 
-def blob_frame(seed: int, height: int = 40, width: int = 48) -> tuple[NDArray[np.uint8],
-                                                                        NDArray[np.uint8]]:  # fmt: skip
+def blob_frame(
+    seed: int, height: int = 40, width: int = 48
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """A reddish textured RGB frame (H, W, 3) with a bright yellow disc, and its 0/255 mask."""
     rng = np.random.default_rng(seed)
     frame = np.empty((height, width, 3), dtype=np.float64)

@@ -37,7 +37,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-KindArg = Annotated[ModelKind, typer.Argument(help="Model kind: image, risk, ner, survival or segmentation.")]
+KindArg = Annotated[
+    ModelKind, typer.Argument(help="Model kind: image, risk, ner, survival or segmentation.")
+]
 NameArg = Annotated[str, typer.Argument(help="Registered model name.")]
 NoteOpt = Annotated[str, typer.Option(help="Why (kept in the stage history).")]
 

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from monai.metrics import compute_dice, compute_hausdorff_distance, compute_iou
 from monai.metrics.utils import get_edge_surface_distance
 from numpy.typing import ArrayLike, NDArray
+from torch.nn import functional
 
 from clinsight.errors import DataError
 from clinsight.evaluation.metrics import bootstrap_weights, json_float, percentile_interval
@@ -44,7 +44,7 @@ BOUNDARY_TOLERANCE = 2.0
 
 def _one_hot(mask: NDArray[Any], k: int) -> torch.Tensor:
     tensor = torch.from_numpy(np.asarray(mask, dtype=np.int64))
-    return F.one_hot(tensor, k).permute(2, 0, 1)[None]
+    return functional.one_hot(tensor, k).permute(2, 0, 1)[None]
 
 
 def image_metrics(

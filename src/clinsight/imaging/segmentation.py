@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from monai.losses import DiceCELoss
 from monai.metrics import DiceMetric
 from monai.transforms import Compose
 from numpy.typing import NDArray
 from torch import nn
+from torch.nn import functional
 
 from clinsight.data.segmentation import SegmentationSample
 from clinsight.errors import ModelError
@@ -148,7 +148,9 @@ def predict_mask(
     batch = torch.from_numpy(network_input(image, spec)[None])
     with torch.inference_mode():
         probs = torch.softmax(network(_normalise(batch, spec)), dim=1)
-        resized = F.interpolate(probs, size=image.shape[:2], mode="bilinear", align_corners=False)
+        resized = functional.interpolate(
+            probs, size=image.shape[:2], mode="bilinear", align_corners=False
+        )
     return resized[0].argmax(dim=0).numpy().astype(np.uint8)
 
 
@@ -158,7 +160,7 @@ def validation_dice(probabilities: NDArray[np.float32], masks: NDArray[np.uint8]
     k = probabilities.shape[1]
     predicted = torch.from_numpy(probabilities.argmax(axis=1)[:, None].astype(np.int64))
     truth = torch.from_numpy(masks.astype(np.int64))
-    one_hot = [F.one_hot(x[:, 0], k).permute(0, 3, 1, 2) for x in (predicted, truth)]
+    one_hot = [functional.one_hot(x[:, 0], k).permute(0, 3, 1, 2) for x in (predicted, truth)]
     metric = DiceMetric(include_background=False, reduction="mean", ignore_empty=False)
     return float(metric(one_hot[0], one_hot[1]).nanmean())
 

@@ -214,7 +214,6 @@ class ModelCache:
         predictor: SurvivalPredictor = loaded.model
         return predictor
 
-
     def segmentation(self, name: str, version: int | None = None) -> SegmentationPredictor:
         """The predictor of segmentation model `name` (`version`, else production)."""
         predictor: SegmentationPredictor = self.load(ModelKind.SEGMENTATION, name, version).model

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import torch
-import torch.nn.functional as F
 from numpy.typing import NDArray
+from torch.nn import functional
 
 from clinsight.errors import DataError, ModelError
 from clinsight.evaluation.ood import IntendedUseCheck, assess_intended_use, input_statistics
@@ -171,7 +171,7 @@ class SegmentationPredictor:
 
 
 def _resized_argmax(probs: NDArray[np.float32], size: tuple[int, ...]) -> NDArray[np.uint8]:
-    resized = F.interpolate(
+    resized = functional.interpolate(
         torch.from_numpy(probs), size=(int(size[0]), int(size[1])), mode="bilinear",
         align_corners=False,
     )  # fmt: skip

@@ -247,4 +247,3 @@ def evaluate_segmentation(
     if plots_dir is not None:
         _plots(report, samples, predicted, Path(plots_dir))
     return report
-

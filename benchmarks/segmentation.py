@@ -246,6 +246,12 @@ def _table(results: dict[str, Any]) -> str:
                      f"{i['onnxruntime_images_per_s']:.1f} / {i['torch_eager_images_per_s']:.1f}"
                      f" (SGEMM {i['sgemm_gflops_one_thread']:.0f} GFLOP/s) | | |")  # fmt: skip
     if k:
+        recipe, epochs = k["recipe"], [s["epochs"] for s in k["seeds"]]
+        lines += ["", f"Kvasir recipe: {recipe['architecture']} width {recipe['width']} at "
+                  f"{recipe['image_size']}x{recipe['image_size']}, {epochs} epoch(s) in the "
+                  "budget (one thread; the CPU was shared with other jobs), scored at each "
+                  "frame's own resolution on the 100 test frames."]  # fmt: skip
+    if k:
         lines += ["", "Published Kvasir-SEG rows (" + PUBLISHED_NOTE + "):", "",
                   "| method | Dice | IoU |", "|---|---|---|"]  # fmt: skip
         lines += [f"| {r['method']} | {r['dice']:.3f} | {r['iou']:.3f} |" for r in PUBLISHED]

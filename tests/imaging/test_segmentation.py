@@ -38,7 +38,7 @@ def _pairs(start: int, count: int) -> PairArrays:
     for i in range(start, start + count):
         frame, mask = blob_frame(i)
         samples.append(
-            SegmentationSample(f"c{i}", frame / np.float32(255), (mask > 0).astype(np.uint8))
+            SegmentationSample(f"c{i}", (frame / 255).astype(np.float32), (mask > 0).astype(np.uint8))
         )
     return prepare_pairs(samples, SPEC)
 
@@ -97,7 +97,7 @@ def test_training_is_seeded_and_resumes(tmp_path: Path) -> None:
                                        checkpoint_dir=tmp_path / "ck")  # fmt: skip
     assert resumed.epochs_run == 2
     assert [e.train_loss for e in resumed.history] == [e.train_loss for e in first.history]
-    mask = predict_mask(resumed.network, blob_frame(0)[0] / np.float32(255), SPEC)
+    mask = predict_mask(resumed.network, (blob_frame(0)[0] / 255).astype(np.float32), SPEC)
     assert mask.shape == (40, 48)
     assert mask.dtype == np.uint8
 

@@ -83,7 +83,7 @@ def test_predict_areas_and_outline(trained: tuple[Path, SegmentationOutcome]) ->
     root, _ = trained
     predictor = model_cache(root / "registry").segmentation("blobs", 1)
     frame, _ = blob_frame(50)
-    pixels = frame / np.float32(255)
+    pixels = (frame / 255).astype(np.float32)
     # Nine training images make a tight input-statistics limit; warn instead of refusing.
     result = predictor.predict(pixels, warn_only=True)
     assert not result.refused

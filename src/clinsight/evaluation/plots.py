@@ -184,7 +184,7 @@ def plot_dice_histogram(dice: ArrayLike, path: Path, *, title: str = "Dice per i
         raise DataError("No finite Dice value to plot.")
     figure = Figure(figsize=(6.0, 4.0))
     axes = figure.add_subplot()
-    axes.hist(values, bins=np.linspace(0.0, 1.0, 21), color="#4c72b0", edgecolor="white")
+    axes.hist(values, bins=[i / 20 for i in range(21)], color="#4c72b0", edgecolor="white")
     mean = float(values.mean())
     axes.axvline(mean, color="black", linestyle="--", label=f"mean {mean:.3f} (n = {values.size})")
     axes.set(xlim=(0, 1), xlabel="Dice", ylabel="Images", title=title)

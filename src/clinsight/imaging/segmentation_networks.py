@@ -69,7 +69,7 @@ class SegmentationNetworkConfig:
     @property
     def divisor(self) -> int:
         """The input side must be a multiple of this (one halving per down-step)."""
-        return 2 ** (3 if self.architecture == "segresnet" else self.depth)
+        return int(2 ** (3 if self.architecture == "segresnet" else self.depth))
 
 
 class _FirstOutput(nn.Module):
@@ -81,7 +81,8 @@ class _FirstOutput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.network(x)
-        return out[0] if isinstance(out, list | tuple) else out
+        first: torch.Tensor = out[0] if isinstance(out, list | tuple) else out
+        return first
 
 
 def build_segmentation_network(config: SegmentationNetworkConfig) -> nn.Module:
@@ -104,17 +105,20 @@ def build_segmentation_network(config: SegmentationNetworkConfig) -> nn.Module:
     channels = tuple(w * 2**i for i in range(depth + 1))
     args = {"spatial_dims": 2, "in_channels": config.in_channels,
             "out_channels": config.num_classes}  # fmt: skip
+    network: nn.Module
     if config.architecture == "unet":
-        return UNet(**args, channels=channels, strides=(2,) * depth, num_res_units=2,
+        network = UNet(**args, channels=channels, strides=(2,) * depth, num_res_units=2,
                     norm="batch", dropout=config.dropout)  # fmt: skip
-    if config.architecture == "attention_unet":
-        return AttentionUnet(**args, channels=channels, strides=(2,) * depth,
+    elif config.architecture == "attention_unet":
+        network = AttentionUnet(**args, channels=channels, strides=(2,) * depth,
                              dropout=config.dropout)  # fmt: skip
-    if config.architecture == "segresnet":
-        return SegResNet(**args, init_filters=w, dropout_prob=config.dropout or None,
+    elif config.architecture == "segresnet":
+        network = SegResNet(**args, init_filters=w, dropout_prob=config.dropout or None,
                          norm="batch")  # fmt: skip
-    features = (w, w, 2 * w, 4 * w, 8 * w, w)
-    return _FirstOutput(BasicUNetPlusPlus(**args, features=features, dropout=config.dropout))
+    else:
+        features = (w, w, 2 * w, 4 * w, 8 * w, w)
+        network = _FirstOutput(BasicUNetPlusPlus(**args, features=features, dropout=config.dropout))
+    return network
 
 
 def resize_pair(size: int) -> Resized:

@@ -37,9 +37,8 @@ def _pairs(start: int, count: int) -> PairArrays:
     samples = []
     for i in range(start, start + count):
         frame, mask = blob_frame(i)
-        samples.append(
-            SegmentationSample(f"c{i}", (frame / 255).astype(np.float32), (mask > 0).astype(np.uint8))
-        )
+        pixels = (frame / 255).astype(np.float32)
+        samples.append(SegmentationSample(f"c{i}", pixels, (mask > 0).astype(np.uint8)))
     return prepare_pairs(samples, SPEC)
 
 

@@ -43,7 +43,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Segmentatio
     return root, outcome
 
 
-def _png(array: np.ndarray) -> bytes:  # type: ignore[type-arg]
+def _png(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()

@@ -26,16 +26,18 @@ from tests.support.ner_models import tiny_spacy
 from tests.support.progression import train_tiny as train_progression
 from tests.support.recommend import register_tiny as register_recommendation
 from tests.support.risk_models import MODEL_NAME, train_pima_synthea
+from tests.support.segmentation_models import register_tiny_segmenter
 from tests.support.survival_models import SURVIVAL_MODEL, train_gbsg2
 
 __all__ = ["wide_console"]  # the autouse fixture: a wide terminal
 PASSWORD = "correct horse battery staple"
 NAMES = {ModelKind.IMAGE: "tiny", ModelKind.RISK: MODEL_NAME, ModelKind.NER: "tiny",
          ModelKind.SURVIVAL: SURVIVAL_MODEL, ModelKind.PROGRESSION: "tiny",
-         ModelKind.RECOMMENDATION: "tiny"}  # fmt: skip
+         ModelKind.RECOMMENDATION: "tiny", ModelKind.SEGMENTATION: "tiny-seg"}  # fmt: skip
 RESOURCES = {ModelKind.IMAGE: "model", ModelKind.RISK: "risk_model", ModelKind.NER: "ner_model",
              ModelKind.SURVIVAL: "survival_model", ModelKind.PROGRESSION: "progression_model",
-             ModelKind.RECOMMENDATION: "recommendation_model"}  # fmt: skip
+             ModelKind.RECOMMENDATION: "recommendation_model",
+             ModelKind.SEGMENTATION: "segmentation_model"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +51,7 @@ def two_versions_each(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) 
         train_gbsg2(registry, production=False)
         train_progression(data_dir, registry, tmp_path_factory.mktemp("progression-work"))
         register_recommendation(registry)
+        register_tiny_segmenter(registry)
     return registry
 
 

@@ -31,6 +31,7 @@ from clinsight.cli import (
     progression,
     recommend,
     risk,
+    segment,
     serve,
     survival,
     train,
@@ -91,6 +92,7 @@ _GROUPS: tuple[tuple[typer.Typer, str | None], ...] = (
     (survival.app, "survival"),
     (progression.app, "progression"),
     (recommend.app, "recommend"),
+    (segment.app, "segment"),
 )
 for _group, _name in _GROUPS:
     app.add_typer(_group, name=_name)

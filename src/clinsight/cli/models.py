@@ -46,7 +46,7 @@ NoteOpt = Annotated[str, typer.Option(help="Why (kept in the stage history).")]
 
 def headline_metric(version: RegisteredVersion) -> str:
     """The one number a list shows: test AUC (image), cross-validated AUC (risk), test F1
-    over all labels (NER)."""
+    over all labels (NER), validation Dice (segmentation)."""
     metrics: dict[str, Any] = version.metrics
     paths = {
         ModelKind.IMAGE: ("test AUC", ("metrics", "values", "auc")),
@@ -54,6 +54,7 @@ def headline_metric(version: RegisteredVersion) -> str:
         ModelKind.NER: ("test F1", ("test", "ALL", "f1", "value")),
         ModelKind.SURVIVAL: ("CV Uno C", ("cross_validation", "uno_c", "mean")),
         ModelKind.RECOMMENDATION: ("validation NDCG@10", ("validation", "ndcg_at_10")),
+        ModelKind.SEGMENTATION: ("validation Dice", ("validation", "values", "dice")),
     }
     label, path = paths[version.kind]
     value: Any = metrics

@@ -5,7 +5,8 @@ Three checks, fitted or declared at training time and stored with the model:
 - **header**: the DICOM header values the model's intended use declares (modality, body
   part, photometric interpretation, view); a value present and not declared fails;
 - **colour**: a model trained on greyscale images refuses colour pictures (mean chroma,
-  max - min channel, above `saturation_limit`);
+  max - min channel, above `saturation_limit`); a model trained on colour images (an
+  endoscopy model) refuses a greyscale picture (mean chroma below `colour_minimum`);
 - **features**: the Mahalanobis distance of the network's penultimate features to the
   nearest class mean (class-conditional means, one shared covariance with Ledoit-Wolf
   shrinkage, both fitted on the training split); the limit is the validation split's
@@ -275,6 +276,7 @@ class IntendedUseGate:
     greyscale: bool = True
     saturation_limit: float = SATURATION_LIMIT
     action: GateAction = GateAction.REFUSE
+    colour_minimum: float | None = None
 
     def summary(self) -> dict[str, Any]:
         """The JSON part stored in model.json and the card."""
@@ -283,6 +285,7 @@ class IntendedUseGate:
             "saturation_limit": self.saturation_limit, "action": str(self.action),
             "features": self.features.summary() if self.features else None,
             "inputs": self.inputs.summary() if self.inputs else None,
+            **({} if self.colour_minimum is None else {"colour_minimum": self.colour_minimum}),
         }  # fmt: skip
 
     def tensors(self) -> dict[str, NDArray[np.float64]]:
@@ -312,7 +315,9 @@ class IntendedUseGate:
                 greyscale=bool(summary.get("greyscale", True)),
                 saturation_limit=float(summary.get("saturation_limit", SATURATION_LIMIT)),
                 action=GateAction(summary.get("action", GateAction.REFUSE)),
-            )
+                colour_minimum=(None if summary.get("colour_minimum") is None
+                                else float(summary["colour_minimum"])),
+            )  # fmt: skip
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"Malformed intended-use gate: {exc}") from exc
 
@@ -366,6 +371,12 @@ def assess_intended_use(
         failed.append(
             f"This is a colour picture (mean colour saturation {saturation:.2f}, limit "
             f"{gate.saturation_limit:.2f}), but the model is meant for greyscale {gate.noun}s."
+        )
+    if not gate.greyscale and gate.colour_minimum is not None and saturation < gate.colour_minimum:
+        failed.append(
+            f"This is a greyscale picture (mean colour saturation {saturation:.2f}, at least "
+            f"{gate.colour_minimum:.2f} expected), but the model is meant for colour "
+            f"{gate.noun}s."
         )
     limit = gate.features.limit if gate.features else None
     if score is not None and limit is not None and score > limit:

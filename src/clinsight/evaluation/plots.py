@@ -1,4 +1,5 @@
-"""Evaluation figures as PNG files: ROC curves, reliability diagrams, confusion matrices.
+"""Evaluation figures as PNG files: ROC curves, reliability diagrams, confusion matrices, and
+for segmentation the per-image Dice histogram and the worst cases with their outlines.
 
 Figures are drawn on matplotlib `Figure` objects with the Agg canvas, never through pyplot,
 so they hold no global state and are safe inside a server or a worker thread.
@@ -21,7 +22,10 @@ from clinsight.errors import DataError
 from clinsight.evaluation.calibration import ReliabilityBins
 from clinsight.evaluation.metrics import check_predictions, roc_auc
 
-__all__ = ["plot_confusion", "plot_reliability", "plot_roc"]
+__all__ = [
+    "plot_confusion", "plot_dice_histogram", "plot_reliability", "plot_roc",
+    "plot_worst_cases",
+]  # fmt: skip
 
 _DPI = 120
 
@@ -165,4 +169,56 @@ def plot_confusion(
     for (row, col), count in np.ndenumerate(matrix):
         colour = "white" if count > threshold else "black"
         axes.text(col, row, str(count), ha="center", va="center", color=colour)
+    return _save(figure, path)
+
+
+def plot_dice_histogram(dice: ArrayLike, path: Path, *, title: str = "Dice per image") -> Path:
+    """Histogram of per-image Dice in [0, 1] with the mean marked.
+
+    Raises:
+        DataError: no finite Dice value.
+    """
+    values = np.asarray(dice, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        raise DataError("No finite Dice value to plot.")
+    figure = Figure(figsize=(6.0, 4.0))
+    axes = figure.add_subplot()
+    axes.hist(values, bins=[i / 20 for i in range(21)], color="#4c72b0", edgecolor="white")
+    mean = float(values.mean())
+    axes.axvline(mean, color="black", linestyle="--", label=f"mean {mean:.3f} (n = {values.size})")
+    axes.set(xlim=(0, 1), xlabel="Dice", ylabel="Images", title=title)
+    axes.legend(loc="upper left")
+    return _save(figure, path)
+
+
+def plot_worst_cases(
+    images: Sequence[ArrayLike],
+    truths: Sequence[ArrayLike],
+    predictions: Sequence[ArrayLike],
+    captions: Sequence[str],
+    path: Path,
+) -> Path:
+    """One panel per case: the image with the true outline (green) and the predicted one
+    (magenta), captioned (e.g. id and Dice); masks are label masks of the image's size.
+
+    Raises:
+        DataError: no case, or the lists differ in length.
+    """
+    if not images or not len(images) == len(truths) == len(predictions) == len(captions):
+        raise DataError("Worst cases need one image, truth, prediction and caption each.")
+    figure = Figure(figsize=(3.2 * len(images), 3.6))
+    for i, (image, truth, predicted, caption) in enumerate(
+        zip(images, truths, predictions, captions, strict=True)
+    ):
+        axes = figure.add_subplot(1, len(images), i + 1)
+        pixels = np.asarray(image, dtype=np.float64)
+        axes.imshow(pixels, cmap="gray" if pixels.ndim == 2 else None, vmin=0, vmax=1)
+        for mask, colour in ((truth, "#00c000"), (predicted, "#ff00ff")):
+            labels = np.asarray(mask)
+            if labels.any():
+                axes.contour(labels > 0, levels=[0.5], colors=colour, linewidths=1.2)
+        axes.set_title(caption, fontsize="small")
+        axes.axis("off")
+    figure.suptitle("Worst cases: truth green, prediction magenta", fontsize="medium")
     return _save(figure, path)

@@ -46,9 +46,11 @@ __all__ = [
     "MemberSummary",
     "TrainResult",
     "class_weights",
+    "cosine_lr",
     "data_fingerprint",
     "member_seed",
     "predict_logits",
+    "seed_everything",
     "train_image_model",
 ]
 
@@ -212,7 +214,8 @@ def predict_logits(
     return np.concatenate(outputs) if outputs else np.zeros((0, 0), dtype=np.float32)
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy (MONAI draws from its global state), PyTorch and MONAI."""
     random.seed(seed)
     np.random.seed(seed)  # MONAI draws from the global state
     torch.manual_seed(seed)
@@ -276,7 +279,7 @@ def train_image_model(
     info = data.info
     if config.threads:
         torch.set_num_threads(config.threads)
-    _seed_everything(config.seed)
+    seed_everything(config.seed)
     spec = PreprocessSpec(image_size=data.size, channels=info.channels)
     preprocess = Preprocess(spec)
     train_images, train_labels = data.split(Split.TRAIN)
@@ -410,7 +413,7 @@ def _train_member(
 ) -> tuple[nn.Module, list[EpochRecord], MemberSummary]:
     """Train one network with its own seed, early stopping and `budget` seconds (or none)."""
     seed = member_seed(config.seed, member)
-    _seed_everything(seed)
+    seed_everything(seed)
     network = build_network(net_config)
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
@@ -442,10 +445,10 @@ def _train_member(
             stopped = "early stopping"
             break
         started = time.perf_counter()
-        lr = _cosine_lr(config.learning_rate, epoch, planned)
+        lr = cosine_lr(config.learning_rate, epoch, planned)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        _seed_everything(seed * 1000 + epoch)
+        seed_everything(seed * 1000 + epoch)
         inputs.augment.set_random_state(seed=seed * 1000 + epoch)
         generator = torch.Generator().manual_seed(seed * 1000 + epoch)
         epoch_inputs = _augmented_epoch(inputs.train, inputs.augment, inputs.preprocess)
@@ -496,7 +499,7 @@ def _train_member(
     return network, history, summary
 
 
-def _cosine_lr(base: float, epoch: int, planned: int) -> float:
+def cosine_lr(base: float, epoch: int, planned: int) -> float:
     """Cosine decay from `base` to 1% of it over the planned epochs, one warm-up epoch."""
     if epoch == 0 and planned > 2:
         return base * 0.2

@@ -27,6 +27,7 @@ from clinsight.registry.versions import ModelKind, RegisteredVersion
 
 if TYPE_CHECKING:
     from clinsight.inference.predictors import ImagePredictor
+    from clinsight.inference.segmentation import SegmentationPredictor
     from clinsight.registry.risk import RiskModelVersion
     from clinsight.registry.survival import SurvivalModelVersion
     from clinsight.tabular.models import RiskModel
@@ -109,6 +110,13 @@ def _load_recommendation(version: RegisteredVersion, threads: int) -> Any:
     return load_recommendation_model(cast(RecommendationModelVersion, version))
 
 
+def _load_segmentation(version: RegisteredVersion, threads: int) -> Any:
+    from clinsight.inference.segmentation import SegmentationPredictor
+    from clinsight.registry.segmentation import SegmentationModelVersion
+
+    return SegmentationPredictor(cast(SegmentationModelVersion, version), threads=threads)
+
+
 LOADERS: dict[ModelKind, Callable[[RegisteredVersion, int], Any]] = {
     ModelKind.IMAGE: _load_image,
     ModelKind.RISK: _load_risk,
@@ -116,6 +124,7 @@ LOADERS: dict[ModelKind, Callable[[RegisteredVersion, int], Any]] = {
     ModelKind.SURVIVAL: _load_survival,
     ModelKind.PROGRESSION: _load_progression,
     ModelKind.RECOMMENDATION: _load_recommendation,
+    ModelKind.SEGMENTATION: _load_segmentation,
 }
 """How each kind's version becomes a runtime (after verification): one entry per kind."""
 
@@ -222,6 +231,11 @@ class ModelCache:
         """The predictor of survival model `name` (`version`, else production; see `load`)."""
         loaded = self.load(ModelKind.SURVIVAL, name, version, newest=newest)
         predictor: SurvivalPredictor = loaded.model
+        return predictor
+
+    def segmentation(self, name: str, version: int | None = None) -> SegmentationPredictor:
+        """The predictor of segmentation model `name` (`version`, else production)."""
+        predictor: SegmentationPredictor = self.load(ModelKind.SEGMENTATION, name, version).model
         return predictor
 
 

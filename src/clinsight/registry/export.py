@@ -2,7 +2,8 @@
 
 The ONNX graph takes "image" (N, C, S, S) float32 and returns "logits" (N, K) with a
 dynamic batch dimension; exported `with_features`, it also returns "features" (N, D), the
-penultimate features the intended-use gate scores (`imaging.features`). Every export is
+penultimate features the intended-use gate scores (`imaging.features`). A segmentation
+network (`spatial`) returns "logits" (N, K, S, S) instead. Every export is
 checked against PyTorch on a random batch with ONNX Runtime before it is accepted; weights
 are saved as safetensors (never pickle) so Grad-CAM can rebuild the PyTorch module.
 """
@@ -111,13 +112,15 @@ def export_onnx(
     tolerance: float = EXPORT_TOLERANCE,
     seed: int = 0,
     with_features: bool = False,
+    spatial: bool = False,
 ) -> float:
     """Export `network` (in eval mode) to ONNX at `path` and check it against PyTorch.
 
     The caller's module is left untouched (a CPU copy is exported). The check runs a seeded
     random batch of 3 images shaped by `preprocess` through both and compares logits (and,
-    `with_features`, the penultimate features of the second output). Returns the largest
-    absolute difference.
+    `with_features`, the penultimate features of the second output). `spatial` networks
+    (segmentation) return per-pixel logits (N, K, S, S). Returns the largest absolute
+    difference.
 
     Raises:
         ModelError: the network rejects the spec's input shape or does not return (N, K)
@@ -139,7 +142,12 @@ def export_onnx(
             f"{type(network).__name__} does not accept images shaped {shape} from the "
             f"preprocessing spec: {exc}"
         ) from exc
-    if output.ndim != 2:
+    if spatial and (output.ndim != 4 or tuple(output.shape[2:]) != shape[1:]):
+        raise ModelError(
+            f"{type(network).__name__} returns {tuple(output.shape)}, not (N, K, "
+            f"{shape[1]}, {shape[2]}) per-pixel logits."
+        )
+    if not spatial and output.ndim != 2:
         raise ModelError(f"{type(network).__name__} returns {tuple(output.shape)}, not (N, K).")
     if with_features:
         model = WithFeatures(model).eval()

@@ -69,6 +69,7 @@ __all__ = [
     "ModelVersion",
     "Stage",
     "StageChange",
+    "copy_plots",
     "get_model",
     "list_models",
     "read_baseline",
@@ -244,7 +245,12 @@ def _check_request(
         raise ModelError(f"Temperature must be a positive finite number, got {temperature}.")
 
 
-def _copy_plots(plots: Sequence[Path], folder: Path) -> list[str]:
+def copy_plots(plots: Sequence[Path], folder: Path) -> list[str]:
+    """Copy the plot files into `folder` of a staging version; their relative paths.
+
+    Raises:
+        RegistryError: names repeat or a plot does not exist.
+    """
     names = [Path(p).name for p in plots]
     if len(set(names)) != len(names):
         raise RegistryError(f"Plot file names must be distinct, got {names}.")
@@ -305,7 +311,7 @@ def register_model(
     with staging_folder(root) as staging:
         max_diff = export_onnx(network, preprocess, staging / ONNX_FILE, with_features=True)
         save_weights(network, staging / WEIGHTS_FILE)
-        plot_paths = _copy_plots(plots, staging / "plots")
+        plot_paths = copy_plots(plots, staging / "plots")
         record: dict[str, Any] = {
             "format": 1, "name": name, "network": network_config.to_dict(),
             "preprocess": preprocess.to_dict(), "labels": list(labels), "task": TaskType(task),

@@ -81,6 +81,7 @@ class ModelKind(StrEnum):
     SURVIVAL = "survival"
     PROGRESSION = "progression"
     RECOMMENDATION = "recommendation"
+    SEGMENTATION = "segmentation"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -117,7 +117,10 @@ def population_warnings(
     )
 
 
-def centre_square(pixels: NDArray[np.float32]) -> NDArray[np.float32]:
+_Pixel = TypeVar("_Pixel", bound=np.generic)
+
+
+def centre_square(pixels: NDArray[_Pixel]) -> NDArray[_Pixel]:
     """The centred square the preprocessing keeps, so a heat map lines up with the image."""
     height, width = pixels.shape[:2]
     side = min(height, width)

@@ -3,7 +3,8 @@ calibrated probability with the decision thresholds, the model card link, proven
 (model name, version, artifact and input sha256) and the reviewing clinician's verdict.
 
 The PDF is made fresh each time; what proves which one was signed is its sha256, recorded
-by the caller. Text is set in the standard Helvetica fonts (no font files needed).
+by the caller. Text is set in the standard Helvetica fonts (no font files needed), in
+uncompressed page streams (the pictures stay compressed).
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ def render_report_pdf(content: ReportContent) -> bytes:
     document = SimpleDocTemplate(
         buffer, pagesize=A4, title=f"Clinsight finding report {record.id}", author="Clinsight",
         leftMargin=18 * mm, rightMargin=18 * mm, topMargin=16 * mm, bottomMargin=16 * mm,
+        pageCompression=0,  # the text stays searchable and checkable in the file
     )  # fmt: skip
     document.build(story)
     return buffer.getvalue()

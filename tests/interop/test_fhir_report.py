@@ -58,7 +58,8 @@ def test_a_reviewed_finding_is_a_final_diagnostic_report_with_its_signatures() -
                              issued=WHEN)  # fmt: skip
     report = DiagnosticReport.model_validate(data)
     assert report.status == "final"
-    assert report.subject is not None and report.subject.reference == f"Patient/{PATIENT.id}"
+    assert report.subject is not None
+    assert report.subject.reference == f"Patient/{PATIENT.id}"
     assert [r.reference for r in report.result or []] == [f"#{finding.id}"]
     assert data["contained"][0]["resourceType"] == "Observation"
     assert data["contained"][0]["valueCodeableConcept"] == {"text": "malignant"}
@@ -76,7 +77,8 @@ def test_an_unreviewed_or_refused_finding_stays_preliminary() -> None:
         "clinician."
     )
     assert "valueCodeableConcept" not in data["contained"][0]
-    assert "identifier" not in data and "resultsInterpreter" not in data
+    assert "identifier" not in data
+    assert "resultsInterpreter" not in data
 
 
 def test_the_patient_bundle_holds_every_kind_of_record() -> None:

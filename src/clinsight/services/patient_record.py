@@ -147,11 +147,15 @@ def study_entries(ctx: StoreContext, patient_id: str) -> list[TimelineEntry]:
         study = entry.study
         items = tuple(
             TimelineItem(
-                finding_text(p), f"/predictions/{p.id}",
-                review_text(entry.feedback[p.id].current if p.id in entry.feedback else [],
-                            names, ctx.actor.user_id),
+                finding_text(p),
+                f"/predictions/{p.id}",
+                review_text(
+                    entry.feedback[p.id].current if p.id in entry.feedback else [],
+                    names,
+                    ctx.actor.user_id,
+                ),
                 f"{p.model_name} v{p.model_version}",
-            )  # fmt: skip
+            )
             for p in entry.predictions
         ) or (TimelineItem("No prediction yet."),)
         warning = None
@@ -206,7 +210,10 @@ def assessment_entries(ctx: StoreContext, patient_id: str) -> list[TimelineEntry
     ctx.session.commit()
     return [
         TimelineEntry(
-            a.created_at, a.kind, _assessment_title(a), f"/patients/{patient_id}/{a.kind}",
+            a.created_at,
+            a.kind,
+            _assessment_title(a),
+            f"/patients/{patient_id}/{a.kind}",
             (TimelineItem(f"model {a.model_name} v{a.model_version}"),),
         )
         for a in found

@@ -62,9 +62,7 @@ class WorklistPage:
 
 
 def _reviewed() -> ColumnElement[bool]:
-    return exists().where(
-        Feedback.prediction_id == Prediction.id, Feedback.superseded_at.is_(None)
-    )
+    return exists().where(Feedback.prediction_id == Prediction.id, Feedback.superseded_at.is_(None))
 
 
 def _conditions(allowed: set[str], where: WorklistFilter) -> list[ColumnElement[bool]]:

@@ -36,7 +36,6 @@ from clinsight.services.models import StageActor
 from clinsight.services.monitoring import model_monitoring, propose_recalibration
 from clinsight.services.patient_record import patient_fhir_bundle, patient_header, patient_record
 from clinsight.services.patients import register_patient, search_patients
-from clinsight.services.reports import sign_finding_report
 from clinsight.services.predictions import (
     cancel_held_upload,
     confirm_held_upload,
@@ -47,6 +46,7 @@ from clinsight.services.predictions import (
     model_labels,
     prediction_feedback,
 )
+from clinsight.services.reports import sign_finding_report
 from clinsight.store.audit import AuditFilter, Outcome
 from clinsight.store.repositories import StoreContext
 from clinsight.store.roles import Role
@@ -426,9 +426,7 @@ def feedback(
 
 
 @router.post("/predictions/{prediction_id}/report")
-def report(
-    request: Request, state: State, session: Db, prediction_id: str, csrf: Csrf
-) -> Response:
+def report(request: Request, state: State, session: Db, prediction_id: str, csrf: Csrf) -> Response:
     """The finding's report, signed by the reviewing clinician, as a PDF download; before
     they have reviewed it, the result page says so."""
 

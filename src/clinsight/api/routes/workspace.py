@@ -46,8 +46,12 @@ def read_worklist(
     """Findings on the caller's patients, newest first (by default those nobody has
     reviewed); `X-Total-Count` gives all matches."""
     del user
-    where = WorklistFilter(status=status, model=model or None,
-                           indeterminate=tri_state(indeterminate), refused=tri_state(refused))  # fmt: skip
+    where = WorklistFilter(
+        status=status,
+        model=model or None,
+        indeterminate=tri_state(indeterminate),
+        refused=tri_state(refused),
+    )
     found, _ = worklist(ctx, where, limit=limit, offset=offset)
     response.headers["X-Total-Count"] = str(found.total)
     return [

@@ -43,9 +43,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_assessments")),
     )
-    op.create_index(
-        op.f("ix_assessments_patient_id"), "assessments", ["patient_id"], unique=False
-    )
+    op.create_index(op.f("ix_assessments_patient_id"), "assessments", ["patient_id"], unique=False)
     op.create_table(
         "signed_reports",
         sa.Column("id", ID, nullable=False),
@@ -55,9 +53,10 @@ def upgrade() -> None:
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("signed_at", TIME, nullable=False),
         sa.ForeignKeyConstraint(
-            ["prediction_id"], ["predictions.id"],
+            ["prediction_id"],
+            ["predictions.id"],
             name=op.f("fk_signed_reports_prediction_id_predictions"),
-        ),  # fmt: skip
+        ),
         sa.ForeignKeyConstraint(
             ["reviewer_id"], ["users.id"], name=op.f("fk_signed_reports_reviewer_id_users")
         ),

@@ -182,7 +182,7 @@ def test_the_clinicians_workspace_end_to_end(server: str, tmp_path: Path) -> Non
     assert re.fullmatch(rf"MRN {MRN} · \d+ years \(born 1980-12-10\) · female · care team: "
                         "alice", work["facts"])  # fmt: skip
     assert work["kinds"] == ["entry-risk", "entry-note", "entry-study"]
-    assert "Risk of Diabetes" in work["timeline"]
+    assert "Risk of diabetes" in work["timeline"]
     assert "Note by alice" in work["timeline"]
     assert "asthma (present" in work["timeline"]
     assert "PNG study" in work["timeline"]

@@ -74,7 +74,7 @@ def test_the_patient_record_shows_study_note_and_risk_under_one_header(service: 
     kinds = re.findall(r'<li class="entry-(\w+)">', page)
     assert kinds == ["risk", "note", "study"]  # newest first
     timeline = page.split('id="timeline"')[1]
-    assert re.search(r">Risk of Diabetes: \d+\.\d% \((info|warning|critical)\)</a>", timeline)
+    assert re.search(r">Risk of diabetes: \d+\.\d% \((info|warning|critical)\)</a>", timeline)
     assert ">Note by alice</a>" in timeline
     assert "asthma (present, ICD-10-CM J45" in timeline
     assert ">PNG study</a>" in timeline

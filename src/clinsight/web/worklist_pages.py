@@ -4,7 +4,6 @@ the count. The page calls `services.worklist` (policy, audit)."""
 
 from __future__ import annotations
 
-from typing import cast
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -37,7 +36,7 @@ def worklist_page(
     """Findings to review, newest first, a page at a time."""
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
-        chosen = cast(ReviewStatus, status if status in REVIEW_STATUSES else "unreviewed")
+        chosen: ReviewStatus = status if status in REVIEW_STATUSES else "unreviewed"
         where = WorklistFilter(status=chosen, model=model.strip()[:128] or None,
                                indeterminate=tri_state(indeterminate),
                                refused=tri_state(refused))  # fmt: skip

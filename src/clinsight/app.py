@@ -38,6 +38,7 @@ from clinsight.api.routes import (
     patients,
     studies,
     users,
+    workspace,
 )
 from clinsight.api.routes.cds_hooks import router as cds_hooks_router
 from clinsight.api.routes.risk import router as risk_router
@@ -57,6 +58,7 @@ from clinsight.web.pages import STATIC_DIR, error_page
 from clinsight.web.pages import router as web_router
 from clinsight.web.risk_pages import router as risk_web_router
 from clinsight.web.survival_pages import router as survival_web_router
+from clinsight.web.worklist_pages import router as worklist_web_router
 
 __all__ = [
     "API_PREFIX", "DriftCollector", "ObserveMiddleware", "check_routes_declare_roles", "create_app",
@@ -250,7 +252,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         m.router for m in (auth, users, patients, studies, notes, models, monitoring, audit)
     ]
     api_routers += [risk_router, survival_router]
-    api_routers.append(care_teams.router)
+    api_routers += [care_teams.router, workspace.router]
     check_routes_declare_roles(api_routers, auth.PUBLIC_PATHS)
     for router in api_routers:
         app.include_router(router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
@@ -263,5 +265,6 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(risk_web_router)
     app.mount(ASSETS_PATH, assets(), name="api-docs-assets")
     app.include_router(survival_web_router)
+    app.include_router(worklist_web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

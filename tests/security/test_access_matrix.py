@@ -23,12 +23,14 @@ from sqlalchemy import func, select
 from starlette.routing import Mount, Route
 
 from clinsight.store.tables import (
+    Assessment,
     BreakGlassGrant,
     CareTeam,
     Feedback,
     Note,
     Patient,
     Prediction,
+    SignedReport,
     Study,
     User,
 )
@@ -41,7 +43,8 @@ ROLES = ("anonymous", "admin", "clinician", "auditor")
 USER_OF = {"admin": "admin", "clinician": "alice", "auditor": "auditor"}
 OWN = {"mrn": "MRN-OWN-1", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
 OTHER = {"mrn": "MRN-OTHER-9", "name": "Grace Hopper", "birth_date": "1906-12-09", "sex": "female"}
-CLINICAL = (User, Patient, CareTeam, Study, Prediction, Feedback, BreakGlassGrant, Note)
+CLINICAL = (User, Patient, CareTeam, Study, Prediction, Feedback, BreakGlassGrant, Note,
+            Assessment, SignedReport)  # fmt: skip
 Outcome = int | tuple[int, int]
 
 # status per role: anonymous, admin, clinician, auditor; a pair is (own patient, other patient)
@@ -94,6 +97,11 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "GET /api/v1/notes/{note_id}": (401, 403, (200, 403), 403),
     "GET /api/v1/notes/{note_id}/fhir": (401, 403, (200, 403), 403),
     "POST /api/v1/nlp/annotate": (401, 403, 200, 403),
+    "GET /api/v1/worklist": (401, 403, 200, 403),
+    "GET /api/v1/patients/{patient_id}/fhir": (401, 403, (200, 403), 403),
+    # alice reviewed her finding through the feedback route above, so she may sign it
+    "POST /api/v1/predictions/{prediction_id}/report.pdf": (401, 403, (200, 403), 403),
+    "GET /api/v1/predictions/{prediction_id}/diagnostic-report": (401, 403, (200, 403), 403),
     "GET /api/v1/models": (401, 200, 200, 200),
     "GET /api/v1/models/{kind}": (401, 200, 200, 200),
     "GET /api/v1/models/{kind}/{name}/{version}": (401, 200, 200, 200),
@@ -129,6 +137,9 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "POST /patients/{patient_id}/notes": (303, 403, (303, 403), 403),
     "GET /notes/{note_id}": (303, 403, (200, 403), 403),
     "GET /notes/{note_id}/fhir": (303, 403, (200, 403), 403),
+    "GET /patients/{patient_id}/fhir": (303, 403, (200, 403), 403),
+    "POST /predictions/{prediction_id}/report": (303, 403, (200, 403), 403),
+    "GET /worklist": (303, 403, 200, 403),
     "GET /patients/{patient_id}/risk": (303, 403, (404, 403), 403),
     "POST /patients/{patient_id}/risk": (303, 403, (404, 403), 403),
     "GET /patients/{patient_id}/survival": (303, 403, (404, 403), 403),
@@ -301,6 +312,7 @@ def _request(world: World, key: str, role: str, scope: str) -> tuple[int, str]:
             "files": {"file": ("x.png", _png(), "image/png")},
         },
         "POST /predictions/{prediction_id}/feedback": {"data": {**form, "verdict": "agree"}},
+        "POST /predictions/{prediction_id}/report": {"data": form},
         "POST /patients/{patient_id}/held/{token}": {"data": {**form, "action": "confirm"}},
         "POST /models/image/{name}/{version}/recalibration": {"data": form},
         "POST /api/v1/users/{user_id}/role": {"json": {"role": "clinician"}},

@@ -77,3 +77,16 @@ def test_administration_and_break_glass_are_one_service_function_each() -> None:
     assert vars(web_admin)["grant_log"] is break_glass_service.grant_log
     assert vars(api_patients)["open_break_glass"] is vars(web_admin)["open_break_glass"]
     assert vars(web_admin)["open_break_glass"] is patient_service.open_break_glass
+
+
+def test_the_workspace_is_one_service_function_each() -> None:
+    from clinsight.api.routes import workspace as api_workspace
+    from clinsight.services import patient_record, reports, worklist
+    from clinsight.web import worklist_pages
+
+    assert vars(api_workspace)["worklist"] is worklist.worklist
+    assert vars(worklist_pages)["worklist"] is worklist.worklist
+    assert vars(api_workspace)["sign_finding_report"] is reports.sign_finding_report
+    assert vars(web_pages)["sign_finding_report"] is reports.sign_finding_report
+    assert vars(api_workspace)["patient_fhir_bundle"] is patient_record.patient_fhir_bundle
+    assert vars(web_pages)["patient_fhir_bundle"] is patient_record.patient_fhir_bundle

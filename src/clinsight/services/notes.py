@@ -36,6 +36,7 @@ from clinsight.nlp.search import NoteIndex, SearchHit, SearchMode
 from clinsight.registry.versions import ModelKind
 from clinsight.security.access import require_patient_access
 from clinsight.security.clinical import add_note, check_new_note, get_note, list_notes
+from clinsight.store.accounts import usernames
 from clinsight.store.actors import PatientAccess
 from clinsight.store.notes import MAX_NOTE_CHARS, NoteRecord, deid_key
 from clinsight.store.repositories import StoreContext
@@ -45,8 +46,10 @@ __all__ = [
     "NoteReading",
     "annotate_text",
     "create_note",
+    "note_author",
     "note_fhir_bundle",
     "note_pipeline",
+    "note_problems",
     "note_reading",
     "patient_notes",
     "read_note",
@@ -86,6 +89,18 @@ def note_pipeline(registry_dir: Path | None = None) -> Language:
         return build_pipeline(ner_models=models) if models else default_pipeline()
 
     return cache.built("note-pipeline", production, build)
+
+
+def note_author(ctx: StoreContext, note: NoteRecord) -> str:
+    """The login name of the note's author ("unknown author" for a note without one)."""
+    author = note.author_id or ""
+    return usernames(ctx.session, {author} if author else set()).get(author, "unknown author")
+
+
+def note_problems(text: str) -> list[ClinicalEntity]:
+    """The problem list of a text (annotation only: no de-identification, nothing stored);
+    run it with no transaction open."""
+    return annotate_note(text, note_pipeline()).problem_list()
 
 
 @dataclass(frozen=True)

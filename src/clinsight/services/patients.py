@@ -26,6 +26,7 @@ __all__ = [
     "read_patient",
     "register_patient",
     "search_patients",
+    "studies_with_findings",
 ]
 
 
@@ -58,18 +59,28 @@ def patient_timeline(ctx: StoreContext, patient_id: str) -> PatientTimeline:
         RecordNotFoundError: no such patient.
     """
     patient = records.get_patient(ctx, patient_id)
+    entries = studies_with_findings(ctx, patient_id)
+    emergency = emergency_access(ctx, patient_id)
+    ctx.session.commit()
+    return PatientTimeline(patient, entries, emergency)
+
+
+def studies_with_findings(ctx: StoreContext, patient_id: str) -> list[StudyEntry]:
+    """The patient's studies, newest first, each with its predictions and the verdicts on
+    them (the reads audited; the caller commits).
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient.
+    """
     found = [(study, list_predictions(ctx, study.id)) for study in list_studies(ctx, patient_id)]
     ids = [p.id for _, predictions in found for p in predictions]
     feedback = PredictionFeedback.by_prediction(list_feedback(ctx, patient_id, ids) if ids else [])
-    entries = [
+    return [
         StudyEntry(
             study, predictions, {p.id: feedback[p.id] for p in predictions if p.id in feedback}
         )
         for study, predictions in found
     ]
-    emergency = emergency_access(ctx, patient_id)
-    ctx.session.commit()
-    return PatientTimeline(patient, entries, emergency)
 
 
 def register_patient(

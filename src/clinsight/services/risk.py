@@ -36,6 +36,7 @@ from clinsight.inference.risk import RiskResult, risk_level
 from clinsight.registry.risk import RiskModelVersion
 from clinsight.security import records
 from clinsight.security.access import require_patient_access
+from clinsight.security.workspace import record_assessment
 from clinsight.store import audit
 from clinsight.store.actors import PatientAccess, Principal
 from clinsight.store.audit import Outcome
@@ -201,11 +202,20 @@ def assess_stored_patient(
         )  # fmt: skip
         ctx.session.commit()  # the refusal is kept; the caller's rollback cannot undo it
         raise
+    kept = record_assessment(
+        ctx, patient_id, "risk", model_name=result.model.name,
+        model_version=str(result.model.version), input_sha256=result.input_sha256,
+        summary={"probability": round(result.probability, 6), "level": result.level,
+                 "artifact_sha256": result.model.artifact_sha256,
+                 "outcome": result.model.task.positive_label,
+                 "outside_population": result.population_warning is not None},
+    )  # fmt: skip
     ctx.audit(
         "risk.assess", "patient", **audited,
         details={"model": result.model.name, "version": result.model.version,
                  "input_sha256": result.input_sha256, "level": result.level,
-                 "outside_population": result.population_warning is not None},
+                 "outside_population": result.population_warning is not None,
+                 "assessment_id": kept.id},
     )  # fmt: skip
     ctx.session.commit()
     return result

@@ -25,6 +25,7 @@ from clinsight.errors import DataError, ImplausibleInputError, OutOfPopulationEr
 from clinsight.inference.cache import ModelCache, SurvivalPredictor
 from clinsight.inference.survival import SurvivalResult, predict_patient
 from clinsight.security.access import require_patient_access
+from clinsight.security.workspace import record_assessment
 from clinsight.store.actors import PatientAccess
 from clinsight.store.repositories import StoreContext
 
@@ -139,10 +140,18 @@ def assess_stored_survival(
     """
     access = require_patient_access(ctx.session, ctx.actor, patient_id, "survival.assess")
     result = predict_survival(predictors.survival(model, version), values, horizons)
+    kept = record_assessment(
+        ctx, patient_id, "survival", model_name=result.model.name,
+        model_version=str(result.model.version), input_sha256=result.input_sha256,
+        summary={"event": result.model.event_label,
+                 "artifact_sha256": result.model.artifact_sha256,
+                 "risks": [{"years": h.years, "risk": round(h.risk, 6)}
+                           for h in result.horizons]},
+    )  # fmt: skip
     ctx.audit(
         "survival.assess", "patient", resource_id=patient_id, patient_id=patient_id,
         details={"model": result.model.name, "version": result.model.version,
-                 "input_sha256": result.input_sha256,
+                 "input_sha256": result.input_sha256, "assessment_id": kept.id,
                  "horizons_years": ",".join(f"{h.years:g}" for h in result.horizons)},
         break_glass=access is PatientAccess.BREAK_GLASS,
     )  # fmt: skip

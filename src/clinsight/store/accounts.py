@@ -28,6 +28,7 @@ __all__ = [
     "live_grant",
     "read_account",
     "remove_from_care_team",
+    "usernames",
 ]
 
 
@@ -177,3 +178,11 @@ def live_grant(
         .limit(1)
     ).first()
     return None if found is None else _grant(keyring, found[0], found[1])
+
+
+def usernames(session: Session, user_ids: set[str]) -> dict[str, str]:
+    """The login names of these accounts by id (no PHI: who wrote or reviewed what)."""
+    if not user_ids:
+        return {}
+    rows = session.execute(select(User.id, User.username).where(User.id.in_(user_ids)))
+    return {row.id: row.username for row in rows}

@@ -37,6 +37,7 @@ __all__ = [
     "add_to_care_team",
     "add_user",
     "audit_labels",
+    "decrypt_patients",
     "lookup_patient_id",
     "read_audit",
     "read_patient",
@@ -142,6 +143,14 @@ def _decrypt_patient(keyring: KeyRing, row: Patient) -> PatientRecord:
         sex=field("sex_ct"),
         created_at=row.created_at,
     )
+
+
+def decrypt_patients(ctx: StoreContext, patient_ids: set[str]) -> dict[str, PatientRecord]:
+    """The records of these patients by id, decrypted (the caller audits what it shows)."""
+    if not patient_ids:
+        return {}
+    rows = ctx.session.execute(select(Patient).where(Patient.id.in_(patient_ids))).scalars()
+    return {row.id: _decrypt_patient(ctx.keyring, row) for row in rows}
 
 
 def add_patient(

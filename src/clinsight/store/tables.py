@@ -34,6 +34,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from clinsight.errors import StoreError
 
 __all__ = [
+    "Assessment",
     "AuditHead",
     "AuditRow",
     "AuthSession",
@@ -45,6 +46,7 @@ __all__ = [
     "Patient",
     "Prediction",
     "RefreshToken",
+    "SignedReport",
     "Study",
     "UTCDateTime",
     "User",
@@ -252,6 +254,38 @@ class Feedback(Base):
     override_label: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Assessment(Base):
+    """A risk or survival assessment of a stored patient: the model, the inputs' sha256 and
+    a summary of the result (probability, level or risks by horizon; no PHI)."""
+
+    __tablename__ = "assessments"
+    __table_args__ = (CheckConstraint("kind IN ('risk', 'survival')", name="kind"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    patient_id: Mapped[str] = mapped_column(ID, ForeignKey("patients.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    input_sha256: Mapped[str] = mapped_column(SHA256)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    user_id: Mapped[str | None] = mapped_column(ID, ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SignedReport(Base):
+    """A finding's report as signed: the PDF's sha256, the reviewing clinician, their
+    verdict at signing, and when (the PDF itself is not kept: it is made again on demand)."""
+
+    __tablename__ = "signed_reports"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    prediction_id: Mapped[str] = mapped_column(ID, ForeignKey("predictions.id"), index=True)
+    reviewer_id: Mapped[str] = mapped_column(ID, ForeignKey("users.id"))
+    verdict: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(SHA256)
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class AuditRow(Base):

@@ -20,15 +20,15 @@ from clinsight.errors import DataError
 from clinsight.nlp.deid import DeidResult
 from clinsight.nlp.pipeline import VOCABULARY_SOURCE, ClinicalEntity
 from clinsight.nlp.search import SearchMode
-from clinsight.services.break_glass import emergency_access
 from clinsight.services.notes import (
     create_note,
+    note_author,
     note_fhir_bundle,
     patient_notes,
     read_note,
     search_patient_notes,
 )
-from clinsight.services.patients import read_patient
+from clinsight.services.patient_record import patient_header
 from clinsight.store.notes import MAX_NOTE_CHARS
 from clinsight.store.repositories import StoreContext
 from clinsight.web.pages import Csrf, Db, State, guard_page, redirect_to, render_page
@@ -91,7 +91,8 @@ def notes_page(
     """A patient's notes, the paste/upload form and the search box with highlighted snippets."""
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
-        patient = read_patient(ctx, patient_id)
+        header = patient_header(ctx, patient_id)
+        patient = header.patient
         notes = patient_notes(ctx, patient_id)
         search_mode: SearchMode = next((m for m in MODES if m == mode), "hybrid")
         hits = search_patient_notes(ctx, patient_id, q[:500], search_mode) if q.strip() else []
@@ -106,7 +107,7 @@ def notes_page(
             mode=search_mode,
             modes=MODES,
             max_chars=MAX_NOTE_CHARS,
-            emergency=emergency_access(ctx, patient_id),
+            header=header,
         )
 
     return guard_page(request, state, session, page)
@@ -146,10 +147,13 @@ def note_page(request: Request, state: State, session: Db, note_id: str) -> Resp
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
         note, reading = read_note(ctx, note_id)
+        header = patient_header(ctx, note.patient_id)
         return render_page(
             request,
             "note.html",
             web,
+            header=header,
+            author=note_author(ctx, note),
             note=note,
             reading=reading,
             marked=entities_html(note.text, reading.annotation.entities),

@@ -14,7 +14,7 @@ from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -34,7 +34,8 @@ from clinsight.services.auth import log_in, log_out
 from clinsight.services.break_glass import emergency_lookup
 from clinsight.services.models import StageActor
 from clinsight.services.monitoring import model_monitoring, propose_recalibration
-from clinsight.services.patients import patient_timeline, register_patient, search_patients
+from clinsight.services.patient_record import patient_fhir_bundle, patient_header, patient_record
+from clinsight.services.patients import register_patient, search_patients
 from clinsight.services.predictions import (
     cancel_held_upload,
     confirm_held_upload,
@@ -45,6 +46,7 @@ from clinsight.services.predictions import (
     model_labels,
     prediction_feedback,
 )
+from clinsight.services.reports import sign_finding_report
 from clinsight.store.audit import AuditFilter, Outcome
 from clinsight.store.repositories import StoreContext
 from clinsight.store.roles import Role
@@ -253,11 +255,27 @@ def new_patient(
 
 @router.get("/patients/{patient_id}")
 def patient(request: Request, state: State, session: Db, patient_id: str) -> Response:
-    """A patient's timeline of studies and predictions, with the upload form."""
+    """The patient record: the header and one timeline of studies with findings and their
+    review, notes with their problem list, and risk and survival assessments, newest first;
+    with the upload form."""
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
-        timeline = patient_timeline(ctx, patient_id)
-        return render_page(request, "patient.html", web, timeline=timeline)
+        return render_page(request, "patient.html", web, record=patient_record(ctx, patient_id))
+
+    return guard_page(request, state, session, page)
+
+
+@router.get("/patients/{patient_id}/fhir")
+def patient_fhir(request: Request, state: State, session: Db, patient_id: str) -> Response:
+    """The patient's record as a FHIR R4B Bundle, as a download."""
+
+    def page(web: WebSession, ctx: StoreContext) -> Response:
+        bundle = patient_fhir_bundle(ctx, patient_id)
+        headers = {
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="patient-{patient_id}.fhir.json"',
+        }
+        return JSONResponse(bundle, media_type="application/fhir+json", headers=headers)
 
     return guard_page(request, state, session, page)
 
@@ -353,8 +371,10 @@ def _result_page(
         "reason": (mine.reason if mine else None) or "",
         "override_label": (mine.override_label if mine else None) or "",
     }
+    header = patient_header(ctx, view.study.patient_id)
     return render_page(
         request, "result.html", web, status, view=view, overlay=overlay, plain=plain,
+        header=header,
         cropped=explained.cropped, source=(width, height), side=min(width, height),
         feedback=found, mine=mine, history=found.history_of(web.principal.user_id),
         labels=labels, form=form, **values,
@@ -401,6 +421,31 @@ def feedback(
                 request, state, web, ctx, prediction_id, 422, error=str(exc), form=form
             )
         return redirect_to(f"/predictions/{prediction_id}?saved={verdict.value}", web)
+
+    return guard_page(request, state, session, page)
+
+
+@router.post("/predictions/{prediction_id}/report")
+def report(request: Request, state: State, session: Db, prediction_id: str, csrf: Csrf) -> Response:
+    """The finding's report, signed by the reviewing clinician, as a PDF download; before
+    they have reviewed it, the result page says so."""
+
+    def page(web: WebSession, ctx: StoreContext) -> Response:
+        check_csrf(state, web, csrf)
+        models_url = str(request.base_url).rstrip("/") + "/models"
+        try:
+            signed = sign_finding_report(ctx, state.predictor, prediction_id,
+                                         models_url=models_url)  # fmt: skip
+        except DataError as exc:
+            session.rollback()
+            return _result_page(request, state, web, ctx, prediction_id, 422,
+                                report_error=str(exc))  # fmt: skip
+        headers = {
+            "Content-Disposition": f'attachment; filename="{signed.filename}"',
+            "Cache-Control": "no-store",
+            "X-Report-SHA256": signed.signature.sha256,
+        }
+        return Response(signed.pdf, media_type="application/pdf", headers=headers)
 
     return guard_page(request, state, session, page)
 

@@ -23,8 +23,7 @@ from clinsight.data.population import DEFAULT_SEX_CODES
 from clinsight.errors import InvalidInputError
 from clinsight.inference.risk import RiskResult
 from clinsight.registry.risk import RiskModelVersion
-from clinsight.services.break_glass import emergency_access
-from clinsight.services.patients import read_patient
+from clinsight.services.patient_record import patient_header
 from clinsight.services.risk import age_on, assess_stored_patient
 from clinsight.store.repositories import PatientRecord, StoreContext
 from clinsight.tabular.explain import Explanation
@@ -96,7 +95,8 @@ def record_values(model: RiskModelVersion, patient: PatientRecord, today: date) 
 def _form(request: Request, web: WebSession, ctx: StoreContext, patient_id: str,
           result: RiskResult | None = None, refused: InvalidInputError | None = None,
           entered: dict[str, str | None] | None = None) -> Response:  # fmt: skip
-    patient = read_patient(ctx, patient_id)
+    header = patient_header(ctx, patient_id)
+    patient = header.patient
     runtime = risk_runtime(request)
     predictor = runtime.predictors.risk(runtime.service.model_name)
     chart = contribution_chart(result.explanation) if result else None
@@ -109,7 +109,7 @@ def _form(request: Request, web: WebSession, ctx: StoreContext, patient_id: str,
     return render_page(request, "risk.html", web, 422 if refused else 200,
                        patient=patient, model=predictor.version, result=result, chart=chart,
                        values=values, errors=errors, from_record=from_record,
-                       emergency=emergency_access(ctx, patient_id))  # fmt: skip
+                       header=header)  # fmt: skip
 
 
 @router.get("/patients/{patient_id}/risk")

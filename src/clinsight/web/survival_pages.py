@@ -20,7 +20,7 @@ from clinsight.data.survival import DAYS_PER_YEAR
 from clinsight.errors import DataError, ImplausibleInputError, OutOfPopulationError
 from clinsight.inference.cache import model_cache
 from clinsight.inference.survival import SurvivalResult
-from clinsight.services.patients import read_patient
+from clinsight.services.patient_record import patient_header
 from clinsight.services.survival import assess_stored_survival
 from clinsight.store.repositories import StoreContext
 from clinsight.web.pages import Csrf, Db, State, guard_page, render_page
@@ -113,7 +113,8 @@ def _form(
     refusal: str | None = None, entered: dict[str, str | None] | None = None,
 ) -> Response:  # fmt: skip
     settings = request.app.state.clinsight.settings
-    patient = read_patient(ctx, patient_id)
+    header = patient_header(ctx, patient_id)
+    patient = header.patient
     predictor = model_cache(settings.resolved_registry_dir).survival(settings.survival_model)
     values = {
         k: (None if v is None else str(v))
@@ -124,7 +125,8 @@ def _form(
     return render_page(request, "survival.html", web, 422 if failed else 200, patient=patient,
                        model=predictor.version, result=result,
                        chart=survival_chart(result) if result else None, values=values,
-                       errors=errors or {}, refusal=refusal, longest_years=longest)  # fmt: skip
+                       errors=errors or {}, refusal=refusal, longest_years=longest,
+                       header=header)  # fmt: skip
 
 
 @router.get("/patients/{patient_id}/survival")

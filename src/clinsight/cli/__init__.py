@@ -32,6 +32,7 @@ from clinsight.cli import (
     serve,
     survival,
     train,
+    tune,
     users,
 )
 from clinsight.cli.output import ERROR_EXIT_CODE, print_error
@@ -77,6 +78,7 @@ _GROUPS: tuple[tuple[typer.Typer, str | None], ...] = (
     (evaluate.app, None),
     (data.app, "data"),
     (train.app, "train"),
+    (tune.app, "tune"),
     (predict.app, "predict"),
     (models.app, "models"),
     (users.app, "users"),

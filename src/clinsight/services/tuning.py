@@ -110,7 +110,7 @@ def report_step(val_auc: float, step: int) -> None:
 
 
 def run_search(
-    trainable: Callable[[dict[str, Any]], None],
+    trainable: Callable[..., None],
     space: Mapping[str, Any],
     *,
     max_steps: int,
@@ -142,20 +142,25 @@ def run_search(
             tune.with_resources(tune.with_parameters(trainable, **data), {"cpu": 1}),
             param_space=dict(space),
             tune_config=tune.TuneConfig(
-                metric=METRIC, mode="max", scheduler=scheduler, num_samples=search.trials,
+                metric=METRIC,
+                mode="max",
+                scheduler=scheduler,
+                num_samples=search.trials,
                 search_alg=BasicVariantGenerator(random_state=search.seed),
             ),
-            run_config=tune.RunConfig(storage_path=str(storage.resolve()), name="search",
-                                      verbose=0),  # fmt: skip
+            run_config=tune.RunConfig(
+                storage_path=str(storage.resolve()), name="search", verbose=0
+            ),
         )
         grid = tuner.fit()
     trials = []
-    for result in grid:
+    for index in range(len(grid)):
+        result = grid[index]
         if result.error is not None or not result.metrics or METRIC not in result.metrics:
             continue
         steps = int(result.metrics.get("training_iteration", 0))
         trials.append(TrialSummary(
-            config={k: _plain(v) for k, v in result.config.items()},
+            config={k: _plain(v) for k, v in (result.config or {}).items()},
             val_auc=float(result.metrics[METRIC]), steps=steps, stopped_early=steps < max_steps,
         ))  # fmt: skip
     if not trials:
@@ -223,7 +228,8 @@ def risk_estimator(config: Mapping[str, Any], seed: int = 0) -> Any:
 
 
 def _risk_trial(
-    config: dict[str, Any], *, X: pd.DataFrame, y: np.ndarray, feature_types: dict[str, Any],
+    config: dict[str, Any], *, X: pd.DataFrame,  # noqa: N803
+    y: np.ndarray, feature_types: dict[str, Any],
     categories: dict[str, Any], n_splits: int, n_repeats: int, seed: int,
 ) -> None:  # fmt: skip
     from sklearn.metrics import roc_auc_score

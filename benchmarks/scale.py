@@ -93,10 +93,21 @@ def main() -> None:
                 runs[f"ray_{workers}_workers"] = _run(
                     root / "in", root / "reg", out, backend="ray", workers=workers
                 )
-    rate = "steady_images_per_second"
+    ray_batch = summary(runs, count, load_before)
+    path = write_results("scale", {"ray_batch": ray_batch, "budget": {"images": count}})
+    update_readme_section("scale", _table(ray_batch))
+    print(path)
+
+
+def summary(runs: dict[str, Any], count: int, load_before: tuple[float, ...]) -> dict[str, Any]:
+    """The headline figures from the runs: whole-run rates (model load and actor start
+    included). The steady rate (after the first result batch) is kept per run as a
+    diagnostic only: Ray Data hands results back in bursts, so for Ray it overstates."""
+    rate = "images_per_second"
     local_best = max(runs["local_1_thread"][rate], runs["local_all_cores"][rate])
-    ray_batch = {
+    return {
         "images": count, "model": "resnet18 width 24, 28 px (untrained), batch 64", "runs": runs,
+        "rate": "whole run (model load and actor start included)",
         "local_best_images_per_second": local_best,
         "speedup_2_workers": round(runs["ray_2_workers"][rate] / runs["ray_1_workers"][rate], 2),
         "ray_2_workers_vs_local_best": round(runs["ray_2_workers"][rate] / local_best, 2),
@@ -104,18 +115,18 @@ def main() -> None:
         "load_average_before": list(load_before), "cores": os.cpu_count(),
         "shared_machine": load_before[0] > 1.0,
     }  # fmt: skip
-    path = write_results("scale", {"ray_batch": ray_batch, "budget": {"images": count}})
-    update_readme_section("scale", _table(ray_batch))
-    print(path)
 
 
 def _table(result: dict[str, Any]) -> str:
     lines = [
+        "## Scale-out: batch inference on Ray",
+        "",
+        "`python benchmarks/scale.py --images 2000` (`ray_batch`; `ray_tune` not measured yet).",
         f"Batch inference over {result['images']} PNGs ({result['model']}); load average "
         f"{result['load_average_before'][0]:.1f} on {result['cores']} cores at the start "
         f"({'shared machine: figures depressed' if result['shared_machine'] else 'quiet'}).",
         "",
-        "| run | images/s (whole run) | images/s (steady) |",
+        "| run | images/s (whole run) | after the first batch (diagnostic; bursty on Ray) |",
         "|---|---|---|",
     ]
     for name, run in result["runs"].items():

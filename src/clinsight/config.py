@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from clinsight.errors import ConfigurationError
@@ -132,6 +132,15 @@ class Settings(BaseSettings):
     )
     public_url: str | None = Field(
         default=None, description="Public base URL (CDS Hooks JWT aud); default: the request's."
+    )
+    ray_address: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CLINSIGHT_RAY_ADDRESS", "RAY_ADDRESS"),
+        description="Ray cluster of batch inference and tuning, e.g. ray://head:10001 "
+        "(also read from RAY_ADDRESS); default: a local Ray instance on this machine.",
+    )
+    ray_object_store_mb: int = Field(
+        default=256, ge=64, description="Object store of a local Ray instance, in MiB."
     )
 
     @property

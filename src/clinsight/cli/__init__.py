@@ -35,6 +35,7 @@ from clinsight.cli import (
     serve,
     survival,
     train,
+    tune,
     users,
 )
 from clinsight.cli.output import ERROR_EXIT_CODE, print_error
@@ -80,6 +81,7 @@ _GROUPS: tuple[tuple[typer.Typer, str | None], ...] = (
     (evaluate.app, None),
     (data.app, "data"),
     (train.app, "train"),
+    (tune.app, "tune"),
     (predict.app, "predict"),
     (models.app, "models"),
     (users.app, "users"),

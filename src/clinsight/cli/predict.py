@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from clinsight.cli.options import StageOpt, VersionOpt
 from clinsight.cli.output import console
 from clinsight.config import get_settings
 
-__all__ = ["app", "predict_image"]
+__all__ = ["app", "predict_batch", "predict_image"]
 
 app = typer.Typer(help="Use a registered model on new data.", no_args_is_help=True)
 
@@ -98,3 +99,74 @@ def predict_image(
         console.print(f"Grad-CAM overlay: {result.heatmap}")
     for warning in (*result.warnings, *(check.reasons if check else ())):
         console.print(f"[bold yellow]Warning:[/] {warning}")
+
+
+@app.command("batch")
+def predict_batch(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A folder of PNG, JPEG or DICOM files (walked recursively), or a study list: "
+            "a text file naming one DICOM file or study folder per line."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Results table (Parquet), one row per image.")] = Path(
+        "results.parquet"
+    ),
+    model: Annotated[str, typer.Option(help="Registered model name.")] = "pneumoniamnist",
+    version: VersionOpt = None,
+    stage: StageOpt = None,
+    backend: Annotated[
+        Literal["local", "ray"],
+        typer.Option(
+            help="local: this process; ray: Ray Data on CLINSIGHT_RAY_ADDRESS "
+            "(default: a local Ray instance with --workers CPUs)."
+        ),
+    ] = "local",
+    workers: Annotated[int, typer.Option(min=1, help="Ray actors (one CPU each).")] = 2,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per ONNX Runtime run.")] = 64,
+    fhir_bundle: Annotated[
+        Path | None, typer.Option(help="Also write the results as a FHIR Bundle (JSON) here.")
+    ] = None,
+) -> None:
+    """Predict every image of a folder or DICOM study list into a Parquet table.
+
+    The images are read from disk and the results written to --out (and --fhir-bundle): a
+    batch run stores nothing in the patient store. Images already in --out are skipped, so
+    an interrupted run resumes; unreadable files are listed, with the reason, in
+    <out>.errors.parquet and tried again on the next run.
+    """
+    from clinsight.services.batch_predict import predict_batch as run_batch
+
+    settings = get_settings()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(f"Predicting with {model} ({backend})", total=None)
+
+        def on_batch(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        outcome = run_batch(
+            source, out, registry_dir=settings.resolved_registry_dir, model_name=model,
+            version=version, stage=stage, backend=backend, workers=workers,
+            threads=settings.threads, batch_size=batch_size,
+            warn_only=model in settings.intended_use_warn_only,
+            ray_address=settings.ray_address, object_store_mb=settings.ray_object_store_mb,
+            fhir_bundle=fhir_bundle, progress=on_batch,
+        )  # fmt: skip
+    console.print(
+        f"{outcome.model_name} v{outcome.model_version}: {outcome.predicted} images predicted "
+        f"({outcome.refused} outside the intended use, no finding), {outcome.skipped} already "
+        f"in {outcome.out.name}, {len(outcome.errors)} unreadable; "
+        f"{outcome.images_per_second:.1f} images/s."
+    )
+    if len(outcome.errors):
+        table = Table(title=f"Unreadable inputs (all in {outcome.errors_file.name})")
+        table.add_column("file")
+        table.add_column("reason")
+        for row in outcome.errors.head(20).itertuples(index=False):
+            table.add_row(str(row.key), str(row.reason))
+        console.print(table)
+    console.print(f"Results: {outcome.out}")
+    if outcome.bundle is not None:
+        console.print(f"FHIR Bundle: {outcome.bundle}")

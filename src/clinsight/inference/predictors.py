@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -185,13 +186,48 @@ class ImagePredictor:
             ModelError: the run fails.
             RegistryError: the stored intended-use gate cannot be read.
         """
+        return self.predict_many([image])[0]
+
+    def predict_many(self, images: Sequence[NDArray[Any]]) -> list[Prediction]:
+        """Predict source images in one ONNX Runtime run (batch inference); each image's
+        `latency_ms` is its share of the batch's time.
+
+        Raises:
+            UnsupportedImageError: an array is not a 2D grey or colour image.
+            DataError: an image holds non-finite values.
+            ModelError: the run fails.
+            RegistryError: the stored intended-use gate cannot be read.
+        """
+        if not images:
+            return []
         start = time.perf_counter()
-        network_input = np.ascontiguousarray(self.preprocess(image), dtype=np.float32)
-        logits, features = self.session.logits_and_features(network_input[None])
-        probs = self.probabilities(logits)[0]
+        network_input = np.ascontiguousarray(
+            np.stack([self.preprocess(image) for image in images]), dtype=np.float32
+        )
+        logits, features = self.session.logits_and_features(network_input)
+        probs = self.probabilities(logits)
         scores = self._scores(features)
-        input_scores = self.input_scores(network_input[None])
-        latency_ms = (time.perf_counter() - start) * 1000.0
+        input_scores = self.input_scores(network_input)
+        latency_ms = (time.perf_counter() - start) * 1000.0 / len(images)
+        return [
+            self._prediction(
+                probs[i],
+                network_input[i],
+                latency_ms,
+                None if scores is None else float(scores[i]),
+                None if input_scores is None else float(input_scores[i]),
+            )
+            for i in range(len(images))
+        ]
+
+    def _prediction(
+        self,
+        probs: NDArray[np.float32],
+        network_input: NDArray[np.float32],
+        latency_ms: float,
+        ood_score: float | None,
+        input_score: float | None,
+    ) -> Prediction:
         labels = self.model.labels
         best = int(np.argmax(probs))
         if self.model.task is TaskType.MULTI_LABEL:
@@ -218,12 +254,12 @@ class ImagePredictor:
             model_name=self.model.name,
             model_version=self.model.version,
             artifact_sha256=self.model.artifact_sha256,
-            input_sha256=hashlib.sha256(network_input.tobytes()).hexdigest(),
+            input_sha256=hashlib.sha256(np.ascontiguousarray(network_input).tobytes()).hexdigest(),
             latency_ms=latency_ms,
             decision=decision,
             thresholds=thresholds,
-            ood_score=None if scores is None else float(scores[0]),
-            input_score=None if input_scores is None else float(input_scores[0]),
+            ood_score=ood_score,
+            input_score=input_score,
         )
 
 

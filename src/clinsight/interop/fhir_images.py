@@ -10,6 +10,7 @@ receiving system can file it as a result. ``method`` names the model, version an
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fhir.resources.R4B.observation import Observation
@@ -20,7 +21,7 @@ from clinsight.errors import DataError
 from clinsight.interop.fhir_out import MODEL_SYSTEM
 from clinsight.store.studies import PredictionRecord
 
-__all__ = ["image_observation", "image_observation_json"]
+__all__ = ["finding_observation", "image_observation", "image_observation_json"]
 
 _CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 _ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
@@ -32,36 +33,55 @@ def image_observation(record: PredictionRecord, subject: str) -> Observation:
     Raises:
         DataError: the resource does not validate (e.g. a malformed subject reference).
     """
-    name, version = record.model_name, record.model_version
-    notes = [{"text": reason} for reason in record.intended_use_reasons]
+    return finding_observation(
+        record.id, record.model_name, record.model_version, record.artifact_sha256,
+        effective=record.created_at.isoformat(timespec="seconds"), refused=record.refused,
+        finding=record.predicted_label, label_probability=record.label_probability,
+        reasons=record.intended_use_reasons, subject=subject,
+    )  # fmt: skip
+
+
+def finding_observation(
+    observation_id: str, name: str, version: int | str, artifact_sha256: str, *, effective: str,
+    refused: bool, finding: str, label_probability: float | None, reasons: Sequence[str],
+    subject: str | None = None, identifier: Mapping[str, str] | None = None,
+) -> Observation:  # fmt: skip
+    """An image model's finding as an `Observation` (the shape `image_observation` gives a
+    stored prediction; a batch run's result has no `subject` but an `identifier`).
+
+    Raises:
+        DataError: the resource does not validate (e.g. a malformed subject reference).
+    """
+    notes = [{"text": reason} for reason in reasons]
     resource: dict[str, Any] = {
         "resourceType": "Observation",
-        "id": record.id,
+        "id": observation_id,
         "status": "preliminary",
         "category": [{"coding": [{"system": _CATEGORY, "code": "imaging",
                                   "display": "Imaging"}]}],
         "code": {"text": f"Clinsight image model {name} finding"},
-        "subject": {"reference": subject},
-        "effectiveDateTime": record.created_at.isoformat(timespec="seconds"),
+        "effectiveDateTime": effective,
         "method": {
             "coding": [{"system": MODEL_SYSTEM, "code": f"{name}/{version}",
                         "display": f"Clinsight {name} v{version}"}],
-            "text": f"{name} v{version} (artifact sha256 {record.artifact_sha256}, "
+            "text": f"{name} v{version} (artifact sha256 {artifact_sha256}, "
                     f"Clinsight {__version__}); decision support, to be confirmed by a clinician",
         },
     }  # fmt: skip
-    if record.refused:
+    if subject is not None:
+        resource["subject"] = {"reference": subject}
+    if identifier is not None:
+        resource["identifier"] = [dict(identifier)]
+    if refused:
         resource["dataAbsentReason"] = {
             "coding": [{"system": _ABSENT, "code": "not-applicable", "display": "Not Applicable"}],
             "text": "Outside the model's intended use: no finding is given.",
         }
     else:
-        resource["valueCodeableConcept"] = {"text": record.predicted_label}
-        if record.label_probability is not None:
-            share = f"{record.label_probability:.1%}"
-            notes.insert(
-                0, {"text": f"Calibrated probability of {record.predicted_label}: {share}."}
-            )
+        resource["valueCodeableConcept"] = {"text": finding}
+        if label_probability is not None:
+            share = f"{label_probability:.1%}"
+            notes.insert(0, {"text": f"Calibrated probability of {finding}: {share}."})
     if notes:
         resource["note"] = notes
     try:

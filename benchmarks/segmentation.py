@@ -167,7 +167,7 @@ def cxr(args: argparse.Namespace) -> dict[str, Any]:
         rows = [position[i] for i in ids]
         return PairArrays(ids, every.images[rows], every.masks[rows])
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for index, test_ids in enumerate(folds):
         rest = [i for i in dataset.ids if i not in test_ids]
         inner = seeded_split(rest, val=4, seed=args.split_seed + index)

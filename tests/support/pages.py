@@ -236,7 +236,7 @@ class Tour:
             alice.wait_for_selector("text=No studies yet.")
 
         self.step("patient", alice, create)
-        patient_path = alice.url.split(self.server, 1)[1]
+        patient_path: str = alice.url.split(self.server, 1)[1]
 
         def upload() -> None:
             alice.set_input_files("#file", str(self.dicom))
@@ -282,6 +282,7 @@ class Tour:
 
         self.step("survival-result", alice, predict)
         self.goto("models", alice, "/models")
+        self.goto("worklist", alice, "/worklist")
         self.goto("error-signed-in", alice, "/patients/no-such-patient")
         return patient_path.rsplit("/", 1)[1]
 

@@ -27,6 +27,7 @@ from clinsight.registry.versions import ModelKind, RegisteredVersion
 
 if TYPE_CHECKING:
     from clinsight.inference.predictors import ImagePredictor
+    from clinsight.inference.progression import ProgressionPredictor
     from clinsight.registry.risk import RiskModelVersion
     from clinsight.registry.survival import SurvivalModelVersion
     from clinsight.tabular.models import RiskModel
@@ -211,6 +212,15 @@ class ModelCache:
         """The predictor of survival model `name` (`version`, else production; see `load`)."""
         loaded = self.load(ModelKind.SURVIVAL, name, version, newest=newest)
         predictor: SurvivalPredictor = loaded.model
+        return predictor
+
+    def progression(
+        self, name: str, version: int | None = None, *, newest: bool = False
+    ) -> ProgressionPredictor:
+        """The predictor of progression model `name` (`version`, else production; see
+        `load`)."""
+        loaded = self.load(ModelKind.PROGRESSION, name, version, newest=newest)
+        predictor: ProgressionPredictor = loaded.model
         return predictor
 
 

@@ -140,8 +140,9 @@ def test_cds_hooks_discovery_call_feedback_and_model_card(
     service: Service, ehr: SigningEhr
 ) -> None:
     client = service.client
-    (entry,) = client.get("/cds-services").json()["services"]
+    entry, *others = client.get("/cds-services").json()["services"]
     assert (entry["id"], entry["hook"]) == ("pima-synthea-risk", "patient-view")
+    assert [s["id"] for s in others] == ["mortality48-deterioration"]
     prefetch = prefetch_for(synthea_file(2), CODES)
     response = _call(service, ehr.token(SERVICE_URL, alg="ES384"), prefetch)
     assert response.status_code == 200, response.text  # type: ignore[attr-defined]

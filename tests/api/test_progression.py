@@ -47,8 +47,8 @@ def settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Settings:  # fmt: skip
     """The API settings plus the tiny progression model in production and one EHR."""
-    shutil.copytree(progression_registry / "_progression",
-                    settings.resolved_registry_dir / "_progression", dirs_exist_ok=True)  # fmt: skip
+    target = settings.resolved_registry_dir / "_progression"
+    shutil.copytree(progression_registry / "_progression", target, dirs_exist_ok=True)
     monkeypatch.setenv("CLINSIGHT_PROGRESSION_MODEL", "tiny")
     monkeypatch.setenv("CLINSIGHT_CDS_HOOKS_ISSUERS",
                        json.dumps({ehr.issuer: str(ehr.write_jwks(tmp_path))}))  # fmt: skip
@@ -84,7 +84,8 @@ def test_a_clinician_gets_the_risk_from_a_bundle_with_its_fhir_basis(
     assert body["model"]["version"] == 1
     assert 0 < body["probability"] == body["risk"] < 1
     assert body["level"] in ("info", "warning", "critical")
-    assert body["drivers"] and {"variable", "hours", "contribution"} <= set(body["drivers"][0])
+    assert body["drivers"]
+    assert {"variable", "hours", "contribution"} <= set(body["drivers"][0])
     assert len(body["explanation"]["heat"]) == 48
     fhir = RiskAssessment.model_validate(body["fhir"])
     assert fhir.basis is not None
@@ -114,8 +115,10 @@ def _observation(**changes: Any) -> dict[str, Any]:
     return {"resource": {**resource, **changes}}
 
 
-ENCOUNTER = {"resource": {"resourceType": "Encounter", "id": "icu", "status": "finished",
-             "class": {"code": "IMP"}, "period": {"start": "2026-01-01T01:00:00+00:00"}}}  # fmt: skip
+ENCOUNTER = {"resource": {
+    "resourceType": "Encounter", "id": "icu", "status": "finished", "class": {"code": "IMP"},
+    "period": {"start": "2026-01-01T01:00:00+00:00"},
+}}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -183,8 +186,9 @@ def test_the_deterioration_card_by_validation_thresholds(
     patient = {"resourceType": "Patient", "id": "p1", "gender": "male", "birthDate": "1972-01-01"}
     missing = _cds(service, ehr.token(SERVICE_URL), {"patient": patient})
     assert missing.status_code == 412
-    response = _cds(service, ehr.token(SERVICE_URL), {"patient": patient,
-                                                       "observations": observations})
+    response = _cds(
+        service, ehr.token(SERVICE_URL), {"patient": patient, "observations": observations}
+    )
     assert response.status_code == 200, response.text
     (card,) = response.json()["cards"]
     version = REGISTRY.get(progression_registry, "tiny", 1)

@@ -71,7 +71,11 @@ def stay_bundle(stay: Path, start: str = "2026-01-01T00:00:00+00:00") -> dict[st
     }}]  # fmt: skip
     for number, line in enumerate(stay.read_text().splitlines()[1:]):
         time, name, value = line.split(",")
-        if name not in spec.variables or float(value) < 0 or (time == "00:00" and name in spec.descriptors):
+        if (
+            name not in spec.variables
+            or float(value) < 0
+            or (time == "00:00" and name in spec.descriptors)
+        ):
             continue
         variable = spec.variables[name]
         hours, minutes = (int(p) for p in time.split(":"))

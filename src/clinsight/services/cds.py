@@ -79,9 +79,11 @@ def answer_progression_view(
         ModelNotFoundError: the service's model has no production version.
     """
     predictor = predictors.progression(cds.model_name)
-    where: dict[str, str | int | float | None] = {"issuer": caller.issuer, "jti": caller.jti, "model": predictor.version.name,
-             "version": predictor.version.version,
-             "hook_instance": str(request.get("hookInstance", ""))[:64]}  # fmt: skip
+    where: dict[str, str | int | float | None] = {
+        "issuer": caller.issuer, "jti": caller.jti, "model": predictor.version.name,
+        "version": predictor.version.version,
+        "hook_instance": str(request.get("hookInstance", ""))[:64],
+    }  # fmt: skip
     try:
         bundle = bundle_from_prefetch(cds, request)
         patient = str((request.get("context") or {}).get("patientId") or "cds-patient")

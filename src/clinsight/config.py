@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     survival_model: str = Field(
         default="gbsg2", description="Registered survival model of the survival pages and API."
     )
+    progression_model: str = Field(
+        default="mortality48",
+        description="Registered progression model of the progression API and its CDS Hooks "
+        "deterioration service.",
+    )
     risk_feature_spec: str = Field(
         default="pima-synthea",
         description="FHIR feature spec of the risk model: a built-in name or a JSON/YAML file.",

@@ -114,6 +114,7 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "GET /api/v1/audit/export": (401, 403, 403, 200),
     "POST /api/v1/patients/{patient_id}/risk": (401, 403, (404, 403), 403),  # no risk model
     "POST /api/v1/survival/patients/{patient_id}": (401, 403, (404, 403), 403),  # no model
+    "POST /api/v1/progression/patients/{patient_id}": (401, 403, (404, 403), 403),  # no model
     "POST /api/v1/risk/fhir": (401, 403, 422, 403),
     "GET /api/v1/monitoring/image/{name}/{version}": (401, 200, 403, 200),
     "POST /api/v1/monitoring/image/{name}/{version}/recalibration": (401, 422, 403, 403),
@@ -299,6 +300,9 @@ def _request(world: World, key: str, role: str, scope: str) -> tuple[int, str]:
         "POST /api/v1/patients/{patient_id}/risk": {"json": {"inputs": {"Age": 50}}},
         "POST /patients/{patient_id}/risk": {"data": {**form, "f_Age": "50"}},
         "POST /api/v1/survival/patients/{patient_id}": {"json": {"inputs": {"age": 50}}},
+        "POST /api/v1/progression/patients/{patient_id}": {
+            "json": {"stay": "Time,Parameter,Value\n01:00,HR,80\n"}
+        },
         "POST /patients/{patient_id}/survival": {"data": {**form, "f_age": "50"}},
         "POST /patients/{patient_id}/notes": {"data": {**form, "text": "Asthma."}},
         "POST /api/v1/models/{kind}/{name}/{version}/promote": {"json": {}},

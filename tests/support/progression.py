@@ -4,15 +4,18 @@ and a tiny progression model trained on them."""
 from __future__ import annotations
 
 import shutil
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from clinsight.data.physionet2012 import SYSTEM, load_spec
 from clinsight.registry.progression import ProgressionModelVersion
 from clinsight.sequence.training import SequenceTrainConfig
 from clinsight.services.progression import train_progression_model
 
-__all__ = ["TINY_CONFIG", "set_a", "tiny_set", "train_tiny"]
+__all__ = ["TINY_CONFIG", "set_a", "stay_bundle", "tiny_set", "train_tiny"]
 
 TINY_CONFIG = SequenceTrainConfig(architecture="grud", hidden=8, epochs=2, batch_size=16, threads=1)
 
@@ -54,3 +57,36 @@ def train_tiny(data_dir: Path, registry: Path, work: Path) -> ProgressionModelVe
     )
     assert outcome.version is not None
     return outcome.version
+
+
+def stay_bundle(stay: Path, start: str = "2026-01-01T00:00:00+00:00") -> dict[str, Any]:
+    """The time series of a PhysioNet 2012 stay file as a FHIR Bundle of Observations coded
+    with the spec's LOINC codes (the variables without one by the spec's name), each with
+    an id, starting at an ICU Encounter at `start`."""
+    spec = load_spec()
+    origin = datetime.fromisoformat(start)
+    entries: list[dict[str, Any]] = [{"resource": {
+        "resourceType": "Encounter", "id": "icu", "status": "finished",
+        "class": {"code": "IMP"}, "period": {"start": start},
+    }}]  # fmt: skip
+    for number, line in enumerate(stay.read_text().splitlines()[1:]):
+        time, name, value = line.split(",")
+        if (
+            name not in spec.variables
+            or float(value) < 0
+            or (time == "00:00" and name in spec.descriptors)
+        ):
+            continue
+        variable = spec.variables[name]
+        hours, minutes = (int(p) for p in time.split(":"))
+        coding = (
+            {"system": "http://loinc.org", "code": variable.codes[0].split("|")[1]}
+            if variable.codes else {"system": SYSTEM, "code": name}
+        )  # fmt: skip
+        moment = origin + timedelta(hours=hours, minutes=minutes)
+        entries.append({"resource": {
+            "resourceType": "Observation", "id": f"obs-{number}", "status": "final",
+            "code": {"coding": [coding]}, "effectiveDateTime": moment.isoformat(),
+            "valueQuantity": {"value": float(value), "unit": variable.unit},
+        }})  # fmt: skip
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}

@@ -4,7 +4,7 @@ and the web's risk pages share (built on first use from Settings)."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -12,8 +12,10 @@ from fastapi import Depends, Request
 
 from clinsight.config import Settings
 from clinsight.data.fhir_features import BUILTIN_SPECS, FhirFeatureSpec
+from clinsight.data.physionet2012 import load_spec
 from clinsight.inference.cache import ModelCache, model_cache
 from clinsight.interop.cds_hooks import CdsJwtVerifier, CdsService
+from clinsight.interop.cds_progression import ProgressionCdsService
 
 __all__ = ["RiskRuntime", "Runtime", "risk_runtime"]
 
@@ -22,12 +24,13 @@ _RUNTIME_LOCK = threading.Lock()
 
 @dataclass
 class RiskRuntime:
-    """Loaded models, the CDS services of the configured risk and survival models, and the
-    JWT verifier."""
+    """Loaded models, the CDS services of the configured risk and survival models, the
+    deterioration service of the configured progression model, and the JWT verifier."""
 
     predictors: ModelCache
     services: dict[str, CdsService]
     verifier: CdsJwtVerifier
+    progression_services: dict[str, ProgressionCdsService] = field(default_factory=dict)
 
     @property
     def service(self) -> CdsService:
@@ -59,10 +62,21 @@ class RiskRuntime:
             spec=_spec(settings.survival_feature_spec),
             kind="survival",
         )
+        name = settings.progression_model
+        deterioration = ProgressionCdsService(
+            id=f"{name}-deterioration",
+            title=f"ICU deterioration ({name})",
+            description=f"Calibrated risk of in-hospital death at 48 h of the ICU stay from the "
+            f"{name} progression model, with the vital signs and laboratory values and the "
+            "hours that drove it, computed from the patient's FHIR Observations.",
+            model_name=name,
+            spec=load_spec(),
+        )
         return cls(
             model_cache(settings.resolved_registry_dir),
             {risk.id: risk, survival.id: survival},
             CdsJwtVerifier(settings.cds_hooks_issuers),
+            {deterioration.id: deterioration},
         )
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "VariableSpec",
     "load_physionet2012",
     "load_spec",
+    "parse_stay_text",
     "physionet2012_set",
     "read_stay",
 ]
@@ -176,11 +177,20 @@ def _parse_stay(
     outcomes: Mapping[str, float] | None = None,
 ) -> PatientRecord | None:
     """The stay in `path`, or None (counted in `report`) when it has no usable observation."""
-    stay = path.stem
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"stay {stay}: the file cannot be read as UTF-8 text.") from exc
+        raise DataError(f"stay {path.stem}: the file cannot be read as UTF-8 text.") from exc
+    return _parse_lines(path.stem, text.splitlines(), spec, report, outcomes)
+
+
+def _parse_lines(
+    stay: str,
+    lines: list[str],
+    spec: ProgressionSpec,
+    report: LoadReport,
+    outcomes: Mapping[str, float] | None = None,
+) -> PatientRecord | None:
     if not lines or lines[0].strip().lower() != "time,parameter,value":
         raise DataError(f"stay {stay}: the first line must be 'Time,Parameter,Value'.")
     static: dict[str, float] = {}
@@ -284,6 +294,33 @@ def read_stay(path: Path, spec: ProgressionSpec | None = None) -> tuple[PatientR
     if record is None:
         raise DataError(
             f"stay {path.stem} has no usable time-series observation in its first 48 h; "
+            "there is nothing to predict from."
+        )
+    report.patients = 1
+    return record, report
+
+
+def parse_stay_text(
+    text: str, stay: str, spec: ProgressionSpec | None = None
+) -> tuple[PatientRecord, LoadReport]:
+    """A stay given as the text of a ``<RecordID>.txt`` file (e.g. posted to the API).
+
+    A ``RecordID`` row, if present, names the stay; `stay` otherwise.
+
+    Raises:
+        DataError: see `read_stay`.
+    """
+    lines = text.splitlines()
+    for line in lines[1:]:
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) == 3 and fields[1] == "RecordID":
+            stay = fields[2]
+            break
+    report = LoadReport(source=f"physionet2012 stay {stay}")
+    record = _parse_lines(stay, lines, spec or load_spec(), report)
+    if record is None:
+        raise DataError(
+            f"stay {stay} has no usable time-series observation in its first 48 h; "
             "there is nothing to predict from."
         )
     report.patients = 1

@@ -27,6 +27,7 @@ from clinsight.registry.versions import ModelKind, RegisteredVersion
 
 if TYPE_CHECKING:
     from clinsight.inference.predictors import ImagePredictor
+    from clinsight.inference.progression import ProgressionPredictor
     from clinsight.inference.segmentation import SegmentationPredictor
     from clinsight.registry.risk import RiskModelVersion
     from clinsight.registry.survival import SurvivalModelVersion
@@ -236,6 +237,15 @@ class ModelCache:
     def segmentation(self, name: str, version: int | None = None) -> SegmentationPredictor:
         """The predictor of segmentation model `name` (`version`, else production)."""
         predictor: SegmentationPredictor = self.load(ModelKind.SEGMENTATION, name, version).model
+        return predictor
+
+    def progression(
+        self, name: str, version: int | None = None, *, newest: bool = False
+    ) -> ProgressionPredictor:
+        """The predictor of progression model `name` (`version`, else production; see
+        `load`)."""
+        loaded = self.load(ModelKind.PROGRESSION, name, version, newest=newest)
+        predictor: ProgressionPredictor = loaded.model
         return predictor
 
 

@@ -27,7 +27,14 @@ from clinsight.sequence.binning import SequenceArrays, bin_samples
 from clinsight.sequence.explain import explain_stay
 from clinsight.sequence.model import ProgressionModel
 
-__all__ = ["Driver", "ProgressionPredictor", "ProgressionResult", "predict_stay"]
+__all__ = [
+    "Driver",
+    "ProgressionAssessment",
+    "ProgressionPredictor",
+    "ProgressionResult",
+    "alert_level",
+    "predict_stay",
+]
 
 TOP_DRIVERS = 5
 
@@ -106,6 +113,38 @@ class ProgressionResult:
                             "bin_hours": self.bin_hours, "heat": [list(r) for r in self.heat]},
             "skipped": list(self.skipped),
         }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ProgressionAssessment:
+    """A stay's result, its alert level, and the ids of the Observations it rests on."""
+
+    result: ProgressionResult
+    level: str
+    observation_ids: tuple[str, ...]
+    input_sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the result with the calibrated probability, level and thresholds."""
+        version = self.result.model
+        return {
+            **self.result.to_dict(), "probability": self.result.risk, "level": self.level,
+            "thresholds": version.thresholds,
+            "model": {"name": version.name, "version": version.version,
+                      "artifact_sha256": version.artifact_sha256},
+            "basis": [f"Observation/{i}" for i in self.observation_ids],
+        }  # fmt: skip
+
+
+def alert_level(version: ProgressionModelVersion, risk: float) -> str:
+    """``critical``, ``warning`` or ``info`` by the version's validation thresholds; always
+    ``info`` for a version registered without them (an old version)."""
+    cuts = version.thresholds
+    if not cuts:
+        return "info"
+    if risk >= float(cuts["critical"]):
+        return "critical"
+    return "warning" if risk >= float(cuts["warning"]) else "info"
 
 
 def _drivers(

@@ -68,6 +68,10 @@ class ProgressionModelVersion(RegisteredVersion):
     model: dict[str, Any]
     population: dict[str, Any]
     onnx: bool
+    thresholds: dict[str, Any] | None = None
+    """Alert cut-offs on the calibrated risk chosen on validation (``warning``,
+    ``critical``, with what they achieved there); None for versions registered before they
+    were chosen: their CDS cards only inform."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (for the CLI and the API)."""
@@ -77,7 +81,7 @@ class ProgressionModelVersion(RegisteredVersion):
             "architecture": self.model["network"]["architecture"],
             "variables": self.model["bins"]["variables"], "onnx": self.onnx,
             "population": self.population, "artifact_sha256": self.artifact_sha256,
-            "metrics": self.metrics, "training": self.training,
+            "metrics": self.metrics, "training": self.training, "thresholds": self.thresholds,
         }  # fmt: skip
 
 
@@ -85,6 +89,7 @@ def _from_record(record: dict[str, Any], common: dict[str, Any]) -> ProgressionM
     return ProgressionModelVersion(
         **common, task=dict(record["task"]), model=dict(record["model"]),
         population=dict(record["population"]), onnx=record["artifact"] == ONNX_FILE,
+        thresholds=record.get("thresholds"),
     )  # fmt: skip
 
 
@@ -183,8 +188,10 @@ def register_progression_model(
     training: Mapping[str, Any],
     intended_use: str,
     limitations: Sequence[str] = (),
+    thresholds: Mapping[str, Any] | None = None,
 ) -> ProgressionModelVersion:
-    """Store a trained and calibrated model as the next version of `name` (candidate).
+    """Store a trained and calibrated model as the next version of `name` (candidate), with
+    the alert `thresholds` chosen on validation (None: none could be chosen).
 
     The ONNX graph is the artifact where it exports and matches PyTorch; otherwise the
     safetensors weights are (and serving runs PyTorch).
@@ -210,7 +217,7 @@ def register_progression_model(
             "format": 1, "kind": "progression", "name": name, "task": dict(task),
             "model": model.metadata(), "population": dict(population), "metrics": metrics,
             "training": training, "intended_use": intended_use, "artifact": artifact,
-            "weights": WEIGHTS_FILE,
+            "weights": WEIGHTS_FILE, "thresholds": None if thresholds is None else dict(thresholds),
         }  # fmt: skip
         version = publish_version(
             root, staging, record, artifact, lambda r, sha: _card(r, sha, limitations)

@@ -1,7 +1,7 @@
-"""Use cases of HL7 CDS Hooks: answer a ``patient-view`` call with the patient's risk or
-predicted survival, and record what the clinician did with the cards. EHRs, not users, are
-the callers: each call and each feedback item is audited with the caller's issuer and no
-PHI, and committed.
+"""Use cases of HL7 CDS Hooks: answer a ``patient-view`` call with the patient's risk,
+predicted survival or deterioration risk, and record what the clinician did with the cards.
+EHRs, not users, are the callers: each call and each feedback item is audited with the
+caller's issuer and no PHI, and committed.
 """
 
 from __future__ import annotations
@@ -14,14 +14,22 @@ from sqlalchemy.orm import Session
 from clinsight.data.fhir_features import extract_features
 from clinsight.errors import DataError, ImplausibleInputError, OutOfPopulationError
 from clinsight.inference.cache import ModelCache
+from clinsight.inference.progression import ProgressionAssessment
 from clinsight.inference.risk import RiskResult
 from clinsight.inference.survival import SurvivalResult
 from clinsight.interop.cds_hooks import CdsCaller, CdsService, record_from_prefetch
+from clinsight.interop.cds_progression import ProgressionCdsService, bundle_from_prefetch
+from clinsight.services.progression import assess_progression, read_posted_stay
 from clinsight.services.risk import assess_record
 from clinsight.services.survival import predict_survival
 from clinsight.store import audit
 
-__all__ = ["answer_patient_view", "answer_survival_view", "record_cds_feedback"]
+__all__ = [
+    "answer_patient_view",
+    "answer_progression_view",
+    "answer_survival_view",
+    "record_cds_feedback",
+]
 
 
 def answer_patient_view(
@@ -102,6 +110,48 @@ def answer_survival_view(
     )  # fmt: skip
     session.commit()
     return result
+
+
+def answer_progression_view(
+    session: Session,
+    predictors: ModelCache,
+    cds: ProgressionCdsService,
+    caller: CdsCaller,
+    request: Mapping[str, Any],
+) -> ProgressionAssessment:
+    """The deterioration risk of the patient in a ``patient-view`` request's prefetch, by
+    the service's production progression model. Audited (issuer, call id, model, version,
+    level; no PHI) and committed; a refused prefetch is audited (level ``refused``) first.
+
+    Raises:
+        DataError: the prefetch is malformed, names an unknown variable or unit, goes back
+            in time, or holds no usable Observation.
+        ModelNotFoundError: the service's model has no production version.
+    """
+    predictor = predictors.progression(cds.model_name)
+    where: dict[str, str | int | float | None] = {
+        "issuer": caller.issuer, "jti": caller.jti, "model": predictor.version.name,
+        "version": predictor.version.version,
+        "hook_instance": str(request.get("hookInstance", ""))[:64],
+    }  # fmt: skip
+    try:
+        bundle = bundle_from_prefetch(cds, request)
+        patient = str((request.get("context") or {}).get("patientId") or "cds-patient")
+        record, lines, ids, sha = read_posted_stay(patient, bundle=bundle)
+        assessment = assess_progression(predictor, record, lines, ids, sha)
+    except DataError:
+        audit.append(
+            session, action="cds.patient_view", resource_type="cds_service", resource_id=cds.id,
+            outcome=audit.Outcome.FAILURE, details={**where, "level": "refused"},
+        )  # fmt: skip
+        session.commit()
+        raise
+    audit.append(
+        session, action="cds.patient_view", resource_type="cds_service", resource_id=cds.id,
+        details={**where, "level": assessment.level, "input_sha256": sha},
+    )  # fmt: skip
+    session.commit()
+    return assessment
 
 
 def record_cds_feedback(

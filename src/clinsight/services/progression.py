@@ -10,6 +10,7 @@ subgroups. A set given to `evaluate_progression` is scored as it is, once.
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,23 +19,46 @@ from typing import Any
 import numpy as np
 import torch
 
-from clinsight.data.longitudinal import patient_split
-from clinsight.data.physionet2012 import load_physionet2012, load_spec, read_stay
+from clinsight.data.longitudinal import PatientRecord, patient_split
+from clinsight.data.physionet2012 import (
+    load_physionet2012,
+    load_spec,
+    parse_stay_text,
+    read_stay,
+)
+from clinsight.data.progression_fhir import stay_from_bundle
 from clinsight.data.tasks import ProgressionTask, get_task, task_samples
 from clinsight.errors import DataError
 from clinsight.evaluation.progression import calibrate, risk_report
-from clinsight.inference.progression import ProgressionPredictor, ProgressionResult, predict_stay
+from clinsight.evaluation.thresholds import choose_thresholds
+from clinsight.inference.cache import ModelCache
+from clinsight.inference.progression import (
+    ProgressionAssessment,
+    ProgressionPredictor,
+    ProgressionResult,
+    alert_level,
+    predict_stay,
+)
 from clinsight.registry.progression import ProgressionModelVersion, register_progression_model
+from clinsight.security.access import require_patient_access
 from clinsight.sequence.binning import BinSpec, SequenceArrays, bin_samples
 from clinsight.sequence.model import fit_progression_model
 from clinsight.sequence.training import ProgressCallback, SequenceTrainConfig
+from clinsight.store.actors import PatientAccess
+from clinsight.store.audit import Outcome
+from clinsight.store.repositories import StoreContext
 
 __all__ = [
+    "ALERT_TARGETS",
     "LIMITATIONS",
     "ProgressionTrainingOutcome",
+    "alert_thresholds",
+    "assess_progression",
+    "assess_stored_progression",
     "evaluate_progression",
     "load_set",
     "predict_progression",
+    "read_posted_stay",
     "train_progression_model",
 ]
 
@@ -48,6 +72,29 @@ LIMITATIONS = (
     "Decision support only: the risk and the variables that drove it must be reviewed by a "
     "clinician.",
 )
+
+
+ALERT_TARGETS = {"warning_sensitivity": 0.80, "critical_specificity": 0.95}
+"""What the deterioration card's cut-offs must achieve on validation: a ``warning`` at
+every risk from which 80 % of the validation deaths are flagged, ``critical`` from the
+risk above which 95 % of the validation survivors stay."""
+
+
+def alert_thresholds(risk: Any, labels: Any) -> dict[str, Any] | None:
+    """The ``warning`` and ``critical`` cut-offs on the calibrated risk, chosen on
+    validation (`ALERT_TARGETS`), with what they achieved; None when the validation part
+    lacks a death or a survivor."""
+    try:
+        chosen = choose_thresholds(
+            risk, labels, sensitivity_target=ALERT_TARGETS["warning_sensitivity"],
+            specificity_target=ALERT_TARGETS["critical_specificity"],
+        )  # fmt: skip
+    except DataError:
+        return None
+    return {
+        "warning": min(chosen.low, chosen.high), "critical": chosen.high,
+        "split": "validation", **{k: v for k, v in chosen.to_dict().items() if k != "split"},
+    }  # fmt: skip
 
 
 def _fingerprint(arrays: SequenceArrays) -> str:
@@ -113,9 +160,8 @@ def train_progression_model(
         train, val, model_bins(), config, checkpoint_dir=checkpoint_dir, progress=progress
     )
     temperature = calibrate(model, val)
-    report = risk_report(
-        val.labels, model.risk(val), sex=val.sex, age=val.age, n_bootstrap=bootstrap
-    )
+    val_risk = model.risk(val)
+    report = risk_report(val.labels, val_risk, sex=val.sex, age=val.age, n_bootstrap=bootstrap)
     metrics = {
         "protocol": "20 % of the stays by patient_split (seed 0), used for early stopping "
         "and the temperature as well: optimistic; score a separate set with "
@@ -147,7 +193,7 @@ def train_progression_model(
                 "values of those 48 h, with the variables and hours that drove it, for "
                 "review by a clinician. Not a triage rule or a treatment decision."
             ),
-            limitations=LIMITATIONS,
+            limitations=LIMITATIONS, thresholds=alert_thresholds(val_risk, val.labels),
         )  # fmt: skip
     return ProgressionTrainingOutcome(metrics, history, version)
 
@@ -185,3 +231,93 @@ def predict_progression(predictor: ProgressionPredictor, stay: Path) -> Progress
     task = get_task(str(predictor.version.task.get("name", "mortality48")))
     record, report = read_stay(stay)
     return predict_stay(predictor, record, task, report.lines())
+
+
+def read_posted_stay(
+    patient_id: str, *, bundle: Any = None, stay: str | None = None
+) -> tuple[PatientRecord, tuple[str, ...], tuple[str, ...], str]:
+    """The record of a stay posted as a FHIR Bundle or as PhysioNet-format text (exactly
+    one), the report lines, the Observation ids used and the sha256 of the input.
+
+    Raises:
+        DataError: neither or both given, or the input is refused (see `stay_from_bundle`
+            and `parse_stay_text`).
+    """
+    if (bundle is None) == (stay is None):
+        raise DataError(
+            "give either 'bundle' (a FHIR Bundle of Observations) or 'stay' (the text of a "
+            "PhysioNet 2012 stay file), not both or neither."
+        )
+    spec = load_spec()
+    if bundle is not None:
+        canonical = json.dumps(bundle, sort_keys=True, default=str)
+        read = stay_from_bundle(bundle, patient_id, spec)
+        record, lines, ids = read.record, read.report.lines(), read.observation_ids
+    else:
+        canonical = str(stay)
+        record, report = parse_stay_text(str(stay), patient_id, spec)
+        lines, ids = report.lines(), ()
+    return record, lines, ids, hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def assess_progression(
+    predictor: ProgressionPredictor,
+    record: PatientRecord,
+    skipped: tuple[str, ...],
+    observation_ids: tuple[str, ...],
+    input_sha256: str,
+) -> ProgressionAssessment:
+    """The risk of one record with the version's alert level.
+
+    Raises:
+        DataError: the record has nothing to predict from.
+    """
+    task = get_task(str(predictor.version.task.get("name", "mortality48")))
+    result = predict_stay(predictor, record, task, skipped)
+    level = alert_level(predictor.version, result.risk)
+    return ProgressionAssessment(result, level, observation_ids, input_sha256)
+
+
+def assess_stored_progression(
+    ctx: StoreContext,
+    predictors: ModelCache,
+    patient_id: str,
+    *,
+    bundle: Any = None,
+    stay: str | None = None,
+    model: str,
+    version: int | None = None,
+) -> ProgressionAssessment:
+    """A stored patient's deterioration risk from a posted stay, with `version` of `model`
+    (default: production): access checked first, the assessment audited (model, version,
+    sha256 of the input, level; no PHI) and committed. A refused input is audited too
+    (outcome failure, level ``refused``) and committed before the error goes up.
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient.
+        ModelNotFoundError: no such model or version.
+        DataError: see `read_posted_stay`.
+    """
+    access = require_patient_access(ctx.session, ctx.actor, patient_id, "progression.assess")
+    predictor = predictors.progression(model, version)
+    audited = {"resource_id": patient_id, "patient_id": patient_id,
+               "break_glass": access is PatientAccess.BREAK_GLASS}  # fmt: skip
+    try:
+        record, lines, ids, sha = read_posted_stay(patient_id, bundle=bundle, stay=stay)
+        assessment = assess_progression(predictor, record, lines, ids, sha)
+    except DataError:
+        ctx.audit(
+            "progression.assess", "patient", outcome=Outcome.FAILURE, **audited,
+            details={"model": predictor.version.name, "version": predictor.version.version,
+                     "level": "refused"},
+        )  # fmt: skip
+        ctx.session.commit()  # the refusal is kept; the caller's rollback cannot undo it
+        raise
+    ctx.audit(
+        "progression.assess", "patient", **audited,
+        details={"model": predictor.version.name, "version": predictor.version.version,
+                 "input_sha256": sha, "level": assessment.level,
+                 "observations": len(record.measurements)},
+    )  # fmt: skip
+    ctx.session.commit()
+    return assessment

@@ -32,10 +32,17 @@ from clinsight.interop.cds_hooks import (
     implausible_card,
     missing_prefetch,
 )
+from clinsight.interop.cds_progression import progression_card
 from clinsight.interop.cds_survival import out_of_population_card, survival_card
+from clinsight.registry.progression import get_progression_model
 from clinsight.registry.risk import get_risk_model
 from clinsight.registry.survival import get_survival_model
-from clinsight.services.cds import answer_patient_view, answer_survival_view, record_cds_feedback
+from clinsight.services.cds import (
+    answer_patient_view,
+    answer_progression_view,
+    answer_survival_view,
+    record_cds_feedback,
+)
 
 __all__ = ["router"]
 
@@ -49,15 +56,19 @@ def _base_url(request: Request) -> str:
 
 def _service(runtime: RiskRuntime, service: str) -> CdsService:
     if service not in runtime.services:
-        raise RecordNotFoundError(
-            f"no CDS service {service!r}; GET /cds-services lists {list(runtime.services)}"
-        )
+        known = [*runtime.services, *runtime.progression_services]
+        raise RecordNotFoundError(f"no CDS service {service!r}; GET /cds-services lists {known}")
     return runtime.services[service]
+
+
+def _known(runtime: RiskRuntime, service: str) -> None:
+    if service not in runtime.progression_services:
+        _service(runtime, service)
 
 
 def _caller(request: Request, service: str, runtime: Runtime) -> CdsCaller:
     """The EHR behind the request, from its JWT (checked before the body is read)."""
-    _service(runtime, service)
+    _known(runtime, service)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -71,7 +82,9 @@ Ehr = Annotated[CdsCaller, Depends(_caller)]
 @router.get("")
 def services(runtime: Runtime) -> dict[str, Any]:
     """Discovery: the services, their hook and prefetch templates."""
-    return discovery(runtime.services)
+    found = discovery(runtime.services)
+    found["services"] += [s.to_discovery() for s in runtime.progression_services.values()]
+    return found
 
 
 @router.post("/{service}", response_model=None)
@@ -88,9 +101,11 @@ def call_service(
 
     412 when a prefetch the service declares is missing (the service cannot query the EHR).
     """
-    cds = _service(runtime, service)
     if body.get("hook") != "patient-view":
         raise DataError(f"{service} answers the patient-view hook, not {body.get('hook')!r}.")
+    if service in runtime.progression_services:
+        return _deterioration(service, request, caller, runtime, session, body)
+    cds = _service(runtime, service)
     absent = missing_prefetch(cds, body)
     if absent:
         return problem_response(
@@ -114,6 +129,28 @@ def _card_url(request: Request, service: str, version: int) -> str:
     return f"{_base_url(request)}/cds-services/{service}/model-card/{version}"
 
 
+def _deterioration(
+    service: str,
+    request: Request,
+    caller: CdsCaller,
+    runtime: RiskRuntime,
+    session: DbSession,
+    body: dict[str, Any],
+) -> dict[str, Any] | JSONResponse:
+    """The deterioration card of a progression service (412 without its prefetch)."""
+    cds = runtime.progression_services[service]
+    absent = cds.missing_prefetch(body)
+    if absent:
+        return problem_response(
+            412, "Prefetch required",
+            f"send the prefetch {', '.join(absent)} as declared by GET /cds-services",
+        )  # fmt: skip
+    assessment = answer_progression_view(session, runtime.predictors, cds, caller, body)
+    version = assessment.result.model.version
+    card_url = f"{_base_url(request)}/cds-services/{service}/model-card/{version}"
+    return {"cards": [progression_card(assessment, cds.title, card_url)]}
+
+
 @router.post("/{service}/feedback")
 def feedback(
     service: str,
@@ -129,8 +166,12 @@ def feedback(
 @router.get("/{service}/model-card/{version}", response_class=PlainTextResponse)
 def model_card(service: str, version: int, runtime: Runtime) -> str:
     """The Markdown model card of the model version behind the service's cards."""
-    cds = _service(runtime, service)
     registry = runtime.predictors.registry_dir
+    if service in runtime.progression_services:
+        name = runtime.progression_services[service].model_name
+        found = get_progression_model(registry, name, version, verify=False)
+        return found.card_path.read_text(encoding="utf-8")
+    cds = _service(runtime, service)
     get = get_survival_model if cds.kind == "survival" else get_risk_model
     return get(registry, cds.model_name, version, verify=False).card_path.read_text(
         encoding="utf-8"

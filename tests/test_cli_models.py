@@ -123,7 +123,7 @@ def test_models_list_shows_every_kind(two_versions_each: Path) -> None:
     rows = [line.split("│")[1:5] for line in out.splitlines() if "candidate" in line]
     assert [[cell.strip() for cell in row] for row in rows] == [
         [kind, NAMES[ModelKind(kind)], version, "candidate"]
-        for kind in ("image", "risk", "ner", "survival", "recommendation")
+        for kind in (kind.value for kind in ModelKind)
         for version in ("1", "2")
     ]
     code, out = run_cli("models", "list", "--name", "tiny")

@@ -4,7 +4,7 @@ and the web's risk pages share (built on first use from Settings)."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +14,7 @@ from clinsight.config import Settings
 from clinsight.data.fhir_features import BUILTIN_SPECS, FhirFeatureSpec
 from clinsight.inference.cache import ModelCache, model_cache
 from clinsight.interop.cds_hooks import CdsJwtVerifier, CdsService
+from clinsight.interop.cds_orders import ORDER_HOOKS, OrderService
 
 __all__ = ["RiskRuntime", "Runtime", "risk_runtime"]
 
@@ -28,6 +29,8 @@ class RiskRuntime:
     predictors: ModelCache
     services: dict[str, CdsService]
     verifier: CdsJwtVerifier
+    orders: dict[str, OrderService] = field(default_factory=dict)
+    """The medication-order services (``order-select``, ``order-sign``)."""
 
     @property
     def service(self) -> CdsService:
@@ -59,10 +62,22 @@ class RiskRuntime:
             spec=_spec(settings.survival_feature_spec),
             kind="survival",
         )
+        orders = [
+            OrderService(
+                id=f"medication-{hook}", hook=hook, title=f"Medication safety ({hook})",
+                description="Checks draft medication orders (RxNorm) against the patient's "
+                "active medications and allergies (a small demonstration interaction table "
+                "a hospital replaces), and proposes alternatives from the "
+                f"{settings.recommendation_model} recommender.",
+                model_name=settings.recommendation_model,
+            )  # fmt: skip
+            for hook in ORDER_HOOKS
+        ]
         return cls(
             model_cache(settings.resolved_registry_dir),
             {risk.id: risk, survival.id: survival},
             CdsJwtVerifier(settings.cds_hooks_issuers),
+            {o.id: o for o in orders},
         )
 
 

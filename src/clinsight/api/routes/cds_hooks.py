@@ -1,5 +1,5 @@
 """HL7 CDS Hooks over HTTP: discovery, the ``patient-view`` services (risk and survival),
-feedback, model card.
+the ``order-select`` and ``order-sign`` medication-order services, feedback, model card.
 
 Served at the root (``/cds-services``), as EHRs expect, not under /api/v1: callers are
 EHRs authenticated by their signed JWT (`interop.cds_hooks.CdsJwtVerifier`), not users.
@@ -32,10 +32,16 @@ from clinsight.interop.cds_hooks import (
     implausible_card,
     missing_prefetch,
 )
+from clinsight.interop.cds_orders import alternatives_card, order_cards
 from clinsight.interop.cds_survival import out_of_population_card, survival_card
 from clinsight.registry.risk import get_risk_model
 from clinsight.registry.survival import get_survival_model
-from clinsight.services.cds import answer_patient_view, answer_survival_view, record_cds_feedback
+from clinsight.services.cds import (
+    answer_order_hook,
+    answer_patient_view,
+    answer_survival_view,
+    record_cds_feedback,
+)
 
 __all__ = ["router"]
 
@@ -57,7 +63,8 @@ def _service(runtime: RiskRuntime, service: str) -> CdsService:
 
 def _caller(request: Request, service: str, runtime: Runtime) -> CdsCaller:
     """The EHR behind the request, from its JWT (checked before the body is read)."""
-    _service(runtime, service)
+    if service not in runtime.orders:
+        _service(runtime, service)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -71,7 +78,9 @@ Ehr = Annotated[CdsCaller, Depends(_caller)]
 @router.get("")
 def services(runtime: Runtime) -> dict[str, Any]:
     """Discovery: the services, their hook and prefetch templates."""
-    return discovery(runtime.services)
+    found = discovery(runtime.services)
+    found["services"] += [o.to_discovery() for o in runtime.orders.values()]
+    return found
 
 
 @router.post("/{service}", response_model=None)
@@ -86,8 +95,14 @@ def call_service(
     """``patient-view``: a card with the patient's calibrated risk and its main factors, or
     (a survival service) the risk of the event by 1, 3 and 5 years.
 
+    ``order-select`` / ``order-sign`` (the medication-order services): an interaction or
+    allergy card per flagged draft MedicationRequest, with a suggestion that deletes it,
+    and an alternatives card from the recommender.
+
     412 when a prefetch the service declares is missing (the service cannot query the EHR).
     """
+    if service in runtime.orders:
+        return _order_hook(service, caller, runtime, session, body)
     cds = _service(runtime, service)
     if body.get("hook") != "patient-view":
         raise DataError(f"{service} answers the patient-view hook, not {body.get('hook')!r}.")
@@ -108,6 +123,26 @@ def call_service(
     except OutOfPopulationError as exc:
         return {"cards": [out_of_population_card(cds, exc)]}
     return {"cards": build_cards(cds, result, _card_url(request, service, result.model.version))}
+
+
+def _order_hook(
+    service: str, caller: CdsCaller, runtime: RiskRuntime, session: DbSession,
+    body: dict[str, Any],
+) -> dict[str, Any] | JSONResponse:  # fmt: skip
+    orders = runtime.orders[service]
+    given = body.get("prefetch") or {}
+    absent = [key for key in orders.prefetch if given.get(key) is None]
+    if absent:
+        return problem_response(
+            412, "Prefetch required",
+            f"send the prefetch {', '.join(absent)} as declared by GET /cds-services",
+        )  # fmt: skip
+    check = answer_order_hook(session, runtime.predictors, orders, caller, body)
+    cards = order_cards(check.order, check.findings, "Clinsight medication safety")
+    if check.alternatives is not None and check.alternatives.suggestions:
+        flagged = list({d.reference: d for d, _ in check.findings}.values())
+        cards.append(alternatives_card(check.alternatives, flagged, check.source))
+    return {"cards": cards}
 
 
 def _card_url(request: Request, service: str, version: int) -> str:

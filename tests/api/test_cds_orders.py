@@ -57,15 +57,31 @@ def _bundle(*entries: dict[str, Any]) -> dict[str, Any]:
 
 
 def _body(hook: str, **prefetch_changes: Any) -> dict[str, Any]:
-    allergy = {"resource": {
-        "resourceType": "AllergyIntolerance", "id": "a1", "criticality": "high",
-        "patient": {"reference": "Patient/p1"},
-        "code": {"coding": [{"system": RXNORM, "code": "723", "display": "Amoxicillin"}]}}}
-    free = {"resource": {"resourceType": "AllergyIntolerance", "id": "a2",
-                         "patient": {"reference": "Patient/p1"}, "code": {"text": "mould"}}}
-    condition = {"resource": {
-        "resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"},
-        "code": {"coding": [{"system": SNOMED, "code": "36971009", "display": "Sinusitis"}]}}}
+    allergy = {
+        "resource": {
+            "resourceType": "AllergyIntolerance",
+            "id": "a1",
+            "criticality": "high",
+            "patient": {"reference": "Patient/p1"},
+            "code": {"coding": [{"system": RXNORM, "code": "723", "display": "Amoxicillin"}]},
+        }
+    }
+    free = {
+        "resource": {
+            "resourceType": "AllergyIntolerance",
+            "id": "a2",
+            "patient": {"reference": "Patient/p1"},
+            "code": {"text": "mould"},
+        }
+    }
+    condition = {
+        "resource": {
+            "resourceType": "Condition",
+            "id": "c1",
+            "subject": {"reference": "Patient/p1"},
+            "code": {"coding": [{"system": SNOMED, "code": "36971009", "display": "Sinusitis"}]},
+        }
+    }
     prefetch = {
         "patient": {"resourceType": "Patient", "id": "p1", "gender": "male",
                     "birthDate": "1950-01-01"},
@@ -76,9 +92,10 @@ def _body(hook: str, **prefetch_changes: Any) -> dict[str, Any]:
     drafts = {"resourceType": "Bundle", "type": "collection",
               "entry": [_med("d1", "5640", "Ibuprofen", "draft"),
                         _med("d2", "723", "Amoxicillin", "draft")]}  # fmt: skip
+    selections = ["MedicationRequest/d1", "MedicationRequest/d2"]
     return {"hook": hook, "hookInstance": "2c4e-orders", "prefetch": prefetch,
             "context": {"userId": "Practitioner/1", "patientId": "p1", "draftOrders": drafts,
-                        "selections": ["MedicationRequest/d1", "MedicationRequest/d2"]}}  # fmt: skip
+                        "selections": selections}}  # fmt: skip
 
 
 def _call(service: Service, ehr: SigningEhr, hook: str, body: dict[str, Any]) -> Any:
@@ -95,7 +112,8 @@ def test_draft_orders_get_interaction_allergy_and_alternatives_cards(
     entry = listed[f"medication-{hook}"]
     assert entry["hook"] == hook
     assert entry["prefetch"]["medications"] == (
-        "MedicationRequest?patient={{context.patientId}}&status=active")
+        "MedicationRequest?patient={{context.patientId}}&status=active"
+    )
     response = _call(service, ehr, hook, _body(hook))
     assert response.status_code == 200, response.text
     interaction, allergy, alternatives = response.json()["cards"]

@@ -53,7 +53,7 @@ def test_a_clinician_gets_suggestions_with_reasons_and_fhir(service: Service) ->
     assert body["removed"] == []
     fhir = service.client.get(url, params={"version": 1, "format": "fhir"}, headers=alice)
     bundle = Bundle.model_validate(fhir.json())
-    kinds = [e.resource.get_resource_type() for e in bundle.entry or []]
+    kinds = [e.resource.get_resource_type() for e in bundle.entry or [] if e.resource]
     assert kinds == ["Condition", "MedicationRequest", "MedicationRequest"]
     proposal = fhir.json()["entry"][1]["resource"]
     assert (proposal["status"], proposal["intent"]) == ("draft", "proposal")

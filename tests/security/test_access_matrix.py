@@ -368,7 +368,7 @@ def test_access_matrix_has_no_unauthorized_read_or_write(world: World) -> None:
     checked, mismatches, leaks, writes = 0, [], [], []
     for key in keys:
         scoped = "{patient_id}" in key or "{study_id}" in key or "{prediction_id}" in key
-        scoped = scoped or "{note_id}" in key or "{user_id}" in key
+        scoped = scoped or "{note_id}" in key or "{user_id}" in key or "{person_id}" in key
         for role, expected in zip(ROLES, EXPECTED[key], strict=True):
             for scope in ("own", "other") if scoped else ("own",):
                 want = expected if isinstance(expected, int) else expected[scope == "other"]

@@ -27,6 +27,7 @@ TABLES = {
     "notes",
     "patients",
     "predictions",
+    "recommendation_feedback",
     "refresh_tokens",
     "studies",
     "users",

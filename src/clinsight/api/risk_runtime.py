@@ -64,13 +64,15 @@ class RiskRuntime:
         )
         orders = [
             OrderService(
-                id=f"medication-{hook}", hook=hook, title=f"Medication safety ({hook})",
+                id=f"medication-{hook}",
+                hook=hook,
+                title=f"Medication safety ({hook})",
                 description="Checks draft medication orders (RxNorm) against the patient's "
                 "active medications and allergies (a small demonstration interaction table "
                 "a hospital replaces), and proposes alternatives from the "
                 f"{settings.recommendation_model} recommender.",
                 model_name=settings.recommendation_model,
-            )  # fmt: skip
+            )
             for hook in ORDER_HOOKS
         ]
         return cls(

@@ -27,6 +27,7 @@ from clinsight.recommend.suggest import SuggestionList
 __all__ = [
     "ORDER_HOOKS",
     "DraftOrder",
+    "OrderHook",
     "OrderRequest",
     "OrderService",
     "alternatives_card",
@@ -34,7 +35,8 @@ __all__ = [
     "parse_order_request",
 ]
 
-ORDER_HOOKS = ("order-select", "order-sign")
+OrderHook = Literal["order-select", "order-sign"]
+ORDER_HOOKS: tuple[OrderHook, OrderHook] = ("order-select", "order-sign")
 SEVERE_INTERACTIONS = frozenset({"contraindicated", "major"})
 _SYSTEMS = {RXNORM_SYSTEM: "RxNorm", "http://snomed.info/sct": "SNOMED",
             "http://hl7.org/fhir/sid/icd-10-cm": "ICD10CM"}  # fmt: skip
@@ -46,7 +48,7 @@ class OrderService:
     and (for alternatives) the recommendation model `model_name`."""
 
     id: str
-    hook: Literal["order-select", "order-sign"]
+    hook: OrderHook
     title: str
     description: str
     model_name: str
@@ -183,13 +185,14 @@ def parse_order_request(service: OrderService, request: Mapping[str, Any]) -> Or
         if key is not None and med.get("status", "active") == "active":
             active.append(key)
             names.setdefault(key, display)
-    allergies, severe = [], set()
+    allergies: list[Code] = []
+    severe: set[str] = set()
     for item in _entries(prefetch.get("allergies"), "AllergyIntolerance", "prefetch allergies"):
-        code, is_severe = _allergy(item)
-        allergies.append(code)
+        substance, is_severe = _allergy(item)
+        allergies.append(substance)
         if is_severe:
-            severe.add(code.key())
-    conditions = {}
+            severe.add(substance.key())
+    conditions: dict[str, str] = {}
     for item in _entries(prefetch.get("conditions"), "Condition", "prefetch conditions"):
         for system, code, display in _codings(item.get("code"))[:1]:
             conditions[f"{system}|{code}"] = display or code
@@ -271,8 +274,9 @@ def alternatives_card(
     names = ", ".join(d.display for d in flagged)
     return {
         "uuid": str(uuid.uuid4()),
-        "summary": _summary(f"Alternatives to {names}: "
-                            + ", ".join(s.display for s in alternatives.suggestions)),
+        "summary": _summary(
+            f"Alternatives to {names}: " + ", ".join(s.display for s in alternatives.suggestions)
+        ),
         "indicator": "info",
         "detail": "\n".join(lines),
         "source": {"label": source},

@@ -23,7 +23,6 @@ from clinsight.errors import (
 from clinsight.inference.cache import ModelCache
 from clinsight.inference.risk import RiskResult
 from clinsight.inference.survival import SurvivalResult
-from clinsight.registry.versions import ModelKind
 from clinsight.interop.cds_hooks import CdsCaller, CdsService, record_from_prefetch
 from clinsight.interop.cds_orders import (
     DraftOrder,
@@ -34,6 +33,7 @@ from clinsight.interop.cds_orders import (
 from clinsight.recommend.matrix import PatientContext
 from clinsight.recommend.safety import Removal, check_treatments, shipped_interactions
 from clinsight.recommend.suggest import SuggestionList, suggest
+from clinsight.registry.versions import ModelKind
 from clinsight.services.risk import assess_record
 from clinsight.services.survival import predict_survival
 from clinsight.store import audit

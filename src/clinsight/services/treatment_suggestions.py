@@ -19,8 +19,8 @@ from typing import Any, cast
 from clinsight.errors import DataError
 from clinsight.inference.cache import ModelCache
 from clinsight.interop.fhir_recommendation import medication_proposals
-from clinsight.recommend.models import Recommender
 from clinsight.recommend.matrix import TreatmentData
+from clinsight.recommend.models import Recommender
 from clinsight.recommend.safety import shipped_interactions
 from clinsight.recommend.suggest import SuggestionList, check_treatment_code, suggest
 from clinsight.registry.recommendation import RecommendationModelVersion

@@ -63,7 +63,7 @@ def person_suggestions(
         list[str] | None, Query(description="A drug also taken now (RxNorm|<code>); repeat.")
     ] = None,
     size: Annotated[int, Query(ge=1, le=20)] = 5,
-    format: Annotated[Literal["json", "fhir"], Query()] = "json",  # noqa: A002
+    format: Annotated[Literal["json", "fhir"], Query()] = "json",
 ) -> dict[str, Any]:
     """Suggestions with their reasons and support, the items the safety filter removed and
     why, allergies recorded only as free text, and the cold-start notice; with

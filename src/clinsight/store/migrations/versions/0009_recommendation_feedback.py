@@ -32,12 +32,8 @@ def upgrade() -> None:
         sa.Column("model_version", sa.Integer(), nullable=True),
         sa.Column("user_id", sa.String(length=36), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint(
-            "decision IN ('accept', 'reject')", name=op.f(f"ck_{TABLE}_decision")
-        ),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f(f"fk_{TABLE}_user_id_users")
-        ),
+        sa.CheckConstraint("decision IN ('accept', 'reject')", name=op.f(f"ck_{TABLE}_decision")),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f(f"fk_{TABLE}_user_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{TABLE}")),
     )
     op.create_index(op.f(f"ix_{TABLE}_person_id"), TABLE, ["person_id"], unique=False)

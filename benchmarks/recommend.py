@@ -188,7 +188,6 @@ def _order_body(i: int) -> dict[str, Any]:
             },
         },
     }
-    # fmt: skip
 
 
 def cds_order_select(calls: int, recommender: str) -> dict[str, Any]:

@@ -15,6 +15,12 @@ most-popular baseline is close to the generator's own rule; no method here is de
 from those rules.
 
     python benchmarks/recommend.py [--replicates 1000]
+    python benchmarks/recommend.py --part cds_order_select [--calls 200]
+
+The ``cds_order_select`` part (run alone, merged into the existing results) trains the
+recommender on Eunomia, serves the app on loopback (TLS, one keep-alive client) and times
+signed ``order-select`` calls with prefetch: a draft ibuprofen order for a patient on
+warfarin, so every call builds the interaction card and the alternatives card.
 """
 
 from __future__ import annotations
@@ -125,10 +131,143 @@ def readme(part: dict[str, Any]) -> str:
     ])  # fmt: skip
 
 
+def _order_body(i: int) -> dict[str, Any]:
+    rxnorm, snomed = "http://www.nlm.nih.gov/research/umls/rxnorm", "http://snomed.info/sct"
+
+    def med(ident: str, code: str, name: str, status: str) -> dict[str, Any]:
+        return {
+            "resource": {
+                "resourceType": "MedicationRequest",
+                "id": ident,
+                "status": status,
+                "intent": "order",
+                "medicationCodeableConcept": {
+                    "coding": [{"system": rxnorm, "code": code, "display": name}]
+                },
+            }
+        }
+
+    def bundle(*entries: dict[str, Any]) -> dict[str, Any]:
+        return {"resourceType": "Bundle", "type": "searchset", "entry": list(entries)}
+
+    conditions = [
+        {
+            "resource": {
+                "resourceType": "Condition",
+                "id": f"c{n}",
+                "code": {"coding": [{"system": snomed, "code": code, "display": name}]},
+            }
+        }
+        for n, (code, name) in enumerate(
+            [("444814009", "Viral sinusitis"), ("10509002", "Acute bronchitis")]
+        )
+    ]
+    prefetch = {
+        "patient": {
+            "resourceType": "Patient",
+            "id": f"p{i}",
+            "gender": "female",
+            "birthDate": "1961-04-02",
+        },
+        "medications": bundle(med("m1", "11289", "Warfarin", "active")),
+        "allergies": bundle(),
+        "conditions": bundle(*conditions),
+    }
+    return {
+        "hook": "order-select",
+        "hookInstance": f"bench-{i}",
+        "prefetch": prefetch,
+        "context": {
+            "userId": "Practitioner/1",
+            "patientId": f"p{i}",
+            "selections": ["MedicationRequest/d1"],
+            "draftOrders": {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [med("d1", "5640", "Ibuprofen", "draft")],
+            },
+        },
+    }
+
+
+def cds_order_select(calls: int, recommender: str) -> dict[str, Any]:
+    """p50/p95/p99 of signed order-select calls on loopback with prefetch."""
+    import json
+    import os
+    import statistics
+    import tempfile
+    from pathlib import Path
+
+    import httpx
+
+    from cds import _serve
+    from clinsight.config import Settings
+    from clinsight.interop.cds_client import SigningEhr
+    from clinsight.registry.recommendation import REGISTRY
+    from clinsight.registry.stages import Stage
+    from clinsight.services.recommendation import train_recommendation
+
+    ehr = SigningEhr.create("https://ehr.benchmark.local")
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        started = time.perf_counter()
+        version = train_recommendation(home / "registry", eunomia_url(), name="eunomia",
+                                       recommender=recommender)  # fmt: skip
+        train_s = round(time.perf_counter() - started, 1)
+        REGISTRY.promote(home / "registry", "eunomia", version.version, Stage.PRODUCTION)
+        settings = Settings(
+            home=home, registry_dir=home / "registry", threads=1,
+            cds_hooks_issuers={ehr.issuer: str(ehr.write_jwks(home))},
+            public_url="https://clinsight.benchmark.local", recommendation_model="eunomia",
+        )  # fmt: skip
+        server, thread, base = _serve(settings)
+        path = "/cds-services/medication-order-select"
+        tokens = [ehr.token(f"{settings.public_url}{path}") for _ in range(calls + 10)]
+        latencies, statuses, cards = [], [], 0
+        try:
+            with httpx.Client(base_url=base, verify=False, timeout=30) as client:
+                for i in range(calls + 10):
+                    headers = {"Authorization": f"Bearer {tokens[i]}",
+                               "Content-Type": "application/json"}  # fmt: skip
+                    body = json.dumps(_order_body(i))
+                    start = time.perf_counter()
+                    response = client.post(path, content=body, headers=headers)
+                    elapsed = (time.perf_counter() - start) * 1000
+                    if i >= 10:  # warm-up excluded
+                        latencies.append(elapsed)
+                        statuses.append(response.status_code)
+                        cards = len(response.json().get("cards", []))
+        finally:
+            server.should_exit = True
+            thread.join(10)
+    ordered = sorted(latencies)
+
+    def pct(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+    return {"calls": calls, "ok": statuses.count(200), "cards_per_call": cards,
+            "p50_ms": round(statistics.median(ordered), 1), "p95_ms": pct(0.95),
+            "p99_ms": pct(0.99), "max_ms": round(ordered[-1], 1), "target_p95_ms": 100,
+            "met": pct(0.95) <= 100, "recommender": recommender, "train_seconds": train_s,
+            "load_average": list(os.getloadavg())}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=1000)
+    parser.add_argument("--part", choices=("eunomia", "cds_order_select"), default="eunomia")
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--recommender", default="user_knn")
     args = parser.parse_args()
+    if args.part == "cds_order_select":
+        from common import read_results
+
+        found = read_results("recommend")
+        found.pop("provenance", None)
+        found["cds_order_select"] = cds_order_select(args.calls, args.recommender)
+        print(found["cds_order_select"])
+        write_results("recommend", found)
+        return
     part = run(args.replicates)
     write_results(
         "recommend",

@@ -42,6 +42,7 @@ from clinsight.api.routes import (
 )
 from clinsight.api.routes.cds_hooks import router as cds_hooks_router
 from clinsight.api.routes.progression import router as progression_router
+from clinsight.api.routes.recommendations import router as recommendations_router
 from clinsight.api.routes.risk import router as risk_router
 from clinsight.api.routes.survival import router as survival_router
 from clinsight.config import Settings
@@ -252,7 +253,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     api_routers = [
         m.router for m in (auth, users, patients, studies, notes, models, monitoring, audit)
     ]
-    api_routers += [risk_router, survival_router, progression_router]
+    api_routers += [risk_router, survival_router, progression_router, recommendations_router]
     api_routers += [care_teams.router, workspace.router]
     check_routes_declare_roles(api_routers, auth.PUBLIC_PATHS)
     for router in api_routers:

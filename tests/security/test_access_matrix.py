@@ -30,6 +30,7 @@ from clinsight.store.tables import (
     Note,
     Patient,
     Prediction,
+    RecommendationFeedback,
     SignedReport,
     Study,
     User,
@@ -44,7 +45,7 @@ USER_OF = {"admin": "admin", "clinician": "alice", "auditor": "auditor"}
 OWN = {"mrn": "MRN-OWN-1", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
 OTHER = {"mrn": "MRN-OTHER-9", "name": "Grace Hopper", "birth_date": "1906-12-09", "sex": "female"}
 CLINICAL = (User, Patient, CareTeam, Study, Prediction, Feedback, BreakGlassGrant, Note,
-            Assessment, SignedReport)  # fmt: skip
+            Assessment, SignedReport, RecommendationFeedback)  # fmt: skip
 Outcome = int | tuple[int, int]
 
 # status per role: anonymous, admin, clinician, auditor; a pair is (own patient, other patient)
@@ -116,6 +117,10 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "POST /api/v1/survival/patients/{patient_id}": (401, 403, (404, 403), 403),  # no model
     "POST /api/v1/progression/patients/{patient_id}": (401, 403, (404, 403), 403),  # no model
     "POST /api/v1/risk/fhir": (401, 403, 422, 403),
+    # recommendations read the OMOP database by person_id: by role, not care team
+    "GET /api/v1/recommendations/persons/{person_id}": (401, 403, 404, 403),  # no model
+    "POST /api/v1/recommendations/persons/{person_id}/feedback": (401, 403, 201, 403),
+    "GET /api/v1/recommendations/persons/{person_id}/feedback": (401, 403, 200, 403),
     "GET /api/v1/monitoring/image/{name}/{version}": (401, 200, 403, 200),
     "POST /api/v1/monitoring/image/{name}/{version}/recalibration": (401, 422, 403, 403),
     # CDS Hooks: discovery is public; calls need an EHR's JWT, never a user token
@@ -243,6 +248,7 @@ def world(service: Service) -> World:
         session.commit()
     ids = {"own": _records(service, "alice", OWN), "other": _records(service, "bob", OTHER)}
     ids["own"]["user_id"], ids["other"]["user_id"] = service.users["dave"], service.users["erin"]
+    ids["own"]["person_id"] = ids["other"]["person_id"] = "1"
     return World(service, ids, itertools.count())
 
 
@@ -302,6 +308,9 @@ def _request(world: World, key: str, role: str, scope: str) -> tuple[int, str]:
         "POST /api/v1/survival/patients/{patient_id}": {"json": {"inputs": {"age": 50}}},
         "POST /api/v1/progression/patients/{patient_id}": {
             "json": {"stay": "Time,Parameter,Value\n01:00,HR,80\n"}
+        },
+        "POST /api/v1/recommendations/persons/{person_id}/feedback": {
+            "json": {"drug": "RxNorm|1191", "decision": "reject"}
         },
         "POST /patients/{patient_id}/survival": {"data": {**form, "f_age": "50"}},
         "POST /patients/{patient_id}/notes": {"data": {**form, "text": "Asthma."}},
@@ -374,7 +383,7 @@ def test_access_matrix_has_no_unauthorized_read_or_write(world: World) -> None:
     checked, mismatches, leaks, writes = 0, [], [], []
     for key in keys:
         scoped = "{patient_id}" in key or "{study_id}" in key or "{prediction_id}" in key
-        scoped = scoped or "{note_id}" in key or "{user_id}" in key
+        scoped = scoped or "{note_id}" in key or "{user_id}" in key or "{person_id}" in key
         for role, expected in zip(ROLES, EXPECTED[key], strict=True):
             for scope in ("own", "other") if scoped else ("own",):
                 want = expected if isinstance(expected, int) else expected[scope == "other"]

@@ -28,6 +28,7 @@ TABLES = {
     "notes",
     "patients",
     "predictions",
+    "recommendation_feedback",
     "refresh_tokens",
     "signed_reports",
     "studies",

@@ -15,6 +15,7 @@ from clinsight.data.fhir_features import BUILTIN_SPECS, FhirFeatureSpec
 from clinsight.data.physionet2012 import load_spec
 from clinsight.inference.cache import ModelCache, model_cache
 from clinsight.interop.cds_hooks import CdsJwtVerifier, CdsService
+from clinsight.interop.cds_orders import ORDER_HOOKS, OrderService
 from clinsight.interop.cds_progression import ProgressionCdsService
 
 __all__ = ["RiskRuntime", "Runtime", "risk_runtime"]
@@ -31,6 +32,8 @@ class RiskRuntime:
     services: dict[str, CdsService]
     verifier: CdsJwtVerifier
     progression_services: dict[str, ProgressionCdsService] = field(default_factory=dict)
+    orders: dict[str, OrderService] = field(default_factory=dict)
+    """The medication-order services (``order-select``, ``order-sign``)."""
 
     @property
     def service(self) -> CdsService:
@@ -72,11 +75,25 @@ class RiskRuntime:
             model_name=name,
             spec=load_spec(),
         )
+        orders = [
+            OrderService(
+                id=f"medication-{hook}",
+                hook=hook,
+                title=f"Medication safety ({hook})",
+                description="Checks draft medication orders (RxNorm) against the patient's "
+                "active medications and allergies (a small demonstration interaction table "
+                "a hospital replaces), and proposes alternatives from the "
+                f"{settings.recommendation_model} recommender.",
+                model_name=settings.recommendation_model,
+            )
+            for hook in ORDER_HOOKS
+        ]
         return cls(
             model_cache(settings.resolved_registry_dir),
             {risk.id: risk, survival.id: survival},
             CdsJwtVerifier(settings.cds_hooks_issuers),
-            {deterioration.id: deterioration},
+            progression_services={deterioration.id: deterioration},
+            orders={o.id: o for o in orders},
         )
 
 

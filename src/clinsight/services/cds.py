@@ -7,24 +7,43 @@ caller's issuer and no PHI, and committed.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from clinsight.data.fhir_features import extract_features
-from clinsight.errors import DataError, ImplausibleInputError, OutOfPopulationError
+from clinsight.errors import (
+    DataError,
+    ImplausibleInputError,
+    ModelNotFoundError,
+    OutOfPopulationError,
+)
 from clinsight.inference.cache import ModelCache
 from clinsight.inference.progression import ProgressionAssessment
 from clinsight.inference.risk import RiskResult
 from clinsight.inference.survival import SurvivalResult
 from clinsight.interop.cds_hooks import CdsCaller, CdsService, record_from_prefetch
+from clinsight.interop.cds_orders import (
+    DraftOrder,
+    OrderRequest,
+    OrderService,
+    parse_order_request,
+)
 from clinsight.interop.cds_progression import ProgressionCdsService, bundle_from_prefetch
+from clinsight.recommend.matrix import PatientContext
+from clinsight.recommend.safety import Removal, check_treatments, shipped_interactions
+from clinsight.recommend.suggest import SuggestionList, suggest
+from clinsight.registry.versions import ModelKind
 from clinsight.services.progression import assess_progression, read_posted_stay
 from clinsight.services.risk import assess_record
 from clinsight.services.survival import predict_survival
 from clinsight.store import audit
 
 __all__ = [
+    "OrderCheck",
+    "answer_order_hook",
     "answer_patient_view",
     "answer_progression_view",
     "answer_survival_view",
@@ -152,6 +171,90 @@ def answer_progression_view(
     )  # fmt: skip
     session.commit()
     return assessment
+
+
+@dataclass(frozen=True)
+class OrderCheck:
+    """The drafts of an order hook call flagged by the safety filter (with why) and the
+    recommender's alternatives (None when nothing was flagged or no model serves)."""
+
+    order: OrderRequest
+    findings: tuple[tuple[DraftOrder, Removal], ...]
+    alternatives: SuggestionList | None
+    source: str
+    """The label of the alternatives card (the model and version)."""
+
+
+def _order_context(order: OrderRequest, flagged: frozenset[str]) -> PatientContext:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    age = None
+    if order.birth_date is not None:
+        age = (now.date() - order.birth_date).days / 365.25
+    others = [d.key for d in order.drafts if d.key is not None and d.key not in flagged]
+    active = frozenset([*order.active, *others])
+    return PatientContext(
+        patient_id=order.patient_id, moment=now, conditions=frozenset(order.conditions),
+        history={key: 1.0 for key in active}, past_conditions=frozenset(order.conditions),
+        active_drugs=active, allergies=order.allergies, age=age, sex=order.sex,
+        names={**order.conditions, **order.names},
+    )  # fmt: skip
+
+
+def answer_order_hook(
+    session: Session,
+    predictors: ModelCache,
+    service: OrderService,
+    caller: CdsCaller,
+    request: Mapping[str, Any],
+) -> OrderCheck:
+    """Check the draft medication orders of an ``order-select`` / ``order-sign`` call
+    against the patient's active medications (and each other) and allergies; when one is
+    flagged, draw alternatives for the active conditions from the service's production
+    recommender (none when it has no production version). Audited (issuer, call id, drafts,
+    flags; no PHI) and committed.
+
+    Raises:
+        DataError: the request is malformed (see `parse_order_request`).
+    """
+    order = parse_order_request(service, request)
+    table = shipped_interactions()
+    findings = []
+    for draft in order.drafts:
+        if draft.key is None:
+            continue
+        others = [d.key for d in order.drafts if d.key is not None and d is not draft]
+        result = check_treatments(
+            [draft.key], active=[*order.active, *(k for k in others if k != draft.key)],
+            allergies=order.allergies, table=table, names=order.names,
+        )  # fmt: skip
+        findings += [(draft, removal) for removal in result.removed]
+    alternatives, source = None, ""
+    model_version = 0
+    if findings:
+        try:
+            loaded = predictors.load(ModelKind.RECOMMENDATION, service.model_name)
+        except ModelNotFoundError:
+            loaded = None
+        if loaded is not None:
+            recommender, data = loaded.model
+            flagged = frozenset(d.key for d, _ in findings if d.key is not None)
+            context = _order_context(order, flagged)
+            alternatives = suggest(recommender, data, context, table, size=3,
+                                   min_support=int(getattr(loaded.version, "min_support", 2)),
+                                   explain=False)  # fmt: skip
+            model_version = loaded.version.version
+            source = f"Clinsight {service.model_name} v{model_version}"
+    audit.append(
+        session, action=f"cds.{service.hook.replace('-', '_')}", resource_type="cds_service",
+        resource_id=service.id,
+        details={"issuer": caller.issuer, "jti": caller.jti, "drafts": len(order.drafts),
+                 "flagged": ",".join(sorted({r.reason for _, r in findings})),
+                 "alternatives": len(alternatives.suggestions) if alternatives else 0,
+                 "model": service.model_name, "version": model_version,
+                 "hook_instance": str(request.get("hookInstance", ""))[:64]},
+    )  # fmt: skip
+    session.commit()
+    return OrderCheck(order, tuple(findings), alternatives, source)
 
 
 def record_cds_feedback(

@@ -18,7 +18,12 @@ from clinsight.data.longitudinal import Cohort, PatientRecord, patient_split
 from clinsight.data.omop import drug_classes, load_omop
 from clinsight.errors import DataError
 from clinsight.evaluation.recommendation import rank_queries, ranking_metrics, set_metrics
-from clinsight.recommend.matrix import TreatmentData, build_treatment_data, context_at
+from clinsight.recommend.matrix import (
+    PatientContext,
+    TreatmentData,
+    build_treatment_data,
+    context_at,
+)
 from clinsight.recommend.models import Recommender, make_recommender
 from clinsight.recommend.safety import InteractionTable, load_interaction_csv, shipped_interactions
 from clinsight.recommend.split import Query, index_query
@@ -39,6 +44,7 @@ __all__ = [
     "choose_parameters",
     "evaluate_recommendation",
     "interaction_table",
+    "person_context",
     "prepare",
     "suggest_for_person",
     "train_recommendation",
@@ -229,6 +235,24 @@ def evaluate_recommendation(
     return ranking_metrics(lists, table, size=size, catalogue=len(data.items), names=data.names)
 
 
+def person_context(
+    url: str, person_id: int, *, schema: str | None = None
+) -> tuple[PatientRecord, PatientContext]:
+    """One person of the database and their context at the end of their record.
+
+    Raises:
+        DataError: no such person, or the person has no recorded event.
+    """
+    cohort = load_omop(url, schema=schema, person_ids=[person_id])
+    if not cohort.records:
+        raise DataError(f"No person {person_id} in the OMOP database.")
+    record = cohort.records[0]
+    moment = max((e.start for e in record.events), default=None)
+    if moment is None:
+        raise DataError(f"Person {person_id} has no recorded events to suggest from.")
+    return record, context_at(record, moment)
+
+
 def suggest_for_person(
     registry_dir: Path,
     url: str,
@@ -251,13 +275,6 @@ def suggest_for_person(
     table = interaction_table(interactions)
     for key in active:
         check_treatment_code(key, data, table)
-    cohort = load_omop(url, schema=schema, person_ids=[person_id])
-    if not cohort.records:
-        raise DataError(f"No person {person_id} in the OMOP database.")
-    record = cohort.records[0]
-    moment = max((e.start for e in record.events), default=None)
-    if moment is None:
-        raise DataError(f"Person {person_id} has no recorded events to suggest from.")
-    context = context_at(record, moment)
+    _, context = person_context(url, person_id, schema=schema)
     return suggest(model, data, context, table, size=size, min_support=found.min_support,
                    extra_active=active)  # fmt: skip

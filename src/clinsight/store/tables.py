@@ -45,6 +45,7 @@ __all__ = [
     "Note",
     "Patient",
     "Prediction",
+    "RecommendationFeedback",
     "RefreshToken",
     "SignedReport",
     "Study",
@@ -286,6 +287,24 @@ class SignedReport(Base):
     verdict: Mapped[str] = mapped_column(String(16))
     sha256: Mapped[str] = mapped_column(SHA256)
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RecommendationFeedback(Base):
+    """A clinician's accept or reject of a treatment suggestion for an OMOP person; the
+    free-text reason is encrypted."""
+
+    __tablename__ = "recommendation_feedback"
+    __table_args__ = (CheckConstraint("decision IN ('accept', 'reject')", name="decision"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    person_id: Mapped[str] = mapped_column(String(64), index=True)
+    drug: Mapped[str] = mapped_column(String(128))
+    decision: Mapped[str] = mapped_column(String(16))
+    reason_ct: Mapped[str | None] = mapped_column(Text, info=ENCRYPTED)
+    model: Mapped[str | None] = mapped_column(String(128))
+    model_version: Mapped[int | None] = mapped_column(Integer)
+    user_id: Mapped[str] = mapped_column(ID, ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class AuditRow(Base):

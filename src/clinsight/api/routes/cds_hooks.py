@@ -1,5 +1,5 @@
 """HL7 CDS Hooks over HTTP: discovery, the ``patient-view`` services (risk and survival),
-feedback, model card.
+the ``order-select`` and ``order-sign`` medication-order services, feedback, model card.
 
 Served at the root (``/cds-services``), as EHRs expect, not under /api/v1: callers are
 EHRs authenticated by their signed JWT (`interop.cds_hooks.CdsJwtVerifier`), not users.
@@ -32,12 +32,14 @@ from clinsight.interop.cds_hooks import (
     implausible_card,
     missing_prefetch,
 )
+from clinsight.interop.cds_orders import alternatives_card, order_cards
 from clinsight.interop.cds_progression import progression_card
 from clinsight.interop.cds_survival import out_of_population_card, survival_card
 from clinsight.registry.progression import get_progression_model
 from clinsight.registry.risk import get_risk_model
 from clinsight.registry.survival import get_survival_model
 from clinsight.services.cds import (
+    answer_order_hook,
     answer_patient_view,
     answer_progression_view,
     answer_survival_view,
@@ -56,7 +58,7 @@ def _base_url(request: Request) -> str:
 
 def _service(runtime: RiskRuntime, service: str) -> CdsService:
     if service not in runtime.services:
-        known = [*runtime.services, *runtime.progression_services]
+        known = [*runtime.services, *runtime.progression_services, *runtime.orders]
         raise RecordNotFoundError(f"no CDS service {service!r}; GET /cds-services lists {known}")
     return runtime.services[service]
 
@@ -68,7 +70,8 @@ def _known(runtime: RiskRuntime, service: str) -> None:
 
 def _caller(request: Request, service: str, runtime: Runtime) -> CdsCaller:
     """The EHR behind the request, from its JWT (checked before the body is read)."""
-    _known(runtime, service)
+    if service not in runtime.orders:
+        _known(runtime, service)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -84,6 +87,7 @@ def services(runtime: Runtime) -> dict[str, Any]:
     """Discovery: the services, their hook and prefetch templates."""
     found = discovery(runtime.services)
     found["services"] += [s.to_discovery() for s in runtime.progression_services.values()]
+    found["services"] += [o.to_discovery() for o in runtime.orders.values()]
     return found
 
 
@@ -99,8 +103,14 @@ def call_service(
     """``patient-view``: a card with the patient's calibrated risk and its main factors, or
     (a survival service) the risk of the event by 1, 3 and 5 years.
 
+    ``order-select`` / ``order-sign`` (the medication-order services): an interaction or
+    allergy card per flagged draft MedicationRequest, with a suggestion that deletes it,
+    and an alternatives card from the recommender.
+
     412 when a prefetch the service declares is missing (the service cannot query the EHR).
     """
+    if service in runtime.orders:
+        return _order_hook(service, caller, runtime, session, body)
     if body.get("hook") != "patient-view":
         raise DataError(f"{service} answers the patient-view hook, not {body.get('hook')!r}.")
     if service in runtime.progression_services:
@@ -123,6 +133,26 @@ def call_service(
     except OutOfPopulationError as exc:
         return {"cards": [out_of_population_card(cds, exc)]}
     return {"cards": build_cards(cds, result, _card_url(request, service, result.model.version))}
+
+
+def _order_hook(
+    service: str, caller: CdsCaller, runtime: RiskRuntime, session: DbSession,
+    body: dict[str, Any],
+) -> dict[str, Any] | JSONResponse:  # fmt: skip
+    orders = runtime.orders[service]
+    given = body.get("prefetch") or {}
+    absent = [key for key in orders.prefetch if given.get(key) is None]
+    if absent:
+        return problem_response(
+            412, "Prefetch required",
+            f"send the prefetch {', '.join(absent)} as declared by GET /cds-services",
+        )  # fmt: skip
+    check = answer_order_hook(session, runtime.predictors, orders, caller, body)
+    cards = order_cards(check.order, check.findings, "Clinsight medication safety")
+    if check.alternatives is not None and check.alternatives.suggestions:
+        flagged = list({d.reference: d for d, _ in check.findings}.values())
+        cards.append(alternatives_card(check.alternatives, flagged, check.source))
+    return {"cards": cards}
 
 
 def _card_url(request: Request, service: str, version: int) -> str:

@@ -1,7 +1,7 @@
 """Stored risk and survival assessments (the patient record's timeline) and signed reports.
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0009
 Create Date: 2026-12-03
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -119,7 +119,7 @@ def test_command_line_stage_changes_are_audited_with_their_actor(
 def test_models_list_shows_every_kind(two_versions_each: Path) -> None:
     shutil.copytree(two_versions_each, get_settings().resolved_registry_dir)
     code, out = run_cli("models", "list")
-    assert code == 0
+    assert code == 0, out
     rows = [line.split("│")[1:5] for line in out.splitlines() if "candidate" in line]
     assert [[cell.strip() for cell in row] for row in rows] == [
         [kind, NAMES[ModelKind(kind)], version, "candidate"]

@@ -46,17 +46,19 @@ NoteOpt = Annotated[str, typer.Option(help="Why (kept in the stage history).")]
 
 def headline_metric(version: RegisteredVersion) -> str:
     """The one number a list shows: test AUC (image), cross-validated AUC (risk), test F1
-    over all labels (NER), validation Dice (segmentation)."""
+    over all labels (NER), cross-validated Uno C (survival), validation AUPRC (progression),
+    validation NDCG@10 (recommendation), validation Dice (segmentation)."""
     metrics: dict[str, Any] = version.metrics
     paths = {
         ModelKind.IMAGE: ("test AUC", ("metrics", "values", "auc")),
         ModelKind.RISK: ("CV AUC", ("cross_validation", "auc", "mean")),
         ModelKind.NER: ("test F1", ("test", "ALL", "f1", "value")),
         ModelKind.SURVIVAL: ("CV Uno C", ("cross_validation", "uno_c", "mean")),
+        ModelKind.PROGRESSION: ("validation AUPRC", ("validation", "values", "auprc")),
         ModelKind.RECOMMENDATION: ("validation NDCG@10", ("validation", "ndcg_at_10")),
         ModelKind.SEGMENTATION: ("validation Dice", ("validation", "values", "dice")),
     }
-    label, path = paths[version.kind]
+    label, path = paths[version.kind]  # every kind needs an entry (tests/test_cli_models)
     value: Any = metrics
     for key in path:
         value = value.get(key) if isinstance(value, dict) else None

@@ -41,6 +41,7 @@ from clinsight.api.routes import (
 )
 from clinsight.api.routes.cds_hooks import router as cds_hooks_router
 from clinsight.api.routes.risk import router as risk_router
+from clinsight.api.routes.segmentations import router as segmentations_router
 from clinsight.api.routes.survival import router as survival_router
 from clinsight.config import Settings
 from clinsight.errors import ClinsightError, ConfigurationError
@@ -249,7 +250,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     api_routers = [
         m.router for m in (auth, users, patients, studies, notes, models, monitoring, audit)
     ]
-    api_routers += [risk_router, survival_router]
+    api_routers += [risk_router, survival_router, segmentations_router]
     api_routers.append(care_teams.router)
     check_routes_declare_roles(api_routers, auth.PUBLIC_PATHS)
     for router in api_routers:

@@ -57,6 +57,7 @@ from clinsight.web.notes import router as notes_web_router
 from clinsight.web.pages import STATIC_DIR, error_page
 from clinsight.web.pages import router as web_router
 from clinsight.web.risk_pages import router as risk_web_router
+from clinsight.web.segmentation_pages import router as segmentation_web_router
 from clinsight.web.survival_pages import router as survival_web_router
 
 __all__ = [
@@ -264,5 +265,6 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(risk_web_router)
     app.mount(ASSETS_PATH, assets(), name="api-docs-assets")
     app.include_router(survival_web_router)
+    app.include_router(segmentation_web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -5,6 +5,7 @@ denial for a clinician outside the care team."""
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from clinsight.registry.stages import Stage
 from tests.support.dicom import dicom_for
 from tests.support.segmentation_models import register_tiny_segmenter
 from tests.support.service import Service
+from tests.support.web import WEB_PATIENT, form_csrf, web_login, web_patient
 
 PERSON = {"mrn": "MRN-SEG-1", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
 MODEL = "tiny-seg"
@@ -147,3 +149,31 @@ def test_a_refused_image_gets_no_mask_and_keeps_the_reasons(
     review = client.post(f"/api/v1/segmentations/{body['id']}/review",
                          json={"verdict": "agree"}, headers=alice)  # fmt: skip
     assert review.status_code == 422
+
+
+def test_the_web_page_segments_a_study_and_takes_a_review(
+    service: Service, segmenter: None, data_dir: Path
+) -> None:
+    client = service.client
+    web_login(service, "alice")
+    patient_path, csrf = web_patient(service)
+    path = data_dir / "dicom" / "pydicom_data" / "SC_rgb.dcm"
+    content = dicom_for(path, **WEB_PATIENT)
+    uploaded = client.post(f"{patient_path}/studies", data={"csrf": csrf},
+                           files={"file": ("sc.dcm", content, "application/dicom")})  # fmt: skip
+    assert uploaded.status_code == 200, uploaded.text
+    chart = client.get(patient_path)
+    assert f"Segment ({MODEL})" in chart.text
+    action = re.search(r'action="(/studies/[^"]+/segmentations)"', chart.text)
+    assert action is not None
+    page = client.post(action.group(1), data={"csrf": csrf, "model": MODEL})
+    assert page.status_code == 200, page.text
+    assert 'id="plain-image"' in page.text and 'id="dicom-seg"' in page.text
+    assert "pixels" in page.text
+    reviewed = client.post(f"{page.url.path}/review", data={"csrf": form_csrf(page.text),
+                                                             "verdict": "disagree"})  # fmt: skip
+    assert reviewed.status_code == 200
+    assert 'id="current-review"' in reviewed.text and "disagreed" in reviewed.text
+    seg = client.get(f"{page.url.path}/dicom-seg")
+    assert seg.headers["content-type"] == "application/dicom"
+    assert pydicom.dcmread(io.BytesIO(seg.content)).Modality == "SEG"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,6 +31,8 @@ from clinsight.data.source import SourceImage, sniff_image_format
 from clinsight.errors import RecordNotFoundError
 from clinsight.inference.segmentation import SegmentationPredictor, SegmentationResult
 from clinsight.interop.dicom_seg import build_seg
+from clinsight.registry.segmentation import REGISTRY as SEGMENTATION_REGISTRY
+from clinsight.registry.stages import Stage
 from clinsight.security.clinical import read_study
 from clinsight.security.segmentations import (
     get_dicom_seg,
@@ -51,6 +54,7 @@ __all__ = [
     "mask_png",
     "outline_png",
     "plain_png",
+    "production_segmenters",
     "read_mask_png",
     "review",
     "segment_content",
@@ -318,3 +322,10 @@ def review(ctx: StoreContext, segmentation_id: str, verdict: str) -> Segmentatio
     record = review_segmentation(ctx, segmentation_id, verdict)
     ctx.session.commit()
     return record
+
+
+def production_segmenters(registry_dir: Path) -> list[str]:
+    """The names of the segmentation models with a version in production (the study
+    page's "Segment" action offers these)."""
+    versions = SEGMENTATION_REGISTRY.versions(registry_dir)
+    return sorted({v.name for v in versions if v.stage == Stage.PRODUCTION})

@@ -35,6 +35,7 @@ from clinsight.services.break_glass import emergency_lookup
 from clinsight.services.models import StageActor
 from clinsight.services.monitoring import model_monitoring, propose_recalibration
 from clinsight.services.patients import patient_timeline, register_patient, search_patients
+from clinsight.services.segmentation import production_segmenters
 from clinsight.services.predictions import (
     cancel_held_upload,
     confirm_held_upload,
@@ -257,7 +258,8 @@ def patient(request: Request, state: State, session: Db, patient_id: str) -> Res
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
         timeline = patient_timeline(ctx, patient_id)
-        return render_page(request, "patient.html", web, timeline=timeline)
+        segmenters = production_segmenters(state.settings.resolved_registry_dir)
+        return render_page(request, "patient.html", web, timeline=timeline, segmenters=segmenters)
 
     return guard_page(request, state, session, page)
 

@@ -49,7 +49,7 @@ def segmenter(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     register_tiny_segmenter(registry, MODEL)
     REGISTRY.promote(registry, MODEL, 1, Stage.PRODUCTION)
     monkeypatch.setattr(SegmentationPredictor, "probabilities", _disc_probabilities)
-    yield
+    return
 
 
 def _study(service: Service, headers: dict[str, str], content: bytes, name: str) -> str:
@@ -82,7 +82,8 @@ def test_a_dicom_study_gets_a_mask_and_a_dicom_seg(
     seg_id = body["id"]
     assert body["labels"] == ["background", "polyp"]
     assert body["areas_px"]["polyp"] > 0
-    assert body["has_dicom_seg"] and body["intended_use"] == "warned"  # no gate: not checked
+    assert body["has_dicom_seg"]
+    assert body["intended_use"] == "warned"
     got = client.get(f"/api/v1/segmentations/{seg_id}", headers=alice)
     assert got.json()["areas_px"] == body["areas_px"]
     mask = client.get(f"/api/v1/segmentations/{seg_id}/mask.png", headers=alice)
@@ -111,7 +112,7 @@ def test_a_dicom_study_gets_a_mask_and_a_dicom_seg(
     assert client.post(f"/api/v1/segmentations/{seg_id}/review", json={"verdict": "disagree"},
                        headers=bob).status_code == 403  # fmt: skip
     entries = client.get("/api/v1/audit", headers=auditor).json()
-    actions = {e["action"] for e in (entries["items"] if "items" in entries else entries)}
+    actions = {e["action"] for e in (entries.get("items", entries))}
     assert {"segmentation.create", "segmentation.view", "segmentation.review"} <= actions
 
 
@@ -143,7 +144,8 @@ def test_a_refused_image_gets_no_mask_and_keeps_the_reasons(
     body = made.json()
     assert body["intended_use"] == "refused"
     assert body["intended_use_reasons"][0] == reason
-    assert not body["has_mask"] and body["areas_px"] == {}
+    assert not body["has_mask"]
+    assert body["areas_px"] == {}
     assert client.get(f"/api/v1/segmentations/{body['id']}/mask.png",
                       headers=alice).status_code == 404  # fmt: skip
     review = client.post(f"/api/v1/segmentations/{body['id']}/review",
@@ -168,12 +170,14 @@ def test_the_web_page_segments_a_study_and_takes_a_review(
     assert action is not None
     page = client.post(action.group(1), data={"csrf": csrf, "model": MODEL})
     assert page.status_code == 200, page.text
-    assert 'id="plain-image"' in page.text and 'id="dicom-seg"' in page.text
+    assert 'id="plain-image"' in page.text
+    assert 'id="dicom-seg"' in page.text
     assert "pixels" in page.text
     reviewed = client.post(f"{page.url.path}/review", data={"csrf": form_csrf(page.text),
                                                              "verdict": "disagree"})  # fmt: skip
     assert reviewed.status_code == 200
-    assert 'id="current-review"' in reviewed.text and "disagreed" in reviewed.text
+    assert 'id="current-review"' in reviewed.text
+    assert "disagreed" in reviewed.text
     seg = client.get(f"{page.url.path}/dicom-seg")
     assert seg.headers["content-type"] == "application/dicom"
     assert pydicom.dcmread(io.BytesIO(seg.content)).Modality == "SEG"

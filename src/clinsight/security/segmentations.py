@@ -63,7 +63,9 @@ def list_segmentations(ctx: StoreContext, study_id: str) -> list[SegmentationRec
     return segmentations.read_segmentations(ctx, study_id, break_glass=glass)
 
 
-def get_mask_png(ctx: StoreContext, segmentation_id: str) -> tuple[SegmentationRecord, bytes | None]:
+def get_mask_png(
+    ctx: StoreContext, segmentation_id: str
+) -> tuple[SegmentationRecord, bytes | None]:
     """A segmentation and its decrypted mask PNG (audited as a view of the mask).
 
     Raises:
@@ -85,9 +87,7 @@ def get_dicom_seg(
     return record, segmentations.read_dicom_seg(ctx, segmentation_id)
 
 
-def review_segmentation(
-    ctx: StoreContext, segmentation_id: str, review: str
-) -> SegmentationRecord:
+def review_segmentation(ctx: StoreContext, segmentation_id: str, review: str) -> SegmentationRecord:
     """Record the actor's review of a segmentation.
 
     Raises:

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pydicom
 from numpy.typing import NDArray
 from PIL import Image
-import pydicom
 from scipy.ndimage import binary_dilation, binary_erosion
 
 from clinsight.config import Settings
@@ -279,8 +279,7 @@ def segmentation_dicom_seg(ctx: StoreContext, segmentation_id: str) -> bytes:
     ctx.session.commit()
     if data is None:
         raise RecordNotFoundError(
-            "this segmentation has no DICOM SEG: only a DICOM input with a non-empty mask "
-            "gets one"
+            "this segmentation has no DICOM SEG: only a DICOM input with a non-empty mask gets one"
         )
     return data
 

@@ -339,9 +339,7 @@ class Segmentation(Base):
     field), so key rotation rewrites them like any other ciphertext."""
 
     __tablename__ = "segmentations"
-    __table_args__ = (
-        CheckConstraint("review IN ('agree', 'disagree')", name="review"),
-    )
+    __table_args__ = (CheckConstraint("review IN ('agree', 'disagree')", name="review"),)
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     study_id: Mapped[str] = mapped_column(ID, ForeignKey("studies.id"), index=True)

@@ -35,7 +35,6 @@ from clinsight.services.break_glass import emergency_lookup
 from clinsight.services.models import StageActor
 from clinsight.services.monitoring import model_monitoring, propose_recalibration
 from clinsight.services.patients import patient_timeline, register_patient, search_patients
-from clinsight.services.segmentation import production_segmenters
 from clinsight.services.predictions import (
     cancel_held_upload,
     confirm_held_upload,
@@ -46,6 +45,7 @@ from clinsight.services.predictions import (
     model_labels,
     prediction_feedback,
 )
+from clinsight.services.segmentation import production_segmenters
 from clinsight.store.audit import AuditFilter, Outcome
 from clinsight.store.repositories import StoreContext
 from clinsight.store.roles import Role

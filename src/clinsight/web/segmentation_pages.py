@@ -88,8 +88,10 @@ def dicom_seg(request: Request, state: State, session: Db, segmentation_id: str)
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
         del web
-        headers = {"Cache-Control": "no-store",
-                   "Content-Disposition": f'attachment; filename="seg-{segmentation_id[:8]}.dcm"'}
+        headers = {
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="seg-{segmentation_id[:8]}.dcm"',
+        }
         return Response(segmentation_dicom_seg(ctx, segmentation_id),
                         media_type="application/dicom", headers=headers)  # fmt: skip
 

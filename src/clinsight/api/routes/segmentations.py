@@ -69,9 +69,12 @@ class ReviewIn(BaseModel):
 
 def _out(record: SegmentationRecord) -> SegmentationOut:
     return SegmentationOut.model_validate(
-        {**record.__dict__, "labels": list(record.labels),
-         "spacing_mm": list(record.spacing_mm) if record.spacing_mm else None,
-         "intended_use_reasons": list(record.intended_use_reasons)}  # fmt: skip
+        {
+            **record.__dict__,
+            "labels": list(record.labels),
+            "spacing_mm": list(record.spacing_mm) if record.spacing_mm else None,
+            "intended_use_reasons": list(record.intended_use_reasons),
+        }
     )
 
 
@@ -106,15 +109,15 @@ def mask(segmentation_id: str, user: Clinician, ctx: StoreCtx) -> Response:
                     headers=NO_STORE)  # fmt: skip
 
 
-@router.get(
-    "/segmentations/{segmentation_id}/dicom-seg", response_class=Response, responses=DICOM
-)
+@router.get("/segmentations/{segmentation_id}/dicom-seg", response_class=Response, responses=DICOM)
 def dicom_seg(segmentation_id: str, user: Clinician, ctx: StoreCtx) -> Response:
     """The DICOM SEG referencing the source image (404 for a PNG/JPEG input or a refused
     image)."""
     del user
-    headers = {**NO_STORE,
-               "Content-Disposition": f'attachment; filename="seg-{segmentation_id[:8]}.dcm"'}
+    headers = {
+        **NO_STORE,
+        "Content-Disposition": f'attachment; filename="seg-{segmentation_id[:8]}.dcm"',
+    }
     return Response(segmentation_dicom_seg(ctx, segmentation_id), media_type="application/dicom",
                     headers=headers)  # fmt: skip
 

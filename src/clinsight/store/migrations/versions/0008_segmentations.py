@@ -40,9 +40,7 @@ def upgrade() -> None:
         sa.Column("review", sa.String(length=16), nullable=True),
         sa.Column("reviewer_id", sa.String(length=36), nullable=True),
         sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint(
-            "review IN ('agree', 'disagree')", name=op.f("ck_segmentations_review")
-        ),
+        sa.CheckConstraint("review IN ('agree', 'disagree')", name=op.f("ck_segmentations_review")),
         sa.ForeignKeyConstraint(
             ["study_id"], ["studies.id"], name=op.f("fk_segmentations_study_id_studies")
         ),
@@ -54,9 +52,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_segmentations")),
     )
-    op.create_index(
-        op.f("ix_segmentations_study_id"), "segmentations", ["study_id"], unique=False
-    )
+    op.create_index(op.f("ix_segmentations_study_id"), "segmentations", ["study_id"], unique=False)
 
 
 def downgrade() -> None:

@@ -126,7 +126,7 @@ def test_a_png_study_has_no_dicom_seg(service: Service, segmenter: None) -> None
     assert made.json()["areas_mm2"]["polyp"] is None
     seg = client.get(f"/api/v1/segmentations/{made.json()['id']}/dicom-seg", headers=alice)
     assert seg.status_code == 404
-    assert "only a DICOM input" in seg.json()["detail"]
+    assert "has no DICOM SEG" in seg.json()["detail"]
 
 
 def test_a_refused_image_gets_no_mask_and_keeps_the_reasons(

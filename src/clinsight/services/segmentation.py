@@ -28,7 +28,7 @@ from clinsight.config import Settings
 from clinsight.data.images import read_image
 from clinsight.data.segmentation import dicom_pixel_spacing
 from clinsight.data.source import SourceImage, sniff_image_format
-from clinsight.errors import RecordNotFoundError
+from clinsight.errors import RecordNotFoundError, UnsupportedImageError
 from clinsight.inference.segmentation import SegmentationPredictor, SegmentationResult
 from clinsight.interop.dicom_seg import build_seg
 from clinsight.registry.segmentation import REGISTRY as SEGMENTATION_REGISTRY
@@ -169,6 +169,15 @@ def read_mask_png(data: bytes) -> NDArray[np.uint8]:
         return np.asarray(picture, dtype=np.uint8)
 
 
+def _seg_or_none(content: bytes, segmented: SegmentedImage) -> bytes | None:
+    """The DICOM SEG, or None where the source cannot carry one (a multi-frame object, no
+    study/series UIDs): the mask and areas are still recorded."""
+    try:
+        return dicom_seg_bytes(content, segmented)
+    except UnsupportedImageError:
+        return None
+
+
 def segmentation_draft(content: bytes, segmented: SegmentedImage) -> SegmentationDraft:
     """What to store of a segmented image: provenance, areas, verdict, mask and SEG."""
     result = segmented.result
@@ -180,7 +189,7 @@ def segmentation_draft(content: bytes, segmented: SegmentedImage) -> Segmentatio
         intended_use=str(result.intended_use.status),
         intended_use_reasons=tuple(result.intended_use.reasons), latency_ms=result.latency_ms,
         mask_png=None if result.mask is None else mask_png(result.mask),
-        dicom_seg=dicom_seg_bytes(content, segmented),
+        dicom_seg=_seg_or_none(content, segmented),
     )  # fmt: skip
 
 

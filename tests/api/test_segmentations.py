@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,13 +42,12 @@ def _disc_probabilities(
 
 
 @pytest.fixture
-def segmenter(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def segmenter(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """The tiny segmenter in production, drawing a disc."""
     registry = settings.resolved_registry_dir
     register_tiny_segmenter(registry, MODEL)
     REGISTRY.promote(registry, MODEL, 1, Stage.PRODUCTION)
     monkeypatch.setattr(SegmentationPredictor, "probabilities", _disc_probabilities)
-    return
 
 
 def _study(service: Service, headers: dict[str, str], content: bytes, name: str) -> str:

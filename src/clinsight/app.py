@@ -44,6 +44,7 @@ from clinsight.api.routes.cds_hooks import router as cds_hooks_router
 from clinsight.api.routes.progression import router as progression_router
 from clinsight.api.routes.recommendations import router as recommendations_router
 from clinsight.api.routes.risk import router as risk_router
+from clinsight.api.routes.segmentations import router as segmentations_router
 from clinsight.api.routes.survival import router as survival_router
 from clinsight.config import Settings
 from clinsight.errors import ClinsightError, ConfigurationError
@@ -59,6 +60,7 @@ from clinsight.web.notes import router as notes_web_router
 from clinsight.web.pages import STATIC_DIR, error_page
 from clinsight.web.pages import router as web_router
 from clinsight.web.risk_pages import router as risk_web_router
+from clinsight.web.segmentation_pages import router as segmentation_web_router
 from clinsight.web.survival_pages import router as survival_web_router
 from clinsight.web.worklist_pages import router as worklist_web_router
 
@@ -254,7 +256,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         m.router for m in (auth, users, patients, studies, notes, models, monitoring, audit)
     ]
     api_routers += [risk_router, survival_router, progression_router, recommendations_router]
-    api_routers += [care_teams.router, workspace.router]
+    api_routers += [segmentations_router, care_teams.router, workspace.router]
     check_routes_declare_roles(api_routers, auth.PUBLIC_PATHS)
     for router in api_routers:
         app.include_router(router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
@@ -268,5 +270,6 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.mount(ASSETS_PATH, assets(), name="api-docs-assets")
     app.include_router(survival_web_router)
     app.include_router(worklist_web_router)
+    app.include_router(segmentation_web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -109,8 +109,9 @@ def _check_every_operation(
             except (Exception, BaseExceptionGroup) as exc:  # report every operation at once
                 failures[f"{operation.label} ({mode.value})"] = f"{type(exc).__name__}: {exc}"
     # + models of every kind, + notes, + risk, CDS, + monitoring, + survival, + audit export,
-    # + a finding as FHIR, + administration, + workspace, + progression, + recommendations
-    assert len(operations) == 25 + 6 + 7 + 6 + 2 + 1 + 1 + 1 + 8 + 4 + 1 + 3
+    # + a finding as FHIR, + administration, + workspace, + progression, + recommendations,
+    # + segmentations
+    assert len(operations) == 25 + 6 + 7 + 6 + 2 + 1 + 1 + 1 + 8 + 4 + 1 + 3 + 5
     assert failures == {}, "\n\n".join(f"{k}: {v}" for k, v in failures.items())
 
 

@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from clinsight.config import Settings, get_settings
+from clinsight.registry import segmentation
+from clinsight.registry.stages import Stage
 from tests.support.browser import ARTIFACTS, BROWSER, CHROMIUM
 from tests.support.pages import TemplateRecorder, Tour, page_templates, write_report
 from tests.support.risk_models import copy_registry, train_pima_synthea
+from tests.support.segmentation_models import register_tiny_segmenter
 from tests.support.survival_models import SURVIVAL_MODEL
 
 pytestmark = [*BROWSER, pytest.mark.slow]  # about 2 minutes (three small models, 25 pages)
@@ -32,10 +35,13 @@ def settings(
     survival_registry: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Settings:
-    """The e2e settings plus the Pima risk model and the GBSG2 survival model in production."""
+    """The e2e settings plus the Pima risk model, the GBSG2 survival model and a tiny
+    segmenter in production."""
     registry = settings.resolved_registry_dir
     copy_registry(risk_registry / "_risk", registry / "_risk")
     copy_registry(survival_registry / "_survival", registry / "_survival")
+    register_tiny_segmenter(registry)  # the patient page's "Segment" action, in production
+    segmentation.REGISTRY.promote(registry, "tiny-seg", 1, Stage.PRODUCTION)
     monkeypatch.setenv("CLINSIGHT_SURVIVAL_MODEL", SURVIVAL_MODEL)
     get_settings.cache_clear()
     return get_settings()

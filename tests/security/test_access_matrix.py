@@ -31,11 +31,13 @@ from clinsight.store.tables import (
     Patient,
     Prediction,
     RecommendationFeedback,
+    Segmentation,
     SignedReport,
     Study,
     User,
 )
 from clinsight.web.session import ACCESS_COOKIE, REFRESH_COOKIE, csrf_token
+from tests.support.segmentation_models import register_tiny_segmenter
 from tests.support.service import PASSWORD, Service, service, settings, tiny_registry
 
 __all__ = ["service", "settings", "tiny_registry"]
@@ -43,9 +45,10 @@ __all__ = ["service", "settings", "tiny_registry"]
 ROLES = ("anonymous", "admin", "clinician", "auditor")
 USER_OF = {"admin": "admin", "clinician": "alice", "auditor": "auditor"}
 OWN = {"mrn": "MRN-OWN-1", "name": "Ada Lovelace", "birth_date": "1980-12-10", "sex": "female"}
+SEGMENTER = "tiny-seg"
 OTHER = {"mrn": "MRN-OTHER-9", "name": "Grace Hopper", "birth_date": "1906-12-09", "sex": "female"}
 CLINICAL = (User, Patient, CareTeam, Study, Prediction, Feedback, BreakGlassGrant, Note,
-            Assessment, SignedReport, RecommendationFeedback)  # fmt: skip
+            Assessment, SignedReport, RecommendationFeedback, Segmentation)  # fmt: skip
 Outcome = int | tuple[int, int]
 
 # status per role: anonymous, admin, clinician, auditor; a pair is (own patient, other patient)
@@ -91,6 +94,12 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "GET /api/v1/predictions/{prediction_id}/fhir": (401, 403, (200, 403), 403),
     "GET /api/v1/predictions/{prediction_id}/feedback": (401, 403, (200, 403), 403),
     "POST /api/v1/predictions/{prediction_id}/feedback": (401, 403, (201, 403), 403),
+    "POST /api/v1/studies/{study_id}/segmentations": (401, 403, (201, 403), 403),
+    "GET /api/v1/segmentations/{segmentation_id}": (401, 403, (200, 403), 403),
+    "GET /api/v1/segmentations/{segmentation_id}/mask.png": (401, 403, (200, 403), 403),
+    # the world's studies are PNG: no DICOM SEG (404 problem), after the access check
+    "GET /api/v1/segmentations/{segmentation_id}/dicom-seg": (401, 403, (404, 403), 403),
+    "POST /api/v1/segmentations/{segmentation_id}/review": (401, 403, (200, 403), 403),
     "POST /api/v1/patients/{patient_id}/notes": (401, 403, (201, 403), 403),
     "POST /api/v1/patients/{patient_id}/notes/file": (401, 403, (201, 403), 403),
     "GET /api/v1/patients/{patient_id}/notes": (401, 403, (200, 403), 403),
@@ -139,6 +148,10 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "POST /patients/{patient_id}/studies": (303, 403, (303, 403), 403),
     "GET /predictions/{prediction_id}": (303, 403, (200, 403), 403),
     "POST /predictions/{prediction_id}/feedback": (303, 403, (303, 403), 403),
+    "POST /studies/{study_id}/segmentations": (303, 403, (303, 403), 403),
+    "GET /segmentations/{segmentation_id}": (303, 403, (200, 403), 403),
+    "POST /segmentations/{segmentation_id}/review": (303, 403, (303, 403), 403),
+    "GET /segmentations/{segmentation_id}/dicom-seg": (303, 403, (404, 403), 403),  # PNG study
     "GET /patients/{patient_id}/notes": (303, 403, (200, 403), 403),
     "POST /patients/{patient_id}/notes": (303, 403, (303, 403), 403),
     "GET /notes/{note_id}": (303, 403, (200, 403), 403),
@@ -217,6 +230,9 @@ def _records(service: Service, username: str, patient: dict[str, str]) -> dict[s
                         files={"file": ("x.png", _png(), "image/png")})  # fmt: skip
     prediction = client.post(f"/api/v1/studies/{study.json()['id']}/predictions", headers=headers)
     assert prediction.status_code == 201, prediction.text
+    segmentation = client.post(f"/api/v1/studies/{study.json()['id']}/segmentations",
+                               params={"model": SEGMENTER}, headers=headers)  # fmt: skip
+    assert segmentation.status_code == 201, segmentation.text
     note = client.post(f"/api/v1/patients/{patient_id}/notes", headers=headers,
                        json={"text": f"{patient['name']} has asthma. No fever."})  # fmt: skip
     return {
@@ -224,6 +240,7 @@ def _records(service: Service, username: str, patient: dict[str, str]) -> dict[s
         "patient_id": patient_id,
         "study_id": study.json()["id"],
         "prediction_id": prediction.json()["id"],
+        "segmentation_id": segmentation.json()["id"],
         "kind": "image",
         "name": "breastmnist",
         "version": "1",
@@ -235,10 +252,15 @@ def _records(service: Service, username: str, patient: dict[str, str]) -> dict[s
 @pytest.fixture
 def world(service: Service) -> World:
     """Alice's patient (own) and Bob's patient (other), each with a study and a prediction."""
+    from clinsight.registry import segmentation
+    from clinsight.registry.stages import Stage
     from clinsight.security.records import create_user
     from clinsight.store.db import session_factory
     from clinsight.store.roles import Role
 
+    registry = service.settings.resolved_registry_dir
+    register_tiny_segmenter(registry, SEGMENTER)
+    segmentation.REGISTRY.promote(registry, SEGMENTER, 1, Stage.PRODUCTION)
     state = service.client.app.state.clinsight  # type: ignore[attr-defined]
     with session_factory(state.engine)() as session:
         for name in ("carol", "dave", "erin"):  # dave and erin: targets of account changes
@@ -298,6 +320,7 @@ def _request(world: World, key: str, role: str, scope: str) -> tuple[int, str]:
             "files": {"file": ("x.png", _png(), "image/png")}
         },
         "POST /api/v1/predictions/{prediction_id}/feedback": {"json": {"verdict": "agree"}},
+        "POST /api/v1/segmentations/{segmentation_id}/review": {"json": {"verdict": "agree"}},
         "POST /api/v1/patients/{patient_id}/notes": {"json": {"text": "Asthma."}},
         "POST /api/v1/patients/{patient_id}/notes/file": {
             "files": {"file": ("n.txt", b"Asthma.", "text/plain")}
@@ -326,6 +349,8 @@ def _request(world: World, key: str, role: str, scope: str) -> tuple[int, str]:
         },
         "POST /predictions/{prediction_id}/feedback": {"data": {**form, "verdict": "agree"}},
         "POST /predictions/{prediction_id}/report": {"data": form},
+        "POST /studies/{study_id}/segmentations": {"data": {**form, "model": SEGMENTER}},
+        "POST /segmentations/{segmentation_id}/review": {"data": {**form, "verdict": "agree"}},
         "POST /patients/{patient_id}/held/{token}": {"data": {**form, "action": "confirm"}},
         "POST /models/image/{name}/{version}/recalibration": {"data": form},
         "POST /api/v1/users/{user_id}/role": {"json": {"role": "clinician"}},
@@ -357,6 +382,8 @@ def _request(world: World, key: str, role: str, scope: str) -> tuple[int, str]:
         params = {"mrn": OWN["mrn"]}
     if key == "GET /api/v1/audit/export":
         params = {"format": "fhir"}
+    if key == "POST /api/v1/studies/{study_id}/segmentations":
+        params = {"model": SEGMENTER}
     response = client.request(method, path, headers=headers, params=params,
                               follow_redirects=False, **bodies.get(key, {}))  # fmt: skip
     client.cookies.clear()
@@ -384,6 +411,7 @@ def test_access_matrix_has_no_unauthorized_read_or_write(world: World) -> None:
     for key in keys:
         scoped = "{patient_id}" in key or "{study_id}" in key or "{prediction_id}" in key
         scoped = scoped or "{note_id}" in key or "{user_id}" in key or "{person_id}" in key
+        scoped = scoped or "{segmentation_id}" in key
         for role, expected in zip(ROLES, EXPECTED[key], strict=True):
             for scope in ("own", "other") if scoped else ("own",):
                 want = expected if isinstance(expected, int) else expected[scope == "other"]

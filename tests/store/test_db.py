@@ -31,6 +31,7 @@ TABLES = {
     "recommendation_feedback",
     "refresh_tokens",
     "signed_reports",
+    "segmentations",
     "studies",
     "users",
 }

@@ -252,6 +252,12 @@ class Tour:
         self.step("result", alice, confirm)
         self.step("result-feedback", alice, lambda: alice.click("#agree"))
         self.goto("patient-timeline", alice, patient_path)
+
+        def segment() -> None:
+            alice.click("form.segment button")
+            alice.wait_for_selector("#overlay")
+
+        self.step("segmentation", alice, segment)
         self.goto("notes", alice, f"{patient_path}/notes")
 
         def note() -> None:

@@ -80,6 +80,8 @@ class TimelineEntry:
     href: str | None
     items: tuple[TimelineItem, ...] = ()
     warning: str | None = None
+    study_id: str | None = None
+    """The study an entry of kind ``study`` is about (for actions on it, e.g. segment)."""
 
 
 TimelineSource = Callable[[StoreContext, str], list[TimelineEntry]]
@@ -166,7 +168,7 @@ def study_entries(ctx: StoreContext, patient_id: str) -> list[TimelineEntry]:
         first = entry.predictions[0].id if entry.predictions else None
         entries.append(TimelineEntry(
             study.created_at, "study", f"{study.modality} study",
-            f"/predictions/{first}" if first else None, items, warning,
+            f"/predictions/{first}" if first else None, items, warning, study.id,
         ))  # fmt: skip
     return entries
 

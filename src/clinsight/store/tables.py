@@ -47,6 +47,7 @@ __all__ = [
     "Prediction",
     "RecommendationFeedback",
     "RefreshToken",
+    "Segmentation",
     "SignedReport",
     "Study",
     "UTCDateTime",
@@ -383,3 +384,33 @@ def encrypted_columns() -> dict[str, list[str]]:
         if columns:
             found[table.name] = columns
     return found
+
+
+class Segmentation(Base):
+    """A segmentation model's mask of a study with provenance, areas and the intended-use
+    verdict; the mask PNG and (DICOM input) the DICOM SEG are encrypted (base64 in the
+    field), so key rotation rewrites them like any other ciphertext."""
+
+    __tablename__ = "segmentations"
+    __table_args__ = (CheckConstraint("review IN ('agree', 'disagree')", name="review"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    study_id: Mapped[str] = mapped_column(ID, ForeignKey("studies.id"), index=True)
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    artifact_sha256: Mapped[str] = mapped_column(SHA256)
+    input_sha256: Mapped[str] = mapped_column(SHA256)
+    labels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    areas_px: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    areas_mm2: Mapped[dict[str, float | None]] = mapped_column(JSON, default=dict)
+    spacing_mm: Mapped[list[float] | None] = mapped_column(JSON)
+    intended_use: Mapped[str] = mapped_column(String(16))
+    intended_use_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    mask_png_ct: Mapped[str | None] = mapped_column(Text, info=ENCRYPTED)
+    dicom_seg_ct: Mapped[str | None] = mapped_column(Text, info=ENCRYPTED)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    user_id: Mapped[str | None] = mapped_column(ID, ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    review: Mapped[str | None] = mapped_column(String(16))
+    reviewer_id: Mapped[str | None] = mapped_column(ID, ForeignKey("users.id"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -47,6 +47,7 @@ from clinsight.services.predictions import (
     prediction_feedback,
 )
 from clinsight.services.reports import sign_finding_report
+from clinsight.services.segmentation import production_segmenters
 from clinsight.store.audit import AuditFilter, Outcome
 from clinsight.store.repositories import StoreContext
 from clinsight.store.roles import Role
@@ -260,7 +261,11 @@ def patient(request: Request, state: State, session: Db, patient_id: str) -> Res
     with the upload form."""
 
     def page(web: WebSession, ctx: StoreContext) -> Response:
-        return render_page(request, "patient.html", web, record=patient_record(ctx, patient_id))
+        segmenters = production_segmenters(state.settings.resolved_registry_dir)
+        return render_page(
+            request, "patient.html", web, record=patient_record(ctx, patient_id),
+            segmenters=segmenters,
+        )  # fmt: skip
 
     return guard_page(request, state, session, page)
 

@@ -1,0 +1,98 @@
+"""Web pages for segmentation: segment a study from the patient page, the result page
+(the outline over the image, a no-script toggle to the plain image, the areas, the
+intended-use verdict, the review buttons) and the DICOM SEG download."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from clinsight.services.segmentation import (
+    review,
+    segment_study,
+    segmentation_dicom_seg,
+    segmentation_pictures,
+)
+from clinsight.store.repositories import StoreContext
+from clinsight.web.pages import Csrf, Db, State, guard_page, redirect_to, render_page
+from clinsight.web.session import WebSession, check_csrf
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+@router.post("/studies/{study_id}/segmentations")
+def segment(
+    request: Request,
+    state: State,
+    session: Db,
+    study_id: str,
+    csrf: Csrf,
+    model: Annotated[str, Form(max_length=64)],
+) -> Response:
+    """Segment a study with the named production segmentation model, then show the result."""
+
+    def page(web: WebSession, ctx: StoreContext) -> Response:
+        check_csrf(state, web, csrf)
+        record = segment_study(ctx, state.models.segmentation(model), study_id, state.settings)
+        return redirect_to(f"/segmentations/{record.id}", web)
+
+    return guard_page(request, state, session, page)
+
+
+@router.get("/segmentations/{segmentation_id}")
+def result(request: Request, state: State, session: Db, segmentation_id: str) -> Response:
+    """The segmentation: outline over the image, areas, verdict, review, DICOM SEG link."""
+
+    def page(web: WebSession, ctx: StoreContext) -> Response:
+        pictures = segmentation_pictures(ctx, segmentation_id)
+        return render_page(
+            request, "segmentation.html", web, seg=pictures.record,
+            outline=_data_uri(pictures.outline), plain=_data_uri(pictures.plain),
+            saved=request.query_params.get("saved"),
+        )  # fmt: skip
+
+    return guard_page(request, state, session, page)
+
+
+@router.post("/segmentations/{segmentation_id}/review")
+def review_page(
+    request: Request,
+    state: State,
+    session: Db,
+    segmentation_id: str,
+    csrf: Csrf,
+    verdict: Annotated[Literal["agree", "disagree"], Form()],
+) -> Response:
+    """Record the clinician's review and return to the result."""
+
+    def page(web: WebSession, ctx: StoreContext) -> Response:
+        check_csrf(state, web, csrf)
+        review(ctx, segmentation_id, verdict)
+        return redirect_to(f"/segmentations/{segmentation_id}?saved={verdict}", web)
+
+    return guard_page(request, state, session, page)
+
+
+@router.get("/segmentations/{segmentation_id}/dicom-seg")
+def dicom_seg(request: Request, state: State, session: Db, segmentation_id: str) -> Response:
+    """The DICOM SEG as a download (an error page for a PNG/JPEG input)."""
+
+    def page(web: WebSession, ctx: StoreContext) -> Response:
+        del web
+        headers = {
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="seg-{segmentation_id[:8]}.dcm"',
+        }
+        return Response(segmentation_dicom_seg(ctx, segmentation_id),
+                        media_type="application/dicom", headers=headers)  # fmt: skip
+
+    return guard_page(request, state, session, page)

@@ -34,7 +34,7 @@ class DecisionIn(BaseModel):
     decision: Literal["accept", "reject"]
     reason: str | None = Field(default=None, max_length=2000, description="Why (free text).")
     model: str | None = Field(default=None, max_length=128, description="Model that suggested.")
-    version: int | None = Field(default=None, ge=1, description="Its version.")
+    version: int | None = Field(default=None, ge=1, le=2**31 - 1, description="Its version.")
 
 
 class DecisionOut(BaseModel):
@@ -58,7 +58,7 @@ def person_suggestions(
     ctx: StoreCtx,
     state: State,
     model: Annotated[str | None, Query(max_length=128)] = None,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     active: Annotated[
         list[str] | None, Query(description="A drug also taken now (RxNorm|<code>); repeat.")
     ] = None,

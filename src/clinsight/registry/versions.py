@@ -216,6 +216,16 @@ class KindRegistry(Generic[V]):
             return []
         return sorted(p.name for p in base.iterdir() if p.is_dir() and version_numbers(p))
 
+    def in_production(self, registry_dir: Path) -> list[str]:
+        """The names with a version in production, from each model's stages.json alone (no
+        version record is read: cheap enough for a page view)."""
+        return [
+            name
+            for name in self.names(registry_dir)
+            if Stage.PRODUCTION.value
+            in read_stages(self.root(registry_dir, name))["versions"].values()
+        ]
+
     def versions(self, registry_dir: Path, name: str | None = None) -> list[V]:
         """Every version (of `name`, if given), by name then version.
 

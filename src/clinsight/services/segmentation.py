@@ -32,7 +32,6 @@ from clinsight.errors import RecordNotFoundError, UnsupportedImageError
 from clinsight.inference.segmentation import SegmentationPredictor, SegmentationResult
 from clinsight.interop.dicom_seg import build_seg
 from clinsight.registry.segmentation import REGISTRY as SEGMENTATION_REGISTRY
-from clinsight.registry.stages import Stage
 from clinsight.security.clinical import read_study
 from clinsight.security.segmentations import (
     get_dicom_seg,
@@ -335,5 +334,4 @@ def review(ctx: StoreContext, segmentation_id: str, verdict: str) -> Segmentatio
 def production_segmenters(registry_dir: Path) -> list[str]:
     """The names of the segmentation models with a version in production (the study
     page's "Segment" action offers these)."""
-    versions = SEGMENTATION_REGISTRY.versions(registry_dir)
-    return sorted({v.name for v in versions if v.stage == Stage.PRODUCTION})
+    return SEGMENTATION_REGISTRY.in_production(registry_dir)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from numpy.typing import NDArray
 
 from clinsight.data.physionet2012 import ICU_TYPES, ProgressionSpec
@@ -200,6 +201,13 @@ class ModelInputs:
 
     def __len__(self) -> int:
         return len(self.x)
+
+    def batch(self, index: NDArray[np.int64]) -> tuple[torch.Tensor, ...]:
+        """The network's inputs (x, mask, delta, static) of the stays in `index`."""
+        return tuple(
+            torch.from_numpy(np.ascontiguousarray(a[index]))
+            for a in (self.x, self.mask, self.delta, self.static)
+        )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -30,9 +30,12 @@ from clinsight.sequence.networks import SequenceNetworkConfig, build_sequence_ne
 
 __all__ = [
     "SequenceEpoch",
+    "BatchSource",
     "SequenceTrainConfig",
     "TrainedSequenceModel",
+    "TrainingRun",
     "predict_sequence_logits",
+    "train_network",
     "train_sequence_model",
 ]
 
@@ -88,24 +91,26 @@ class TrainedSequenceModel:
 ProgressCallback = Callable[[SequenceEpoch, int], None]
 
 
-def _tensors(inputs: ModelInputs) -> tuple[torch.Tensor, ...]:
-    return tuple(
-        torch.from_numpy(np.ascontiguousarray(a))
-        for a in (inputs.x, inputs.mask, inputs.delta, inputs.static)
-    )
+class BatchSource(Protocol):
+    """Inputs a network reads in batches: binned stays (`ModelInputs`) or visit sequences."""
+
+    def __len__(self) -> int: ...
+
+    def batch(self, index: NDArray[np.int64]) -> tuple[torch.Tensor, ...]:
+        """The network's positional inputs for the rows in `index`."""
+        ...
 
 
 def predict_sequence_logits(
-    network: nn.Module, inputs: ModelInputs, batch_size: int = 512
+    network: nn.Module, inputs: BatchSource, batch_size: int = 512
 ) -> NDArray[np.float64]:
-    """(N,) logits in eval mode without gradients."""
+    """(N,) logits ((N, K) for K labels) in eval mode without gradients."""
     network.eval()
-    tensors = _tensors(inputs)
     out: list[NDArray[np.float64]] = []
     with torch.inference_mode():
         for start in range(0, len(inputs), batch_size):
-            batch = [t[start : start + batch_size] for t in tensors]
-            out.append(network(*batch).double().numpy())
+            index = np.arange(start, min(start + batch_size, len(inputs)))
+            out.append(network(*inputs.batch(index)).double().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -120,38 +125,49 @@ def _cosine(base: float, epoch: int, planned: int) -> float:
     return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train_sequence_model(
-    train: ModelInputs,
+@dataclass
+class TrainingRun:
+    """The selected network of `train_network` and how its training went."""
+
+    network: nn.Module
+    history: list[SequenceEpoch]
+    best_epoch: int
+    best_val_auprc: float
+    seconds: float
+    stopped_because: str
+
+
+def _scores(y: NDArray[np.int64], logits: NDArray[np.float64]) -> tuple[float, float]:
+    """Validation AUPRC and AUROC; micro-averaged over the labels of a multi-label task."""
+    truth, flat = np.asarray(y).ravel(), np.asarray(logits).ravel()
+    return float(average_precision_score(truth, flat)), float(roc_auc_score(truth, flat))
+
+
+def train_network(
+    network: nn.Module,
+    train: BatchSource,
     y_train: NDArray[np.int64],
-    val: ModelInputs,
+    val: BatchSource,
     y_val: NDArray[np.int64],
     config: SequenceTrainConfig,
     *,
     checkpoint_dir: Path | None = None,
     progress: ProgressCallback | None = None,
-) -> TrainedSequenceModel:
-    """Train on `train`, keep the epoch with the best validation AUPRC.
+) -> TrainingRun:
+    """Train `network` (freshly built under ``config.seed``) on `train`, keep the epoch
+    with the best validation AUPRC. `y_*` are (N,) 0/1 or (N, K) multi-label 0/1.
 
     Raises:
         ModelError: a split is empty or validation lacks one of the two outcomes.
     """
     if len(train) == 0 or len(val) == 0:
         raise ModelError("training needs a non-empty training and validation split.")
-    if len(set(np.asarray(y_val).tolist())) < 2:
+    if len(set(np.asarray(y_val).ravel().tolist())) < 2:
         raise ModelError("the validation split needs stays with and without the outcome.")
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    _seed(config.seed)
-    net_config = SequenceNetworkConfig(
-        config.architecture, train.x.shape[2], train.static.shape[1], config.hidden,
-        config.dropout,
-    )  # fmt: skip
-    network = build_sequence_network(net_config)
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     loss_fn = nn.BCEWithLogitsLoss()
-    tensors = _tensors(train)
     targets = torch.from_numpy(np.asarray(y_train, dtype=np.float32))
     val_targets = torch.from_numpy(np.asarray(y_val, dtype=np.float32))
     budget = None if config.time_budget_minutes is None else config.time_budget_minutes * 60.0
@@ -192,20 +208,17 @@ def train_sequence_model(
         for start in range(0, len(order), config.batch_size):
             batch = order[start : start + config.batch_size]
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(network(*(t[batch] for t in tensors)), targets[batch])
+            loss = loss_fn(network(*train.batch(batch.numpy())), targets[batch])
             loss.backward()
             nn.utils.clip_grad_norm_(network.parameters(), 5.0)
             optimizer.step()
             total += float(loss.detach()) * len(batch)
         logits = predict_sequence_logits(network, val)
         val_loss = float(loss_fn(torch.from_numpy(logits).float(), val_targets))
-        auprc = float(average_precision_score(y_val, logits))
+        auprc, auroc = _scores(y_val, logits)
         seconds = time.perf_counter() - started
         elapsed += seconds
-        record = SequenceEpoch(
-            epoch + 1, total / len(order), val_loss, auprc, float(roc_auc_score(y_val, logits)),
-            lr, seconds,
-        )  # fmt: skip
+        record = SequenceEpoch(epoch + 1, total / len(order), val_loss, auprc, auroc, lr, seconds)
         history.append(record)
         if auprc > best_auprc:
             best_auprc, best_epoch = auprc, epoch + 1
@@ -223,6 +236,36 @@ def train_sequence_model(
             progress(record, planned)
     network.load_state_dict(best_state)
     network.eval()
+    return TrainingRun(network, history, best_epoch, float(best_auprc), elapsed, stopped)
+
+
+def train_sequence_model(
+    train: ModelInputs,
+    y_train: NDArray[np.int64],
+    val: ModelInputs,
+    y_val: NDArray[np.int64],
+    config: SequenceTrainConfig,
+    *,
+    checkpoint_dir: Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> TrainedSequenceModel:
+    """Build the binned-input network of `config` and train it (`train_network`).
+
+    Raises:
+        ModelError: a split is empty or validation lacks one of the two outcomes.
+    """
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    _seed(config.seed)
+    net_config = SequenceNetworkConfig(
+        config.architecture, train.x.shape[2], train.static.shape[1], config.hidden,
+        config.dropout,
+    )  # fmt: skip
+    run = train_network(
+        build_sequence_network(net_config), train, y_train, val, y_val, config,
+        checkpoint_dir=checkpoint_dir, progress=progress,
+    )  # fmt: skip
     return TrainedSequenceModel(
-        network, net_config, config, history, best_epoch, float(best_auprc), elapsed, stopped
-    )
+        run.network, net_config, config, run.history, run.best_epoch, run.best_val_auprc,
+        run.seconds, run.stopped_because,
+    )  # fmt: skip

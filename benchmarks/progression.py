@@ -13,6 +13,9 @@ one 48-h stay, one thread, PyTorch eager and ONNX Runtime.
 The parsed and binned sets are cached under ``--cache`` (npz, not in git). The CPU is
 shared, so ``--minutes`` bounds each seed's training and ``--seeds`` how many seeds run;
 both are recorded. Run: ``nice -n 10 .venv/bin/python benchmarks/progression.py``.
+
+The Eunomia parts (``--part eunomia.onset``, ``--part eunomia.next_visit``) are in
+`progression_visits`; each part keeps its own provenance in the results file.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import torch
 from numpy.typing import NDArray
 from sklearn.linear_model import LogisticRegression
 
+import progression_visits
 from clinsight.config import Settings
 from clinsight.data.longitudinal import patient_split
 from clinsight.data.physionet2012 import load_physionet2012, load_spec, physionet2012_set
@@ -38,7 +42,7 @@ from clinsight.sequence.binning import BinSpec, SequenceArrays, bin_samples
 from clinsight.sequence.model import ProgressionModel, fit_progression_model
 from clinsight.sequence.summaries import gradient_boosting, logistic_regression, summary_features
 from clinsight.sequence.training import SequenceTrainConfig
-from common import update_readme_section, write_results
+from common import provenance, read_results, update_readme_section, write_results
 
 MODELS = ("clinsight", "logistic", "gradient_boosting", "saps1")
 TARGETS = {"auroc": 0.87, "auprc": 0.55, "ece": 0.03, "train_minutes": 20.0}
@@ -255,8 +259,36 @@ def readme_section(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _write_visit_part(part: str, results: dict[str, Any]) -> None:
+    """Store one Eunomia part beside the others, each with its own provenance (the
+    PhysioNet part's provenance moves under ``physionet2012`` when first kept)."""
+    document = read_results("progression")
+    previous = document.pop("provenance", None)
+    if "physionet2012" in document and "provenance" not in document["physionet2012"]:
+        document["physionet2012"]["provenance"] = previous
+    document.setdefault("eunomia", {})[part.split(".", 1)[1]] = {
+        **results,
+        "provenance": provenance(),
+    }
+    write_results("progression", document)
+    update_readme_section(f"progression-{part}", progression_visits.readme_section(part, results))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", default="physionet2012",
+                        choices=("physionet2012", *progression_visits.PARTS))  # fmt: skip
+    parser.add_argument(
+        "--onset-task",
+        default=progression_visits.PARTS["eunomia.onset"],
+        help="the onset task file of the eunomia.onset part",
+    )
+    parser.add_argument(
+        "--visit-minutes",
+        type=float,
+        default=6.0,
+        help="training budget of the visit-sequence network (eunomia parts)",
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--minutes", type=float, default=20.0, help="training budget per seed")
     parser.add_argument("--epochs", type=int, default=40)
@@ -266,8 +298,15 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "clinsight-bench")
     args = parser.parse_args()
+    if args.part != "physionet2012":
+        args.minutes = args.visit_minutes
+        _write_visit_part(args.part, progression_visits.run_part(args.part, args))
+        return
     results = run(args)
-    write_results("progression", results)
+    document = read_results("progression")
+    document.pop("provenance", None)
+    results["physionet2012"]["provenance"] = provenance()
+    write_results("progression", {**document, **results})
     update_readme_section("progression", readme_section(results))
 
 

@@ -115,7 +115,8 @@ class VisitTask:
                 label_kinds=tuple(EventKind(k) for k in raw.get("label_kinds", ())),
             )
         except KeyError as exc:
-            raise DataError(f"task {name!r}: the task file lacks the field {exc.args[0]!r}.") from exc
+            missing = exc.args[0]
+            raise DataError(f"task {name!r}: the task file lacks the field {missing!r}.") from exc
         except ValueError as exc:
             raise DataError(f"task {name!r}: {exc}; event kinds are "
                             f"{', '.join(k.value for k in EventKind)}.") from exc  # fmt: skip

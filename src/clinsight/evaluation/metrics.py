@@ -25,6 +25,7 @@ __all__ = [
     "bootstrap_weights",
     "check_predictions",
     "classification_metrics",
+    "cluster_bootstrap_weights",
     "json_float",
     "percentile_interval",
     "quadratic_weighted_kappa",
@@ -367,6 +368,22 @@ def bootstrap_weights(n: int, replicates: int, seed: int) -> Iterator[NDArray[np
         b = min(chunk, replicates - start)
         drawn = rng.integers(0, n, size=(b, n)) + n * np.arange(b)[:, None]
         yield np.bincount(drawn.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+
+
+def cluster_bootstrap_weights(
+    groups: ArrayLike, replicates: int, seed: int
+) -> Iterator[NDArray[np.float64]]:
+    """`bootstrap_weights` that resample whole groups (patients with several samples): entry
+    (b, i) is how often resample b drew the group of case i.
+
+    Raises:
+        DataError: there are no cases, or `replicates` < 0.
+    """
+    _, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    if not len(inverse):
+        raise DataError("cluster_bootstrap_weights needs at least one case.")
+    for chunk in bootstrap_weights(int(inverse.max()) + 1, replicates, seed):
+        yield chunk[:, inverse]
 
 
 def percentile_interval(samples: ArrayLike, confidence: float = 0.95) -> tuple[float, float]:

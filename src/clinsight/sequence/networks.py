@@ -7,6 +7,10 @@
 - ``retain``: RETAIN (Choi et al., NeurIPS 2016): two reverse-time GRUs give a weight per
   time bin (alpha) and per embedding dimension (beta); the logit is a sum over time bins
   and variables, so `RetainNetwork.contributions` splits it exactly into variables x time.
+
+`VisitNetwork` reads visit sequences of codes instead (`sequence.visits`): each visit the
+sum of its codes' embeddings and its time features, a GRU or LSTM over the visits, one
+logit per label.
 """
 
 from __future__ import annotations
@@ -22,14 +26,18 @@ from clinsight.errors import ModelError
 
 __all__ = [
     "ARCHITECTURES",
+    "VISIT_CELLS",
     "GRUDNetwork",
     "RecurrentNetwork",
     "RetainNetwork",
     "SequenceNetworkConfig",
+    "VisitNetwork",
+    "VisitNetworkConfig",
     "build_sequence_network",
 ]
 
 ARCHITECTURES = ("grud", "gru", "lstm", "retain")
+VISIT_CELLS = ("gru", "lstm")
 
 
 @dataclass(frozen=True)
@@ -51,16 +59,17 @@ class SequenceNetworkConfig:
 
 
 class _Head(nn.Module):
-    """The last hidden state and the descriptors → one logit."""
+    """The last hidden state and the descriptors → one logit ((N,)), or `outputs` ((N, K))."""
 
-    def __init__(self, hidden: int, static: int, dropout: float) -> None:
+    def __init__(self, hidden: int, static: int, dropout: float, outputs: int = 1) -> None:
         super().__init__()
         self.static = nn.Sequential(nn.Linear(static, hidden // 2), nn.ReLU())
-        self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden + hidden // 2, 1))
+        self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden + hidden // 2, outputs))
+        self.outputs = outputs
 
     def forward(self, state: torch.Tensor, static: torch.Tensor) -> torch.Tensor:
         logit: torch.Tensor = self.out(torch.cat([state, self.static(static)], dim=1))
-        return logit.squeeze(1)
+        return logit.squeeze(1) if self.outputs == 1 else logit
 
 
 class GRUDNetwork(nn.Module):
@@ -175,3 +184,59 @@ def build_sequence_network(config: SequenceNetworkConfig) -> nn.Module:
     if config.architecture == "retain":
         return RetainNetwork(config)
     return RecurrentNetwork(config)
+
+
+@dataclass(frozen=True)
+class VisitNetworkConfig:
+    """What it takes to rebuild a `VisitNetwork` from its weights."""
+
+    cell: str
+    vocabulary: int
+    """Embedding rows: padding (0), unknown code (1) and the vocabulary's codes."""
+    outputs: int
+    static: int
+    time_features: int
+    hidden: int = 64
+    dropout: float = 0.3
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> VisitNetworkConfig:
+        return cls(**dict(raw))
+
+
+class VisitNetwork(nn.Module):
+    """Code embeddings summed per visit, with the visit's time features, through a GRU or
+    LSTM; the state after each sequence's last visit and the descriptors → the logits."""
+
+    def __init__(self, config: VisitNetworkConfig) -> None:
+        super().__init__()
+        if config.cell not in VISIT_CELLS:
+            raise ModelError(
+                f"unknown visit-sequence cell {config.cell!r}; use {', '.join(VISIT_CELLS)}."
+            )
+        if min(config.vocabulary, config.outputs, config.static, config.hidden) < 1:
+            raise ModelError("a visit network needs codes, outputs, descriptors and units.")
+        self.embed = nn.Embedding(config.vocabulary, config.hidden, padding_idx=0)
+        kind = nn.GRU if config.cell == "gru" else nn.LSTM
+        self.rnn = kind(config.hidden + config.time_features, config.hidden, batch_first=True)
+        self.head = _Head(config.hidden, config.static, config.dropout, config.outputs)
+
+    def forward(
+        self,
+        codes: torch.Tensor,
+        times: torch.Tensor,
+        lengths: torch.Tensor,
+        static: torch.Tensor,
+    ) -> torch.Tensor:
+        """`codes` (N, T, C) indices (0 padding), `times` (N, T, F), `lengths` (N,) >= 1."""
+        visits = torch.cat([self.embed(codes).sum(dim=2), times], dim=2)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            visits, lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        _, state = self.rnn(packed)
+        last = state[0] if isinstance(state, tuple) else state
+        result: torch.Tensor = self.head(last[-1], static)
+        return result

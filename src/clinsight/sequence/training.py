@@ -29,12 +29,13 @@ from clinsight.sequence.binning import ModelInputs
 from clinsight.sequence.networks import SequenceNetworkConfig, build_sequence_network
 
 __all__ = [
-    "SequenceEpoch",
     "BatchSource",
+    "SequenceEpoch",
     "SequenceTrainConfig",
     "TrainedSequenceModel",
     "TrainingRun",
     "predict_sequence_logits",
+    "seed_all",
     "train_network",
     "train_sequence_model",
 ]
@@ -114,7 +115,8 @@ def predict_sequence_logits(
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def _seed(seed: int) -> None:
+def seed_all(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -199,7 +201,7 @@ def train_network(
         lr = _cosine(config.learning_rate, epoch, planned)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        _seed(config.seed * 1000 + epoch)
+        seed_all(config.seed * 1000 + epoch)
         order = torch.randperm(
             len(targets), generator=torch.Generator().manual_seed(config.seed * 1000 + epoch)
         )
@@ -256,7 +258,7 @@ def train_sequence_model(
     """
     if config.threads:
         torch.set_num_threads(config.threads)
-    _seed(config.seed)
+    seed_all(config.seed)
     net_config = SequenceNetworkConfig(
         config.architecture, train.x.shape[2], train.static.shape[1], config.hidden,
         config.dropout,

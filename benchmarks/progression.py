@@ -286,7 +286,7 @@ def main() -> None:
     parser.add_argument(
         "--visit-minutes",
         type=float,
-        default=6.0,
+        default=8.0,
         help="training budget of the visit-sequence network (eunomia parts)",
     )
     parser.add_argument("--seeds", type=int, default=3)

@@ -50,7 +50,7 @@ from clinsight.sequence.visits import CodeVocabulary, bag_of_codes, encode_visit
 PARTS = {"eunomia.onset": "onset_coronary_arteriosclerosis",
          "eunomia.next_visit": "next_visit_diagnoses"}  # fmt: skip
 SPLIT = {"train": 0.6, "validation": 0.2, "test": 0.2}
-C_GRID = (0.01, 0.1, 1.0)
+C_GRID = (0.001, 0.01, 0.1, 1.0)
 K = 10
 
 

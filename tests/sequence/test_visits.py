@@ -67,7 +67,7 @@ def test_encoding_pads_and_times_each_visit() -> None:
     assert np.expm1(features[:, -1]).round(6).tolist() == [2.0, 1.0, 2.0]
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("cell", ["gru", "lstm", "gru_decay"])
 def test_visit_network_ignores_padding(cell: str) -> None:
     torch.manual_seed(0)
     vocab = CodeVocabulary.fit(SAMPLES, min_patients=1)
@@ -84,7 +84,7 @@ def test_visit_network_ignores_padding(cell: str) -> None:
     assert torch.allclose(out[1], alone[0], atol=1e-6)
     one = VisitNetwork(VisitNetworkConfig(cell, len(vocab) + 2, 1, 3, 2, hidden=8))
     assert one.eval()(codes, times, lengths, static).shape == (3,)
-    with pytest.raises(ModelError, match="unknown visit-sequence cell 'rnn'; use gru, lstm"):
+    with pytest.raises(ModelError, match="unknown visit-sequence cell 'rnn'; use gru, lstm, gru"):
         VisitNetwork(VisitNetworkConfig("rnn", 5, 1, 3, 2))
 
 
@@ -100,3 +100,35 @@ def test_visit_training_is_seeded_and_keeps_the_best_epoch() -> None:
     one_class = encode_visits(SAMPLES[1:], vocab)
     with pytest.raises(ModelError, match="validation split needs stays with and without"):
         fit_visit_network(arrays, one_class, vocab, config)
+
+
+def test_decay_forgets_the_past_after_a_long_gap() -> None:
+    torch.manual_seed(0)
+    vocab = CodeVocabulary(("A", "B", "C"))
+    early = [_sample("a", [_visit("1990-01-01", "A"), _visit("2000-01-01", "C")]),
+             _sample("b", [_visit("1990-01-01", "B"), _visit("2000-01-01", "C")])]  # fmt: skip
+    network = VisitNetwork(VisitNetworkConfig("gru_decay", 5, 1, 3, 2, hidden=8)).eval()
+    inputs = encode_visits(early, vocab).batch(np.arange(2))
+    with torch.no_grad():
+        network.decay.weight.fill_(0.0)
+        network.decay.bias.fill_(0.0)
+        kept = network(*inputs)
+        network.decay.weight.fill_(1e4)  # the 10-year gap decays the state to zero
+        forgotten = network(*inputs)
+    assert not torch.allclose(kept[0], kept[1])
+    assert torch.allclose(forgotten[0], forgotten[1])
+
+
+def test_balanced_weighting_weighs_the_rare_positives() -> None:
+    vocab = CodeVocabulary.fit(SAMPLES, min_patients=1)
+    arrays = encode_visits(SAMPLES * 4, vocab)  # 4 positives, 8 negatives
+    plain = SequenceTrainConfig(hidden=8, epochs=1, min_epochs=1, batch_size=12, seed=1)
+    _, unweighted = fit_visit_network(arrays, arrays, vocab, plain)
+    balanced = SequenceTrainConfig(hidden=8, epochs=1, min_epochs=1, batch_size=12, seed=1,
+                                   class_weighting="balanced")  # fmt: skip
+    _, weighted = fit_visit_network(arrays, arrays, vocab, balanced)
+    # one full batch from the same initial weights: the positives count twice
+    assert weighted.history[0].train_loss > unweighted.history[0].train_loss
+    wrong = SequenceTrainConfig(hidden=8, epochs=1, class_weighting="auto")
+    with pytest.raises(ModelError, match="unknown class weighting 'auto'; use none or balanced"):
+        fit_visit_network(arrays, arrays, vocab, wrong)

@@ -10,7 +10,8 @@
 
 `VisitNetwork` reads visit sequences of codes instead (`sequence.visits`): each visit the
 sum of its codes' embeddings and its time features, a GRU or LSTM over the visits, one
-logit per label.
+logit per label; ``gru_decay`` is a GRU whose state decays, GRU-D-style, with the time
+since the previous visit (at learned per-unit rates) before each visit is read.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 ARCHITECTURES = ("grud", "gru", "lstm", "retain")
-VISIT_CELLS = ("gru", "lstm")
+VISIT_CELLS = ("gru", "lstm", "gru_decay")
 
 
 @dataclass(frozen=True)
@@ -220,9 +221,16 @@ class VisitNetwork(nn.Module):
         if min(config.vocabulary, config.outputs, config.static, config.hidden) < 1:
             raise ModelError("a visit network needs codes, outputs, descriptors and units.")
         self.embed = nn.Embedding(config.vocabulary, config.hidden, padding_idx=0)
-        kind = nn.GRU if config.cell == "gru" else nn.LSTM
-        self.rnn = kind(config.hidden + config.time_features, config.hidden, batch_first=True)
+        width = config.hidden + config.time_features
+        self.rnn: nn.Module
+        if config.cell == "gru_decay":
+            self.rnn = nn.GRUCell(width, config.hidden)
+            self.decay = nn.Linear(1, config.hidden)
+        else:
+            kind = nn.GRU if config.cell == "gru" else nn.LSTM
+            self.rnn = kind(width, config.hidden, batch_first=True)
         self.head = _Head(config.hidden, config.static, config.dropout, config.outputs)
+        self.hidden = config.hidden
 
     def forward(
         self,
@@ -233,6 +241,9 @@ class VisitNetwork(nn.Module):
     ) -> torch.Tensor:
         """`codes` (N, T, C) indices (0 padding), `times` (N, T, F), `lengths` (N,) >= 1."""
         visits = torch.cat([self.embed(codes).sum(dim=2), times], dim=2)
+        if isinstance(self.rnn, nn.GRUCell):
+            decayed: torch.Tensor = self.head(self._decayed(visits, times, lengths), static)
+            return decayed
         packed = nn.utils.rnn.pack_padded_sequence(
             visits, lengths.cpu(), batch_first=True, enforce_sorted=False
         )
@@ -240,3 +251,15 @@ class VisitNetwork(nn.Module):
         last = state[0] if isinstance(state, tuple) else state
         result: torch.Tensor = self.head(last[-1], static)
         return result
+
+    def _decayed(
+        self, visits: torch.Tensor, times: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """The state after each sequence's last visit, decayed by the gap before each."""
+        state = visits.new_zeros((visits.shape[0], self.hidden))
+        for t in range(visits.shape[1]):
+            gamma = torch.exp(-torch.relu(self.decay(times[:, t, :1])))
+            updated = self.rnn(visits[:, t], gamma * state)
+            valid = (lengths > t).to(visits.dtype)[:, None]
+            state = valid * updated + (1 - valid) * state
+        return state

@@ -57,6 +57,8 @@ class SequenceTrainConfig:
     time_budget_minutes: float | None = None
     seed: int = 0
     threads: int = 0
+    class_weighting: str = "none"
+    """``balanced``: positives weighted by negatives / positives of each training label."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,6 +147,15 @@ def _scores(y: NDArray[np.int64], logits: NDArray[np.float64]) -> tuple[float, f
     return float(average_precision_score(truth, flat)), float(roc_auc_score(truth, flat))
 
 
+def _positive_weight(targets: torch.Tensor, weighting: str) -> torch.Tensor | None:
+    if weighting == "none":
+        return None
+    if weighting != "balanced":
+        raise ModelError(f"unknown class weighting {weighting!r}; use none or balanced.")
+    positives = targets.sum(dim=0)
+    return (len(targets) - positives) / positives.clamp(min=1.0)
+
+
 def train_network(
     network: nn.Module,
     train: BatchSource,
@@ -169,8 +180,8 @@ def train_network(
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
-    loss_fn = nn.BCEWithLogitsLoss()
     targets = torch.from_numpy(np.asarray(y_train, dtype=np.float32))
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=_positive_weight(targets, config.class_weighting))
     val_targets = torch.from_numpy(np.asarray(y_val, dtype=np.float32))
     budget = None if config.time_budget_minutes is None else config.time_budget_minutes * 60.0
     history: list[SequenceEpoch] = []

@@ -260,4 +260,14 @@ def readme_section(part: str, results: dict[str, Any]) -> str:
         "follow simulation rules, so these figures say how the models compare on it, not "
         "how they would do on a hospital's records.",
     ]
+    previous = results.get("previous_run")
+    if previous is not None:
+        shown = ", ".join(
+            f"{name} {names[bar['metric']]} {values[bar['metric']]:.3f}"
+            for name, values in previous["values"].items()
+        )
+        lines.append(
+            f"This part was run before (revision {str(previous['git_revision'])[:7]}), its test "
+            f"figures read then: {shown}."
+        )
     return "\n".join(lines)

@@ -19,8 +19,7 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
-import pandas as pd
-
+from clinsight.data.csv_tables import read_table
 from clinsight.data.longitudinal import (
     Code,
     Cohort,
@@ -40,30 +39,11 @@ DRUG_NAME = "urn:clinsight:mimic-iii:drug"
 _MASKED_AGE = 89.0
 
 
-def _rows(frame: pd.DataFrame) -> list[dict[str, str]]:
-    """The rows of a text table as dicts."""
-    return [{str(k): str(v) for k, v in row.items()} for row in frame.to_dict("records")]
+_HINT = "point at the MIMIC-III folder (e.g. ehr/mimic-iii-demo-1.4 of the data directory)"
 
 
-def _table(folder: Path, name: str, *, required: bool = True) -> pd.DataFrame:
-    """One MIMIC table as text columns with lower-case names (empty if optional and absent).
-
-    Raises:
-        DataNotFoundError: a required table is not in the folder.
-    """
-    for candidate in (name.upper(), name.lower()):
-        for suffix in (".csv", ".csv.gz"):
-            path = folder / f"{candidate}{suffix}"
-            if path.is_file():
-                frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-                frame.columns = [column.lower() for column in frame.columns]
-                return frame
-    if required:
-        raise DataNotFoundError(
-            f"{folder} has no {name.upper()}.csv: point at the MIMIC-III folder "
-            "(e.g. ehr/mimic-iii-demo-1.4 of the data directory)."
-        )
-    return pd.DataFrame()
+def _table(folder: Path, name: str, *, required: bool = True) -> list[dict[str, str]]:
+    return read_table(folder, name, required=required, hint=_HINT)
 
 
 def _time(text: str) -> datetime | None:
@@ -73,10 +53,9 @@ def _time(text: str) -> datetime | None:
         return None
 
 
-def _titles(frame: pd.DataFrame) -> dict[str, str]:
-    if frame.empty or "icd9_code" not in frame.columns:
-        return {}
-    return {row["icd9_code"]: row.get("short_title") or row["icd9_code"] for row in _rows(frame)}
+def _titles(frame: list[dict[str, str]]) -> dict[str, str]:
+    return {row["icd9_code"]: row.get("short_title") or row["icd9_code"]
+            for row in frame if "icd9_code" in row}  # fmt: skip
 
 
 def load_mimic_iii(folder: Path) -> Cohort:
@@ -94,12 +73,12 @@ def load_mimic_iii(folder: Path) -> Cohort:
     required = ((patients, ("subject_id", "gender", "dob")),
                 (admissions, ("subject_id", "hadm_id", "admittime", "dischtime")))  # fmt: skip
     for frame, columns in required:
-        missing = [c for c in columns if c not in frame.columns]
+        missing = [c for c in columns if frame and c not in frame[0]]
         if missing:
             raise DataError(f"MIMIC-III table lacks column(s) {', '.join(missing)}.")
     visits: dict[str, list[Visit]] = defaultdict(list)
     discharge: dict[str, tuple[str, datetime]] = {}
-    for row in _rows(admissions):
+    for row in admissions:
         report.rows_read += 1
         start, end = _time(row["admittime"]), _time(row["dischtime"])
         if start is None or end is None or end < start:
@@ -117,7 +96,7 @@ def load_mimic_iii(folder: Path) -> Cohort:
                report)  # fmt: skip
     _drugs(_table(folder, "PRESCRIPTIONS", required=False), discharge, events, report)
     records = []
-    for row in _rows(patients):
+    for row in patients:
         report.rows_read += 1
         subject = row["subject_id"]
         born = _time(row["dob"])
@@ -140,7 +119,7 @@ def load_mimic_iii(folder: Path) -> Cohort:
 
 
 def _coded(
-    frame: pd.DataFrame,
+    frame: list[dict[str, str]],
     kind: EventKind,
     titles: dict[str, str],
     discharge: dict[str, tuple[str, datetime]],
@@ -148,7 +127,7 @@ def _coded(
     report: LoadReport,
 ) -> None:
     """ICD-9 rows of an admission, dated at its discharge."""
-    for row in _rows(frame):
+    for row in frame:
         report.rows_read += 1
         code, hadm = row.get("icd9_code", "").strip(), row.get("hadm_id", "")
         if not code:
@@ -163,13 +142,13 @@ def _coded(
 
 
 def _drugs(
-    frame: pd.DataFrame,
+    frame: list[dict[str, str]],
     discharge: dict[str, tuple[str, datetime]],
     events: dict[str, list[Event]],
     report: LoadReport,
 ) -> None:
     """Prescriptions by NDC (the drug's name where MIMIC gives no NDC), with their dates."""
-    for fields in _rows(frame):
+    for fields in frame:
         report.rows_read += 1
         start = _time(fields.get("startdate", ""))
         admission = discharge.get(fields.get("hadm_id", ""))

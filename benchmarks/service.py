@@ -7,7 +7,10 @@ upload a 512x512 PNG for diagnosis in one call
 the prediction with provenance, audit, commit); p50/p99 latency of that call and
 the sustained rate of acknowledged predictions, all checked durable in the database
 afterwards, beside the raw ONNX Runtime rate of the same model in the same run. A
-full-size DICOM radiograph (1760x1760 JPEG 2000 CR) is reported separately.
+full-size DICOM radiograph (1760x1760 JPEG 2000 CR) is reported separately. Beside it,
+with the same load and worker counts, a minimal peer (`peer_app.py`: the same model behind
+one FastAPI endpoint with TLS, PNG decode and inference, and no store), and the ratio
+Clinsight / peer.
 
     .venv/bin/python benchmarks/service.py --seconds 60          # 1 and 2 worker processes
     .venv/bin/python benchmarks/service.py --seconds 3 --smoke   # a handful of requests
@@ -45,7 +48,7 @@ from clinsight.inference.runtime import OnnxClassifier
 from clinsight.registry.image import get_model
 from clinsight.registry.stages import Stage
 from clinsight.security.records import create_patient, create_user
-from clinsight.services.bootstrap import bootstrap
+from clinsight.services.bootstrap import bootstrap, ensure_certificate
 from clinsight.services.diagnosis import diagnose_image
 from clinsight.services.predictions import check_image
 from clinsight.store.actors import Principal
@@ -122,10 +125,16 @@ def _serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     process = subprocess.Popen(command, env=full, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     base = f"https://127.0.0.1:{port}"
+    _wait_ready(base, process)
+    return process, base
+
+
+def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
+    """Wait for `base`/ready; kill the process group and exit after about 2 minutes."""
     for _ in range(600):
         try:
             if httpx.get(f"{base}/ready", verify=False, timeout=1).is_success:
-                return process, base
+                return
         except httpx.HTTPError:
             time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)
@@ -195,6 +204,11 @@ def _load(base: str, patient_id: str, content: bytes, name: str, seconds: float,
     token = httpx.post(f"{base}/api/v1/auth/token", json=login, verify=False).json()
     path = f"/api/v1/patients/{patient_id}/predictions"
     request = _upload_request(base, path, token["access_token"], name, content)
+    return _rate(base, request, seconds, clients)
+
+
+def _rate(base: str, request: bytes, seconds: float, clients: int) -> dict[str, Any]:
+    """Latencies and the rate of acknowledged requests of `clients` sending `request`."""
     started = time.monotonic()
     outcome = _drive(base, request, seconds, clients)
     elapsed = time.monotonic() - started
@@ -264,6 +278,18 @@ def _transport(base: str, content: bytes, seconds: float, pid: int) -> dict[str,
     }
 
 
+def _ratios(runs: list[dict[str, Any]], peers: list[dict[str, Any]]) -> dict[str, float]:
+    """Clinsight's PNG rate over the minimal peer's, per worker count."""
+    peer_rate = {peer["workers"]: peer["png_512"]["per_second"] for peer in peers}
+    return {
+        f"{run['workers']}_workers": round(
+            run["png_512"]["per_second"] / peer_rate[run["workers"]], 2
+        )
+        for run in runs
+        if peer_rate.get(run["workers"])
+    }
+
+
 def _budget(steps: dict[str, float], run: dict[str, Any], cores: int) -> dict[str, Any]:
     """How the CPU of one prediction compares with what the target rate allows."""
     png = run["png_512"]
@@ -326,6 +352,39 @@ def _measure(args: argparse.Namespace, workers: int) -> dict[str, Any]:
             "all_acknowledged_durable": durable, "transport_cpu_ms": transport}  # fmt: skip
 
 
+def _measure_peer(args: argparse.Namespace, workers: int) -> dict[str, Any]:
+    """The minimal peer (`peer_app.py`: TLS, PNG decode, inference, no store) with
+    `workers` Uvicorn processes, under the same load as the service."""
+    with tempfile.TemporaryDirectory() as tmp:
+        certificate, key = ensure_certificate(Settings(home=Path(tmp)))
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {**os.environ, "PEER_REGISTRY": str(args.registry), "PEER_MODEL": args.model}
+        command = [sys.executable, "-m", "uvicorn", "peer_app:app", "--app-dir",
+                   str(Path(__file__).parent), "--host", "127.0.0.1", "--port", str(port),
+                   "--workers", str(workers), "--ssl-certfile", str(certificate),
+                   "--ssl-keyfile", str(key), "--log-level", "warning",
+                   "--no-access-log"]  # fmt: skip
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        base = f"https://127.0.0.1:{port}"
+        try:
+            _wait_ready(base, process)
+            time.sleep(2.0)  # let every worker finish loading the model
+            cpu_before = _tree_cpu_seconds(process.pid)
+            request = _upload_request(base, "/predict", "unused", "x.png", _png())
+            png = _rate(base, request, args.seconds, CLIENTS)
+            png["server_cpu_ms_per_prediction"] = round(
+                1000 * (_tree_cpu_seconds(process.pid) - cpu_before) / max(png["requests"], 1), 2
+            )
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(30)
+    png.pop("acked_ids")
+    return {"name": "minimal_fastapi", "workers": workers, "png_512": png}
+
+
 def _table(results: dict[str, Any]) -> str:
     rows = [
         f"Service on loopback HTTPS, {CLIENTS} clients each uploading a 512x512 PNG for "
@@ -347,6 +406,19 @@ def _table(results: dict[str, Any]) -> str:
             f"{dicom['p50_ms']} | {dicom['p99_ms']} | {dicom['per_second']} | | "
             f"{run['all_acknowledged_durable']} |",
         ]
+    for peer in results.get("peers", []):
+        png = peer["png_512"]
+        rows.append(
+            f"| {peer['workers']} | PNG 512x512, minimal FastAPI peer (no store) | "
+            f"{png['requests']} | {png['p50_ms']} | {png['p99_ms']} | {png['per_second']} | "
+            f"{png['server_cpu_ms_per_prediction']} | n/a |"
+        )
+    if results.get("clinsight_over_peer"):
+        ratios = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in
+                           results["clinsight_over_peer"].items())  # fmt: skip
+        rows += ["", f"Clinsight / minimal peer, predictions per second: {ratios} (the peer "
+                 "decodes and infers with the same code and model; it has no authentication, "
+                 "access control, store, audit or commit)."]  # fmt: skip
     best = max(results["runs"], key=lambda run: run["png_512"]["per_second"])["png_512"]
     rows += [
         "",
@@ -392,11 +464,13 @@ def main() -> None:
         update_readme_section("service", _table(read_results("service")))
         return
     runs = [_measure(args, workers) for workers in args.workers]
+    peers = [_measure_peer(args, workers) for workers in args.workers]
     raw = _raw_onnx(args.registry, args.model, min(args.seconds, 10.0))
     best = max(runs, key=lambda run: run["png_512"]["per_second"])
     steps = {**_essential_steps(args.registry, args.model, _png()), **best["transport_cpu_ms"]}
     results = {"machine": machine(), "model": args.model, "clients": CLIENTS,
-               "seconds": args.seconds, "runs": runs,
+               "seconds": args.seconds, "runs": runs, "peers": peers,
+               "clinsight_over_peer": _ratios(runs, peers),
                "raw_onnx_per_second": round(raw, 1),
                "cpu_budget": _budget(steps, best, os.cpu_count() or 1)}  # fmt: skip
     print(results)

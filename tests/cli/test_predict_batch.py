@@ -40,3 +40,10 @@ def test_the_help_says_nothing_goes_to_the_patient_store() -> None:
     code, output = run_cli("predict", "batch", "--help")
     assert code == 0
     assert "stores nothing in the patient store" in " ".join(output.split())
+
+
+def test_a_missing_folder_is_one_plain_line_without_a_progress_bar(tmp_path: Path) -> None:
+    code, output = run_cli("predict", "batch", str(tmp_path / "nowhere"), "--model", "tiny")
+    assert code != 0
+    assert "does not exist; give a folder of images or a study list" in output
+    assert "Predicting with" not in output

@@ -10,14 +10,18 @@ from sklearn.linear_model import LogisticRegression
 
 from clinsight.errors import ModelError
 from clinsight.imaging.specs import TrainConfig
+from clinsight.sequence.training import SequenceTrainConfig
 from clinsight.services.tuning import (
     SearchSettings,
     TrialSummary,
     best_trial,
     image_config,
+    progression_config,
     risk_estimator,
+    tune_progression,
     tune_risk,
 )
+from tests.support.progression import tiny_set
 
 
 def _trial(auc: float, stopped: bool) -> TrialSummary:
@@ -53,6 +57,39 @@ def test_an_image_trial_runs_its_epochs_without_early_stopping() -> None:
     assert (made.patience, made.min_epochs, made.ensemble, made.seed) == (6, 6, 1, 3)
     assert made.time_budget_minutes is None
     assert made.class_weighting == "none"
+
+
+def test_a_progression_trial_runs_its_epochs_without_early_stopping() -> None:
+    config = {"architecture": "lstm", "hidden": 32, "dropout": 0.2, "learning_rate": 1e-3,
+              "weight_decay": 1e-3}  # fmt: skip
+    made = progression_config(SequenceTrainConfig(seed=2, time_budget_minutes=5), config, 4)
+    assert (made.architecture, made.hidden, made.dropout, made.epochs) == ("lstm", 32, 0.2, 4)
+    assert (made.patience, made.min_epochs, made.seed, made.threads) == (4, 4, 2, 1)
+    assert made.time_budget_minutes is None
+
+
+@pytest.mark.slow
+def test_a_small_progression_search_registers_its_best_trial(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    import ray
+
+    from clinsight.registry.progression import REGISTRY
+
+    folder, outcomes = tiny_set(data_dir, tmp_path, survivors=24, deaths=12)
+    ray.init(address="local", num_cpus=1, object_store_memory=100 * 2**20,
+             include_dashboard=False, log_to_driver=False)  # fmt: skip
+    try:
+        outcome = tune_progression(
+            folder, outcomes, SequenceTrainConfig(), registry_dir=tmp_path / "reg",
+            name="tuned", storage=tmp_path / "tune", search=SearchSettings(trials=2),
+            epochs=2, bootstrap=10,
+        )  # fmt: skip
+    finally:
+        ray.shutdown()
+    assert len(outcome.trials) == 2
+    assert outcome.best in outcome.trials
+    assert [v.version for v in REGISTRY.versions(tmp_path / "reg", "tuned")] == [1]
 
 
 @pytest.mark.slow

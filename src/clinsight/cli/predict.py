@@ -140,12 +140,15 @@ def predict_batch(
 
     settings = get_settings()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task(f"Predicting with {model} ({backend})", total=None)
+    # The bar starts with the first batch, so a wrong input or model is one plain line.
+    bar = Progress(*columns, TimeElapsedColumn(), console=console)
+    task = bar.add_task(f"Predicting with {model} ({backend})", total=None)
 
-        def on_batch(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+    def on_batch(done: int, total: int) -> None:
+        bar.start()
+        bar.update(task, completed=done, total=total)
 
+    try:
         outcome = run_batch(
             source, out, registry_dir=settings.resolved_registry_dir, model_name=model,
             version=version, stage=stage, backend=backend, workers=workers,
@@ -154,6 +157,8 @@ def predict_batch(
             ray_address=settings.ray_address, object_store_mb=settings.ray_object_store_mb,
             fhir_bundle=fhir_bundle, progress=on_batch,
         )  # fmt: skip
+    finally:
+        bar.stop()
     console.print(
         f"{outcome.model_name} v{outcome.model_version}: {outcome.predicted} images predicted "
         f"({outcome.refused} outside the intended use, no finding), {outcome.skipped} already "

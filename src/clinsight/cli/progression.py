@@ -36,7 +36,8 @@ OutcomesOpt = Annotated[
 ]
 
 
-def _set(folder: Path | None, outcomes: Path | None, default: str) -> tuple[Path, Path]:
+def stay_set(folder: Path | None, outcomes: Path | None, default: str) -> tuple[Path, Path]:
+    """The set folder and its outcomes file: as given, or set-`default` of the data dir."""
     from clinsight.data.physionet2012 import physionet2012_set
 
     if folder is None:
@@ -89,7 +90,7 @@ def train(
     from clinsight.services.progression import train_progression_model
 
     settings = get_settings()
-    stays, outcome_file = _set(folder, outcomes, "a")
+    stays, outcome_file = stay_set(folder, outcomes, "a")
     config = SequenceTrainConfig(
         architecture=architecture, hidden=hidden, epochs=epochs, time_budget_minutes=minutes,
         seed=seed,
@@ -134,7 +135,7 @@ def evaluate(
     from clinsight.inference.progression import ProgressionPredictor
     from clinsight.services.progression import evaluate_progression
 
-    stays, outcome_file = _set(folder, outcomes, "b")
+    stays, outcome_file = stay_set(folder, outcomes, "b")
     loaded = ModelCache(get_settings().resolved_registry_dir).load(
         ModelKind.PROGRESSION, name, version, newest=True
     )

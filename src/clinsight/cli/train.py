@@ -78,6 +78,16 @@ def train_image(
     train_subset: Annotated[
         int | None, typer.Option(help="Use only this many training images (quick trials).")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help=(
+                "Train data-parallel on this many Ray Train CPU workers (CLINSIGHT_RAY_ADDRESS "
+                "for a cluster, else a local Ray instance). 1 trains in this process."
+            ),
+        ),
+    ] = 1,
 ) -> None:
     """Train an image classifier, evaluate it on the untouched test split, register it."""
     from clinsight.data.medmnist import dataset_info
@@ -101,7 +111,8 @@ def train_image(
     )  # fmt: skip
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
-        task = progress.add_task(f"Training {info.name}", total=epochs)
+        where = f" on {workers} Ray workers (progress shown at the end)" if workers > 1 else ""
+        task = progress.add_task(f"Training {info.name}{where}", total=epochs)
 
         def on_epoch(record: EpochRecord, planned: int) -> None:
             network = f" · network {record.member + 1}/{ensemble}" if ensemble > 1 else ""
@@ -116,7 +127,7 @@ def train_image(
         outcome = train_and_register(
             settings.resolved_data_dir, settings.resolved_registry_dir, info.name, config,
             size=size, name=name, run_dir=folder, register=register, resume=resume,
-            progress=on_epoch,
+            progress=on_epoch, workers=workers, ray_address=settings.ray_address,
         )  # fmt: skip
     result = outcome.train
     if len(result.members) > 1:

@@ -1,7 +1,7 @@
 """`clinsight tune`: hyper-parameter search with Ray Tune (ASHA); the best trial registered.
 
 Trials run on CLINSIGHT_RAY_ADDRESS (or RAY_ADDRESS), else on a local Ray instance with
---workers CPUs. Progression models have no search yet: `services.tuning` says how to add one.
+--workers CPUs.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import typer
 from rich.table import Table
 
 from clinsight.cli.output import console
+from clinsight.cli.progression import OutcomesOpt, SetOpt, stay_set
 from clinsight.config import get_settings
 
 if TYPE_CHECKING:
     from clinsight.services.tuning import TuningOutcome
 
-__all__ = ["app", "tune_image", "tune_risk"]
+__all__ = ["app", "tune_image", "tune_progression", "tune_risk"]
 
 app = typer.Typer(help="Search hyper-parameters with Ray Tune (ASHA).", no_args_is_help=True)
 
@@ -121,3 +122,40 @@ def tune_image(
         console.print(f"[green]Registered[/] {model.name} v{model.version} "
                       f"(stage {model.stage}); card: {model.card_path}")  # fmt: skip
     console.print(f"Run folder: {folder}")
+
+
+@app.command("progression")
+def tune_progression(
+    folder: SetOpt = None,
+    outcomes: OutcomesOpt = None,
+    name: Annotated[str, typer.Option(help="Model name.")] = "mortality48-tuned",
+    epochs: Annotated[int, typer.Option(min=1, help="Most epochs per trial (ASHA's steps).")] = 10,
+    trials: TrialsOpt = 8,
+    workers: WorkersOpt = 2,
+    seed: Annotated[int, typer.Option(help="Seed of the sampling and the training.")] = 0,
+    bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap replicates.")] = 1000,
+) -> None:
+    """Search sequence models on the set's validation stays (ASHA over epochs, validation
+    AUROC); train the best again on the same split, calibrate and register it."""
+    from clinsight.sequence.training import SequenceTrainConfig
+    from clinsight.services.tuning import SearchSettings
+    from clinsight.services.tuning import tune_progression as run
+
+    settings = get_settings()
+    stays, outcome_file = stay_set(folder, outcomes, "a")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    search = SearchSettings(trials=trials, workers=workers, seed=seed,
+                            address=settings.ray_address,
+                            object_store_mb=settings.ray_object_store_mb)  # fmt: skip
+    with console.status(f"Searching {trials} configurations on {stays.name}…"):
+        outcome = run(
+            stays, outcome_file, SequenceTrainConfig(seed=seed),
+            registry_dir=settings.resolved_registry_dir, name=name,
+            storage=settings.home / "runs" / f"tune-{name}-{stamp}", search=search,
+            epochs=epochs, bootstrap=bootstrap,
+        )  # fmt: skip
+    _print(outcome, stays.name)
+    version = getattr(outcome.registered, "version", None)
+    if version is not None:
+        console.print(f"[green]Registered[/] {version.name} v{version.version} "
+                      f"(stage {version.stage}); card: {version.card_path}")  # fmt: skip

@@ -2,9 +2,11 @@
 
 The record keeps what risk models use: demographics, conditions (SNOMED CT), observations
 with their LOINC code, value and unit (blood-pressure-style panels become one observation
-per component, still pointing at the panel's id), and medication requests (RxNorm). Every
-item keeps the reference (``Observation/<id>``) that a `RiskAssessment.basis` can cite.
-Feature extraction from a record lives in `clinsight.data.fhir_features`.
+per component, still pointing at the panel's id), and medication requests (RxNorm); and, for
+the longitudinal record (`data.fhir_longitudinal`), encounters, procedures and allergies.
+Every item keeps the reference (``Observation/<id>``) that a `RiskAssessment.basis` can
+cite, and the encounter it belongs to where the resource names one. Feature extraction from
+a record lives in `clinsight.data.fhir_features`.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class CodedItem:
     start: datetime | None
     end: datetime | None
     status: str | None
+    encounter: str | None = None
+    """``Encounter/<id>`` the resource belongs to, where it names one."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,11 @@ class PatientRecord:
     observations: tuple[FhirObservation, ...]
     medications: tuple[CodedItem, ...]
     source_sha256: str
+    encounters: tuple[CodedItem, ...] = ()
+    """Encounters: the type code, the period, and the class (AMB, IMP, EMER ...) as status."""
+    procedures: tuple[CodedItem, ...] = ()
+    allergies: tuple[CodedItem, ...] = ()
+    """AllergyIntolerance: the substance code (or only its text), onset or recorded date."""
 
     @property
     def reference(self) -> str:
@@ -134,20 +143,52 @@ def _observations(resource: Any) -> list[FhirObservation]:
     return found
 
 
+def _encounter_of(resource: Any) -> str | None:
+    reference = getattr(resource, "encounter", None)
+    return None if reference is None else reference.reference
+
+
 def _condition(resource: Any) -> CodedItem:
     system, code, display = _coding(resource.code)
     status = _coding(resource.clinicalStatus)[1] or None
     start = _when(resource.onsetDateTime) or _when(resource.recordedDate)
     end = _when(resource.abatementDateTime)
-    return CodedItem(f"Condition/{resource.id}", system, code, display, start, end, status)
+    return CodedItem(f"Condition/{resource.id}", system, code, display, start, end, status,
+                     _encounter_of(resource))  # fmt: skip
 
 
 def _medication(resource: Any) -> CodedItem:
     system, code, display = _coding(resource.medicationCodeableConcept)
     start = _when(resource.authoredOn)
-    return CodedItem(
-        f"MedicationRequest/{resource.id}", system, code, display, start, None, resource.status
+    return CodedItem(f"MedicationRequest/{resource.id}", system, code, display, start, None,
+                     resource.status, _encounter_of(resource))  # fmt: skip
+
+
+def _encounter(resource: Any) -> CodedItem:
+    system, code, display = _coding(resource.type[0] if resource.type else None)
+    period = resource.period
+    start, end = (_when(period.start), _when(period.end)) if period else (None, None)
+    kind = getattr(resource, "class_fhir", None) or getattr(resource, "class", None)
+    return CodedItem(f"Encounter/{resource.id}", system, code, display, start, end,
+                     getattr(kind, "code", None))  # fmt: skip
+
+
+def _procedure(resource: Any) -> CodedItem:
+    system, code, display = _coding(resource.code)
+    period = getattr(resource, "performedPeriod", None)
+    start = _when(getattr(resource, "performedDateTime", None)) or (
+        _when(period.start) if period else None
     )
+    return CodedItem(f"Procedure/{resource.id}", system, code, display, start, None,
+                     resource.status, _encounter_of(resource))  # fmt: skip
+
+
+def _allergy(resource: Any) -> CodedItem:
+    system, code, display = _coding(resource.code)
+    start = _when(resource.onsetDateTime) or _when(resource.recordedDate)
+    status = _coding(resource.clinicalStatus)[1] or None
+    return CodedItem(f"AllergyIntolerance/{resource.id}", system, code, display, start, None,
+                     status, _encounter_of(resource))  # fmt: skip
 
 
 def parse_bundle(content: bytes | str, *, source: str = "bundle") -> PatientRecord:
@@ -171,6 +212,7 @@ def parse_bundle(content: bytes | str, *, source: str = "bundle") -> PatientReco
         )
     patient: Any = patients[0]
     conditions, observations, medications = [], [], []
+    encounters, procedures, allergies = [], [], []
     for resource in resources:
         kind = resource.get_resource_type()
         if kind == "Observation":
@@ -179,6 +221,12 @@ def parse_bundle(content: bytes | str, *, source: str = "bundle") -> PatientReco
             conditions.append(_condition(resource))
         elif kind == "MedicationRequest" and resource.medicationCodeableConcept is not None:
             medications.append(_medication(resource))
+        elif kind == "Encounter":
+            encounters.append(_encounter(resource))
+        elif kind == "Procedure":
+            procedures.append(_procedure(resource))
+        elif kind == "AllergyIntolerance":
+            allergies.append(_allergy(resource))
     return PatientRecord(
         patient_id=str(patient.id),
         birth_date=patient.birthDate,
@@ -188,6 +236,9 @@ def parse_bundle(content: bytes | str, *, source: str = "bundle") -> PatientReco
         observations=tuple(observations),
         medications=tuple(medications),
         source_sha256=hashlib.sha256(raw).hexdigest(),
+        encounters=tuple(encounters),
+        procedures=tuple(procedures),
+        allergies=tuple(allergies),
     )
 
 

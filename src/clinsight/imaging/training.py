@@ -5,6 +5,15 @@ imbalance (chosen on validation by short pilot runs), MONAI augmentation, early 
 validation AUC with patience and an epoch floor in proportion to the run, checkpoints in
 safetensors (no pickle) so a run can resume where it stopped. A deep ensemble trains its
 member networks one after another, each as an independent seeded run.
+
+Data-parallel training (`Shard`, driven by `services.distributed_training` on Ray Train):
+every worker runs this same loop on the same seeded epoch order and takes its contiguous
+part of each batch; DistributedDataParallel averages the gradients, so the weights stay
+identical on every worker and every decision (epoch, early stopping, best state) is the
+same. Times that steer a budget are agreed across workers (the slowest counts). Only rank 0
+writes checkpoints and reports progress. Batch normalisation sees each worker's part of the
+batch (PyTorch's SyncBatchNorm needs GPUs), so results match a single process in format,
+not to the bit.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ from clinsight.imaging.transforms import Preprocess, PreprocessSpec, build_augme
 __all__ = [
     "EpochRecord",
     "MemberSummary",
+    "Shard",
     "TrainResult",
     "class_weights",
     "cosine_lr",
@@ -113,6 +123,49 @@ class TrainResult:
 
 ProgressCallback = Callable[[EpochRecord, int], None]
 _MEMBER_SEED_STRIDE = 10_000
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's place in a data-parallel run: worker `rank` of `world` (a
+    `torch.distributed` process group is initialised)."""
+
+    rank: int
+    world: int
+
+    @property
+    def lead(self) -> bool:
+        """Whether this worker writes checkpoints and reports progress (rank 0)."""
+        return self.rank == 0
+
+
+def _agreed(value: float, shard: Shard | None) -> float:
+    """`value` as every worker sees it: the largest over the workers (the slowest time)."""
+    if shard is None or shard.world == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64)
+    torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+    return float(tensor.item())
+
+
+def _share_buffers(modules: list[nn.Module], shard: Shard | None) -> None:
+    """Give every worker rank 0's buffers (batch-norm running statistics, which each
+    worker updates from its own part of the batch), so validation and the saved state are
+    the same everywhere."""
+    if shard is None or shard.world == 1:
+        return
+    for module in modules:
+        for buffer in module.buffers():
+            torch.distributed.broadcast(buffer, src=0)
+
+
+def _summed(value: float, shard: Shard | None) -> float:
+    """The sum of `value` over the workers."""
+    if shard is None or shard.world == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64)
+    torch.distributed.all_reduce(tensor)
+    return float(tensor.item())
 
 
 @contextmanager
@@ -260,6 +313,7 @@ def train_image_model(
     *,
     checkpoint_dir: Path | None = None,
     progress: ProgressCallback | None = None,
+    shard: Shard | None = None,
 ) -> TrainResult:
     """Train a classifier on the train split, selecting the epoch on validation AUC.
 
@@ -269,7 +323,9 @@ def train_image_model(
     by `member_seed(config.seed, k)`, each with its own early stopping and 1/K of the time
     budget, and returned as one `Ensemble`. Resume works for ensembles too: each network
     keeps its checkpoint in `checkpoint_dir / "member-k"`, so finished networks are
-    reloaded as they were and the interrupted one continues.
+    reloaded as they were and the interrupted one continues. With `shard`, this process is
+    one worker of a data-parallel run (see the module's docstring); every worker returns
+    the same network.
 
     Raises:
         ModelError: the configuration cannot be trained (bad sizes, empty data).
@@ -305,14 +361,18 @@ def train_image_model(
         augment=build_augmentation(config.augment, data.size),
         preprocess=preprocess,
     )
-    weighting = _resolve_weighting(inputs, train_labels, net_config, config, checkpoint_dir)
+    lead = shard is None or shard.lead
+    weighting = _resolve_weighting(
+        inputs, train_labels, net_config, config, checkpoint_dir, save=lead
+    )
     loss_fn = _loss_fn(
         info.task, train_labels, weighting["scheme"], info.num_classes, config.label_smoothing
     )
     inputs = replace(inputs, loss_fn=loss_fn)
     budget = None
     if config.time_budget_minutes is not None:
-        left = config.time_budget_minutes * 60.0 - weighting.get("pilot_seconds", 0.0)
+        pilot_seconds = _agreed(weighting.get("pilot_seconds", 0.0), shard)
+        left = config.time_budget_minutes * 60.0 - pilot_seconds
         budget = max(left, 0.0) / config.ensemble
     networks: list[nn.Module] = []
     history: list[EpochRecord] = []
@@ -322,7 +382,14 @@ def train_image_model(
         if checkpoint_dir is not None and config.ensemble > 1:
             folder = checkpoint_dir / f"member-{member}"
         network, records, summary = _train_member(
-            inputs, net_config, config, member, folder, progress, budget
+            inputs,
+            net_config,
+            config,
+            member,
+            folder,
+            progress if lead else None,
+            budget,
+            shard,
         )
         networks.append(network)
         history.extend(records)
@@ -353,10 +420,14 @@ def _resolve_weighting(
     net_config: NetworkConfig,
     config: TrainConfig,
     checkpoint_dir: Path | None,
+    *,
+    save: bool = True,
 ) -> dict[str, Any]:
     """The class weighting to train with and why: the configured one, or for "auto" the
     best validation AUC of `pilot_epochs`-epoch pilot runs of every weighting (skipped for a
-    balanced single-label split: "none"; multi-label: "inverse"). A resumed run reuses it."""
+    balanced single-label split: "none"; multi-label: "inverse"). A resumed run reuses it.
+    Pilot runs are epoch-budgeted single-process runs, so every data-parallel worker that
+    runs them chooses the same; only a worker with `save` writes the choice."""
     saved = None if checkpoint_dir is None else checkpoint_dir / _WEIGHTING_FILE
     if saved is not None and saved.is_file():
         stored: dict[str, Any] = json.loads(saved.read_text())
@@ -388,7 +459,7 @@ def _resolve_weighting(
             pilot_seconds=time.perf_counter() - started,
             chosen_by="best validation AUC of the pilot runs",
         )  # fmt: skip
-    if saved is not None:
+    if saved is not None and save:
         saved.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(saved, json.dumps(choice))
     return choice
@@ -410,11 +481,16 @@ def _train_member(
     checkpoint_dir: Path | None,
     progress: ProgressCallback | None,
     budget: float | None,
+    shard: Shard | None = None,
 ) -> tuple[nn.Module, list[EpochRecord], MemberSummary]:
-    """Train one network with its own seed, early stopping and `budget` seconds (or none)."""
+    """Train one network with its own seed, early stopping and `budget` seconds (or none);
+    with `shard`, as one worker of a data-parallel run."""
     seed = member_seed(config.seed, member)
     seed_everything(seed)
     network = build_network(net_config)
+    parallel = shard is not None and shard.world > 1
+    trained: nn.Module = torch.nn.parallel.DistributedDataParallel(network) if parallel else network
+    lead = shard is None or shard.lead
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -459,23 +535,26 @@ def _train_member(
         total, count = 0.0, 0
         for start in range(0, stop, size):
             batch = shuffled[start : start + size]
+            if parallel:
+                assert shard is not None
+                batch = batch.tensor_split(shard.world)[shard.rank]
             batch_inputs, targets = epoch_inputs[batch], inputs.train_targets[batch]
             optimizer.zero_grad(set_to_none=True)
-            loss = inputs.loss_fn(network(batch_inputs), targets)
+            loss = inputs.loss_fn(trained(batch_inputs), targets)
             loss.backward()
             optimizer.step()
             if average is not None:
                 average.update(network)
             total += float(loss.detach()) * len(batch_inputs)
             count += len(batch_inputs)
+        _share_buffers([network, evaluated], shard)
         val_logits = predict_logits(evaluated, inputs.val)
         val_loss = float(inputs.loss_fn(torch.from_numpy(val_logits), inputs.val_targets))
         val_auc = _auc(inputs.task, inputs.val_labels, val_logits)
-        seconds = time.perf_counter() - started
+        seconds = _agreed(time.perf_counter() - started, shard)
         elapsed += seconds
-        record = EpochRecord(
-            epoch + 1, total / max(count, 1), val_loss, val_auc, lr, seconds, member
-        )
+        train_loss = _summed(total, shard) / max(_summed(count, shard), 1)
+        record = EpochRecord(epoch + 1, train_loss, val_loss, val_auc, lr, seconds, member)
         history.append(record)
         if val_auc > best_auc or (math.isnan(best_auc) and not math.isnan(val_auc)):
             best_auc, best_epoch = val_auc, epoch + 1
@@ -484,7 +563,7 @@ def _train_member(
             # Size the cosine schedule to the budget; the second epoch shows the steady pace.
             fit = epoch + 1 + int((budget - elapsed) // max(seconds, 1e-6))
             planned = max(epoch + 1, min(config.epochs, fit))
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and lead:
             meta = {
                 "history": [asdict(r) for r in history], "best_auc": best_auc,
                 "best_epoch": best_epoch, "seconds": elapsed, "planned": planned,

@@ -57,9 +57,11 @@ __all__ = [
     "assess_stored_progression",
     "evaluate_progression",
     "load_set",
+    "model_bins",
     "predict_progression",
     "read_posted_stay",
     "train_progression_model",
+    "training_split",
 ]
 
 LIMITATIONS = (
@@ -127,6 +129,23 @@ class ProgressionTrainingOutcome:
     version: ProgressionModelVersion | None
 
 
+def training_split(arrays: SequenceArrays) -> tuple[SequenceArrays, SequenceArrays]:
+    """The training and validation stays of a set: 80 / 20 by `patient_split` (seed 0).
+
+    Raises:
+        DataError: the set is too small to give both parts.
+    """
+    parts = patient_split(list(arrays.patient_ids), {"train": 0.8, "validation": 0.2}, seed=0)
+    which = np.array([parts[p] for p in arrays.patient_ids])
+    train, val = (
+        arrays.take(np.flatnonzero(which == "train")),
+        arrays.take(np.flatnonzero(which == "validation")),
+    )
+    if len(train) == 0 or len(val) == 0:
+        raise DataError("the set is too small to split into training and validation stays.")
+    return train, val
+
+
 def train_progression_model(
     folder: Path,
     outcomes: Path,
@@ -148,14 +167,7 @@ def train_progression_model(
     """
     task = get_task(task_name)
     arrays, skipped = load_set(folder, outcomes, task)
-    parts = patient_split(list(arrays.patient_ids), {"train": 0.8, "validation": 0.2}, seed=0)
-    which = np.array([parts[p] for p in arrays.patient_ids])
-    train, val = (
-        arrays.take(np.flatnonzero(which == "train")),
-        arrays.take(np.flatnonzero(which == "validation")),
-    )
-    if len(train) == 0 or len(val) == 0:
-        raise DataError("the set is too small to split into training and validation stays.")
+    train, val = training_split(arrays)
     model, trained = fit_progression_model(
         train, val, model_bins(), config, checkpoint_dir=checkpoint_dir, progress=progress
     )

@@ -33,6 +33,7 @@ from clinsight.imaging.training import (
 from clinsight.imaging.transforms import Preprocess
 from clinsight.inference.runtime import OnnxClassifier
 from clinsight.registry.image import ModelVersion, get_model, register_model
+from clinsight.services.distributed_training import train_data_parallel
 from clinsight.services.intended_use import fit_intended_use_gate
 
 __all__ = [
@@ -170,8 +171,14 @@ def train_and_register(
     resume: bool = False,
     n_bootstrap: int = 1000,
     progress: ProgressCallback | None = None,
+    workers: int = 1,
+    ray_address: str | None = None,
 ) -> ImageTrainingOutcome:
     """Train on `dataset`, evaluate on its test split, and (by default) register the model.
+
+    With `workers` > 1 the training is data-parallel on Ray Train
+    (`services.distributed_training`, a local Ray instance unless `ray_address`); the rest
+    (evaluation, choices on validation, card, registration) is the same.
 
     Nothing here looks at the test split before the model, its class weighting, its epoch,
     its calibration, its decision rule and (binary tasks) its decision thresholds are fixed,
@@ -188,7 +195,13 @@ def train_and_register(
     checkpoint = run_dir / "checkpoint"
     if not resume:
         shutil.rmtree(checkpoint, ignore_errors=True)  # an ensemble keeps one folder per network
-    result = train_image_model(data, config, checkpoint_dir=checkpoint, progress=progress)
+    if workers > 1:
+        result = train_data_parallel(
+            data_dir, dataset, config, size=size, workers=workers, checkpoint_dir=checkpoint,
+            address=ray_address,
+        )  # fmt: skip
+    else:
+        result = train_image_model(data, config, checkpoint_dir=checkpoint, progress=progress)
     preprocess = Preprocess(result.preprocess)
     multi_label = data.info.task.value == "multi-label"
     val_logits, val_labels = split_logits(result.network, data, preprocess, Split.VAL)
@@ -218,6 +231,7 @@ def train_and_register(
         "data_sha256": result.data_sha256,
         "splits": {s.value: len(data.labels[s]) for s in Split},
         "config": config.to_dict(),
+        "data_parallel_workers": workers,
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
         "stopped_because": result.stopped_because,

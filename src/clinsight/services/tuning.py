@@ -9,9 +9,11 @@ the ordinary training service (`services.training.train_and_register`,
 `services.risk_training.train_risk_model`), so its artifacts, card and registry entry are
 those of any model; the search is recorded beside it.
 
-Adding a kind (e.g. progression models): a space function, a trainable that calls
-`report_step` once per step, and a function that registers the best configuration through
-that kind's training service; `run_search` is shared.
+A progression model reports its validation AUROC per epoch (its trainer keeps the epoch of
+the best validation AUPRC; ASHA ranks by AUROC, the discrimination figure every kind
+reports). Adding a kind: a space function, a trainable that calls `report_step` once per
+step, and a function that registers the best configuration through that kind's training
+service; `run_search` is shared.
 """
 
 from __future__ import annotations
@@ -27,9 +29,18 @@ import numpy as np
 import pandas as pd
 
 from clinsight.data.tabular import TabularDataset
+from clinsight.data.tasks import get_task
 from clinsight.errors import ModelError
 from clinsight.imaging.specs import TrainConfig
 from clinsight.inference.cluster import ray_session
+from clinsight.sequence.training import SequenceEpoch, SequenceTrainConfig
+from clinsight.services.progression import (
+    ProgressionTrainingOutcome,
+    load_set,
+    model_bins,
+    train_progression_model,
+    training_split,
+)
 from clinsight.services.risk_training import RiskTrainingOutcome, train_risk_model
 from clinsight.services.training import ImageTrainingOutcome, train_and_register
 
@@ -40,11 +51,14 @@ __all__ = [
     "best_trial",
     "image_config",
     "image_space",
+    "progression_config",
+    "progression_space",
     "report_step",
     "risk_estimator",
     "risk_space",
     "run_search",
     "tune_image",
+    "tune_progression",
     "tune_risk",
 ]
 
@@ -86,7 +100,7 @@ class TuningOutcome:
 
     trials: tuple[TrialSummary, ...]
     best: TrialSummary
-    registered: ImageTrainingOutcome | RiskTrainingOutcome
+    registered: ImageTrainingOutcome | RiskTrainingOutcome | ProgressionTrainingOutcome
     search_seconds: float
 
     @property
@@ -356,5 +370,85 @@ def tune_image(
     outcome = train_and_register(
         data_dir, registry_dir, dataset, image_config(base, best.config, epochs),
         size=size, name=name, run_dir=run_dir / "best", n_bootstrap=n_bootstrap,
+    )  # fmt: skip
+    return TuningOutcome(tuple(trials), best, outcome, seconds)
+
+
+# --- progression models -----------------------------------------------------------------
+
+
+def progression_space() -> dict[str, Any]:
+    """The progression search: architecture, size, dropout, learning rate, weight decay."""
+    from ray import tune
+
+    return {
+        "architecture": tune.choice(["grud", "gru", "lstm", "retain"]),
+        "hidden": tune.choice([32, 64, 128]),
+        "dropout": tune.uniform(0.1, 0.5),
+        "learning_rate": tune.loguniform(5e-4, 1e-2),
+        "weight_decay": tune.loguniform(1e-4, 1e-2),
+    }
+
+
+def progression_config(
+    base: SequenceTrainConfig, config: Mapping[str, Any], epochs: int
+) -> SequenceTrainConfig:
+    """`base` with a sampled configuration, `epochs` epochs and no early stopping (ASHA
+    decides when a trial ends)."""
+    return replace(
+        base, architecture=str(config["architecture"]), hidden=int(config["hidden"]),
+        dropout=float(config["dropout"]), learning_rate=float(config["learning_rate"]),
+        weight_decay=float(config["weight_decay"]), epochs=epochs, patience=epochs,
+        min_epochs=epochs, time_budget_minutes=None, threads=1,
+    )  # fmt: skip
+
+
+def _progression_trial(
+    config: dict[str, Any], *, train: Any, validation: Any, base: SequenceTrainConfig,
+    epochs: int,
+) -> None:  # fmt: skip
+    from clinsight.sequence.model import fit_progression_model
+
+    def on_epoch(record: SequenceEpoch, planned: int) -> None:
+        auroc = record.val_auroc if math.isfinite(record.val_auroc) else 0.0
+        report_step(auroc, record.epoch)
+
+    fit_progression_model(train, validation, model_bins(),
+                          progression_config(base, config, epochs), progress=on_epoch)  # fmt: skip
+
+
+def tune_progression(
+    folder: Path,
+    outcomes: Path,
+    base: SequenceTrainConfig,
+    *,
+    registry_dir: Path,
+    name: str,
+    storage: Path,
+    search: SearchSettings,
+    epochs: int = 10,
+    task_name: str = "mortality48",
+    bootstrap: int = 1000,
+) -> TuningOutcome:
+    """Search progression configurations (ASHA over epochs, validation AUROC) on the
+    training part of the set, then train the best with `train_progression_model` (the
+    same split; calibrated and registered like any progression model).
+
+    Raises:
+        DataError: the set is malformed or too small to split.
+        ModelError: every trial failed, or training failed.
+        RegistryError: the model could not be registered.
+    """
+    arrays, _ = load_set(folder, outcomes, get_task(task_name))
+    train, validation = training_split(arrays)
+    trials, seconds = run_search(
+        _progression_trial, progression_space(), max_steps=epochs, search=search,
+        storage=storage, train=train, validation=validation, base=base, epochs=epochs,
+    )  # fmt: skip
+    best = best_trial(trials)
+    outcome = train_progression_model(
+        folder, outcomes, registry_dir=registry_dir, name=name,
+        config=progression_config(base, best.config, epochs), task_name=task_name,
+        bootstrap=bootstrap,
     )  # fmt: skip
     return TuningOutcome(tuple(trials), best, outcome, seconds)

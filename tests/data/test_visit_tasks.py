@@ -7,7 +7,15 @@ from datetime import date, datetime
 
 import pytest
 
-from clinsight.data.longitudinal import Code, Cohort, Event, EventKind, LoadReport, PatientRecord
+from clinsight.data.longitudinal import (
+    Code,
+    Cohort,
+    Event,
+    EventKind,
+    LoadReport,
+    PatientRecord,
+    Visit,
+)
 from clinsight.data.visit_tasks import (
     VisitTask,
     coded_visits,
@@ -128,3 +136,41 @@ def test_a_cohort_without_samples_is_an_error() -> None:
     task = load_visit_task("onset_coronary_arteriosclerosis")
     with pytest.raises(DataError, match="gives no sample for task 'onset_coronary"):
         visit_task_samples(task, _cohort(_record("9", date(2010, 1, 1))))
+
+
+def _admission(vid: str, start: str, end: str | None, kind: str = "emergency") -> Visit:
+    return Visit(vid, datetime.fromisoformat(start),
+                 None if end is None else datetime.fromisoformat(end), kind)  # fmt: skip
+
+
+def test_readmission_labels_unplanned_returns_within_the_horizon() -> None:
+    task = load_visit_task("readmission_30d")
+    record = PatientRecord(
+        "r1", birth_date=date(1950, 1, 1), sex="female",
+        visits=(
+            _admission("a1", "2020-01-01", "2020-01-05"),
+            _admission("a2", "2020-01-20", "2020-01-25", "elective"),  # planned: not counted
+            _admission("a3", "2020-03-01", "2020-03-04"),
+            _admission("a4", "2020-03-20", "2020-03-22"),
+            _admission("a5", "2020-06-01", None),
+        ),
+        events=(
+            _event(EventKind.CONDITION, CAD, "2020-01-05", "a1"),
+            _event(EventKind.CONDITION, CAD, "2020-01-25", "a2"),
+            _event(EventKind.CONDITION, SINUSITIS, "2020-03-04", "a3"),
+            _event(EventKind.CONDITION, CAD, "2020-03-22", "a4"),
+        ),
+    )  # fmt: skip
+    died = Event(EventKind.DEATH, Code("urn:clinsight:event", "death"),
+                 datetime(2020, 2, 3))  # fmt: skip
+    dead = PatientRecord("r2", birth_date=date(1940, 1, 1), sex="male",
+                         visits=(_admission("b1", "2020-01-01", "2020-01-10"),),
+                         events=(_event(EventKind.CONDITION, CAD, "2020-01-10", "b1"),
+                                 died))  # fmt: skip
+    samples, report = visit_task_samples(task, _cohort(record, dead))
+    labels = {s.prediction_time.date().isoformat(): s.label for s in samples}
+    assert labels == {"2020-01-05": 0, "2020-01-25": 0, "2020-03-04": 1, "2020-03-22": 0}
+    third = next(s for s in samples if s.label == 1)
+    assert [v.visit_id for v in third.visits] == ["a1", "a2", "a3"]
+    assert report.skipped["readmission_30d: admission without a discharge"] == 1
+    assert report.skipped["readmission_30d: died within the horizon without a readmission"] == 1

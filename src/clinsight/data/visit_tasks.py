@@ -12,6 +12,12 @@ JSON file:
   whose first visit already carries the diagnosis.
 - ``next_visit``: at each visit, the codes of ``label_kinds`` (diagnoses) recorded at the
   next visit (multi-label); a next visit recording none gives no sample and is counted.
+- ``readmission``: at each admission's discharge (the record's visits with an end), whether
+  the patient is admitted again within ``horizon_days``, not counting admissions of a kind
+  in ``planned_kinds`` (e.g. elective). Admissions ending in death, admissions without a
+  discharge, and discharges followed by death within the horizon without a readmission
+  give no sample and are counted. The history holds the codes of the visits up to the
+  discharge, this admission's included (MIMIC-III dates its diagnoses at discharge).
 
 The history of a sample is the visits up to and including the prediction visit (at most
 ``max_history_visits``, the latest), with codes of ``history_kinds``. A patient gives one
@@ -42,7 +48,7 @@ __all__ = [
     "visit_task_samples",
 ]
 
-TASK_KINDS = ("onset", "next_visit")
+TASK_KINDS = ("onset", "next_visit", "readmission")
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,7 @@ class VisitTask:
     condition: frozenset[str] = frozenset()
     condition_name: str = ""
     label_kinds: tuple[EventKind, ...] = ()
+    planned_kinds: frozenset[str] = frozenset()
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> VisitTask:
@@ -113,6 +120,7 @@ class VisitTask:
                 condition=frozenset(str(c) for c in condition.get("codes", ())),
                 condition_name=str(condition.get("name", "")),
                 label_kinds=tuple(EventKind(k) for k in raw.get("label_kinds", ())),
+                planned_kinds=frozenset(str(k).lower() for k in raw.get("planned_kinds", ())),
             )
         except KeyError as exc:
             missing = exc.args[0]
@@ -124,6 +132,8 @@ class VisitTask:
             raise DataError(f"onset task {name!r} needs condition codes and horizon_days.")
         if task.kind == "next_visit" and not task.label_kinds:
             raise DataError(f"next-visit task {name!r} needs label_kinds.")
+        if task.kind == "readmission" and task.horizon is None:
+            raise DataError(f"readmission task {name!r} needs horizon_days.")
         if task.max_history_visits < 1:
             raise DataError(f"task {name!r}: max_history_visits must be at least 1.")
         return task
@@ -140,6 +150,7 @@ class VisitTask:
             "min_age_years": self.min_age_years,
             "condition": sorted(self.condition),
             "label_kinds": [k.value for k in self.label_kinds],
+            "planned_kinds": sorted(self.planned_kinds),
         }
 
 
@@ -247,6 +258,46 @@ def _next_visit(record: PatientRecord, task: VisitTask, report: LoadReport) -> l
     return out
 
 
+def _readmission(record: PatientRecord, task: VisitTask, report: LoadReport) -> list[VisitSample]:
+    assert task.horizon is not None
+    visits = coded_visits(record, task.history_kinds)
+    deaths = [e.start for e in record.events if e.kind is EventKind.DEATH]
+    died = min(deaths) if deaths else None
+    admissions = sorted(record.visits, key=lambda v: v.start)
+    out: list[VisitSample] = []
+    for i, admission in enumerate(admissions):
+        if admission.end is None:
+            report.skip(f"{task.name}: admission without a discharge", record.patient_id)
+            continue
+        discharge = admission.end
+        if died is not None and died <= discharge:
+            report.skip(f"{task.name}: died during the admission", record.patient_id)
+            continue
+        readmitted = any(
+            discharge <= later.start <= discharge + task.horizon
+            and later.kind.lower() not in task.planned_kinds
+            for later in admissions[i + 1 :]
+        )
+        if not readmitted and died is not None and died <= discharge + task.horizon:
+            report.skip(f"{task.name}: died within the horizon without a readmission",
+                        record.patient_id)  # fmt: skip
+            continue
+        age = record.age_at(discharge)
+        if task.min_age_years is not None and (age is None or age < task.min_age_years):
+            continue
+        upto = [index for index, visit in enumerate(visits) if visit.time <= discharge]
+        history = _history(visits, upto[-1], task) if upto else ()
+        if not history:
+            report.skip(f"{task.name}: no coded history at discharge", record.patient_id)
+            continue
+        out.append(VisitSample(record.patient_id, discharge, history, record.sex, age,
+                               label=int(readmitted)))  # fmt: skip
+    return out
+
+
+_BUILDERS = {"onset": _onset, "next_visit": _next_visit, "readmission": _readmission}
+
+
 def visit_task_samples(
     task: VisitTask, cohort: Cohort
 ) -> tuple[tuple[VisitSample, ...], LoadReport]:
@@ -257,7 +308,7 @@ def visit_task_samples(
         DataError: the cohort gives no sample at all.
     """
     report = cohort.report
-    build = _onset if task.kind == "onset" else _next_visit
+    build = _BUILDERS[task.kind]
     samples = tuple(s for record in cohort.records for s in build(record, task, report))
     if not samples:
         raise DataError(

@@ -260,21 +260,22 @@ def readme_section(results: dict[str, Any]) -> str:
 
 
 def _write_visit_part(part: str, results: dict[str, Any]) -> None:
-    """Store one Eunomia part beside the others, each with its own provenance (the
+    """Store one visit part beside the others, each with its own provenance (the
     PhysioNet part's provenance moves under ``physionet2012`` when first kept); a rerun
     keeps the earlier run's test figures under ``previous_run``."""
     document = read_results("progression")
     previous = document.pop("provenance", None)
     if "physionet2012" in document and "provenance" not in document["physionet2012"]:
         document["physionet2012"]["provenance"] = previous
-    parts = document.setdefault("eunomia", {})
-    earlier = parts.get(part.split(".", 1)[1])
+    source, name = part.split(".", 1)
+    parts = document.setdefault(source, {})
+    earlier = parts.get(name)
     if earlier is not None:  # a rerun shows the test figures the earlier run had read
         results["previous_run"] = {
             "git_revision": earlier["provenance"]["git_revision"],
             "values": {name: m["values"] for name, m in earlier["models"].items()},
         }
-    parts[part.split(".", 1)[1]] = {**results, "provenance": provenance()}
+    parts[name] = {**results, "provenance": provenance()}
     write_results("progression", document)
     update_readme_section(f"progression-{part}", progression_visits.readme_section(part, results))
 

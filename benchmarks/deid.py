@@ -488,12 +488,17 @@ def score(notes: Sequence[Note], predictions: Sequence[list[tuple[int, int]]]) -
 def validation_sets() -> dict[str, list[Note]]:
     """Tuning sets the benchmark never scores: sentences of presidio-evaluator's tuning
     templates (seed 1), faker_clinical notes of seed 1 (the same templates as the scored
-    faker_clinical, other values), and identifier-free sentences of the MTSamples texts that
-    the NER recipe keeps out of training (`phi_ner.negative_texts`)."""
+    faker_clinical, other values), and identifier-free sentences (none with a date) of the
+    MTSamples texts that the NER recipe keeps out of training (`phi_ner.negative_texts`)."""
     from clinsight.nlp.phi_ner import negative_texts
     from clinsight.nlp.phi_synth import clinical_negatives
 
-    negatives = clinical_negatives(negative_texts()[1])
+    # dates are identifiers: a sentence with one is not identifier-free
+    dated = re.compile(
+        r"\d+[/.-]\d+[/.-]\d+|\b(?:19|20)\d\d\b|\d{5,}|\b(?:January|February|March|April"
+        r"|May|June|July|August|September|October|November|December)\b"
+    )
+    negatives = [t for t in clinical_negatives(negative_texts()[1]) if not dated.search(t)]
     return {
         "presidio_tuning": presidio_sentences(400, seed=1, part="tuning"),
         "faker_clinical_seed1": faker_notes(per_locale=6, seed=1),

@@ -16,82 +16,109 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from clinsight.nlp.phi_detect import candidates, gazetteers, not_names, ordinary
+from clinsight.nlp import deid, phi_ner
+from clinsight.nlp.phi_detect import gazetteers, not_names, ordinary
 from clinsight.nlp.phi_ner import _LEVEL, _WORDS, _load
 from deid import score, validation_sets
+
+EDGES = deid._address_edges
 
 Span = tuple[int, int]
 
 
-def _all_ordinary(value: str) -> bool:
+def _all_ordinary(value: str, caps: bool = False) -> bool:
     words = _WORDS.findall(value)
     stop = not_names()
-    return bool(words) and all(w in stop or ordinary(w) for w in words)
+    return bool(words) and all(
+        w in stop or ordinary(w) or (caps and w.isupper() and len(w) <= 5) for w in words
+    )
 
 
 def _place(value: str) -> bool:
     return value.lower().strip() in gazetteers().places
 
 
+def _census(value: str) -> bool:
+    g = gazetteers()
+    words = [w.lower() for w in _WORDS.findall(value)]
+    return bool(words) and all(w in g.given or w in g.family for w in words)
+
+
+def _given(value: str) -> bool:
+    words = [w.lower() for w in _WORDS.findall(value)]
+    return bool(words) and all(w in gazetteers().given for w in words)
+
+
+def _sign(value: str) -> bool:
+    """Letters, or a number of three digits or more (a postcode, a house number)."""
+    return bool(_WORDS.findall(value) or re.search(r"\d{3,}", value))
+
+
+def _level(value: str) -> bool:
+    return bool(_LEVEL.fullmatch(value.strip()))
+
+
 VARIANTS: dict[str, Callable[[str], bool]] = {
     "none": lambda v: True,
-    "level": lambda v: not _LEVEL.fullmatch(v.strip()),
-    "level+single": lambda v: not _LEVEL.fullmatch(v.strip())
-    and not (len(v.split()) == 1 and _all_ordinary(v) and not _place(v)),
-    "level+all": lambda v: not _LEVEL.fullmatch(v.strip()) and (_place(v) or not _all_ordinary(v)),
-    "level+all_noplace": lambda v: not _LEVEL.fullmatch(v.strip()) and not _all_ordinary(v),
+    "level+all": lambda v: not _level(v) and (_place(v) or not _all_ordinary(v)),
+    "level+all+sign": lambda v: _sign(v) and not _level(v) and (_place(v) or not _all_ordinary(v)),
+    "level+all+sign+given": lambda v: (
+        _sign(v) and not _level(v) and (_place(v) or _given(v) or not _all_ordinary(v))
+    ),
+    "level+all+sign+census": lambda v: (
+        _sign(v) and not _level(v) and (_place(v) or _census(v) or not _all_ordinary(v))
+    ),
+    "level+all+sign+census+caps": lambda v: (
+        _sign(v) and not _level(v) and (_place(v) or _census(v) or not _all_ordinary(v, caps=True))
+    ),
 }
-
-
-def _merge(length: int, spans: list[Span]) -> list[Span]:
-    covered = [False] * length
-    for s, e in spans:
-        covered[s:e] = [True] * (e - s)
-    out, i = [], 0
-    while i < length:
-        if covered[i]:
-            start = i
-            while i < length and covered[i]:
-                i += 1
-            out.append((start, i))
-        i += 1
-    return out
 
 
 def main(folders: list[str]) -> None:
     sets = validation_sets()
-    rules = {id(n): [(s, e) for s, e, _ in candidates(n.text)] for v in sets.values() for n in v}
-    rule_only = {k: _merge(len(n.text), rules[id(n)]) for v in sets.values() for n in v for k in [id(n)]}
-    report("rules", sets, rule_only)
-    for folder in folders:
-        nlp = _load(Path(folder))
-        ents = {
-            id(n): [(e.start_char, e.end_char, e.text) for e in nlp(n.text).ents]
-            for v in sets.values()
-            for n in v
-        }
-        for name, keep in VARIANTS.items():
-            predicted = {
-                id(n): _merge(
-                    len(n.text), rules[id(n)] + [(s, e) for s, e, t in ents[id(n)] if keep(t)]
-                )
-                for v in sets.values()
-                for n in v
+    texts = [n for v in sets.values() for n in v]
+    for edges in (False, True):
+        if not edges:
+            deid._address_edges = lambda text, found: iter(())
+        else:
+            deid._address_edges = EDGES
+        predicted = {id(n): [(x.start, x.end) for x in deid.find_phi(n.text)] for n in texts}
+        report(f"rules edges={edges}", sets, predicted)
+        for folder in folders:
+            nlp = _load(Path(folder))
+            ents = {
+                n.text: [(e.start_char, e.end_char, e.label_, e.text) for e in nlp(n.text).ents]
+                for n in texts
             }
-            report(f"{Path(folder).name} {name}", sets, predicted, show=name == "level+all")
+            deid.ner_spans = lambda _, text: [  # type: ignore[assignment]
+                (s, e, k) for s, e, k, t in ents[text] if phi_ner.plausible(t)
+            ]
+            for name, keep in VARIANTS.items():
+                if not edges and name not in ("none", "level+all+sign+given"):
+                    continue
+                phi_ner.plausible = keep
+                predicted = {
+                    id(n): [(x.start, x.end) for x in deid.find_phi(n.text, nlp)] for n in texts
+                }
+                report(f"{Path(folder).name} e={int(edges)} {name}", sets, predicted, show=edges)
 
 
 def report(label: str, sets: dict, predicted: dict, show: bool = False) -> None:
     for name, notes in sets.items():
         r = score(notes, [predicted[id(n)] for n in notes])
         if name == "mtsamples_negatives":
-            print(f"{label:32} {name:22} fp/100 {100 * r['false_positive_count'] / len(notes):.1f}"
-                  f"  e.g. {r['false_positives'][:12]}")
+            print(
+                f"{label:32} {name:22} fp/100 {100 * r['false_positive_count'] / len(notes):.1f}"
+                f"  e.g. {r['false_positives'][:12]}"
+            )
             continue
         per = {t: round(v["recall"], 3) for t, v in r["per_type"].items()}
         print(f"{label:32} {name:22} R {r['recall']:.3f} P {r['precision']:.3f} {per}")
-        if show:
-            print("   LOCATION misses:", [m["text"] for m in r["missed"] if m["type"] == "LOCATION"][:30])
+        if show and "given" in label:
+            print(
+                "   LOCATION misses:",
+                [m["text"] for m in r["missed"] if m["type"] == "LOCATION"][:30],
+            )
             print("   FPs:", r["false_positives"][:30])
     sys.stdout.flush()
 

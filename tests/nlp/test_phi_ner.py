@@ -59,7 +59,9 @@ def test_the_training_texts_leave_out_the_benchmark_notes(data_dir: Path) -> Non
     )
     assert {n["note_id"] for n in marked["notes"]} == BENCHMARK_NOTES
     train, validation = negative_texts()
-    assert train and validation and not set(train) & set(validation)
+    assert train
+    assert validation
+    assert not set(train) & set(validation)
     excerpts = [n["text"] for n in marked["notes"]]
     assert not any(e in t for e in excerpts for t in train + validation)
 

@@ -4,9 +4,10 @@
 features, no pretrained vectors) on `phi_synth` sentences: seeded, CPU, the epoch kept
 chosen on a validation split of the same generated data. Its identifier-free sentences
 include headings and sentences of MTSamples transcriptions (`negative_texts`: the
-training part of a seeded split, never a note of the de-identification benchmark). `phi_ner` returns the
-model cached under ``HOME/models/<PHI_NER_NAME>`` (spaCy's `to_disk`: config + msgpack
-weights, no pickle), training it there on first use when `train` is set; `ner_spans`
+training part of a seeded split, never a note of the de-identification benchmark).
+`phi_ner` returns the model cached under ``HOME/models/<PHI_NER_NAME>`` (spaCy's
+`to_disk`: config + msgpack weights, no pickle), training it there on first use when
+`train` is set; `ner_spans`
 gives its NAME and LOCATION spans by character offsets, less those made only of ordinary
 words or spinal levels (`plausible`), which `deid.find_phi` joins to the rules' spans.
 """
@@ -59,9 +60,9 @@ class PhiNerRecipe:
 
 
 BENCHMARK_NOTES = frozenset(
-    "86 176 312 440 510 571 978 1092 1284 1299 1354 1363 1365 1446 1681 1786 1797 1798 "
-    "1808 1868".split()
-)
+    {"86", "176", "312", "440", "510", "571", "978", "1092", "1284", "1299", "1354", "1363",
+     "1365", "1446", "1681", "1786", "1797", "1798", "1808", "1868"}
+)  # fmt: skip
 """MTSamples ``note_id`` of the excerpts hand-annotated for the de-identification benchmark
 (benchmarks/data/deid_mtsamples.json): never trained or tuned on, nor any copy of them."""
 

@@ -485,20 +485,51 @@ def score(notes: Sequence[Note], predictions: Sequence[list[tuple[int, int]]]) -
     }
 
 
+_HEADING = re.compile(r"(?<![\w])[A-Z][A-Z/&,() -]{2,60}[A-Z)]:")
+_SENTENCE = re.compile(r"[A-Z][^.!?:\n]{10,300}[.!?](?=\s|$)")
+_TITLE = re.compile(r"(?i)\b(?:dr|mr|mrs|ms|miss|prof|doctor)\b")
+_DATED = re.compile(
+    r"\d+[/.-]\d+[/.-]\d+|\b(?:19|20)\d\d\b|\d{5,}|\b(?:January|February|March|April|May"
+    r"|June|July|August|September|October|November|December)\b"
+)
+_LEVEL = re.compile(r"[CTLS]\d{1,2}(?:-[CTLS]?\d{1,2})?")
+
+
+def identifier_free(texts: Sequence[str]) -> list[str]:
+    """Headings and sentences of real notes that cannot hold an identifier: upper-case
+    headings ending in a colon; sentences with no title, no date, year or long number, a
+    first word that is an ordinary English word, and no other capitalised word but drug
+    names (rules/entities.json), known non-names and spinal levels."""
+    from clinsight.nlp.phi_detect import gazetteers, not_names
+
+    common, stop = gazetteers().common, not_names()
+    out: set[str] = set()
+    for text in texts:
+        text = text.replace(":,", ":")
+        out |= {m.group() for m in _HEADING.finditer(text)}
+        for m in _SENTENCE.finditer(text):
+            sentence = " ".join(m.group().split())
+            words = re.findall(r"[^\W_][\w'’-]*", sentence)
+            if len(words) < 4 or _TITLE.search(sentence) or _DATED.search(sentence):
+                continue
+            if words[0].lower() in common and all(
+                w[0].islower() or w[0].isdigit() or w in stop or _LEVEL.fullmatch(w)
+                for w in words[1:]
+            ):
+                out.add(sentence)
+    return sorted(out)
+
+
 def validation_sets() -> dict[str, list[Note]]:
     """Tuning sets the benchmark never scores: sentences of presidio-evaluator's tuning
     templates (seed 1), faker_clinical notes of seed 1 (the same templates as the scored
-    faker_clinical, other values), and identifier-free sentences (none with a date) of the
-    MTSamples texts that the NER recipe keeps out of training (`phi_ner.negative_texts`)."""
-    from clinsight.nlp.phi_ner import negative_texts
-    from clinsight.nlp.phi_synth import clinical_negatives
+    faker_clinical, other values), and 400 `identifier_free` sentences of MTSamples notes
+    other than the annotated ones (and their copies)."""
+    from clinsight.data.notes import load_mtsamples
 
-    # dates are identifiers: a sentence with one is not identifier-free
-    dated = re.compile(
-        r"\d+[/.-]\d+[/.-]\d+|\b(?:19|20)\d\d\b|\d{5,}|\b(?:January|February|March|April"
-        r"|May|June|July|August|September|October|November|December)\b"
-    )
-    negatives = [t for t in clinical_negatives(negative_texts()[1]) if not dated.search(t)]
+    marked = {n["note_id"] for n in json.loads(DATA.read_text())["notes"]}
+    texts = [s.text for s in load_mtsamples() if not marked & set(s.note_ids)]
+    negatives = identifier_free(texts)
     return {
         "presidio_tuning": presidio_sentences(400, seed=1, part="tuning"),
         "faker_clinical_seed1": faker_notes(per_locale=6, seed=1),

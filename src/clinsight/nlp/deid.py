@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
 from functools import cache
+from itertools import pairwise
 
 from spacy.language import Language
 
@@ -112,7 +113,7 @@ def _address_edges(
             places[-1] = (places[-1][0], max(e, places[-1][1]))
         else:
             places.append((s, e))
-    for (first, end), (start, _) in zip(places, places[1:], strict=False):
+    for (first, end), (start, _) in pairwise(places):
         corner = _CORNER.search(text, max(0, first - 16), first)
         if corner and _AND.fullmatch(text, end, start):
             yield corner.start(), start, PHIType.LOCATION

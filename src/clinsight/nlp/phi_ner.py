@@ -1,15 +1,12 @@
 """A small trained NER for names and places, beside the de-identification rules.
 
 `train_phi_ner` trains the project's spaCy NER (`entities.train_ner`: CNN, hashed word
-features, no pretrained vectors) on `phi_synth` sentences: seeded, CPU, the epoch kept
-chosen on a validation split of the same generated data. Its identifier-free sentences
-include headings and sentences of MTSamples transcriptions (`negative_texts`: the
-training part of a seeded split, never a note of the de-identification benchmark).
-`phi_ner` returns the model cached under ``HOME/models/<PHI_NER_NAME>`` (spaCy's
-`to_disk`: config + msgpack weights, no pickle), training it there on first use when
-`train` is set; `ner_spans`
-gives its NAME and LOCATION spans by character offsets, less those made only of ordinary
-words or spinal levels (`plausible`), which `deid.find_phi` joins to the rules' spans.
+features, no pretrained vectors) on `phi_synth` sentences only: seeded, CPU, the epoch
+kept chosen on a validation split of the same generated data. `phi_ner` returns the
+model cached under ``HOME/models/<PHI_NER_NAME>`` (spaCy's `to_disk`: config + msgpack
+weights, no pickle), training it there on first use when `train` is set; `ner_spans`
+gives its NAME and LOCATION spans by character offsets, less those that cannot be an
+identifier (`plausible`), which `deid.find_phi` joins to the rules' spans.
 """
 
 from __future__ import annotations
@@ -25,16 +22,14 @@ import spacy
 from spacy.language import Language
 
 from clinsight.config import get_settings
-from clinsight.data.notes import TaggedSentence, load_mtsamples, split_mtsamples
+from clinsight.data.notes import TaggedSentence
 from clinsight.nlp.entities import load_ner, train_ner
 from clinsight.nlp.phi_detect import gazetteers, not_names, ordinary
-from clinsight.nlp.phi_synth import Marked, clinical_negatives, synthetic_sentences
+from clinsight.nlp.phi_synth import Marked, synthetic_sentences
 
 __all__ = [
-    "BENCHMARK_NOTES",
     "PHI_NER_NAME",
     "PhiNerRecipe",
-    "negative_texts",
     "ner_spans",
     "phi_ner",
     "plausible",
@@ -42,7 +37,7 @@ __all__ = [
     "train_phi_ner",
 ]
 
-PHI_NER_NAME = "phi_ner-v2"
+PHI_NER_NAME = "phi_ner-v1"
 """Folder name of the cached model; a new recipe gets a new name."""
 
 
@@ -55,30 +50,6 @@ class PhiNerRecipe:
     epochs = 8
     patience = 2
     time_budget = 900.0  # a guard only: the fixed epochs end training well before it
-    clinical_validation_share = 0.2
-    """MTSamples texts kept out of training (the de-identification tuning set's negatives)."""
-
-
-BENCHMARK_NOTES = frozenset(
-    {"86", "176", "312", "440", "510", "571", "978", "1092", "1284", "1299", "1354", "1363",
-     "1365", "1446", "1681", "1786", "1797", "1798", "1808", "1868"}
-)  # fmt: skip
-"""MTSamples ``note_id`` of the excerpts hand-annotated for the de-identification benchmark
-(benchmarks/data/deid_mtsamples.json): never trained or tuned on, nor any copy of them."""
-
-
-def negative_texts() -> tuple[list[str], list[str]]:
-    """MTSamples transcriptions without the benchmark's notes, split (seeded, by text) into
-    a training part and a validation part (`clinical_validation_share`).
-
-    Raises:
-        DataNotFoundError: nlp/mtsamples.csv is not in the data directory.
-    """
-    samples = [s for s in load_mtsamples() if not BENCHMARK_NOTES & set(s.note_ids)]
-    train, validation = split_mtsamples(
-        samples, PhiNerRecipe.clinical_validation_share, seed=PhiNerRecipe.seed
-    )
-    return [s.text for s in train], [s.text for s in validation]
 
 
 def tagged(marked: Sequence[Marked]) -> list[TaggedSentence]:
@@ -106,18 +77,9 @@ def train_phi_ner(
     epochs: int = PhiNerRecipe.epochs,
     time_budget: float | None = PhiNerRecipe.time_budget,
     max_steps: int | None = None,
-    clinical: Sequence[str] | None = None,
 ) -> Language:
-    """Train on `n` generated texts (the last `validation_share` of them pick the epoch);
-    `clinical` texts (default: the training part of `negative_texts`) give some of the
-    identifier-free sentences.
-
-    Raises:
-        DataNotFoundError: `clinical` is not given and MTSamples is not in the data directory.
-    """
-    texts = negative_texts()[0] if clinical is None else clinical
-    negatives = clinical_negatives(texts)
-    sentences = tagged(synthetic_sentences(n, seed=seed, clinical=negatives))
+    """Train on `n` generated texts (the last `validation_share` of them pick the epoch)."""
+    sentences = tagged(synthetic_sentences(n, seed=seed))
     cut = int(len(sentences) * (1 - PhiNerRecipe.validation_share))
     nlp = train_ner(
         sentences[:cut],
@@ -129,10 +91,7 @@ def train_phi_ner(
         seed=seed,
     )
     nlp.meta["name"] = PHI_NER_NAME.replace("-", "_")
-    nlp.meta["description"] = (
-        f"phi_synth sentences, n={n}, seed={seed}; identifier-free sentences from "
-        f"{len(negatives)} of {len(texts)} MTSamples training texts' sentences"
-    )
+    nlp.meta["description"] = f"phi_synth sentences, n={n}, seed={seed}"
     return nlp
 
 
@@ -158,17 +117,22 @@ def _load(path: Path) -> Language:
 
 _LEVEL = re.compile(r"[CTLS]\d{1,2}(?:-[CTLS]?\d{1,2})?")
 _WORDS = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
+_NUMBER = re.compile(r"\d{3,}")
 
 
 def plausible(value: str) -> bool:
-    """Whether a model span can be an identifier: not a spinal level ("L4-L5") and not made
-    only of ordinary English words and known non-names, unless it is a gazetteer place."""
-    if _LEVEL.fullmatch(value.strip()):
-        return False
+    """Whether a model span can be an identifier: it has letters or a number of three digits
+    or more, is not a spinal level ("L4-L5"), and is not made only of ordinary English words
+    and known non-names ("Physical Therapy", "Afterwards", "Lasix") unless it is a gazetteer
+    place or every word is a census given or family name ("Amber", "Will Page")."""
     words = _WORDS.findall(value)
-    if not words or value.lower().strip() in gazetteers().places:
+    if not (words or _NUMBER.search(value)) or _LEVEL.fullmatch(value.strip()):
+        return False
+    g, stop = gazetteers(), not_names()
+    if not words or value.lower().strip() in g.places:
         return True
-    stop = not_names()
+    if all(w.lower() in g.given or w.lower() in g.family for w in words):
+        return True
     return not all(w in stop or ordinary(w) for w in words)
 
 

@@ -4,25 +4,19 @@ Values come from Faker in many locales (person names, cities, street addresses,
 postcodes, regions; facility names built from them); the sentence frames below are
 clinical and everyday phrasing written for this module alone (not taken from any
 benchmark's templates). A third of the sentences carry no identifier: clinical text
-full of capitalised words that are not names (eponyms, drugs, scales, headings, spinal
-levels), so the model learns to leave them. When real clinical texts are given (the
-recipe in `phi_ner` gives MTSamples transcriptions, never the de-identification
-benchmark's annotated ones), `clinical_negatives` takes from them the headings and the
-sentences that cannot hold a name or place, and these join the identifier-free
-sentences. Seeded: the same seed gives the same sentences.
+full of capitalised words that are not names (eponyms, drugs, scales, headings), so
+the model learns to leave them. Seeded: the same seed gives the same sentences.
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from clinsight.nlp import load_rules
-
-__all__ = ["LOCALES", "PHI_LABELS", "Marked", "clinical_negatives", "synthetic_sentences"]
+__all__ = ["LOCALES", "PHI_LABELS", "Marked", "synthetic_sentences"]
 
 Marked = tuple[str, list[tuple[int, int, str]]]
 """A text and its identifier spans ``(start, end, label)``."""
@@ -226,7 +220,6 @@ def _place(fake: Any, slot: str, rng: random.Random) -> str:
     else:
         family = _latin(fake.last_name, _faker("en_US").last_name)
         value = rng.choice(_FACILITY).format(C=city, N=family)
-    value = re.sub(r"[ \t]+", " ", value).strip()  # some locales pad their addresses
     return value.upper() if rng.random() < 0.06 and slot in "CR" else value
 
 
@@ -268,104 +261,37 @@ _DRUGS = (
 )  # fmt: skip
 
 
-_LEVEL_FRAMES = (
-    "MRI shows a disc protrusion at {V} without cord compression.",
-    "{V} radiculopathy on the left.", "Fusion from {V} to {W} in the past.",
-    "Laminectomy at {V}.", "Tenderness over the {V} spinous process.",
-    "{V} and {W} nerve roots are free.", "Dermatomal numbness in {V}.",
-    "Fracture of {V} vertebral body, stable.",
-)  # fmt: skip
-
-
-def _level(rng: random.Random) -> str:
-    """A spinal level or segment: "L4", "C5-6", "L4-L5", "T12-L1", "S1"."""
-    region, top = rng.choice([("C", 7), ("T", 12), ("L", 5), ("S", 2)])
-    n = rng.randint(1, top - 1)
-    form = rng.random()
-    if form < 0.4:
-        return f"{region}{n}"
-    if form < 0.7:
-        return f"{region}{n}-{n + 1}"
-    return f"{region}{n}-{region}{n + 1}"
-
-
-@cache
-def _drugs() -> tuple[str, ...]:
-    """Brand and generic drug names, capitalised as they are written in notes."""
-    entries = load_rules("entities")["MEDICATION"]
-    names = {w for e in entries for w in [e["term"], *e["synonyms"]] if len(w) > 3}
-    return tuple(sorted({*_DRUGS, *(w[0].upper() + w[1:] for w in names)}))
-
-
-def _negative(rng: random.Random, clinical: Sequence[str] = ()) -> str:
-    """A sentence with no identifier: fixed clinical text, a service, a brand-name drug, a
-    spinal level, or (half of them, when given) a sentence of real clinical text."""
-    if clinical and rng.random() < 0.5:
-        return rng.choice(clinical)
+def _negative(rng: random.Random) -> str:
+    """A sentence with no identifier: fixed clinical text, a service or a brand-name drug."""
     kind = rng.random()
-    if kind < 0.45:
-        return rng.choice(_NEGATIVES)
     if kind < 0.6:
+        return rng.choice(_NEGATIVES)
+    if kind < 0.8:
         return rng.choice(_SERVICE_FRAMES).format(S=rng.choice(_SERVICES))
-    if kind < 0.75:
-        return rng.choice(_LEVEL_FRAMES).format(V=_level(rng), W=_level(rng))
-    first, second = rng.sample(_drugs(), 2)
+    first, second = rng.sample(_DRUGS, 2)
     return rng.choice(
         [f"Started {first} and stopped {second}.", f"{first} 10 mg daily; {second} as needed.",
          f"Allergic to {first}.", f"{first} was switched to {second} for side effects."]
     )  # fmt: skip
 
 
-_HEADING = re.compile(r"(?<![\w])[A-Z][A-Z/&,() -]{2,60}[A-Z)]:")
-_SENTENCE = re.compile(r"[A-Z][^.!?:\n]{10,300}[.!?](?=\s|$)")
-_TITLE = re.compile(r"(?i)\b(?:dr|mr|mrs|ms|miss|prof|doctor)\b")
-
-
-def clinical_negatives(texts: Sequence[str]) -> list[str]:
-    """Headings and sentences of real clinical `texts` that cannot hold a name or place: no
-    title; its first word an ordinary English word; no other capitalised word but drug
-    names, known non-names and spinal levels; or an upper-case heading ending in a colon."""
-    from clinsight.nlp.phi_detect import gazetteers, not_names
-
-    common, stop, drugs = gazetteers().common, not_names(), set(_drugs())
-    level = re.compile(r"[CTLS]\d{1,2}(?:-[CTLS]?\d{1,2})?")
-    out: set[str] = set()
-    for text in texts:
-        text = re.sub(r":,", ":", text)
-        out |= {m.group() for m in _HEADING.finditer(text)}
-        for m in _SENTENCE.finditer(text):
-            sentence = " ".join(m.group().split())
-            words = re.findall(r"[^\W_][\w'’-]*", sentence)
-            if len(words) < 4 or _TITLE.search(sentence):
-                continue
-            if words[0].lower() in common and all(
-                w[0].islower() or w[0].isdigit() or w in stop or w in drugs or level.fullmatch(w)
-                for w in words[1:]
-            ):
-                out.add(sentence)
-    return sorted(out)
-
-
-def synthetic_sentences(
-    n: int, seed: int = 0, negative_share: float = 0.33, clinical: Sequence[str] = ()
-) -> list[Marked]:
+def synthetic_sentences(n: int, seed: int = 0, negative_share: float = 0.33) -> list[Marked]:
     """`n` marked texts: identifier sentences from random locales, and identifier-free
-    sentences (share `negative_share`; half from `clinical` when given, see
-    `clinical_negatives`), some joined two to a text."""
+    clinical sentences (share `negative_share`), some joined two to a text."""
     rng = random.Random(seed)
     fakers = [_faker(locale) for locale in LOCALES]
     out: list[Marked] = []
     spans: list[tuple[int, int, str]]
     while len(out) < n:
         if rng.random() < negative_share:
-            text, spans = _negative(rng, clinical), []
+            text, spans = _negative(rng), []
         else:
             fake = rng.choice(fakers)
             for one in (*(_faker(f) for f in _FALLBACKS), fake):  # fallbacks seeded too
                 one.seed_instance(rng.randrange(2**32))
             text, spans = _fill(rng.choice(_FRAMES), fake, rng)
         if rng.random() < 0.3:  # a second sentence after the first, as in running notes
-            other = _negative(rng, clinical)
+            other = _negative(rng)
             if rng.random() < 0.5:
                 text, spans = f"{other} {text}", [(s + len(other) + 1, e + len(other) + 1, k)
                                                   for s, e, k in spans]  # fmt: skip

@@ -674,7 +674,7 @@ def readme_section(figures: dict[str, Any]) -> str:
         "400 identifier-free sentences of MTSamples notes other than the annotated ones), by "
         "the rule 'highest tuning recall with precision >= 0.80': on presidio_tuning the "
         "filter and edges moved recall 0.950 -> 0.944 and precision 0.699 -> 0.959, false "
-        "positives on the identifier-free MTSamples sentences 35.2 -> 2.5 per 100. A second "
+        "positives on the identifier-free MTSamples sentences 38.2 -> 2.8 per 100. A second "
         "NER recipe trained with 32,638 MTSamples sentences and headings as negatives was "
         "dropped there (presidio_tuning recall 0.872 before the filter, 0.866 after). "
         + _targets(figures),

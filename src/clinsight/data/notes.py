@@ -232,7 +232,7 @@ def load_mtsamples(path: Path | None = None) -> list[MTSample]:
                 specialties=specialties,
                 description=(first.get("description") or "").strip(),
                 sample_name=(first.get("sample_name") or "").strip(),
-                note_ids=tuple((r.get("note_id") or "").strip() for r in group),
+                note_ids=tuple(i for r in group if (i := (r.get("note_id") or "").strip())),
             )
         )
     return samples

@@ -25,7 +25,7 @@ from pathlib import Path
 from clinsight.nlp import deid, phi_ner
 from clinsight.nlp.phi_detect import gazetteers, not_names, ordinary
 from clinsight.nlp.phi_ner import _LEVEL, _WORDS, _load
-from deid import score, validation_sets
+from deid import Note, score, validation_sets
 
 EDGES = deid._address_edges
 
@@ -97,20 +97,22 @@ def main(folders: list[str]) -> None:
                 n.text: [(e.start_char, e.end_char, e.label_, e.text) for e in nlp(n.text).ents]
                 for n in texts
             }
-            deid.ner_spans = lambda _, text, ents=ents: [  # type: ignore[assignment,misc]
+            deid.ner_spans = lambda _, text, ents=ents: [  # type: ignore[attr-defined,misc]
                 (s, e, k) for s, e, k, t in ents[text] if phi_ner.plausible(t)
             ]
             for name, keep in VARIANTS.items():
                 if not edges and name not in ("none", "level+all+sign+given"):
                     continue
-                phi_ner.plausible = keep
+                phi_ner.plausible = keep  # type: ignore[assignment]
                 predicted = {
                     id(n): [(x.start, x.end) for x in deid.find_phi(n.text, nlp)] for n in texts
                 }
                 report(f"{Path(folder).name} e={int(edges)} {name}", sets, predicted, show=edges)
 
 
-def report(label: str, sets: dict, predicted: dict, show: bool = False) -> None:
+def report(
+    label: str, sets: dict[str, list[Note]], predicted: dict[int, list[Span]], show: bool = False
+) -> None:
     for name, notes in sets.items():
         r = score(notes, [predicted[id(n)] for n in notes])
         if name == "mtsamples_negatives":

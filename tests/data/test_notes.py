@@ -168,3 +168,12 @@ def test_read_pubtator(data_dir: Path, tmp_path: Path) -> None:
     path.write_text("1|t|Fever.\n1|a|No rash.\n1\tzero\t5\tFever\tDisease\n")
     with pytest.raises(DataError, match=r"p\.txt:3: malformed mention line"):
         read_pubtator(path)
+
+
+def test_mtsamples_keeps_the_note_id_of_every_copy(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text(
+        "note_id,description,medical_specialty,sample_name,transcription\n"
+        "7,d,Surgery,s,Same text.\n12,d,Urology,s,Same text.\n"
+    )
+    assert [s.note_ids for s in load_mtsamples(path)] == [("7", "12")]

@@ -81,3 +81,15 @@ def test_inserted_identifiers_recall(data_dir: Path) -> None:
     assert scores["ALL"].recall >= 0.98
     # MTSamples' own identifiers (dates, "Mr. Barker", "Seattle") count as false positives here
     assert scores["ALL"].precision >= 0.8
+
+
+def test_an_address_keeps_its_house_number_postcode_unit_and_corner() -> None:
+    text = (
+        "Home address: 4953 Harbour Road, Suite 930\nBergen, PA 82087. "
+        "Met at the corner of 12 Harbour Road and 5 Elm Street. Pain 6/10 at L4."
+    )
+    found = [s.text for s in find_phi(text)]
+    assert "4953 Harbour Road, Suite 930" in found
+    assert "Bergen, PA 82087" in found
+    assert any(f.startswith("the corner of 12 Harbour Road and 5 Elm Street") for f in found)
+    assert not any("6/10" in f or "L4" in f for f in found)

@@ -10,7 +10,7 @@ from spacy.language import Language
 
 from clinsight.nlp import phi_ner as phi_ner_module
 from clinsight.nlp.deid import PHIType, deidentify, find_phi
-from clinsight.nlp.phi_ner import PHI_NER_NAME, phi_ner, tagged, train_phi_ner
+from clinsight.nlp.phi_ner import PHI_NER_NAME, phi_ner, plausible, tagged, train_phi_ner
 from clinsight.nlp.phi_synth import PHI_LABELS, synthetic_sentences
 from tests.support.cli import run_cli
 
@@ -24,6 +24,20 @@ def test_generated_sentences_are_seeded_and_mark_their_values() -> None:
     assert any(not marks for _, marks in first)  # identifier-free sentences too
     tags = tagged(first)
     assert {t[2:] for s in tags for t in s.tags if t != "O"} == set(PHI_LABELS)
+
+
+def test_model_spans_that_cannot_be_identifiers_are_dropped() -> None:
+    assert not plausible("L4-L5")
+    assert not plausible("C5-6")
+    assert not plausible("16%")
+    assert not plausible("Physical Therapy")  # ordinary words and known non-names
+    assert not plausible("Afterwards")
+    assert not plausible("Lasix")
+    assert plausible("Halvorsen")
+    assert plausible("Amber")  # an ordinary word, but a census given name
+    assert plausible("Green Bay")  # ordinary words, but a place in the gazetteer
+    assert plausible("Keijo Mäkinen")
+    assert plausible("53451")
 
 
 def test_model_spans_join_the_rules() -> None:

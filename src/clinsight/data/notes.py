@@ -82,6 +82,8 @@ class MTSample:
     specialties: tuple[str, ...]
     description: str
     sample_name: str
+    note_ids: tuple[str, ...] = ()
+    """The ``note_id`` of every row holding this text."""
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,7 @@ def load_mtsamples(path: Path | None = None) -> list[MTSample]:
                 specialties=specialties,
                 description=(first.get("description") or "").strip(),
                 sample_name=(first.get("sample_name") or "").strip(),
+                note_ids=tuple(i for r in group if (i := (r.get("note_id") or "").strip())),
             )
         )
     return samples

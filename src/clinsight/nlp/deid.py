@@ -20,10 +20,12 @@ import hashlib
 import hmac
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
+from functools import cache
+from itertools import pairwise
 
 from spacy.language import Language
 
@@ -83,6 +85,49 @@ _DATE_WORD = re.compile(r"[A-Za-z]+")
 _DATE_NUMBER = re.compile(r"(?<![\d'])(?P<q>')?(?P<n>\d+)(?P<o>st|nd|rd|th)?")
 
 
+_PLACES = frozenset({PHIType.ADDRESS, PHIType.LOCATION})
+_AND = re.compile(r"\s+(?:and|&)\s+")
+_CORNER = re.compile(r"(?i:the\s+)?(?i:corner)\s+of\s+$")
+_HOUSE_NUMBER = re.compile(r"(?<![\w.,/:-])\d{1,6}[A-Za-z]?[ \t]+$")
+
+
+@cache
+def _address_tail() -> re.Pattern[str]:
+    """What may follow a place in an address: postcodes, state or region codes in capitals,
+    unit numbers, a bracketed word, over commas and line breaks."""
+    units = "|".join(
+        re.escape(u) for u in sorted(load_rules("phi_cues")["unit_words"], key=len)[::-1]
+    )
+    part = rf"(?:\d{{3,6}}(?:-\d{{3,4}})?|[A-Z]{{2,3}}|(?:{units})\.?\s*#?\s*\d+[A-Za-z]?|\(\w+\))"
+    return re.compile(rf"(?:[ \t]*,?\s*{part}(?![\w-]))+")
+
+
+def _address_edges(
+    text: str, found: Sequence[tuple[int, int, PHIType]]
+) -> Iterator[tuple[int, int, PHIType]]:
+    """A place's house number before it, and its postcode, region code or unit after it;
+    the words of a street corner around two places ("the corner of A and B")."""
+    places: list[tuple[int, int]] = []
+    for s, e in sorted((s, e) for s, e, k in found if k in _PLACES):
+        if places and s <= places[-1][1]:
+            places[-1] = (places[-1][0], max(e, places[-1][1]))
+        else:
+            places.append((s, e))
+    for (first, end), (start, _) in pairwise(places):
+        corner = _CORNER.search(text, max(0, first - 16), first)
+        if corner and _AND.fullmatch(text, end, start):
+            yield corner.start(), start, PHIType.LOCATION
+    for start, end, kind in found:
+        if kind not in _PLACES:
+            continue
+        before = _HOUSE_NUMBER.search(text, max(0, start - 12), start)
+        if before:
+            yield before.start(), start, kind
+        after = _address_tail().match(text, end)
+        if after and after.end() > end:
+            yield end, after.end(), kind
+
+
 def find_phi(text: str, ner: Language | None = None) -> list[PHISpan]:
     """Identifiers in `text`, in order: overlapping candidates merge into one span, whose
     type is that of the earliest detector among them (numbers, dates, places, names,
@@ -90,6 +135,7 @@ def find_phi(text: str, ner: Language | None = None) -> list[PHISpan]:
     found = [(s, e, PHIType(k)) for s, e, k in candidates(text) if e > s]
     if ner is not None:
         found += [(s, e, PHIType(k)) for s, e, k in ner_spans(ner, text) if e > s]
+    found += list(_address_edges(text, found))
     kinds = [PHIType.NAME] * len(text)
     covered = [False] * len(text)
     for start, end, kind in reversed(found):  # earlier detectors name the merged span

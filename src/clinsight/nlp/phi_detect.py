@@ -23,7 +23,7 @@ from english_words import get_english_words_set
 
 from clinsight.nlp import load_rules
 
-__all__ = ["NAME_WORD", "Candidate", "candidates", "gazetteers", "not_names"]
+__all__ = ["NAME_WORD", "Candidate", "candidates", "gazetteers", "not_names", "ordinary"]
 
 Candidate = tuple[int, int, str]
 """A candidate identifier: start, end and a `PHIType` value."""
@@ -357,7 +357,7 @@ def _names(text: str, p: dict[str, re.Pattern[str]]) -> Iterator[Candidate]:
     yield from _given_alone(text)
 
 
-def _ordinary(word: str) -> bool:
+def ordinary(word: str) -> bool:
     """An ordinary English word (web2 lists lemmas: "using" is "use" + "ing")."""
     common = gazetteers().common
     w = word.lower().removesuffix("'s").removesuffix("’s")
@@ -404,10 +404,10 @@ def _proper_runs(text: str) -> Iterator[Candidate]:
             continue
         span = " ".join(words)
         lower = span.lower()
-        ordinary = all(_ordinary(w) for w in words)
-        if (lower in g.places or lower in g.states) and not (len(words) == 1 and ordinary):
+        plain = all(ordinary(w) for w in words)
+        if (lower in g.places or lower in g.states) and not (len(words) == 1 and plain):
             yield start, start + len(span), "LOCATION"
-        elif after_article or ordinary:
+        elif after_article or plain:
             continue
         elif len([w for w in words if len(w) > 2]) >= 2 or lower in g.given:
             yield start, start + len(span), "NAME"
@@ -422,7 +422,7 @@ def _given_alone(text: str) -> Iterator[Candidate]:
         word = m.group()
         if word in stop or word.isupper() or len(word) < 3:
             continue
-        if word.lower() in g.given and not _ordinary(word):
+        if word.lower() in g.given and not ordinary(word):
             yield m.start(), m.end(), "NAME"
 
 
@@ -436,9 +436,9 @@ def _uncommon_pairs(text: str) -> Iterator[Candidate]:
     )
     for m in pair.finditer(text):
         words = [w for w in m.groups() if w]
-        if len(words) == 3 and (words[2] in stop or _ordinary(words[2])):
+        if len(words) == 3 and (words[2] in stop or ordinary(words[2])):
             words = words[:2]
-        if any(w in stop or w.isupper() or _ordinary(w) or re.search(r"-[a-z]", w) for w in words):
+        if any(w in stop or w.isupper() or ordinary(w) or re.search(r"-[a-z]", w) for w in words):
             continue
         end = m.end(3) if len(words) == 3 else m.end(2)
         lower = text[m.start() : end].lower()

@@ -5,12 +5,13 @@ features, no pretrained vectors) on `phi_synth` sentences only: seeded, CPU, the
 kept chosen on a validation split of the same generated data. `phi_ner` returns the
 model cached under ``HOME/models/<PHI_NER_NAME>`` (spaCy's `to_disk`: config + msgpack
 weights, no pickle), training it there on first use when `train` is set; `ner_spans`
-gives its NAME and LOCATION spans by character offsets, which `deid.find_phi` joins
-to the rules' spans.
+gives its NAME and LOCATION spans by character offsets, less those that cannot be an
+identifier (`plausible`), which `deid.find_phi` joins to the rules' spans.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -23,9 +24,18 @@ from spacy.language import Language
 from clinsight.config import get_settings
 from clinsight.data.notes import TaggedSentence
 from clinsight.nlp.entities import load_ner, train_ner
+from clinsight.nlp.phi_detect import gazetteers, not_names, ordinary
 from clinsight.nlp.phi_synth import Marked, synthetic_sentences
 
-__all__ = ["PHI_NER_NAME", "PhiNerRecipe", "ner_spans", "phi_ner", "tagged", "train_phi_ner"]
+__all__ = [
+    "PHI_NER_NAME",
+    "PhiNerRecipe",
+    "ner_spans",
+    "phi_ner",
+    "plausible",
+    "tagged",
+    "train_phi_ner",
+]
 
 PHI_NER_NAME = "phi_ner-v1"
 """Folder name of the cached model; a new recipe gets a new name."""
@@ -105,6 +115,27 @@ def _load(path: Path) -> Language:
     return load_ner(path)
 
 
+_LEVEL = re.compile(r"[CTLS]\d{1,2}(?:-[CTLS]?\d{1,2})?")
+_WORDS = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
+_NUMBER = re.compile(r"\d{3,}")
+
+
+def plausible(value: str) -> bool:
+    """Whether a model span can be an identifier: it has letters or a number of three digits
+    or more, is not a spinal level ("L4-L5"), and is not made only of ordinary English words
+    and known non-names ("Physical Therapy", "Afterwards", "Lasix") unless it is a gazetteer
+    place or every word is a census given or family name ("Amber", "Will Page")."""
+    words = _WORDS.findall(value)
+    if not (words or _NUMBER.search(value)) or _LEVEL.fullmatch(value.strip()):
+        return False
+    g, stop = gazetteers(), not_names()
+    if not words or value.lower().strip() in g.places:
+        return True
+    if all(w.lower() in g.given or w.lower() in g.family for w in words):
+        return True
+    return not all(w in stop or ordinary(w) for w in words)
+
+
 def ner_spans(nlp: Language, text: str) -> list[tuple[int, int, str]]:
-    """The model's NAME and LOCATION spans in `text`, by character offsets."""
-    return [(e.start_char, e.end_char, e.label_) for e in nlp(text).ents]
+    """The model's NAME and LOCATION spans in `text` that are `plausible`, by offsets."""
+    return [(e.start_char, e.end_char, e.label_) for e in nlp(text).ents if plausible(e.text)]

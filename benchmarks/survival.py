@@ -7,8 +7,10 @@ for every model (`tabular.survival.survival_folds`). Per test fold: Harrell's an
 AUC at 1, 3 and 5 years, integrated Brier score; per repeat: calibration slope at each
 horizon on the pooled out-of-fold risks (`evaluation.survival_cv`). "Selected" is
 nested: inside each outer training fold `select_survival_model` compares the five
-models by 3-fold CV on Uno's C and the winner is refitted on the outer training fold, so
-its scores are out-of-fold. Forests and boosting use ``--trees`` trees (default 100, to
+models and every rank ensemble of two or more of the four non-neural ones (mean of each
+member's risk as a percentile of its training risks) by 3-fold CV on Uno's C, keeps the
+first (singles before ensembles) within 0.002 of the best, and refits it on the outer
+training fold, so its scores are out-of-fold. Forests and boosting use ``--trees`` trees (default 100, to
 keep the run within about 20 CPU minutes on a shared machine).
 
 Gene signature: elastic-net Cox (l1_ratio 0.9, penalty by inner CV on all rows) refitted

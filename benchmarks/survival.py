@@ -10,8 +10,8 @@ nested: inside each outer training fold `select_survival_model` compares the fiv
 models and every rank ensemble of two or more of the four non-neural ones (mean of each
 member's risk as a percentile of its training risks) by 3-fold CV on Uno's C, keeps the
 first (singles before ensembles) within 0.002 of the best, and refits it on the outer
-training fold, so its scores are out-of-fold. Forests and boosting use ``--trees`` trees (default 100, to
-keep the run within about 20 CPU minutes on a shared machine).
+training fold, so its scores are out-of-fold. Forests and boosting use ``--trees`` trees
+(default 100, to keep the run within about 20 CPU minutes on a shared machine).
 
 Gene signature: elastic-net Cox (l1_ratio 0.9, penalty by inner CV on all rows) refitted
 on 200 bootstrap resamples of the 198 patients; inputs kept in >= 60 % of refits, with
@@ -60,7 +60,8 @@ def _selected(data: SurvivalDataset, trees: int) -> Predictor:
     def predict(fit_rows: Any, y_fit: Any, held_rows: Any) -> tuple[Any, Any]:
         selection = select_survival_model(
             fit_rows, y_fit, data.spec.feature_types, categories=_categories(data),
-            candidates=candidates, n_splits=3, n_repeats=1, random_state=SEED,
+            candidates=candidates, n_splits=3, n_repeats=1, ensembles=True,
+            random_state=SEED,
         )  # fmt: skip
         chosen.append(selection.best.name)
         model = selection.model

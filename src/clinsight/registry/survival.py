@@ -59,6 +59,7 @@ TRUSTED_TYPES: frozenset[str] = RISK_TRUSTED_TYPES | frozenset(
         "clinsight.tabular.survival.SurvivalModel",
         "clinsight.tabular.survival_estimators.CoxnetCV",
         "clinsight.tabular.survival_estimators.NeuralCoxSurvival",
+        "clinsight.tabular.survival_estimators.RankEnsembleSurvival",
         "sksurv.ensemble.boosting.GradientBoostingSurvivalAnalysis",
         "sksurv.ensemble.forest.RandomSurvivalForest",
         "sksurv.ensemble.survival_loss.CoxPH",

@@ -2,11 +2,12 @@
 
 `SurvivalModel` is one scikit-learn estimator: `build_preprocessor` (clipping, imputation
 with missing-value indicators, scaling, one-hot) followed by one of Cox PH, elastic-net
-Cox (`CoxnetCV`), a random survival forest, gradient-boosted Cox, or the DeepSurv-style
-`NeuralCoxSurvival`. It predicts a risk score and survival probabilities at any times,
-and, when fitted with ``band_refits``, a pointwise band from that many refits on
-bootstrap resamples. `select_survival_model` compares configurations on the same
-repeated stratified folds by Uno's C and keeps the simplest within ``tolerance``.
+Cox (`CoxnetCV`), a random survival forest, gradient-boosted Cox, the DeepSurv-style
+`NeuralCoxSurvival`, or a `RankEnsembleSurvival` of the non-neural ones. It predicts a
+risk score and survival probabilities at any times, and, when fitted with
+``band_refits``, a pointwise band from that many refits on bootstrap resamples.
+`select_survival_model` compares configurations (and, if asked, their rank ensembles) on
+the same repeated stratified folds by Uno's C and keeps the simplest within ``tolerance``.
 """
 
 from __future__ import annotations
@@ -99,8 +100,10 @@ def make_survival_estimator(
         members = list(params.get("members", ()))
         outside = [m.get("model") for m in members if m.get("model") not in ENSEMBLE_MEMBERS]
         if outside or len(members) < 2:
-            raise ModelError(f"An ensemble needs two or more members from "
-                             f"{', '.join(sorted(ENSEMBLE_MEMBERS))}; got {outside or members}.")
+            raise ModelError(
+                f"An ensemble needs two or more members from "
+                f"{', '.join(sorted(ENSEMBLE_MEMBERS))}; got {outside or members}."
+            )
         built = [(str(m["model"]), make_survival_estimator(str(m["model"]), random_state,
                                                            n_trees, **dict(m.get("params", {}))))
                  for m in members]  # fmt: skip
@@ -287,7 +290,7 @@ def select_survival_model(
     n_splits: int = 5,
     n_repeats: int = 3,
     tolerance: float = 0.002,
-    ensembles: bool = True,
+    ensembles: bool = False,
     band_refits: int = 0,
     random_state: int = 0,
 ) -> SurvivalSelection:

@@ -80,3 +80,20 @@ def test_the_neural_model_is_stored_as_safetensors(tmp_path: Path) -> None:
     loaded = load_survival_model(get_survival_model(tmp_path, "deep"))
     expected = model.predict_survival(data.X.iloc[:3], [500.0])
     assert np.allclose(loaded.predict_survival(data.X.iloc[:3], [500.0]), expected)
+
+
+def test_an_ensemble_is_stored_and_loaded_with_trusted_types(tmp_path: Path) -> None:
+    data = load_survival_dataset("gbsg2")
+    members = {"members": [{"model": "coxnet"}, {"model": "gradient_boosting"}]}
+    model = SurvivalModel("ensemble", data.spec.feature_types, params=members, n_trees=5)
+    model.fit(data.X.iloc[:200], data.y[:200])
+    version = register_survival_model(
+        tmp_path, name="ensemble", model=model, task=data.spec, population={},
+        max_horizon_days=1000, reference={}, metrics={}, training={"data_sha256": SHA},
+        intended_use="test",
+    )  # fmt: skip
+    loaded = load_survival_model(get_survival_model(tmp_path, "ensemble"))
+    expected = model.predict_survival(data.X.iloc[:3], [500.0])
+    assert np.allclose(loaded.predict_survival(data.X.iloc[:3], [500.0]), expected)
+    assert np.allclose(loaded.predict(data.X.iloc[:3]), model.predict(data.X.iloc[:3]))
+    assert version.artifact_sha256

@@ -13,7 +13,9 @@ from clinsight.tabular.survival import (
     make_survival_estimator,
     select_survival_model,
     step_values,
+    survival_folds,
 )
+from clinsight.tabular.survival_estimators import percentile_of
 
 FAST = {"neural_cox": {"max_epochs": 30}}
 
@@ -68,3 +70,59 @@ def test_selection_compares_candidates_on_the_same_folds(gbsg2_sample) -> None: 
     top = max(s.uno_mean for s in selection.scores)
     assert selection.best.uno_mean >= top - 0.002
     assert selection.model.model == selection.best.name
+
+
+ENSEMBLE_OF_TWO = {"members": [{"model": "cox"}, {"model": "random_survival_forest"}]}
+
+
+def test_an_ensemble_averages_its_members_training_risk_percentiles(gbsg2_sample) -> None:  # type: ignore[no-untyped-def]
+    X, y, types = gbsg2_sample
+    fit, held = slice(0, 180), slice(180, None)
+    model = SurvivalModel("ensemble", types, params=ENSEMBLE_OF_TWO, n_trees=5, band_refits=2)
+    model.fit(X.iloc[fit], y[fit])
+    expected = []
+    for name in ("cox", "random_survival_forest"):
+        member = SurvivalModel(name, types, n_trees=5).fit(X.iloc[fit], y[fit])
+        reference = np.sort(member.predict(X.iloc[fit]))
+        expected.append(percentile_of(reference, member.predict(X.iloc[held])))
+    risk = model.predict(X.iloc[held])
+    assert np.allclose(risk, np.mean(expected, axis=0))
+    assert np.all((risk >= 0) & (risk <= 1))
+    curves = model.predict_survival(X.iloc[held], [365.25, 1095.75, 1826.25])
+    assert np.all(np.diff(curves, axis=1) <= 1e-12)
+    low, high = model.predict_band(X.iloc[held], [365.25])
+    assert np.all((low <= curves[:, :1] + 1e-12) & (curves[:, :1] <= high + 1e-12))
+
+
+def test_percentile_of_gives_mid_ranks_of_ties() -> None:
+    reference = np.array([1.0, 2.0, 2.0, 3.0])
+    assert percentile_of(reference, [0.0, 2.0, 5.0]).tolist() == [0.0, 0.5, 1.0]
+
+
+def test_an_ensemble_needs_two_non_neural_members() -> None:
+    with pytest.raises(ModelError, match="two or more members"):
+        make_survival_estimator("ensemble", members=[{"model": "cox"}])
+    with pytest.raises(ModelError, match="neural_cox"):
+        make_survival_estimator("ensemble", members=[{"model": "cox"}, {"model": "neural_cox"}])
+
+
+def test_selection_scores_ensembles_as_the_ensemble_itself_scores(gbsg2_sample) -> None:  # type: ignore[no-untyped-def]
+    from sksurv.metrics import concordance_index_ipcw
+
+    X, y, types = gbsg2_sample
+    candidates = {"cox": {"model": "cox", "n_trees": 5},
+                  "random_survival_forest": {"model": "random_survival_forest", "n_trees": 5},
+                  "neural_cox": {"model": "neural_cox", "params": FAST["neural_cox"]}}  # fmt: skip
+    selection = select_survival_model(
+        X, y, types, candidates=candidates, n_splits=3, n_repeats=1, ensembles=True
+    )
+    names = [s.name for s in selection.scores]
+    assert names == [*candidates, "ensemble(cox+random_survival_forest)"]
+    scored = selection.scores[-1]
+    uno = []
+    for fit, held in survival_folds(y["event"], 3, 1, 0):
+        model = SurvivalModel(feature_types=types, **scored.params).fit(X.iloc[fit], y[fit])
+        tau = float(np.quantile(y[fit]["time"], 0.8))
+        uno.append(concordance_index_ipcw(y[fit], y[held], model.predict(X.iloc[held]), tau=tau)[0])
+    assert scored.uno_mean == pytest.approx(float(np.mean(uno)))
+    assert selection.model.model == selection.best.params["model"]

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, cast
 
 import typer
 from rich.table import Table
 
-from clinsight.cli.options import AsUserOpt
+from clinsight.cli.options import AsUserOpt, feature_values
 from clinsight.cli.output import console, fail
 from clinsight.config import get_settings
 from clinsight.data.plausibility import PlausibilityReport
@@ -112,19 +112,6 @@ def train(
     console.print(f"Card: {version.card_path}")
 
 
-def _values(pairs: list[str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep:
-            raise fail(f"--value {pair!r} must be FEATURE=VALUE.")
-        try:
-            values[key.strip()] = float(raw)
-        except ValueError:
-            values[key.strip()] = raw.strip() or None
-    return values
-
-
 @app.command("explain")
 def explain(
     name: NameOpt,
@@ -166,7 +153,7 @@ def explain(
         result = assess_record(predictor, record, spec, as_of=when)
         subject = record.reference
     else:
-        result = assess_features(predictor, _values(value or []))
+        result = assess_features(predictor, feature_values(value or []))
     assessment = risk_assessment(result, subject)
     if as_json:
         console.print_json(json.dumps(risk_assessment_json(assessment)))

@@ -10,7 +10,7 @@ from typing import Annotated, Any, cast
 import typer
 from rich.table import Table
 
-from clinsight.cli.options import AsUserOpt
+from clinsight.cli.options import AsUserOpt, feature_values
 from clinsight.cli.output import console, fail
 from clinsight.config import get_settings
 from clinsight.registry.versions import ModelKind
@@ -150,19 +150,6 @@ def evaluate(
         console.print(f"Proportional hazards (global p = {ph['global']['p']:.3f}): {ph['meaning']}")
 
 
-def _values(pairs: list[str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep:
-            raise fail(f"--value {pair!r} must be FEATURE=VALUE.")
-        try:
-            values[key.strip()] = float(raw)
-        except ValueError:
-            values[key.strip()] = raw.strip() or None
-    return values
-
-
 @app.command("predict")
 def predict(
     name: NameOpt,
@@ -183,7 +170,7 @@ def predict(
     predictor = ModelCache(get_settings().resolved_registry_dir).survival(
         name, version, newest=True
     )
-    result = predict_survival(predictor, _values(value), horizon or DEFAULT_HORIZONS)
+    result = predict_survival(predictor, feature_values(value), horizon or DEFAULT_HORIZONS)
     if as_json:
         console.print_json(json.dumps(survival_risk_assessment(result, "Patient/unknown")))
         return

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import skops.io as sio
@@ -47,9 +47,12 @@ __all__ = [
     "get_risk_model",
     "list_risk_models",
     "load_risk_model",
+    "load_trusted",
     "register_risk_model",
     "task_dict",
 ]
+
+T = TypeVar("T")
 
 RISK_ROOT, SKOPS_FILE = "_risk", "model.skops"
 TRUSTED_TYPES: frozenset[str] = frozenset(
@@ -234,14 +237,24 @@ def load_risk_model(version: RiskModelVersion) -> RiskModel:
             outside `TRUSTED_TYPES` (it is not loaded).
     """
     verify_manifest(version.path)
-    path = version.path / SKOPS_FILE
-    untrusted = sorted(set(sio.get_untrusted_types(file=path)) - TRUSTED_TYPES)
+    return load_trusted(version.path / SKOPS_FILE, TRUSTED_TYPES, RiskModel)
+
+
+def load_trusted(path: Path, trusted: frozenset[str], expected: type[T]) -> T:
+    """The `expected` object stored at `path` (skops), loaded only if every type it holds is
+    among skops' defaults or `trusted`.
+
+    Raises:
+        IntegrityError: the file holds a type outside `trusted` (it is not loaded), or holds
+            something other than an `expected`.
+    """
+    untrusted = sorted(set(sio.get_untrusted_types(file=path)) - trusted)
     if untrusted:
         raise IntegrityError(
             f"{path} holds types outside the trusted list ({', '.join(untrusted)}); "
             f"it was not loaded. Register the model again from a trusted training run."
         )
-    model = sio.load(path, trusted=sorted(TRUSTED_TYPES))
-    if not isinstance(model, RiskModel):
-        raise IntegrityError(f"{path} holds a {type(model).__name__}, not a RiskModel.")
-    return model
+    loaded = sio.load(path, trusted=sorted(trusted))
+    if not isinstance(loaded, expected):
+        raise IntegrityError(f"{path} holds a {type(loaded).__name__}, not a {expected.__name__}.")
+    return loaded

@@ -30,7 +30,7 @@ from clinsight.data.tabular import TaskSpec
 from clinsight.errors import IntegrityError, RegistryError
 from clinsight.registry.manifest import verify_manifest
 from clinsight.registry.risk import TRUSTED_TYPES as RISK_TRUSTED_TYPES
-from clinsight.registry.risk import task_dict
+from clinsight.registry.risk import load_trusted, task_dict
 from clinsight.registry.versions import (
     KindRegistry,
     ModelKind,
@@ -59,6 +59,7 @@ TRUSTED_TYPES: frozenset[str] = RISK_TRUSTED_TYPES | frozenset(
         "clinsight.tabular.survival.SurvivalModel",
         "clinsight.tabular.survival_estimators.CoxnetCV",
         "clinsight.tabular.survival_estimators.NeuralCoxSurvival",
+        "clinsight.tabular.survival_estimators.RankEnsembleSurvival",
         "sksurv.ensemble.boosting.GradientBoostingSurvivalAnalysis",
         "sksurv.ensemble.forest.RandomSurvivalForest",
         "sksurv.ensemble.survival_loss.CoxPH",
@@ -232,16 +233,7 @@ def load_survival_model(version: SurvivalModelVersion) -> SurvivalModel:
             `TRUSTED_TYPES` (it is not loaded), or the network weights do not fit.
     """
     verify_manifest(version.path)
-    path = version.path / SKOPS_FILE
-    untrusted = sorted(set(sio.get_untrusted_types(file=path)) - TRUSTED_TYPES)
-    if untrusted:
-        raise IntegrityError(
-            f"{path} holds types outside the trusted list ({', '.join(untrusted)}); "
-            f"it was not loaded. Register the model again from a trusted training run."
-        )
-    model = sio.load(path, trusted=sorted(TRUSTED_TYPES))
-    if not isinstance(model, SurvivalModel):
-        raise IntegrityError(f"{path} holds a {type(model).__name__}, not a SurvivalModel.")
+    model = load_trusted(version.path / SKOPS_FILE, TRUSTED_TYPES, SurvivalModel)
     networks = _networks(model)
     if networks:
         from safetensors.numpy import load_file

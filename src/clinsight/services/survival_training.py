@@ -143,7 +143,8 @@ def train_survival_model(
     bootstrap: int = 200,
     seed: int = 0,
 ) -> SurvivalTrainingOutcome:
-    """Select, evaluate and (with a `registry_dir`) register a survival model for `dataset`.
+    """Select (among the candidates and their rank ensembles), evaluate and (with a
+    `registry_dir`) register a survival model for `dataset`.
 
     Raises:
         DataError: the outcome is invalid.
@@ -156,7 +157,7 @@ def train_survival_model(
     y, types, categories = dataset.y, dataset.spec.feature_types, _categories(dataset)
     selection = select_survival_model(
         dataset.X, y, types, categories=categories, candidates=chosen, n_splits=n_splits,
-        n_repeats=n_repeats, band_refits=band_refits, random_state=seed,
+        n_repeats=n_repeats, ensembles=True, band_refits=band_refits, random_state=seed,
     )  # fmt: skip
     folds = survival_folds(dataset.event, n_splits, n_repeats, seed)
     params = {"feature_types": types, "categories": categories, "random_state": seed,

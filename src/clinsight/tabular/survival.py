@@ -2,11 +2,12 @@
 
 `SurvivalModel` is one scikit-learn estimator: `build_preprocessor` (clipping, imputation
 with missing-value indicators, scaling, one-hot) followed by one of Cox PH, elastic-net
-Cox (`CoxnetCV`), a random survival forest, gradient-boosted Cox, or the DeepSurv-style
-`NeuralCoxSurvival`. It predicts a risk score and survival probabilities at any times,
-and, when fitted with ``band_refits``, a pointwise band from that many refits on
-bootstrap resamples. `select_survival_model` compares configurations on the same
-repeated stratified folds by Uno's C and keeps the simplest within ``tolerance``.
+Cox (`CoxnetCV`), a random survival forest, gradient-boosted Cox, the DeepSurv-style
+`NeuralCoxSurvival`, or a `RankEnsembleSurvival` of the non-neural ones. It predicts a
+risk score and survival probabilities at any times, and, when fitted with
+``band_refits``, a pointwise band from that many refits on bootstrap resamples.
+`select_survival_model` compares configurations (and, if asked, their rank ensembles) on
+the same repeated stratified folds by Uno's C and keeps the simplest within ``tolerance``.
 """
 
 from __future__ import annotations
@@ -28,10 +29,18 @@ from clinsight.data.tabular import FeatureType
 from clinsight.errors import DataError, ModelError
 from clinsight.tabular.models import limit_threads
 from clinsight.tabular.pipeline import build_preprocessor
-from clinsight.tabular.survival_estimators import CoxnetCV, NeuralCoxSurvival
+from clinsight.tabular.survival_estimators import (
+    CoxnetCV,
+    NeuralCoxSurvival,
+    RankEnsembleSurvival,
+    percentile_of,
+    step_values,
+)
 
 __all__ = [
     "DEFAULT_SURVIVAL_CANDIDATES",
+    "ENSEMBLE",
+    "ENSEMBLE_MEMBERS",
     "SURVIVAL_MODELS",
     "SurvivalCandidate",
     "SurvivalModel",
@@ -50,6 +59,12 @@ SurvivalModelName = Literal[
 SURVIVAL_MODELS: tuple[SurvivalModelName, ...] = (
     "cox", "coxnet", "random_survival_forest", "gradient_boosting", "neural_cox",
 )  # fmt: skip
+ENSEMBLE = "ensemble"
+"""The model name of a `RankEnsembleSurvival` of ``members`` (see `make_survival_estimator`)."""
+ENSEMBLE_MEMBERS: frozenset[str] = frozenset(
+    {"cox", "coxnet", "random_survival_forest", "gradient_boosting"}
+)
+"""Models an ensemble may hold (the network is left out: its weights are stored apart)."""
 
 
 def make_survival_estimator(
@@ -57,8 +72,12 @@ def make_survival_estimator(
 ) -> Any:
     """A fresh survival estimator by name (``params`` override its defaults).
 
+    ``ensemble`` takes ``members``: a list of ``{"model": name, "params": {...}}`` from
+    `ENSEMBLE_MEMBERS`, each built here with the same seed and tree count.
+
     Raises:
-        ModelError: `name` is not one of `SURVIVAL_MODELS`.
+        ModelError: `name` is not one of `SURVIVAL_MODELS` or ``ensemble``, or an ensemble
+            member is not one of `ENSEMBLE_MEMBERS`.
     """
     from sksurv.ensemble import GradientBoostingSurvivalAnalysis, RandomSurvivalForest
     from sksurv.linear_model import CoxPHSurvivalAnalysis
@@ -77,17 +96,20 @@ def make_survival_estimator(
         return GradientBoostingSurvivalAnalysis(**{**defaults, **params})
     if name == "neural_cox":
         return NeuralCoxSurvival(**{"random_state": random_state, **params})
-    raise ModelError(f"Unknown survival model {name!r}; choose from {', '.join(SURVIVAL_MODELS)}.")
-
-
-def step_values(
-    grid: NDArray[np.float64], values: NDArray[np.float64], times: ArrayLike
-) -> NDArray[np.float64]:
-    """A right-continuous step function given at `grid` (ascending), read at `times`
-    (value 1 before the first grid time): columns of ``values`` (n, len(grid))."""
-    at = np.searchsorted(grid, np.asarray(times, dtype=np.float64), side="right") - 1
-    padded = np.column_stack([np.ones(len(values)), values])
-    return np.asarray(padded[:, at + 1], dtype=np.float64)
+    if name == ENSEMBLE:
+        members = list(params.get("members", ()))
+        outside = [m.get("model") for m in members if m.get("model") not in ENSEMBLE_MEMBERS]
+        if outside or len(members) < 2:
+            raise ModelError(
+                f"An ensemble needs two or more members from "
+                f"{', '.join(sorted(ENSEMBLE_MEMBERS))}; got {outside or members}."
+            )
+        built = [(str(m["model"]), make_survival_estimator(str(m["model"]), random_state,
+                                                           n_trees, **dict(m.get("params", {}))))
+                 for m in members]  # fmt: skip
+        return RankEnsembleSurvival(built)
+    raise ModelError(f"Unknown survival model {name!r}; choose from "
+                     f"{', '.join(SURVIVAL_MODELS)} or {ENSEMBLE}.")  # fmt: skip
 
 
 def check_structured(y: Any) -> NDArray[Any]:
@@ -268,48 +290,49 @@ def select_survival_model(
     n_splits: int = 5,
     n_repeats: int = 3,
     tolerance: float = 0.002,
+    ensembles: bool = False,
     band_refits: int = 0,
     random_state: int = 0,
 ) -> SurvivalSelection:
     """Pick a candidate by mean Uno's C over repeated stratified CV, then refit it on all rows.
 
-    Uno's C is truncated at the 80th percentile of the training fold's follow-up. The
-    first candidate (in the given order) within `tolerance` of the best mean wins; a
-    candidate whose fit breaks down numerically is kept in the scores as failed.
+    Uno's C is truncated at the 80th percentile of the training fold's follow-up. With
+    `ensembles`, every rank ensemble (`RankEnsembleSurvival`) of two or more fitted
+    candidates from `ENSEMBLE_MEMBERS` is scored too, on the same folds from the members'
+    held-out risks (no extra fits), after the single models. The first candidate (in that
+    order) within `tolerance` of the best mean wins; a candidate whose fit breaks down
+    numerically is kept in the scores as failed.
 
     Raises:
         DataError: y is malformed.
         ModelError: no candidate, one names an unknown model, or every candidate failed.
     """
-    from sksurv.metrics import concordance_index_censored, concordance_index_ipcw
-
     target = check_structured(y)
     chosen = dict(DEFAULT_SURVIVAL_CANDIDATES if candidates is None else candidates)
     if not chosen:
         raise ModelError("select_survival_model needs at least one candidate configuration.")
-    event_name, time_name = outcome_fields(target)
-    folds = survival_folds(target[event_name], n_splits, n_repeats, random_state)
+    folds = survival_folds(target[outcome_fields(target)[0]], n_splits, n_repeats, random_state)
     base: dict[str, Any] = {"feature_types": feature_types, "categories": categories,
                             "random_state": random_state}  # fmt: skip
-    scores = []
+    scores, ranks = [], {}
     for name, params in chosen.items():
-        uno, harrell = np.zeros(len(folds)), np.zeros(len(folds))
+        held_risks, held_ranks = [], []
         try:
-            for i, (fit, held) in enumerate(folds):
+            for fit, held in folds:
                 model = SurvivalModel(**base, **params).fit(X.iloc[fit], target[fit])
-                risk = model.predict(X.iloc[held])
-                train, test = target[fit], target[held]
-                tau = float(np.quantile(train[time_name], 0.8))
-                uno[i] = concordance_index_ipcw(train, test, risk, tau=tau)[0]
-                harrell[i] = concordance_index_censored(test[event_name], test[time_name], risk)[0]
+                held_risks.append(model.predict(X.iloc[held]))
+                if ensembles:
+                    reference = np.sort(model.predict(X.iloc[fit]))
+                    held_ranks.append(percentile_of(reference, held_risks[-1]))
         except (ArithmeticError, np.linalg.LinAlgError) as exc:
             nan = float("nan")
             scores.append(SurvivalCandidate(name, dict(params), nan, (nan,) * n_repeats, nan,
                                             f"{type(exc).__name__}: {exc}"))  # fmt: skip
             continue
-        repeats = tuple(float(v) for v in uno.reshape(n_repeats, n_splits).mean(axis=1))
-        scores.append(SurvivalCandidate(name, dict(params), float(uno.mean()), repeats,
-                                        float(harrell.mean())))  # fmt: skip
+        ranks[name] = held_ranks
+        scores.append(_candidate(name, dict(params), held_risks, target, folds, n_repeats))
+    if ensembles:
+        scores += _ensembles(chosen, ranks, target, folds, n_repeats)
     usable = [s for s in scores if s.failed is None]
     if not usable:
         raise ModelError(f"every candidate failed to fit: {scores[0].failed}")
@@ -317,3 +340,54 @@ def select_survival_model(
     best = next(s for s in usable if s.uno_mean >= top - tolerance)
     model = SurvivalModel(**base, band_refits=band_refits, **best.params).fit(X, target)
     return SurvivalSelection(tuple(scores), best, model)
+
+
+Folds = list[tuple[NDArray[np.intp], NDArray[np.intp]]]
+
+
+def _candidate(
+    name: str,
+    params: dict[str, Any],
+    held_risks: list[NDArray[np.float64]],
+    target: NDArray[Any],
+    folds: Folds,
+    n_repeats: int,
+) -> SurvivalCandidate:
+    """Uno's and Harrell's C of one candidate from its held-out risks on each fold."""
+    from sksurv.metrics import concordance_index_censored, concordance_index_ipcw
+
+    event_name, time_name = outcome_fields(target)
+    uno, harrell = np.zeros(len(folds)), np.zeros(len(folds))
+    for i, ((fit, held), risk) in enumerate(zip(folds, held_risks, strict=True)):
+        train, test = target[fit], target[held]
+        tau = float(np.quantile(train[time_name], 0.8))
+        uno[i] = concordance_index_ipcw(train, test, risk, tau=tau)[0]
+        harrell[i] = concordance_index_censored(test[event_name], test[time_name], risk)[0]
+    repeats = tuple(float(v) for v in uno.reshape(n_repeats, -1).mean(axis=1))
+    return SurvivalCandidate(name, params, float(uno.mean()), repeats, float(harrell.mean()))
+
+
+def _ensembles(
+    chosen: Mapping[str, Mapping[str, Any]],
+    ranks: Mapping[str, list[NDArray[np.float64]]],
+    target: NDArray[Any],
+    folds: Folds,
+    n_repeats: int,
+) -> list[SurvivalCandidate]:
+    """Every rank ensemble of two or more fitted single-model candidates that may be members,
+    scored from the members' held-out training-risk percentiles (their mean is the
+    ensemble's risk, as `RankEnsembleSurvival` computes it)."""
+    from itertools import combinations
+
+    eligible = [n for n in ranks if chosen[n].get("model", "coxnet") in ENSEMBLE_MEMBERS]
+    out = []
+    for size in range(2, len(eligible) + 1):
+        for names in combinations(eligible, size):
+            members = [{"model": chosen[n].get("model", "coxnet"),
+                        "params": dict(chosen[n].get("params") or {})} for n in names]  # fmt: skip
+            trees = max(int(chosen[n].get("n_trees", 200)) for n in names)
+            params = {"model": ENSEMBLE, "n_trees": trees, "params": {"members": members}}
+            held = [np.mean([ranks[n][i] for n in names], axis=0) for i in range(len(folds))]
+            out.append(_candidate(f"{ENSEMBLE}({'+'.join(names)})", params, held, target,
+                                  folds, n_repeats))  # fmt: skip
+    return out

@@ -1,4 +1,4 @@
-"""Two survival estimators scikit-survival lacks in the form the pipeline needs.
+"""Three survival estimators scikit-survival lacks in the form the pipeline needs.
 
 - `CoxnetCV`: elastic-net Cox whose penalty is chosen on the training rows alone (inner
   K-fold CV on Harrell's C over the regularisation path), refitted at that penalty.
@@ -8,6 +8,10 @@
   baseline hazard for survival curves. Its weights are kept as NumPy arrays
   (``weights_``), so the registry stores them as safetensors and loading builds no code;
   PyTorch is imported only to train and predict.
+- `RankEnsembleSurvival`: several of these models fitted on the same rows; its risk is the
+  mean of each member's risk read as a percentile of that member's training-row risks (so
+  members on different scales weigh alike, and one patient is scored on their own), its
+  survival the mean of the members' curves.
 
 Both expose what the pipeline uses of a scikit-survival model: ``predict`` (a risk score,
 higher is worse), ``predict_survival_function(X, return_array=True)`` at ``unique_times_``.
@@ -19,13 +23,34 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
 from clinsight.data.survival import outcome_fields
 
-__all__ = ["CoxnetCV", "NeuralCoxSurvival", "breslow_baseline"]
+__all__ = [
+    "CoxnetCV", "NeuralCoxSurvival", "RankEnsembleSurvival", "breslow_baseline",
+    "percentile_of", "step_values",
+]  # fmt: skip
+
+
+def step_values(
+    grid: NDArray[np.float64], values: NDArray[np.float64], times: ArrayLike
+) -> NDArray[np.float64]:
+    """A right-continuous step function given at `grid` (ascending), read at `times`
+    (value 1 before the first grid time): columns of ``values`` (n, len(grid))."""
+    at = np.searchsorted(grid, np.asarray(times, dtype=np.float64), side="right") - 1
+    padded = np.column_stack([np.ones(len(values)), values])
+    return np.asarray(padded[:, at + 1], dtype=np.float64)
+
+
+def percentile_of(reference: NDArray[np.float64], values: ArrayLike) -> NDArray[np.float64]:
+    """Where each of `values` falls among the sorted `reference` (mid-rank of ties), in [0, 1]."""
+    points = np.asarray(values, dtype=np.float64)
+    below = np.searchsorted(reference, points, side="left")
+    upto = np.searchsorted(reference, points, side="right")
+    return np.asarray((below + upto) / (2.0 * len(reference)), dtype=np.float64)
 
 
 def breslow_baseline(
@@ -260,3 +285,57 @@ def _cox_loss(net: Any, data: Any, event: Any) -> Any:
     log_hazard = net(data)[:, 0]
     log_risk_set = torch.logcumsumexp(log_hazard, dim=0)
     return -torch.sum((log_hazard - log_risk_set) * event) / torch.clamp(event.sum(), min=1.0)
+
+
+class RankEnsembleSurvival(BaseEstimator):  # type: ignore[misc]
+    """Rank-averaged survival models fitted on the same rows (see module doc).
+
+    ``estimators`` is a list of (name, unfitted estimator) pairs; each is cloned and fitted.
+    """
+
+    def __init__(self, estimators: list[tuple[str, Any]] | None = None) -> None:
+        self.estimators = estimators
+
+    def fit(self, X: ArrayLike, y: NDArray[Any]) -> RankEnsembleSurvival:
+        """Fit every member and keep its sorted training-row risks.
+
+        Raises:
+            ValueError: fewer than two members.
+        """
+        if not self.estimators or len(self.estimators) < 2:
+            raise ValueError("RankEnsembleSurvival needs at least two member estimators.")
+        data = np.asarray(X, dtype=np.float64)
+        self.estimators_: list[tuple[str, Any]] = [
+            (name, clone(estimator).fit(data, y)) for name, estimator in self.estimators
+        ]
+        self.train_risks_: list[NDArray[np.float64]] = [
+            np.sort(np.asarray(member.predict(data), dtype=np.float64))
+            for _, member in self.estimators_
+        ]
+        self.unique_times_ = np.unique(
+            np.concatenate([np.asarray(m.unique_times_, dtype=np.float64)
+                            for _, m in self.estimators_])
+        )  # fmt: skip
+        self.n_features_in_ = data.shape[1]
+        return self
+
+    def predict(self, X: ArrayLike) -> NDArray[np.float64]:
+        """The mean over members of each member's risk as a training-risk percentile."""
+        check_is_fitted(self)
+        data = np.asarray(X, dtype=np.float64)
+        ranks = [percentile_of(reference, member.predict(data))
+                 for reference, (_, member) in zip(self.train_risks_, self.estimators_,
+                                                   strict=True)]  # fmt: skip
+        return np.asarray(np.mean(ranks, axis=0), dtype=np.float64)
+
+    def predict_survival_function(self, X: ArrayLike, return_array: bool = True) -> Any:
+        """The members' mean survival at ``unique_times_``, shape (n, times)."""
+        del return_array
+        check_is_fitted(self)
+        data = np.asarray(X, dtype=np.float64)
+        curves = []
+        for _, member in self.estimators_:
+            values = np.asarray(member.predict_survival_function(data, return_array=True))
+            grid = np.asarray(member.unique_times_, dtype=np.float64)
+            curves.append(step_values(grid, values, self.unique_times_))
+        return np.mean(curves, axis=0)

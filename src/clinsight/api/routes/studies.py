@@ -13,6 +13,7 @@ from clinsight.api.deps import Clinician, State, StoreCtx
 from clinsight.api.schemas import (
     FeedbackIn,
     FeedbackOut,
+    HeatInLungsOut,
     PredictionDetailOut,
     PredictionOut,
     StudyOut,
@@ -21,6 +22,7 @@ from clinsight.api.uploads import read_upload
 from clinsight.data.source import ACCEPTED_FORMATS
 from clinsight.services.predictions import (
     give_feedback,
+    heat_in_lungs,
     heatmap_png,
     patient_studies,
     predict_study,
@@ -146,24 +148,33 @@ def heatmap(prediction_id: str, user: Clinician, ctx: StoreCtx, state: State) ->
 
 
 @router.get("/predictions/{prediction_id}", response_model=PredictionDetailOut)
-def prediction(prediction_id: str, user: Clinician, ctx: StoreCtx) -> PredictionDetailOut:
-    """A prediction with its provenance and each clinician's current verdict on it."""
+def prediction(
+    prediction_id: str, user: Clinician, ctx: StoreCtx, state: State
+) -> PredictionDetailOut:
+    """A prediction with its provenance and each clinician's current verdict on it; for a
+    chest classifier while a lung segmentation model is in production, the share of its
+    heat map inside the lungs, flagged when the map lies mostly outside them."""
     del user
     detail = prediction_detail(ctx, prediction_id)
+    share = heat_in_lungs(ctx, state.predictor, state.lungs, prediction_id)
     return PredictionDetailOut.model_validate(
         {
             **PredictionOut.model_validate(detail.prediction).model_dump(),
             "feedback": [FeedbackOut.model_validate(r) for r in detail.feedback.current],
+            "heatmap_in_lungs": None if share is None else HeatInLungsOut(**share.to_dict()),
         }
     )
 
 
 @router.get("/predictions/{prediction_id}/fhir")
-def prediction_fhir(prediction_id: str, user: Clinician, ctx: StoreCtx) -> dict[str, Any]:
+def prediction_fhir(
+    prediction_id: str, user: Clinician, ctx: StoreCtx, state: State
+) -> dict[str, Any]:
     """The prediction as a FHIR R4 Observation: the finding as its value, or, for an image
-    outside the model's intended use, no value, a data-absent reason and the reasons."""
+    outside the model's intended use, no value, a data-absent reason and the reasons; a
+    chest classifier's heat-map share inside the lungs as a note (see the prediction)."""
     del user
-    return prediction_observation(ctx, prediction_id)
+    return prediction_observation(ctx, prediction_id, predictors=state.predictor, lungs=state.lungs)
 
 
 @router.get("/predictions/{prediction_id}/feedback", response_model=list[FeedbackOut])

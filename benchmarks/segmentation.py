@@ -169,8 +169,31 @@ def kvasir(args: argparse.Namespace) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def cxr(args: argparse.Namespace) -> dict[str, Any]:
-    """5-fold image-disjoint CV over the 44 radiographs, both lungs as one label."""
+def _cxr_summary(rows: list[dict[str, Any]], labels: tuple[str, ...],
+                 args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+    mean = {m: statistics.fmean(r["test"]["values"][m] for r in rows)
+            for m in ("dice", "iou", "hd95", "boundary_precision")}  # fmt: skip
+    return {
+        "folds": rows, "mean": mean, "labels": list(labels),
+        "folds_done": len(rows), "complete": len(rows) == 5,
+        "budget": {"minutes_per_fold": args.cxr_minutes, "image_size": args.cxr_size,
+                   "max_epochs": args.cxr_epochs},
+        "recipe": {"architecture": args.architecture, "width": args.cxr_width,
+                   "depth": args.depth, "image_size": args.cxr_size,
+                   "batch_size": args.cxr_batch_size, "learning_rate": args.learning_rate,
+                   "flip_prob": args.cxr_flip_prob, "loss": "Dice + cross-entropy (MONAI)",
+                   "chosen": "beforehand, not tuned on any fold", "pretrained": False},
+        "target": {"dice": 0.95, "met": len(rows) == 5 and mean["dice"] >= 0.95},
+        "published": {"note": "quoted, not measured here: U-Net lung fields, Dice about "
+                      "0.95-0.97 in the literature (other datasets)"},
+    }  # fmt: skip
+
+
+def cxr(
+    args: argparse.Namespace, save: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    """5-fold image-disjoint CV over the 44 radiographs, both lungs as one label; `save`
+    gets the summary after each fold, so a run stopped early keeps the folds it finished."""
     dataset = load_cxr_lungs(Path(args.data) / "segmentation" / "covid19-cxr-segmentations")
     spec = PreprocessSpec(args.cxr_size, 1)
     folds = kfold_ids(dataset.ids, 5, seed=args.split_seed)
@@ -195,21 +218,9 @@ def cxr(args: argparse.Namespace) -> dict[str, Any]:
                      "stopped_because": result.stopped_because,
                      "train_minutes": result.seconds / 60, "test": test})  # fmt: skip
         print(f"cxr fold {index}: Dice {test['values']['dice']:.3f}", flush=True)
-    mean = {m: statistics.fmean(r["test"]["values"][m] for r in rows)
-            for m in ("dice", "iou", "hd95", "boundary_precision")}  # fmt: skip
-    return {
-        "folds": rows, "mean": mean, "labels": list(dataset.labels),
-        "budget": {"minutes_per_fold": args.cxr_minutes, "image_size": args.cxr_size,
-                   "max_epochs": args.cxr_epochs},
-        "recipe": {"architecture": args.architecture, "width": args.cxr_width,
-                   "depth": args.depth, "image_size": args.cxr_size,
-                   "batch_size": args.cxr_batch_size, "learning_rate": args.learning_rate,
-                   "flip_prob": args.cxr_flip_prob, "loss": "Dice + cross-entropy (MONAI)",
-                   "chosen": "beforehand, not tuned on any fold", "pretrained": False},
-        "target": {"dice": 0.95, "met": mean["dice"] >= 0.95},
-        "published": {"note": "quoted, not measured here: U-Net lung fields, Dice about "
-                      "0.95-0.97 in the literature (other datasets)"},
-    }  # fmt: skip
+        if save is not None:
+            save(_cxr_summary(rows, dataset.labels, args))
+    return _cxr_summary(rows, dataset.labels, args)
 
 
 def inference(args: argparse.Namespace) -> dict[str, Any]:
@@ -261,9 +272,10 @@ def _table(results: dict[str, Any]) -> str:
         budget = c["budget"]
         limit = (f"<= {budget['max_epochs']} epochs" if "max_epochs" in budget
                  else f"{budget['minutes_per_fold']:g} min")  # fmt: skip
+        folds, met = c.get("folds_done", 5), c["target"]["met"]
         lines.append(
-            f"| cxr_lungs (5-fold CV, {budget['image_size']} px, {limit}/fold) | "
-            f"mean Dice | {value:.3f} | >= 0.95 | {'yes' if value >= 0.95 else 'no'} |"
+            f"| cxr_lungs ({folds} of 5 CV folds, {budget['image_size']} px, {limit}/fold) | "
+            f"mean Dice | {value:.3f} | >= 0.95 | {'yes' if met else 'no'} |"
         )
     if results.get("inference"):
         i = results["inference"]
@@ -308,16 +320,23 @@ def main() -> None:
     results = read_results("segmentation")
     results.pop("provenance", None)
     runners = {"kvasir_seg": kvasir, "cxr_lungs": cxr, "inference": inference}
+
+    def save_cxr(summary: dict[str, Any]) -> None:
+        results["cxr_lungs"] = summary
+        write_results("segmentation", results)
+
     for part in args.parts:
-        results[part] = runners[part](args)
+        results[part] = cxr(args, save_cxr) if part == "cxr_lungs" else runners[part](args)
         write_results("segmentation", results)
     flat = {
         "kvasir_seg.mean.dice": results.get("kvasir_seg", {}).get("mean", {}).get("dice"),
         "kvasir_seg.mean.iou": results.get("kvasir_seg", {}).get("mean", {}).get("iou"),
         "cxr_lungs.mean.dice": results.get("cxr_lungs", {}).get("mean", {}).get("dice"),
     }
+    complete = {"cxr_lungs.mean.dice": results.get("cxr_lungs", {}).get("complete", True)}
     results["targets"] = {k: {"target": t, "measured": flat[k],
-                              "met": flat[k] is not None and flat[k] >= t}
+                              "met": flat[k] is not None and flat[k] >= t
+                              and complete.get(k, True)}
                           for k, t in TARGETS.items()}  # fmt: skip
     write_results("segmentation", results)
     update_readme_section("segmentation", _table(results))

@@ -18,7 +18,7 @@ from clinsight.api.schemas import (
     PredictionOut,
     StudyOut,
 )
-from clinsight.api.uploads import read_upload
+from clinsight.api.uploads import ConfirmMismatch, read_upload
 from clinsight.data.source import ACCEPTED_FORMATS
 from clinsight.services.predictions import (
     give_feedback,
@@ -38,14 +38,6 @@ from clinsight.store.studies import StoredUpload
 __all__ = ["router"]
 
 router = APIRouter(tags=["studies"])
-ConfirmMismatch = Annotated[
-    bool,
-    Query(
-        description="File a DICOM whose header names another patient (name, ID, birth date "
-        "or sex) than the chart anyway; without it such an upload is refused with 409 and the "
-        "mismatching fields. A confirmed mismatch is recorded with the study and audited."
-    ),
-]
 PNG: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/png": {}}, "description": "Grad-CAM overlay (PNG)."}
 }

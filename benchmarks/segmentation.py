@@ -9,10 +9,10 @@ inference speed at 256 x 256.
 - `cxr_lungs`: left and right lung as one label, 5-fold image-disjoint cross-validation
   over the 44 radiographs (4 validation images carved from each training part, which pick
   the epoch). The recipe is fixed beforehand, not tuned on any fold: lungs are large,
-  smooth structures, so 128 x 128 is enough; flips off (a mirrored chest is not a chest
-  radiograph: the heart would sit on the right); batch 4 (about 9 steps an epoch on 35
-  images); an epoch limit (`--cxr-epochs`) rather than a time budget, so a loaded machine
-  does not cut training short.
+  smooth structures, so 96-128 px is enough (`--cxr-size`, default 128); flips off (a
+  mirrored chest is not a chest radiograph: the heart would sit on the right); batch 4
+  (about 9 steps an epoch on 35 images); an epoch limit (`--cxr-epochs`) rather than a
+  time budget, so a loaded machine does not cut training short.
 - `inference`: images per second at 256 x 256 for ONNX Runtime and PyTorch eager on one
   thread, beside the single-thread SGEMM ceiling measured in the same run.
 
@@ -282,6 +282,15 @@ def _table(results: dict[str, Any]) -> str:
         lines.append(f"| inference 256x256, 1 thread | ONNX Runtime / PyTorch eager images/s | "
                      f"{i['onnxruntime_images_per_s']:.1f} / {i['torch_eager_images_per_s']:.1f}"
                      f" (SGEMM {i['sgemm_gflops_one_thread']:.0f} GFLOP/s) | | |")  # fmt: skip
+    if c and "recipe" in c:
+        r, b = c["recipe"], c["budget"]
+        lines += ["", f"CXR lungs recipe: {r['architecture']} width {r['width']} depth "
+                  f"{r['depth']} at {r['image_size']}x{r['image_size']}, flip probability "
+                  f"{r['flip_prob']:g}, batch {r['batch_size']}, at most {b['max_epochs']} "
+                  "epochs per fold (the epoch picked on 4 validation images of the fold's "
+                  f"training part), {c.get('folds_done', 5)} of 5 folds; {r['chosen']}. "
+                  "Per-fold test Dice: " + ", ".join(
+                      f"{f['test']['values']['dice']:.3f}" for f in c["folds"]) + "."]  # fmt: skip
     if k:
         recipe, epochs = k["recipe"], [s["epochs"] for s in k["seeds"]]
         lines += ["", f"Kvasir recipe: {recipe['architecture']} width {recipe['width']} at "

@@ -372,19 +372,17 @@ def explained_prediction(
 
 
 def heat_in_lungs(
-    ctx: StoreContext, predictors: PredictorLookup, lungs: LungModels, prediction_id: str
+    ctx: StoreContext, predictors: PredictorLookup, lungs: LungModels, record: PredictionRecord
 ) -> LungShare | None:
     """The share of a prediction's heat map inside the lungs (see `explained_prediction`);
     None, without reading the image, for a refused image, a classifier that is not a chest
-    model, a model version no longer registered, or no production lung model. Commits.
+    model, a model version no longer registered, or no production lung model. `record` was
+    read under the access policy by the caller; the image is read (audited) again here.
 
     Raises:
-        RecordNotFoundError: no such prediction.
         PermissionDeniedError: the actor may not open its patient.
         ModelError: the explanation or the lung outline failed.
     """
-    record = get_prediction(ctx, prediction_id)
-    ctx.session.commit()
     if record.refused:
         return None
     try:
@@ -393,7 +391,7 @@ def heat_in_lungs(
         return None
     if lung_segmenter(lungs, predictor.model) is None:
         return None
-    return explained_prediction(ctx, predictors, prediction_id, plain=False, lungs=lungs).lungs
+    return explained_prediction(ctx, predictors, record.id, plain=False, lungs=lungs).lungs
 
 
 def heatmap_png(ctx: StoreContext, predictors: PredictorLookup, prediction_id: str) -> bytes:
@@ -572,7 +570,7 @@ def prediction_observation(
     ctx.session.commit()
     share = None
     if predictors is not None and lungs is not None:
-        share = heat_in_lungs(ctx, predictors, lungs, prediction_id)
+        share = heat_in_lungs(ctx, predictors, lungs, record)
     notes = () if share is None else (f"Explanation check: {share.sentence()}",)
     return image_observation_json(image_observation(record, f"Patient/{patient_id}", notes))
 

@@ -148,7 +148,7 @@ def prediction(
     heat map inside the lungs, flagged when the map lies mostly outside them."""
     del user
     detail = prediction_detail(ctx, prediction_id)
-    share = heat_in_lungs(ctx, state.predictor, state.lungs, prediction_id)
+    share = heat_in_lungs(ctx, state.predictor, state.lungs, detail.prediction)
     return PredictionDetailOut.model_validate(
         {
             **PredictionOut.model_validate(detail.prediction).model_dump(),

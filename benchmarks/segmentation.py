@@ -288,9 +288,13 @@ def _table(results: dict[str, Any]) -> str:
                   f"{r['depth']} at {r['image_size']}x{r['image_size']}, flip probability "
                   f"{r['flip_prob']:g}, batch {r['batch_size']}, at most {b['max_epochs']} "
                   "epochs per fold (the epoch picked on 4 validation images of the fold's "
-                  f"training part), {c.get('folds_done', 5)} of 5 folds; {r['chosen']}. "
+                  f"training part), {c.get('folds_done', 5)} of 5 folds; chosen {r['chosen']}. "
                   "Per-fold test Dice: " + ", ".join(
                       f"{f['test']['values']['dice']:.3f}" for f in c["folds"]) + "."]  # fmt: skip
+    earlier = [p for p in ("kvasir_seg", "inference") if results.get(p, {}).get("from_run")]
+    if earlier:
+        lines += ["", f"Not re-run in the latest run ({', '.join(earlier)}): those rows "
+                  "come from the earlier run named in their `from_run` results entry."]  # fmt: skip
     if k:
         recipe, epochs = k["recipe"], [s["epochs"] for s in k["seeds"]]
         lines += ["", f"Kvasir recipe: {recipe['architecture']} width {recipe['width']} at "

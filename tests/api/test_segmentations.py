@@ -179,3 +179,60 @@ def test_the_web_page_segments_a_study_and_takes_a_review(
     seg = client.get(f"{page.url.path}/dicom-seg")
     assert seg.headers["content-type"] == "application/dicom"
     assert pydicom.dcmread(io.BytesIO(seg.content)).Modality == "SEG"
+
+
+def test_an_upload_is_stored_and_segmented_in_one_call(service: Service, segmenter: None) -> None:
+    client = service.client
+    alice, bob = service.login("alice"), service.login("bob")
+    patient = client.post("/api/v1/patients", json=PERSON, headers=alice).json()["id"]
+    url = f"/api/v1/patients/{patient}/segmentations"
+    made = client.post(url, params={"model": MODEL}, headers=alice,
+                       files={"file": ("x.png", _png(), "image/png")})  # fmt: skip
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert body["areas_px"]["polyp"] > 0
+    assert body["review"] is None
+    studies = client.get(f"/api/v1/patients/{patient}/studies", headers=alice).json()
+    assert [s["id"] for s in studies] == [body["study_id"]]
+    text = client.post(url, params={"model": MODEL}, headers=alice,
+                       files={"file": ("a.txt", b"hello world", "text/plain")})  # fmt: skip
+    assert text.status_code == 415
+    assert "not a recognised image" in text.json()["detail"]
+    unknown = client.post(url, params={"model": "no-such-model"}, headers=alice,
+                          files={"file": ("x.png", _png(), "image/png")})  # fmt: skip
+    assert unknown.status_code == 404
+    assert "no-such-model" in unknown.json()["detail"]
+    denied = client.post(url, params={"model": MODEL}, headers=bob,
+                         files={"file": ("x.png", _png(), "image/png")})  # fmt: skip
+    assert denied.status_code == 403
+    after = client.get(f"/api/v1/patients/{patient}/studies", headers=alice).json()
+    assert len(after) == 1  # neither the wrong file, the unknown model nor bob stored one
+
+
+def test_the_web_uploads_and_segments_and_the_timeline_shows_the_review(
+    service: Service, segmenter: None
+) -> None:
+    client = service.client
+    web_login(service, "alice")
+    patient_path, csrf = web_patient(service)
+    chart = client.get(patient_path)
+    assert 'id="segment-upload"' in chart.text
+    assert f'<option value="{MODEL}">' in chart.text
+    wrong = client.post(f"{patient_path}/segmentations", data={"csrf": csrf, "model": MODEL},
+                        files={"file": ("a.txt", b"hello world", "text/plain")})  # fmt: skip
+    assert wrong.status_code == 415
+    assert "not a recognised image" in wrong.text
+    page = client.post(f"{patient_path}/segmentations", data={"csrf": csrf, "model": MODEL},
+                       files={"file": ("x.png", _png(), "image/png")})  # fmt: skip
+    assert page.status_code == 200, page.text
+    assert page.url.path.startswith("/segmentations/")
+    timeline = client.get(patient_path).text
+    entry = re.search(r'<li class="entry-segmentation">(.*?)</li>\s*</ul>', timeline, re.S)
+    assert entry is not None
+    assert f"Segmentation ({MODEL} v1)" in entry.group(1)
+    assert f'href="{page.url.path}"' in entry.group(1)
+    assert "polyp" in entry.group(1)
+    assert "not reviewed" in entry.group(1)
+    client.post(f"{page.url.path}/review", data={"csrf": form_csrf(page.text),
+                                                 "verdict": "agree"})  # fmt: skip
+    assert "you: agreed" in client.get(patient_path).text

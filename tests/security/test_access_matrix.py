@@ -95,6 +95,7 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "GET /api/v1/predictions/{prediction_id}/feedback": (401, 403, (200, 403), 403),
     "POST /api/v1/predictions/{prediction_id}/feedback": (401, 403, (201, 403), 403),
     "POST /api/v1/studies/{study_id}/segmentations": (401, 403, (201, 403), 403),
+    "POST /api/v1/patients/{patient_id}/segmentations": (401, 403, (201, 403), 403),
     "GET /api/v1/segmentations/{segmentation_id}": (401, 403, (200, 403), 403),
     "GET /api/v1/segmentations/{segmentation_id}/mask.png": (401, 403, (200, 403), 403),
     # the world's studies are PNG: no DICOM SEG (404 problem), after the access check
@@ -149,6 +150,7 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "GET /predictions/{prediction_id}": (303, 403, (200, 403), 403),
     "POST /predictions/{prediction_id}/feedback": (303, 403, (303, 403), 403),
     "POST /studies/{study_id}/segmentations": (303, 403, (303, 403), 403),
+    "POST /patients/{patient_id}/segmentations": (303, 403, (303, 403), 403),
     "GET /segmentations/{segmentation_id}": (303, 403, (200, 403), 403),
     "POST /segmentations/{segmentation_id}/review": (303, 403, (303, 403), 403),
     "GET /segmentations/{segmentation_id}/dicom-seg": (303, 403, (404, 403), 403),  # PNG study
@@ -320,6 +322,9 @@ def _request(world: World, key: str, role: str, scope: str) -> tuple[int, str]:
             "files": {"file": ("x.png", _png(), "image/png")}
         },
         "POST /api/v1/predictions/{prediction_id}/feedback": {"json": {"verdict": "agree"}},
+        "POST /api/v1/patients/{patient_id}/segmentations": {
+            "files": {"file": ("x.png", _png(), "image/png")}
+        },
         "POST /api/v1/segmentations/{segmentation_id}/review": {"json": {"verdict": "agree"}},
         "POST /api/v1/patients/{patient_id}/notes": {"json": {"text": "Asthma."}},
         "POST /api/v1/patients/{patient_id}/notes/file": {
@@ -350,6 +355,10 @@ def _request(world: World, key: str, role: str, scope: str) -> tuple[int, str]:
         "POST /predictions/{prediction_id}/feedback": {"data": {**form, "verdict": "agree"}},
         "POST /predictions/{prediction_id}/report": {"data": form},
         "POST /studies/{study_id}/segmentations": {"data": {**form, "model": SEGMENTER}},
+        "POST /patients/{patient_id}/segmentations": {
+            "data": {**form, "model": SEGMENTER},
+            "files": {"file": ("x.png", _png(), "image/png")},
+        },
         "POST /segmentations/{segmentation_id}/review": {"data": {**form, "verdict": "agree"}},
         "POST /patients/{patient_id}/held/{token}": {"data": {**form, "action": "confirm"}},
         "POST /models/image/{name}/{version}/recalibration": {"data": form},
@@ -382,7 +391,8 @@ def _request(world: World, key: str, role: str, scope: str) -> tuple[int, str]:
         params = {"mrn": OWN["mrn"]}
     if key == "GET /api/v1/audit/export":
         params = {"format": "fhir"}
-    if key == "POST /api/v1/studies/{study_id}/segmentations":
+    if key in ("POST /api/v1/studies/{study_id}/segmentations",
+               "POST /api/v1/patients/{patient_id}/segmentations"):  # fmt: skip
         params = {"model": SEGMENTER}
     response = client.request(method, path, headers=headers, params=params,
                               follow_redirects=False, **bodies.get(key, {}))  # fmt: skip

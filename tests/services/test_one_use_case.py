@@ -90,3 +90,15 @@ def test_the_workspace_is_one_service_function_each() -> None:
     assert vars(web_pages)["sign_finding_report"] is reports.sign_finding_report
     assert vars(api_workspace)["patient_fhir_bundle"] is patient_record.patient_fhir_bundle
     assert vars(web_pages)["patient_fhir_bundle"] is patient_record.patient_fhir_bundle
+
+
+def test_segmentation_and_the_heat_map_check_are_one_service_function_each() -> None:
+    from clinsight.api.routes import segmentations as api_segmentations
+    from clinsight.services import segmentation as segmentation_service
+    from clinsight.web import segmentation_pages as web_segmentation
+
+    for name in ("segment_study", "segment_upload", "review", "segmentation_dicom_seg"):
+        assert vars(api_segmentations)[name] is vars(segmentation_service)[name]
+        assert vars(web_segmentation)[name] is vars(segmentation_service)[name]
+    assert vars(api_studies)["heat_in_lungs"] is prediction_service.heat_in_lungs
+    assert vars(web_pages)["explained_prediction"] is prediction_service.explained_prediction

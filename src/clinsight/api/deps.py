@@ -24,6 +24,7 @@ from clinsight.inference.cache import ModelCache, model_cache
 from clinsight.inference.predictors import ImagePredictor
 from clinsight.security.access import require_role
 from clinsight.security.tokens import TokenIssuer
+from clinsight.services.explanation_lungs import LungModels
 from clinsight.store.actors import Principal
 from clinsight.store.crypto import KeyRing
 from clinsight.store.repositories import StoreContext
@@ -102,6 +103,11 @@ class AppState:
             ModelError: the ONNX graph cannot be loaded.
         """
         return self.models.image(name or self.settings.default_model, version)
+
+    @property
+    def lungs(self) -> LungModels:
+        """The production lung models a chest classifier's heat map is checked against."""
+        return LungModels.of(self.settings, self.models.segmentation)
 
 
 async def get_state(request: Request) -> AppState:

@@ -252,10 +252,27 @@ class FeedbackOut(_Out):
     superseded_at: datetime | None = None
 
 
+class HeatInLungsOut(BaseModel):
+    """The share of a chest classifier's Grad-CAM map inside the lungs that the production
+    lung model outlines, computed on request (never stored)."""
+
+    model_name: str = Field(description="The lung segmentation model.")
+    model_version: int
+    intended_use: str = Field(description='The lung model\'s gate: "ok", "warned", "refused".')
+    reasons: list[str]
+    share_inside: float | None = Field(description="Heat-map mass inside the lungs / total.")
+    mask_area_share: float | None = Field(description="The lungs' share of the square read.")
+    mostly_outside: bool = Field(description="Flag: under half of the map lies in the lungs.")
+    text: str
+
+
 class PredictionDetailOut(PredictionOut):
-    """A prediction with each clinician's current verdict on it (history: `/feedback`)."""
+    """A prediction with each clinician's current verdict on it (history: `/feedback`), and
+    for a chest classifier with a production lung model the heat map's share inside the
+    lungs (null otherwise)."""
 
     feedback: list[FeedbackOut]
+    heatmap_in_lungs: HeatInLungsOut | None = None
 
 
 class TimelineStudyOut(BaseModel):

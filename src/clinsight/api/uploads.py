@@ -3,16 +3,26 @@ format are refused up front (413, 415), before any work is spent on the content.
 
 from __future__ import annotations
 
-from fastapi import HTTPException, UploadFile
+from typing import Annotated
+
+from fastapi import HTTPException, Query, UploadFile
 
 from clinsight.data.source import sniff_image_format
 from clinsight.errors import UnsupportedImageError
 from clinsight.store.notes import MAX_NOTE_CHARS
 
-__all__ = ["FHIR_JSON", "MAX_UPLOAD_BYTES", "read_text_upload", "read_upload"]
+__all__ = ["FHIR_JSON", "MAX_UPLOAD_BYTES", "ConfirmMismatch", "read_text_upload", "read_upload"]
 
 FHIR_JSON = "application/fhir+json"
 MAX_UPLOAD_BYTES = 4 * MAX_NOTE_CHARS  # UTF-8 needs at most 4 bytes a character
+ConfirmMismatch = Annotated[
+    bool,
+    Query(
+        description="File a DICOM whose header names another patient (name, ID, birth date "
+        "or sex) than the chart anyway; without it such an upload is refused with 409 and the "
+        "mismatching fields. A confirmed mismatch is recorded with the study and audited."
+    ),
+]
 
 
 def read_upload(file: UploadFile, max_bytes: int) -> bytes:

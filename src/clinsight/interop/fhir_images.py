@@ -27,8 +27,11 @@ _CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 _ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 
 
-def image_observation(record: PredictionRecord, subject: str) -> Observation:
-    """The `Observation` of a stored image prediction about `subject` (``Patient/<id>``).
+def image_observation(
+    record: PredictionRecord, subject: str, notes: Sequence[str] = ()
+) -> Observation:
+    """The `Observation` of a stored image prediction about `subject` (``Patient/<id>``),
+    with `notes` (e.g. where its explanation lies) after the finding's own.
 
     Raises:
         DataError: the resource does not validate (e.g. a malformed subject reference).
@@ -37,7 +40,7 @@ def image_observation(record: PredictionRecord, subject: str) -> Observation:
         record.id, record.model_name, record.model_version, record.artifact_sha256,
         effective=record.created_at.isoformat(timespec="seconds"), refused=record.refused,
         finding=record.predicted_label, label_probability=record.label_probability,
-        reasons=record.intended_use_reasons, subject=subject,
+        reasons=record.intended_use_reasons, subject=subject, notes=notes,
     )  # fmt: skip
 
 
@@ -45,6 +48,7 @@ def finding_observation(
     observation_id: str, name: str, version: int | str, artifact_sha256: str, *, effective: str,
     refused: bool, finding: str, label_probability: float | None, reasons: Sequence[str],
     subject: str | None = None, identifier: Mapping[str, str] | None = None,
+    notes: Sequence[str] = (),
 ) -> Observation:  # fmt: skip
     """An image model's finding as an `Observation` (the shape `image_observation` gives a
     stored prediction; a batch run's result has no `subject` but an `identifier`).
@@ -52,7 +56,7 @@ def finding_observation(
     Raises:
         DataError: the resource does not validate (e.g. a malformed subject reference).
     """
-    notes = [{"text": reason} for reason in reasons]
+    annotations = [{"text": reason} for reason in reasons]
     resource: dict[str, Any] = {
         "resourceType": "Observation",
         "id": observation_id,
@@ -81,9 +85,10 @@ def finding_observation(
         resource["valueCodeableConcept"] = {"text": finding}
         if label_probability is not None:
             share = f"{label_probability:.1%}"
-            notes.insert(0, {"text": f"Calibrated probability of {finding}: {share}."})
-    if notes:
-        resource["note"] = notes
+            annotations.insert(0, {"text": f"Calibrated probability of {finding}: {share}."})
+    annotations += [{"text": text} for text in notes]
+    if annotations:
+        resource["note"] = annotations
     try:
         return Observation.model_validate(resource)
     except ValidationError as exc:

@@ -14,6 +14,7 @@ __all__ = [
     "get_dicom_seg",
     "get_mask_png",
     "get_segmentation",
+    "list_patient_segmentations",
     "list_segmentations",
     "record_segmentation",
     "review_segmentation",
@@ -61,6 +62,16 @@ def list_segmentations(ctx: StoreContext, study_id: str) -> list[SegmentationRec
     """
     glass = _glass(ctx, studies.study_patient_id(ctx, study_id), "segmentation.view")
     return segmentations.read_segmentations(ctx, study_id, break_glass=glass)
+
+
+def list_patient_segmentations(ctx: StoreContext, patient_id: str) -> list[SegmentationRecord]:
+    """Every segmentation of a patient's studies, newest first.
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient.
+    """
+    glass = _glass(ctx, patient_id, "segmentation.view")
+    return segmentations.read_patient_segmentations(ctx, patient_id, break_glass=glass)
 
 
 def get_mask_png(

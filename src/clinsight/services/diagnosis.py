@@ -27,6 +27,7 @@ from clinsight.registry.image import ModelVersion
 
 __all__ = [
     "Diagnosis",
+    "Explanation",
     "centre_square",
     "diagnose_image",
     "explain_prediction",
@@ -128,10 +129,19 @@ def centre_square(pixels: NDArray[_Pixel]) -> NDArray[_Pixel]:
     return pixels[top : top + side, left : left + side]
 
 
+@dataclass(frozen=True)
+class Explanation:
+    """A Grad-CAM map (the network's input grid, values in [0, 1], over the centred
+    square of the image) and its overlay PNG."""
+
+    heat: NDArray[np.float32]
+    overlay: Path
+
+
 def explain_prediction(
     predictor: ImagePredictor, image: SourceImage, out_path: Path, class_index: int | None = None
-) -> Path:
-    """Grad-CAM overlay of the predicted (or given) class, written as a PNG.
+) -> Explanation:
+    """Grad-CAM map of the predicted (or given) class, its overlay written as a PNG.
 
     Raises:
         IntegrityError: the model's weights no longer match the registry manifest.
@@ -140,7 +150,7 @@ def explain_prediction(
     network = load_torch_model(predictor.model)
     network_input = torch.from_numpy(predictor.preprocess(image.pixels))[None]
     cam = grad_cam(network, predictor.model.network_config.cam_layer, network_input, class_index)
-    return save_overlay(centre_square(image.pixels), cam, out_path)
+    return Explanation(cam, save_overlay(centre_square(image.pixels), cam, out_path))
 
 
 def diagnose_image(
@@ -176,7 +186,7 @@ def diagnose_image(
     )  # fmt: skip
     heatmap = None
     if heatmap_path is not None and not check.refused:
-        heatmap = explain_prediction(predictor, image, heatmap_path)
+        heatmap = explain_prediction(predictor, image, heatmap_path).overlay
     return Diagnosis(
         prediction=prediction,
         source=source_facts,

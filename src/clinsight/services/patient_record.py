@@ -2,11 +2,11 @@
 of everything known about the patient, newest first, and the record as a FHIR Bundle.
 
 The timeline is assembled from `TIMELINE_SOURCES`, one function per kind of record
-(studies with findings and review status, notes with their problem list, risk and
-survival assessments). A new capability (progression, recommendations) adds its entries
-by appending a source: a function of the store context and the patient id returning
-`TimelineEntry` items. Each source reads under the access policy and commits its reads;
-the note NLP runs with no transaction open.
+(studies with findings and review status, segmentations with their areas and review
+status, notes with their problem list, risk and survival assessments). A new capability
+(progression, recommendations) adds its entries by appending a source: a function of the
+store context and the patient id returning `TimelineEntry` items. Each source reads under
+the access policy and commits its reads; the note NLP runs with no transaction open.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from datetime import date, datetime
 from clinsight.interop.fhir_patient import patient_bundle
 from clinsight.security import records
 from clinsight.security.clinical import list_notes
+from clinsight.security.segmentations import list_patient_segmentations
 from clinsight.security.workspace import care_team_names, list_assessments
 from clinsight.services.break_glass import emergency_access
 from clinsight.services.notes import note_problems
@@ -25,6 +26,7 @@ from clinsight.services.patients import studies_with_findings
 from clinsight.store.accounts import GrantRecord, usernames
 from clinsight.store.assessments import AssessmentRecord
 from clinsight.store.repositories import PatientRecord, StoreContext
+from clinsight.store.segmentations import SegmentationRecord
 from clinsight.store.studies import FeedbackRecord, PredictionRecord
 
 __all__ = [
@@ -42,6 +44,8 @@ __all__ = [
     "patient_header",
     "patient_record",
     "review_text",
+    "segmentation_entries",
+    "segmentation_review_text",
     "study_entries",
 ]
 
@@ -173,6 +177,42 @@ def study_entries(ctx: StoreContext, patient_id: str) -> list[TimelineEntry]:
     return entries
 
 
+def segmentation_review_text(record: SegmentationRecord, names: dict[str, str], me: str) -> str:
+    """A segmentation's review status: "not reviewed", "nothing to review" (a refused
+    image), or the latest reviewer's verdict ("you: agreed", "bob: disagreed")."""
+    if record.refused:
+        return "nothing to review"
+    if record.review is None:
+        return "not reviewed"
+    who = "you" if record.reviewer_id == me else names.get(record.reviewer_id or "", "a clinician")
+    return f"{who}: {record.review}d"
+
+
+def _areas_text(record: SegmentationRecord) -> str:
+    if record.refused:
+        return "No outline (outside intended use)"
+    parts = []
+    for label, pixels in record.areas_px.items():
+        mm2 = record.areas_mm2.get(label)
+        parts.append(f"{label} {pixels:,} px" + ("" if mm2 is None else f" ({mm2:,.0f} mm²)"))
+    return ", ".join(parts) or "No labels"
+
+
+def segmentation_entries(ctx: StoreContext, patient_id: str) -> list[TimelineEntry]:
+    """Each segmentation with its areas, model and review status."""
+    found = list_patient_segmentations(ctx, patient_id)
+    names = usernames(ctx.session, {r.reviewer_id for r in found if r.reviewer_id})
+    ctx.session.commit()
+    entries = []
+    for r in found:
+        href = f"/segmentations/{r.id}"
+        status = segmentation_review_text(r, names, ctx.actor.user_id)
+        title = f"Segmentation ({r.model_name} v{r.model_version})"
+        item = TimelineItem(_areas_text(r), href, status)
+        entries.append(TimelineEntry(r.created_at, "segmentation", title, href, (item,)))
+    return entries
+
+
 def note_entries(ctx: StoreContext, patient_id: str) -> list[TimelineEntry]:
     """Each note with its author and, for the newest `MAX_NOTES_READ`, its problem list."""
     notes = list_notes(ctx, patient_id)
@@ -222,7 +262,9 @@ def assessment_entries(ctx: StoreContext, patient_id: str) -> list[TimelineEntry
     ]
 
 
-TIMELINE_SOURCES: tuple[TimelineSource, ...] = (study_entries, note_entries, assessment_entries)
+TIMELINE_SOURCES: tuple[TimelineSource, ...] = (
+    study_entries, segmentation_entries, note_entries, assessment_entries,
+)  # fmt: skip
 """Where the timeline comes from; progression and recommendation results are added here."""
 
 

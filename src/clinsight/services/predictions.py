@@ -22,7 +22,7 @@ from clinsight.config import Settings
 from clinsight.data.dicom_patient import DicomPatient, compare_with_chart, read_dicom_patient
 from clinsight.data.images import read_image
 from clinsight.data.source import SourceImage, sniff_image_format
-from clinsight.errors import PatientMismatchError, RecordNotFoundError
+from clinsight.errors import ModelNotFoundError, PatientMismatchError, RecordNotFoundError
 from clinsight.imaging.explain import save_overlay
 from clinsight.inference.predictors import ImagePredictor
 from clinsight.interop.fhir_images import image_observation, image_observation_json
@@ -45,6 +45,7 @@ from clinsight.services.diagnosis import (
     diagnose_image,
     explain_prediction,
 )
+from clinsight.services.explanation_lungs import LungModels, LungShare, lung_segmenter, lung_share
 from clinsight.store.held_uploads import drop_held_upload, hold_upload, read_held_upload
 from clinsight.store.repositories import StoreContext
 from clinsight.store.studies import (
@@ -77,6 +78,7 @@ __all__ = [
     "diagnose_upload",
     "explained_prediction",
     "give_feedback",
+    "heat_in_lungs",
     "heatmap_png",
     "hold_mismatched_upload",
     "model_labels",
@@ -307,12 +309,14 @@ def _load(ctx: StoreContext, prediction_id: str) -> tuple[PredictionView, bytes]
 class ExplainedPrediction:
     """A prediction with its pictures: the Grad-CAM `overlay` (the image alone when it was
     refused), the `plain` image the model read (the centred square) and the uploaded
-    image's `source_size` (height, width)."""
+    image's `source_size` (height, width); for a chest classifier with a production lung
+    model, the map's share inside the lungs (`lungs`)."""
 
     view: PredictionView
     overlay: bytes
     plain: bytes | None
     source_size: tuple[int, int]
+    lungs: LungShare | None = None
 
     @property
     def cropped(self) -> bool:
@@ -321,19 +325,25 @@ class ExplainedPrediction:
 
 
 def explained_prediction(
-    ctx: StoreContext, predictors: PredictorLookup, prediction_id: str, *, plain: bool = True
+    ctx: StoreContext,
+    predictors: PredictorLookup,
+    prediction_id: str,
+    *,
+    plain: bool = True,
+    lungs: LungModels | None = None,
 ) -> ExplainedPrediction:
     """A prediction, its study, its Grad-CAM overlay and the plain image as PNG bytes,
     computed now with the model that made it; the study is read (decrypted, audited and
     committed) once. An image refused as outside the model's intended use has no finding to
     explain: its overlay is the image alone. With `plain` False (the API's heat map) the
-    plain image is not rendered.
+    plain image is not rendered. With `lungs`, a chest classifier's map is checked against
+    the production lung model (`services.explanation_lungs`).
 
     Raises:
         RecordNotFoundError: no such prediction.
         PermissionDeniedError: the actor may not open its patient.
         ModelNotFoundError: the model version that made it is no longer registered.
-        ModelError: the explanation failed.
+        ModelError: the explanation or the lung outline failed.
     """
     view, content = _load(ctx, prediction_id)
     ctx.session.commit()  # the read and its audit entry: no lock held during Grad-CAM
@@ -351,8 +361,37 @@ def explained_prediction(
             assert plain_png is not None
             return ExplainedPrediction(view, plain_png, plain_png if plain else None, size)
         label_index = predictor.model.labels.index(record.label)
-        path = explain_prediction(predictor, image, Path(folder) / "cam.png", label_index)
-        return ExplainedPrediction(view, path.read_bytes(), plain_png, size)
+        explained = explain_prediction(predictor, image, Path(folder) / "cam.png", label_index)
+        overlay = explained.overlay.read_bytes()
+    segmenter = None if lungs is None else lung_segmenter(lungs, predictor.model)
+    share = None
+    if segmenter is not None and lungs is not None:
+        warn = segmenter.model.name in lungs.warn_only
+        share = lung_share(segmenter, image, explained.heat, warn_only=warn)
+    return ExplainedPrediction(view, overlay, plain_png, size, share)
+
+
+def heat_in_lungs(
+    ctx: StoreContext, predictors: PredictorLookup, lungs: LungModels, record: PredictionRecord
+) -> LungShare | None:
+    """The share of a prediction's heat map inside the lungs (see `explained_prediction`);
+    None, without reading the image, for a refused image, a classifier that is not a chest
+    model, a model version no longer registered, or no production lung model. `record` was
+    read under the access policy by the caller; the image is read (audited) again here.
+
+    Raises:
+        PermissionDeniedError: the actor may not open its patient.
+        ModelError: the explanation or the lung outline failed.
+    """
+    if record.refused:
+        return None
+    try:
+        predictor = predictors(record.model_name, int(record.model_version))
+    except ModelNotFoundError:
+        return None
+    if lung_segmenter(lungs, predictor.model) is None:
+        return None
+    return explained_prediction(ctx, predictors, record.id, plain=False, lungs=lungs).lungs
 
 
 def heatmap_png(ctx: StoreContext, predictors: PredictorLookup, prediction_id: str) -> bytes:
@@ -510,18 +549,30 @@ def prediction_feedback(ctx: StoreContext, prediction_id: str) -> PredictionFeed
     return PredictionFeedback(tuple(records))
 
 
-def prediction_observation(ctx: StoreContext, prediction_id: str) -> dict[str, Any]:
+def prediction_observation(
+    ctx: StoreContext,
+    prediction_id: str,
+    *,
+    predictors: PredictorLookup | None = None,
+    lungs: LungModels | None = None,
+) -> dict[str, Any]:
     """A prediction as a FHIR R4 `Observation` (JSON; no value for a refused image); the
-    read's audit entry is committed.
+    read's audit entry is committed. With `predictors` and `lungs`, a chest classifier's
+    heat-map share inside the lungs is added as a note (`heat_in_lungs`).
 
     Raises:
         RecordNotFoundError: no such prediction.
         PermissionDeniedError: the actor may not open its patient.
+        ModelError: the explanation or the lung outline failed.
     """
     record = get_prediction(ctx, prediction_id)
     patient_id = prediction_patient_id(ctx, prediction_id)
     ctx.session.commit()
-    return image_observation_json(image_observation(record, f"Patient/{patient_id}"))
+    share = None
+    if predictors is not None and lungs is not None:
+        share = heat_in_lungs(ctx, predictors, lungs, record)
+    notes = () if share is None else (f"Explanation check: {share.sentence()}",)
+    return image_observation_json(image_observation(record, f"Patient/{patient_id}", notes))
 
 
 def prediction_detail(ctx: StoreContext, prediction_id: str) -> PredictionDetail:

@@ -25,6 +25,7 @@ __all__ = [
     "insert_segmentation",
     "read_dicom_seg",
     "read_mask_png",
+    "read_patient_segmentations",
     "read_segmentation",
     "read_segmentations",
     "review_segmentation",
@@ -199,6 +200,23 @@ def read_segmentations(
     ).scalars()
     records = [_record(r, study.patient_id) for r in rows]
     ctx.audit("segmentation.view", "study", resource_id=study_id, patient_id=study.patient_id,
+              break_glass=break_glass, details={"part": "list"})  # fmt: skip
+    return records
+
+
+def read_patient_segmentations(
+    ctx: StoreContext, patient_id: str, *, break_glass: bool
+) -> list[SegmentationRecord]:
+    """Every segmentation of a patient's studies, newest first (one `segmentation.view`
+    entry for the list)."""
+    rows = ctx.session.execute(
+        select(Segmentation)
+        .join(Study, Study.id == Segmentation.study_id)
+        .where(Study.patient_id == patient_id)
+        .order_by(Segmentation.created_at.desc())
+    ).scalars()
+    records = [_record(r, patient_id) for r in rows]
+    ctx.audit("segmentation.view", "patient", resource_id=patient_id, patient_id=patient_id,
               break_glass=break_glass, details={"part": "list"})  # fmt: skip
     return records
 

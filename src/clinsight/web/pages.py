@@ -359,7 +359,7 @@ def _result_page(
 ) -> Response:
     """The result page; the feedback form holds `form` (as submitted), else the clinician's
     current verdict."""
-    explained = explained_prediction(ctx, state.predictor, prediction_id)
+    explained = explained_prediction(ctx, state.predictor, prediction_id, lungs=state.lungs)
     view = explained.view
     found = prediction_feedback(ctx, prediction_id)
     record = view.prediction
@@ -379,7 +379,7 @@ def _result_page(
     header = patient_header(ctx, view.study.patient_id)
     return render_page(
         request, "result.html", web, status, view=view, overlay=overlay, plain=plain,
-        header=header,
+        header=header, lungs=explained.lungs,
         cropped=explained.cropped, source=(width, height), side=min(width, height),
         feedback=found, mine=mine, history=found.history_of(web.principal.user_id),
         labels=labels, form=form, **values,

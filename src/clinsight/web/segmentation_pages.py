@@ -1,4 +1,4 @@
-"""Web pages for segmentation: segment a study from the patient page, the result page
+"""Web pages for segmentation: segment a study or an upload from the patient page, the result page
 (the outline over the image, a no-script toggle to the plain image, the areas, the
 intended-use verdict, the review buttons) and the DICOM SEG download."""
 
@@ -7,12 +7,14 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
+from clinsight.api.uploads import read_upload
 from clinsight.services.segmentation import (
     review,
     segment_study,
+    segment_upload,
     segmentation_dicom_seg,
     segmentation_pictures,
 )
@@ -43,6 +45,37 @@ def segment(
     def page(web: WebSession, ctx: StoreContext) -> Response:
         check_csrf(state, web, csrf)
         record = segment_study(ctx, state.models.segmentation(model), study_id, state.settings)
+        return redirect_to(f"/segmentations/{record.id}", web)
+
+    return guard_page(request, state, session, page)
+
+
+@router.post("/patients/{patient_id}/segmentations")
+def upload_and_segment(
+    request: Request,
+    state: State,
+    session: Db,
+    patient_id: str,
+    csrf: Csrf,
+    model: Annotated[str, Form(max_length=64)],
+    file: Annotated[UploadFile, File()],
+    confirm_patient_mismatch: Annotated[bool, Form()] = False,
+) -> Response:
+    """Store the uploaded image as a study of the patient, segment it with the chosen
+    production model, and show the result; a wrong file or an unknown model gets an error
+    page saying why (nothing is stored)."""
+
+    def page(web: WebSession, ctx: StoreContext) -> Response:
+        check_csrf(state, web, csrf)
+        predictor = state.models.segmentation(model)
+        try:
+            content = read_upload(file, state.settings.upload_max_bytes)
+        except Exception as exc:  # the API's 413/415 become a message on the page
+            return render_page(
+                request, "error.html", web, 415, message=str(getattr(exc, "detail", exc))
+            )
+        record = segment_upload(ctx, predictor, patient_id, content, state.settings,
+                                confirm_patient_mismatch=confirm_patient_mismatch)  # fmt: skip
         return redirect_to(f"/segmentations/{record.id}", web)
 
     return guard_page(request, state, session, page)

@@ -1,18 +1,22 @@
-"""Segmentations of studies: run a segmentation model on a study, read the areas and
-verdict, download the mask PNG and (DICOM input) the DICOM SEG, review the outline."""
+"""Segmentations of studies: run a segmentation model on a study (or on an upload, stored
+as a study first), read the areas and verdict, download the mask PNG and (DICOM input)
+the DICOM SEG, review the outline."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, File, Query, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from clinsight.api.deps import Clinician, State, StoreCtx
+from clinsight.api.uploads import ConfirmMismatch, read_upload
+from clinsight.data.source import ACCEPTED_FORMATS
 from clinsight.services.segmentation import (
     review,
     segment_study,
+    segment_upload,
     segmentation_dicom_seg,
     segmentation_mask,
     segmentation_view,
@@ -92,6 +96,30 @@ def segment(
     del user
     predictor = state.models.segmentation(model)
     return _out(segment_study(ctx, predictor, study_id, state.settings))
+
+
+@router.post(
+    "/patients/{patient_id}/segmentations", response_model=SegmentationOut, status_code=201
+)
+def upload_and_segment(
+    patient_id: str,
+    user: Clinician,
+    ctx: StoreCtx,
+    state: State,
+    model: Annotated[str, Query(max_length=64, description="Segmentation model name.")],
+    file: Annotated[UploadFile, File(description=f"The image: {ACCEPTED_FORMATS}.")],
+    confirm_patient_mismatch: ConfirmMismatch = False,
+) -> SegmentationOut:
+    """Upload an image and segment it in one call: the image is stored as a study of the
+    patient (checked against the chart, as any upload), then segmented with the production
+    version of `model` and the result stored and audited. An unknown model is refused
+    before anything is stored; an image outside the model's intended use is recorded as
+    refused, with the reasons and no mask."""
+    del user
+    predictor = state.models.segmentation(model)
+    content = read_upload(file, state.settings.upload_max_bytes)
+    return _out(segment_upload(ctx, predictor, patient_id, content, state.settings,
+                               confirm_patient_mismatch=confirm_patient_mismatch))  # fmt: skip
 
 
 @router.get("/segmentations/{segmentation_id}", response_model=SegmentationOut)

@@ -13,14 +13,16 @@ from clinsight.api.deps import Clinician, State, StoreCtx
 from clinsight.api.schemas import (
     FeedbackIn,
     FeedbackOut,
+    HeatInLungsOut,
     PredictionDetailOut,
     PredictionOut,
     StudyOut,
 )
-from clinsight.api.uploads import read_upload
+from clinsight.api.uploads import ConfirmMismatch, read_upload
 from clinsight.data.source import ACCEPTED_FORMATS
 from clinsight.services.predictions import (
     give_feedback,
+    heat_in_lungs,
     heatmap_png,
     patient_studies,
     predict_study,
@@ -36,14 +38,6 @@ from clinsight.store.studies import StoredUpload
 __all__ = ["router"]
 
 router = APIRouter(tags=["studies"])
-ConfirmMismatch = Annotated[
-    bool,
-    Query(
-        description="File a DICOM whose header names another patient (name, ID, birth date "
-        "or sex) than the chart anyway; without it such an upload is refused with 409 and the "
-        "mismatching fields. A confirmed mismatch is recorded with the study and audited."
-    ),
-]
 PNG: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/png": {}}, "description": "Grad-CAM overlay (PNG)."}
 }
@@ -146,24 +140,33 @@ def heatmap(prediction_id: str, user: Clinician, ctx: StoreCtx, state: State) ->
 
 
 @router.get("/predictions/{prediction_id}", response_model=PredictionDetailOut)
-def prediction(prediction_id: str, user: Clinician, ctx: StoreCtx) -> PredictionDetailOut:
-    """A prediction with its provenance and each clinician's current verdict on it."""
+def prediction(
+    prediction_id: str, user: Clinician, ctx: StoreCtx, state: State
+) -> PredictionDetailOut:
+    """A prediction with its provenance and each clinician's current verdict on it; for a
+    chest classifier while a lung segmentation model is in production, the share of its
+    heat map inside the lungs, flagged when the map lies mostly outside them."""
     del user
     detail = prediction_detail(ctx, prediction_id)
+    share = heat_in_lungs(ctx, state.predictor, state.lungs, detail.prediction)
     return PredictionDetailOut.model_validate(
         {
             **PredictionOut.model_validate(detail.prediction).model_dump(),
             "feedback": [FeedbackOut.model_validate(r) for r in detail.feedback.current],
+            "heatmap_in_lungs": None if share is None else HeatInLungsOut(**share.to_dict()),
         }
     )
 
 
 @router.get("/predictions/{prediction_id}/fhir")
-def prediction_fhir(prediction_id: str, user: Clinician, ctx: StoreCtx) -> dict[str, Any]:
+def prediction_fhir(
+    prediction_id: str, user: Clinician, ctx: StoreCtx, state: State
+) -> dict[str, Any]:
     """The prediction as a FHIR R4 Observation: the finding as its value, or, for an image
-    outside the model's intended use, no value, a data-absent reason and the reasons."""
+    outside the model's intended use, no value, a data-absent reason and the reasons; a
+    chest classifier's heat-map share inside the lungs as a note (see the prediction)."""
     del user
-    return prediction_observation(ctx, prediction_id)
+    return prediction_observation(ctx, prediction_id, predictors=state.predictor, lungs=state.lungs)
 
 
 @router.get("/predictions/{prediction_id}/feedback", response_model=list[FeedbackOut])

@@ -27,7 +27,7 @@ from clinsight.recommend.matrix import (
 )
 from clinsight.recommend.models import Recommender, make_recommender
 from clinsight.recommend.safety import InteractionTable, load_interaction_csv, shipped_interactions
-from clinsight.recommend.split import Query, index_query
+from clinsight.recommend.split import Query, index_query, training_episodes
 from clinsight.recommend.suggest import SuggestionList, check_treatment_code, suggest
 from clinsight.registry.recommendation import (
     RecommendationModelVersion,
@@ -60,6 +60,12 @@ GRIDS: dict[str, list[dict[str, float]]] = {
         {"prior_weight": w, "neighbours": k} for w in (0.0, 0.5, 0.8, 0.9) for k in (50.0, 200.0)
     ],
     "als": [{"prior_weight": w, "factors": f} for w in (0.0, 0.5, 0.8, 0.9) for f in (16.0, 32.0)],
+    "episode_knn": [
+        {"new_weight": n, "neighbours": k, "prior_weight": w}
+        for n in (1.0, 3.0)
+        for k in (100.0, 300.0)
+        for w in (0.0, 0.3)
+    ],
 }
 """The parameters compared on validation, per recommender."""
 LIMITATIONS = (
@@ -115,6 +121,7 @@ def prepare(
     data = build_treatment_data(
         train, min_patients=min_patients, outcome_aware=outcome_aware, classes=classes
     )
+    data = training_episodes(train, data, horizon_days=horizon_days, seed=seed)
     known = frozenset(data.items)
 
     def queries(part: str) -> tuple[Query, ...]:

@@ -100,7 +100,7 @@ def _episode_note(part: dict[str, Any]) -> list[str]:
     lines = []
     entry = part["models"].get("episode_knn")
     if entry:
-        best = {}
+        best: dict[float, float] = {}
         for tried in entry["tried_on_validation"]:
             weight = tried["params"].get("new_weight")
             best[weight] = max(best.get(weight, 0.0), tried["validation_ndcg_at_10"])

@@ -96,3 +96,5 @@ def test_episode_knn_ranks_for_the_newly_diagnosed_condition() -> None:
     plain = build_treatment_data(records(), min_patients=2)
     with pytest.raises(ModelError, match="episode_knn needs the training episodes"):
         make_recommender("episode_knn").fit(plain)
+    with pytest.raises(ModelError, match=r"needs 1 or more neighbours, not 0\.0"):
+        make_recommender("episode_knn", neighbours=0.0).fit(data)

@@ -344,6 +344,10 @@ class EpisodeKnnRecommender(_Blended):
         return data.index_conditions, data.index_new, ages
 
     def fit(self, data: TreatmentData) -> Recommender:
+        if self.params["neighbours"] < 1:
+            raise ModelError(
+                f"episode_knn needs 1 or more neighbours, not {self.params['neighbours']}."
+            )
         active = self._episodes(data)[0]
         n = max(active.shape[0], 1)
         df = np.bincount(sp.csr_matrix(active).indices, minlength=active.shape[1])

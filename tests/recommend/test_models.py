@@ -93,6 +93,11 @@ def test_episode_knn_ranks_for_the_newly_diagnosed_condition() -> None:
     model = make_recommender("episode_knn", new_weight=3.0).fit(data)
     ranked = [data.items[i] for i, _ in rank(model, context, data)]
     assert ranked[:2] == [IBUPROFEN.key(), AMOXICILLIN.key()]  # naproxen: older men only
+    popular = make_recommender("most_popular", new_weight=1.0)
+    scores = popular.scores(context, data)
+    at = data.item_index()
+    assert scores[at[IBUPROFEN.key()]] == pytest.approx(2 * 8 / 11)  # arthritis, new that day
+    assert scores[at[AMOXICILLIN.key()]] == pytest.approx(8 / 11)
     plain = build_treatment_data(records(), min_patients=2)
     with pytest.raises(ModelError, match="episode_knn needs the training episodes"):
         make_recommender("episode_knn").fit(plain)

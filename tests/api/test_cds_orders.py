@@ -155,3 +155,25 @@ def test_a_moderate_interaction_is_a_warning_and_a_safe_order_gets_no_card(
     assert card["indicator"] == "warning"
     body["context"]["draftOrders"]["entry"] = [_med("d3", "3640", "Doxycycline", "draft")]
     assert _call(service, ehr, "order-sign", body).json()["cards"] == []
+
+
+def test_the_hospital_interaction_file_is_laid_over_the_shipped_table(
+    service: Service, ehr: SigningEhr, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    csv = tmp_path / "hospital-ddi.csv"
+    csv.write_text("drug_a,drug_b,severity,text,citation\n"
+                   "3640,11289,major,raises the INR,Pharmacy committee 2024\n")  # fmt: skip
+    monkeypatch.setattr(service.settings, "interactions_csv", csv)
+    body = _body("order-select", allergies=_bundle())
+    body["context"]["draftOrders"]["entry"] = [
+        _med("d1", "5640", "Ibuprofen", "draft"),
+        _med("d3", "3640", "Doxycycline", "draft"),
+    ]
+    body["context"]["selections"] = ["MedicationRequest/d1", "MedicationRequest/d3"]
+    cards = _call(service, ehr, "order-select", body).json()["cards"]
+    shipped, hospital = cards[0], cards[1]
+    assert "COUMADIN" in shipped["detail"]
+    assert hospital["indicator"] == "critical"
+    assert hospital["summary"].startswith("Interaction: Doxycycline - interacts with active "
+                                          "Warfarin: raises the INR")  # fmt: skip
+    assert "hospital-ddi.csv line 2: Pharmacy committee 2024" in hospital["detail"]

@@ -111,3 +111,35 @@ def test_unknown_drug_code_is_refused() -> None:
     with pytest.raises(DataError, match="is not a drug code"):
         suggest(make_recommender("most_popular"), data, context, shipped_interactions(),
                 extra_active=["aspirin"])  # fmt: skip
+
+
+def test_hospital_csv_cites_its_lines_and_is_laid_over_the_shipped_table(tmp_path: Path) -> None:
+    path = tmp_path / "ddi.csv"
+    path.write_text("drug_a,drug_b,severity,text,citation\n"
+                    "5640,11289,moderate,local wording,Formulary 2024\n"
+                    "723,3640,minor,made-up pair for a test,\n")  # fmt: skip
+    hospital = load_interaction_csv(path)
+    shipped = shipped_interactions()
+    merged = shipped.merged(hospital)
+    assert len(merged) == len(shipped) + 1
+    assert merged.source == f"{shipped.source} + ddi.csv"
+    ibuprofen = merged.between("11289", "5640")
+    assert ibuprofen is not None
+    assert ibuprofen.severity == "moderate"
+    assert ibuprofen.citation == "ddi.csv line 2: Formulary 2024"
+    assert merged.between("3640", "723").citation == "ddi.csv line 3"  # type: ignore[union-attr]
+    aspirin = merged.between("11289", "1191")
+    assert aspirin is not None
+    assert "ddi.csv" not in aspirin.citation
+    for body, message in (
+        ("drug_a,drug_b,severity,text\n723,723,minor,x\n", "line 2: drug 723 is paired with"),
+        ("drug_a,drug_b,severity,text\n723,3640,minor, \n", "line 2: the text column is empty"),
+        ("drug_a,drug_b,severity,text\n", "holds a header but no pair"),
+        ("drug_a,drug_b,severity,text\nwarfarin,3640,minor,x\n",
+         "must be RxNorm ingredient codes .* got 'warfarin' and '3640'"),
+    ):  # fmt: skip
+        path.write_text(body)
+        with pytest.raises(DataError, match=message):
+            load_interaction_csv(path)
+    with pytest.raises(DataError, match=r"Cannot read the interaction file 'absent\.csv'"):
+        load_interaction_csv(tmp_path / "absent.csv")

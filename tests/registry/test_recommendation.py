@@ -9,6 +9,7 @@ import pytest
 from clinsight.errors import IntegrityError, RegistryError
 from clinsight.recommend.matrix import build_treatment_data, context_at
 from clinsight.recommend.models import make_recommender
+from clinsight.recommend.split import training_episodes
 from clinsight.registry.recommendation import (
     ARRAYS_FILE,
     get_recommendation_model,
@@ -50,3 +51,17 @@ def test_registration_needs_the_data_hash(tmp_path: Path) -> None:
             tmp_path, name="x", model=make_recommender("most_popular").fit(data), data=data,
             min_support=2, metrics={}, training={}, intended_use="tests",
         )  # fmt: skip
+
+
+def test_the_episode_model_round_trips_with_its_episodes(tmp_path: Path) -> None:
+    fresh = training_episodes(records(), build_treatment_data(records(), min_patients=2))
+    model = make_recommender("episode_knn", neighbours=10.0).fit(fresh)
+    register_recommendation_model(
+        tmp_path, name="ep", model=model, data=fresh, min_support=2, metrics={},
+        training={"data_sha256": "0" * 64}, intended_use="tests",
+    )  # fmt: skip
+    loaded, data = load_recommendation_model(get_recommendation_model(tmp_path, "ep"))
+    assert data.index_started is not None
+    assert data.index_started.shape == (27, 5)
+    context = context_at(treated("n", [(ARTHRITIS, IBUPROFEN, 0)]), START + timedelta(days=1))
+    np.testing.assert_allclose(loaded.scores(context, data), model.scores(context, fresh))

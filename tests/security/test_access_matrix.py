@@ -165,6 +165,8 @@ EXPECTED: dict[str, tuple[Outcome, Outcome, Outcome, Outcome]] = {
     "POST /patients/{patient_id}/risk": (303, 403, (404, 403), 403),
     "GET /patients/{patient_id}/survival": (303, 403, (404, 403), 403),
     "POST /patients/{patient_id}/survival": (303, 403, (404, 403), 403),
+    "GET /patients/{patient_id}/treatments": (303, 403, (200, 403), 403),  # no person named
+    "POST /patients/{patient_id}/treatments/feedback": (303, 403, (303, 403), 403),
     "GET /models": (303, 200, 200, 200),
     "GET /models/image/{name}/{version}/monitoring": (303, 200, 403, 200),
     "POST /models/image/{name}/{version}/recalibration": (303, 422, 403, 403),  # too few labels
@@ -341,6 +343,9 @@ def _request(world: World, key: str, role: str, scope: str) -> tuple[int, str]:
             "json": {"drug": "RxNorm|1191", "decision": "reject"}
         },
         "POST /patients/{patient_id}/survival": {"data": {**form, "f_age": "50"}},
+        "POST /patients/{patient_id}/treatments/feedback": {
+            "data": {**form, "person": "2", "drug": "RxNorm|1191", "decision": "reject"}
+        },
         "POST /patients/{patient_id}/notes": {"data": {**form, "text": "Asthma."}},
         "POST /api/v1/models/{kind}/{name}/{version}/promote": {"json": {}},
         "POST /api/v1/models/{kind}/{name}/{version}/archive": {"json": {}},

@@ -287,6 +287,7 @@ class Tour:
             alice.wait_for_selector("#survival-result")
 
         self.step("survival-result", alice, predict)
+        self.goto("treatments", alice, f"{patient_path}/treatments")
         self.goto("models", alice, "/models")
         self.goto("worklist", alice, "/worklist")
         self.goto("error-signed-in", alice, "/patients/no-such-patient")

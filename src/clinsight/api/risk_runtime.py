@@ -81,10 +81,16 @@ class RiskRuntime:
                 hook=hook,
                 title=f"Medication safety ({hook})",
                 description="Checks draft medication orders (RxNorm) against the patient's "
-                "active medications and allergies (a small demonstration interaction table "
-                "a hospital replaces), and proposes alternatives from the "
+                "active medications and allergies (a small demonstration interaction table"
+                + (
+                    ", with the hospital's own file"
+                    if settings.interactions_csv
+                    else " a hospital adds its own to"
+                )
+                + "), and proposes alternatives from the "
                 f"{settings.recommendation_model} recommender.",
                 model_name=settings.recommendation_model,
+                interactions=settings.interactions_csv,
             )
             for hook in ORDER_HOOKS
         ]

@@ -46,7 +46,7 @@ def _url(url: str | None) -> str:
 def train(
     name: NameOpt = "eunomia",
     model: Annotated[
-        str, typer.Option(help="most_popular, cooccurrence, item_knn, user_knn or als.")
+        str, typer.Option(help="most_popular, cooccurrence, item_knn, user_knn, als, episode_knn.")
     ] = "user_knn",
     omop_url: UrlOpt = None,
     schema: SchemaOpt = None,

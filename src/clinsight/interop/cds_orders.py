@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any, Literal
 
 from clinsight.data.longitudinal import Code
@@ -45,13 +46,15 @@ _SYSTEMS = {RXNORM_SYSTEM: "RxNorm", "http://snomed.info/sct": "SNOMED",
 @dataclass(frozen=True)
 class OrderService:
     """A medication-order service for one hook, backed by the shipped interaction table
-    and (for alternatives) the recommendation model `model_name`."""
+    (with the hospital's file `interactions` laid over it, if set) and, for alternatives,
+    the recommendation model `model_name`."""
 
     id: str
     hook: OrderHook
     title: str
     description: str
     model_name: str
+    interactions: Path | None = None
 
     @property
     def prefetch(self) -> dict[str, str]:

@@ -62,6 +62,8 @@ class PatientContext:
     sex: str | None = None
     names: Mapping[str, str] = field(default_factory=dict)
     """Display names of the condition and drug keys above."""
+    new_conditions: frozenset[str] = frozenset()
+    """The active conditions diagnosed on `moment`'s day (the likely indication)."""
 
     @property
     def cold_start(self) -> bool:
@@ -104,10 +106,12 @@ def context_at(
 ) -> PatientContext:
     """The patient's context at `moment` (conditions up to and on it, drugs before it)."""
     names: dict[str, str] = {}
-    conditions = set()
+    conditions, new = set(), set()
     for event in _active_conditions(record, moment):
         conditions.add(event.code.key())
         names[event.code.key()] = event.code.display or event.code.code
+        if event.start.date() == moment.date():
+            new.add(event.code.key())
     exposures: dict[str, list[Event]] = defaultdict(list)
     active = set()
     for event in record.events_before(moment, EventKind.DRUG):
@@ -126,7 +130,7 @@ def context_at(
         patient_id=record.patient_id, moment=moment, conditions=frozenset(conditions),
         history={k: exposure_weight(v) for k, v in exposures.items()}, past_conditions=past,
         active_drugs=frozenset(active), allergies=allergies, age=record.age_at(moment),
-        sex=record.sex, names=names,
+        sex=record.sex, names=names, new_conditions=frozenset(new),
     )  # fmt: skip
 
 
@@ -150,6 +154,15 @@ class TreatmentData:
     """patients x (conditions * items): 1 where the patient started the item while the
     condition was active (column ``condition * len(items) + item``)."""
     classes: dict[str, Code] = field(default_factory=dict)
+    index_conditions: sp.csr_matrix | None = None
+    """Training episodes x conditions (see `recommend.split.training_episodes`): 1 where
+    the condition was active on the episode's diagnosis day."""
+    index_new: sp.csr_matrix | None = None
+    """Episodes x conditions: 1 where the condition was diagnosed on that day."""
+    index_started: sp.csr_matrix | None = None
+    """Episodes x items: 1 where the item was newly started within the horizon."""
+    index_ages: NDArray[np.float64] | None = None
+    """The patient's age on each episode's day (NaN unknown)."""
 
     def received_for(self, conditions: Iterable[str]) -> sp.csr_matrix:
         """patients x items: 1 where the patient started the item for one of `conditions`."""

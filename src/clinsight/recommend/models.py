@@ -3,7 +3,9 @@
 
 - ``most_popular``: per condition, the share of its patients who started the treatment
   while it was active, summed over the patient's active conditions (also the cold-start
-  answer).
+  answer); `new_weight` > 0 adds that many times the sum over the conditions diagnosed on
+  the day (a reference for what the indication alone carries; 0, the default, is the
+  issue's baseline).
 - ``cooccurrence``: raw counts of patients who had both the treatment and one of the
   patient's past treatments (the plain baseline).
 - ``item_knn``: item-based kNN, cosine similarity of BM25-weighted patient x (treatment +
@@ -12,6 +14,12 @@
   treatments, age (Gaussian, `age_scale` years) and sex.
 - ``als``: implicit-feedback matrix factorisation (the ``implicit`` package, ALS) on the
   same BM25-weighted matrix; a new patient's factors are solved from their row (fold-in).
+- ``episode_knn``: user-based kNN over training episodes (`recommend.split.
+  training_episodes`: a training patient's diagnosis day, the conditions active and newly
+  diagnosed on it, the treatments newly started within the horizon); episodes are similar
+  on IDF-weighted conditions, the day's new ones (the indication) weighted `new_weight`,
+  and age; a treatment scores the similarity-weighted count of neighbour episodes that
+  started it.
 
 Collaborative scores are blended with the per-condition prior by `prior_weight` (chosen on
 validation; 0 is pure collaborative filtering). Fitted state is a dict of arrays, stored
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -35,6 +44,7 @@ __all__ = [
     "MODELS",
     "AlsRecommender",
     "CooccurrenceRecommender",
+    "EpisodeKnnRecommender",
     "ItemKnnRecommender",
     "MostPopularRecommender",
     "Recommender",
@@ -139,12 +149,18 @@ class Recommender(ABC):
 
 class MostPopularRecommender(Recommender):
     name = "most_popular"
+    defaults: ClassVar[dict[str, float]] = {"new_weight": 0.0}
 
     def fit(self, data: TreatmentData) -> Recommender:
         return self
 
     def scores(self, context: PatientContext, data: TreatmentData) -> Array:
-        return condition_prior(context, data)
+        score = condition_prior(context, data)
+        weight = float(self.params["new_weight"])
+        new = context.new_conditions & context.conditions
+        if weight > 0 and new:
+            score = score + weight * condition_prior(replace(context, conditions=new), data)
+        return score
 
 
 class CooccurrenceRecommender(Recommender):
@@ -318,6 +334,87 @@ class AlsRecommender(_Blended):
         return self
 
 
+class EpisodeKnnRecommender(_Blended):
+    name = "episode_knn"
+    defaults: ClassVar[dict[str, float]] = {
+        "prior_weight": 0.0, "neighbours": 100.0, "new_weight": 3.0, "age_scale": 15.0,
+    }  # fmt: skip
+    profiles_: sp.csr_matrix | None = None
+
+    def _episodes(self, data: TreatmentData) -> tuple[sp.csr_matrix, sp.csr_matrix, Array]:
+        if data.index_conditions is None or data.index_new is None or data.index_started is None:
+            raise ModelError(
+                "episode_knn needs the training episodes (recommend.split.training_episodes); "
+                "these treatment data hold none."
+            )
+        ages = data.index_ages if data.index_ages is not None else np.full(
+            data.index_conditions.shape[0], np.nan
+        )  # fmt: skip
+        return data.index_conditions, data.index_new, ages
+
+    def fit(self, data: TreatmentData) -> Recommender:
+        if self.params["neighbours"] < 1:
+            raise ModelError(
+                f"episode_knn needs 1 or more neighbours, not {self.params['neighbours']}."
+            )
+        active = self._episodes(data)[0]
+        n = max(active.shape[0], 1)
+        df = np.bincount(sp.csr_matrix(active).indices, minlength=active.shape[1])
+        self.idf_ = np.maximum(np.log(n) - np.log1p(df), 0.0)
+        self.profiles_ = self._profiles(data)
+        return self
+
+    def _profiles(self, data: TreatmentData) -> sp.csr_matrix:
+        active, new, _ = self._episodes(data)
+        weights = np.concatenate([self.idf_, self.params["new_weight"] * self.idf_])
+        rows = sp.csr_matrix(sp.hstack([active, new]).tocsr() @ sp.diags(weights))
+        norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1)).ravel())
+        return sp.csr_matrix(sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ rows)
+
+    def neighbours(
+        self, context: PatientContext, data: TreatmentData
+    ) -> tuple[NDArray[Any], Array]:
+        """The indices and similarities of the most similar training episodes."""
+        if self.profiles_ is None:  # after load_state: built once from the stored episodes
+            self.profiles_ = self._profiles(data)
+        at, width = data.condition_index(), len(data.conditions)
+        query = np.zeros(2 * width)
+        for key in context.conditions:
+            if key in at:
+                query[at[key]] = self.idf_[at[key]]
+        for key in context.new_conditions & context.conditions:
+            if key in at:
+                query[width + at[key]] = self.params["new_weight"] * self.idf_[at[key]]
+        norm = np.linalg.norm(query)
+        if norm == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        sim = np.asarray(self.profiles_ @ (query / norm), dtype=np.float64).ravel()
+        ages = self._episodes(data)[2]
+        if context.age is not None and self.params["age_scale"] > 0:
+            gap = np.nan_to_num(ages - context.age, nan=self.params["age_scale"])
+            sim = sim * np.exp(-((gap / self.params["age_scale"]) ** 2))
+        k = min(int(self.params["neighbours"]), len(sim))
+        top = np.argpartition(-sim, k - 1)[:k] if k < len(sim) else np.arange(len(sim))
+        top = top[np.argsort(-sim[top])]
+        top = top[sim[top] > 0]
+        return top, sim[top]
+
+    def collaborative(self, context: PatientContext, data: TreatmentData) -> Array:
+        top, sim = self.neighbours(context, data)
+        started = data.index_started
+        if started is None or not len(top):
+            return np.zeros(len(data.items))
+        return np.asarray(sim @ started[top].toarray(), dtype=np.float64)
+
+    def state(self) -> dict[str, NDArray[Any]]:
+        return {"idf": self.idf_}
+
+    def load_state(self, state: Mapping[str, NDArray[Any]]) -> Recommender:
+        self.idf_ = np.asarray(state["idf"], dtype=np.float64)
+        self.profiles_ = None
+        return self
+
+
 MODELS: dict[str, type[Recommender]] = {
     cls.name: cls
     for cls in (
@@ -326,6 +423,7 @@ MODELS: dict[str, type[Recommender]] = {
         ItemKnnRecommender,
         UserKnnRecommender,
         AlsRecommender,
+        EpisodeKnnRecommender,
     )
 }
 

@@ -6,7 +6,9 @@ treatment that interacts with one drawn before it.
 
 Interactions come from a table kept as data: the shipped `interactions.json` is a small
 demonstration set with a citation per pair (public-domain sources); a hospital loads its
-own with `load_interaction_csv` (columns ``drug_a, drug_b, severity, text``). Drugs are
+own with `load_interaction_csv` (columns ``drug_a, drug_b, severity, text``; each pair
+cites the file and line) and `InteractionTable.merged` lays it over the shipped table (the
+hospital's pair wins where both have one). Drugs are
 matched by RxNorm ingredient code. An allergy recorded without a coded substance (free
 text) cannot be matched by code: it is kept and shown with every list, and a treatment
 whose name appears in its text is removed.
@@ -77,6 +79,16 @@ class InteractionTable:
     def codes(self) -> frozenset[str]:
         return frozenset(code for pair in self._pairs for code in pair)
 
+    def pairs(self) -> tuple[Interaction, ...]:
+        return tuple(self._pairs.values())
+
+    def merged(self, other: InteractionTable) -> InteractionTable:
+        """This table with `other`'s pairs laid over it (`other` wins for the same pair)."""
+        return InteractionTable(
+            (*self.pairs(), *other.pairs()), source=f"{self.source} + {other.source}",
+            notice=self.notice,
+        )  # fmt: skip
+
 
 def _severity(value: str, where: str) -> str:
     severity = value.strip().lower()
@@ -104,11 +116,13 @@ def shipped_interactions() -> InteractionTable:
 
 def load_interaction_csv(path: Path | str, *, text: str | None = None) -> InteractionTable:
     """A hospital's interaction file: CSV with a header ``drug_a, drug_b, severity, text``
-    (RxNorm ingredient codes; an optional ``citation`` column).
+    (RxNorm ingredient codes; an optional ``citation`` column). Each pair cites the file
+    and line, then its own citation if given.
 
     Raises:
-        DataError: the file is missing, a column is missing, a code is not an RxNorm
-            code (digits), or a severity is not one of `SEVERITIES`.
+        DataError: the file is missing or empty, a column is missing, a code is not an
+            RxNorm code (digits), a drug is paired with itself, a text is empty, or a
+            severity is not one of `SEVERITIES`.
     """
     name = Path(path).name
     if text is None:
@@ -129,16 +143,24 @@ def load_interaction_csv(path: Path | str, *, text: str | None = None) -> Intera
         where = f"{name} line {line}"
         a, b = (row["drug_a"] or "").strip(), (row["drug_b"] or "").strip()
         if not (a.isdigit() and b.isdigit()):
-            raise DataError(f"{where}: drug_a and drug_b must be RxNorm ingredient codes.")
+            raise DataError(
+                f"{where}: drug_a and drug_b must be RxNorm ingredient codes (digits, e.g. "
+                f"11289 for warfarin); got {a[:20]!r} and {b[:20]!r}."
+            )
+        if a == b:
+            raise DataError(f"{where}: drug {a} is paired with itself.")
+        said = (row["text"] or "").strip()
+        if not said:
+            raise DataError(f"{where}: the text column is empty; say what the interaction does.")
+        cited = (row.get("citation") or "").strip()
         pairs.append(
             Interaction(
-                Code(RXNORM, a),
-                Code(RXNORM, b),
-                _severity(row["severity"] or "", where),
-                (row["text"] or "").strip(),
-                (row.get("citation") or name).strip(),
+                Code(RXNORM, a), Code(RXNORM, b), _severity(row["severity"] or "", where),
+                said, f"{where}" + (f": {cited}" if cited else ""),
             )
-        )
+        )  # fmt: skip
+    if not pairs:
+        raise DataError(f"The interaction file {name!r} holds a header but no pair.")
     return InteractionTable(pairs, source=name)
 
 

@@ -18,6 +18,7 @@ from clinsight.errors import DataError
 from clinsight.recommend.matrix import PatientContext, TreatmentData
 from clinsight.recommend.models import (
     AlsRecommender,
+    EpisodeKnnRecommender,
     ItemKnnRecommender,
     MostPopularRecommender,
     Recommender,
@@ -116,6 +117,13 @@ def _details(
             f"{int(received.sum())} of the {len(top)} most similar patients (conditions, "
             f"age, sex) received {name} for these conditions",
             "their most shared conditions: " + ", ".join(data.names.get(c, c) for c in common),
+        ]
+    if isinstance(model, EpisodeKnnRecommender) and data.index_started is not None:
+        top, _ = model.neighbours(context, data)
+        started = int(data.index_started[top, item].sum()) if len(top) else 0
+        return [
+            f"{started} of the {len(top)} most similar patient episodes (conditions active "
+            f"and newly diagnosed, age) started {name} within the following 90 days"
         ]
     if isinstance(model, ItemKnnRecommender):
         column = model.similarity_[:, item]

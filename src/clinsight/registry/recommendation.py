@@ -49,7 +49,10 @@ __all__ = [
 ]
 
 RECOMMENDATION_ROOT, ARRAYS_FILE = "_recommendation", "model.safetensors"
-_SPARSE = ("user_items", "user_conditions", "episodes")
+_SPARSE = (
+    "user_items", "user_conditions", "episodes", "index_conditions", "index_new",
+    "index_started",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,8 @@ def _arrays(model: Recommender, data: TreatmentData) -> dict[str, NDArray[Any]]:
         "indication": data.indication, "condition_patients": data.condition_patients,
         "ages": data.ages, "sexes": data.sexes,
     }  # fmt: skip
+    if data.index_ages is not None:
+        arrays["index_ages"] = data.index_ages
     for name in _SPARSE:
         matrix = getattr(data, name)
         if matrix is None:
@@ -211,6 +216,8 @@ def load_recommendation_model(
             condition_patients=arrays["condition_patients"], ages=arrays["ages"],
             sexes=arrays["sexes"], episodes=sparse["episodes"],
             classes={k: Code(*v) for k, v in record.get("classes", {}).items()},
+            index_conditions=sparse["index_conditions"], index_new=sparse["index_new"],
+            index_started=sparse["index_started"], index_ages=arrays.get("index_ages"),
         )  # fmt: skip
         state = {k[len("state.") :]: v for k, v in arrays.items() if k.startswith("state.")}
         model = make_recommender(version.recommender, **version.params).load_state(state)

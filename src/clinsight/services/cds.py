@@ -33,10 +33,11 @@ from clinsight.interop.cds_orders import (
 )
 from clinsight.interop.cds_progression import ProgressionCdsService, bundle_from_prefetch
 from clinsight.recommend.matrix import PatientContext
-from clinsight.recommend.safety import Removal, check_treatments, shipped_interactions
+from clinsight.recommend.safety import Removal, check_treatments
 from clinsight.recommend.suggest import SuggestionList, suggest
 from clinsight.registry.versions import ModelKind
 from clinsight.services.progression import assess_progression, read_posted_stay
+from clinsight.services.recommendation import interaction_table
 from clinsight.services.risk import assess_record
 from clinsight.services.survival import predict_survival
 from clinsight.store import audit
@@ -217,7 +218,7 @@ def answer_order_hook(
         DataError: the request is malformed (see `parse_order_request`).
     """
     order = parse_order_request(service, request)
-    table = shipped_interactions()
+    table = interaction_table(service.interactions)
     findings = []
     for draft in order.drafts:
         if draft.key is None:

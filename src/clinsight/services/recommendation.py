@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from clinsight.recommend.matrix import (
 )
 from clinsight.recommend.models import Recommender, make_recommender
 from clinsight.recommend.safety import InteractionTable, load_interaction_csv, shipped_interactions
-from clinsight.recommend.split import Query, index_query
+from clinsight.recommend.split import Query, index_query, training_episodes
 from clinsight.recommend.suggest import SuggestionList, check_treatment_code, suggest
 from clinsight.registry.recommendation import (
     RecommendationModelVersion,
@@ -59,13 +60,20 @@ GRIDS: dict[str, list[dict[str, float]]] = {
         {"prior_weight": w, "neighbours": k} for w in (0.0, 0.5, 0.8, 0.9) for k in (50.0, 200.0)
     ],
     "als": [{"prior_weight": w, "factors": f} for w in (0.0, 0.5, 0.8, 0.9) for f in (16.0, 32.0)],
+    "episode_knn": [
+        {"new_weight": n, "neighbours": k, "prior_weight": w}
+        for n in (1.0, 3.0)
+        for k in (100.0, 300.0)
+        for w in (0.0, 0.3)
+    ],
 }
 """The parameters compared on validation, per recommender."""
 LIMITATIONS = (
     "Suggests what similar patients received, not what works: the record says little of "
     "outcomes, so a frequent treatment is not thereby an effective one.",
-    "The interaction table shipped is a small demonstration set; a hospital replaces it "
-    "with its licensed drug knowledge base (--interactions FILE.csv).",
+    "The interaction table shipped is a small demonstration set; a hospital adds its "
+    "licensed drug knowledge base (--interactions FILE.csv, CLINSIGHT_INTERACTIONS_CSV), "
+    "whose pairs take precedence.",
     "Allergies recorded only as free text are shown with every list but matched by name "
     "only; a clinician must check them.",
     "The artifact holds the training patients' treatment and condition matrices (no "
@@ -113,6 +121,7 @@ def prepare(
     data = build_treatment_data(
         train, min_patients=min_patients, outcome_aware=outcome_aware, classes=classes
     )
+    data = training_episodes(train, data, horizon_days=horizon_days, seed=seed)
     known = frozenset(data.items)
 
     def queries(part: str) -> tuple[Query, ...]:
@@ -128,8 +137,35 @@ def prepare(
 
 
 def interaction_table(path: Path | None = None) -> InteractionTable:
-    """The hospital's table from `path`, else the shipped demonstration table."""
-    return load_interaction_csv(path) if path is not None else shipped_interactions()
+    """The shipped demonstration table, with the hospital's file at `path` laid over it
+    (its pairs win; each cites its file and line). Read again when the file changes.
+
+    Raises:
+        DataError: the file cannot be read or is malformed (see `load_interaction_csv`).
+    """
+    if path is None:
+        return shipped_interactions()
+    try:
+        stat = Path(path).stat()
+    except OSError as exc:
+        raise DataError(
+            f"Cannot read the hospital interaction file {str(path)!r} (set by "
+            "CLINSIGHT_INTERACTIONS_CSV or --interactions): check the path and permissions."
+        ) from exc
+    return _merged_table(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4)
+def _merged_table(path: str, mtime_ns: int, size: int) -> InteractionTable:
+    del mtime_ns, size  # part of the cache key only
+    try:
+        hospital = load_interaction_csv(path)
+    except DataError as exc:
+        raise DataError(
+            f"The hospital interaction file (CLINSIGHT_INTERACTIONS_CSV or --interactions) "
+            f"cannot be used: {exc}"
+        ) from exc
+    return shipped_interactions().merged(hospital)
 
 
 def choose_parameters(

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from clinsight.api.deps import Clinician, State, StoreCtx
 from clinsight.data.omop import eunomia_url
 from clinsight.inference.cache import model_cache
+from clinsight.services.recommendation import interaction_table
 from clinsight.services.treatment_suggestions import (
     decide_on_suggestion,
     person_decisions,
@@ -74,7 +75,7 @@ def person_suggestions(
         ctx, model_cache(settings.resolved_registry_dir), person_id,
         url=settings.omop_url or eunomia_url(), schema=settings.omop_schema,
         model=model or settings.recommendation_model, version=version,
-        active=active or (), size=size,
+        active=active or (), size=size, table=interaction_table(settings.interactions_csv),
     )  # fmt: skip
     return found.fhir_bundle() if format == "fhir" else found.to_dict()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -110,7 +112,7 @@ def test_selection_scores_ensembles_as_the_ensemble_itself_scores(gbsg2_sample) 
     from sksurv.metrics import concordance_index_ipcw
 
     X, y, types = gbsg2_sample
-    candidates = {"cox": {"model": "cox", "n_trees": 5},
+    candidates: dict[str, dict[str, Any]] = {"cox": {"model": "cox", "n_trees": 5},
                   "random_survival_forest": {"model": "random_survival_forest", "n_trees": 5},
                   "neural_cox": {"model": "neural_cox", "params": FAST["neural_cox"]}}  # fmt: skip
     selection = select_survival_model(

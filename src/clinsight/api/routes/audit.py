@@ -23,7 +23,9 @@ def entries(
     user: Auditor,
     ctx: StoreCtx,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size (at most 100).")] = 50,
-    before_seq: Annotated[int | None, Query(ge=1, description="Page before this seq.")] = None,
+    before_seq: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="Page before this seq.")
+    ] = None,
     patient_id: Annotated[str | None, Query(max_length=36)] = None,
     username: Annotated[str, Query(max_length=64, description="Only this user's.")] = "",
     action: Annotated[str, Query(max_length=64, description="An action or group.")] = "",

@@ -52,7 +52,9 @@ def search(
     response: Response,
     q: Annotated[str, Query(max_length=200, description="Part of the MRN or the name.")] = "",
     limit: Limit = 50,
-    offset: Annotated[int, Query(ge=0, description="How many matches to skip.")] = 0,
+    offset: Annotated[
+        int, Query(ge=0, le=1_000_000_000, description="How many matches to skip.")
+    ] = 0,
 ) -> list[PatientOut]:
     """One page of the caller's patients (care team and break-glass) whose MRN or name
     contains `q`, in natural order of name; the `X-Total-Count` header gives all matches."""

@@ -41,7 +41,7 @@ def read_worklist(
     indeterminate: Annotated[Choice, Query(description="only / none / either.")] = "",
     refused: Annotated[Choice, Query(description="only / none / either.")] = "",
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="How many to skip.")] = 0,
 ) -> list[WorklistItemOut]:
     """Findings on the caller's patients, newest first (by default those nobody has
     reviewed); `X-Total-Count` gives all matches."""

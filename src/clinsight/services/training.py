@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -170,8 +171,10 @@ def train_and_register(
     resume: bool = False,
     n_bootstrap: int = 1000,
     progress: ProgressCallback | None = None,
+    limitations: Sequence[str] = (),
 ) -> ImageTrainingOutcome:
-    """Train on `dataset`, evaluate on its test split, and (by default) register the model.
+    """Train on `dataset`, evaluate on its test split, and (by default) register the model
+    (its card lists the standard limitations and then `limitations`).
 
     Nothing here looks at the test split before the model, its class weighting, its epoch,
     its calibration, its decision rule and (binary tasks) its decision thresholds are fixed,
@@ -254,7 +257,7 @@ def train_and_register(
             training=training,
             plots=list(report.plots.values()),
             intended_use=_intended_use(data),
-            limitations=LIMITATIONS,
+            limitations=(*LIMITATIONS, *limitations),
             decision_thresholds=thresholds,
             intended_population=data.info.population,
             baseline=validation_baseline(data, val_logits, calibrator, thresholds),

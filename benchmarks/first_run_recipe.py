@@ -24,9 +24,11 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import torch
 
 from clinsight.config import get_settings
 from clinsight.data.medmnist import Split, load_medmnist
+from clinsight.imaging.networks import NetworkConfig, build_network
 from clinsight.imaging.specs import TrainConfig
 from clinsight.imaging.training import train_image_model
 from clinsight.imaging.transforms import Preprocess
@@ -47,11 +49,33 @@ CANDIDATES: dict[str, TrainConfig] = {
 }
 REFERENCE = "resnet18 w24, 4 epochs (the former first-run recipe)"
 AUC_MARGIN, ACCURACY_MARGIN = 0.005, 0.01
+TRAIN_IMAGES = 4708  # PneumoniaMNIST's official training split
 RECORDED_REFERENCE = {
     "val_auc": 0.995,
     "source": "the former first-run recipe in a whole `clinsight serve` first run, 2-core "
     "machine at load average about 3, 2026-12-03 (README, commit a9fabb1)",
 }
+
+
+def multiply_adds(config: TrainConfig, size: int = 28) -> float:
+    """Millions of multiply-adds of one forward pass of one grey image (convolutions and
+    linear layers), a load-independent measure of a recipe's compute per image."""
+    network = build_network(NetworkConfig(config.architecture, 1, 2, config.width, 0.0)).eval()
+    total = 0
+
+    def count(module: torch.nn.Module, _: Any, output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, torch.nn.Conv2d):
+            kernel = module.kernel_size[0] * module.kernel_size[1]
+            total += output.numel() * module.in_channels // module.groups * kernel
+        elif isinstance(module, torch.nn.Linear):
+            total += module.in_features * module.out_features
+
+    for module in network.modules():
+        module.register_forward_hook(count)
+    with torch.no_grad():
+        network(torch.zeros(1, 1, size, size))
+    return round(total / 1e6, 1)
 
 
 def _one(config: TrainConfig) -> dict[str, Any]:
@@ -92,21 +116,27 @@ def _table(rows: dict[str, dict[str, Any]], chosen: str | None) -> str:
             "accuracy against the most accurate candidate)."
         ),
         "",
-        "| recipe | validation AUC | validation accuracy | training s | load average |",
-        "|---|---|---|---|---|",
+        "| recipe | validation AUC | validation accuracy | training s | load average | "
+        "M multiply-adds per image x training images x epochs |",
+        "|---|---|---|---|---|---|",
     ]
     for name, row in rows.items():
         mark = " (chosen)" if name == chosen else ""
         load = f"{row['load_average_before'][0]:.1f}-{row['load_average_after'][0]:.1f}"
         lines.append(
             f"| {name}{mark} | {row['val_auc']} | {row['val_accuracy']} | "
-            f"{row['train_seconds']} | {load} |"
+            f"{row['train_seconds']} | {load} | {_work(CANDIDATES[name])} |"
         )
     missing = [name for name in CANDIDATES if name not in rows]
     if missing:
-        lines += ["", "Not measured yet (too slow for the shared machine's time): "
-                  + "; ".join(missing) + "."]  # fmt: skip
+        lines += ["", "Not trained yet (too slow for the shared machine's time), compute: "
+                  + "; ".join(f"{n}: {_work(CANDIDATES[n])}" for n in missing) + "."]  # fmt: skip
     return "\n".join(lines)
+
+
+def _work(config: TrainConfig) -> str:
+    images = config.train_subset or TRAIN_IMAGES
+    return f"{multiply_adds(config)} x {images} x {config.epochs}"
 
 
 def _choose(rows: dict[str, dict[str, Any]]) -> str | None:

@@ -25,13 +25,17 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +186,23 @@ def _browser_diagnosis(url: str, admin_password: str, image: Path) -> dict[str, 
     return {"headline": headline, "browser_seconds": marks}
 
 
+def _wait_until_answering(port: int, process: subprocess.Popen[str], limit: float) -> None:
+    """Poll the login page until a worker answers (any HTTP status)."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # the self-signed one
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"https://127.0.0.1:{port}/login", context=context,
+                                        timeout=10):  # fmt: skip
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit(f"the service did not answer on port {port} within {limit:.0f} s")
+
+
 class _LoadSampler:
     """The 1-minute load average every `every` seconds on a thread, until `stop`."""
 
@@ -225,7 +246,8 @@ def run_first_diagnosis(data_dir: Path) -> dict[str, Any]:
         index, _ = log.wait_for(r"password is on the next line", SERVE_LIMIT_S)
         log.wait_for(r"^Open https://", SERVE_LIMIT_S)
         password = log.lines[index + 1][1].strip()
-        log.wait_for(r"Uvicorn running on|Application startup complete", 300)
+        log.wait_for(r"Uvicorn running on", 300)
+        _wait_until_answering(port, process, 600)  # the workers start after the parent binds
         listening = time.monotonic() - started
         browser = _browser_diagnosis(f"https://localhost:{port}/", password, image)
         total = time.monotonic() - started
@@ -236,6 +258,7 @@ def run_first_diagnosis(data_dir: Path) -> dict[str, Any]:
             process.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+        shutil.rmtree(home, ignore_errors=True)  # the first-run HOME made here
     epochs = [(t, text) for t, text in log.lines if text.startswith("Training the default")]
     return {
         "first_diagnosis_seconds": round(total, 1),

@@ -48,6 +48,9 @@ REPORT = ROOT / "test-artifacts" / "e2e" / "pages-report.json"
 SHOTS = ROOT / "test-artifacts" / "ui-benchmark"
 TARGET_SECONDS = 300
 FIRST_RUN_HISTORY = (
+    "2026-12-04, the quick first-run recipe (commit 7636cc6), 1-minute load average 4.3 to "
+    "8.9 (mean 6.6) from other sessions: 593.0 s (listening after 582.6 s; 4 epochs of 200, "
+    "101, 67 and 91 s, validation AUC 0.992), goal missed under that load. "
     "With the former first-run recipe (ResNet-18 width 24, 4 epochs), 2026-12-03, commit "
     "3f94a19, this project's shared 2-core machine (Intel Xeon), load average 15-19 "
     "from other sessions' work throughout: `clinsight serve` on an empty HOME "
@@ -307,8 +310,7 @@ def _table(results: dict[str, Any]) -> str:
         "|---|---|---|",
         *[f"| {name} | {'not measured' if v is None else v} | {goal} |" for name, v, goal in rows],
     ]
-    if results.get("first_diagnosis_seconds") is None:
-        lines += ["", f"First diagnosis not measured to the end: {FIRST_RUN_HISTORY}"]
+    lines += ["", f"Earlier first-run measurements: {FIRST_RUN_HISTORY}"]
     if "service_listening_seconds" in results:
         during = results["load_average_1min_during"]
         lines += [

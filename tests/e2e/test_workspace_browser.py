@@ -2,7 +2,8 @@
 clinician works from the worklist, opens a patient record that shows a study, a note and a
 risk result together, reviews the finding and downloads its signed report; an admin creates
 users and assigns a care team; a second clinician breaks the glass with a reason and sees
-the banner; an auditor filters the log and exports it. Screenshots go to test-artifacts."""
+the banner; an auditor filters the log, exports it and finds the emergency access listed.
+Screenshots go to test-artifacts."""
 
 from __future__ import annotations
 
@@ -101,6 +102,7 @@ def _clinician_works_a_finding(browser: Any, server: str, tmp_path: Path) -> dic
     alice.wait_for_selector("#agree")
     alice.click("#agree")
     alice.wait_for_selector("#current-verdict")
+    seen["verdict"] = alice.inner_text("#current-verdict")
     with alice.expect_download() as download:
         alice.click("#print-report")
     saved = tmp_path / "report.pdf"
@@ -158,7 +160,10 @@ def _auditor_filters_and_exports(browser: Any, server: str, tmp_path: Path) -> d
         erik.click("#export-csv")
     saved = tmp_path / "audit.csv"
     download.value.save_as(str(saved))
-    return {"rows": rows, "csv": saved.read_text("utf-8")}
+    erik.click("nav a:has-text('Break-glass')")
+    erik.wait_for_selector("#active-grants")
+    grants = erik.inner_text("#active-grants tbody")
+    return {"rows": rows, "csv": saved.read_text("utf-8"), "grants": grants}
 
 
 def test_the_clinicians_workspace_end_to_end(server: str, tmp_path: Path) -> None:
@@ -186,6 +191,7 @@ def test_the_clinicians_workspace_end_to_end(server: str, tmp_path: Path) -> Non
     assert "Note by alice" in work["timeline"]
     assert "asthma (present" in work["timeline"]
     assert "PNG study" in work["timeline"]
+    assert work["verdict"].startswith("Your current verdict: agreed, ")
     assert work["pdf"].startswith(b"%PDF-")
     assert b"(Ada Lovelace" in work["pdf"]
     assert work["worklist_after"] == "No findings match."
@@ -204,3 +210,4 @@ def test_the_clinicians_workspace_end_to_end(server: str, tmp_path: Path) -> Non
     assert len(lines) == 2  # the header and the one signature
     assert "report.sign" in lines[1]
     assert "alice" in lines[1]
+    assert re.fullmatch(rf"dora\s+patient [0-9a-f]{{8}}\s+{REASON}\s+.*", audit["grants"], re.S)

@@ -1,18 +1,28 @@
 """The production gate: default secrets and missing key or TLS files are refused outside
-development, with every problem named at once; the first-run model's fixed epochs."""
+development, with every problem named at once; the first-run model's fixed epochs and the
+card's statement that it is the quick first-run model."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
-from clinsight.config import Settings
+from clinsight.config import Settings, get_settings
 from clinsight.errors import ConfigurationError
-from clinsight.imaging.specs import epoch_floor
-from clinsight.services.bootstrap import BOOTSTRAP_CONFIG, BOOTSTRAP_EPOCHS, check_production
+from clinsight.imaging.specs import TrainConfig, epoch_floor
+from clinsight.registry.image import get_model
+from clinsight.registry.stages import Stage
+from clinsight.services.bootstrap import (
+    BOOTSTRAP_CONFIG,
+    BOOTSTRAP_EPOCHS,
+    check_production,
+    ensure_default_model,
+)
+from clinsight.store.db import create_db_engine, migrate
 
 SECRET = SecretStr("s" * 32)
 
@@ -88,3 +98,28 @@ def test_the_first_run_model_trains_a_fixed_number_of_epochs() -> None:
     assert BOOTSTRAP_CONFIG.epochs == BOOTSTRAP_EPOCHS == 4
     assert epoch_floor(BOOTSTRAP_CONFIG, BOOTSTRAP_EPOCHS) >= BOOTSTRAP_EPOCHS  # never cut short
     assert BOOTSTRAP_CONFIG.class_weighting == "inverse"  # no pilot runs on first start
+
+
+def test_the_first_run_model_is_the_quick_recipe_and_its_card_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert (BOOTSTRAP_CONFIG.architecture, BOOTSTRAP_CONFIG.width) == ("cnn", 16)
+    monkeypatch.setenv("CLINSIGHT_DEFAULT_MODEL", "breastmnist")  # small and quick here
+    get_settings.cache_clear()
+    settings = get_settings()
+    engine = create_db_engine(settings=settings)
+    migrate(engine)
+    tiny = TrainConfig(architecture="cnn", width=4, epochs=2, batch_size=32, threads=1,
+                       train_subset=128, class_weighting="inverse")  # fmt: skip
+    assert ensure_default_model(settings, engine, config=tiny) == "breastmnist:1"
+    model = get_model(settings.resolved_registry_dir, "breastmnist", stage=Stage.PRODUCTION)
+    card = json.loads((model.path / "card.json").read_text())
+    quick = [item for item in card["limitations"] if item.startswith("Quick first-run model")]
+    assert quick == [
+        "Quick first-run model: trained by `clinsight serve` on an empty registry with a "
+        "short fixed recipe (cnn width 4, 2 epochs), not the full default recipe. For the "
+        "full model run clinsight train image --dataset breastmnist (the full default "
+        "recipe), then clinsight models promote image breastmnist VERSION."
+    ]
+    assert "Quick first-run model" in (model.path / "card.md").read_text()
+    engine.dispose()

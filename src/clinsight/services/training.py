@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -173,8 +174,10 @@ def train_and_register(
     progress: ProgressCallback | None = None,
     workers: int = 1,
     ray_address: str | None = None,
+    limitations: Sequence[str] = (),
 ) -> ImageTrainingOutcome:
-    """Train on `dataset`, evaluate on its test split, and (by default) register the model.
+    """Train on `dataset`, evaluate on its test split, and (by default) register the model
+    (its card lists the standard limitations and then `limitations`).
 
     With `workers` > 1 the training is data-parallel on Ray Train
     (`services.distributed_training`, a local Ray instance unless `ray_address`); the rest
@@ -268,7 +271,7 @@ def train_and_register(
             training=training,
             plots=list(report.plots.values()),
             intended_use=_intended_use(data),
-            limitations=LIMITATIONS,
+            limitations=(*LIMITATIONS, *limitations),
             decision_thresholds=thresholds,
             intended_population=data.info.population,
             baseline=validation_baseline(data, val_logits, calibrator, thresholds),

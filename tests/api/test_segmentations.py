@@ -170,6 +170,8 @@ def test_the_web_page_segments_a_study_and_takes_a_review(
     assert page.status_code == 200, page.text
     assert 'id="plain-image"' in page.text
     assert 'id="dicom-seg"' in page.text
+    assert 'id="patient-header"' in page.text  # the header of every patient-scoped page
+    assert f'id="patient-mrn">{WEB_PATIENT["mrn"]}<' in page.text
     assert "pixels" in page.text
     reviewed = client.post(f"{page.url.path}/review", data={"csrf": form_csrf(page.text),
                                                              "verdict": "disagree"})  # fmt: skip

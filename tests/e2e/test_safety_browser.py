@@ -63,6 +63,7 @@ def test_mismatch_confirmation_indeterminate_feedback_and_monitoring(
         page.click("#upload")
         page.wait_for_selector("#confirm-mismatch")
         asked = page.inner_text("#confirm-title")
+        header_mrn = page.inner_text("#patient-mrn")
         mismatches = page.locator("#mismatches li").all_inner_texts()
         page.screenshot(path=str(ARTIFACTS / "safety-1-confirm-patient.png"), full_page=True)
         page.click("#confirm-mismatch")
@@ -87,6 +88,7 @@ def test_mismatch_confirmation_indeterminate_feedback_and_monitoring(
         admin.screenshot(path=str(ARTIFACTS / "safety-4-monitoring.png"), full_page=True)
         browser.close()
     assert asked == "Does this image belong to this patient?"
+    assert header_mrn == "E2E-BOY"
     assert mismatches == [
         "Name: the DICOM file says “CompressedSamples RG1”, the chart “Tom Thumb”.",
         "Patient ID: the DICOM file says “9RG1”, the chart MRN “E2E-BOY”.",

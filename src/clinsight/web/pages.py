@@ -313,6 +313,7 @@ def upload(
             session.rollback()
             token = hold_mismatched_upload(ctx, patient_id, content)
             return render_page(request, "confirm_patient.html", web, 409, patient_id=patient_id,
+                               header=patient_header(ctx, patient_id),
                                token=token, mismatches=list(exc.mismatches.values()))  # fmt: skip
         state.metrics.predictions.labels(record.model_name, record.model_version).inc()
         return redirect_to(f"/predictions/{record.id}", web)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
 from clinsight.api.uploads import read_upload
+from clinsight.services.patient_record import patient_header
 from clinsight.services.segmentation import (
     review,
     segment_study,
@@ -89,6 +90,7 @@ def result(request: Request, state: State, session: Db, segmentation_id: str) ->
         pictures = segmentation_pictures(ctx, segmentation_id)
         return render_page(
             request, "segmentation.html", web, seg=pictures.record,
+            header=patient_header(ctx, pictures.record.patient_id),
             outline=_data_uri(pictures.outline), plain=_data_uri(pictures.plain),
             saved=request.query_params.get("saved"),
         )  # fmt: skip

@@ -167,10 +167,12 @@ def _split(dataset: TabularDataset, seed: int) -> tuple[TabularDataset, TabularD
     return part(dev_idx), part(test_idx)
 
 
-def ray_tune(data_dir: Path, trials: int, seed: int) -> dict[str, Any]:
-    """The default risk recipe against an ASHA search, on Pima and Cleveland."""
+def ray_tune(data_dir: Path, trials: int, seed: int, names: list[str]) -> dict[str, Any]:
+    """The default risk recipe against an ASHA search, on Pima and / or Cleveland."""
     load_before = os.getloadavg()
-    datasets = {"pima": load_pima(data_dir), "cleveland": load_uci_heart("cleveland", data_dir)}
+    loaders = {"pima": lambda: load_pima(data_dir),
+               "cleveland": lambda: load_uci_heart("cleveland", data_dir)}  # fmt: skip
+    datasets = {name: loaders[name]() for name in names}
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, dataset in datasets.items():
@@ -256,6 +258,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--size", type=int, default=128, help="image side in pixels")
     parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--datasets", nargs="+", choices=("pima", "cleveland"),
+                        default=["pima", "cleveland"], help="ray_tune: the risk data sets")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clients", type=int, default=8, help="replicas: client threads")
     parser.add_argument("--seconds", type=float, default=20, help="replicas: per phase")
@@ -269,7 +273,7 @@ def main() -> None:
         results["ray_batch"]["provenance"] = provenance()
         results.pop("budget", None)
     if "ray_tune" in parts:
-        results["ray_tune"] = ray_tune(args.data_dir, args.trials, args.seed)
+        results["ray_tune"] = ray_tune(args.data_dir, args.trials, args.seed, args.datasets)
         results["ray_tune"]["provenance"] = provenance()
     if "replicas" in parts:
         results["replicas"] = replicas(args.clients, args.seconds)

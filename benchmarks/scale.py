@@ -259,7 +259,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128, help="image side in pixels")
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--datasets", nargs="+", choices=("pima", "cleveland"),
-                        default=["pima", "cleveland"], help="ray_tune: the risk data sets")  # fmt: skip
+                        default=["pima", "cleveland"], help="ray_tune: data sets")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clients", type=int, default=8, help="replicas: client threads")
     parser.add_argument("--seconds", type=float, default=20, help="replicas: per phase")

@@ -91,14 +91,12 @@ class Prepared:
     password: str = PASSWORD
 
 
-def prepare(root: Path) -> Prepared:
-    """Bootstrap a store in root/home (SQLite, keys, self-signed TLS, admin), a registry in
-    root/registry with a tiny model in production, a clinician and a patient."""
-    home, registry = root / "home", root / "registry"
+def seed_store(settings: Settings, *, mrn: str, name: str) -> str:
+    """Bootstrap the store of `settings` (keys, TLS, admin) with the tiny model in
+    production in its registry, a clinician and a patient; the patient's id."""
+    registry = settings.resolved_registry_dir
     version, _ = register_tiny(registry, name=MODEL)
     image.REGISTRY.promote(registry, MODEL, version.version, Stage.PRODUCTION)
-    settings = Settings(home=home, registry_dir=registry, default_model=MODEL,
-                        admin_password=PASSWORD)  # fmt: skip
     result = bootstrap(settings, train_model=False)
     with session_factory(result.engine)() as session:
         user = create_user(session, settings, username="clinician", password=PASSWORD,
@@ -107,14 +105,24 @@ def prepare(root: Path) -> Prepared:
         keyring = load_keyring(settings.resolved_key_file)
         ctx = StoreContext(session, keyring, settings.resolved_files_dir,
                            Principal(user.id, user.username, user.role))  # fmt: skip
-        patient = create_patient(ctx, mrn="IMAGE-1", name="Image Test",
-                                 birth_date=date(1970, 1, 1), sex="other")  # fmt: skip
+        patient = create_patient(ctx, mrn=mrn, name=name, birth_date=date(1970, 1, 1),
+                                 sex="other")  # fmt: skip
         session.commit()
     result.engine.dispose()
+    return str(patient.id)
+
+
+def prepare(root: Path) -> Prepared:
+    """Bootstrap a store in root/home (SQLite, keys, self-signed TLS, admin), a registry in
+    root/registry with a tiny model in production, a clinician and a patient."""
+    home, registry = root / "home", root / "registry"
+    settings = Settings(home=home, registry_dir=registry, default_model=MODEL,
+                        admin_password=PASSWORD)  # fmt: skip
+    patient_id = seed_store(settings, mrn="IMAGE-1", name="Image Test")
     for folder in (root, home, registry):
         for path in [folder, *folder.rglob("*")]:
             os.chown(path, IMAGE_UID, IMAGE_UID)
-    return Prepared(home, registry, patient.id)
+    return Prepared(home, registry, patient_id)
 
 
 def start(name: str, prepared: Prepared, port: int, *extra: str) -> None:

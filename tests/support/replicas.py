@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 import httpx
@@ -24,18 +23,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from clinsight.config import Settings
-from clinsight.registry import image
-from clinsight.registry.stages import Stage
-from clinsight.security.records import create_patient, create_user
-from clinsight.services.bootstrap import bootstrap
 from clinsight.store import audit
-from clinsight.store.actors import Principal
-from clinsight.store.crypto import load_keyring
-from clinsight.store.db import create_db_engine, session_factory
-from clinsight.store.repositories import StoreContext
-from clinsight.store.roles import Role
-from tests.support.container import MODEL, png
-from tests.support.image_models import register_tiny
+from clinsight.store.db import create_db_engine
+from tests.support.container import MODEL, png, seed_store
 from tests.support.store import PASSWORD
 
 
@@ -74,25 +64,11 @@ def _prepare(root: Path, url: str) -> tuple[dict[str, str], str]:
         "CLINSIGHT_WORKERS": "1",
         "CLINSIGHT_THREADS": "1",
     }
-    version, _ = register_tiny(root / "registry", name=MODEL)
-    image.REGISTRY.promote(root / "registry", MODEL, version.version, Stage.PRODUCTION)
     settings = Settings(home=root / "bootstrap", database_url=url,
                         key_file=root / "keys" / "data.key", registry_dir=root / "registry",
                         files_dir=root / "files", default_model=MODEL,
                         admin_password=PASSWORD)  # fmt: skip
-    result = bootstrap(settings, train_model=False)
-    with session_factory(result.engine)() as session:
-        user = create_user(session, settings, username="clinician", password=PASSWORD,
-                           role=Role.CLINICIAN, actor=None)  # fmt: skip
-        session.commit()
-        ctx = StoreContext(session, load_keyring(settings.resolved_key_file),
-                           settings.resolved_files_dir,
-                           Principal(user.id, user.username, user.role))  # fmt: skip
-        patient = create_patient(ctx, mrn="REPLICA-1", name="Replica Test",
-                                 birth_date=date(1970, 1, 1), sex="other")  # fmt: skip
-        session.commit()
-    result.engine.dispose()
-    return shared, patient.id
+    return shared, seed_store(settings, mrn="REPLICA-1", name="Replica Test")
 
 
 def start_proxy(root: Path, port: int, backends: list[int]) -> subprocess.Popen[bytes]:

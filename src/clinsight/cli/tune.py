@@ -18,6 +18,7 @@ from clinsight.cli.progression import OutcomesOpt, SetOpt, stay_set
 from clinsight.config import get_settings
 
 if TYPE_CHECKING:
+    from clinsight.registry.versions import RegisteredVersion
     from clinsight.services.tuning import TuningOutcome
 
 __all__ = ["app", "tune_image", "tune_progression", "tune_risk"]
@@ -41,6 +42,12 @@ def _print(outcome: TuningOutcome, what: str) -> None:
     console.print(table)
     console.print(f"Best validation AUC {outcome.best.val_auc:.4f}; search "
                   f"{outcome.search_seconds / 60:.1f} min.")  # fmt: skip
+
+
+def _print_registered(version: RegisteredVersion | None) -> None:
+    if version is not None:
+        console.print(f"[green]Registered[/] {version.name} v{version.version} "
+                      f"(stage {version.stage}); card: {version.card_path}")  # fmt: skip
 
 
 @app.command("risk")
@@ -71,10 +78,7 @@ def tune_risk(
             n_splits=folds, n_repeats=repeats,
         )  # fmt: skip
     _print(outcome, data.spec.name)
-    version = getattr(outcome.registered, "version", None)
-    if version is not None:
-        console.print(f"[green]Registered[/] {version.name} v{version.version} "
-                      f"(stage {version.stage}); card: {version.card_path}")  # fmt: skip
+    _print_registered(getattr(outcome.registered, "version", None))
 
 
 @app.command("image")
@@ -117,10 +121,7 @@ def tune_image(
             size=size, epochs=epochs, name=name, run_dir=folder, search=search,
         )  # fmt: skip
     _print(outcome, info.name)
-    model = getattr(outcome.registered, "model", None)
-    if model is not None:
-        console.print(f"[green]Registered[/] {model.name} v{model.version} "
-                      f"(stage {model.stage}); card: {model.card_path}")  # fmt: skip
+    _print_registered(getattr(outcome.registered, "model", None))
     console.print(f"Run folder: {folder}")
 
 
@@ -155,7 +156,4 @@ def tune_progression(
             epochs=epochs, bootstrap=bootstrap,
         )  # fmt: skip
     _print(outcome, stays.name)
-    version = getattr(outcome.registered, "version", None)
-    if version is not None:
-        console.print(f"[green]Registered[/] {version.name} v{version.version} "
-                      f"(stage {version.stage}); card: {version.card_path}")  # fmt: skip
+    _print_registered(getattr(outcome.registered, "version", None))

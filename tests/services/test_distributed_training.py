@@ -50,7 +50,7 @@ def test_two_ray_workers_register_what_one_process_registers(
     assert files == {p.name for p in single.model.path.iterdir()}
     assert parallel.train.epochs_run == single.train.epochs_run == 2
     assert parallel.model.training["data_parallel_workers"] == 2
-    images, _ = load_medmnist(data_dir, "pneumoniamnist", 28).split(Split.TEST)
+    images, _ = load_medmnist(data_dir, "pneumoniamnist", 28).split(Split.VAL)
     predictor = ImagePredictor(get_model(tmp_path / "reg", "ddp"), threads=1)
     predictions = predictor.predict_many([np.asarray(image) for image in images[:4]])
     assert len(predictions) == 4

@@ -20,6 +20,7 @@ from clinsight.registry.progression import REGISTRY
 from clinsight.registry.stages import Stage
 from tests.support.progression import set_a, stay_bundle, train_tiny
 from tests.support.service import Service
+from tests.support.web import web_login
 
 PUBLIC = "https://clinsight.example.org"
 SERVICE = "tiny-deterioration"
@@ -103,6 +104,11 @@ def test_a_clinician_gets_the_risk_from_a_bundle_with_its_fhir_basis(
     actions = [(e["action"], e["outcome"]) for e in entries.json()]
     assert actions.count(("progression.assess", "success")) == 2
     assert ("progression.assess", "denied") in actions
+    # both assessments are kept for the patient record's timeline
+    web_login(service, "alice")
+    record = client.get(f"/patients/{patient_id}")
+    assert record.status_code == 200
+    assert record.text.count("Deterioration risk:") == 2
 
 
 def _observation(**changes: Any) -> dict[str, Any]:

@@ -90,6 +90,9 @@ def test_accept_and_reject_through_the_form_are_stored_and_audited(service: Serv
     assert done.headers["location"] == f"{path}/treatments?person=2#decisions"
     after = service.client.get(f"{path}/treatments?person=2").text
     assert "rejected RxNorm|3640 (tiny v1) · tetracycline rash" in after
+    record = service.client.get(path).text  # the decision is on the patient's timeline
+    assert "Treatment suggestion rejected: RxNorm|3640" in record
+    assert "OMOP person 2" in record
     wrong = service.client.post(f"{path}/treatments/feedback",
                                 data={**form, "decision": "maybe"})  # fmt: skip
     assert wrong.status_code == 422

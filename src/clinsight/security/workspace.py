@@ -14,10 +14,11 @@ from clinsight.security.access import (
     require_patient_access,
     require_role,
 )
-from clinsight.store import assessments, reports, worklist
+from clinsight.store import assessments, recommendation_feedback, reports, worklist
 from clinsight.store.accounts import care_team_members
 from clinsight.store.actors import PatientAccess
 from clinsight.store.assessments import AssessmentKind, AssessmentRecord
+from clinsight.store.recommendation_feedback import RecommendationDecision
 from clinsight.store.reports import SignedReportRecord
 from clinsight.store.repositories import StoreContext
 from clinsight.store.roles import Role
@@ -26,6 +27,7 @@ from clinsight.store.studies import prediction_patient_id
 __all__ = [
     "care_team_names",
     "list_assessments",
+    "list_recommendation_decisions",
     "list_signed_reports",
     "read_worklist",
     "record_assessment",
@@ -78,6 +80,18 @@ def list_assessments(ctx: StoreContext, patient_id: str) -> list[AssessmentRecor
     """
     glass = _glass(ctx, patient_id, "assessment.list")
     return assessments.read_assessments(ctx, patient_id, break_glass=glass)
+
+
+def list_recommendation_decisions(
+    ctx: StoreContext, patient_id: str
+) -> list[RecommendationDecision]:
+    """The treatment decisions made on a patient's record, newest first (one audit entry).
+
+    Raises:
+        PermissionDeniedError: the actor may not open this patient (the denial is committed).
+    """
+    glass = _glass(ctx, patient_id, "recommendation.list")
+    return recommendation_feedback.patient_decisions(ctx, patient_id, break_glass=glass)
 
 
 def sign_report(

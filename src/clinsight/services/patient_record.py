@@ -3,8 +3,9 @@ of everything known about the patient, newest first, and the record as a FHIR Bu
 
 The timeline is assembled from `TIMELINE_SOURCES`, one function per kind of record
 (studies with findings and review status, segmentations with their areas and review
-status, notes with their problem list, risk and survival assessments). A new capability
-(progression, recommendations) adds its entries by appending a source: a function of the
+status, notes with their problem list, risk, survival and progression assessments, and the
+treatment suggestions a clinician accepted or rejected). A new capability adds its entries
+by appending a source: a function of the
 store context and the patient id returning `TimelineEntry` items. Each source reads under
 the access policy and commits its reads; the note NLP runs with no transaction open.
 """
@@ -19,7 +20,11 @@ from clinsight.interop.fhir_patient import patient_bundle
 from clinsight.security import records
 from clinsight.security.clinical import list_notes
 from clinsight.security.segmentations import list_patient_segmentations
-from clinsight.security.workspace import care_team_names, list_assessments
+from clinsight.security.workspace import (
+    care_team_names,
+    list_assessments,
+    list_recommendation_decisions,
+)
 from clinsight.services.break_glass import emergency_access
 from clinsight.services.notes import note_problems
 from clinsight.services.patients import studies_with_findings
@@ -47,6 +52,7 @@ __all__ = [
     "segmentation_entries",
     "segmentation_review_text",
     "study_entries",
+    "treatment_entries",
 ]
 
 MAX_NOTES_READ = 20  # notes whose problem list the timeline shows (the newest)
@@ -239,6 +245,9 @@ def _assessment_title(record: AssessmentRecord) -> str:
         risks = ", ".join(f"{r['risk'] * 100:.0f}% by {r['years']:g} y"
                           for r in summary.get("risks", []))  # fmt: skip
         return f"Survival ({summary.get('event', 'event')}): {risks}"
+    if record.kind == "progression":
+        return (f"Deterioration risk: {summary['probability'] * 100:.1f}% "
+                f"({summary.get('level', '')})")  # fmt: skip
     title = (f"Risk of {summary.get('outcome', 'the outcome')}: "
              f"{summary['probability'] * 100:.1f}% ({summary.get('level', '')})")  # fmt: skip
     if summary.get("outside_population"):
@@ -247,7 +256,8 @@ def _assessment_title(record: AssessmentRecord) -> str:
 
 
 def assessment_entries(ctx: StoreContext, patient_id: str) -> list[TimelineEntry]:
-    """Each stored risk and survival assessment with its model."""
+    """Each stored risk, survival and progression assessment with its model (progression
+    has no page of its own: its entry links nowhere)."""
     found = list_assessments(ctx, patient_id)
     ctx.session.commit()
     return [
@@ -255,17 +265,36 @@ def assessment_entries(ctx: StoreContext, patient_id: str) -> list[TimelineEntry
             a.created_at,
             a.kind,
             _assessment_title(a),
-            f"/patients/{patient_id}/{a.kind}",
+            None if a.kind == "progression" else f"/patients/{patient_id}/{a.kind}",
             (TimelineItem(f"model {a.model_name} v{a.model_version}"),),
         )
         for a in found
     ]
 
 
+def treatment_entries(ctx: StoreContext, patient_id: str) -> list[TimelineEntry]:
+    """Each treatment suggestion a clinician accepted or rejected on the patient's record."""
+    found = list_recommendation_decisions(ctx, patient_id)
+    ctx.session.commit()
+    return [
+        TimelineEntry(
+            d.created_at, "treatment",
+            f"Treatment suggestion {'accepted' if d.decision == 'accept' else 'rejected'}: "
+            f"{d.drug}",
+            f"/patients/{patient_id}/treatments",
+            tuple(TimelineItem(text) for text in (
+                f"OMOP person {d.person_id}",
+                *([f"model {d.model} v{d.model_version}"] if d.model else []),
+            )),
+        )
+        for d in found
+    ]  # fmt: skip
+
+
 TIMELINE_SOURCES: tuple[TimelineSource, ...] = (
-    study_entries, segmentation_entries, note_entries, assessment_entries,
+    study_entries, segmentation_entries, note_entries, assessment_entries, treatment_entries,
 )  # fmt: skip
-"""Where the timeline comes from; progression and recommendation results are added here."""
+"""Where the timeline comes from; a new capability appends its source here."""
 
 
 def patient_record(

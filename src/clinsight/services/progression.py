@@ -41,6 +41,7 @@ from clinsight.inference.progression import (
 )
 from clinsight.registry.progression import ProgressionModelVersion, register_progression_model
 from clinsight.security.access import require_patient_access
+from clinsight.security.workspace import record_assessment
 from clinsight.sequence.binning import BinSpec, SequenceArrays, bin_samples
 from clinsight.sequence.model import fit_progression_model
 from clinsight.sequence.training import ProgressCallback, SequenceTrainConfig
@@ -301,9 +302,10 @@ def assess_stored_progression(
     version: int | None = None,
 ) -> ProgressionAssessment:
     """A stored patient's deterioration risk from a posted stay, with `version` of `model`
-    (default: production): access checked first, the assessment audited (model, version,
-    sha256 of the input, level; no PHI) and committed. A refused input is audited too
-    (outcome failure, level ``refused``) and committed before the error goes up.
+    (default: production): access checked first, the assessment stored for the patient's
+    timeline and audited (model, version, sha256 of the input, level; no PHI), committed.
+    A refused input is audited too (outcome failure, level ``refused``) and committed
+    before the error goes up.
 
     Raises:
         PermissionDeniedError: the actor may not open this patient.
@@ -325,11 +327,18 @@ def assess_stored_progression(
         )  # fmt: skip
         ctx.session.commit()  # the refusal is kept; the caller's rollback cannot undo it
         raise
+    kept = record_assessment(
+        ctx, patient_id, "progression", model_name=predictor.version.name,
+        model_version=str(predictor.version.version), input_sha256=sha,
+        summary={"probability": round(assessment.result.risk, 6), "level": assessment.level,
+                 "artifact_sha256": predictor.version.artifact_sha256,
+                 "task": str(predictor.version.task.get("name", "mortality48"))},
+    )  # fmt: skip
     ctx.audit(
         "progression.assess", "patient", **audited,
         details={"model": predictor.version.name, "version": predictor.version.version,
                  "input_sha256": sha, "level": assessment.level,
-                 "observations": len(record.measurements)},
+                 "observations": len(record.measurements), "assessment_id": kept.id},
     )  # fmt: skip
     ctx.session.commit()
     return assessment

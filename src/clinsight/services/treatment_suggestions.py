@@ -188,9 +188,11 @@ def decide_on_suggestion(
     stored = add_decision(
         ctx, person_id=str(person_id), drug=drug, decision=decision,
         reason=(reason or "").strip() or None, model=model, model_version=version,
+        patient_id=patient_id,
     )  # fmt: skip
     ctx.audit(
         "recommendation.feedback", "recommendation_feedback", resource_id=stored.id,
+        patient_id=patient_id,
         details={"person_id": str(person_id), "drug": drug, "decision": decision,
                  "model": model or "", "version": version or 0,
                  "has_reason": stored.reason is not None,

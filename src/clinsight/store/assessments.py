@@ -1,5 +1,5 @@
-"""Stored risk and survival assessments of a patient: the model, the inputs' sha256 and a
-summary of the result (no PHI), so the patient record can show them again.
+"""Stored risk, survival and progression assessments of a patient: the model, the inputs'
+sha256 and a summary of the result (no PHI), so the patient record can show them again.
 
 The assessing service audits the assessment itself (`risk.assess`, `survival.assess`);
 reading them back is audited here. None commits.
@@ -18,13 +18,14 @@ from clinsight.store.tables import Assessment, new_id, utcnow
 
 __all__ = ["AssessmentKind", "AssessmentRecord", "insert_assessment", "read_assessments"]
 
-AssessmentKind = Literal["risk", "survival"]
+AssessmentKind = Literal["risk", "survival", "progression"]
+KINDS: tuple[AssessmentKind, ...] = ("risk", "survival", "progression")
 
 
 @dataclass(frozen=True)
 class AssessmentRecord:
-    """A stored assessment; `summary` holds e.g. ``probability`` and ``level`` (risk) or
-    ``risks`` by horizon in years (survival)."""
+    """A stored assessment; `summary` holds e.g. ``probability`` and ``level`` (risk and
+    progression) or ``risks`` by horizon in years (survival)."""
 
     id: str
     patient_id: str
@@ -38,7 +39,7 @@ class AssessmentRecord:
 
 
 def _record(row: Assessment) -> AssessmentRecord:
-    kind: AssessmentKind = "survival" if row.kind == "survival" else "risk"
+    kind: AssessmentKind = next((k for k in KINDS if k == row.kind), "risk")
     return AssessmentRecord(
         row.id, row.patient_id, kind, row.model_name, row.model_version, row.input_sha256,
         dict(row.summary), row.user_id, row.created_at,

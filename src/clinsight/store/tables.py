@@ -263,7 +263,7 @@ class Assessment(Base):
     a summary of the result (probability, level or risks by horizon; no PHI)."""
 
     __tablename__ = "assessments"
-    __table_args__ = (CheckConstraint("kind IN ('risk', 'survival')", name="kind"),)
+    __table_args__ = (CheckConstraint("kind IN ('risk', 'survival', 'progression')", name="kind"),)
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     patient_id: Mapped[str] = mapped_column(ID, ForeignKey("patients.id"), index=True)
@@ -299,6 +299,8 @@ class RecommendationFeedback(Base):
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     person_id: Mapped[str] = mapped_column(String(64), index=True)
+    patient_id: Mapped[str | None] = mapped_column(ID, index=True)
+    """The Clinsight patient it was decided on (None: through the API by OMOP person)."""
     drug: Mapped[str] = mapped_column(String(128))
     decision: Mapped[str] = mapped_column(String(16))
     reason_ct: Mapped[str | None] = mapped_column(Text, info=ENCRYPTED)

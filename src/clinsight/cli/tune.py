@@ -19,7 +19,7 @@ from clinsight.config import get_settings
 
 if TYPE_CHECKING:
     from clinsight.registry.versions import RegisteredVersion
-    from clinsight.services.tuning import TuningOutcome
+    from clinsight.services.tuning import SearchSettings, TuningOutcome
 
 __all__ = ["app", "tune_image", "tune_progression", "tune_risk"]
 
@@ -44,6 +44,16 @@ def _print(outcome: TuningOutcome, what: str) -> None:
                   f"{outcome.search_seconds / 60:.1f} min.")  # fmt: skip
 
 
+def _search(trials: int, workers: int, seed: int) -> SearchSettings:
+    """The search size and the configured Ray cluster (CLINSIGHT_RAY_ADDRESS)."""
+    from clinsight.services.tuning import SearchSettings
+
+    settings = get_settings()
+    return SearchSettings(trials=trials, workers=workers, seed=seed,
+                          address=settings.ray_address,
+                          object_store_mb=settings.ray_object_store_mb)  # fmt: skip
+
+
 def _print_registered(version: RegisteredVersion | None) -> None:
     if version is not None:
         console.print(f"[green]Registered[/] {version.name} v{version.version} "
@@ -62,15 +72,12 @@ def tune_risk(
 ) -> None:
     """Search risk models by repeated CV (ASHA over repeats); register the best as a candidate."""
     from clinsight.data.tabular import load_dataset
-    from clinsight.services.tuning import SearchSettings
     from clinsight.services.tuning import tune_risk as run
 
     settings = get_settings()
     data = load_dataset(dataset, settings.resolved_data_dir)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    search = SearchSettings(trials=trials, workers=workers, seed=seed,
-                            address=settings.ray_address,
-                            object_store_mb=settings.ray_object_store_mb)  # fmt: skip
+    search = _search(trials, workers, seed)
     with console.status(f"Searching {trials} configurations on {data.spec.name}…"):
         outcome = run(
             data, registry_dir=settings.resolved_registry_dir, name=name or dataset.lower(),
@@ -104,7 +111,6 @@ def tune_image(
     again, evaluate it once on the test split and register it."""
     from clinsight.data.medmnist import dataset_info
     from clinsight.imaging.specs import TrainConfig
-    from clinsight.services.tuning import SearchSettings
     from clinsight.services.tuning import tune_image as run
 
     settings = get_settings()
@@ -112,9 +118,7 @@ def tune_image(
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     folder = run_dir or settings.home / "runs" / f"tune-{info.name}-{stamp}"
     base = TrainConfig(architecture=architecture, seed=seed, train_subset=train_subset)
-    search = SearchSettings(trials=trials, workers=workers, seed=seed,
-                            address=settings.ray_address,
-                            object_store_mb=settings.ray_object_store_mb)  # fmt: skip
+    search = _search(trials, workers, seed)
     with console.status(f"Searching {trials} configurations on {info.name}…"):
         outcome = run(
             settings.resolved_data_dir, settings.resolved_registry_dir, info.name, base,
@@ -139,15 +143,12 @@ def tune_progression(
     """Search sequence models on the set's validation stays (ASHA over epochs, validation
     AUROC); train the best again on the same split, calibrate and register it."""
     from clinsight.sequence.training import SequenceTrainConfig
-    from clinsight.services.tuning import SearchSettings
     from clinsight.services.tuning import tune_progression as run
 
     settings = get_settings()
     stays, outcome_file = stay_set(folder, outcomes, "a")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    search = SearchSettings(trials=trials, workers=workers, seed=seed,
-                            address=settings.ray_address,
-                            object_store_mb=settings.ray_object_store_mb)  # fmt: skip
+    search = _search(trials, workers, seed)
     with console.status(f"Searching {trials} configurations on {stays.name}…"):
         outcome = run(
             stays, outcome_file, SequenceTrainConfig(seed=seed),

@@ -42,7 +42,8 @@ _COLUMNS = ("patientunitstayid", "patienthealthsystemstayid", "uniquepid", "gend
             "hospitaladmitoffset", "hospitaldischargeoffset", "unitdischargeoffset")  # fmt: skip
 
 
-def _minutes(text: str) -> float | None:
+def _number(text: str) -> float | None:
+    """A number written in a text field (minutes, a result), or None."""
     try:
         return float(text)
     except ValueError:
@@ -53,7 +54,7 @@ def _age(text: str) -> float | None:
     text = text.strip()
     if text.startswith(">"):
         return 90.0
-    return _minutes(text) if text else None
+    return _number(text) if text else None
 
 
 def _first_stays(
@@ -72,7 +73,7 @@ def _first_stays(
         hospital = first["patienthealthsystemstayid"]
         kept[patient] = []
         for stay in stays:
-            offset = _minutes(stay["hospitaladmitoffset"])
+            offset = _number(stay["hospitaladmitoffset"])
             if stay["patienthealthsystemstayid"] != hospital:
                 report.skip("unit stay of a later hospital stay (eICU gives no time between "
                             "hospital stays)", stay["patientunitstayid"])  # fmt: skip
@@ -109,7 +110,7 @@ def load_eicu(folder: Path) -> Cohort:
     later = {r["patientunitstayid"] for r in patients} - set(starts)
 
     def at(stay: str, offset: str, what: str) -> tuple[str, datetime] | None:
-        known, minutes = starts.get(stay), _minutes(offset)
+        known, minutes = starts.get(stay), _number(offset)
         if stay in later:
             report.skip(f"{what} row of a later hospital stay", stay)
             return None
@@ -150,7 +151,7 @@ def load_eicu(folder: Path) -> Cohort:
                                        visit_id=row["patientunitstayid"]))  # fmt: skip
     for row in read_table(folder, "lab", required=False):
         report.rows_read += 1
-        value = _minutes(row.get("labresult", ""))
+        value = _number(row.get("labresult", ""))
         if value is None:
             report.skip("lab row without a numeric result", row.get("labid", ""))
             continue
@@ -180,10 +181,10 @@ def _record(
     for stay in stays:
         stay_id = stay["patientunitstayid"]
         start = starts[stay_id][1]
-        length = _minutes(stay["unitdischargeoffset"])
+        length = _number(stay["unitdischargeoffset"])
         end = start + timedelta(minutes=length) if length is not None and length >= 0 else None
         visits.append(Visit(stay_id, start, end, stay.get("unittype", "") or "icu"))
-        hospital_end = _minutes(stay["hospitaldischargeoffset"])
+        hospital_end = _number(stay["hospitaldischargeoffset"])
         if stay.get("hospitaldischargestatus") == "Expired" and hospital_end is not None:
             died = start + timedelta(minutes=hospital_end)
             if not any(e.kind is EventKind.DEATH for e in mine):

@@ -49,6 +49,7 @@ from clinsight.api.routes.survival import router as survival_router
 from clinsight.config import Settings
 from clinsight.errors import ClinsightError, ConfigurationError
 from clinsight.evaluation.drift import DRIFT_PSI
+from clinsight.registry.mirror import attach_configured
 from clinsight.security.access import UPLOAD_POLICY
 from clinsight.security.tokens import TokenIssuer
 from clinsight.services.monitoring import drift_gauges
@@ -217,6 +218,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     """
     engine = engine or create_db_engine(settings=settings)
     keyring = load_or_create_keyring(settings)
+    attach_configured(settings)
     sessions, read_sessions = session_factory(engine), read_session_factory(engine)
     state = AppState(
         settings=settings,

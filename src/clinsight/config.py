@@ -162,6 +162,15 @@ class Settings(BaseSettings):
         description="Ray cluster of batch inference and tuning, e.g. ray://head:10001 "
         "(also read from RAY_ADDRESS); default: a local Ray instance on this machine.",
     )
+    registry_url: str | None = Field(
+        default=None,
+        description="Shared artifact location mirrored by the registry folder: an fsspec URL "
+        "such as s3://bucket/registry or file:///mnt/shared/registry (credentials from "
+        "fsspec's own FSSPEC_* settings); default: the local registry folder alone.",
+    )
+    registry_sync_seconds: float = Field(
+        default=10.0, gt=0, description="How often a replica pulls the shared registry."
+    )
     ray_object_store_mb: int = Field(
         default=256, ge=64, description="Object store of a local Ray instance, in MiB."
     )

@@ -102,8 +102,11 @@ for _group, _name in _GROUPS:
 
 @app.callback()
 def _check_settings() -> None:
-    """Refuse to run any command with malformed CLINSIGHT_ settings, saying which."""
-    get_settings()
+    """Refuse to run any command with malformed CLINSIGHT_ settings, saying which; mirror
+    the registry folder to the shared registry where one is configured."""
+    from clinsight.registry.mirror import attach_configured
+
+    attach_configured(get_settings())
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ and records its actor in the model's stage history — the admin account named w
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -29,6 +30,7 @@ __all__ = [
     "models_recalibrate",
     "models_rollback",
     "models_show",
+    "models_sync",
     "models_verify",
 ]
 
@@ -42,6 +44,15 @@ KindArg = Annotated[
 ]
 NameArg = Annotated[str, typer.Argument(help="Registered model name.")]
 NoteOpt = Annotated[str, typer.Option(help="Why (kept in the stage history).")]
+
+
+def _registry_dir() -> Path:
+    """The registry folder, pulled first from the shared registry where one is configured."""
+    from clinsight.registry.mirror import pull_due
+
+    registry_dir = get_settings().resolved_registry_dir
+    pull_due(registry_dir)
+    return registry_dir
 
 
 def headline_metric(version: RegisteredVersion) -> str:
@@ -75,7 +86,7 @@ def models_list(
 
     if name is not None and kind is None:
         raise fail("--name needs --kind (names are per kind).")
-    versions = list_versions(get_settings().resolved_registry_dir, kind, name)
+    versions = list_versions(_registry_dir(), kind, name)
     if not versions:
         console.print(
             "No models registered yet: run `clinsight train image`, `clinsight risk train` "
@@ -103,7 +114,7 @@ def models_show(
 
     from clinsight.registry.kinds import get_version
 
-    record = get_version(get_settings().resolved_registry_dir, kind, name, version, stage)
+    record = get_version(_registry_dir(), kind, name, version, stage)
     console.print(Markdown(record.card_path.read_text(encoding="utf-8")))
     console.print(f"Folder: {record.path}")
 
@@ -172,9 +183,32 @@ def models_verify(
     """Check every file of a version against the sha256 in its manifest."""
     from clinsight.registry.kinds import get_version
 
-    record = get_version(get_settings().resolved_registry_dir, kind, name, version, verify=True)
+    record = get_version(_registry_dir(), kind, name, version, verify=True)
     console.print(f"[green]OK[/] {record.kind} model {record.name} v{record.version} sha256 "
                   f"{record.artifact_sha256}")  # fmt: skip
+
+
+@app.command("sync")
+def models_sync(
+    push: Annotated[
+        bool, typer.Option("--push", help="Also upload local versions the shared one lacks.")
+    ] = False,
+) -> None:
+    """Bring the shared registry (CLINSIGHT_REGISTRY_URL) and the local folder in step:
+    pull its new versions and stage records; with --push, seed it with local ones."""
+    from clinsight.registry.mirror import mirror_for
+
+    settings = get_settings()
+    mirror = mirror_for(settings.resolved_registry_dir)
+    if mirror is None:
+        raise fail(
+            "No shared registry is configured: set CLINSIGHT_REGISTRY_URL to an fsspec URL "
+            "(s3://bucket/registry, file:///mnt/shared/registry) and run this again."
+        )
+    pulled = mirror.pull()
+    console.print(f"Pulled {pulled} model folder(s) from {mirror.url}.")
+    if push:
+        console.print(f"Pushed {mirror.push_all()} file(s) to {mirror.url}.")
 
 
 @app.command("history")
@@ -185,7 +219,7 @@ def models_history(kind: KindArg, name: NameArg) -> None:
     table = Table(title=f"{kind} model {name}: stage history")
     for column in ("time", "version", "from", "to", "actor", "note"):
         table.add_column(column)
-    for change in stage_history(get_settings().resolved_registry_dir, kind, name):
+    for change in stage_history(_registry_dir(), kind, name):
         table.add_row(
             change.at, str(change.version), str(change.from_stage), str(change.to_stage),
             change.actor or "-", change.note,

@@ -8,6 +8,8 @@ and the set of production versions of a kind. That answer is kept with the finge
 of the model's stage record (stages.json, `KindRegistry.stamp`) and read again whenever
 the fingerprint changes, so the next request after a registration, promotion, rollback
 or archive uses the new version, with no restart and no registry listing per request.
+Where the registry is mirrored to a shared location (`registry.mirror`), each answer first
+pulls it when a pull is due, so another replica's changes arrive within the interval.
 
 Each kind's loader imports its runtime only when a model of that kind is first loaded.
 """
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from clinsight.errors import ModelNotFoundError
 from clinsight.registry.kinds import kind_registry
+from clinsight.registry.mirror import pull_due
 from clinsight.registry.stages import Stage
 from clinsight.registry.versions import ModelKind, RegisteredVersion
 
@@ -149,6 +152,7 @@ class ModelCache:
         Raises:
             ModelNotFoundError: no such model, or none at that stage.
         """
+        pull_due(self.registry_dir)
         registry = kind_registry(kind)
         stamp = registry.stamp(self.registry_dir, name)
         key = (kind, name, stage)
@@ -193,6 +197,7 @@ class ModelCache:
             IntegrityError: a production version's files changed since registration.
             ModelError: a production version cannot be loaded.
         """
+        pull_due(self.registry_dir)
         registry = kind_registry(kind)
         stamps = registry.stamps(self.registry_dir)
         with self._lock:

@@ -25,6 +25,7 @@ from clinsight.files import sha256_file, write_text_atomic
 __all__ = [
     "MANIFEST_FILE",
     "json_ready",
+    "json_text",
     "locked",
     "read_json",
     "verify_manifest",
@@ -76,13 +77,22 @@ def json_ready(value: Any) -> Any:
     raise RegistryError(f"Cannot store {type(value).__name__} {value!r} as JSON; pass plain data.")
 
 
+def json_text(data: Any) -> str:
+    """`data` as the registry writes JSON: indented, with a final newline.
+
+    Raises:
+        ValueError: `data` holds NaN or an infinity.
+    """
+    return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write JSON (mode 0644) durably and atomically (see `clinsight.files`).
 
     Raises:
         ValueError: `data` holds NaN or an infinity.
     """
-    write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+    write_text_atomic(path, json_text(data))
 
 
 def read_json(path: Path) -> Any:

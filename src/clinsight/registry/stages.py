@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from clinsight.errors import IntegrityError
-from clinsight.registry.manifest import locked, read_json, write_json
+from clinsight.files import write_text_atomic
+from clinsight.registry.manifest import json_text, locked, read_json
+from clinsight.registry.mirror import mirror_for
 
 __all__ = [
     "STAGES_FILE",
@@ -90,8 +92,18 @@ def record_stage(
 
 
 def write_stages(root: Path, state: dict[str, Any]) -> None:
-    """Write the stage state of the model folder `root` atomically."""
-    write_json(root / STAGES_FILE, state)
+    """Write the stage state of the model folder `root` atomically: to the shared registry
+    first where one is mirrored (`registry.mirror`), so a write that cannot reach it changes
+    nothing.
+
+    Raises:
+        RegistryError: the shared registry cannot be written.
+    """
+    text = json_text(state)
+    mirror = mirror_for(root)
+    if mirror is not None:
+        mirror.put_stages(root, text)
+    write_text_atomic(root / STAGES_FILE, text)
 
 
 def stages_stamp(root: Path) -> tuple[int, int] | None:
@@ -131,6 +143,8 @@ def change_stage(root: Path, version: int, target: Stage, note: str, actor: str 
         IntegrityError: stages.json is malformed.
     """
     with locked(root):
+        if (mirror := mirror_for(root)) is not None:
+            mirror.pull_model(root)
         state = read_stages(root)
         if state["versions"].get(str(version), Stage.CANDIDATE.value) == target.value:
             return False

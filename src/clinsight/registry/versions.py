@@ -41,6 +41,7 @@ from clinsight.registry.manifest import (
     write_json,
     write_manifest,
 )
+from clinsight.registry.mirror import mirror_for
 from clinsight.registry.stages import (
     Stage,
     StageChange,
@@ -153,11 +154,17 @@ def publish_version(
     """Under the model's lock, number the version, write its record (with version and
     created), card and manifest into `staging`, rename it into place as a candidate and
     return its number. `artifact` is the file (in `staging`) that identifies the model.
+    Where the registry is mirrored (`registry.mirror`), the model is pulled first and the
+    version uploaded before the rename.
 
     Raises:
-        RegistryError: non-JSON values in `record`, or the lock is held for over a minute.
+        RegistryError: non-JSON values in `record`, the lock is held for over a minute, or
+            the shared registry cannot be written.
     """
+    mirror = mirror_for(root)
     with locked(root):
+        if mirror is not None:
+            mirror.pull_model(root)
         version = max(version_numbers(root), default=0) + 1
         stored = json_ready({**record, "version": version, "created": utc_now()})
         write_json(staging / RECORD_FILE, stored)
@@ -165,6 +172,8 @@ def publish_version(
         write_json(staging / "card.json", card_data)
         (staging / "card.md").write_text(render_card_markdown(card_data), encoding="utf-8")
         write_manifest(staging, artifact)
+        if mirror is not None:
+            mirror.put_version(root, staging, version)
         staging.rename(root / str(version))
         state = read_stages(root)
         record_stage(state, version, Stage.CANDIDATE, "registered")

@@ -24,6 +24,7 @@ from clinsight.imaging.specs import TrainConfig
 from clinsight.imaging.training import ProgressCallback
 from clinsight.registry.image import get_model
 from clinsight.registry.kinds import StageAction
+from clinsight.registry.mirror import attach_configured
 from clinsight.registry.stages import Stage
 from clinsight.registry.versions import ModelKind
 from clinsight.security.records import create_user
@@ -183,13 +184,16 @@ def ensure_default_model(
     progress: ProgressCallback | None = None,
 ) -> str:
     """The production version of the default model, trained and promoted if there is none
-    (the promotion audited, by the actor ``system:bootstrap``).
+    (the promotion audited, by the actor ``system:bootstrap``); the shared registry, where
+    one is configured, is pulled first.
 
     Raises:
         DataNotFoundError: the dataset is not in the data directory.
         ModelError, RegistryError: training or registration failed.
     """
     registry, name = settings.resolved_registry_dir, settings.default_model
+    if (mirror := attach_configured(settings)) is not None:
+        mirror.pull()  # another replica may have registered it already
     try:
         model = get_model(registry, name, stage=Stage.PRODUCTION, verify=True)
         return f"{model.name}:{model.version}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -18,7 +18,6 @@ from clinsight.cli.output import console, fail
 from clinsight.config import get_settings
 from clinsight.nlp import NerBackend
 from clinsight.registry.stages import Stage
-from clinsight.registry.versions import ModelKind
 
 if TYPE_CHECKING:
     from clinsight.nlp.pipeline import NoteAnnotation
@@ -197,9 +196,7 @@ def train_ner(
     """Train an NER model (best devel epoch kept), score its test split, register it with a card."""
     import torch
 
-    from clinsight.registry.kinds import StageAction
-    from clinsight.registry.ner import NerModelVersion
-    from clinsight.services.models import change_stage_locally
+    from clinsight.services.models import promote_trained
     from clinsight.services.ner_training import RECIPES, load_ner_splits, train_and_register_ner
 
     if backend not in tuple(NerBackend):
@@ -227,10 +224,7 @@ def train_ner(
             progress=on_epoch,
         )  # fmt: skip
     if promote:
-        version = cast(NerModelVersion, change_stage_locally(
-            settings, ModelKind.NER, version.name, StageAction.PROMOTE, version.version,
-            as_user=as_user, note="trained",
-        ))  # fmt: skip
+        version = promote_trained(settings, version, as_user)
     run = version.training
     console.print(
         f"Trained {run['epochs_run']} epochs on {run['train_sentences']} sentences in "

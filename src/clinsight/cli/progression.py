@@ -83,10 +83,8 @@ def train(
     validation, and register it with its card."""
     from rich.progress import Progress
 
-    from clinsight.registry.kinds import StageAction
-    from clinsight.registry.progression import ProgressionModelVersion
     from clinsight.sequence.training import SequenceEpoch, SequenceTrainConfig
-    from clinsight.services.models import change_stage_locally
+    from clinsight.services.models import promote_trained
     from clinsight.services.progression import train_progression_model
 
     settings = get_settings()
@@ -110,10 +108,7 @@ def train(
     if version is None:
         raise fail("The model was not registered.")
     if production:
-        version = cast(ProgressionModelVersion, change_stage_locally(
-            settings, ModelKind.PROGRESSION, version.name, StageAction.PROMOTE, version.version,
-            as_user=as_user, note="trained",
-        ))  # fmt: skip
+        version = promote_trained(settings, version, as_user)
     console.print(_metrics_table(
         f"{version.name} v{version.version} ({version.stage}) on validation",
         outcome.metrics["validation"],

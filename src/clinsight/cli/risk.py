@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -15,7 +15,6 @@ from clinsight.cli.options import AsUserOpt, feature_values
 from clinsight.cli.output import console, fail
 from clinsight.config import get_settings
 from clinsight.data.plausibility import PlausibilityReport
-from clinsight.registry.versions import ModelKind
 
 __all__ = ["app", "explain", "train", "validate"]
 
@@ -61,9 +60,7 @@ def train(
 ) -> None:
     """Select, calibrate and evaluate a risk model by repeated CV, and register it with its card."""
     from clinsight.data.tabular import TaskSpec, load_csv, load_dataset
-    from clinsight.registry.kinds import StageAction
-    from clinsight.registry.risk import RiskModelVersion
-    from clinsight.services.models import change_stage_locally
+    from clinsight.services.models import promote_trained
     from clinsight.services.risk_training import subset_features, train_risk_model
 
     if (dataset is None) == (csv is None) or (csv is not None and spec is None):
@@ -89,10 +86,7 @@ def train(
     if version is None:
         raise fail("The model was not registered.")
     if production:
-        version = cast(RiskModelVersion, change_stage_locally(
-            settings, ModelKind.RISK, version.name, StageAction.PROMOTE, version.version,
-            as_user=as_user, note="trained",
-        ))  # fmt: skip
+        version = promote_trained(settings, version, as_user)
     table = Table(title=f"{version.name} v{version.version} ({version.stage})")
     for column in ("candidate", "AUC (CV mean ± sd)", "Brier"):
         table.add_column(column)

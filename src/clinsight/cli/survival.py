@@ -5,7 +5,7 @@ Listing and stage changes: `clinsight models ... survival`."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -13,7 +13,6 @@ from rich.table import Table
 from clinsight.cli.options import AsUserOpt, feature_values
 from clinsight.cli.output import console, fail
 from clinsight.config import get_settings
-from clinsight.registry.versions import ModelKind
 
 __all__ = ["app", "evaluate", "predict", "train"]
 
@@ -64,9 +63,7 @@ def train(
 ) -> None:
     """Select a survival model by repeated CV on Uno's C, evaluate it, and register it."""
     from clinsight.data.survival import load_survival_dataset
-    from clinsight.registry.kinds import StageAction
-    from clinsight.registry.survival import SurvivalModelVersion
-    from clinsight.services.models import change_stage_locally
+    from clinsight.services.models import promote_trained
     from clinsight.services.survival_training import train_survival_model
 
     settings = get_settings()
@@ -86,10 +83,7 @@ def train(
     if version is None:
         raise fail("The model was not registered.")
     if production:
-        version = cast(SurvivalModelVersion, change_stage_locally(
-            settings, ModelKind.SURVIVAL, version.name, StageAction.PROMOTE, version.version,
-            as_user=as_user, note="trained",
-        ))  # fmt: skip
+        version = promote_trained(settings, version, as_user)
     table = Table(title=f"{version.name} v{version.version} ({version.stage})")
     for column in ("candidate", "Uno C (CV mean)", "per repeat", "Harrell C"):
         table.add_column(column)

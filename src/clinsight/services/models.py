@@ -15,6 +15,7 @@ import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar, cast
 
 from sqlalchemy.orm import Session
 
@@ -32,7 +33,15 @@ from clinsight.store.audit import Scalar
 from clinsight.store.db import create_db_engine, migrate, session_factory
 from clinsight.store.roles import Role
 
-__all__ = ["StageActor", "change_stage", "change_stage_locally", "command_line_actor"]
+__all__ = [
+    "StageActor",
+    "change_stage",
+    "change_stage_locally",
+    "command_line_actor",
+    "promote_trained",
+]
+
+V = TypeVar("V", bound=RegisteredVersion)
 
 _STAGE = {StageAction.PROMOTE: Stage.PRODUCTION, StageAction.ARCHIVE: Stage.ARCHIVED}
 
@@ -148,3 +157,17 @@ def change_stage_locally(
             return change_stage(session, registry, actor, kind, name, action, version, note=note)
     finally:
         engine.dispose()
+
+
+def promote_trained(settings: Settings, version: V, as_user: str | None) -> V:
+    """Put a version a training command just registered into production (its ``--promote``
+    or ``--production``), audited like `clinsight models promote`; the promoted version.
+
+    Raises:
+        as `change_stage_locally`.
+    """
+    promoted = change_stage_locally(
+        settings, version.kind, version.name, StageAction.PROMOTE, version.version,
+        as_user=as_user, note="trained",
+    )  # fmt: skip
+    return cast(V, promoted)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
@@ -67,12 +68,13 @@ def test_encoding_pads_and_times_each_visit() -> None:
     assert np.expm1(features[:, -1]).round(6).tolist() == [2.0, 1.0, 2.0]
 
 
+@pytest.mark.parametrize("wide", [False, True])
 @pytest.mark.parametrize("cell", ["gru", "lstm", "gru_decay"])
-def test_visit_network_ignores_padding(cell: str) -> None:
+def test_visit_network_ignores_padding(cell: str, wide: bool) -> None:
     torch.manual_seed(0)
     vocab = CodeVocabulary.fit(SAMPLES, min_patients=1)
     arrays = encode_visits(SAMPLES, vocab, CodeVocabulary(("X", "Y")))
-    config = VisitNetworkConfig(cell, len(vocab) + 2, 2, 3, 2, hidden=8, dropout=0.0)
+    config = VisitNetworkConfig(cell, len(vocab) + 2, 2, 3, 2, hidden=8, dropout=0.0, wide=wide)
     network = VisitNetwork(config).eval()
     codes, times, lengths, static = arrays.batch(np.arange(3))
     out = network(codes, times, lengths, static)
@@ -86,6 +88,24 @@ def test_visit_network_ignores_padding(cell: str) -> None:
     assert one.eval()(codes, times, lengths, static).shape == (3,)
     with pytest.raises(ModelError, match="unknown visit-sequence cell 'rnn'; use gru, lstm, gru"):
         VisitNetwork(VisitNetworkConfig("rnn", 5, 1, 3, 2))
+
+
+def test_the_wide_term_is_a_linear_model_on_the_bag_of_codes() -> None:
+    torch.manual_seed(0)
+    vocab = CodeVocabulary.fit(SAMPLES, min_patients=1)
+    arrays = encode_visits(SAMPLES, vocab)
+    config = VisitNetworkConfig("gru", len(vocab) + 2, 1, 3, 2, hidden=8, dropout=0.0, wide=True)
+    network = VisitNetwork(config).eval()
+    with torch.no_grad():
+        deep = VisitNetwork(replace(config, wide=False)).eval()
+        deep.load_state_dict(network.state_dict(), strict=False)
+        inputs = arrays.batch(np.arange(3))
+        wide_part = (network(*inputs) - deep(*inputs)).numpy()
+    assert network.wide is not None
+    weight = network.wide.weight.detach().numpy()[0]
+    bias = float(network.wide.bias.detach()[0])
+    counts = bag_of_codes(arrays, vocab)[:, : len(vocab) + 2]  # computed apart, in numpy
+    np.testing.assert_allclose(wide_part, counts @ weight + bias, rtol=1e-5, atol=1e-6)
 
 
 def test_visit_training_is_seeded_and_keeps_the_best_epoch() -> None:

@@ -199,6 +199,9 @@ class VisitNetworkConfig:
     time_features: int
     hidden: int = 64
     dropout: float = 0.3
+    wide: bool = False
+    """Also a linear term over log(1 + count) of each code in the whole history (a wide
+    and deep network: the bag-of-codes model inside the recurrent one)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -210,7 +213,8 @@ class VisitNetworkConfig:
 
 class VisitNetwork(nn.Module):
     """Code embeddings summed per visit, with the visit's time features, through a GRU or
-    LSTM; the state after each sequence's last visit and the descriptors → the logits."""
+    LSTM; the state after each sequence's last visit and the descriptors → the logits (plus,
+    when `wide`, a linear term over the history's log code counts)."""
 
     def __init__(self, config: VisitNetworkConfig) -> None:
         super().__init__()
@@ -231,6 +235,7 @@ class VisitNetwork(nn.Module):
             self.rnn = kind(width, config.hidden, batch_first=True)
         self.head = _Head(config.hidden, config.static, config.dropout, config.outputs)
         self.hidden = config.hidden
+        self.wide = nn.Linear(config.vocabulary, config.outputs) if config.wide else None
 
     def forward(
         self,
@@ -242,15 +247,22 @@ class VisitNetwork(nn.Module):
         """`codes` (N, T, C) indices (0 padding), `times` (N, T, F), `lengths` (N,) >= 1."""
         visits = torch.cat([self.embed(codes).sum(dim=2), times], dim=2)
         if isinstance(self.rnn, nn.GRUCell):
-            decayed: torch.Tensor = self.head(self._decayed(visits, times, lengths), static)
-            return decayed
-        packed = nn.utils.rnn.pack_padded_sequence(
-            visits, lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
-        _, state = self.rnn(packed)
-        last = state[0] if isinstance(state, tuple) else state
-        result: torch.Tensor = self.head(last[-1], static)
-        return result
+            result: torch.Tensor = self.head(self._decayed(visits, times, lengths), static)
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(
+                visits, lengths.cpu(), batch_first=True, enforce_sorted=False
+            )
+            _, state = self.rnn(packed)
+            last = state[0] if isinstance(state, tuple) else state
+            result = self.head(last[-1], static)
+        if self.wide is None:
+            return result
+        flat = codes.flatten(1)
+        counts = flat.new_zeros((flat.shape[0], self.wide.in_features), dtype=visits.dtype)
+        counts = counts.scatter_add(1, flat, torch.ones_like(flat, dtype=visits.dtype))
+        counts[:, 0] = 0.0  # padding
+        wide: torch.Tensor = self.wide(torch.log1p(counts))
+        return result + (wide.squeeze(1) if wide.shape[1] == 1 else wide)
 
     def _decayed(
         self, visits: torch.Tensor, times: torch.Tensor, lengths: torch.Tensor

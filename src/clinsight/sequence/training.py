@@ -59,6 +59,8 @@ class SequenceTrainConfig:
     threads: int = 0
     class_weighting: str = "none"
     """``balanced``: positives weighted by negatives / positives of each training label."""
+    wide: bool = False
+    """Visit networks only: add the linear term over the history's log code counts."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

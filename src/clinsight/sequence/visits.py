@@ -190,7 +190,8 @@ def fit_visit_network(
     *,
     progress: ProgressCallback | None = None,
 ) -> tuple[VisitNetworkConfig, TrainingRun]:
-    """A `VisitNetwork` (cell ``config.architecture``, gru or lstm) trained on `train`,
+    """A `VisitNetwork` (cell ``config.architecture``, gru or lstm; ``config.wide`` adds the
+    linear term over log code counts) trained on `train`,
     the epoch with the best validation AUPRC (micro-averaged over next-visit labels) kept.
 
     Raises:
@@ -203,7 +204,7 @@ def fit_visit_network(
         cell=config.architecture, vocabulary=len(vocabulary) + 2,
         outputs=1 if train.labels.ndim == 1 else train.labels.shape[1],
         static=train.static.shape[1], time_features=len(TIME_FEATURES),
-        hidden=config.hidden, dropout=config.dropout,
+        hidden=config.hidden, dropout=config.dropout, wide=config.wide,
     )  # fmt: skip
     network = VisitNetwork(net_config)
     run = train_network(network, train, train.labels, val, val.labels, config, progress=progress)

@@ -237,3 +237,52 @@ def test_the_reported_24_row_sample_keeps_the_ranking() -> None:
     assert choice.reason.startswith("Not recalibrated: the calibration slope is -")
     assert "on 12 events, too few to tell whether the model ranks" in choice.reason
     assert roc_auc(y, choice.apply(p)) == roc_auc(y, p)
+
+
+def _revised_site(
+    n: int, effect: float, seed: int = 0
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """A model's risks from `x1` alone, and a site where `x2` also moves the outcome."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n),
+                          "site": ["a"] * n})  # fmt: skip
+    risk = 1 / (1 + np.exp(-frame["x1"].to_numpy()))
+    truth = 1 / (1 + np.exp(-(frame["x1"] + effect * frame["x2"]).to_numpy()))
+    return frame, (rng.random(n) < truth).astype(int), risk
+
+
+def test_a_large_site_whose_predictors_act_differently_gets_a_revision() -> None:
+    frame, y, risk = _revised_site(3000, effect=1.0)
+    choice = choose_recalibration(y, risk, features=frame)
+    assert choice.method == RecalibrationMethod.REVISION
+    assert choice.revision is not None
+    assert choice.revision.columns == ("x1", "x2")  # numeric columns only
+    assert [t.comparison for t in choice.tests] == ["revision vs none", "revision vs logistic"]
+    coefficients = dict(zip(choice.revision.columns, choice.revision.coefficients, strict=True))
+    assert coefficients["x2"] == pytest.approx(1.0, abs=0.2)  # per SD; x2 has SD about 1
+    # z is x1 itself here, so only the sum of x1's two terms is identified: about 1
+    x1_scale = choice.revision.scale[0]
+    assert choice.slope + coefficients["x1"] / x1_scale == pytest.approx(1.0, abs=0.2)
+    rest, y_rest, risk_rest = _revised_site(3000, effect=1.0, seed=1)
+    after = choice.apply(risk_rest, rest)
+    assert roc_auc(y_rest, after) > roc_auc(y_rest, risk_rest) + 0.05
+    with pytest.raises(DataError, match="predictors"):
+        choice.apply(risk_rest)
+
+
+def test_a_revision_needs_ten_events_per_coefficient() -> None:
+    frame, y, risk = _revised_site(3000, effect=1.0)
+    events = int(min(y.sum(), len(y) - y.sum()))
+    choice = choose_recalibration(y, risk, features=frame, min_events_per_parameter=events)
+    assert choice.method != RecalibrationMethod.REVISION
+    assert choice.min_events["revision"] == 4 * events
+    assert f"revision, {events} events < {4 * events} needed to refit 2 predictors" in " ".join(
+        choice.refused
+    )
+
+
+def test_a_site_where_the_predictors_act_alike_is_not_revised() -> None:
+    frame, y, risk = _revised_site(3000, effect=0.0)
+    choice = choose_recalibration(y, risk, features=frame)
+    assert choice.method == RecalibrationMethod.NONE
+    assert choice.tests[0].comparison == "revision vs none"

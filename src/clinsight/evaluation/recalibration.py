@@ -1,28 +1,35 @@
 """Recalibration of a risk model to a new site, chosen by a closed testing procedure.
 
-Three candidate updates of the model's log-odds ``z = logit(p)`` (Vergouwe et al., 2017;
+Four candidate updates of the model's log-odds ``z = logit(p)`` (Vergouwe et al., 2017;
 Steyerberg, *Clinical Prediction Models*, ch. 20):
 
 1. ``none``: keep the model as it is, ``logit P(y) = z``;
 2. ``intercept``: recalibration-in-the-large, ``logit P(y) = a + z``;
-3. ``logistic``: intercept and slope, ``logit P(y) = a + b z``.
+3. ``logistic``: intercept and slope, ``logit P(y) = a + b z``;
+4. ``revision``: model revision, ``logit P(y) = a + b z + x' g``, the site's predictors
+   ``x`` (standardised on the sample, missing values at its medians) refitted on top of
+   the model's log-odds; only when predictors are given and the sample has at least
+   `MIN_EVENTS_PER_REVISION_PARAMETER` events for each of its ``k + 2`` coefficients.
 
-Likelihood-ratio tests choose among them, in order: 3 vs 1 (2 df) at ``alpha``; if that is
-not significant the model is kept. Otherwise 3 vs 2 (1 df) decides for the slope, and
-failing that 2 vs 1 (1 df) for the intercept. Each step needs a minimum number of events
-(the smaller of the positive and negative counts): `MIN_EVENTS_INTERCEPT` for an
-intercept, `MIN_EVENTS_SLOPE` for a slope. A fitted slope <= 0 means the model does not
+Likelihood-ratio tests choose among them, in order. Where revision may be estimated, 4 vs 1
+(k + 2 df) comes first: not significant keeps the model; significant, 4 vs 3 (k df) decides
+for revision, and failing that the three-step test below goes on. Then 3 vs 1 (2 df) at
+``alpha``; if that is not significant the model is kept. Otherwise 3 vs 2 (1 df) decides
+for the slope, and failing that 2 vs 1 (1 df) for the intercept. Each step needs a minimum
+number of events (the smaller of the positive and negative counts): `MIN_EVENTS_INTERCEPT`
+for an intercept, `MIN_EVENTS_SLOPE` for a slope. A fitted slope <= 0 means the model does not
 rank the site's patients (or ranks them backwards): then no update at all is made, not
 even an intercept (it would make the average risk right while the ranking stays wrong),
 and with at least `MIN_EVENTS_SLOPE` events the choice says so (``does_not_rank``: do not
-use the model at this site; with fewer the sign is not established, and nothing is done). Model
-revision (refitting the predictors' coefficients at the site) is out of scope. Every
-accepted map is monotone increasing, so AUC never changes.
+use the model at this site; with fewer the sign is not established, and nothing is done);
+nor is a model revised that does not rank. Every accepted recalibration (1-3) is monotone
+increasing, so AUC never changes; a revision changes the ranking, and is accepted only on
+samples large enough to estimate it (Cleveland's 13 predictors need 150 events).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -39,11 +46,13 @@ from clinsight.errors import DataError
 __all__ = [
     "ALPHA",
     "MIN_EVENTS_INTERCEPT",
+    "MIN_EVENTS_PER_REVISION_PARAMETER",
     "MIN_EVENTS_SLOPE",
     "LikelihoodRatioTest",
     "RecalibratedModel",
     "RecalibrationChoice",
     "RecalibrationMethod",
+    "Revision",
     "check_outcomes",
     "choose_recalibration",
     "fit_logistic_calibration",
@@ -54,7 +63,9 @@ __all__ = [
 ALPHA = 0.05
 MIN_EVENTS_INTERCEPT = 10
 MIN_EVENTS_SLOPE = 20
+MIN_EVENTS_PER_REVISION_PARAMETER = 10
 _EPS = 1e-6
+_REVISION_RIDGE = 1e-3
 
 
 class RecalibrationMethod(StrEnum):
@@ -63,6 +74,7 @@ class RecalibrationMethod(StrEnum):
     NONE = "none"
     INTERCEPT = "intercept"
     LOGISTIC = "logistic"
+    REVISION = "revision"
 
     @property
     def label(self) -> str:
@@ -71,6 +83,7 @@ class RecalibrationMethod(StrEnum):
             "none": "model kept as it is",
             "intercept": "recalibration-in-the-large (intercept only)",
             "logistic": "logistic recalibration (intercept and slope)",
+            "revision": "model revision (intercept, slope and the predictors refitted)",
         }[self.value]
 
 
@@ -181,6 +194,49 @@ def _lr(comparison: str, larger: float, smaller: float, df: int) -> LikelihoodRa
 
 
 @dataclass(frozen=True)
+class Revision:
+    """The predictors' part of a model revision: each numeric column's fill value (the
+    sample's median), centre and scale, and its refitted coefficient ``g``."""
+
+    columns: tuple[str, ...]
+    fill: tuple[float, ...]
+    centre: tuple[float, ...]
+    scale: tuple[float, ...]
+    coefficients: tuple[float, ...] = ()
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> Revision:
+        """The standardisation of `frame`'s numeric columns that vary (no coefficients yet)."""
+        numeric = frame.select_dtypes("number").astype(np.float64)
+        fill = numeric.median().fillna(0.0)
+        filled = numeric.fillna(fill)
+        sd = filled.std(ddof=0)
+        keep = [c for c in numeric.columns if sd[c] > 1e-12]
+        return cls(tuple(map(str, keep)), tuple(fill[keep]), tuple(filled[keep].mean()),
+                   tuple(sd[keep]))  # fmt: skip
+
+    def design(self, frame: pd.DataFrame) -> NDArray[np.float64]:
+        """The standardised predictors of `frame`, shape (n, k).
+
+        Raises:
+            DataError: a predictor column is missing.
+        """
+        if missing := [c for c in self.columns if c not in frame.columns]:
+            raise DataError(f"model revision needs the columns {', '.join(missing)}.")
+        values = (
+            frame[list(self.columns)]
+            .astype(np.float64)
+            .fillna(dict(zip(self.columns, self.fill, strict=True)))
+        )
+        return np.asarray((values.to_numpy() - np.array(self.centre)) / np.array(self.scale))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"columns": list(self.columns), "fill": list(self.fill), "centre": list(self.centre),
+                "scale": list(self.scale), "coefficients": list(self.coefficients)}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class RecalibrationChoice:
     """The chosen update ``a + b * logit(p)`` (``(0, 1)`` for none), the tests and why."""
 
@@ -195,12 +251,23 @@ class RecalibrationChoice:
     alpha: float = ALPHA
     min_events: dict[str, int] = field(default_factory=dict)
     does_not_rank: bool = False
+    revision: Revision | None = None
 
-    def apply(self, risk: ArrayLike) -> NDArray[np.float64]:
-        """Recalibrated risks (the risks unchanged for ``none``)."""
+    def apply(self, risk: ArrayLike, features: pd.DataFrame | None = None) -> NDArray[np.float64]:
+        """Recalibrated risks (the risks unchanged for ``none``); a revision also needs the
+        rows' predictors.
+
+        Raises:
+            DataError: a revision without `features`, or a predictor column is missing.
+        """
         if self.method == RecalibrationMethod.NONE:
             return np.asarray(risk, dtype=np.float64)
-        return np.asarray(expit(self.intercept + self.slope * logit(risk)), dtype=np.float64)
+        eta = self.intercept + self.slope * logit(risk)
+        if self.method == RecalibrationMethod.REVISION:
+            if self.revision is None or features is None:
+                raise DataError("a revised model needs the rows' predictors.")
+            eta = eta + self.revision.design(features) @ np.array(self.revision.coefficients)
+        return np.asarray(expit(eta), dtype=np.float64)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -224,6 +291,7 @@ class RecalibrationChoice:
             "alpha": self.alpha,
             "min_events": dict(self.min_events),
             "does_not_rank": self.does_not_rank,
+            "revision": self.revision.to_dict() if self.revision else None,
         }
 
 
@@ -234,9 +302,12 @@ def choose_recalibration(
     alpha: float = ALPHA,
     min_events_intercept: int = MIN_EVENTS_INTERCEPT,
     min_events_slope: int = MIN_EVENTS_SLOPE,
+    features: pd.DataFrame | None = None,
+    min_events_per_parameter: int = MIN_EVENTS_PER_REVISION_PARAMETER,
 ) -> RecalibrationChoice:
-    """Choose none, intercept or logistic recalibration by the closed testing procedure
-    (a sample with one outcome only has 0 events and keeps the model).
+    """Choose none, intercept, logistic recalibration or (with the sample's predictors in
+    `features`) model revision by the closed testing procedure (a sample with one outcome
+    only has 0 events and keeps the model).
 
     Raises:
         DataError: the inputs are not 0/1 outcomes and probabilities, or
@@ -250,6 +321,11 @@ def choose_recalibration(
     y, p = check_outcomes(y_true, risk, both=False)
     events = int(min(y.sum(), len(y) - y.sum()))
     minima = {"intercept": min_events_intercept, "logistic": min_events_slope}
+    revision = None if features is None else Revision.of(features)
+    if revision is not None:
+        if len(features) != len(y):  # type: ignore[arg-type]
+            raise DataError("features must have one row per outcome.")
+        minima["revision"] = min_events_per_parameter * (len(revision.columns) + 2)
 
     refused: list[str] = []
 
@@ -260,12 +336,13 @@ def choose_recalibration(
         a: float = 0.0,
         b: float = 1.0,
         does_not_rank: bool = False,
+        revised: Revision | None = None,
     ) -> RecalibrationChoice:
         if refused:
             reason += " Refused: " + "; ".join(refused) + "."
         return RecalibrationChoice(
             method, a, b, len(y), events, reason, tests, list(refused), alpha, minima,
-            does_not_rank,
+            does_not_rank, revised,
         )  # fmt: skip
 
     if events < min_events_intercept:
@@ -310,6 +387,32 @@ def choose_recalibration(
     if not ok3 and not refused:
         refused.append("slope, the fit does not converge (the sample separates the outcomes)")
     slope_ok = not refused
+    if revision is not None and slope_ok:
+        revised = _revise(y, z, revision, features, events, minima["revision"], refused)  # type: ignore[arg-type]
+        if revised is not None:
+            found, ll4 = revised
+            k = len(found.columns)
+            first = _lr("revision vs none", ll4, ll1, k + 2)
+            if first.p_value >= alpha:
+                return choice(
+                    RecalibrationMethod.NONE,
+                    f"Model kept as it is: neither its calibration nor its predictors' effects "
+                    f"differ significantly at this site ({first.text}; alpha {alpha}).",
+                    [first],
+                )
+            against = _lr("revision vs logistic", ll4, ll3, k)
+            if against.p_value < alpha:
+                a4, b4 = found.coefficients[:2]
+                kept = replace(found, coefficients=found.coefficients[2:])
+                return choice(
+                    RecalibrationMethod.REVISION,
+                    f"Model revision (intercept {a4:+.2f}, slope {b4:.2f}, {k} predictors "
+                    f"refitted): the predictors' effects differ at this site beyond what a "
+                    f"recalibration mends ({against.text}). The ranking changes: validate the "
+                    "revised model on other rows of the site before use.",
+                    [first, against], a4, b4, revised=kept,
+                )  # fmt: skip
+            refused.append(f"revision, not needed beyond the recalibration ({against.text})")
     if not ok2:
         refused.append("intercept, the fit does not converge")
     if slope_ok:
@@ -360,12 +463,45 @@ def choose_recalibration(
     )
 
 
+def _revise(
+    y: NDArray[np.float64],
+    z: NDArray[np.float64],
+    revision: Revision,
+    features: pd.DataFrame,
+    events: int,
+    needed: int,
+    refused: list[str],
+) -> tuple[Revision, float] | None:
+    """The revision fitted by maximum likelihood and its log-likelihood; None (the reason
+    added to `refused`) when the sample is too small, has no varying predictor, or the fit
+    does not converge."""
+    if not revision.columns:
+        refused.append("revision, no predictor varies in the sample")
+        return None
+    if events < needed:
+        refused.append(
+            f"revision, {events} events < {needed} needed to refit {len(revision.columns)} "
+            f"predictors ({MIN_EVENTS_PER_REVISION_PARAMETER} per coefficient)"
+        )
+        return None
+    design = np.column_stack([np.ones_like(z), z, revision.design(features)])
+    # a faint ridge: z is often (for a logistic model, exactly) a mix of the predictors
+    beta, ok = fit_offset_logistic(design, np.zeros_like(z), y, shrinkage=_REVISION_RIDGE)
+    if not ok:
+        refused.append("revision, the fit does not converge (the sample separates the outcomes)")
+        return None
+    return replace(revision, coefficients=tuple(map(float, beta))), _log_likelihood(
+        y, design @ beta
+    )
+
+
 class RecalibratedModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """A fitted risk model with its log-odds remapped to a new site by `choose_recalibration`.
 
     ``fit`` chooses and fits the update on the site's labelled sample (``choice_``;
-    ``intercept_`` and ``slope_`` are ``0`` and ``1`` when the model is kept); the wrapped
-    model is left as it is (it must already be fitted).
+    ``intercept_`` and ``slope_`` are ``0`` and ``1`` when the model is kept); with
+    ``revise`` the sample's numeric columns are the predictors a revision may refit. The
+    wrapped model is left as it is (it must already be fitted).
     """
 
     def __init__(
@@ -374,11 +510,13 @@ class RecalibratedModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         alpha: float = ALPHA,
         min_events_intercept: int = MIN_EVENTS_INTERCEPT,
         min_events_slope: int = MIN_EVENTS_SLOPE,
+        revise: bool = True,
     ) -> None:
         self.estimator = estimator
         self.alpha = alpha
         self.min_events_intercept = min_events_intercept
         self.min_events_slope = min_events_slope
+        self.revise = revise
 
     def fit(self, X: pd.DataFrame, y: ArrayLike) -> RecalibratedModel:
         """Choose and fit the recalibration on the site's labelled sample.
@@ -391,7 +529,7 @@ class RecalibratedModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         risk = self.estimator.predict_proba(X)[:, 1]
         self.choice_ = choose_recalibration(
             y, risk, alpha=self.alpha, min_events_intercept=self.min_events_intercept,
-            min_events_slope=self.min_events_slope,
+            min_events_slope=self.min_events_slope, features=X if self.revise else None,
         )  # fmt: skip
         self.intercept_, self.slope_ = self.choice_.intercept, self.choice_.slope
         self.classes_ = np.array([0, 1])
@@ -404,7 +542,7 @@ class RecalibratedModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             sklearn.exceptions.NotFittedError: `fit` has not been called.
         """
         check_is_fitted(self)
-        risk = self.choice_.apply(self.estimator.predict_proba(X)[:, 1])
+        risk = self.choice_.apply(self.estimator.predict_proba(X)[:, 1], X)
         return np.column_stack([1 - risk, risk])
 
     def predict(self, X: pd.DataFrame) -> NDArray[np.int64]:

@@ -44,6 +44,7 @@ __all__ = [
     "discovery",
     "implausible_card",
     "missing_prefetch",
+    "prefetch_bundle",
     "record_from_prefetch",
 ]
 
@@ -100,14 +101,13 @@ def missing_prefetch(service: CdsService, request: Mapping[str, Any]) -> list[st
     return [key for key in service.prefetch if given.get(key) is None]
 
 
-def record_from_prefetch(service: CdsService, request: Mapping[str, Any]) -> PatientRecord:
-    """The patient record from the request's prefetch (Patient + observation search Bundle).
+def prefetch_bundle(absent: list[str], request: Mapping[str, Any]) -> dict[str, Any]:
+    """One collection Bundle of the prefetch's Patient and observation search Bundle;
+    `absent` is the service's missing prefetch keys.
 
     Raises:
-        DataError: a prefetch key is missing, the Patient is not the context patient, or the
-            resources do not validate as FHIR R4.
+        DataError: a prefetch key is missing or the Patient is not the context patient.
     """
-    absent = missing_prefetch(service, request)
     if absent:
         raise DataError(f"prefetch lacks {', '.join(absent)}; send the service's templates.")
     prefetch = request["prefetch"]
@@ -121,7 +121,17 @@ def record_from_prefetch(service: CdsService, request: Mapping[str, Any]) -> Pat
     searchset = prefetch.get("observations")
     if isinstance(searchset, Mapping):
         entries += [e for e in searchset.get("entry") or [] if isinstance(e, Mapping)]
-    bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def record_from_prefetch(service: CdsService, request: Mapping[str, Any]) -> PatientRecord:
+    """The patient record from the request's prefetch (Patient + observation search Bundle).
+
+    Raises:
+        DataError: a prefetch key is missing, the Patient is not the context patient, or the
+            resources do not validate as FHIR R4.
+    """
+    bundle = prefetch_bundle(missing_prefetch(service, request), request)
     return parse_bundle(json.dumps(bundle), source="prefetch")
 
 

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from clinsight.data.physionet2012 import ProgressionSpec
-from clinsight.errors import DataError
 from clinsight.inference.progression import ProgressionAssessment
-from clinsight.interop.cds_hooks import SUMMARY_LIMIT
+from clinsight.interop.cds_hooks import SUMMARY_LIMIT, prefetch_bundle
 from clinsight.interop.fhir_progression import drivers_text
 
 __all__ = ["ProgressionCdsService", "bundle_from_prefetch", "progression_card"]
@@ -71,21 +70,7 @@ def bundle_from_prefetch(
     Raises:
         DataError: a prefetch key is missing or the Patient is not the context patient.
     """
-    absent = service.missing_prefetch(request)
-    if absent:
-        raise DataError(f"prefetch lacks {', '.join(absent)}; send the service's templates.")
-    prefetch = request["prefetch"]
-    patient = prefetch["patient"]
-    context_id = (request.get("context") or {}).get("patientId")
-    if not isinstance(patient, Mapping) or patient.get("resourceType") != "Patient":
-        raise DataError("prefetch 'patient' must be a FHIR Patient resource.")
-    if context_id is not None and patient.get("id") != context_id:
-        raise DataError("prefetch 'patient' is not the patient of context.patientId.")
-    entries: list[Any] = [{"resource": patient}]
-    searchset = prefetch.get("observations")
-    if isinstance(searchset, Mapping):
-        entries += [e for e in searchset.get("entry") or [] if isinstance(e, Mapping)]
-    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    return prefetch_bundle(service.missing_prefetch(request), request)
 
 
 def progression_card(

@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from clinsight.data.longitudinal import EventKind, PatientRecord
+from clinsight.data.visit_tasks import VisitSample
 from clinsight.recommend.matrix import PatientContext, TreatmentData, context_at
 
 __all__ = ["Query", "index_query", "new_treatments", "training_episodes"]
@@ -91,13 +92,15 @@ def training_episodes(
 ) -> TreatmentData:
     """`data` with the training patients' episodes: up to `per_patient` diagnosis days each
     (drawn at random, seeded by patient), the conditions active and new on that day, and the
-    treatments of `data` newly started within the horizon (refills are not starts)."""
+    treatments of `data` newly started within the horizon (refills are not starts), and its
+    visit history labelled with them (`PatientContext.sample`)."""
     items, conds = data.item_index(), data.condition_index()
     known = frozenset(data.items)
     active: list[list[int]] = []
     new: list[list[int]] = []
     started: list[list[int]] = []
     ages: list[float] = []
+    samples: list[VisitSample] = []
     for record in records:
         days = sorted({e.start for e in record.events_of(EventKind.CONDITION)})
         random.Random(f"{seed}:{record.patient_id}").shuffle(days)
@@ -110,9 +113,10 @@ def training_episodes(
             new.append([conds[k] for k in sorted(context.new_conditions) if k in conds])
             started.append([items[k] for k in sorted(truth)])
             ages.append(np.nan if context.age is None else context.age)
+            samples.append(context.sample(truth))
     width = len(data.conditions)
     return replace(
         data, index_conditions=_multi_hot(active, width), index_new=_multi_hot(new, width),
         index_started=_multi_hot(started, len(data.items)),
-        index_ages=np.asarray(ages, dtype=np.float64),
+        index_ages=np.asarray(ages, dtype=np.float64), index_samples=tuple(samples),
     )  # fmt: skip

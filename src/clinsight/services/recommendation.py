@@ -25,7 +25,7 @@ from clinsight.recommend.matrix import (
     build_treatment_data,
     context_at,
 )
-from clinsight.recommend.models import Recommender, make_recommender
+from clinsight.recommend.models import Recommender
 from clinsight.recommend.safety import InteractionTable, load_interaction_csv, shipped_interactions
 from clinsight.recommend.split import Query, index_query, training_episodes
 from clinsight.recommend.suggest import SuggestionList, check_treatment_code, suggest
@@ -37,6 +37,7 @@ from clinsight.registry.recommendation import (
     register_recommendation_model,
 )
 from clinsight.registry.stages import Stage
+from clinsight.sequence.treatment_sequence import make_treatment_recommender
 
 __all__ = [
     "GRIDS",
@@ -66,6 +67,7 @@ GRIDS: dict[str, list[dict[str, float]]] = {
         for k in (100.0, 300.0)
         for w in (0.0, 0.3)
     ],
+    "visit_gru": [{"hidden": h, "prior_weight": w} for h in (32.0, 64.0) for w in (0.0, 0.3)],
 }
 """The parameters compared on validation, per recommender."""
 LIMITATIONS = (
@@ -181,7 +183,9 @@ def choose_parameters(
     best: tuple[float, Recommender, dict[str, float]] | None = None
     tried = []
     for params in grid if grid is not None else GRIDS.get(recommender, [{}]):
-        model = make_recommender(recommender, **params).fit(prepared.data)
+        model = make_treatment_recommender(recommender, **params).fit_validated(
+            prepared.data, prepared.validation
+        )
         lists = rank_queries(model, prepared.data, prepared.validation, table,
                              min_support=min_support)  # fmt: skip
         score = ranking_metrics(lists, table, size=5, catalogue=len(prepared.data.items),

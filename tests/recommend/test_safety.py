@@ -166,3 +166,4 @@ def test_proposed_set_never_pairs_interacting_treatments_and_says_what_it_skippe
     assert ddi_rate(found.treatments, table) == 0.0
     assert ddi_rate(ranked[:3], table) == pytest.approx(1 / 3)
     assert proposed_set(ranked, 1, table).skipped == ()  # the set is full before a clash
+    assert ddi_rate(["RxNorm|11289", "RxNorm|5640", "NDC|1", "NDC|2"], table) == 1 / 6

@@ -70,12 +70,16 @@ def rank_queries(
 
 
 def ddi_rate(proposed: Sequence[str], table: InteractionTable) -> float:
-    """The share of pairs within one set that the table lists (NaN for fewer than 2)."""
-    codes = [key.partition("|")[2] for key in proposed if key.startswith("RxNorm|")]
-    pairs = list(itertools.combinations(sorted(set(codes)), 2))
+    """The share of pairs within one set that the table lists (NaN for fewer than 2 drugs);
+    every pair counts, though only pairs of RxNorm ingredients can be listed."""
+    pairs = list(itertools.combinations(sorted(set(proposed)), 2))
     if not pairs:
         return math.nan
-    return sum(table.between(a, b) is not None for a, b in pairs) / len(pairs)
+    hits = 0
+    for a, b in pairs:
+        (system_a, _, code_a), (system_b, _, code_b) = a.partition("|"), b.partition("|")
+        hits += system_a == system_b == "RxNorm" and table.between(code_a, code_b) is not None
+    return hits / len(pairs)
 
 
 def _per_query(

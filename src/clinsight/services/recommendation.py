@@ -112,8 +112,11 @@ def prepare(
     min_patients: int = 3,
     outcome_aware: bool = False,
     classes: Mapping[str, Any] | None = None,
+    systems: Sequence[str] = ("RxNorm",),
+    last_query: bool = False,
 ) -> Prepared:
-    """Split by patient, build the training matrices and one query per held-out patient.
+    """Split by patient, build the training matrices over the drugs of `systems` and one
+    query per held-out patient (a random diagnosis day; with `last_query`, the latest).
 
     Raises:
         DataError: too few patients or treatments to learn from.
@@ -121,14 +124,22 @@ def prepare(
     parts = patient_split([r.patient_id for r in cohort.records], SPLIT, seed=seed)
     train = [r for r in cohort.records if parts[r.patient_id] == "train"]
     data = build_treatment_data(
-        train, min_patients=min_patients, outcome_aware=outcome_aware, classes=classes
-    )
-    data = training_episodes(train, data, horizon_days=horizon_days, seed=seed)
+        train, systems=systems, min_patients=min_patients, outcome_aware=outcome_aware,
+        classes=classes,
+    )  # fmt: skip
+    data = training_episodes(train, data, horizon_days=horizon_days, seed=seed, systems=systems)
     known = frozenset(data.items)
 
     def queries(part: str) -> tuple[Query, ...]:
         found = (
-            index_query(r, horizon_days=horizon_days, seed=seed, known=known)
+            index_query(
+                r,
+                horizon_days=horizon_days,
+                seed=seed,
+                systems=systems,
+                known=known,
+                last=last_query,
+            )
             for r in cohort.records
             if parts[r.patient_id] == part
         )

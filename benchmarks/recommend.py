@@ -53,6 +53,7 @@ BASELINES = ("most_popular", "cooccurrence")
 REFERENCES = {"most_popular_indication": ("most_popular", [{"new_weight": w} for w in (1.0, 3.0)])}
 """Not in the target: per-condition popularity that also weights the conditions diagnosed
 on the day, to show what the indication alone carries."""
+PARTS = ("eunomia", "mimic_iii_demo", "cds_order_select")
 SHOWN = (
     "precision_at_5",
     "recall_at_10",
@@ -218,17 +219,25 @@ def _episode_note(part: dict[str, Any]) -> list[str]:
             "`visit_gru` reads the coded visits (conditions and treatments, time gaps; the "
             "latest 30) through the progression models' `VisitNetwork` (GRU) and "
             "`train_network`, trained on the same training episodes with the epoch kept by "
-            f"validation-query AUPRC (epoch {t['best_epoch']} of {t['epochs_run']}, "
-            f"{t['stopped']}) and the width chosen by validation NDCG@10."
+            f"validation-query AUPRC (epoch {t['best_epoch']} of the {t['epochs_run']} run) "
+            "and the width and prior weight chosen by validation NDCG@10."
         )
     sizes = {e["set_size"] for g in ("models", "baselines") for e in part[g].values()}
     if sizes == {1}:
         lines.append(
             "Every set size chosen on validation is 1, so `ddi_rate` (pairs within the "
             "proposed set) is undefined and that DDI condition holds trivially. "
-            "`set5_ddi_rate` is the same for sets of five drawn by `proposed_set` (which "
-            "skips a treatment interacting with one drawn before it, and records why); "
-            "`top5_ddi_rate` counts pairs among the five ranked alternatives as listed."
+            "`set5_ddi_rate` is the same for sets of five drawn by `proposed_set`, which "
+            "skips a treatment interacting with one drawn before it and records why, so it "
+            "is 0 by construction; `top5_ddi_rate` counts pairs among the five ranked "
+            "alternatives as listed. Treatments skipped to keep the test sets of five free "
+            "of listed interactions: "
+            + ", ".join(
+                f"{n} {e['test']['set5_skips']}"
+                for g in ("models", "baselines")
+                for n, e in part[g].items()
+            )
+            + "."
         )
     return [piece for line in lines for piece in (line, "")][:-1]
 
@@ -307,7 +316,7 @@ def readme(found: dict[str, Any]) -> str:
          f"{cds['calls']} signed order-select calls with prefetch on loopback, p50 "
          f"{cds['p50_ms']} ms, p95 {cds['p95_ms']} ms (target <= {cds['target_p95_ms']} ms: "
          f"{'met' if cds['met'] else 'NOT met'}), {cds['cards_per_call']} cards per call"
-         + (f" (from the run of {cds['from_run']['git_revision']})" if "from_run" in cds
+         + (f" (run at revision {str(cds['run']['git_revision'])[:7]})" if cds.get("run")
             else "") + "."
          if cds else "`cds_order_select.p95_ms`: not measured in this run."),
         "",
@@ -444,23 +453,23 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=1000)
-    parts = ("all", "eunomia", "mimic_iii_demo", "cds_order_select")
-    parser.add_argument("--part", choices=parts, default="all")
+    parser.add_argument("--part", choices=("all", *PARTS), default="all")
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--recommender", default="episode_knn")
     args = parser.parse_args()
     found = read_results("recommend")
     previous = found.pop("provenance", None)
+    for name in PARTS:  # a part kept from an earlier run keeps that run's provenance
+        if name in found:
+            found[name].setdefault("run", previous)
     if args.part == "cds_order_select":
         found["cds_order_select"] = cds_order_select(args.calls, args.recommender)
         print(found["cds_order_select"])
-    else:
-        if "cds_order_select" in found and "from_run" not in found["cds_order_select"]:
-            found["cds_order_select"]["from_run"] = previous
-        if args.part in ("all", "eunomia"):
-            found["eunomia"] = run(args.replicates)
-        if args.part in ("all", "mimic_iii_demo"):
-            found["mimic_iii_demo"] = run_mimic(args.replicates)
+    if args.part in ("all", "eunomia"):
+        found["eunomia"] = run(args.replicates)
+    if args.part in ("all", "mimic_iii_demo"):
+        found["mimic_iii_demo"] = run_mimic(args.replicates)
+    if args.part != "cds_order_select":
         found["budget"] = {"replicates": args.replicates,
                            "grids": {k: GRIDS[k] for k in (*MODELS, *BASELINES)}}  # fmt: skip
     write_results("recommend", found)

@@ -219,7 +219,7 @@ def train_recommendation(
     url: str,
     *,
     name: str,
-    recommender: str = "user_knn",
+    recommender: str = "episode_knn",
     schema: str | None = None,
     seed: int = 0,
     interactions: Path | None = None,

@@ -9,7 +9,9 @@ import pytest
 from clinsight.errors import ModelError
 from clinsight.recommend.matrix import build_treatment_data, context_at
 from clinsight.recommend.models import rank
+from clinsight.recommend.safety import shipped_interactions
 from clinsight.recommend.split import index_query, training_episodes
+from clinsight.recommend.suggest import suggest
 from clinsight.registry.recommendation import (
     load_recommendation_model,
     register_recommendation_model,
@@ -34,6 +36,9 @@ def test_visit_gru_scores_every_treatment_and_round_trips_its_artifact(tmp_path:
     assert np.all((scores >= 0) & (scores <= 1))
     ranked = {data.items[i] for i, _ in rank(model, context, data)}
     assert ranked == {"RxNorm|5640", "RxNorm|7258"}  # the candidates of the active condition
+    shown = suggest(model, data, context, shipped_interactions())
+    assert shown.suggestions
+    assert "a GRU over the patient's last 1 visits" in shown.suggestions[0].details[0]
     again = make_treatment_recommender("visit_gru", **TINY).fit_validated(data, validation)
     np.testing.assert_allclose(again.scores(context, data), scores)  # seeded
     version = register_recommendation_model(

@@ -145,6 +145,10 @@ class Recommender(ABC):
     def scores(self, context: PatientContext, data: TreatmentData) -> Array:
         """A score per treatment of `data.items` (higher is better)."""
 
+    def explain(self, context: PatientContext, data: TreatmentData, item: int) -> list[str]:
+        """The model's own reasons for treatment `item` (none unless a model gives them)."""
+        return []
+
     def state(self) -> dict[str, NDArray[Any]]:
         """The fitted arrays (stored as safetensors)."""
         return {}

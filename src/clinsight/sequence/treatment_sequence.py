@@ -112,6 +112,15 @@ class VisitGruRecommender(BlendedRecommender):
             logits = self.network_(*arrays.batch(np.arange(1)))
         return np.asarray(torch.sigmoid(logits)[0].double().numpy(), dtype=np.float64)
 
+    def explain(self, context: PatientContext, data: TreatmentData, item: int) -> list[str]:
+        name = data.names.get(data.items[item], data.items[item])
+        chance = float(self.collaborative(context, data)[item])
+        return [
+            f"a GRU over the patient's last {len(context.visits)} visits (conditions, "
+            f"treatments, time gaps) gives {name} a {chance:.0%} chance of being started, "
+            "as learned from the training patients' episodes"
+        ]
+
     def state(self) -> dict[str, NDArray[Any]]:
         if self.network_ is None:
             raise ModelError("visit_gru is not fitted; nothing to store.")

@@ -58,8 +58,8 @@ def _held_out(patient_id: str) -> bool:
 class VisitGruRecommender(BlendedRecommender):
     name = "visit_gru"
     defaults: ClassVar[dict[str, float]] = {
-        "prior_weight": 0.0, "hidden": 64.0, "dropout": 0.3, "epochs": 12.0,
-        "patience": 3.0, "learning_rate": 3e-3, "seed": 0.0,
+        "prior_weight": 0.0, "hidden": 64.0, "dropout": 0.3, "epochs": 25.0,
+        "patience": 4.0, "learning_rate": 3e-3, "seed": 0.0,
     }  # fmt: skip
     network_: VisitNetwork | None = None
 

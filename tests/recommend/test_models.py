@@ -61,6 +61,10 @@ def test_index_query_holds_out_new_treatments_not_refills() -> None:
     assert query.truth == frozenset({"RxNorm|11289"})
     assert query.context.moment == START
     assert not query.context.history
+    latest = index_query(patient, last=True)
+    assert latest is not None
+    assert latest.context.moment == START + timedelta(days=40)
+    assert latest.truth == frozenset({"RxNorm|11289"})  # the first course ended on day 10
 
 
 def test_episodes_hold_the_conditions_of_the_day_and_the_treatments_started_after() -> None:

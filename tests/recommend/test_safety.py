@@ -9,9 +9,15 @@ import pytest
 from clinsight.data.longitudinal import Code
 from clinsight.data.omop import FREE_TEXT_ALLERGY
 from clinsight.errors import DataError
+from clinsight.evaluation.recommendation import ddi_rate
 from clinsight.recommend.matrix import build_treatment_data, context_at
 from clinsight.recommend.models import make_recommender
-from clinsight.recommend.safety import check_treatments, load_interaction_csv, shipped_interactions
+from clinsight.recommend.safety import (
+    check_treatments,
+    load_interaction_csv,
+    proposed_set,
+    shipped_interactions,
+)
 from clinsight.recommend.suggest import COLD_START_NOTE, suggest
 from tests.support.recommend import (
     AFIB,
@@ -143,3 +149,21 @@ def test_hospital_csv_cites_its_lines_and_is_laid_over_the_shipped_table(tmp_pat
             load_interaction_csv(path)
     with pytest.raises(DataError, match=r"Cannot read the interaction file 'absent\.csv'"):
         load_interaction_csv(tmp_path / "absent.csv")
+
+
+def test_proposed_set_never_pairs_interacting_treatments_and_says_what_it_skipped() -> None:
+    table = shipped_interactions()
+    ranked = ["RxNorm|11289", "RxNorm|5640", "RxNorm|723", "RxNorm|1191", "RxNorm|3640"]
+    found = proposed_set(ranked, 3, table, names={**NAMES, "RxNorm|1191": "Aspirin"})
+    assert found.treatments == ("RxNorm|11289", "RxNorm|723", "RxNorm|3640")
+    assert [(r.treatment, r.reason) for r in found.skipped] == [
+        ("RxNorm|5640", "interaction_in_set"),
+        ("RxNorm|1191", "interaction_in_set"),
+    ]
+    assert found.skipped[1].detail.startswith("interacts with Warfarin, proposed before it")
+    assert found.skipped[0].citation
+    assert found.skipped[0].severity == "major"
+    assert ddi_rate(found.treatments, table) == 0.0
+    assert ddi_rate(ranked[:3], table) == pytest.approx(1 / 3)
+    assert proposed_set(ranked, 1, table).skipped == ()  # the set is full before a clash
+    assert ddi_rate(["RxNorm|11289", "RxNorm|5640", "NDC|1", "NDC|2"], table) == 1 / 6

@@ -46,8 +46,11 @@ def _url(url: str | None) -> str:
 def train(
     name: NameOpt = "eunomia",
     model: Annotated[
-        str, typer.Option(help="most_popular, cooccurrence, item_knn, user_knn, als, episode_knn.")
-    ] = "user_knn",
+        str,
+        typer.Option(
+            help="most_popular, cooccurrence, item_knn, user_knn, als, episode_knn, visit_gru."
+        ),
+    ] = "episode_knn",
     omop_url: UrlOpt = None,
     schema: SchemaOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the patient split.")] = 0,

@@ -3,8 +3,10 @@ intervals: precision@5, recall@10, NDCG@10, Jaccard of the proposed set (the mod
 chosen size, drawn by `proposed_set`), catalogue coverage, and the DDI rate of the
 proposed sets against an interaction table (SafeDrug's definition: the share of drug pairs
 within a set that interact, averaged over sets of two drugs or more; ``truth_ddi_rate``
-is the same over the held-out truth sets, ``top5_ddi_rate`` over the top five ranked
-alternatives, which are not given together). Every list is scored after the safety filter, as a
+is the same over the held-out truth sets, ``set5_ddi_rate`` over sets of five drawn the
+same way whatever the chosen size, ``top5_ddi_rate`` over the top five ranked
+alternatives as listed, before `proposed_set` skips interacting ones; ``set_skips`` and
+``set5_skips`` count the treatments skipped). Every list is scored after the safety filter, as a
 clinician would see it; `filtered_proposals` counts proposals the filter would still
 remove (zero when the filter is applied).
 """
@@ -68,12 +70,16 @@ def rank_queries(
 
 
 def ddi_rate(proposed: Sequence[str], table: InteractionTable) -> float:
-    """The share of pairs within one set that the table lists (NaN for fewer than 2)."""
-    codes = [key.partition("|")[2] for key in proposed if key.startswith("RxNorm|")]
-    pairs = list(itertools.combinations(sorted(set(codes)), 2))
+    """The share of pairs within one set that the table lists (NaN for fewer than 2 drugs);
+    every pair counts, though only pairs of RxNorm ingredients can be listed."""
+    pairs = list(itertools.combinations(sorted(set(proposed)), 2))
     if not pairs:
         return math.nan
-    return sum(table.between(a, b) is not None for a, b in pairs) / len(pairs)
+    hits = 0
+    for a, b in pairs:
+        (system_a, _, code_a), (system_b, _, code_b) = a.partition("|"), b.partition("|")
+        hits += system_a == system_b == "RxNorm" and table.between(code_a, code_b) is not None
+    return hits / len(pairs)
 
 
 def _per_query(
@@ -81,7 +87,8 @@ def _per_query(
 ) -> dict[str, NDArray[np.float64]]:
     rows: dict[str, list[float]] = {k: [] for k in
                                     ("precision_at_5", "recall_at_10", "ndcg_at_10", "jaccard",
-                                     "ddi_rate", "top5_ddi_rate", "truth_ddi_rate")}  # fmt: skip
+                                     "ddi_rate", "set5_ddi_rate", "top5_ddi_rate",
+                                     "truth_ddi_rate")}  # fmt: skip
     for ranked, truth in zip(lists.lists, lists.truths, strict=True):
         hits = [item in truth for item in ranked[:10]]
         rows["precision_at_5"].append(sum(hits[:5]) / 5.0)
@@ -89,10 +96,11 @@ def _per_query(
         gain = sum(1.0 / math.log2(i + 2) for i, hit in enumerate(hits) if hit)
         ideal = sum(1.0 / math.log2(i + 2) for i in range(min(10, len(truth))))
         rows["ndcg_at_10"].append(gain / ideal)
-        proposed = set(proposed_set(ranked, size, table))
+        proposed = set(proposed_set(ranked, size, table).treatments)
         union = proposed | truth
         rows["jaccard"].append(len(proposed & truth) / len(union) if union else 0.0)
         rows["ddi_rate"].append(ddi_rate(sorted(proposed), table))
+        rows["set5_ddi_rate"].append(ddi_rate(proposed_set(ranked, 5, table).treatments, table))
         rows["top5_ddi_rate"].append(ddi_rate(ranked[:5], table))
         rows["truth_ddi_rate"].append(ddi_rate(sorted(truth), table))
     return {k: np.asarray(v, dtype=np.float64) for k, v in rows.items()}
@@ -131,8 +139,10 @@ def ranking_metrics(
             len({item for ranked in lists.lists for item in ranked[:10]}) / max(catalogue, 1)
         )
     }
+    for key, at in (("set_skips", size), ("set5_skips", 5)):
+        out[key] = sum(len(proposed_set(ranked, at, table).skipped) for ranked in lists.lists)
     out["filtered_proposals"] = sum(
-        len(check_treatments(proposed_set(ranked, size, table), active=active,
+        len(check_treatments(proposed_set(ranked, size, table).treatments, active=active,
                              allergies=(), table=table, names=names or {}).removed)
         for ranked, active in zip(lists.lists, lists.active, strict=True)
     )  # fmt: skip

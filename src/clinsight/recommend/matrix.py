@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from statistics import median
 
@@ -28,10 +28,12 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from clinsight.data.longitudinal import Code, Event, EventKind, PatientRecord
+from clinsight.data.visit_tasks import CodedVisit, VisitSample, coded_visits
 from clinsight.errors import DataError
 
 __all__ = [
     "ACTIVE_DRUG_DAYS",
+    "HISTORY_VISITS",
     "PatientContext",
     "TreatmentData",
     "build_treatment_data",
@@ -41,6 +43,8 @@ __all__ = [
 
 ACTIVE_DRUG_DAYS = 30
 """A drug exposure without an end date counts as active for this many days."""
+HISTORY_VISITS = 30
+"""A context keeps the latest this many coded visits (for the sequence recommender)."""
 _ADVERSE_WINDOW = timedelta(days=30)
 
 
@@ -64,11 +68,19 @@ class PatientContext:
     """Display names of the condition and drug keys above."""
     new_conditions: frozenset[str] = frozenset()
     """The active conditions diagnosed on `moment`'s day (the likely indication)."""
+    visits: tuple[CodedVisit, ...] = ()
+    """The latest `HISTORY_VISITS` visits: conditions diagnosed up to and on `moment`,
+    drugs started before it, grouped by visit (by day without one)."""
 
     @property
     def cold_start(self) -> bool:
         """True when the patient has no treatment history."""
         return not self.history
+
+    def sample(self, started: frozenset[str] = frozenset()) -> VisitSample:
+        """The context as a visit sequence (`sequence.visits`), labelled with `started`."""
+        return VisitSample(self.patient_id, self.moment, self.visits, self.sex, self.age,
+                           label_codes=started)  # fmt: skip
 
 
 def _duration_days(event: Event) -> float:
@@ -126,11 +138,18 @@ def context_at(
     past = frozenset(
         e.code.key() for e in record.events_of(EventKind.CONDITION) if e.start <= moment
     )
+    seen = tuple(
+        e for e in record.events
+        if (e.kind is EventKind.CONDITION and e.start <= moment)
+        or (e.kind is EventKind.DRUG and e.start < moment and e.code.system in systems)
+    )  # fmt: skip
+    visits = coded_visits(replace(record, events=seen), (EventKind.CONDITION, EventKind.DRUG))
     return PatientContext(
         patient_id=record.patient_id, moment=moment, conditions=frozenset(conditions),
         history={k: exposure_weight(v) for k, v in exposures.items()}, past_conditions=past,
         active_drugs=frozenset(active), allergies=allergies, age=record.age_at(moment),
         sex=record.sex, names=names, new_conditions=frozenset(new),
+        visits=visits[-HISTORY_VISITS:],
     )  # fmt: skip
 
 
@@ -163,6 +182,9 @@ class TreatmentData:
     """Episodes x items: 1 where the item was newly started within the horizon."""
     index_ages: NDArray[np.float64] | None = None
     """The patient's age on each episode's day (NaN unknown)."""
+    index_samples: tuple[VisitSample, ...] | None = None
+    """Each episode's visit history, labelled with the items it started (for the sequence
+    recommender's training; not stored with a registered model)."""
 
     def received_for(self, conditions: Iterable[str]) -> sp.csr_matrix:
         """patients x items: 1 where the patient started the item for one of `conditions`."""

@@ -29,7 +29,7 @@ as safetensors by the registry (never pickle).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -39,10 +39,12 @@ from numpy.typing import NDArray
 
 from clinsight.errors import ModelError
 from clinsight.recommend.matrix import PatientContext, TreatmentData
+from clinsight.recommend.split import Query
 
 __all__ = [
     "MODELS",
     "AlsRecommender",
+    "BlendedRecommender",
     "CooccurrenceRecommender",
     "EpisodeKnnRecommender",
     "ItemKnnRecommender",
@@ -134,9 +136,18 @@ class Recommender(ABC):
     def fit(self, data: TreatmentData) -> Recommender:
         """Learn from the training data; return self."""
 
+    def fit_validated(self, data: TreatmentData, validation: Sequence[Query]) -> Recommender:
+        """`fit`, for a model that stops training early on the validation queries (the
+        others ignore them); return self."""
+        return self.fit(data)
+
     @abstractmethod
     def scores(self, context: PatientContext, data: TreatmentData) -> Array:
         """A score per treatment of `data.items` (higher is better)."""
+
+    def explain(self, context: PatientContext, data: TreatmentData, item: int) -> list[str]:
+        """The model's own reasons for treatment `item` (none unless a model gives them)."""
+        return []
 
     def state(self) -> dict[str, NDArray[Any]]:
         """The fitted arrays (stored as safetensors)."""
@@ -185,7 +196,7 @@ class CooccurrenceRecommender(Recommender):
         return self
 
 
-class _Blended(Recommender):
+class BlendedRecommender(Recommender):
     """A collaborative score blended with the per-condition prior."""
 
     def scores(self, context: PatientContext, data: TreatmentData) -> Array:
@@ -203,7 +214,7 @@ def _unit(x: Array) -> Array:
     return x / top if top > 0 else x
 
 
-class ItemKnnRecommender(_Blended):
+class ItemKnnRecommender(BlendedRecommender):
     name = "item_knn"
     defaults: ClassVar[dict[str, float]] = {"prior_weight": 0.5, "neighbours": 50.0}
 
@@ -236,7 +247,7 @@ class ItemKnnRecommender(_Blended):
         return self
 
 
-class UserKnnRecommender(_Blended):
+class UserKnnRecommender(BlendedRecommender):
     name = "user_knn"
     defaults: ClassVar[dict[str, float]] = {
         "prior_weight": 0.5, "neighbours": 50.0, "age_scale": 15.0, "other_sex": 0.8,
@@ -289,7 +300,7 @@ class UserKnnRecommender(_Blended):
         return self
 
 
-class AlsRecommender(_Blended):
+class AlsRecommender(BlendedRecommender):
     name = "als"
     defaults: ClassVar[dict[str, float]] = {
         "prior_weight": 0.5, "factors": 32.0, "regularization": 0.05, "alpha": 2.0,
@@ -334,7 +345,7 @@ class AlsRecommender(_Blended):
         return self
 
 
-class EpisodeKnnRecommender(_Blended):
+class EpisodeKnnRecommender(BlendedRecommender):
     name = "episode_knn"
     defaults: ClassVar[dict[str, float]] = {
         "prior_weight": 0.0, "neighbours": 100.0, "new_weight": 3.0, "age_scale": 15.0,

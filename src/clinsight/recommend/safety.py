@@ -2,7 +2,7 @@
 reason: a recorded allergy to the substance, duplicate therapy (the same ingredient, or
 the same class, already active), and an interaction with an active medication. The list
 ranks alternatives; `proposed_set` draws the set proposed together from it, skipping a
-treatment that interacts with one drawn before it.
+treatment that interacts with one drawn before it and recording the skip with its reason.
 
 Interactions come from a table kept as data: the shipped `interactions.json` is a small
 demonstration set with a citation per pair (public-domain sources); a hospital loads its
@@ -34,6 +34,7 @@ __all__ = [
     "SEVERITIES",
     "Interaction",
     "InteractionTable",
+    "ProposedSet",
     "Removal",
     "SafetyResult",
     "check_treatments",
@@ -171,7 +172,8 @@ class Removal:
     treatment: str
     display: str
     reason: str
-    """``allergy``, ``duplicate_ingredient``, ``duplicate_class`` or ``interaction``."""
+    """``allergy``, ``duplicate_ingredient``, ``duplicate_class``, ``interaction`` (with an
+    active drug) or ``interaction_in_set`` (with a treatment proposed with it)."""
     detail: str
     severity: str | None = None
     citation: str | None = None
@@ -193,21 +195,62 @@ class SafetyResult:
     unchecked_allergies: tuple[str, ...]
 
 
-def proposed_set(ranked: Sequence[str], size: int, table: InteractionTable) -> tuple[str, ...]:
-    """The first `size` treatments of a ranked list that do not interact with each other."""
+@dataclass(frozen=True)
+class ProposedSet:
+    """The treatments proposed together, and those skipped because they interact with
+    one drawn before them (reason ``interaction_in_set``)."""
+
+    treatments: tuple[str, ...]
+    skipped: tuple[Removal, ...] = ()
+
+
+def proposed_set(
+    ranked: Sequence[str],
+    size: int,
+    table: InteractionTable,
+    names: Mapping[str, str] | None = None,
+) -> ProposedSet:
+    """The first `size` treatments of a ranked list that do not interact with each other
+    (greedy: a treatment interacting with one already drawn is skipped, with its reason)."""
+    names = names or {}
     chosen: list[str] = []
+    skipped: list[Removal] = []
     for key in ranked:
         if len(chosen) == size:
             break
-        code = key.partition("|")[2]
-        if all(table.between(code, other.partition("|")[2]) is None for other in chosen):
+        found = _first_interaction(key, chosen, table)
+        if found is None:
             chosen.append(key)
-    return tuple(chosen)
+            continue
+        other, hit = found
+        skipped.append(
+            Removal(
+                key, names.get(key, _code_of(key)[1]), "interaction_in_set",
+                f"interacts with {names.get(other, other)}, proposed before it: {hit.text}",
+                severity=hit.severity, citation=hit.citation,
+            )
+        )  # fmt: skip
+    return ProposedSet(tuple(chosen), tuple(skipped))
 
 
 def _code_of(key: str) -> tuple[str, str]:
     system, _, code = key.partition("|")
     return system, code
+
+
+def _first_interaction(
+    key: str, others: Iterable[str], table: InteractionTable
+) -> tuple[str, Interaction] | None:
+    """The first of `others` that the table says interacts with `key` (RxNorm codes)."""
+    system, code = _code_of(key)
+    if system != RXNORM:
+        return None
+    for other in others:
+        other_system, other_code = _code_of(other)
+        found = table.between(code, other_code) if other_system == RXNORM else None
+        if found is not None:
+            return other, found
+    return None
 
 
 def check_treatments(
@@ -232,7 +275,7 @@ def check_treatments(
     kept: list[str] = []
     removed: list[Removal] = []
     for key in treatments:
-        system, code = _code_of(key)
+        _, code = _code_of(key)
         if not code:
             raise DataError(f"{key!r} is not a treatment code (write system|code).")
         display = names.get(key, code)
@@ -263,14 +306,7 @@ def check_treatments(
                 )
             )
             continue
-        hit = None
-        if system == RXNORM:
-            for other in active:
-                other_system, other_code = _code_of(other)
-                found = table.between(code, other_code) if other_system == RXNORM else None
-                if found is not None:
-                    hit = (other, found)
-                    break
+        hit = _first_interaction(key, active, table)
         if hit is not None:
             other, found = hit
             removed.append(

@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from clinsight.data.longitudinal import EventKind, PatientRecord
+from clinsight.data.visit_tasks import VisitSample
 from clinsight.recommend.matrix import PatientContext, TreatmentData, context_at
 
 __all__ = ["Query", "index_query", "new_treatments", "training_episodes"]
@@ -58,13 +59,16 @@ def index_query(
     seed: int = 0,
     systems: Sequence[str] = ("RxNorm",),
     known: frozenset[str] | None = None,
+    last: bool = False,
 ) -> Query | None:
-    """One query per patient: a diagnosis day, drawn at random (seeded by patient), with
-    at least one new treatment (among `known`, if given) within the horizon; None when
-    the patient has no such day."""
+    """One query per patient: a diagnosis day, drawn at random (seeded by patient; with
+    `last`, the latest), with at least one new treatment (among `known`, if given) within
+    the horizon; None when the patient has no such day."""
     days = sorted({e.start for e in record.events_of(EventKind.CONDITION)})
-    rng = random.Random(f"{seed}:{record.patient_id}")
-    rng.shuffle(days)
+    if last:
+        days.reverse()
+    else:
+        random.Random(f"{seed}:{record.patient_id}").shuffle(days)
     for moment in days:
         context = context_at(record, moment, systems=systems)
         truth = new_treatments(record, moment, context, horizon_days, systems)
@@ -88,31 +92,35 @@ def training_episodes(
     horizon_days: int = 90,
     per_patient: int = 15,
     seed: int = 0,
+    systems: Sequence[str] = ("RxNorm",),
 ) -> TreatmentData:
     """`data` with the training patients' episodes: up to `per_patient` diagnosis days each
     (drawn at random, seeded by patient), the conditions active and new on that day, and the
-    treatments of `data` newly started within the horizon (refills are not starts)."""
+    treatments of `data` newly started within the horizon (refills are not starts), and its
+    visit history labelled with them (`PatientContext.sample`)."""
     items, conds = data.item_index(), data.condition_index()
     known = frozenset(data.items)
     active: list[list[int]] = []
     new: list[list[int]] = []
     started: list[list[int]] = []
     ages: list[float] = []
+    samples: list[VisitSample] = []
     for record in records:
         days = sorted({e.start for e in record.events_of(EventKind.CONDITION)})
         random.Random(f"{seed}:{record.patient_id}").shuffle(days)
         for moment in days[:per_patient]:
-            context = context_at(record, moment)
+            context = context_at(record, moment, systems=systems)
             if not context.conditions:
                 continue
-            truth = new_treatments(record, moment, context, horizon_days) & known
+            truth = new_treatments(record, moment, context, horizon_days, systems) & known
             active.append([conds[k] for k in sorted(context.conditions) if k in conds])
             new.append([conds[k] for k in sorted(context.new_conditions) if k in conds])
             started.append([items[k] for k in sorted(truth)])
             ages.append(np.nan if context.age is None else context.age)
+            samples.append(context.sample(truth))
     width = len(data.conditions)
     return replace(
         data, index_conditions=_multi_hot(active, width), index_new=_multi_hot(new, width),
         index_started=_multi_hot(started, len(data.items)),
-        index_ages=np.asarray(ages, dtype=np.float64),
+        index_ages=np.asarray(ages, dtype=np.float64), index_samples=tuple(samples),
     )  # fmt: skip

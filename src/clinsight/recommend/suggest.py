@@ -139,7 +139,7 @@ def _details(
         near = [data.items[j] for j in np.argsort(-cosine)[:3]]
         return ["nearest treatments in the latent factors: "
                 + ", ".join(data.names.get(k, k) for k in near)]  # fmt: skip
-    return []
+    return model.explain(context, data, item)
 
 
 def suggest(

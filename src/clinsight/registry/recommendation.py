@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from clinsight.data.longitudinal import Code
 from clinsight.errors import IntegrityError, RegistryError
 from clinsight.recommend.matrix import TreatmentData
-from clinsight.recommend.models import Recommender, make_recommender
+from clinsight.recommend.models import Recommender
 from clinsight.registry.manifest import verify_manifest
 from clinsight.registry.versions import (
     KindRegistry,
@@ -37,6 +37,7 @@ from clinsight.registry.versions import (
     publish_version,
     staging_folder,
 )
+from clinsight.sequence.treatment_sequence import make_treatment_recommender
 
 __all__ = [
     "RECOMMENDATION_ROOT",
@@ -220,7 +221,7 @@ def load_recommendation_model(
             index_started=sparse["index_started"], index_ages=arrays.get("index_ages"),
         )  # fmt: skip
         state = {k[len("state.") :]: v for k, v in arrays.items() if k.startswith("state.")}
-        model = make_recommender(version.recommender, **version.params).load_state(state)
+        model = make_treatment_recommender(version.recommender, **version.params).load_state(state)
     except KeyError as exc:
         raise IntegrityError(f"{version.path / ARRAYS_FILE} lacks {exc}.") from exc
     if data.indication.shape != (len(data.conditions), len(data.items)):

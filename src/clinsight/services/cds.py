@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from clinsight.data.fhir_features import extract_features
+from clinsight.data.visit_tasks import CodedVisit
 from clinsight.errors import (
     DataError,
     ImplausibleInputError,
@@ -187,6 +188,8 @@ class OrderCheck:
 
 
 def _order_context(order: OrderRequest, flagged: frozenset[str]) -> PatientContext:
+    """The order call's patient: the prefetch's conditions and active drugs (also as one
+    undated visit, for the sequence recommender)."""
     now = datetime.now(UTC).replace(tzinfo=None)
     age = None
     if order.birth_date is not None:
@@ -198,6 +201,7 @@ def _order_context(order: OrderRequest, flagged: frozenset[str]) -> PatientConte
         history={key: 1.0 for key in active}, past_conditions=frozenset(order.conditions),
         active_drugs=active, allergies=order.allergies, age=age, sex=order.sex,
         names={**order.conditions, **order.names},
+        visits=(CodedVisit("prefetch", now, frozenset(order.conditions) | active),),
     )  # fmt: skip
 
 

@@ -25,7 +25,7 @@ from clinsight.recommend.matrix import (
     build_treatment_data,
     context_at,
 )
-from clinsight.recommend.models import Recommender, make_recommender
+from clinsight.recommend.models import Recommender
 from clinsight.recommend.safety import InteractionTable, load_interaction_csv, shipped_interactions
 from clinsight.recommend.split import Query, index_query, training_episodes
 from clinsight.recommend.suggest import SuggestionList, check_treatment_code, suggest
@@ -37,6 +37,7 @@ from clinsight.registry.recommendation import (
     register_recommendation_model,
 )
 from clinsight.registry.stages import Stage
+from clinsight.sequence.treatment_sequence import make_treatment_recommender
 
 __all__ = [
     "GRIDS",
@@ -66,6 +67,7 @@ GRIDS: dict[str, list[dict[str, float]]] = {
         for k in (100.0, 300.0)
         for w in (0.0, 0.3)
     ],
+    "visit_gru": [{"hidden": h, "prior_weight": w} for h in (32.0, 64.0) for w in (0.0, 0.3)],
 }
 """The parameters compared on validation, per recommender."""
 LIMITATIONS = (
@@ -110,8 +112,11 @@ def prepare(
     min_patients: int = 3,
     outcome_aware: bool = False,
     classes: Mapping[str, Any] | None = None,
+    systems: Sequence[str] = ("RxNorm",),
+    last_query: bool = False,
 ) -> Prepared:
-    """Split by patient, build the training matrices and one query per held-out patient.
+    """Split by patient, build the training matrices over the drugs of `systems` and one
+    query per held-out patient (a random diagnosis day; with `last_query`, the latest).
 
     Raises:
         DataError: too few patients or treatments to learn from.
@@ -119,14 +124,22 @@ def prepare(
     parts = patient_split([r.patient_id for r in cohort.records], SPLIT, seed=seed)
     train = [r for r in cohort.records if parts[r.patient_id] == "train"]
     data = build_treatment_data(
-        train, min_patients=min_patients, outcome_aware=outcome_aware, classes=classes
-    )
-    data = training_episodes(train, data, horizon_days=horizon_days, seed=seed)
+        train, systems=systems, min_patients=min_patients, outcome_aware=outcome_aware,
+        classes=classes,
+    )  # fmt: skip
+    data = training_episodes(train, data, horizon_days=horizon_days, seed=seed, systems=systems)
     known = frozenset(data.items)
 
     def queries(part: str) -> tuple[Query, ...]:
         found = (
-            index_query(r, horizon_days=horizon_days, seed=seed, known=known)
+            index_query(
+                r,
+                horizon_days=horizon_days,
+                seed=seed,
+                systems=systems,
+                known=known,
+                last=last_query,
+            )
             for r in cohort.records
             if parts[r.patient_id] == part
         )
@@ -181,7 +194,9 @@ def choose_parameters(
     best: tuple[float, Recommender, dict[str, float]] | None = None
     tried = []
     for params in grid if grid is not None else GRIDS.get(recommender, [{}]):
-        model = make_recommender(recommender, **params).fit(prepared.data)
+        model = make_treatment_recommender(recommender, **params).fit_validated(
+            prepared.data, prepared.validation
+        )
         lists = rank_queries(model, prepared.data, prepared.validation, table,
                              min_support=min_support)  # fmt: skip
         score = ranking_metrics(lists, table, size=5, catalogue=len(prepared.data.items),
@@ -204,7 +219,7 @@ def train_recommendation(
     url: str,
     *,
     name: str,
-    recommender: str = "user_knn",
+    recommender: str = "episode_knn",
     schema: str | None = None,
     seed: int = 0,
     interactions: Path | None = None,

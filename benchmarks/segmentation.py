@@ -232,7 +232,7 @@ def _cxr_recipe(args: argparse.Namespace) -> CxrRecipe:
 
 
 def _cxr_summary(rows: list[dict[str, Any]], labels: tuple[str, ...],
-                 args: argparse.Namespace, chosen: str) -> dict[str, Any]:  # fmt: skip
+                 args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
     mean = {m: statistics.fmean(r["test"]["values"][m] for r in rows)
             for m in ("dice", "iou", "hd95", "boundary_precision")}  # fmt: skip
     recipe = _cxr_recipe(args)
@@ -248,7 +248,8 @@ def _cxr_summary(rows: list[dict[str, Any]], labels: tuple[str, ...],
                    "augment": "affine (rotation 15 deg, scale 0.15, shift 0.1) + contrast, "
                    "intensity, noise (AugmentSpec defaults, flips off)",
                    "cleanup": "two largest components, holes filled" if recipe.cleanup
-                   else "none", "chosen": chosen, "pretrained": False,
+                   else "none", "chosen": "beforehand, not tuned on any fold",
+                   "pretrained": False,
                    "evaluated_at": "each radiograph's own resolution"},
         "target": {"dice": 0.95, "met": len(rows) == 5 and mean["dice"] >= 0.95},
         "published": {"note": "quoted, not measured here: U-Net lung fields, Dice about "
@@ -282,7 +283,9 @@ class _CxrData:
         )  # fmt: skip
 
 
-def cxr_recipe(args: argparse.Namespace) -> dict[str, Any]:
+def cxr_recipe(
+    args: argparse.Namespace, save: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
     """Choose the lung recipe on fold 0's training part only: its 35 images split into 23
     training, 4 epoch-picking and 8 selection images (seeded); each candidate of
     `--cxr-candidates` is trained there and its 8 selection images scored at their own
@@ -292,6 +295,14 @@ def cxr_recipe(args: argparse.Namespace) -> dict[str, Any]:
     inner = seeded_split(rest, val=4, test=8, seed=args.split_seed + 100)
     cases = data.dataset.subset(inner.test)
     rows: list[dict[str, Any]] = []
+
+    def summary() -> dict[str, Any]:
+        best = max(rows, key=lambda r: r["dice"])
+        return {"inner_split": {"of": "fold 0's training part", "train": list(inner.train),
+                                "epoch_val": list(inner.val), "selection": list(inner.test)},
+                "candidates": rows, "chosen": best["recipe"], "chosen_name": best["name"],
+                "scored_at": "each radiograph's own resolution"}  # fmt: skip
+
     for text in args.cxr_candidates:
         recipe = CxrRecipe.parse(text)
         result = data.train(args, recipe, inner.train, inner.val, f"recipe {recipe.name()}")
@@ -308,17 +319,14 @@ def cxr_recipe(args: argparse.Namespace) -> dict[str, Any]:
                          "dice": scored["values"]["dice"],
                          "hd95": scored["values"]["hd95"]})  # fmt: skip
             print(f"recipe {rows[-1]['name']}: selection Dice {rows[-1]['dice']:.3f}", flush=True)
-    best = max(rows, key=lambda r: r["dice"])
-    return {"inner_split": {"of": "fold 0's training part", "train": list(inner.train),
-                            "epoch_val": list(inner.val), "selection": list(inner.test)},
-            "candidates": rows, "chosen": best["recipe"], "chosen_name": best["name"],
-            "scored_at": "each radiograph's own resolution"}  # fmt: skip
+        if save is not None:
+            save(summary())
+    return summary()
 
 
 def cxr(
-    args: argparse.Namespace, save: Callable[[dict[str, Any]], None] | None = None,
-    chosen: str = "beforehand, not tuned on any fold",
-) -> dict[str, Any]:  # fmt: skip
+    args: argparse.Namespace, save: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
     """5-fold image-disjoint CV over the 44 radiographs, both lungs as one label; `save`
     gets the summary after each fold, so a run stopped early keeps the folds it finished.
     Each held-out image's predicted lungs are kept in `LUNG_MASKS` (for the Grad-CAM part)."""
@@ -343,8 +351,8 @@ def cxr(
         LUNG_MASKS.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(LUNG_MASKS, **kept)  # type: ignore[arg-type]  # names are ids
         if save is not None:
-            save(_cxr_summary(rows, data.dataset.labels, args, chosen))
-    return _cxr_summary(rows, data.dataset.labels, args, chosen)
+            save(_cxr_summary(rows, data.dataset.labels, args))
+    return _cxr_summary(rows, data.dataset.labels, args)
 
 
 def _share_summary(found: dict[str, Any]) -> dict[str, Any]:
@@ -580,21 +588,30 @@ def main() -> None:
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--data", default=str(get_settings().resolved_data_dir))
     args = parser.parse_args()
-    results = read_results("segmentation")
-    results.pop("provenance", None)
-    runners = {"kvasir_seg": kvasir, "cxr_lungs_recipe": cxr_recipe, "inference": inference,
+    runners = {"kvasir_seg": kvasir, "inference": inference,
                "gradcam_in_lung_share": gradcam}  # fmt: skip
+    produced: dict[str, Any] = {}
 
-    def save_cxr(summary: dict[str, Any]) -> None:
-        results["cxr_lungs"] = summary
-        write_results("segmentation", results)
+    def save(part: str, value: dict[str, Any]) -> None:
+        """Merge this run's parts into the file as it is now (another run may write too)."""
+        merged = read_results("segmentation")
+        merged.pop("provenance", None)
+        if part == "cxr_lungs":
+            value["recipe"]["chosen"] = _chosen(merged, args)
+        produced[part] = value
+        write_results("segmentation", {**merged, **produced})
+
+    def saver(part: str) -> Callable[[dict[str, Any]], None]:
+        return lambda found: save(part, found)
 
     for part in args.parts:
-        if part == "cxr_lungs":
-            results[part] = cxr(args, save_cxr, _chosen(results, args))
+        if part in ("cxr_lungs", "cxr_lungs_recipe"):
+            runner = cxr if part == "cxr_lungs" else cxr_recipe
+            save(part, runner(args, saver(part)))
         else:
-            results[part] = runners[part](args)
-        write_results("segmentation", results)
+            save(part, runners[part](args))
+    results = read_results("segmentation")
+    results.pop("provenance", None)
     flat = {
         "kvasir_seg.mean.dice": results.get("kvasir_seg", {}).get("mean", {}).get("dice"),
         "kvasir_seg.mean.iou": results.get("kvasir_seg", {}).get("mean", {}).get("iou"),

@@ -544,7 +544,9 @@ def _chosen(results: dict[str, Any], args: argparse.Namespace) -> str:
     selection = results.get("cxr_lungs_recipe", {})
     if selection.get("chosen") == asdict(_cxr_recipe(args)):
         return ("on an inner split of fold 0's training part (cxr_lungs_recipe: "
-                f"{selection['chosen_name']}); no CV test image was read")  # fmt: skip
+                f"{selection['chosen_name']}): no test image of fold 0 was read; the "
+                f"{len(selection['inner_split']['selection'])} selection images are test "
+                "images of folds 1-4")  # fmt: skip
     return "beforehand, not tuned on any fold"
 
 

@@ -539,10 +539,17 @@ def _table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _chosen(results: dict[str, Any], args: argparse.Namespace) -> str:
+def _stored_recipe(summary: dict[str, Any]) -> CxrRecipe:
+    """The recipe a stored `cxr_lungs` summary ran."""
+    recipe = summary["recipe"]
+    return CxrRecipe(recipe["image_size"], recipe["width"], summary["budget"]["max_epochs"],
+                     recipe.get("cleanup", "none") != "none")  # fmt: skip
+
+
+def _chosen(results: dict[str, Any], recipe: CxrRecipe) -> str:
     """How the CV's recipe was chosen: the selection's pick, or not tuned at all."""
     selection = results.get("cxr_lungs_recipe", {})
-    if selection.get("chosen") == asdict(_cxr_recipe(args)):
+    if selection.get("chosen") == asdict(recipe):
         return ("on an inner split of fold 0's training part (cxr_lungs_recipe: "
                 f"{selection['chosen_name']}): no test image of fold 0 was read; the "
                 f"{len(selection['inner_split']['selection'])} selection images are test "
@@ -599,7 +606,7 @@ def main() -> None:
         merged = read_results("segmentation")
         merged.pop("provenance", None)
         if part == "cxr_lungs":
-            value["recipe"]["chosen"] = _chosen(merged, args)
+            value["recipe"]["chosen"] = _chosen(merged, _cxr_recipe(args))
         produced[part] = value
         write_results("segmentation", {**merged, **produced})
 
@@ -614,6 +621,9 @@ def main() -> None:
             save(part, runners[part](args))
     results = read_results("segmentation")
     results.pop("provenance", None)
+    if "cxr_lungs" in results:  # the selection may have been written after the CV
+        cv = results["cxr_lungs"]
+        cv["recipe"]["chosen"] = _chosen(results, _stored_recipe(cv))
     flat = {
         "kvasir_seg.mean.dice": results.get("kvasir_seg", {}).get("mean", {}).get("dice"),
         "kvasir_seg.mean.iou": results.get("kvasir_seg", {}).get("mean", {}).get("iou"),

@@ -74,7 +74,7 @@ from clinsight.imaging.specs import AugmentSpec, TrainConfig
 from clinsight.imaging.transforms import PreprocessSpec
 from clinsight.registry.export import export_onnx
 from clinsight.tabular.models import limit_threads
-from common import read_results, update_readme_section, write_results
+from common import provenance, read_results, update_readme_section, write_results
 from imaging import _rate, sgemm_gflops  # the classification benchmark's timing and ceiling
 
 PUBLISHED = [
@@ -607,7 +607,7 @@ def main() -> None:
         merged.pop("provenance", None)
         if part == "cxr_lungs":
             value["recipe"]["chosen"] = _chosen(merged, _cxr_recipe(args))
-        produced[part] = value
+        produced[part] = {**value, "provenance": provenance()}  # each part's own run
         write_results("segmentation", {**merged, **produced})
 
     def saver(part: str) -> Callable[[dict[str, Any]], None]:

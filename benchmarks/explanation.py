@@ -140,7 +140,7 @@ def gradcam_in_lung_share(
     }
 
 
-def _predictor(
+def chest_classifier(
     registry: Path | None, model: str | None, budget_minutes: float
 ) -> tuple[ImagePredictor, dict[str, Any]]:
     """The chest classifier (see the module doc) and where it comes from."""
@@ -226,7 +226,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     with limit_threads(1):
-        predictor, model = _predictor(args.registry, args.model, args.budget_minutes)
+        predictor, model = chest_classifier(args.registry, args.model, args.budget_minutes)
         results = gradcam_in_lung_share(predictor, _data_dir() / CXR)
     results["model"] = model
     results["masks"] = "radiologists' left and right lung masks (expert)"

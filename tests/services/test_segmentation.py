@@ -134,9 +134,12 @@ def test_command_line_train_evaluate_predict(tmp_path: Path) -> None:
     data = write_blob_folder(tmp_path / "polyps", 8)
     code, out = run_cli("segment", "train", "--data", str(data), "--name", "cli-blobs",
                         "--image-size", "32", "--width", "4", "--depth", "2", "--epochs", "1",
-                        "--batch-size", "4", "--run-dir", str(tmp_path / "run"))  # fmt: skip
+                        "--batch-size", "4", "--run-dir", str(tmp_path / "run"),
+                        "--keep-largest", "1")  # fmt: skip
     assert code == 0, out
     assert "Registered segmentation model cli-blobs v1" in out
+    served = model_cache(get_settings().resolved_registry_dir).segmentation("cli-blobs", 1)
+    assert served.keep_largest == 1  # recorded with the model, applied when it predicts
     code, out = run_cli("segment", "evaluate", "--name", "cli-blobs", "--data", str(data))
     assert code == 0, out
     assert "dice" in out

@@ -103,12 +103,15 @@ def register_lung_model(
     network: nn.Module,
     name: str = "tiny-lungs",
     gate: IntendedUseGate | None = None,
+    keep_largest: int = 0,
 ) -> SegmentationModelVersion:
-    """Register a trained lung network (labels background, lung), with `gate` if given."""
+    """Register a trained lung network (labels background, lung), with `gate` if given and
+    the mask clean-up `keep_largest` recorded."""
     return register_segmentation_model(
         registry, name=name, network=network, network_config=LUNG_NETWORK,
         preprocess=LUNG_SPEC, labels=("background", "lung"),
         split=ImageSplit(("c2", "c3"), ("c0", "c1"), seed=0), metrics={"validation": {}},
-        training={"data_sha256": "1" * 64}, intended_use="Tests only: synthetic chest frames.",
+        training={"data_sha256": "1" * 64, "keep_largest": keep_largest},
+        intended_use="Tests only: synthetic chest frames.",
         intended_use_gate=gate,
     )  # fmt: skip

@@ -45,8 +45,11 @@ def predict_image(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Diagnose one image with a registered model (calibrated probability, optional heat map)."""
+    from clinsight.data.images import read_image
+    from clinsight.inference.cache import model_cache
     from clinsight.inference.predictors import ImagePredictor
     from clinsight.services.diagnosis import diagnose_image
+    from clinsight.services.explanation_lungs import LungModels, image_lung_share
     from clinsight.services.predictions import warns_only
 
     settings = get_settings()
@@ -58,13 +61,20 @@ def predict_image(
         from clinsight.data.dicom_patient import read_dicom_patient
 
         on = read_dicom_patient(path.read_bytes()).study_date if path.is_file() else None
+    image = read_image(path, frame=frame)
     result = diagnose_image(
-        predictor, path, frame=frame, heatmap_path=heatmap,
+        predictor, image, heatmap_path=heatmap,
         birth_date=birth_date.date() if birth_date else None, study_date=on,
         warn_only=warns_only(predictor, settings),
     )  # fmt: skip
+    lungs = None
+    if not result.refused:
+        segmenters = model_cache(settings.resolved_registry_dir, threads=settings.threads)
+        lungs = image_lung_share(LungModels.of(settings, segmenters.segmentation), predictor,
+                                 image, heat=result.heat)  # fmt: skip
     if as_json:
-        console.print_json(json.dumps(result.to_dict()))
+        shown = {**result.to_dict(), "lungs": None if lungs is None else lungs.to_dict()}
+        console.print_json(json.dumps(shown))
         return
     prediction, check = result.prediction, result.intended_use
     if check is not None and check.refused:
@@ -97,6 +107,9 @@ def predict_image(
     )
     if result.heatmap is not None:
         console.print(f"Grad-CAM overlay: {result.heatmap}")
+    if lungs is not None:
+        lead = "[bold yellow]Warning:[/]" if lungs.mostly_outside else "Explanation check:"
+        console.print(f"{lead} {lungs.sentence()}")
     for warning in (*result.warnings, *(check.reasons if check else ())):
         console.print(f"[bold yellow]Warning:[/] {warning}")
 
@@ -136,9 +149,12 @@ def predict_batch(
     an interrupted run resumes; unreadable files are listed, with the reason, in
     <out>.errors.parquet and tried again on the next run.
     """
+    from clinsight.inference.cache import model_cache
     from clinsight.services.batch_predict import predict_batch as run_batch
+    from clinsight.services.explanation_lungs import LungModels
 
     settings = get_settings()
+    segmenters = model_cache(settings.resolved_registry_dir, threads=settings.threads)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     # The bar starts with the first batch, so a wrong input or model is one plain line.
     bar = Progress(*columns, TimeElapsedColumn(), console=console)
@@ -156,6 +172,7 @@ def predict_batch(
             warn_only=model in settings.intended_use_warn_only,
             ray_address=settings.ray_address, object_store_mb=settings.ray_object_store_mb,
             fhir_bundle=fhir_bundle, progress=on_batch,
+            lungs=LungModels.of(settings, segmenters.segmentation),
         )  # fmt: skip
     finally:
         bar.stop()
@@ -172,6 +189,11 @@ def predict_batch(
         for row in outcome.errors.head(20).itertuples(index=False):
             table.add_row(str(row.key), str(row.reason))
         console.print(table)
+    if outcome.lung_flagged:
+        console.print(
+            f"[bold yellow]Warning:[/] {outcome.lung_flagged} finding(s) with an explanation "
+            "mostly outside the lungs (column lung_mostly_outside)."
+        )
     console.print(f"Results: {outcome.out}")
     if outcome.bundle is not None:
         console.print(f"FHIR Bundle: {outcome.bundle}")

@@ -66,6 +66,14 @@ def train(
     heart: Annotated[bool, typer.Option(help="CXR layout: add the heart as a label.")] = False,
     run_dir: Annotated[Path | None, typer.Option(help="Checkpoint and plots folder.")] = None,
     register: Annotated[bool, typer.Option(help="Register the trained model.")] = True,
+    keep_largest: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Keep this many largest pieces of each label, holes filled "
+            "(e.g. 2 for both lungs; 0: off).",
+        ),
+    ] = 0,
 ) -> None:
     """Train a segmentation network (seeded image-level split, early stopping on validation
     Dice, resumable from --run-dir), score validation, fit the intended-use gate, register."""
@@ -96,7 +104,7 @@ def train(
         outcome = train_and_register_segmentation(
             settings.resolved_registry_dir, data, config, layout=layout, name=name,
             image_size=image_size, depth=depth, heart=heart, run_dir=folder,
-            register=register, progress=on_epoch,
+            register=register, progress=on_epoch, keep_largest=keep_largest,
         )  # fmt: skip
     result = outcome.train
     console.print(

@@ -29,6 +29,7 @@ from clinsight.evaluation.ood import assess_intended_use
 from clinsight.inference.predictors import ImagePredictor, Prediction
 
 __all__ = [
+    "NO_LUNG_CHECK",
     "RESULT_COLUMNS",
     "Backend",
     "Batch",
@@ -45,14 +46,23 @@ RESULT_COLUMNS = (
     "key", "status", "reason", "decision", "label", "label_probability",
     "positive_probability", "probabilities", "model_name", "model_version",
     "artifact_sha256", "input_sha256", "ood_score", "input_score", "format", "modality",
-    "body_part", "warnings",
+    "body_part", "warnings", "lung_share", "lung_mostly_outside", "lung_note",
 )  # fmt: skip
 """One row per input; ``status`` is "ok", "refused" or "error". Floats are NaN where they
 do not apply (an error, an indeterminate finding); ``probabilities`` is a JSON object;
 ``reason`` holds the error or the refusal's reasons, ``warnings`` the check's warnings
-(each list joined with " | ")."""
+(each list joined with " | "). The ``lung_*`` columns are the explanation check of a chest
+classifier against a production lung model, filled in by the service
+(`services.batch_predict`): the Grad-CAM share inside the lungs (NaN: not checked or not
+available), whether it lies mostly outside them, and the sentence a clinician reads."""
+
+NO_LUNG_CHECK: dict[str, Any] = {"lung_share": math.nan, "lung_mostly_outside": False,
+                                 "lung_note": ""}  # fmt: skip
+"""The ``lung_*`` columns of a row without the check (they are absent from results written
+before it existed)."""
 
 _SEPARATOR = " | "
+_FLOATS = ("label_probability", "positive_probability", "ood_score", "input_score", "lung_share")
 
 
 @dataclass(frozen=True)
@@ -149,6 +159,7 @@ class BatchImagePredictor:
             "modality": source.get("modality", ""),
             "body_part": source.get("body_part", ""),
             "warnings": "" if refused else _SEPARATOR.join(check.reasons),
+            **NO_LUNG_CHECK,
         }
 
 
@@ -159,15 +170,17 @@ def _number(value: float | None) -> float:
 def _dtype(column: str) -> Any:
     if column == "model_version":
         return np.int64
-    if column in ("label_probability", "positive_probability", "ood_score", "input_score"):
+    if column in _FLOATS:
         return np.float64
+    if column == "lung_mostly_outside":
+        return np.bool_
     return object
 
 
 def _error_row(key: str, reason: str) -> dict[str, Any]:
     row: dict[str, Any] = {column: "" for column in RESULT_COLUMNS}
-    row.update(key=key, status="error", reason=reason, model_version=0)
-    for column in ("label_probability", "positive_probability", "ood_score", "input_score"):
+    row.update(key=key, status="error", reason=reason, model_version=0, **NO_LUNG_CHECK)
+    for column in _FLOATS:
         row[column] = math.nan
     return row
 

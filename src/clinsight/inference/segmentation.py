@@ -2,9 +2,11 @@
 
 The image is resized whole to the network's square input (as in training), the per-pixel
 softmax is resized back to the image's own size (bilinear) and its arg-max is the label
-mask. Each label's area is counted in source pixels, and given in mm² when the pixel
-spacing is known (a DICOM header's PixelSpacing). The intended-use gate runs first: an
-image the model was not made for (a chest radiograph for an endoscopy model) gets no mask.
+mask; a model registered with ``keep_largest`` N in its training record then keeps only
+the N largest pieces of each label, holes filled (`imaging.mask_cleanup`). Each label's
+area is counted in source pixels, and given in mm² when the pixel spacing is known (a
+DICOM header's PixelSpacing). The intended-use gate runs first: an image the model was not
+made for (a chest radiograph for an endoscopy model) gets no mask.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from torch.nn import functional
 
 from clinsight.errors import DataError, ModelError
 from clinsight.evaluation.ood import IntendedUseCheck, assess_intended_use, input_statistics
+from clinsight.imaging.mask_cleanup import keep_largest
 from clinsight.imaging.segmentation import network_input
 from clinsight.registry.segmentation import SegmentationModelVersion
 
@@ -78,6 +81,8 @@ class SegmentationPredictor:
             ModelError: the graph cannot be loaded or does not fit the model's record.
         """
         self.model = model
+        self.keep_largest = int(model.training.get("keep_largest") or 0)
+        """Pieces kept per label (`imaging.mask_cleanup`); 0: the arg-max mask as it is."""
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -120,7 +125,11 @@ class SegmentationPredictor:
             ModelError: the run fails.
         """
         probs = self.probabilities(network_input(image, self.model.preprocess)[None])
-        return _resized_argmax(probs, image.shape[:2])
+        return self._cleaned(_resized_argmax(probs, image.shape[:2]))
+
+    def _cleaned(self, mask: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        """The mask after the model's recorded clean-up, if any."""
+        return keep_largest(mask, self.keep_largest) if self.keep_largest else mask
 
     def predict(
         self,
@@ -155,7 +164,7 @@ class SegmentationPredictor:
         areas_px: dict[str, int] = {}
         areas_mm2: dict[str, float | None] = {}
         if not check.refused:
-            mask = _resized_argmax(self.probabilities(inputs), image.shape[:2])
+            mask = self._cleaned(_resized_argmax(self.probabilities(inputs), image.shape[:2]))
             counts = np.bincount(mask.ravel(), minlength=len(labels))
             pixel_mm2 = None if spacing_mm is None else spacing_mm[0] * spacing_mm[1]
             for index, label in enumerate(labels[1:], start=1):

@@ -50,6 +50,7 @@ def batch_bundle(rows: Iterable[Mapping[Any, Any]], *, created: datetime | None 
                 reasons=[r for r in str(row["reason"]).split(_SEPARATOR) if r] if refused else
                 [w for w in str(row["warnings"]).split(_SEPARATOR) if w],
                 identifier={"system": BATCH_KEY_SYSTEM, "value": key},
+                notes=[f"Explanation check: {note}" for note in (row.get("lung_note"),) if note],
             )  # fmt: skip
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"a batch result row is incomplete ({exc}); rerun the batch") from exc

@@ -7,6 +7,13 @@ one. Resumption: inputs already in the output (by key) are skipped, and the outp
 rewritten every `flush_every` results, so an interrupted run loses at most that many; an
 output written by another model version is refused rather than mixed. Unreadable inputs go
 to an error table (`<out>.errors.parquet`: key and reason) and are tried again next run.
+
+For a chest classifier, with `lungs` and a lung segmentation model in production, each
+finding's explanation is checked against the lungs as for one image
+(`services.explanation_lungs`): the image is read again in this process after its batch,
+explained with Grad-CAM and outlined by the lung model, and the share, the mostly-outside
+flag and the sentence fill the ``lung_*`` columns (an image the check fails on keeps its
+finding, with the reason in ``lung_note``).
 """
 
 from __future__ import annotations
@@ -20,11 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from torch import nn
 
 from clinsight.data.batch_inputs import BatchInput, collect_inputs
-from clinsight.errors import DataError
+from clinsight.data.images import read_image
+from clinsight.errors import ClinsightError, DataError
 from clinsight.files import write_bytes_atomic, write_text_atomic
 from clinsight.inference.batch import (
+    NO_LUNG_CHECK,
     RESULT_COLUMNS,
     Backend,
     Batch,
@@ -33,9 +43,11 @@ from clinsight.inference.batch import (
     iter_ray,
 )
 from clinsight.inference.cluster import ray_session
+from clinsight.inference.predictors import ImagePredictor, load_torch_model
 from clinsight.interop.fhir_batch import batch_bundle, batch_bundle_json
 from clinsight.registry.image import ModelVersion, Stage, get_model
 from clinsight.services.diagnosis import suitability_warnings
+from clinsight.services.explanation_lungs import LungModels, image_lung_share, lung_segmenter
 
 __all__ = ["BatchOutcome", "errors_path", "predict_batch", "read_results"]
 
@@ -58,6 +70,8 @@ class BatchOutcome:
     refused: int
     errors: pd.DataFrame
     seconds: float
+    lung_flagged: int = 0
+    """Findings of this run whose explanation lies mostly outside the lungs."""
 
     @property
     def images_per_second(self) -> float:
@@ -83,6 +97,9 @@ def read_results(out: Path) -> pd.DataFrame:
         table = pd.read_parquet(out)
     except (OSError, ValueError) as exc:
         raise DataError(f"{out.name} is not a readable Parquet file; choose another --out") from exc
+    for column, value in NO_LUNG_CHECK.items():
+        if column not in table.columns:  # a results file written before the lung check
+            table[column] = value
     missing = [c for c in RESULT_COLUMNS if c not in table.columns]
     if missing:
         raise DataError(
@@ -110,11 +127,13 @@ def predict_batch(
     fhir_bundle: Path | None = None,
     flush_every: int = 1024,
     progress: ProgressCallback | None = None,
+    lungs: LungModels | None = None,
 ) -> BatchOutcome:
     """Predict the inputs of `source` not yet in `out` and write the results there.
 
     `threads` are the local backend's ONNX Runtime threads (0: every core); `workers` the
-    Ray backend's actors (one CPU each; a local Ray instance gets that many CPUs).
+    Ray backend's actors (one CPU each; a local Ray instance gets that many CPUs). With
+    `lungs`, a chest classifier's findings get the lung check (module doc).
 
     Raises:
         DataNotFoundError, DataError: `source` cannot be listed, or `out` holds results of
@@ -130,6 +149,7 @@ def predict_batch(
     done = set(previous["key"].astype(str))
     pending = [item for item in inputs if item.key not in done]
     spec = BatchModel(registry_dir, model.name, model.version, warn_only)
+    check = _LungCheck.of(lungs, model, pending)
     new_rows: list[pd.DataFrame] = []
     error_rows: list[pd.DataFrame] = []
     unflushed = finished = 0
@@ -140,6 +160,8 @@ def predict_batch(
             failed = frame["status"] == "error"
             error_rows.append(frame.loc[failed, ["key", "reason"]])
             results = _with_header_warnings(frame.loc[~failed], model)
+            if check is not None:
+                results = check.filled(results)
             new_rows.append(results)
             finished += len(frame)
             unflushed += len(results)
@@ -161,6 +183,7 @@ def predict_batch(
         model_version=model.version, inputs=len(inputs), skipped=len(inputs) - len(pending),
         predicted=len(fresh), refused=int((fresh["status"] == "refused").sum()),
         errors=errors, seconds=time.perf_counter() - started,
+        lung_flagged=int(fresh["lung_mostly_outside"].astype(bool).sum()),
     )  # fmt: skip
 
 
@@ -203,6 +226,52 @@ def _with_header_warnings(results: pd.DataFrame, model: ModelVersion) -> pd.Data
             results["warnings"], results["modality"], results["body_part"], strict=True)
     ]  # fmt: skip
     return results
+
+
+@dataclass(frozen=True)
+class _LungCheck:
+    """What the lung check of a run needs: the lung models, the classifier's predictor and
+    PyTorch network (loaded once, for Grad-CAM) and where each input is."""
+
+    lungs: LungModels
+    predictor: ImagePredictor
+    network: nn.Module
+    paths: dict[str, Path]
+
+    @classmethod
+    def of(
+        cls, lungs: LungModels | None, model: ModelVersion, pending: list[BatchInput]
+    ) -> _LungCheck | None:
+        """The check of a run, or None: no `lungs`, not a chest classifier, no lung model
+        in production, or nothing to predict."""
+        if lungs is None or not pending or lung_segmenter(lungs, model) is None:
+            return None
+        return cls(lungs, ImagePredictor(model, threads=1), load_torch_model(model),
+                   {item.key: item.path for item in pending})  # fmt: skip
+
+    def filled(self, results: pd.DataFrame) -> pd.DataFrame:
+        """`results` with the ``lung_*`` columns of its findings filled in."""
+        results = results.copy()
+        labels = self.predictor.model.labels
+        for index, row in results.loc[results["status"] == "ok"].iterrows():
+            label = str(row["label"])
+            try:
+                share = image_lung_share(
+                    self.lungs, self.predictor, read_image(self.paths[str(row["key"])]),
+                    class_index=labels.index(label) if label in labels else None,
+                    network=self.network,
+                )  # fmt: skip
+            except ClinsightError as exc:
+                results.loc[index, "lung_note"] = f"The lung check failed: {exc}"
+                continue
+            if share is None:
+                continue
+            found = share.overlap
+            value = None if found is None else found.share_inside
+            results.loc[index, "lung_share"] = float("nan") if value is None else value
+            results.loc[index, "lung_mostly_outside"] = share.mostly_outside
+            results.loc[index, "lung_note"] = share.sentence()
+        return results
 
 
 def _combined(previous: pd.DataFrame, new_rows: list[pd.DataFrame]) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from torch import nn
 
 from clinsight.data.images import read_image
 from clinsight.data.intended_population import age_in_years
@@ -32,6 +33,7 @@ __all__ = [
     "diagnose_image",
     "explain_prediction",
     "population_warnings",
+    "prediction_heat",
     "suitability_warnings",
 ]
 
@@ -51,6 +53,8 @@ class Diagnosis:
     # The mean of the image's pixels in [0, 1], an input statistic for drift monitoring.
     mean_intensity: float | None = None
     intended_use: IntendedUseCheck | None = None
+    heat: NDArray[np.float32] | None = None
+    """The Grad-CAM map behind `heatmap` (None when no overlay was made)."""
 
     @property
     def refused(self) -> bool:
@@ -147,10 +151,27 @@ def explain_prediction(
         IntegrityError: the model's weights no longer match the registry manifest.
         ModelError: the network cannot be rebuilt or explained.
     """
-    network = load_torch_model(predictor.model)
-    network_input = torch.from_numpy(predictor.preprocess(image.pixels))[None]
-    cam = grad_cam(network, predictor.model.network_config.cam_layer, network_input, class_index)
+    cam = prediction_heat(predictor, image, class_index)
     return Explanation(cam, save_overlay(centre_square(image.pixels), cam, out_path))
+
+
+def prediction_heat(
+    predictor: ImagePredictor,
+    image: SourceImage,
+    class_index: int | None = None,
+    *,
+    network: nn.Module | None = None,
+) -> NDArray[np.float32]:
+    """The Grad-CAM map of the predicted (or given) class over the centred square the
+    model read; `network` is the model's PyTorch network when already loaded.
+
+    Raises:
+        IntegrityError: the model's weights no longer match the registry manifest.
+        ModelError: the network cannot be rebuilt or explained.
+    """
+    network = network or load_torch_model(predictor.model)
+    network_input = torch.from_numpy(predictor.preprocess(image.pixels))[None]
+    return grad_cam(network, predictor.model.network_config.cam_layer, network_input, class_index)
 
 
 def diagnose_image(
@@ -184,15 +205,16 @@ def diagnose_image(
         gate, score=prediction.ood_score, pixels=image.pixels, source=source_facts,
         input_score=prediction.input_score, warn_only=warn_only,
     )  # fmt: skip
-    heatmap = None
+    explained = None
     if heatmap_path is not None and not check.refused:
-        heatmap = explain_prediction(predictor, image, heatmap_path).overlay
+        explained = explain_prediction(predictor, image, heatmap_path)
     return Diagnosis(
         prediction=prediction,
         source=source_facts,
-        heatmap=heatmap,
+        heatmap=None if explained is None else explained.overlay,
         warnings=(suitability_warnings(predictor.model, source_facts) if gate is None else ())
         + population_warnings(predictor.model, birth_date, on),
         mean_intensity=float(np.mean(image.pixels)),
         intended_use=check,
+        heat=None if explained is None else explained.heat,
     )

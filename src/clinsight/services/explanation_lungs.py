@@ -19,21 +19,24 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from torch import nn
 
 from clinsight.config import Settings
 from clinsight.data.medmnist import dataset_info
 from clinsight.data.source import SourceImage
 from clinsight.errors import DataError
 from clinsight.evaluation.explanation_overlap import MaskOverlap, heat_share_inside
+from clinsight.inference.predictors import ImagePredictor
 from clinsight.inference.segmentation import SegmentationPredictor
 from clinsight.registry.image import ModelVersion
 from clinsight.registry.segmentation import REGISTRY as SEGMENTATION_REGISTRY
-from clinsight.services.diagnosis import centre_square
+from clinsight.services.diagnosis import centre_square, prediction_heat
 
 __all__ = [
     "LUNG_LABELS",
     "LungModels",
     "LungShare",
+    "image_lung_share",
     "is_chest_classifier",
     "lung_segmenter",
     "lung_share",
@@ -159,3 +162,30 @@ def lung_share(
         why = "The lung model outlined no lung in the part of the image the classifier read."
         return LungShare(*facts, (*check.reasons, why), None)
     return LungShare(*facts, check.reasons, heat_share_inside(heat, lungs))
+
+
+def image_lung_share(
+    models: LungModels,
+    predictor: ImagePredictor,
+    image: SourceImage,
+    *,
+    heat: NDArray[np.floating[Any]] | None = None,
+    class_index: int | None = None,
+    network: nn.Module | None = None,
+) -> LungShare | None:
+    """The lung share of a diagnosed (not refused) image's explanation, as `lung_share`
+    with the production lung model; None for a classifier that is not a chest model or
+    without such a model. The map is `heat` when already made, else Grad-CAM of the
+    predicted (or given) class (with the classifier's `network` when already loaded).
+
+    Raises:
+        DataError: the image holds non-finite values.
+        ModelError: the classifier cannot be explained or the lung model cannot run.
+    """
+    segmenter = lung_segmenter(models, predictor.model)
+    if segmenter is None:
+        return None
+    if heat is None:
+        heat = prediction_heat(predictor, image, class_index, network=network)
+    warn = segmenter.model.name in models.warn_only
+    return lung_share(segmenter, image, heat, warn_only=warn)

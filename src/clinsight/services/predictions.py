@@ -45,7 +45,12 @@ from clinsight.services.diagnosis import (
     diagnose_image,
     explain_prediction,
 )
-from clinsight.services.explanation_lungs import LungModels, LungShare, lung_segmenter, lung_share
+from clinsight.services.explanation_lungs import (
+    LungModels,
+    LungShare,
+    image_lung_share,
+    lung_segmenter,
+)
 from clinsight.store.held_uploads import drop_held_upload, hold_upload, read_held_upload
 from clinsight.store.repositories import StoreContext
 from clinsight.store.studies import (
@@ -363,11 +368,8 @@ def explained_prediction(
         label_index = predictor.model.labels.index(record.label)
         explained = explain_prediction(predictor, image, Path(folder) / "cam.png", label_index)
         overlay = explained.overlay.read_bytes()
-    segmenter = None if lungs is None else lung_segmenter(lungs, predictor.model)
-    share = None
-    if segmenter is not None and lungs is not None:
-        warn = segmenter.model.name in lungs.warn_only
-        share = lung_share(segmenter, image, explained.heat, warn_only=warn)
+    share = None if lungs is None else image_lung_share(
+        lungs, predictor, image, heat=explained.heat)  # fmt: skip
     return ExplainedPrediction(view, overlay, plain_png, size, share)
 
 

@@ -36,6 +36,7 @@ from clinsight.evaluation.ood import (
 )
 from clinsight.evaluation.plots import plot_dice_histogram, plot_worst_cases
 from clinsight.evaluation.segmentation import SegmentationReport, segmentation_report
+from clinsight.imaging.mask_cleanup import keep_largest as cleaned
 from clinsight.imaging.segmentation import (
     PairArrays,
     ProgressCallback,
@@ -158,10 +159,13 @@ def train_and_register_segmentation(
     register: bool = True,
     intended_use: str | None = None,
     progress: ProgressCallback | None = None,
+    keep_largest: int = 0,
 ) -> SegmentationOutcome:
     """Split, train, score on validation and (with `register`) register a segmentation model.
 
     `run_dir` keeps the checkpoint (a later run with the same folder resumes) and plots.
+    `keep_largest` > 0 keeps that many largest pieces of each label, holes filled, in the
+    validation masks and, recorded with the model, in every mask it predicts.
 
     Raises:
         DataError: the dataset cannot be read or split (see `data.segmentation`).
@@ -184,6 +188,8 @@ def train_and_register_segmentation(
         train, val, config, net, spec, checkpoint_dir=checkpoint, progress=progress
     )
     predicted = [predict_mask(result.network, s.image, spec) for s in val_samples]
+    if keep_largest:
+        predicted = [cleaned(mask, keep_largest) for mask in predicted]
     report = segmentation_report(
         [s.case_id for s in val_samples], predicted, [s.mask for s in val_samples],
         dataset.labels, seed=config.seed,
@@ -196,6 +202,7 @@ def train_and_register_segmentation(
             dataset.fingerprint(), "config": config.to_dict(), "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch, "stopped_because": result.stopped_because,
             "minutes": result.seconds / 60, "best_val_dice_network_size": result.best_val_dice,
+            "keep_largest": keep_largest,
         }  # fmt: skip
         with tempfile.TemporaryDirectory() as scratch:
             folder = Path(run_dir) / "plots" if run_dir is not None else Path(scratch)

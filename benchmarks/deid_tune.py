@@ -178,7 +178,7 @@ def sources(folder: str) -> None:
     def run(label: str, labels: dict[str, str]) -> None:
         def cached(nlp: Language, text: str) -> list[tuple[int, int, str]]:
             return [(s, e, labels[k]) for s, e, k, t in found[text]
-                    if k in labels and phi_ner.plausible(t)]  # fmt: skip
+                    if k in labels and phi_pretrained.kept(t)]  # fmt: skip
 
         deid.pretrained_spans = cached  # type: ignore[attr-defined]
         started = time.perf_counter()

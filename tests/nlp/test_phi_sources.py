@@ -42,6 +42,7 @@ def test_phone_numbers_of_many_countries(text: str, value: str) -> None:
         "BP 151/102 and later 180/110, pulse 96.",
         "Metformin 500 mg twice daily, platelets 250/nL.",
         "Gleason 3+4=7; pain 6/10; EF 55-60%.",
+        "Grip 42/40/40 pounds; dose ratio 1.25/250; platelets 152000.",
     ],
 )
 def test_clinical_numbers_are_not_phones(text: str) -> None:
@@ -87,15 +88,21 @@ def _standin() -> Language:
             {"label": "NORP", "pattern": "Swedish"},
             {"label": "ORG", "pattern": "Lindqvist Clinic"},
             {"label": "PERSON", "pattern": "Physical Therapy"},
+            {"label": "ORG", "pattern": "BUN"},
+            {"label": "GPE", "pattern": "thyromegaly"},
         ]
     )
     return nlp
 
 
 def test_pretrained_spans_map_labels_and_pass_the_filter() -> None:
-    text = "Mairead drove her Swedish car from Skutskar to Lindqvist Clinic for Physical Therapy."
+    text = (
+        "Mairead drove her Swedish car from Skutskar to Lindqvist Clinic for Physical Therapy. "
+        "BUN normal, no thyromegaly."
+    )
     spans = {text[s:e]: k for s, e, k in pretrained_spans(_standin(), text)}
     assert spans == {"Mairead": "NAME", "Skutskar": "LOCATION", "Lindqvist Clinic": "LOCATION"}
+    # dropped: a known non-name of ordinary words, an acronym, a word in lower case
     found = {s.text: s.type for s in find_phi(text, pretrained=_standin())}
     assert found["Mairead"] is PHIType.NAME
     assert found["Skutskar"] is PHIType.LOCATION

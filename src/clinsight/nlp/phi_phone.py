@@ -2,8 +2,9 @@
 
 `phone_numbers` runs `phonenumbers.PhoneNumberMatcher` once for each region in
 `PhoneSettings.regions` and keeps a match of six digits or more when the number is valid
-for its region, or when a phone cue word (rules/phi_cues.json ``phone_cues``: "tel",
-"call", "mobile") stands just before it; never a blood pressure ("151/102"). The regions,
+for its region and written in groups, or when a phone cue word (rules/phi_cues.json
+``phone_cues``: "tel", "call", "mobile") stands just before it; never numbers joined by
+slashes ("151/102"). A run of seven digits or more is an ID to `phi_detect` anyway. The regions,
 the leniency, the cue window and the digits needed were chosen on the tuning sets of
 ``benchmarks/deid_tune.py`` only."""
 
@@ -38,8 +39,9 @@ class PhoneSettings:
 
 
 _DIGITS = re.compile(r"\d(?:[\s().+/-]{0,3}\d){5}")
-_RATIO = re.compile(r"\d{2,3}/\d{2,3}")
-"""A blood pressure ("151/102"), which some regions' numbering plans would accept."""
+_FRACTION = re.compile(r"\d{1,3}(?:\.\d+)?(?:/\d{1,3}(?:\.\d+)?)+")
+"""Numbers joined by slashes: a blood pressure ("151/102"), a ratio ("1.25/250"), repeated
+measures ("42/40/40"), which some regions' numbering plans would accept."""
 _EXTENSION = re.compile(r"\s*(?i:x|ext\.?|extension)\s*\d{1,6}\b")
 
 
@@ -60,10 +62,11 @@ def phone_numbers(text: str) -> Iterator[tuple[int, int]]:
             span = (match.start, match.end)
             digits = sum(c.isdigit() for c in match.raw_string)
             short = digits < PhoneSettings.min_digits
-            if span in seen or short or _RATIO.fullmatch(match.raw_string):
+            if span in seen or short or _FRACTION.fullmatch(match.raw_string):
                 continue
             cue = _cue().search(text, max(0, match.start - PhoneSettings.cue_window), match.start)
-            if phonenumbers.is_valid_number(match.number) or cue:
+            grouped = not match.raw_string.isdigit()  # "152000" alone is a count, not a number
+            if (grouped and phonenumbers.is_valid_number(match.number)) or cue:
                 seen.add(span)
                 extension = _EXTENSION.match(text, match.end)
                 yield match.start, extension.end() if extension else match.end

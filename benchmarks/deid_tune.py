@@ -6,7 +6,10 @@ sets. For each trained model folder given, and each variant of the filter on the
 spans, prints recall, precision (false positives per 100 texts on the identifier-free
 set) and per-type recall, and the LOCATION misses of the tuning sets.
 
-Run: ``python benchmarks/deid_tune.py HOME/models/phi_ner-v1 [other model folders]``.
+Run: ``python benchmarks/deid_tune.py HOME/models/phi_ner-v1 [other model folders]``;
+``python benchmarks/deid_tune.py --sources HOME/models/phi_ner-v1`` compares the phone
+matcher's settings (`phi_phone.PhoneSettings`) and the pretrained NER's labels
+(`phi_pretrained.PRETRAINED_LABELS`), each on top of the rules and the trained model.
 
 Chosen with it (2026-12-04): the rule "highest recall on presidio_tuning with precision
 >= 0.80 on both tuning sets" picked the phi_ner-v1 recipe (a v2 recipe with MTSamples
@@ -19,12 +22,17 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from clinsight.nlp import deid, phi_ner
+from phonenumbers import Leniency
+from spacy.language import Language
+
+from clinsight.nlp import deid, phi_ner, phi_pretrained
 from clinsight.nlp.phi_detect import gazetteers, not_names, ordinary
 from clinsight.nlp.phi_ner import _LEVEL, _WORDS, _load
+from clinsight.nlp.phi_phone import PhoneSettings
 from deid import Note, score, validation_sets
 
 EDGES = deid._address_edges
@@ -132,5 +140,71 @@ def report(
     sys.stdout.flush()
 
 
+PHONES: dict[str, dict[str, object]] = {
+    "off": {"regions": ()},
+    "chosen (PhoneSettings)": {},
+    "valid only (no cue)": {"cue_window": 0},
+    "leniency VALID": {"leniency": Leniency.VALID},
+    "7+ digits": {"min_digits": 7},
+    "cue window 40": {"cue_window": 40},
+    "regions US GB DE FR": {"regions": ("US", "GB", "DE", "FR")},
+}
+"""Phone matcher settings tried, as changes to `PhoneSettings`."""
+LABELS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "PERSON": ("PERSON",),
+    "PERSON GPE": ("PERSON", "GPE"),
+    "PERSON GPE LOC FAC": ("PERSON", "GPE", "LOC", "FAC"),
+    "PERSON GPE LOC FAC ORG": ("PERSON", "GPE", "LOC", "FAC", "ORG"),
+}
+"""Labels of the pretrained NER tried (PERSON as NAME, the others as LOCATION)."""
+
+
+def sources(folder: str) -> None:
+    """Each phone setting with the trained model and the chosen labels, then each label set
+    of the pretrained NER with the chosen phone setting; times per text."""
+    sets = validation_sets()
+    texts = [n for v in sets.values() for n in v]
+    own, pretrained = _load(Path(folder)), phi_pretrained.pretrained_ner()
+    assert pretrained is not None, "install the deid extra"
+    started = time.perf_counter()
+    found = {n.text: [(e.start_char, e.end_char, e.label_, e.text) for e in pretrained(n.text).ents]
+             for n in texts}  # fmt: skip
+    print(f"pretrained NER: {1000 * (time.perf_counter() - started) / len(texts):.1f} ms/text")
+    chosen = dict(phi_pretrained.PRETRAINED_LABELS)
+    default = {k: getattr(PhoneSettings, k) for k in ("regions", "leniency", "cue_window",
+                                                      "min_digits")}  # fmt: skip
+
+    def run(label: str, labels: dict[str, str]) -> None:
+        def cached(nlp: Language, text: str) -> list[tuple[int, int, str]]:
+            return [(s, e, labels[k]) for s, e, k, t in found[text]
+                    if k in labels and phi_pretrained.kept(t)]  # fmt: skip
+
+        deid.pretrained_spans = cached  # type: ignore[attr-defined]
+        started = time.perf_counter()
+        predicted = {
+            id(n): [(x.start, x.end) for x in deid.find_phi(n.text, own, pretrained=pretrained)]
+            for n in texts
+        }
+        ms = 1000 * (time.perf_counter() - started) / len(texts)
+        report(f"{label} ({ms:.0f} ms)", sets, predicted)
+        if "chosen" in label:
+            for name in ("presidio_tuning", "faker_clinical_seed1"):
+                r = score(sets[name], [predicted[id(n)] for n in sets[name]])
+                print(f"   {name} misses:", [(m["type"], m["text"]) for m in r["missed"]][:40])
+
+    for name, change in PHONES.items():
+        for key, value in (default | change).items():
+            setattr(PhoneSettings, key, value)
+        run(f"phones: {name}", chosen)
+    for key, value in default.items():
+        setattr(PhoneSettings, key, value)
+    for name, kept in LABELS.items():
+        run(f"labels: {name}", {k: "NAME" if k == "PERSON" else "LOCATION" for k in kept})
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:2] == ["--sources"]:
+        sources(sys.argv[2])
+    else:
+        main(sys.argv[1:])

@@ -86,6 +86,7 @@ def annotate(
     """Find problems, medications, procedures and tests with their assertion and ICD-10-CM code."""
     from clinsight.nlp.deid import deidentify
     from clinsight.nlp.phi_ner import phi_ner
+    from clinsight.nlp.phi_pretrained import pretrained_ner
     from clinsight.nlp.pipeline import annotate_notes, default_pipeline
     from clinsight.services.notes import note_pipeline
 
@@ -101,7 +102,11 @@ def annotate(
         used = ", ".join(notes[0].ner_models) if notes and notes[0].ner_models else None
         console.print(f"[bold]NER models:[/] {used or 'none (vocabulary rules only)'}")
     for path, note in zip(files, notes, strict=True):
-        clean = deidentify(note.text, key, ner=phi_ner()).text if deid else None
+        clean = (
+            deidentify(note.text, key, ner=phi_ner(), pretrained=pretrained_ner()).text
+            if deid
+            else None
+        )
         if as_json:
             console.print_json(json.dumps({"file": str(path)} | _annotation_dict(note, clean)))
             continue

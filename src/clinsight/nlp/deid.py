@@ -8,8 +8,9 @@ where it can be parsed); ages over 89 (→ "90+"); phone and fax numbers, nation
 international; e-mail addresses; street addresses, cities, postcodes, highways;
 hospitals, clinics and other facilities (LOCATION); record, account, licence, device
 and other ID numbers; URLs; IP addresses. A trained NER for names and places
-(`phi_ner`, trained on synthetic sentences only) may be given: its spans join the rules'
-ones (a union), for names and places no cue or word list catches. Surrogates are
+(`phi_ner`, trained on synthetic sentences only) and a pretrained English NER from PyPI
+(`phi_pretrained`, spaCy's small model) may be given: their spans join the rules' ones
+(a union), for names and places no cue or word list catches. Surrogates are
 chosen by HMAC of a caller key, so the same identifier gets the same surrogate within a
 note and, with the same key, across a patient's notes.
 """
@@ -32,6 +33,7 @@ from spacy.language import Language
 from clinsight.nlp import Scores, load_rules
 from clinsight.nlp.phi_detect import candidates
 from clinsight.nlp.phi_ner import ner_spans
+from clinsight.nlp.phi_pretrained import pretrained_spans
 
 __all__ = [
     "DeidResult",
@@ -107,13 +109,13 @@ def _address_edges(
 ) -> Iterator[tuple[int, int, PHIType]]:
     """A place's house number before it, and its postcode, region code or unit after it;
     the words of a street corner around two places ("the corner of A and B")."""
-    places: list[tuple[int, int]] = []
-    for s, e in sorted((s, e) for s, e, k in found if k in _PLACES):
-        if places and s <= places[-1][1]:
-            places[-1] = (places[-1][0], max(e, places[-1][1]))
+    parts: list[tuple[int, int]] = []  # a street corner may be named after people too
+    for s, e in sorted((s, e) for s, e, k in found if k in _PLACES or k == PHIType.NAME):
+        if parts and s <= parts[-1][1]:
+            parts[-1] = (parts[-1][0], max(e, parts[-1][1]))
         else:
-            places.append((s, e))
-    for (first, end), (start, _) in pairwise(places):
+            parts.append((s, e))
+    for (first, end), (start, _) in pairwise(parts):
         corner = _CORNER.search(text, max(0, first - 16), first)
         if corner and _AND.fullmatch(text, end, start):
             yield corner.start(), start, PHIType.LOCATION
@@ -128,13 +130,18 @@ def _address_edges(
             yield end, after.end(), kind
 
 
-def find_phi(text: str, ner: Language | None = None) -> list[PHISpan]:
+def find_phi(
+    text: str, ner: Language | None = None, *, pretrained: Language | None = None
+) -> list[PHISpan]:
     """Identifiers in `text`, in order: overlapping candidates merge into one span, whose
     type is that of the earliest detector among them (numbers, dates, places, names,
-    then the spans of the trained `ner` model, `phi_ner`, when one is given)."""
+    then the spans of the trained `ner` model, `phi_ner`, then those of the `pretrained`
+    English NER, `phi_pretrained`, when they are given)."""
     found = [(s, e, PHIType(k)) for s, e, k in candidates(text) if e > s]
     if ner is not None:
         found += [(s, e, PHIType(k)) for s, e, k in ner_spans(ner, text) if e > s]
+    if pretrained is not None:
+        found += [(s, e, PHIType(k)) for s, e, k in pretrained_spans(pretrained, text) if e > s]
     found += list(_address_edges(text, found))
     kinds = [PHIType.NAME] * len(text)
     covered = [False] * len(text)
@@ -283,15 +290,16 @@ def deidentify(
     *,
     date_shift_days: int | None = None,
     ner: Language | None = None,
+    pretrained: Language | None = None,
 ) -> DeidResult:
-    """Replace every identifier found by `find_phi` (with the trained `ner` model when
-    given) with a consistent surrogate.
+    """Replace every identifier found by `find_phi` (with the trained `ner` model and the
+    `pretrained` NER when given) with a consistent surrogate.
 
     `key` (a per-patient secret) makes surrogates and the date shift repeatable across
     notes; the shift is 1-365 days back unless `date_shift_days` fixes it.
     """
     days = -(_digest(key, "date-shift") % 365 + 1) if date_shift_days is None else date_shift_days
-    spans = find_phi(text, ner)
+    spans = find_phi(text, ner, pretrained=pretrained)
     pieces, last, surrogates = [], 0, []
     for span in spans:
         surrogate = _surrogate(span, key, days)

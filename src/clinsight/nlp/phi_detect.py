@@ -22,6 +22,7 @@ from importlib import resources
 from english_words import get_english_words_set
 
 from clinsight.nlp import load_rules
+from clinsight.nlp.phi_phone import phone_numbers
 
 __all__ = ["NAME_WORD", "Candidate", "candidates", "gazetteers", "not_names", "ordinary"]
 
@@ -170,7 +171,10 @@ def _compiled() -> dict[str, re.Pattern[str]]:
             rf"\b(?:Hospital|Hôpital|Hopital|Clínica|Clinica|Klinikum|Ospedale|Policlinico|Centro|Centre|Université|University|Universidad|Universität)\s+(?:(?:of|de|del|la|di|du|des|the|for|der|universitario|universitaire|général|general)\s+)*{_WORD}(?:\s+(?:(?:de|del|la|di|of)\s+)?{_WORD}){{0,4}}"
         ),
         "place_strong": re.compile(
-            rf"(?i:\b(?:{_alt(c['place_cues_strong'])}))\s*:?\s+(?:the\s+)?(?P<v>{place}(?:,\s+{_WORD}(?:\s+{_WORD}){{0,2}})?)"
+            rf"(?i:\b(?:{_alt(c['place_cues_strong'])}))\s*:?\s+(?:(?:is|was)\s+)?(?:the\s+)?(?P<v>{place}(?:\s+\d{{1,5}}[a-z]?(?![\w.,/:-]?\d|\s+(?i:years?|yrs?|months?|weeks?|days?|hours?|times)\b))?(?:,\s+{_WORD}(?:\s+{_WORD}){{0,2}})?)"
+        ),
+        "street_bare": re.compile(
+            rf"(?<![\w'-])(?P<v>{_WORD}(?:[ -]{_WORD})?)\s+\d{{1,5}}[a-z]?,\s+(?:\d{{4,6}}\s+)?{_WORD}"  # noqa: E501
         ),
         "place_weak": re.compile(
             rf"(?i:\b(?:{_alt(c['place_cues_weak'])}))\s+(?P<v>{_WORD}(?:[\s-]{_WORD}){{0,2}})"
@@ -352,6 +356,7 @@ def _names(text: str, p: dict[str, re.Pattern[str]]) -> Iterator[Candidate]:
         for m in re.finditer(rf"(?<![\w'-]){re.escape(word)}(?![\w'-])", text):
             yield m.start(), m.end(), "NAME"
     yield from _gazetteer_names(text)
+    yield from _speakers(text)
     yield from _proper_runs(text)
     yield from _uncommon_pairs(text)
     yield from _given_alone(text)
@@ -411,6 +416,28 @@ def _proper_runs(text: str) -> Iterator[Candidate]:
             continue
         elif len([w for w in words if len(w) > 2]) >= 2 or lower in g.given:
             yield start, start + len(span), "NAME"
+
+
+_SPEAKER = re.compile(rf"(?m)^[ \t]*(?P<v>{_WORD})[ \t]*:(?!\d)")
+
+
+def _speakers(text: str) -> Iterator[Candidate]:
+    """Speakers of a transcript: single words opening a line before a colon ("Ingeborg: I
+    fell"), not headings in capitals nor known non-names, when one of them is a census
+    given name; then those that are given names or not English words ("Abd:" in a note
+    with no speaker stays)."""
+    g = gazetteers()
+    stop = not_names()
+    words = [
+        m
+        for m in _SPEAKER.finditer(text)
+        if m.group("v") not in stop and not m.group("v").isupper() and len(m.group("v")) >= 3
+    ]
+    if not any(m.group("v").lower() in g.given for m in words):
+        return
+    for m in words:
+        if m.group("v").lower() in g.given or not ordinary(m.group("v")):
+            yield m.start("v"), m.end("v"), "NAME"
 
 
 def _given_alone(text: str) -> Iterator[Candidate]:
@@ -512,6 +539,10 @@ def _places(text: str, p: dict[str, re.Pattern[str]]) -> Iterator[Candidate]:
             trimmed = _trim_facility(text, m.start(), m.end())
             if trimmed:
                 yield trimmed[0], trimmed[1], "LOCATION"
+    for m in p["street_bare"].finditer(text):  # "Tammsaare 14, Tartu": a street, its number
+        words = m.group("v").replace("-", " ").split()
+        if not any(w in stop or w.isupper() or ordinary(w) for w in words):
+            yield m.start(), m.end(), "ADDRESS"
     for m in p["place_strong"].finditer(text):
         s, e = m.span("v")
         first = text[s:e].split()[0]
@@ -611,4 +642,6 @@ def candidates(text: str) -> list[Candidate]:
     found += _dates(text, p)
     found += _places(text, p)
     found += _names(text, p)
+    # last, so that a date or an ID libphonenumber also reads as a number keeps its type
+    found += [(s, e, _phone_kind(text, s)) for s, e in phone_numbers(text)]
     return found

@@ -25,6 +25,7 @@ from clinsight.inference.cache import model_cache
 from clinsight.interop.fhir_notes import note_bundle
 from clinsight.nlp.deid import DeidResult, deidentify
 from clinsight.nlp.phi_ner import phi_ner
+from clinsight.nlp.phi_pretrained import pretrained_ner
 from clinsight.nlp.pipeline import (
     ClinicalEntity,
     NoteAnnotation,
@@ -121,7 +122,10 @@ def read_text(text: str, *, key: str = "") -> NoteReading:
         raise DataError("the note is empty; paste or upload its text")
     if len(text) > MAX_NOTE_CHARS:
         raise DataError(f"the note has {len(text)} characters, more than {MAX_NOTE_CHARS}")
-    return NoteReading(annotate_note(text, note_pipeline()), deidentify(text, key, ner=phi_ner()))
+    return NoteReading(
+        annotate_note(text, note_pipeline()),
+        deidentify(text, key, ner=phi_ner(), pretrained=pretrained_ner()),
+    )
 
 
 def read_note(ctx: StoreContext, note_id: str) -> tuple[NoteRecord, NoteReading]:

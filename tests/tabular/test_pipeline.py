@@ -14,6 +14,7 @@ from clinsight.tabular.pipeline import (
     FeatureSelector,
     LogOddsClassifier,
     QuantileClipper,
+    SkewedLog1p,
     build_preprocessor,
     output_sources,
 )
@@ -24,13 +25,14 @@ from clinsight.tabular.pipeline import (
     "estimator",
     [
         QuantileClipper(),
+        SkewedLog1p(),
         FeatureSelector("mutual_info", 0.5),
         FeatureSelector("l1"),
         FeatureSelector("permutation", 2),
         FeatureSelector("none"),
         LogOddsClassifier(RandomForestClassifier(n_estimators=10, random_state=0)),
     ],
-    ids=["clipper", "mutual_info", "l1", "permutation", "none", "log_odds"],
+    ids=["clipper", "skewed_log1p", "mutual_info", "l1", "permutation", "none", "log_odds"],
 )
 def test_passes_check_estimator(estimator: object) -> None:
     with limit_threads(1):

@@ -60,3 +60,10 @@ def test_train_a_named_variant_and_predict_from_its_artifact() -> None:
     code, out = run_cli("survival", "predict", "--name", "gbsg2log", *args, "--version", "1")
     assert code == 0, out
     assert "│ 5 years │" in out
+
+
+def test_the_default_candidates_are_the_services_grid() -> None:
+    from clinsight.cli.survival import CANDIDATES
+    from clinsight.tabular.survival import DEFAULT_SURVIVAL_CANDIDATES
+
+    assert CANDIDATES.split(",") == list(DEFAULT_SURVIVAL_CANDIDATES)

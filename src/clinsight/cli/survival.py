@@ -25,11 +25,7 @@ NameOpt = Annotated[str, typer.Option("--name", help="Registered survival model 
 VersionOpt = Annotated[
     int | None, typer.Option("--version", help="Version (default: production, else newest).")
 ]
-CANDIDATES = (
-    "cox,cox_log1p,coxnet,coxnet_log1p,random_survival_forest,random_survival_forest_leaf30,"
-    "gradient_boosting,gradient_boosting_stumps,gradient_boosting_depth3,neural_cox,"
-    "neural_cox_log1p"
-)
+CANDIDATES = "cox,coxnet,random_survival_forest,gradient_boosting,neural_cox"
 """The default `--candidates`: the names of `tabular.survival.DEFAULT_SURVIVAL_CANDIDATES`
 (written out so that `clinsight --help` imports no model library)."""
 
@@ -55,8 +51,8 @@ def train(
     candidates: Annotated[
         str,
         typer.Option(
-            help="Candidates compared: a model (cox, coxnet, random_survival_forest, "
-            "gradient_boosting, neural_cox) or a named variant (cox_log1p: skewed inputs "
+            help="Candidates compared: models (cox, coxnet, random_survival_forest, "
+            "gradient_boosting, neural_cox) or named variants (cox_log1p: skewed inputs "
             "on a log scale; coxnet_log1p, neural_cox_log1p; random_survival_forest_leaf30, "
             "gradient_boosting_stumps, gradient_boosting_depth3)."
         ),
@@ -81,7 +77,7 @@ def train(
     from clinsight.registry.survival import SurvivalModelVersion
     from clinsight.services.models import change_stage_locally
     from clinsight.services.survival_training import train_survival_model
-    from clinsight.tabular.survival import DEFAULT_SURVIVAL_CANDIDATES
+    from clinsight.tabular.survival import SURVIVAL_CANDIDATES
 
     settings = get_settings()
     data = load_survival_dataset(dataset)
@@ -90,7 +86,7 @@ def train(
             raise fail(f"--features must be one of {sorted(data.groups) or 'none'} for {dataset}.")
         data = data.subset(data.groups[features])
     named = [c.strip() for c in candidates.split(",") if c.strip()]
-    chosen = {c: DEFAULT_SURVIVAL_CANDIDATES.get(c, {"model": c}) for c in named}
+    chosen = {c: SURVIVAL_CANDIDATES.get(c, {"model": c}) for c in named}
     with console.status(f"Selecting and evaluating on {data.spec.name} ({len(data.X)} rows)…"):
         outcome = train_survival_model(
             data, registry_dir=settings.resolved_registry_dir, name=name or dataset,

@@ -14,6 +14,7 @@ from clinsight.tabular.pipeline import (
     FeatureSelector,
     LogOddsClassifier,
     QuantileClipper,
+    SkewedLog1p,
     build_preprocessor,
     output_sources,
 )
@@ -24,13 +25,14 @@ from clinsight.tabular.pipeline import (
     "estimator",
     [
         QuantileClipper(),
+        SkewedLog1p(),
         FeatureSelector("mutual_info", 0.5),
         FeatureSelector("l1"),
         FeatureSelector("permutation", 2),
         FeatureSelector("none"),
         LogOddsClassifier(RandomForestClassifier(n_estimators=10, random_state=0)),
     ],
-    ids=["clipper", "mutual_info", "l1", "permutation", "none", "log_odds"],
+    ids=["clipper", "skewed_log1p", "mutual_info", "l1", "permutation", "none", "log_odds"],
 )
 def test_passes_check_estimator(estimator: object) -> None:
     with limit_threads(1):
@@ -104,3 +106,21 @@ def test_log_odds_wrapper_gives_the_logit_of_the_probability() -> None:
     p = np.clip(wrapped.predict_proba(X[:5])[:, 1], 1e-9, 1 - 1e-9)
     np.testing.assert_allclose(wrapped.decision_function(X[:5]), np.log(p / (1 - p)))
     assert wrapped.n_features_in_ == 6
+
+
+def test_skewed_log1p_transforms_only_skewed_non_negative_columns() -> None:
+    rng = np.random.default_rng(0)
+    skewed = rng.exponential(5.0, 200) ** 2
+    symmetric = rng.normal(50.0, 5.0, 200)
+    negative = skewed - 10.0
+    train = np.column_stack([skewed, symmetric, negative])
+    train[3, 0] = np.nan
+    transformer = SkewedLog1p().fit(train)
+    assert transformer.columns_.tolist() == [True, False, False]
+    out = transformer.transform(train)
+    assert np.isnan(out[3, 0])
+    assert np.allclose(out[:, 0][~np.isnan(out[:, 0])], np.log1p(skewed[~np.isnan(train[:, 0])]))
+    assert np.array_equal(out[:, 1:], train[:, 1:])
+    assert transformer.transform([[-1.0, 0.0, 0.0]])[0, 0] == 0.0
+    with pytest.raises(ValueError, match="skewed must be one of"):
+        build_preprocessor({"a": "numeric"}, skewed="sqrt")  # type: ignore[arg-type]

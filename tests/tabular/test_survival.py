@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from clinsight.data.survival import load_survival_dataset
+from clinsight.data.tabular import FeatureType
 from clinsight.errors import DataError, ModelError
 from clinsight.tabular.survival import (
     SURVIVAL_MODELS,
@@ -128,3 +129,41 @@ def test_selection_scores_ensembles_as_the_ensemble_itself_scores(gbsg2_sample) 
         uno.append(concordance_index_ipcw(y[fit], y[held], model.predict(X.iloc[held]), tau=tau)[0])
     assert scored.uno_mean == pytest.approx(float(np.mean(uno)))
     assert selection.model.model == selection.best.params["model"]
+
+
+def test_log1p_inputs_put_the_skewed_non_negative_features_on_a_log_scale(gbsg2_sample) -> None:  # type: ignore[no-untyped-def]
+    X, y, types = gbsg2_sample
+    model = SurvivalModel("cox", types, skewed="log1p").fit(X, y)
+    numeric = model.pipeline_.named_steps["preprocess"].named_transformers_["numeric"]
+    columns = [c for c, t in types.items() if FeatureType(t) is FeatureType.NUMERIC]
+    chosen = {c for c, flag in zip(columns, numeric.named_steps["log1p"].columns_, strict=True)
+              if flag}  # fmt: skip
+    assert {"pnodes", "progrec", "estrec"} <= chosen
+    assert "age" not in chosen
+    plain = SurvivalModel("cox", types).fit(X, y)
+    assert not np.allclose(model.predict(X), plain.predict(X))
+    with pytest.raises(ValueError, match="skewed must be one of"):
+        SurvivalModel("cox", types, skewed="sqrt").fit(X, y)  # type: ignore[arg-type]
+
+
+def test_ensembles_take_each_models_best_variant_and_one_preprocessing(gbsg2_sample) -> None:  # type: ignore[no-untyped-def]
+    X, y, types = gbsg2_sample
+    forest = {"model": "random_survival_forest", "n_trees": 5}
+    candidates: dict[str, dict[str, Any]] = {
+        "cox": {"model": "cox"}, "cox_log1p": {"model": "cox", "skewed": "log1p"},
+        "forest": forest, "forest_leaf30": {**forest, "params": {"min_samples_leaf": 30}},
+    }  # fmt: skip
+    selection = select_survival_model(
+        X, y, types, candidates=candidates, n_splits=3, n_repeats=1, ensembles=True
+    )
+    singles = {s.name: s for s in selection.scores[:4]}
+    best_cox = max(("cox", "cox_log1p"), key=lambda n: singles[n].uno_mean)
+    best_forest = max(("forest", "forest_leaf30"), key=lambda n: singles[n].uno_mean)
+    assert [s.name for s in selection.scores[4:]] == [f"ensemble({best_cox}+{best_forest})"]
+    ensemble = selection.scores[4].params
+    assert ensemble["skewed"] == candidates[best_cox].get("skewed", "none")
+    assert [m["model"] for m in ensemble["params"]["members"]] == ["cox", "random_survival_forest"]
+    linear = {"cox_log1p": candidates["cox_log1p"], "coxnet": {"model": "coxnet"}}
+    apart = select_survival_model(X, y, types, candidates=linear, n_splits=3, n_repeats=1,
+                                  ensembles=True)  # fmt: skip
+    assert [s.name for s in apart.scores] == ["cox_log1p", "coxnet"]  # no mixed preprocessing

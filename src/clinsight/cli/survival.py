@@ -24,6 +24,9 @@ NameOpt = Annotated[str, typer.Option("--name", help="Registered survival model 
 VersionOpt = Annotated[
     int | None, typer.Option("--version", help="Version (default: production, else newest).")
 ]
+CANDIDATES = "cox,coxnet,random_survival_forest,gradient_boosting,neural_cox"
+"""The default `--candidates`: the names of `tabular.survival.DEFAULT_SURVIVAL_CANDIDATES`
+(written out so that `clinsight --help` imports no model library)."""
 
 
 def _shown(entry: Any, digits: int = 3) -> str:
@@ -45,8 +48,14 @@ def train(
     ] = None,
     name: Annotated[str | None, typer.Option(help="Model name (default: the data set).")] = None,
     candidates: Annotated[
-        str, typer.Option(help="Models compared: cox, coxnet, random_survival_forest, …")
-    ] = "cox,coxnet,random_survival_forest,gradient_boosting,neural_cox",
+        str,
+        typer.Option(
+            help="Candidates compared: models (cox, coxnet, random_survival_forest, "
+            "gradient_boosting, neural_cox) or named variants (cox_log1p: skewed inputs "
+            "on a log scale; coxnet_log1p, neural_cox_log1p; random_survival_forest_leaf30, "
+            "gradient_boosting_stumps, gradient_boosting_depth3)."
+        ),
+    ] = CANDIDATES,
     folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
     repeats: Annotated[int, typer.Option(min=1, help="Cross-validation repeats.")] = 3,
     trees: Annotated[int, typer.Option(min=1, help="Trees of the forest and boosting.")] = 200,
@@ -65,6 +74,7 @@ def train(
     from clinsight.data.survival import load_survival_dataset
     from clinsight.services.models import promote_trained
     from clinsight.services.survival_training import train_survival_model
+    from clinsight.tabular.survival import SURVIVAL_CANDIDATES
 
     settings = get_settings()
     data = load_survival_dataset(dataset)
@@ -72,7 +82,8 @@ def train(
         if features not in data.groups:
             raise fail(f"--features must be one of {sorted(data.groups) or 'none'} for {dataset}.")
         data = data.subset(data.groups[features])
-    chosen = {c.strip(): {"model": c.strip()} for c in candidates.split(",") if c.strip()}
+    named = [c.strip() for c in candidates.split(",") if c.strip()]
+    chosen = {c: SURVIVAL_CANDIDATES.get(c, {"model": c}) for c in named}
     with console.status(f"Selecting and evaluating on {data.spec.name} ({len(data.X)} rows)…"):
         outcome = train_survival_model(
             data, registry_dir=settings.resolved_registry_dir, name=name or dataset,

@@ -56,6 +56,7 @@ __all__ = [
 SURVIVAL_ROOT, SKOPS_FILE, WEIGHTS_FILE = "_survival", "model.skops", "network.safetensors"
 TRUSTED_TYPES: frozenset[str] = RISK_TRUSTED_TYPES | frozenset(
     {
+        "clinsight.tabular.pipeline.SkewedLog1p",
         "clinsight.tabular.survival.SurvivalModel",
         "clinsight.tabular.survival_estimators.CoxnetCV",
         "clinsight.tabular.survival_estimators.NeuralCoxSurvival",

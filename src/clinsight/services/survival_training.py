@@ -34,6 +34,7 @@ from clinsight.evaluation.survival_cv import (
 from clinsight.registry.survival import SurvivalModelVersion, register_survival_model
 from clinsight.tabular.pipeline import output_sources
 from clinsight.tabular.survival import (
+    DEFAULT_SURVIVAL_CANDIDATES,
     SurvivalModel,
     SurvivalSelection,
     select_survival_model,
@@ -143,17 +144,17 @@ def train_survival_model(
     bootstrap: int = 200,
     seed: int = 0,
 ) -> SurvivalTrainingOutcome:
-    """Select (among the candidates and their rank ensembles), evaluate and (with a
-    `registry_dir`) register a survival model for `dataset`.
+    """Select (among the candidates, by default `DEFAULT_SURVIVAL_CANDIDATES`, and their
+    rank ensembles), evaluate and (with a `registry_dir`) register a survival model for
+    `dataset`.
 
     Raises:
         DataError: the outcome is invalid.
         ModelError: a candidate names an unknown model.
         RegistryError: the model could not be registered.
     """
-    chosen = {k: {"n_trees": n_trees, **v} for k, v in (candidates or {
-        m: {"model": m} for m in ("cox", "coxnet", "random_survival_forest",
-                                  "gradient_boosting", "neural_cox")}).items()}  # fmt: skip
+    chosen = {k: {"n_trees": n_trees, **v}
+              for k, v in (candidates or DEFAULT_SURVIVAL_CANDIDATES).items()}  # fmt: skip
     y, types, categories = dataset.y, dataset.spec.feature_types, _categories(dataset)
     selection = select_survival_model(
         dataset.X, y, types, categories=categories, candidates=chosen, n_splits=n_splits,

@@ -2,12 +2,13 @@
 
 Every step is a scikit-learn estimator, so a whole risk model is one `Pipeline`
 (``preprocess`` → ``select`` → ``model``) that composes with cross-validation and
-calibration. `QuantileClipper`, `FeatureSelector` and `LogOddsClassifier` pass
+calibration. `QuantileClipper`, `SkewedLog1p`, `FeatureSelector` and `LogOddsClassifier` pass
 ``check_estimator``.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -31,16 +32,21 @@ from clinsight.data.tabular import FeatureType
 
 __all__ = [
     "SELECTION_METHODS",
+    "SKEW_TRANSFORMS",
     "FeatureSelector",
     "LogOddsClassifier",
     "QuantileClipper",
     "SelectionMethod",
+    "SkewTransform",
+    "SkewedLog1p",
     "build_preprocessor",
     "output_sources",
 ]
 
 SelectionMethod = Literal["none", "mutual_info", "l1", "permutation"]
 SELECTION_METHODS: tuple[SelectionMethod, ...] = ("none", "mutual_info", "l1", "permutation")
+SkewTransform = Literal["none", "log1p"]
+SKEW_TRANSFORMS: tuple[SkewTransform, ...] = ("none", "log1p")
 
 
 class QuantileClipper(TransformerMixin, BaseEstimator):  # type: ignore[misc]
@@ -79,6 +85,54 @@ class QuantileClipper(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         check_is_fitted(self)
         data = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64, reset=False)
         return np.asarray(np.clip(data, self.lower_bounds_, self.upper_bounds_), dtype=np.float64)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+
+class SkewedLog1p(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """``log1p`` of every column that is non-negative and right-skewed in training (sample
+    skewness above ``threshold``); other columns pass unchanged, NaN stays NaN.
+
+    A monotone transform, so it changes what a linear or neural model can fit (counts and
+    concentrations such as positive lymph nodes or receptor levels act on a log scale)
+    and leaves the order of the rows, which trees split on, as it was.
+    """
+
+    def __init__(self, threshold: float = 1.0) -> None:
+        self.threshold = threshold
+
+    def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> SkewedLog1p:
+        """Choose the columns to transform.
+
+        Raises:
+            ValueError: X is not numeric.
+        """
+        data = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column
+            centred = data - np.nanmean(data, axis=0)
+            spread = np.nanstd(data, axis=0)
+            skew = np.nanmean(centred**3, axis=0) / np.where(spread > 0, spread, np.inf) ** 3
+            lowest = np.nanmin(np.where(np.isnan(data), np.inf, data), axis=0)
+        self.skewness_: NDArray[np.float64] = np.nan_to_num(skew)
+        self.columns_: NDArray[np.bool_] = (lowest >= 0) & (self.skewness_ > self.threshold)
+        return self
+
+    def transform(self, X: ArrayLike) -> NDArray[np.float64]:
+        """``log1p`` of the chosen columns (negative values there, unseen in training, are
+        floored at 0 first).
+
+        Raises:
+            ValueError: X has a different number of columns than at fit time.
+        """
+        check_is_fitted(self)
+        data = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64, reset=False)
+        out = data.copy()
+        out[:, self.columns_] = np.log1p(np.maximum(data[:, self.columns_], 0.0))
+        return np.asarray(out, dtype=np.float64)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -222,16 +276,20 @@ def build_preprocessor(
     feature_types: Mapping[str, FeatureType | str],
     categories: Mapping[str, tuple[str, ...]] | None = None,
     clip: tuple[float, float] = (0.005, 0.995),
+    skewed: SkewTransform = "none",
 ) -> ColumnTransformer:
     """Column-wise preprocessing of a typed DataFrame into one numeric matrix.
 
-    Numeric: quantile clipping → median imputation → standard scaling. Binary: most-frequent
+    Numeric: quantile clipping → (with ``skewed="log1p"``, `SkewedLog1p`) → median
+    imputation → standard scaling. Binary: most-frequent
     imputation. Categorical: most-frequent imputation → one-hot (known categories when given).
     Plus one missing-value indicator column for every feature that had gaps in training.
 
     Raises:
-        ValueError: a feature type is unknown, or there are no features.
+        ValueError: a feature type or `skewed` is unknown, or there are no features.
     """
+    if skewed not in SKEW_TRANSFORMS:
+        raise ValueError(f"skewed must be one of {SKEW_TRANSFORMS}; got {skewed!r}.")
     kinds = {name: FeatureType(kind) for name, kind in feature_types.items()}
     if not kinds:
         raise ValueError("build_preprocessor needs at least one feature.")
@@ -244,6 +302,7 @@ def build_preprocessor(
         numeric_steps = Pipeline(
             [
                 ("clip", QuantileClipper(*clip)),
+                *([("log1p", SkewedLog1p())] if skewed == "log1p" else []),
                 ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
                 ("scale", StandardScaler()),
             ]

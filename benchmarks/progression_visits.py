@@ -15,7 +15,8 @@ every sample of a patient in its patient's part. The task files are
   without the wide term (a linear term over the history's log code counts: the
   bag-of-codes model inside the recurrent one) and, for onset, with an unweighted and a
   class-balanced loss; the candidate of the best validation score kept (onset: AUPRC;
-  next visit: recall@10, as the baseline's C), its temperature fitted on validation.
+  next visit: recall@10, as the baseline's C); for onset, its intercept and slope
+  (logistic calibration) fitted on validation.
   ``train_minutes`` counts every candidate.
 - ``logistic``: bag-of-codes logistic regression (log counts of each code over the same
   history, descriptors, number of visits; one-vs-rest over the labels for next-visit
@@ -54,13 +55,11 @@ from sklearn.preprocessing import StandardScaler
 
 from clinsight.config import Settings
 from clinsight.data.longitudinal import Cohort, patient_split
-from clinsight.data.medmnist import TaskType
 from clinsight.data.mimic_iii import load_mimic_iii
 from clinsight.data.omop import eunomia_url, load_omop
 from clinsight.data.visit_tasks import VisitSample, load_visit_task, visit_task_samples
-from clinsight.evaluation.calibration import fit_temperature
 from clinsight.evaluation.progression import ranking_report, risk_report, top_k
-from clinsight.sequence.model import two_column_logits
+from clinsight.evaluation.recalibration import fit_logistic_calibration, logit
 from clinsight.sequence.training import SequenceTrainConfig, predict_sequence_logits
 from clinsight.sequence.visits import CodeVocabulary, bag_of_codes, encode_visits, fit_visit_network
 
@@ -195,16 +194,18 @@ def run_part(part: str, args: argparse.Namespace) -> dict[str, Any]:
                                           k=K, n_bootstrap=args.bootstrap)  # fmt: skip
         metric = "recall_at_k"
     else:
+        # intercept and slope on validation: a class-balanced loss shifts the intercept,
+        # which a temperature alone cannot undo
         val_logits = predict_sequence_logits(trained.network, arrays["validation"])
-        temperature = fit_temperature(two_column_logits(val_logits), y["validation"],
-                                      TaskType.BINARY)  # fmt: skip
+        a, b = fit_logistic_calibration(y["validation"], expit(val_logits))
         ages = np.array([np.nan if s.age is None else s.age for s in parts["test"]])
         sexes = np.array([s.sex or "missing" for s in parts["test"]])
-        for name, risk in (("clinsight", expit(test_logits / temperature)),
+        calibrated = expit(a + b * logit(expit(test_logits)))
+        for name, risk in (("clinsight", calibrated),
                            ("logistic", baseline.predict_proba(x["test"])[:, 1])):  # fmt: skip
             models[name] = risk_report(y["test"], risk, sex=sexes, age=ages, groups=groups,
                                        n_bootstrap=args.bootstrap)  # fmt: skip
-        models["clinsight"]["temperature"] = temperature
+        models["clinsight"]["calibration"] = {"intercept": a, "slope": b}
         metric = "auprc"
     models["clinsight"].update({
         "train_minutes": network_minutes, "epochs": len(trained.history),

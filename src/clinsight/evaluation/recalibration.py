@@ -321,10 +321,12 @@ def choose_recalibration(
     y, p = check_outcomes(y_true, risk, both=False)
     events = int(min(y.sum(), len(y) - y.sum()))
     minima = {"intercept": min_events_intercept, "logistic": min_events_slope}
-    revision = None if features is None else Revision.of(features)
-    if revision is not None:
-        if len(features) != len(y):  # type: ignore[arg-type]
+    predictors: tuple[Revision, NDArray[np.float64]] | None = None
+    if features is not None:
+        if len(features) != len(y):
             raise DataError("features must have one row per outcome.")
+        revision = Revision.of(features)
+        predictors = (revision, revision.design(features))
         minima["revision"] = min_events_per_parameter * (len(revision.columns) + 2)
 
     refused: list[str] = []
@@ -387,8 +389,8 @@ def choose_recalibration(
     if not ok3 and not refused:
         refused.append("slope, the fit does not converge (the sample separates the outcomes)")
     slope_ok = not refused
-    if revision is not None and slope_ok:
-        revised = _revise(y, z, revision, features, events, minima["revision"], refused)  # type: ignore[arg-type]
+    if predictors is not None and slope_ok:
+        revised = _revise(y, z, *predictors, events, min_events_per_parameter, refused)
         if revised is not None:
             found, ll4 = revised
             k = len(found.columns)
@@ -467,32 +469,33 @@ def _revise(
     y: NDArray[np.float64],
     z: NDArray[np.float64],
     revision: Revision,
-    features: pd.DataFrame,
+    x: NDArray[np.float64],
     events: int,
-    needed: int,
+    per_parameter: int,
     refused: list[str],
 ) -> tuple[Revision, float] | None:
-    """The revision fitted by maximum likelihood and its log-likelihood; None (the reason
-    added to `refused`) when the sample is too small, has no varying predictor, or the fit
-    does not converge."""
+    """The revision on the standardised predictors `x`, fitted by maximum likelihood, and
+    its log-likelihood; None (the reason added to `refused`) when the sample has fewer than
+    `per_parameter` events per coefficient, no varying predictor, or the fit does not
+    converge."""
     if not revision.columns:
         refused.append("revision, no predictor varies in the sample")
         return None
+    needed = per_parameter * (len(revision.columns) + 2)
     if events < needed:
         refused.append(
             f"revision, {events} events < {needed} needed to refit {len(revision.columns)} "
-            f"predictors ({MIN_EVENTS_PER_REVISION_PARAMETER} per coefficient)"
+            f"predictors ({per_parameter} per coefficient)"
         )
         return None
-    design = np.column_stack([np.ones_like(z), z, revision.design(features)])
+    design = np.column_stack([np.ones_like(z), z, x])
     # a faint ridge: z is often (for a logistic model, exactly) a mix of the predictors
     beta, ok = fit_offset_logistic(design, np.zeros_like(z), y, shrinkage=_REVISION_RIDGE)
     if not ok:
         refused.append("revision, the fit does not converge (the sample separates the outcomes)")
         return None
-    return replace(revision, coefficients=tuple(map(float, beta))), _log_likelihood(
-        y, design @ beta
-    )
+    fitted = replace(revision, coefficients=tuple(map(float, beta)))
+    return fitted, _log_likelihood(y, design @ beta)
 
 
 class RecalibratedModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]

@@ -174,14 +174,20 @@ class RegistryMirror:
                 if path.endswith("/" + STAGES_NAME)
             }
         )
-        with self._lock:
-            self._last_pull = time.monotonic()
-            return sum(self.pull_model(self.local_dir / relative) for relative in roots)
+        self._last_pull = time.monotonic()
+        return sum(self.pull_model(self.local_dir / relative) for relative in roots)
 
     def pull_due(self) -> None:
-        """Pull when the last pull is older than `interval_s` (the model cache's check)."""
-        if time.monotonic() - self._last_pull >= self.interval_s:
-            self.pull()
+        """Pull when the last pull is older than `interval_s` (the model cache's check); one
+        thread pulls, the others go on with the local copy."""
+        if time.monotonic() - self._last_pull < self.interval_s:
+            return
+        if self._lock.acquire(blocking=False):
+            try:
+                if time.monotonic() - self._last_pull >= self.interval_s:
+                    self.pull()
+            finally:
+                self._lock.release()
 
     def pull_model(self, root: Path) -> bool:
         """Bring model folder `root`'s new versions and stage record from the remote; return
@@ -223,7 +229,11 @@ class RegistryMirror:
                 target.write_bytes(self._fs.cat_file(path))
             verify_manifest(staging)
             staging.chmod(0o755)
-            staging.rename(root / name)
+            try:
+                staging.rename(root / name)
+            except OSError:
+                if not (root / name).is_dir():
+                    raise  # else another process of this machine pulled it first
         except OSError as exc:
             raise self._fail("download a version from", exc) from exc
         except IntegrityError as exc:

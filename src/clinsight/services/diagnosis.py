@@ -169,7 +169,8 @@ def prediction_heat(
         IntegrityError: the model's weights no longer match the registry manifest.
         ModelError: the network cannot be rebuilt or explained.
     """
-    network = network or load_torch_model(predictor.model)
+    if network is None:
+        network = load_torch_model(predictor.model)
     network_input = torch.from_numpy(predictor.preprocess(image.pixels))[None]
     return grad_cam(network, predictor.model.network_config.cam_layer, network_input, class_index)
 
